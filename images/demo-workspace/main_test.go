@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envMap is a getenv backed by a map, so tests never touch the process
+// environment and can run in parallel.
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec
+}
+
+func TestPageBeforeAndAfterAssign(t *testing.T) {
+	t.Parallel()
+	statePath := filepath.Join(t.TempDir(), "sub", "state.json")
+	h := newHandler(statePath, "sess-123")
+
+	rec := get(t, h, "/")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET / before assign: status %d, body %q", rec.Code, rec.Body)
+	}
+	body := rec.Body.String()
+	for _, want := range []string{"Greenroom demo workspace", "sess-123", "unassigned"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page before assign lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "Assigned to") {
+		t.Errorf("page before assign claims an assignment:\n%s", body)
+	}
+
+	var stdout, stderr bytes.Buffer
+	env := envMap(map[string]string{"GREENROOM_DEMO_STATE": statePath})
+	if code := run(context.Background(), []string{"assign", "--user", "alice", "--user-id", "42"}, env, &stdout, &stderr); code != 0 {
+		t.Fatalf("assign exit %d, stderr %q", code, stderr.String())
+	}
+
+	body = get(t, h, "/").Body.String()
+	if !strings.Contains(body, "Assigned to alice") || !strings.Contains(body, "42") {
+		t.Errorf("page after assign does not show alice:\n%s", body)
+	}
+	if strings.Contains(body, "unassigned") {
+		t.Errorf("page after assign still says unassigned:\n%s", body)
+	}
+}
+
+func TestPageEscapesUserName(t *testing.T) {
+	t.Parallel()
+	statePath := filepath.Join(t.TempDir(), "state.json")
+	evil := `<script>alert("x")</script>&`
+	if err := writeState(statePath, state{User: evil}); err != nil {
+		t.Fatal(err)
+	}
+	body := get(t, newHandler(statePath, ""), "/").Body.String()
+	if strings.Contains(body, "<script>") {
+		t.Fatalf("user name not escaped:\n%s", body)
+	}
+	if !strings.Contains(body, "Assigned to &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;") {
+		t.Errorf("escaped user name missing:\n%s", body)
+	}
+}
+
+func TestHealthzAndStateAPI(t *testing.T) {
+	t.Parallel()
+	statePath := filepath.Join(t.TempDir(), "state.json")
+	h := newHandler(statePath, "sess-9")
+
+	rec := get(t, h, "/healthz")
+	if rec.Code != http.StatusOK || rec.Body.String() != "ok" {
+		t.Errorf("GET /healthz = %d %q, want 200 \"ok\"", rec.Code, rec.Body)
+	}
+
+	var got map[string]any
+	rec = get(t, h, "/api/state")
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("GET /api/state: %v in %q", err, rec.Body)
+	}
+	if got["session_id"] != "sess-9" || got["user"] != "" || got["assigned_at"] != nil {
+		t.Errorf("unassigned state = %v", got)
+	}
+	for _, k := range []string{"session_id", "user", "user_id", "assigned_at"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("state lacks key %q: %v", k, got)
+		}
+	}
+
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := writeState(statePath, state{User: "bob", UserID: "7", AssignedAt: &at}); err != nil {
+		t.Fatal(err)
+	}
+	rec = get(t, h, "/api/state")
+	var st state
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.SessionID != "sess-9" || st.User != "bob" || st.UserID != "7" || st.AssignedAt == nil || !st.AssignedAt.Equal(at) {
+		t.Errorf("assigned state = %+v", st)
+	}
+
+	if rec := get(t, h, "/nope"); rec.Code != http.StatusNotFound {
+		t.Errorf("GET /nope = %d, want 404", rec.Code)
+	}
+}
+
+func TestCorruptStateIsAnError(t *testing.T) {
+	t.Parallel()
+	statePath := filepath.Join(t.TempDir(), "state.json")
+	if err := os.WriteFile(statePath, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rec := get(t, newHandler(statePath, ""), "/"); rec.Code != http.StatusInternalServerError {
+		t.Errorf("GET / with corrupt state = %d, want 500", rec.Code)
+	}
+}
+
+func TestAssign(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name             string
+		args             []string
+		env              map[string]string
+		wantCode         int
+		wantUser, wantID string
+		wantStderr       string
+	}{
+		{name: "flags", args: []string{"--user", "alice", "--user-id", "1"}, wantUser: "alice", wantID: "1"},
+		{name: "env", env: map[string]string{"GREENROOM_USER": "carol", "GREENROOM_USER_ID": "3"}, wantUser: "carol", wantID: "3"},
+		{name: "flags win over env", args: []string{"--user=dave"}, env: map[string]string{"GREENROOM_USER": "carol", "GREENROOM_USER_ID": "3"}, wantUser: "dave", wantID: "3"},
+		{name: "missing user", args: []string{"--user-id", "1"}, wantCode: exitUsage, wantStderr: "no user"},
+		{name: "empty user", args: []string{"--user", ""}, wantCode: exitUsage, wantStderr: "no user"},
+		{name: "stray argument", args: []string{"--user", "alice", "extra"}, wantCode: exitUsage, wantStderr: "unexpected argument"},
+		{name: "unknown flag", args: []string{"--bogus"}, wantCode: exitUsage, wantStderr: "bogus"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// A nested, missing directory: the image has no directories.
+			statePath := filepath.Join(t.TempDir(), "var", "lib", "greenroom-demo", "state.json")
+			env := map[string]string{"GREENROOM_DEMO_STATE": statePath, "GREENROOM_SESSION_ID": "s1"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"assign"}, tt.args...), envMap(env), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tt.wantCode, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tt.wantStderr)
+			}
+			if tt.wantCode != 0 {
+				if _, err := os.Stat(statePath); !os.IsNotExist(err) {
+					t.Errorf("failed assign left a state file (stat: %v)", err)
+				}
+				return
+			}
+			if n := strings.Count(stdout.String(), "\n"); n != 1 || !strings.Contains(stdout.String(), tt.wantUser) {
+				t.Errorf("stdout %q, want one line naming %s", stdout.String(), tt.wantUser)
+			}
+			st, err := readState(statePath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.User != tt.wantUser || st.UserID != tt.wantID || st.SessionID != "s1" || st.AssignedAt == nil {
+				t.Errorf("state = %+v, want user %q id %q", st, tt.wantUser, tt.wantID)
+			}
+			// Only the state file remains: the temporary file was renamed.
+			entries, err := os.ReadDir(filepath.Dir(statePath))
+			if err != nil || len(entries) != 1 {
+				t.Errorf("state directory holds %v (err %v), want only state.json", entries, err)
+			}
+		})
+	}
+}
+
+func TestParseDelay(t *testing.T) {
+	t.Parallel()
+	good := map[string]time.Duration{"": defaultInitDelay, "0": 0, "500ms": 500 * time.Millisecond, "3s": 3 * time.Second, "1m30s": 90 * time.Second}
+	for in, want := range good {
+		if got, err := parseDelay(in); err != nil || got != want {
+			t.Errorf("parseDelay(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"3", "soon", "-1s", "1x"} {
+		if _, err := parseDelay(in); err == nil || !strings.Contains(err.Error(), "GREENROOM_DEMO_INIT_DELAY") {
+			t.Errorf("parseDelay(%q) error = %v, want one naming the variable", in, err)
+		}
+	}
+}
+
+func TestServeBadDelayExits(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	env := envMap(map[string]string{"GREENROOM_DEMO_INIT_DELAY": "soon"})
+	if code := run(context.Background(), nil, env, &stdout, &stderr); code != exitError {
+		t.Errorf("exit %d, want %d", code, exitError)
+	}
+	if !strings.Contains(stderr.String(), "GREENROOM_DEMO_INIT_DELAY") {
+		t.Errorf("stderr %q does not name the variable", stderr.String())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, envMap(nil), &stdout, &stderr); code != 0 {
+			t.Errorf("%v: exit %d", args, code)
+		}
+		for _, want := range []string{"serve", "assign", "GREENROOM_DEMO_INIT_DELAY", "GREENROOM_DEMO_STATE", "PORT"} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("%v: usage lacks %q", args, want)
+			}
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"frobnicate"}, envMap(nil), &stdout, &stderr); code != exitUsage {
+		t.Errorf("unknown subcommand: exit %d, want %d", code, exitUsage)
+	}
+	if stdout.Len() != 0 || !strings.Contains(stderr.String(), "Usage:") {
+		t.Errorf("unknown subcommand: stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+}
+
+// TestServeStopsDuringDelay checks that the port stays closed while
+// initialising and that a signal (here: cancellation) ends serve at once,
+// without waiting out the delay, so docker stop is quick even then.
+func TestServeStopsDuringDelay(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	listened := make(chan net.Addr, 1)
+	cfg := serverConfig{addr: "127.0.0.1:0", delay: time.Hour, statePath: filepath.Join(t.TempDir(), "s.json")}
+	go func() { done <- serve(ctx, cfg, log.New(io.Discard, "", 0), func(a net.Addr) { listened <- a }) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	select {
+	case a := <-listened:
+		t.Fatalf("serve listened on %v during its initialisation delay", a)
+	default:
+	}
+}
+
+// TestServeAnswersAndShutsDown runs the real server on a free port.
+func TestServeAnswersAndShutsDown(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	listened := make(chan net.Addr, 1)
+	cfg := serverConfig{addr: "127.0.0.1:0", statePath: filepath.Join(t.TempDir(), "s.json"), sessionID: "live"}
+	go func() { done <- serve(ctx, cfg, log.New(io.Discard, "", 0), func(a net.Addr) { listened <- a }) }()
+
+	var addr net.Addr
+	select {
+	case addr = <-listened:
+	case err := <-done:
+		t.Fatalf("serve returned before listening: %v", err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "live") {
+		t.Errorf("GET / = %d %q", resp.StatusCode, body)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve after cancel: %v", err)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// defaultStatePath is where assign records the user. The image is FROM
+// scratch, so assign creates the directory itself.
+const defaultStatePath = "/var/lib/greenroom-demo/state.json"
+
+// state is what assign records and what serve reports. The zero value means
+// "staged, not yet assigned".
+type state struct {
+	SessionID  string     `json:"session_id"`
+	User       string     `json:"user"`
+	UserID     string     `json:"user_id"`
+	AssignedAt *time.Time `json:"assigned_at"` // null until assigned
+}
+
+// readState returns the recorded state, or the zero state when nothing has
+// been assigned yet (the file does not exist).
+func readState(path string) (state, error) {
+	var st state
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("read state %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// writeState replaces the state file atomically: the server reads it on
+// every request and must never see a half-written file.
+func writeState(path string, st state) (err error) {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create state directory: %w", err)
+	}
+	// The temporary file lives next to the target so the rename stays on one
+	// file system (and scratch images have no /tmp anyway).
+	f, err := os.CreateTemp(dir, ".state-*.json")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,244 @@
+package bus
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/greenroom-dev/greenroom/libs/events"
+)
+
+// Consumer defaults.
+const (
+	MaxDeliverDefault  = 5
+	AckWaitDefault     = 30 * time.Second
+	ConcurrencyDefault = 8
+	RetryDelayMin      = 200 * time.Millisecond
+	RetryDelayMax      = 10 * time.Second
+)
+
+// ConsumerConfig describes one service's durable pull consumer.
+type ConsumerConfig struct {
+	// Name is the durable name, shared by every replica of the service.
+	Name string
+	// FilterSubjects are the subjects the service consumes.
+	FilterSubjects []string
+	// MaxDeliver bounds redeliveries; the last failed delivery is
+	// dead-lettered.
+	MaxDeliver int
+	// AckWait is how long the server waits for an ack before redelivering;
+	// handlers that run longer send in-progress acks every AckWait/3.
+	AckWait time.Duration
+	// Concurrency is how many messages one replica handles at once.
+	Concurrency int
+	// Source names the service in dead-letter events.
+	Source string
+}
+
+func (c *ConsumerConfig) withDefaults() {
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = MaxDeliverDefault
+	}
+	if c.AckWait == 0 {
+		c.AckWait = AckWaitDefault
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = ConcurrencyDefault
+	}
+	if c.Source == "" {
+		c.Source = "greenroom/" + c.Name
+	}
+}
+
+// Message is one delivered event.
+type Message struct {
+	Event          events.Event
+	Subject        string
+	Headers        nats.Header
+	NumDelivered   uint64
+	StreamSequence uint64
+}
+
+// Handler handles one event. Returning nil acks it; an error marked
+// Permanent (or a decoding error) dead-letters it; any other error
+// redelivers it with backoff until MaxDeliver, then dead-letters it.
+type Handler func(ctx context.Context, m Message) error
+
+// DeadLetterSubject is where a consumer reports messages it gave up on.
+func DeadLetterSubject(consumer string) string { return "greenroom.dead." + consumer }
+
+// Consumer runs a durable pull consumer.
+type Consumer struct {
+	cfg       ConsumerConfig
+	js        jetstream.JetStream
+	pub       *Publisher
+	validator Validator
+	log       *zap.Logger
+	handler   Handler
+}
+
+// NewConsumer creates (or updates) the durable consumer on the GREENROOM
+// stream. validator, when set, checks each event against its schema before
+// the handler sees it; a failure dead-letters the message.
+func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, validator Validator, log *zap.Logger, h Handler) (*Consumer, error) {
+	cfg.withDefaults()
+	_, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+		Durable:        cfg.Name,
+		Description:    "greenroom " + cfg.Name,
+		FilterSubjects: cfg.FilterSubjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     cfg.MaxDeliver,
+		MaxAckPending:  cfg.Concurrency * 64,
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating consumer %s: %w", cfg.Name, err)
+	}
+	return &Consumer{
+		cfg: cfg, js: js, pub: NewPublisher(js, nil), validator: validator,
+		log: log.With(zap.String("consumer", cfg.Name)), handler: h,
+	}, nil
+}
+
+// Run consumes until ctx is done, then stops pulling and waits for the
+// handlers in flight to finish (each gets its message's ack).
+func (c *Consumer) Run(ctx context.Context) error {
+	cons, err := c.js.Consumer(ctx, StreamName, c.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("looking up consumer %s: %w", c.cfg.Name, err)
+	}
+	sem := make(chan struct{}, c.cfg.Concurrency)
+	var wg sync.WaitGroup
+	// Handlers run on their own context so that shutdown lets them finish
+	// and ack instead of abandoning half-done work to redelivery.
+	handlerCtx := context.WithoutCancel(ctx)
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c.handle(handlerCtx, msg)
+		}()
+	}, jetstream.PullMaxMessages(c.cfg.Concurrency), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			c.log.Warn("consume error", zap.Error(err))
+		}
+	}))
+	if err != nil {
+		return fmt.Errorf("consuming %s: %w", c.cfg.Name, err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	wg.Wait()
+	return nil
+}
+
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		c.log.Error("message without metadata", zap.Error(err))
+		_ = msg.Term()
+		return
+	}
+	m := Message{Subject: msg.Subject(), Headers: msg.Headers(), NumDelivered: md.NumDelivered, StreamSequence: md.Sequence.Stream}
+	log := c.log.With(zap.String("subject", m.Subject), zap.Uint64("stream_seq", m.StreamSequence), zap.Uint64("delivery", m.NumDelivered))
+
+	m.Event, err = events.Decode(msg.Data())
+	if err == nil && c.validator != nil {
+		// The validator's errors already match events.ErrMalformed.
+		err = c.validator.Validate(msg.Data())
+	}
+	if err == nil {
+		err = c.runHandler(ctx, msg, m)
+	}
+	switch {
+	case err == nil:
+		if aerr := msg.Ack(); aerr != nil {
+			log.Warn("ack failed", zap.Error(aerr))
+		}
+	case IsPermanent(err) || m.NumDelivered >= uint64(c.cfg.MaxDeliver):
+		log.Error("dead-lettering message", zap.Error(err))
+		c.deadLetter(ctx, msg, m, err)
+	default:
+		delay := retryDelay(m.NumDelivered)
+		log.Warn("handler failed, will retry", zap.Error(err), zap.Duration("retry_in", delay))
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// runHandler calls the handler, keeping the message alive with in-progress
+// acks while it runs, and turns a panic into a retryable error so that one
+// bad message never crashes the service.
+func (c *Consumer) runHandler(ctx context.Context, msg jetstream.Msg, m Message) (err error) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(c.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	return c.handler(ctx, m)
+}
+
+func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, m Message, cause error) {
+	payload := string(msg.Data())
+	if !utf8.ValidString(payload) {
+		payload = "base64:" + base64.StdEncoding.EncodeToString(msg.Data())
+	}
+	ev, err := events.NewWithID(
+		fmt.Sprintf("dead-%s-%d", c.cfg.Name, m.StreamSequence), c.cfg.Source, events.TypeDeadLetter,
+		events.DeadLetter{
+			Consumer: c.cfg.Name, StreamSequence: m.StreamSequence, Subject: m.Subject,
+			NumDelivered: m.NumDelivered, Reason: cause.Error(), Payload: payload,
+		})
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = c.pub.Publish(pctx, DeadLetterSubject(c.cfg.Name), ev, "")
+		cancel()
+	}
+	if err != nil {
+		// Not terminating keeps the message for redelivery rather than
+		// losing it without a trace.
+		c.log.Error("dead-lettering failed; message will be redelivered", zap.Uint64("stream_seq", m.StreamSequence), zap.Error(err))
+		_ = msg.NakWithDelay(RetryDelayMax)
+		return
+	}
+	_ = msg.TermWithReason(truncate(cause.Error(), 200))
+}
+
+func retryDelay(numDelivered uint64) time.Duration {
+	d := RetryDelayMin
+	for i := uint64(1); i < numDelivered && d < RetryDelayMax; i++ {
+		d *= 2
+	}
+	return min(d, RetryDelayMax)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

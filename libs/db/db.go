@@ -1,0 +1,111 @@
+// Package db opens Greenroom's PostgreSQL database, applies the embedded
+// migrations of schemas/db, and holds the few helpers every service uses
+// around transactions and errors.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+
+	"github.com/greenroom-dev/greenroom/schemas"
+)
+
+// Open connects to url and waits (with backoff, up to ctx or connectTimeout)
+// until the server answers, so services can start before PostgreSQL does.
+func Open(ctx context.Context, url string, connectTimeout time.Duration) (*sqlx.DB, error) {
+	conn, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	}
+	conn.SetMaxOpenConns(20)
+	conn.SetMaxIdleConns(10)
+	conn.SetConnMaxIdleTime(5 * time.Minute)
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		return struct{}{}, conn.PingContext(pctx)
+	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(connectTimeout))
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("connecting to database: %w", err)
+	}
+	return conn, nil
+}
+
+// Migrate applies every pending migration. Concurrent callers are safe:
+// goose takes a session advisory lock.
+func Migrate(ctx context.Context, conn *sql.DB) ([]string, error) {
+	fsys, err := fs.Sub(schemas.Migrations, "db")
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded migrations: %w", err)
+	}
+	locker, err := lockerFor()
+	if err != nil {
+		return nil, err
+	}
+	provider, err := goose.NewProvider(goose.DialectPostgres, conn, fsys, goose.WithSessionLocker(locker))
+	if err != nil {
+		return nil, fmt.Errorf("loading migrations: %w", err)
+	}
+	results, err := provider.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("applying migrations: %w", err)
+	}
+	applied := make([]string, 0, len(results))
+	for _, r := range results {
+		applied = append(applied, r.Source.Path)
+	}
+	return applied, nil
+}
+
+// InTx runs fn in a transaction, committing when it returns nil.
+func InTx(ctx context.Context, conn *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing transaction: %w", err)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation,
+// optionally of the named constraint.
+func IsUniqueViolation(err error, constraint ...string) bool {
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) || pqErr.Code != "23505" {
+		return false
+	}
+	if len(constraint) == 0 {
+		return true
+	}
+	for _, c := range constraint {
+		if pqErr.Constraint == c {
+			return true
+		}
+	}
+	return false
+}
+
+// IsForeignKeyViolation reports whether err is a foreign-key violation.
+func IsForeignKeyViolation(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23503"
+}
+
+// IsNotFound reports whether err means a single-row query found no row.
+func IsNotFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }

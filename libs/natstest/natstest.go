@@ -1,0 +1,48 @@
+// Package natstest runs an embedded nats-server with JetStream for tests.
+package natstest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Start runs a JetStream-enabled server on a random loopback port, with its
+// store in a temporary directory, and shuts it down when the test ends.
+func Start(t testing.TB) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{
+		Host:      "127.0.0.1",
+		Port:      server.RANDOM_PORT,
+		JetStream: true,
+		StoreDir:  t.TempDir(),
+		NoLog:     true,
+		NoSigs:    true,
+	})
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("natstest: server not ready")
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv
+}
+
+// Connect starts a server (see Start) and returns a connection to it.
+func Connect(t testing.TB) (*server.Server, *nats.Conn) {
+	t.Helper()
+	srv := Start(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatalf("natstest: connecting: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return srv, nc
+}

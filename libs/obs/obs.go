@@ -1,0 +1,134 @@
+// Package obs is what every service exposes to operators: structured JSON
+// logs (zap), GET /healthz (the process is alive), GET /readyz (its
+// dependencies answer) and GET /metrics (Prometheus).
+package obs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// NewLogger returns a JSON logger at level (debug, info, warn, error) with
+// the service name on every line.
+func NewLogger(service, level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.EncoderConfig.TimeKey = "time"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.Sampling = nil
+	log, err := cfg.Build()
+	if err != nil {
+		return nil, err
+	}
+	return log.With(zap.String("service", service)), nil
+}
+
+// Check reports whether one dependency is usable.
+type Check func(ctx context.Context) error
+
+// Ops serves /healthz, /readyz and /metrics, and anything mounted on Mux.
+type Ops struct {
+	Mux      *http.ServeMux
+	Registry *prometheus.Registry
+
+	mu     sync.Mutex
+	checks map[string]Check
+}
+
+// NewOps returns an Ops with a fresh registry holding the Go and process
+// collectors.
+func NewOps() *Ops {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	o := &Ops{Mux: http.NewServeMux(), Registry: reg, checks: map[string]Check{}}
+	o.Mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	o.Mux.HandleFunc("GET /readyz", o.ready)
+	o.Mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return o
+}
+
+// AddCheck registers a readiness check.
+func (o *Ops) AddCheck(name string, c Check) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.checks[name] = c
+}
+
+func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
+	o.mu.Lock()
+	names := make([]string, 0, len(o.checks))
+	for n := range o.checks {
+		names = append(names, n)
+	}
+	o.mu.Unlock()
+	sort.Strings(names)
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	results := map[string]string{}
+	ok := true
+	for _, n := range names {
+		o.mu.Lock()
+		c := o.checks[n]
+		o.mu.Unlock()
+		if err := c(ctx); err != nil {
+			results[n] = err.Error()
+			ok = false
+		} else {
+			results[n] = "ok"
+		}
+	}
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": results})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": results})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Serve listens on addr and serves h until ctx is done, then shuts down
+// gracefully. It returns once the listener is bound (errors after that are
+// logged), so callers know the port is open.
+func Serve(ctx context.Context, addr string, h http.Handler, log *zap.Logger) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("http server listening", zap.String("addr", ln.Addr().String()))
+	return ln.Addr(), nil
+}

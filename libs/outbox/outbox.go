@@ -1,0 +1,201 @@
+// Package outbox makes state changes and the events announcing them
+// inseparable: Enqueue writes the event in the caller's transaction, and the
+// Relay publishes committed events to JetStream (Nats-Msg-Id = event id)
+// before deleting them. A crash between publish and delete republishes the
+// same id, which the stream's duplicate window drops, so nothing is lost and
+// nothing is announced twice.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"go.uber.org/zap"
+
+	"github.com/greenroom-dev/greenroom/libs/bus"
+	"github.com/greenroom-dev/greenroom/libs/events"
+)
+
+// NotifyChannel is the PostgreSQL channel the outbox trigger notifies.
+const NotifyChannel = "greenroom_outbox"
+
+// Enqueue stores ev, to be published on subject once tx commits. requestID,
+// when set, travels in the Greenroom-Request-Id header.
+func Enqueue(ctx context.Context, tx sqlx.ExecerContext, subject string, ev events.Event, requestID string) error {
+	payload, err := ev.Marshal()
+	if err != nil {
+		return fmt.Errorf("encoding %s for outbox: %w", ev.Type, err)
+	}
+	headers := map[string]string{}
+	if requestID != "" {
+		headers[events.HeaderRequestID] = requestID
+	}
+	hdr, _ := json.Marshal(headers)
+	_, err = tx.ExecContext(ctx,
+		`INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
+		ev.ID, subject, payload, hdr)
+	if err != nil {
+		return fmt.Errorf("writing %s to outbox: %w", ev.Type, err)
+	}
+	return nil
+}
+
+// Emit builds an event of eventType from data and enqueues it: the usual
+// one-line way for a service to announce a change inside its transaction.
+func Emit(ctx context.Context, tx sqlx.ExecerContext, source, subject, eventType string, data any, requestID string) (events.Event, error) {
+	ev, err := events.New(source, eventType, data)
+	if err != nil {
+		return events.Event{}, err
+	}
+	return ev, Enqueue(ctx, tx, subject, ev, requestID)
+}
+
+// Relay defaults.
+const (
+	RelayPollIntervalDefault = time.Second
+	RelayBatchSizeDefault    = 256
+)
+
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	// PollInterval is the safety-net period between passes; passes also run
+	// at once on each insert (LISTEN/NOTIFY).
+	PollInterval time.Duration
+	// BatchSize bounds the events published per pass.
+	BatchSize int
+	// DatabaseURL is used for the LISTEN connection.
+	DatabaseURL string
+}
+
+// RelayResult counts what one pass did.
+type RelayResult struct {
+	Published int
+}
+
+// Relay publishes committed outbox rows. Any number of replicas may run
+// one: rows are taken with FOR UPDATE SKIP LOCKED.
+type Relay struct {
+	cfg RelayConfig
+	db  *sqlx.DB
+	pub *bus.Publisher
+	log *zap.Logger
+
+	// TestSignals, when set, receives each pass's result.
+	TestSignals chan RelayResult
+}
+
+// NewRelay returns a relay; call Start to run it.
+func NewRelay(cfg RelayConfig, conn *sqlx.DB, pub *bus.Publisher, log *zap.Logger) *Relay {
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = RelayPollIntervalDefault
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = RelayBatchSizeDefault
+	}
+	return &Relay{cfg: cfg, db: conn, pub: pub, log: log.Named("outbox")}
+}
+
+// Start runs passes until ctx is done: on every notification and on each
+// poll tick.
+func (r *Relay) Start(ctx context.Context) {
+	wake := make(chan struct{}, 1)
+	if r.cfg.DatabaseURL != "" {
+		l := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+			if err != nil {
+				r.log.Warn("outbox listener", zap.Error(err))
+			}
+		})
+		if err := l.Listen(NotifyChannel); err != nil {
+			r.log.Warn("outbox listen failed; polling only", zap.Error(err))
+		}
+		defer l.Close()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-l.Notify:
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	t := time.NewTicker(r.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		for {
+			res, err := r.RunOnce(ctx)
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn("outbox relay pass failed", zap.Error(err))
+			}
+			if r.TestSignals != nil {
+				select {
+				case r.TestSignals <- res:
+				default:
+				}
+			}
+			if err != nil || res.Published < r.cfg.BatchSize {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-t.C:
+		}
+	}
+}
+
+type row struct {
+	Seq     int64  `db:"seq"`
+	ID      string `db:"id"`
+	Subject string `db:"subject"`
+	Payload []byte `db:"payload"`
+	Headers []byte `db:"headers"`
+}
+
+// RunOnce publishes one batch of committed events, oldest first.
+func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return RelayResult{}, fmt.Errorf("beginning outbox pass: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var rows []row
+	if err := tx.SelectContext(ctx, &rows,
+		`SELECT seq, id, subject, payload, headers FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+		r.cfg.BatchSize); err != nil {
+		return RelayResult{}, fmt.Errorf("fetching outbox rows: %w", err)
+	}
+	if len(rows) == 0 {
+		return RelayResult{}, nil
+	}
+	done := make([]int64, 0, len(rows))
+	var pubErr error
+	for _, rw := range rows {
+		var hdr map[string]string
+		_ = json.Unmarshal(rw.Headers, &hdr)
+		if _, err := r.pub.PublishRaw(ctx, rw.Subject, rw.ID, rw.Payload, hdr[events.HeaderRequestID]); err != nil {
+			pubErr = err
+			break
+		}
+		done = append(done, rw.Seq)
+	}
+	if len(done) > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq = ANY($1)`, pq.Array(done)); err != nil {
+			return RelayResult{}, fmt.Errorf("deleting published outbox rows: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return RelayResult{}, fmt.Errorf("committing outbox pass: %w", err)
+		}
+	}
+	return RelayResult{Published: len(done)}, pubErr
+}

@@ -1,0 +1,164 @@
+// Package app holds the assigner's one use case: serve a session request.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/greenroom-dev/greenroom/libs/db"
+	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/assigner/adapters"
+	"github.com/greenroom-dev/greenroom/services/assigner/domain"
+)
+
+// Outcome says how a request was served.
+type Outcome string
+
+// Outcomes of RequestSession.
+const (
+	OutcomeStaged    Outcome = "staged"
+	OutcomeOnDemand  Outcome = "on_demand"
+	OutcomeFailed    Outcome = "failed"
+	OutcomeDuplicate Outcome = "duplicate"
+)
+
+// Result of one request.
+type Result struct {
+	Outcome   Outcome
+	SessionID string
+	Miss      domain.MissReason
+	Zone      string
+}
+
+// RequestSession serves greenroom.session.requested: in one transaction it
+// either claims a staged session (and announces session.assigned) or
+// creates an on-demand session row (and asks for provisioning), recording
+// each incompatible setting as a violation. A request_id yields one session
+// however often it is delivered.
+type RequestSession struct {
+	Store *adapters.Store
+	Log   *zap.Logger
+}
+
+// Handle serves one request.
+func (h RequestSession) Handle(ctx context.Context, req events.SessionRequested) (Result, error) {
+	var res Result
+	err := h.Store.InTx(ctx, func(tx *adapters.Tx) error {
+		var err error
+		res, err = h.serve(ctx, tx, req)
+		return err
+	})
+	if db.IsUniqueViolation(err, "sessions_request_id_key") {
+		// A concurrent delivery of the same request won the race.
+		return Result{Outcome: OutcomeDuplicate}, nil
+	}
+	return res, err
+}
+
+func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.SessionRequested) (Result, error) {
+	if existing, ok, err := tx.ExistingSession(ctx, req.RequestID); err != nil {
+		return Result{}, err
+	} else if ok {
+		return Result{Outcome: OutcomeDuplicate, SessionID: existing.ID}, h.reannounce(ctx, tx, existing)
+	}
+
+	rc, err := tx.Load(ctx, req)
+	var unknown *adapters.UnknownReferenceError
+	if errors.As(err, &unknown) {
+		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req.RequestID, events.ReasonUnknownReference, unknown.Error())
+	} else if err != nil {
+		return Result{}, err
+	}
+	if !rc.Workspace.Enabled {
+		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req.RequestID, events.ReasonWorkspaceDisabled,
+			fmt.Sprintf("workspace %q is disabled", rc.Workspace.Name))
+	}
+
+	plan := domain.PlanRequest(rc.Workspace, rc.Zone, rc.Zones, rc.Groups, rc.Configs)
+	for _, cfg := range plan.StagedCandidates {
+		s, err := tx.Claim(ctx, cfg.ID, rc.UserID, req.RequestID)
+		if errors.Is(err, sessions.ErrNoneStaged) {
+			continue
+		} else if err != nil {
+			return Result{}, err
+		}
+		zone := rc.ZoneName(s.ZoneID)
+		err = tx.Emit(ctx, events.TypeSessionAssigned, events.TypeSessionAssigned, events.SessionAssigned{
+			RequestID: req.RequestID, SessionID: s.ID, User: req.User, UserID: rc.UserID,
+			Workspace: rc.Workspace.Name, Zone: zone, StagingConfigID: cfg.ID,
+		}, req.RequestID)
+		return Result{Outcome: OutcomeStaged, SessionID: s.ID, Zone: zone}, err
+	}
+	if plan.Miss == domain.MissNone {
+		plan.Miss = domain.MissNoneStaged
+	}
+
+	sessionID := uuid.Must(uuid.NewV7()).String()
+	s, err := tx.CreateOnDemand(ctx, sessions.New{
+		ID: sessionID, RequestID: req.RequestID, WorkspaceID: rc.Workspace.ID, ZoneID: rc.Zone.ID,
+		UserID: rc.UserID, Origin: sessions.OriginOnDemand, Permissions: plan.Permissions,
+		Cores: rc.Cores, MemoryMB: rc.MemoryMB,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	for _, setting := range plan.Violations {
+		v := events.StagingViolation{RequestID: req.RequestID, User: req.User, Workspace: rc.Workspace.Name,
+			Zone: rc.Zone.Name, Setting: string(setting), SessionID: s.ID}
+		if err := tx.RecordViolation(ctx, uuid.NewString(), v, rc.UserID, rc.Workspace.ID); err != nil {
+			return Result{}, err
+		}
+		if err := tx.Emit(ctx, events.TypeStagingViolation, events.TypeStagingViolation, v, req.RequestID); err != nil {
+			return Result{}, err
+		}
+		h.Log.Warn("incompatible setting forces an on-demand session",
+			zap.String("request_id", req.RequestID), zap.String("user", req.User),
+			zap.String("workspace", rc.Workspace.Name), zap.String("setting", string(setting)))
+	}
+
+	zones := make([]string, 0, len(plan.OnDemandZones))
+	for _, z := range plan.OnDemandZones {
+		zones = append(zones, z.Name)
+	}
+	err = tx.Emit(ctx, events.TypeProvisionRequested, events.TypeProvisionRequested, events.ProvisionRequested{
+		RequestID: req.RequestID, SessionID: s.ID, Workspace: rc.Workspace.Name, Zones: zones,
+		Origin: sessions.OriginOnDemand,
+	}, req.RequestID)
+	return Result{Outcome: OutcomeOnDemand, SessionID: s.ID, Miss: plan.Miss, Zone: rc.Zone.Name}, err
+}
+
+// reannounce repeats the outcome of a request served earlier, so a caller
+// who asks again after the stream's duplicate window still gets an answer.
+// A session still in progress will announce its outcome by itself.
+func (h RequestSession) reannounce(ctx context.Context, tx *adapters.Tx, s sessions.Session) error {
+	switch s.Status {
+	case sessions.Running:
+		ready, err := tx.Outcome(ctx, s.ID)
+		if err != nil {
+			return err
+		}
+		return tx.EmitWithID(ctx, "ready-again-"+s.ID+"-"+bucket(), events.TypeSessionReady, events.TypeSessionReady, ready, ready.RequestID)
+	case sessions.Failed:
+		return tx.EmitWithID(ctx, "failed-again-"+s.ID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
+			RequestID: s.RequestID.String, SessionID: s.ID, Reason: events.ReasonProvisioningFailed, Detail: s.FailureReason,
+		}, s.RequestID.String)
+	}
+	return nil
+}
+
+func (h RequestSession) fail(ctx context.Context, tx *adapters.Tx, requestID, reason, detail string) error {
+	h.Log.Info("session request refused", zap.String("request_id", requestID), zap.String("reason", reason), zap.String("detail", detail))
+	return tx.EmitWithID(ctx, "failed-"+requestID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
+		RequestID: requestID, Reason: reason, Detail: detail,
+	}, requestID)
+}
+
+// bucket is a coarse time slot: repeats of the same announcement within one
+// minute share an event id and are stored once.
+func bucket() string { return fmt.Sprint(time.Now().Unix() / 60) }

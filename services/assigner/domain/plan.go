@@ -1,0 +1,65 @@
+package domain
+
+import "github.com/greenroom-dev/greenroom/libs/events"
+
+// MissReason says why a request could not be served from a staged pool.
+type MissReason string
+
+// Reasons a staged session was not assigned; they label metrics and logs.
+const (
+	MissNone            MissReason = ""
+	MissIncompatible    MissReason = "incompatible_setting"
+	MissNoStagingConfig MissReason = "no_staging_config"
+	MissPermissions     MissReason = "permissions_differ"
+	MissNoneStaged      MissReason = "none_staged"
+)
+
+// Plan is what the assigner will try for one request, in order (rule 5):
+// claim from each of StagedCandidates, then create on demand in the first
+// of OnDemandZones that has capacity.
+type Plan struct {
+	Permissions      events.Permissions
+	Violations       []Setting
+	StagedCandidates []StagingConfig
+	OnDemandZones    []Zone
+	// Miss explains an empty StagedCandidates.
+	Miss MissReason
+}
+
+// PlanRequest applies rules 3, 4 and 5 to one request. configs are the
+// live staging configs of the requested workspace, in any zone.
+func PlanRequest(ws Workspace, requestZone Zone, zones []Zone, groups []Group, configs []StagingConfig) Plan {
+	eff := Effective(groups)
+	order := ZoneSearchOrder(requestZone, zones)
+	p := Plan{
+		Permissions:   eff.Permissions,
+		Violations:    IncompatibleSettings(ws, eff),
+		OnDemandZones: order,
+	}
+	if len(p.Violations) > 0 {
+		p.Miss = MissIncompatible
+		return p
+	}
+	byZone := map[string][]StagingConfig{}
+	for _, c := range configs {
+		if c.WorkspaceID == ws.ID {
+			byZone[c.ZoneID] = append(byZone[c.ZoneID], c)
+		}
+	}
+	sawConfig := false
+	for _, z := range order {
+		for _, c := range byZone[z.ID] {
+			sawConfig = true
+			if PermissionsMatch(c.Permissions, eff.Permissions) {
+				p.StagedCandidates = append(p.StagedCandidates, c)
+			}
+		}
+	}
+	switch {
+	case !sawConfig:
+		p.Miss = MissNoStagingConfig
+	case len(p.StagedCandidates) == 0:
+		p.Miss = MissPermissions
+	}
+	return p
+}
