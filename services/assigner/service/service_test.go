@@ -220,13 +220,13 @@ func TestIncompatibleSettingForcesOnDemandAndRecordsViolation(t *testing.T) {
 			w.stage("zone-a")
 			var restore func()
 			if c.group != "" {
-				w.db.MustExec(`UPDATE groups SET ` + c.group + ` WHERE id = $1`, w.group)
+				w.db.MustExec(`UPDATE groups SET `+c.group+` WHERE id = $1`, w.group)
 				restore = func() {
 					w.db.MustExec(`UPDATE groups SET expose_user_environment_vars = false, inject_ssh_keys = false,
 						run_config = '{}', volume_mapping = '{}', web_filter_policy = '' WHERE id = $1`, w.group)
 				}
 			} else {
-				w.db.MustExec(`UPDATE workspaces SET ` + c.ws + ` WHERE id = $1`, w.ws)
+				w.db.MustExec(`UPDATE workspaces SET `+c.ws+` WHERE id = $1`, w.ws)
 				restore = func() {
 					w.db.MustExec(`UPDATE workspaces SET persistent_profile_path = '', volume_mappings = '{}' WHERE id = $1`, w.ws)
 				}
