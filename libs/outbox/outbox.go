@@ -9,6 +9,7 @@ package outbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -154,6 +155,20 @@ func (r *Relay) Start(ctx context.Context) {
 	}
 }
 
+// DeadLetterSubject receives outbox events that could not be published.
+const DeadLetterSubject = "greenroom.dead.outbox"
+
+func (r *Relay) deadLetter(ctx context.Context, rw row, cause error) error {
+	ev, err := events.NewWithID("dead-outbox-"+rw.ID, "greenroom/outbox", events.TypeDeadLetter, events.DeadLetter{
+		Consumer: "outbox", Subject: rw.Subject, Reason: cause.Error(), Payload: string(rw.Payload),
+	})
+	if err != nil {
+		return err
+	}
+	_, err = r.pub.Publish(ctx, DeadLetterSubject, ev, "")
+	return err
+}
+
 type row struct {
 	Seq     int64  `db:"seq"`
 	ID      string `db:"id"`
@@ -183,7 +198,15 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 	for _, rw := range rows {
 		var hdr map[string]string
 		_ = json.Unmarshal(rw.Headers, &hdr)
-		if _, err := r.pub.PublishRaw(ctx, rw.Subject, rw.ID, rw.Payload, hdr[events.HeaderRequestID]); err != nil {
+		_, err := r.pub.PublishRaw(ctx, rw.Subject, rw.ID, rw.Payload, hdr[events.HeaderRequestID])
+		if errors.Is(err, events.ErrSchema) {
+			// A bug wrote an event that breaks its contract. Retrying cannot
+			// fix it and would block every event behind it: report it on the
+			// dead-letter subject (so it is kept and seen) and move on.
+			r.log.Error("outbox event does not match its schema; dead-lettered", zap.String("id", rw.ID), zap.Error(err))
+			err = r.deadLetter(ctx, rw, err)
+		}
+		if err != nil {
 			pubErr = err
 			break
 		}

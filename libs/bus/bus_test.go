@@ -1,0 +1,75 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/greenroom-dev/greenroom/libs/apptest"
+	"github.com/greenroom-dev/greenroom/libs/bus"
+	"github.com/greenroom-dev/greenroom/libs/events"
+)
+
+func publishChange(t *testing.T, pub *bus.Publisher, name string) events.Event {
+	t.Helper()
+	ev, err := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(context.Background(), "greenroom.config.changed.zone", ev, ""); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestFailingMessageIsDeadLetteredAfterMaxDeliverAndOthersStillFlow(t *testing.T) {
+	env := apptest.New(t)
+	deps := env.Deps(t, "test")
+	rec := apptest.NewRecorder(t, deps.NC)
+	var attempts, served atomic.Int32
+	c, err := bus.NewConsumer(context.Background(), deps.JS, bus.ConsumerConfig{
+		Name: "flaky", FilterSubjects: []string{"greenroom.config.changed.>"}, MaxDeliver: 3,
+	}, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
+		var ch events.ConfigChanged
+		if err := m.Event.DecodeData(&ch); err != nil {
+			return err
+		}
+		switch ch.Name {
+		case "always-fails":
+			attempts.Add(1)
+			return errors.New("boom")
+		case "panics":
+			attempts.Add(1)
+			panic("handler bug")
+		}
+		served.Add(1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.Run(t, c.Run)
+	publishChange(t, deps.Publisher, "always-fails")
+	publishChange(t, deps.Publisher, "panics")
+	publishChange(t, deps.Publisher, "fine")
+	apptest.Eventually(t, 20*time.Second, "two dead letters", func() bool {
+		return len(rec.Find(bus.DeadLetterSubject("flaky"), "")) == 2
+	})
+	if got := attempts.Load(); got != 6 {
+		t.Fatalf("the two failing messages were tried %d times, want 3 each", got)
+	}
+	if served.Load() != 1 {
+		t.Fatalf("the good message was served %d times", served.Load())
+	}
+	for _, r := range rec.Find(bus.DeadLetterSubject("flaky"), "") {
+		var d events.DeadLetter
+		if err := r.Event.DecodeData(&d); err != nil {
+			t.Fatal(err)
+		}
+		if d.NumDelivered != 3 || d.Consumer != "flaky" {
+			t.Fatalf("dead letter %+v", d)
+		}
+	}
+}
