@@ -98,7 +98,10 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		AckWait:        cfg.AckWait,
 		MaxDeliver:     cfg.MaxDeliver,
 		MaxAckPending:  cfg.Concurrency * 64,
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		// A consumer created after events were published (a service
+		// started late, or added later) still sees them; handlers are
+		// idempotent, so replaying history is safe.
+		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s: %w", cfg.Name, err)
