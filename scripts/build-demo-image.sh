@@ -17,7 +17,7 @@ trap 'rm -rf "$ctx"' EXIT
 # the state of every other module listed in go.work.
 (cd "$src" && GOWORK=off CGO_ENABLED=0 GOOS=linux \
 	go build -trimpath -ldflags='-s -w' -o "$ctx/demo-workspace" .)
-cp "$src/Dockerfile" "$ctx/Dockerfile"
+cp "$src/Dockerfile" "$src/passwd" "$src/group" "$ctx/"
 
 # Always build: the engine's layer cache makes an unchanged rebuild cheap.
 # The engine's chatter (e.g. the legacy-builder notice) is shown only on failure.
