@@ -1,0 +1,335 @@
+// Package docker is every Docker Engine call Greenroom makes: create and
+// start a session's container, inspect it, run an exec in it, stop and
+// remove it, and list containers by label. One client per agent endpoint
+// (unix:// or tcp://) is kept, with API version negotiation so engines as
+// old as API 1.41 work.
+package docker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
+)
+
+// Defaults.
+const (
+	// StopTimeoutDefault is how long a container gets to exit on SIGTERM
+	// before it is killed.
+	StopTimeoutDefault = 3 * time.Second
+	// ExecOutputLimit bounds the exec output kept for failure details.
+	ExecOutputLimit = 16 << 10
+)
+
+var (
+	// ErrNotFound is returned when a container does not exist.
+	ErrNotFound = errors.New("container not found")
+	// ErrNameInUse is returned by Create when a container of that name
+	// exists already.
+	ErrNameInUse = errors.New("container name in use")
+)
+
+// Engines hands out one Engine per Docker endpoint, created on first use
+// and kept: clients hold connection pools worth reusing.
+type Engines struct {
+	mu      sync.Mutex
+	engines map[string]*Engine
+}
+
+// NewEngines returns an empty set of engines.
+func NewEngines() *Engines { return &Engines{engines: map[string]*Engine{}} }
+
+// For returns the engine of endpoint, e.g. unix:///var/run/docker.sock or
+// tcp://10.0.0.5:2375.
+func (e *Engines) For(endpoint string) (*Engine, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if eng, ok := e.engines[endpoint]; ok {
+		return eng, nil
+	}
+	c, err := client.NewClientWithOpts(client.WithHost(endpoint), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %s: %w", endpoint, err)
+	}
+	eng := &Engine{c: c, endpoint: endpoint}
+	e.engines[endpoint] = eng
+	return eng, nil
+}
+
+// Close closes every client.
+func (e *Engines) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, eng := range e.engines {
+		_ = eng.c.Close()
+		delete(e.engines, k)
+	}
+}
+
+// Engine is one Docker endpoint.
+type Engine struct {
+	c        *client.Client
+	endpoint string
+}
+
+// Endpoint is the engine's address.
+func (e *Engine) Endpoint() string { return e.endpoint }
+
+// Container is what the provisioner needs to know about a container.
+type Container struct {
+	ID      string
+	Name    string
+	Running bool
+	// ExitCode is meaningful when not Running.
+	ExitCode int
+	Labels   map[string]string
+	// HostPorts maps a container port to the host port it is published on.
+	HostPorts map[int]int
+}
+
+// Create creates (but does not start) the container of spec.
+func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string, error) {
+	port, err := nat.NewPort("tcp", strconv.Itoa(spec.Port))
+	if err != nil {
+		return "", fmt.Errorf("port %d: %w", spec.Port, err)
+	}
+	cfg := &container.Config{
+		Image:        spec.Image,
+		Env:          spec.Env,
+		Labels:       spec.Labels,
+		ExposedPorts: nat.PortSet{port: {}},
+	}
+	hcfg := &container.HostConfig{
+		PortBindings: nat.PortMap{port: {{HostIP: spec.HostIP, HostPort: ""}}},
+		Resources: container.Resources{
+			NanoCPUs: spec.NanoCPUs,
+			Memory:   spec.MemoryBytes,
+		},
+	}
+	resp, err := e.c.ContainerCreate(ctx, cfg, hcfg, nil, nil, spec.Name)
+	if cerrdefs.IsConflict(err) {
+		return "", fmt.Errorf("%w: %s: %v", ErrNameInUse, spec.Name, err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("creating container %s from %s: %w", spec.Name, spec.Image, err)
+	}
+	return resp.ID, nil
+}
+
+// Start starts a created container.
+func (e *Engine) Start(ctx context.Context, id string) error {
+	if err := e.c.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("starting container %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// Inspect reads a container's state, labels and published ports.
+func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
+	in, err := e.c.ContainerInspect(ctx, id)
+	if cerrdefs.IsNotFound(err) {
+		return Container{}, fmt.Errorf("%w: %s", ErrNotFound, short(id))
+	}
+	if err != nil {
+		return Container{}, fmt.Errorf("inspecting container %s: %w", short(id), err)
+	}
+	c := Container{ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), HostPorts: map[int]int{}}
+	if in.Config != nil {
+		c.Labels = in.Config.Labels
+	}
+	if in.State != nil {
+		c.Running = in.State.Running
+		c.ExitCode = in.State.ExitCode
+	}
+	if in.NetworkSettings != nil {
+		for p, bindings := range in.NetworkSettings.Ports {
+			for _, b := range bindings {
+				if hp, err := strconv.Atoi(b.HostPort); err == nil && hp > 0 {
+					c.HostPorts[p.Int()] = hp
+					break
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// ListByLabels lists containers, running or not, carrying every label
+// given (key=value, or key alone for "any value").
+func (e *Engine) ListByLabels(ctx context.Context, labels map[string]string) ([]Container, error) {
+	args := filters.NewArgs()
+	for k, v := range labels {
+		if v == "" {
+			args.Add("label", k)
+		} else {
+			args.Add("label", k+"="+v)
+		}
+	}
+	list, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	if err != nil {
+		return nil, fmt.Errorf("listing containers on %s: %w", e.endpoint, err)
+	}
+	out := make([]Container, 0, len(list))
+	for _, s := range list {
+		c := Container{ID: s.ID, Labels: s.Labels, Running: s.State == "running", HostPorts: map[int]int{}}
+		if len(s.Names) > 0 {
+			c.Name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		for _, p := range s.Ports {
+			if p.PublicPort != 0 {
+				c.HostPorts[int(p.PrivatePort)] = int(p.PublicPort)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// SessionContainers lists the containers labelled as session sessionID's.
+func (e *Engine) SessionContainers(ctx context.Context, sessionID string) ([]Container, error) {
+	return e.ListByLabels(ctx, map[string]string{domain.LabelSession: sessionID})
+}
+
+// Remove stops a container (SIGTERM, then SIGKILL after
+// StopTimeoutDefault) and removes it with its anonymous volumes. A
+// container that does not exist counts as removed.
+func (e *Engine) Remove(ctx context.Context, id string) error {
+	timeout := int(StopTimeoutDefault / time.Second)
+	// A failed stop is no reason to keep the container: the forced remove
+	// below kills it.
+	_ = e.c.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
+	err := e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) && !isRemovalInProgress(err) {
+		return fmt.Errorf("removing container %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// RemoveSession removes the container with id containerID (when set) and
+// any other container labelled as session sessionID's, returning how many
+// it removed.
+func (e *Engine) RemoveSession(ctx context.Context, sessionID, containerID string) (int, error) {
+	ids := map[string]bool{}
+	if containerID != "" {
+		ids[containerID] = true
+	}
+	list, err := e.SessionContainers(ctx, sessionID)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range list {
+		ids[c.ID] = true
+	}
+	var errs []error
+	for id := range ids {
+		if err := e.Remove(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(ids) - len(errs), errors.Join(errs...)
+}
+
+// ExecResult is how an exec ended.
+type ExecResult struct {
+	ExitCode int
+	// Output is stdout and stderr interleaved, at most ExecOutputLimit
+	// bytes (the tail is kept: errors come last).
+	Output string
+}
+
+// Exec runs spec inside container id and waits for it to finish.
+func (e *Engine) Exec(ctx context.Context, id string, spec domain.ExecSpec) (ExecResult, error) {
+	created, err := e.c.ContainerExecCreate(ctx, id, container.ExecOptions{
+		User: spec.User, Privileged: spec.Privileged, Env: spec.Env, WorkingDir: spec.Workdir,
+		Cmd: spec.Cmd, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("creating exec %q in %s: %w", spec.Cmd, short(id), err)
+	}
+	att, err := e.c.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("starting exec %q in %s: %w", spec.Cmd, short(id), err)
+	}
+	defer att.Close()
+	out := &tailBuffer{limit: ExecOutputLimit}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(out, out, att.Reader)
+		copied <- err
+	}()
+	select {
+	case err = <-copied:
+	case <-ctx.Done():
+		att.Close()
+		return ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, short(id), ctx.Err())
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return ExecResult{}, fmt.Errorf("reading exec output in %s: %w", short(id), err)
+	}
+	// The output stream ends when the process exits, but the engine may
+	// record the exit code a moment later.
+	for {
+		in, err := e.c.ContainerExecInspect(ctx, created.ID)
+		if err != nil {
+			return ExecResult{}, fmt.Errorf("inspecting exec in %s: %w", short(id), err)
+		}
+		if !in.Running {
+			return ExecResult{ExitCode: in.ExitCode, Output: out.String()}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, short(id), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// tailBuffer keeps the last limit bytes written to it.
+type tailBuffer struct {
+	mu    sync.Mutex
+	limit int
+	buf   bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf.Write(p)
+	if over := t.buf.Len() - t.limit; over > 0 {
+		t.buf.Next(over)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf.String()
+}
+
+// isRemovalInProgress: a concurrent remove of the same container (a
+// destroy racing a failed provisioning) is as good as our own.
+func isRemovalInProgress(err error) bool {
+	return cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress")
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

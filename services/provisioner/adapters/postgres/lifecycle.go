@@ -1,0 +1,201 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/greenroom-dev/greenroom/libs/db"
+	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/outbox"
+	"github.com/greenroom-dev/greenroom/libs/sessions"
+)
+
+// RecordContainer stores the container of a session still provisioning,
+// so that a destroy or the orphan collector can find it from now on.
+// sessions.ErrStale when the session has left provisioning.
+func (s *Store) RecordContainer(ctx context.Context, sc *SessionContext, containerID string, hostPort int, url string) error {
+	updated, err := sessions.Update(ctx, s.db, sc.Session.ID, sessions.Provisioning, sessions.Change{
+		ContainerID: &containerID, HostPort: &hostPort, URL: &url,
+	})
+	if err != nil {
+		return err
+	}
+	sc.Session = updated
+	return nil
+}
+
+// MarkStaged moves a staged session whose container answers to staged,
+// expiring after its staging config's expiration_hours, and emits
+// session.staged. sessions.ErrStale when it left provisioning meanwhile.
+func (s *Store) MarkStaged(ctx context.Context, sc *SessionContext, now time.Time) error {
+	if sc.StagingConfig == nil || sc.Agent == nil {
+		return fmt.Errorf("session %s is not a placed staged session", sc.Session.ID)
+	}
+	expires := now.Add(time.Duration(sc.StagingConfig.ExpirationHours * float64(time.Hour)))
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		updated, err := sessions.Transition(ctx, tx, sc.Session.ID, sessions.Provisioning, sessions.Staged, sessions.Change{ExpiresAt: &expires})
+		if err != nil {
+			return err
+		}
+		sc.Session = updated
+		return s.emit(ctx, tx, events.TypeSessionStaged, events.SessionStaged{
+			SessionID: sc.Session.ID, StagingConfigID: sc.StagingConfigID(), Workspace: sc.Workspace.Name,
+			Zone: sc.Zone, Agent: sc.Agent.Name, ContainerID: sc.Session.ContainerID,
+		}, "")
+	})
+}
+
+// MarkRunning moves an on-demand session whose container answers to
+// running and emits session.ready, the outcome its requester waits for.
+// sessions.ErrStale when it left provisioning meanwhile.
+func (s *Store) MarkRunning(ctx context.Context, sc *SessionContext) error {
+	return s.toRunning(ctx, sc, sessions.Provisioning, sessions.OriginOnDemand)
+}
+
+// CompleteAssign moves a claimed staged session whose assign command ran
+// to running and emits session.ready. sessions.ErrStale when it left
+// assigning meanwhile (destroyed, or failed).
+func (s *Store) CompleteAssign(ctx context.Context, sc *SessionContext) error {
+	return s.toRunning(ctx, sc, sessions.Assigning, sessions.OriginStaged)
+}
+
+func (s *Store) toRunning(ctx context.Context, sc *SessionContext, from sessions.Status, origin string) error {
+	if sc.Agent == nil {
+		return fmt.Errorf("session %s has no agent", sc.Session.ID)
+	}
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		updated, err := sessions.Transition(ctx, tx, sc.Session.ID, from, sessions.Running, sessions.Change{})
+		if err != nil {
+			return err
+		}
+		sc.Session = updated
+		return s.emit(ctx, tx, events.TypeSessionReady, events.SessionReady{
+			RequestID: sc.RequestID(), SessionID: sc.Session.ID, User: sc.Username,
+			Workspace: sc.Workspace.Name, Zone: sc.Zone, Agent: sc.Agent.Name,
+			ContainerID: sc.Session.ContainerID, URL: sc.Session.URL, Origin: origin,
+		}, sc.RequestID())
+	})
+}
+
+// FailSession moves a session from `from` to failed and emits
+// session.failed; a staged session's staging config also records the
+// shortfall. sessions.ErrStale when it left `from` meanwhile.
+func (s *Store) FailSession(ctx context.Context, sc *SessionContext, from sessions.Status, f Failure) error {
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		return s.fail(ctx, tx, sc, from, f)
+	})
+}
+
+func (s *Store) fail(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, from sessions.Status, f Failure) error {
+	updated, err := sessions.Transition(ctx, tx, sc.Session.ID, from, sessions.Failed, sessions.Change{FailureReason: &f.Reason})
+	if err != nil {
+		return err
+	}
+	sc.Session = updated
+	if err := s.emit(ctx, tx, events.TypeSessionFailed, events.SessionFailed{
+		RequestID: sc.RequestID(), SessionID: sc.Session.ID, Reason: f.Reason, Detail: f.Detail,
+	}, sc.RequestID()); err != nil {
+		return err
+	}
+	// Only a session that failed before it was ever staged says something
+	// about the pool's ability to fill; a claimed one failing its assign
+	// command does not.
+	if sc.StagingConfig != nil && from == sessions.Provisioning {
+		return s.recordShortfall(ctx, tx, sc, f)
+	}
+	return nil
+}
+
+// recordShortfall puts a failed creation on the staging config's status
+// (DESIGN.md rule 7: the system says why a pool is short) and emits
+// staging.shortfall. The reconciler backs off before refilling again.
+func (s *Store) recordShortfall(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, f Failure) error {
+	msg := f.Reason + ": " + f.Detail
+	var desired int
+	err := tx.GetContext(ctx, &desired, `UPDATE staging_configs
+		SET status = 'shortfall', last_error = $2, last_error_at = now()
+		WHERE id = $1 RETURNING desired_sessions`, sc.StagingConfigID(), msg)
+	if err != nil {
+		return fmt.Errorf("recording shortfall of staging config %s: %w", sc.StagingConfigID(), err)
+	}
+	var current int
+	if err := tx.GetContext(ctx, &current, `SELECT count(*) FROM sessions
+		WHERE staging_config_id = $1 AND status IN ('provisioning', 'staged')`, sc.StagingConfigID()); err != nil {
+		return fmt.Errorf("counting sessions of staging config %s: %w", sc.StagingConfigID(), err)
+	}
+	return s.emit(ctx, tx, events.TypeStagingShortfall, events.StagingShortfall{
+		StagingConfigID: sc.StagingConfigID(), Zone: sc.Zone, Workspace: sc.Workspace.Name,
+		Desired: desired, Current: current, Reason: msg,
+		Permanent: f.Reason == events.ReasonWorkspaceDisabled,
+	}, "")
+}
+
+// BeginDestroy moves a live session to destroying (under its row lock, so
+// a racing claim or provisioning sees it) and returns it as it is now. A
+// session already destroying, destroyed or failed is returned unchanged.
+func (s *Store) BeginDestroy(ctx context.Context, id string) (SessionContext, error) {
+	var sc SessionContext
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if err := lockSession(ctx, tx, id); err != nil {
+			return err
+		}
+		var err error
+		if sc, err = loadContext(ctx, tx, id); err != nil {
+			return err
+		}
+		st := sc.Session.Status
+		if !sessions.CanTransition(st, sessions.Destroying) {
+			return nil
+		}
+		sc.Session, err = sessions.Transition(ctx, tx, id, st, sessions.Destroying, sessions.Change{})
+		return err
+	})
+	return sc, err
+}
+
+// FinishDestroy moves a destroying session, whose container is gone, to
+// destroyed and emits session.destroyed.
+func (s *Store) FinishDestroy(ctx context.Context, sc *SessionContext, reason string) error {
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		updated, err := sessions.Transition(ctx, tx, sc.Session.ID, sessions.Destroying, sessions.Destroyed, sessions.Change{})
+		if err != nil {
+			return err
+		}
+		sc.Session = updated
+		return s.emit(ctx, tx, events.TypeSessionDestroyed, s.destroyed(sc, reason), "")
+	})
+}
+
+// AnnounceFailedRemoved emits session.destroyed for a failed session whose
+// container was removed: its status stays failed, and the audit log shows
+// when its container went. The event id is derived from the session, so a
+// redelivered request announces it once. A staged session the expiry
+// service failed for its provisioning timeout also puts that on its staging
+// config's status, as a failed creation does.
+func (s *Store) AnnounceFailedRemoved(ctx context.Context, sc *SessionContext, reason string) error {
+	ev, err := events.NewWithID("destroyed-"+sc.Session.ID, s.source, events.TypeSessionDestroyed, s.destroyed(sc, reason))
+	if err != nil {
+		return err
+	}
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if err := outbox.Enqueue(ctx, tx, events.TypeSessionDestroyed, ev, ""); err != nil {
+			return err
+		}
+		if reason == events.ExpiredProvisioning && sc.StagingConfig != nil && !sc.Session.StagedAt.Valid {
+			return s.recordShortfall(ctx, tx, sc, Failure{
+				Reason: events.ReasonProvisioningTimeout,
+				Detail: fmt.Sprintf("session %s was not ready before the provisioning timeout", sc.Session.ID),
+			})
+		}
+		return nil
+	})
+}
+
+func (s *Store) destroyed(sc *SessionContext, reason string) events.SessionDestroyed {
+	return events.SessionDestroyed{
+		SessionID: sc.Session.ID, RequestID: sc.RequestID(), StagingConfigID: sc.StagingConfigID(), Reason: reason,
+	}
+}

@@ -1,0 +1,189 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
+)
+
+// ProvisionSession makes the container of a session in provisioning
+// (greenroom.provision.requested): place it on an agent with capacity,
+// create and start the container, record it, wait until it answers, then
+// stage it (origin staged) or hand it to its user (on demand, emitting
+// session.ready). Any failure fails the session with session.failed and
+// leaves no container behind.
+//
+// It is idempotent: a session that left provisioning is not touched, a
+// session placed by an earlier delivery keeps its agent, and a running
+// container made for it earlier is reused rather than duplicated.
+func (p *Provisioner) ProvisionSession(ctx context.Context, req events.ProvisionRequested) error {
+	log := p.log.With(zap.String("session_id", req.SessionID), zap.String("origin", req.Origin), zap.String("request_id", req.RequestID))
+	sc, failure, err := p.store.PlaceSession(ctx, req.SessionID, req.Zones)
+	if errors.Is(err, postgres.ErrNotProvisioning) {
+		log.Debug("session no longer provisioning; nothing to do", zap.String("status", string(sc.Session.Status)))
+		if sc.Session.Status.Terminal() {
+			p.removeContainers(ctx, sc, log) // left by an attempt that was interrupted
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("placing session %s: %w", req.SessionID, err)
+	}
+	if failure != nil {
+		p.metrics.Failures.WithLabelValues(failure.Reason).Inc()
+		log.Warn("session failed", zap.String("reason", failure.Reason), zap.String("detail", failure.Detail))
+		p.poolChanged(sc)
+		return nil
+	}
+	log = log.With(zap.String("agent", sc.Agent.Name), zap.String("zone", sc.Zone), zap.String("workspace", sc.Workspace.Name))
+
+	eng, err := p.engines.For(sc.Agent.DockerEndpoint)
+	if err != nil {
+		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
+	}
+	createStart := p.now()
+	c, err := p.startContainer(ctx, eng, sc)
+	if errors.Is(err, docker.ErrNameInUse) {
+		// Another delivery of this request is making the container right
+		// now; retry later, when it has either finished or given up.
+		return fmt.Errorf("provisioning session %s: %w", sc.Session.ID, err)
+	}
+	if err != nil {
+		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
+	}
+	created := p.now().Sub(createStart)
+	p.metrics.CreateSeconds.Observe(created.Seconds())
+	hostPort := c.HostPorts[sc.Workspace.Port]
+	if hostPort == 0 {
+		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: container %s has no published port for %d", sc.Agent.Name, c.ID[:12], sc.Workspace.Port), log)
+	}
+	host := domain.SessionHost(sc.Agent.PublicHost, sc.Agent.DockerEndpoint)
+	err = p.store.RecordContainer(ctx, &sc, c.ID, hostPort, domain.SessionURL(host, hostPort))
+	if errors.Is(err, sessions.ErrStale) {
+		p.abandon(ctx, sc, err, log)
+		return nil
+	}
+	if err != nil {
+		// Retried: the next delivery finds and reuses this container.
+		return fmt.Errorf("recording container of session %s: %w", sc.Session.ID, err)
+	}
+
+	readyStart := p.now()
+	rctx, cancel := context.WithTimeout(ctx, p.cfg.ReadinessTimeout)
+	err = p.prober.WaitReady(rctx, probe.Target{Host: host, Port: hostPort, Path: sc.Workspace.ReadinessPath}, containerAlive(eng, c.ID))
+	cancel()
+	if err != nil {
+		return p.failProvisioning(ctx, sc, fmt.Sprintf("container %s on agent %s did not become ready within %s: %v",
+			c.ID[:12], sc.Agent.Name, p.cfg.ReadinessTimeout, err), log)
+	}
+	ready := p.now().Sub(readyStart)
+	p.metrics.ReadinessSeconds.Observe(ready.Seconds())
+
+	if sc.Session.Origin == sessions.OriginStaged {
+		err = p.store.MarkStaged(ctx, &sc, p.now())
+	} else {
+		err = p.store.MarkRunning(ctx, &sc)
+	}
+	if errors.Is(err, sessions.ErrStale) {
+		p.abandon(ctx, sc, err, log)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("completing session %s: %w", sc.Session.ID, err)
+	}
+	p.metrics.ContainersCreated.WithLabelValues(sc.Session.Origin).Inc()
+	log.Info("session container ready", zap.String("status", string(sc.Session.Status)), zap.String("url", sc.Session.URL),
+		zap.Duration("create", created), zap.Duration("readiness", ready))
+	p.poolChanged(sc)
+	return nil
+}
+
+// startContainer returns the running container of sc, creating and
+// starting it unless an earlier delivery already did.
+func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc postgres.SessionContext) (docker.Container, error) {
+	existing, err := eng.SessionContainers(ctx, sc.Session.ID)
+	if err != nil {
+		return docker.Container{}, err
+	}
+	for _, c := range existing {
+		if c.Running {
+			return eng.Inspect(ctx, c.ID)
+		}
+		// Created but never started, or exited: start afresh.
+		if err := eng.Remove(ctx, c.ID); err != nil {
+			return docker.Container{}, err
+		}
+	}
+	rc, err := domain.ParseRunConfig(sc.Workspace.RunConfig)
+	if err != nil {
+		return docker.Container{}, fmt.Errorf("workspace %s: %w", sc.Workspace.Name, err)
+	}
+	perms, err := sc.Session.Permissions()
+	if err != nil {
+		return docker.Container{}, fmt.Errorf("permissions of session %s: %w", sc.Session.ID, err)
+	}
+	spec := domain.BuildContainerSpec(domain.SessionContainer{
+		SessionID: sc.Session.ID, StagingConfigID: sc.StagingConfigID(),
+		Workspace: sc.Workspace.Name, Zone: sc.Zone, Agent: sc.Agent.Name,
+		Image: sc.Workspace.Image, Port: sc.Workspace.Port,
+		Need:        domain.Resources{MilliCores: domain.MilliCores(sc.Session.Cores), MemoryMB: int64(sc.Session.MemoryMB)},
+		Permissions: perms, RunConfig: rc,
+		DockerEndpoint: sc.Agent.DockerEndpoint, ExtraLabels: p.cfg.ExtraLabels,
+	})
+	id, err := eng.Create(ctx, spec)
+	if err != nil {
+		return docker.Container{}, err
+	}
+	if err := eng.Start(ctx, id); err != nil {
+		return docker.Container{}, err
+	}
+	return eng.Inspect(ctx, id)
+}
+
+// containerAlive tells the prober to give up once the container has
+// exited or is gone: it will never answer.
+func containerAlive(eng *docker.Engine, id string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		c, err := eng.Inspect(ctx, id)
+		switch {
+		case errors.Is(err, docker.ErrNotFound):
+			return errors.New("container was removed")
+		case err != nil:
+			return nil // the engine hiccuped; keep probing until the timeout
+		case !c.Running:
+			return fmt.Errorf("container exited with code %d", c.ExitCode)
+		}
+		return nil
+	}
+}
+
+// failProvisioning fails sc (provisioning_failed) and then removes
+// whatever container it has. Failing first means a crash in between leaves
+// a container of a failed session, which a redelivery (or the orphan
+// collector) removes, never a container of a session still provisioning
+// that nobody will take care of. A session that moved on meanwhile is
+// handled by abandon.
+func (p *Provisioner) failProvisioning(ctx context.Context, sc postgres.SessionContext, detail string, log *zap.Logger) error {
+	err := p.store.FailSession(ctx, &sc, sessions.Provisioning, postgres.Failure{Reason: events.ReasonProvisioningFailed, Detail: detail})
+	if errors.Is(err, sessions.ErrStale) {
+		p.abandon(ctx, sc, err, log)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failing session %s (%s): %w", sc.Session.ID, detail, err)
+	}
+	p.removeContainers(ctx, sc, log)
+	p.metrics.Failures.WithLabelValues(events.ReasonProvisioningFailed).Inc()
+	log.Warn("session failed", zap.String("reason", events.ReasonProvisioningFailed), zap.String("detail", detail))
+	p.poolChanged(sc)
+	return nil
+}

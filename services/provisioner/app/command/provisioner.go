@@ -1,0 +1,128 @@
+// Package command holds the provisioner's use cases, one file each:
+// making a session's container (provision_session.go), running the assign
+// command of a claimed staged session (assign_session.go) and destroying a
+// session (destroy_session.go). Each is idempotent: a redelivered event
+// never makes a second container for a session nor announces a second
+// outcome, because every outcome is a conditional status transition.
+package command
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
+)
+
+// Defaults of Config.
+const (
+	// ReadinessTimeoutDefault bounds how long a new container may take to
+	// answer its readiness probe before its session fails.
+	ReadinessTimeoutDefault = 60 * time.Second
+	// AssignTimeoutDefault bounds the assign command of a staged session.
+	AssignTimeoutDefault = 60 * time.Second
+	// failureOutputLimit bounds the command output quoted in a failure.
+	failureOutputLimit = 512
+)
+
+// Config tunes the use cases; zero values take the defaults.
+type Config struct {
+	ReadinessTimeout time.Duration
+	AssignTimeout    time.Duration
+	// ExtraLabels are put on every container besides Greenroom's own.
+	ExtraLabels map[string]string
+}
+
+// PoolTrigger asks for a reconcile of one staging config soon.
+type PoolTrigger func(stagingConfigID string)
+
+// Provisioner carries out the provisioner's use cases.
+type Provisioner struct {
+	cfg     Config
+	store   *postgres.Store
+	engines *docker.Engines
+	prober  *probe.Prober
+	metrics *Metrics
+	log     *zap.Logger
+	pools   PoolTrigger
+	now     func() time.Time
+}
+
+// New returns a Provisioner. pools is told whenever a staging pool lost or
+// gained a session, so that it is refilled at once.
+func New(cfg Config, store *postgres.Store, engines *docker.Engines, prober *probe.Prober, metrics *Metrics, log *zap.Logger, pools PoolTrigger) *Provisioner {
+	if cfg.ReadinessTimeout == 0 {
+		cfg.ReadinessTimeout = ReadinessTimeoutDefault
+	}
+	if cfg.AssignTimeout == 0 {
+		cfg.AssignTimeout = AssignTimeoutDefault
+	}
+	if pools == nil {
+		pools = func(string) {}
+	}
+	return &Provisioner{cfg: cfg, store: store, engines: engines, prober: prober, metrics: metrics, log: log, pools: pools, now: time.Now}
+}
+
+// poolChanged triggers the reconcile of sc's staging config, if it has one.
+func (p *Provisioner) poolChanged(sc postgres.SessionContext) {
+	if id := sc.StagingConfigID(); id != "" {
+		p.pools(id)
+	}
+}
+
+// removeContainers removes whatever container session sc has on its agent,
+// logging rather than failing: the orphan collector is the safety net.
+func (p *Provisioner) removeContainers(ctx context.Context, sc postgres.SessionContext, log *zap.Logger) {
+	if sc.Agent == nil {
+		return
+	}
+	eng, err := p.engines.For(sc.Agent.DockerEndpoint)
+	if err == nil {
+		var n int
+		n, err = eng.RemoveSession(ctx, sc.Session.ID, sc.Session.ContainerID)
+		p.metrics.ContainersRemoved.Add(float64(n))
+	}
+	if err != nil {
+		log.Warn("could not remove the session's container", zap.Error(err))
+	}
+}
+
+// abandon handles a session that moved on while the provisioner worked on
+// it (its transition found it stale). When it was failed (say, by the
+// expiry service's provisioning timeout) or is being destroyed, its
+// container must not outlive it; when another delivery of the same event
+// completed it, the container is that session's and stays.
+func (p *Provisioner) abandon(ctx context.Context, sc postgres.SessionContext, stale error, log *zap.Logger) {
+	cur, err := p.store.LoadSession(ctx, sc.Session.ID)
+	if err != nil {
+		log.Warn("session moved on and could not be reloaded; leaving its container to the orphan collector", zap.Error(err))
+		return
+	}
+	log = log.With(zap.String("status", string(cur.Session.Status)))
+	switch cur.Session.Status {
+	case sessions.Failed, sessions.Destroying, sessions.Destroyed:
+		log.Info("session ended meanwhile; removing its container", zap.NamedError("cause", stale))
+		if cur.Agent == nil {
+			cur.Agent = sc.Agent
+		}
+		p.removeContainers(ctx, cur, log)
+		p.poolChanged(cur)
+	default:
+		log.Info("session was completed by another delivery", zap.NamedError("cause", stale))
+	}
+}
+
+// trimOutput keeps the end of a command's output, where errors are, on
+// one line.
+func trimOutput(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > failureOutputLimit {
+		s = "…" + s[len(s)-failureOutputLimit:]
+	}
+	return s
+}

@@ -1,0 +1,84 @@
+// Command provisioner is Greenroom's provisioner service: it makes every
+// Docker call. It consumes greenroom.provision.requested (create, start
+// and probe a session's container), greenroom.session.assigned (run the
+// workspace's assign command in a claimed staged session),
+// greenroom.session.expired and greenroom.session.destroy (remove a
+// session's container) and greenroom.config.changed.> (reconcile staging
+// pools), and keeps every staging pool at its desired size.
+//
+// Where things are:
+//
+//	ports/bus           the JetStream consumer: events in
+//	app/command         the use cases: provision_session.go, assign_session.go, destroy_session.go
+//	app/staging         the staging pool reconciler
+//	domain              pure decisions: agent choice, container spec, assign command, pool plan
+//	adapters/postgres   placement with capacity reservation, lifecycle transitions + outbox, pool queries
+//	adapters/docker     every Docker Engine call
+//	adapters/probe      the readiness probe
+//	service             wiring (New, Start, Run)
+package main
+
+import (
+	"flag"
+	"os"
+	"time"
+
+	"github.com/greenroom-dev/greenroom/libs/app"
+	"github.com/greenroom-dev/greenroom/libs/obs"
+	"github.com/greenroom-dev/greenroom/libs/settings"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
+	"github.com/greenroom-dev/greenroom/services/provisioner/ports/bus"
+	"github.com/greenroom-dev/greenroom/services/provisioner/service"
+)
+
+const (
+	name = "provisioner"
+	// httpAddrDefault matches scripts/lib.sh: config 8080, assigner 8081,
+	// provisioner 8082, expiry 8083.
+	httpAddrDefault = "127.0.0.1:8082"
+	connectTimeout  = 60 * time.Second
+)
+
+func main() {
+	// Configuration.
+	fs := flag.NewFlagSet("greenroom-provisioner", flag.ExitOnError)
+	var common settings.Common
+	common.Register(fs, httpAddrDefault)
+	var cfg service.Config
+	settings.Int(fs, &cfg.Concurrency, "GREENROOM_PROVISIONER_CONCURRENCY", bus.ConcurrencyDefault, "events one replica handles at once")
+	settings.Duration(fs, &cfg.Provision.ReadinessTimeout, "GREENROOM_READINESS_TIMEOUT", command.ReadinessTimeoutDefault, "how long a new container may take to answer its readiness probe")
+	settings.Duration(fs, &cfg.Provision.AssignTimeout, "GREENROOM_ASSIGN_TIMEOUT", command.AssignTimeoutDefault, "how long a workspace's assign command may run")
+	settings.Duration(fs, &cfg.Reconciler.Interval, "GREENROOM_RECONCILE_INTERVAL", staging.ReconcilerIntervalDefault, "period of the reconcile pass over every staging pool")
+	settings.Int(fs, &cfg.Reconciler.RefillConcurrency, "GREENROOM_REFILL_CONCURRENCY", staging.RefillConcurrencyDefault, "staged sessions provisioning at once, over every pool and replica")
+	fs.Usage = settings.Usage(fs, "greenroom-provisioner", `Creates, probes, assigns and removes session containers on the Docker agents,
+and keeps every staging pool at its desired size.`)
+	_ = fs.Parse(os.Args[1:])
+
+	log, err := obs.NewLogger(name, common.LogLevel)
+	if err != nil {
+		app.Fatal(name, err)
+	}
+	ctx, stop := app.SignalContext()
+	defer stop()
+
+	// Wiring.
+	deps, err := app.Connect(ctx, name, common, log, connectTimeout)
+	if err != nil {
+		app.Fatal(name, err)
+	}
+	defer deps.Close()
+	svc, err := service.New(deps, cfg)
+	if err != nil {
+		app.Fatal(name, err)
+	}
+	if _, err := obs.Serve(ctx, common.HTTPAddr, deps.Ops.Mux, log); err != nil {
+		app.Fatal(name, err)
+	}
+
+	// Run until SIGINT/SIGTERM, then shut down within the shutdown timeout.
+	if err := svc.Run(ctx); err != nil {
+		app.Fatal(name, err)
+	}
+	log.Info("provisioner stopped")
+}

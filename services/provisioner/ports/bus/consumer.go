@@ -1,0 +1,124 @@
+// Package bus is how the world talks to the provisioner: one durable
+// JetStream consumer, "provisioner", shared by every replica, that decodes
+// each event and hands it to its use case.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	libbus "github.com/greenroom-dev/greenroom/libs/bus"
+	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/sessions"
+)
+
+// ConsumerName is the durable consumer of every provisioner replica.
+const ConsumerName = "provisioner"
+
+// ConcurrencyDefault is how many events one replica handles at once. It is
+// well above the refill budget, so that a burst of slow container creations
+// never holds up a staged assignment, which takes milliseconds.
+const ConcurrencyDefault = 16
+
+// Subjects are what the provisioner consumes.
+var Subjects = []string{
+	events.TypeProvisionRequested,
+	events.TypeSessionAssigned,
+	events.TypeSessionExpired,
+	events.TypeSessionDestroy,
+	events.TypeConfigChanged + ".>",
+}
+
+// UseCases are what the consumer calls.
+type UseCases interface {
+	ProvisionSession(ctx context.Context, req events.ProvisionRequested) error
+	AssignSession(ctx context.Context, ev events.SessionAssigned) error
+	DestroySession(ctx context.Context, sessionID, reason string) error
+}
+
+// ConfigChanged is told of configuration changes (to reconcile pools):
+// the id of a changed staging config, or "" for anything else.
+type ConfigChanged func(stagingConfigID string)
+
+// Config configures the consumer.
+type Config struct {
+	Name        string
+	Concurrency int
+	Source      string
+}
+
+// NewConsumer creates (or updates) the durable consumer.
+func NewConsumer(ctx context.Context, js jetstream.JetStream, validator libbus.Validator, log *zap.Logger, cfg Config, uc UseCases, changed ConfigChanged) (*libbus.Consumer, error) {
+	if cfg.Name == "" {
+		cfg.Name = ConsumerName
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = ConcurrencyDefault
+	}
+	h := handler{uc: uc, changed: changed}
+	return libbus.NewConsumer(ctx, js, libbus.ConsumerConfig{
+		Name: cfg.Name, FilterSubjects: Subjects, Concurrency: cfg.Concurrency, Source: cfg.Source,
+	}, validator, log, h.handle)
+}
+
+type handler struct {
+	uc      UseCases
+	changed ConfigChanged
+}
+
+func (h handler) handle(ctx context.Context, m libbus.Message) error {
+	err := h.dispatch(ctx, m.Event)
+	if errors.Is(err, sessions.ErrNotFound) {
+		// The event names a session that does not exist: no retry makes it.
+		return libbus.Permanent(err)
+	}
+	return err
+}
+
+func (h handler) dispatch(ctx context.Context, ev events.Event) error {
+	switch ev.Type {
+	case events.TypeProvisionRequested:
+		var d events.ProvisionRequested
+		if err := ev.DecodeData(&d); err != nil {
+			return err
+		}
+		return h.uc.ProvisionSession(ctx, d)
+	case events.TypeSessionAssigned:
+		var d events.SessionAssigned
+		if err := ev.DecodeData(&d); err != nil {
+			return err
+		}
+		return h.uc.AssignSession(ctx, d)
+	case events.TypeSessionExpired:
+		var d events.SessionExpired
+		if err := ev.DecodeData(&d); err != nil {
+			return err
+		}
+		return h.uc.DestroySession(ctx, d.SessionID, d.Reason)
+	case events.TypeSessionDestroy:
+		var d events.SessionDestroy
+		if err := ev.DecodeData(&d); err != nil {
+			return err
+		}
+		return h.uc.DestroySession(ctx, d.SessionID, d.Reason)
+	case events.TypeConfigChanged:
+		var d events.ConfigChanged
+		if err := ev.DecodeData(&d); err != nil {
+			return err
+		}
+		switch d.Kind {
+		case "staging_config":
+			h.changed(d.ID)
+		case "zone", "agent", "pool", "workspace":
+			// May unblock (capacity, a re-enabled workspace) any pool.
+			h.changed("")
+		}
+		return nil
+	default:
+		return libbus.Permanent(fmt.Errorf("provisioner does not handle %s", ev.Type))
+	}
+}

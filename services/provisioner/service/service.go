@@ -1,0 +1,141 @@
+// Package service assembles the provisioner from its parts: the bus
+// consumer (ports/bus) feeding the use cases (app/command), the staging
+// pool reconciler (app/staging), and the outbox relay publishing the
+// events they write. main.go and the component tests both start it through
+// New and Start, so the tests run exactly what production runs.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/greenroom-dev/greenroom/libs/app"
+	libbus "github.com/greenroom-dev/greenroom/libs/bus"
+	"github.com/greenroom-dev/greenroom/libs/outbox"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
+	"github.com/greenroom-dev/greenroom/services/provisioner/ports/bus"
+)
+
+// Config configures the provisioner; zero values take each part's
+// defaults.
+type Config struct {
+	// ConsumerName is the durable JetStream consumer (bus.ConsumerName).
+	ConsumerName string
+	// Concurrency is how many events one replica handles at once
+	// (bus.ConcurrencyDefault).
+	Concurrency int
+	// Provision tunes readiness and assign timeouts and extra labels.
+	Provision command.Config
+	// Probe tunes the readiness probe.
+	Probe probe.Config
+	// Reconciler tunes the staging pool reconciler.
+	Reconciler staging.ReconcilerConfig
+	// ShutdownTimeout bounds how long Run waits, once its context is done,
+	// for events in flight; unfinished ones are redelivered.
+	ShutdownTimeout time.Duration
+}
+
+// Service is a running provisioner replica.
+type Service struct {
+	deps    *app.Deps
+	cfg     Config
+	log     *zap.Logger
+	engines *docker.Engines
+
+	// Provisioner carries out the use cases.
+	Provisioner *command.Provisioner
+	// Reconciler keeps staging pools at their desired size.
+	Reconciler *staging.Reconciler
+	// Relay publishes the events written to the outbox.
+	Relay *outbox.Relay
+
+	consumer *libbus.Consumer
+	wg       sync.WaitGroup
+	errMu    sync.Mutex
+	err      error
+}
+
+// New wires a provisioner on deps. Nothing runs until Start.
+func New(deps *app.Deps, cfg Config) (*Service, error) {
+	if deps == nil || deps.DB == nil || deps.JS == nil {
+		return nil, errors.New("provisioner: deps need a database and JetStream")
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = deps.Settings.ShutdownTimeout
+	}
+	s := &Service{deps: deps, cfg: cfg, log: deps.Log, engines: docker.NewEngines()}
+	store := postgres.New(deps.DB, deps.Source())
+	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry)
+	s.Provisioner = command.New(cfg.Provision, store, s.engines, probe.New(cfg.Probe),
+		command.NewMetrics(deps.Ops.Registry), deps.Log, s.Reconciler.Trigger)
+	s.Relay = deps.NewRelay()
+	return s, nil
+}
+
+// Start creates the consumer and runs the consumer, the reconciler and the
+// relay in the background until ctx is done; Wait waits for them.
+func (s *Service) Start(ctx context.Context) error {
+	var err error
+	s.consumer, err = bus.NewConsumer(ctx, s.deps.JS, s.deps.Validator, s.log,
+		bus.Config{Name: s.cfg.ConsumerName, Concurrency: s.cfg.Concurrency, Source: s.deps.Source()},
+		s.Provisioner, s.Reconciler.Trigger)
+	if err != nil {
+		return fmt.Errorf("starting provisioner: %w", err)
+	}
+	s.goRun(func() error { return s.consumer.Run(ctx) })
+	s.goRun(func() error { s.Reconciler.Start(ctx); return nil })
+	s.goRun(func() error { s.Relay.Start(ctx); return nil })
+	s.log.Info("provisioner started", zap.Strings("subjects", bus.Subjects))
+	return nil
+}
+
+func (s *Service) goRun(f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil {
+			s.errMu.Lock()
+			s.err = errors.Join(s.err, err)
+			s.errMu.Unlock()
+		}
+	}()
+}
+
+// Wait waits until everything Start runs has stopped (after its context is
+// done), at most ShutdownTimeout when that is set, and releases the Docker
+// clients.
+func (s *Service) Wait() error {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	if s.cfg.ShutdownTimeout > 0 {
+		select {
+		case <-done:
+		case <-time.After(s.cfg.ShutdownTimeout):
+			s.log.Warn("shutdown timed out; events in flight will be redelivered", zap.Duration("timeout", s.cfg.ShutdownTimeout))
+		}
+	} else {
+		<-done
+	}
+	s.engines.Close()
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// Run starts the provisioner and returns once ctx is done and it stopped.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return s.Wait()
+}
