@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Demo configuration defaults; see `greenroom demo load --help`.
+const (
+	demoImageDefault          = "greenroom/demo-workspace:latest"
+	demoDockerEndpointDefault = "unix:///var/run/docker.sock"
+	demoDomainDefault         = "greenroom.localhost"
+	demoStagedDefault         = 3
+	demoZone                  = "zone-a"
+	demoWorkspace             = "demo"
+)
+
+func newDemoCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Load the demo configuration and wait for its staged sessions",
+		Long: `The demo configuration is what 'make up' loads: two zones, one Docker agent
+per zone, the demo workspace, a group, two users, and a staging config that
+keeps sessions of the demo workspace staged in zone-a.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newDemoLoadCommand(g), newDemoWaitCommand(g))
+	return cmd
+}
+
+type demoOptions struct {
+	Image          string
+	DockerEndpoint string
+	Domain         string
+	Staged         int
+}
+
+// demoObject is one resource of the demo configuration.
+type demoObject struct {
+	Kind string // for messages
+	Name string
+	Path string // collection to POST to
+	Body map[string]any
+}
+
+// allowAll are the seven session permissions, all granted. The group and
+// the staging config carry the same values, so that alice and bob match
+// the staged sessions (rule 3: only equal permissions get a staged session).
+func allowAll() map[string]any {
+	return map[string]any{
+		"allow_audio": true, "allow_clipboard_down": true, "allow_clipboard_up": true,
+		"allow_downloads": true, "allow_microphone": true, "allow_uploads": true, "allow_gamepad": true,
+	}
+}
+
+func with(base map[string]any, extra map[string]any) map[string]any {
+	for k, v := range extra {
+		base[k] = v
+	}
+	return base
+}
+
+// demoConfiguration lists the objects in dependency order.
+func demoConfiguration(o demoOptions) []demoObject {
+	var objs []demoObject
+	for i, zone := range []string{"zone-a", "zone-b"} {
+		objs = append(objs, demoObject{"zone", zone, "/api/v1/zones", map[string]any{
+			"name":                   zone,
+			"search_alternate_zones": true,
+			// Staged sessions cannot use the $request_host$ default.
+			"allow_origin_domain":   o.Domain,
+			"upstream_auth_address": o.Domain,
+			"load_balancing":        "least_load",
+			"priority":              i + 1,
+		}})
+	}
+	for _, zone := range []string{"zone-a", "zone-b"} {
+		objs = append(objs, demoObject{"agent", "agent-" + zone, "/api/v1/agents", map[string]any{
+			"name":            "agent-" + zone,
+			"zone":            zone,
+			"docker_endpoint": o.DockerEndpoint,
+			"cores":           2,
+			"memory_mb":       2048,
+			"enabled":         true,
+		}})
+	}
+	objs = append(objs,
+		demoObject{"workspace", demoWorkspace, "/api/v1/workspaces", map[string]any{
+			"name":           demoWorkspace,
+			"image":          o.Image,
+			"cores":          0.25,
+			"memory_mb":      128,
+			"enabled":        true,
+			"port":           8080,
+			"readiness_path": "/healthz",
+			"docker_exec_config": map[string]any{
+				"assign": map[string]any{
+					"cmd": []string{"/demo-workspace", "assign"},
+					// The image is FROM scratch: no /etc/passwd, so the user
+					// must be numeric ("root" would not resolve).
+					"user": "0",
+				},
+			},
+		}},
+		demoObject{"group", "everyone", "/api/v1/groups", with(allowAll(), map[string]any{
+			"name":     "everyone",
+			"priority": 100,
+		})},
+		demoObject{"user", "alice", "/api/v1/users", map[string]any{"username": "alice", "groups": []string{"everyone"}}},
+		demoObject{"user", "bob", "/api/v1/users", map[string]any{"username": "bob", "groups": []string{"everyone"}}},
+		demoObject{"staging config", demoZone + "/" + demoWorkspace, "/api/v1/staging-configs", with(allowAll(), map[string]any{
+			"zone":             demoZone,
+			"workspace":        demoWorkspace,
+			"desired_sessions": o.Staged,
+			"expiration_hours": 1,
+		})},
+	)
+	return objs
+}
+
+func newDemoLoadCommand(g *globalOptions) *cobra.Command {
+	o := demoOptions{}
+	cmd := &cobra.Command{
+		Use:   "load",
+		Short: "Create the demo configuration through the admin API (idempotent)",
+		Long: `Create, through the admin API, the demo configuration:
+
+  zones         zone-a, zone-b (search alternate zones; origin domain and
+                upstream auth address set to --domain, as staging requires)
+  agents        agent-zone-a, agent-zone-b at --docker-endpoint, 2 cores, 2048 MB
+  workspace     demo: --image, 0.25 cores, 128 MB, port 8080, readiness /healthz,
+                assign exec "/demo-workspace assign" (the user is passed in
+                GREENROOM_USER)
+  group         everyone (priority 100), every allow_* permission granted
+  users         alice, bob in everyone
+  staging config zone-a/demo: --staged sessions, expiring after 1 hour, every
+                allow_* granted, so alice and bob match the staged sessions
+
+Objects that already exist (409) are left as they are, so running it again is
+harmless.`,
+		Example: `  greenroom demo load
+  greenroom demo load --staged 5 --docker-endpoint tcp://10.0.0.7:2375`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Staged < 0 {
+				return usagef("--staged must not be negative")
+			}
+			api, err := newAPIClient(g)
+			if err != nil {
+				return err
+			}
+			return loadDemo(cmd.Context(), api, demoConfiguration(o), cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Image, "image", demoImageDefault, "image of the demo workspace (built by scripts/build-demo-image.sh)")
+	f.StringVar(&o.DockerEndpoint, "docker-endpoint", demoDockerEndpointDefault, "Docker endpoint of both demo agents")
+	f.StringVar(&o.Domain, "domain", demoDomainDefault, "allow_origin_domain and upstream_auth_address of the zones")
+	f.IntVar(&o.Staged, "staged", demoStagedDefault, "desired staged sessions of zone-a/demo")
+	return cmd
+}
+
+func loadDemo(ctx context.Context, api *apiClient, objs []demoObject, out io.Writer) error {
+	created, existing := 0, 0
+	for _, obj := range objs {
+		err := api.do(ctx, http.MethodPost, obj.Path, nil, obj.Body, nil)
+		switch {
+		case err == nil:
+			created++
+			fmt.Fprintf(out, "created %s %s\n", obj.Kind, obj.Name)
+		case isStatus(err, http.StatusConflict):
+			existing++
+			fmt.Fprintf(out, "exists  %s %s\n", obj.Kind, obj.Name)
+		default:
+			return fmt.Errorf("creating %s %s: %w", obj.Kind, obj.Name, err)
+		}
+	}
+	fmt.Fprintf(out, "demo configuration loaded: %d created, %d already present\n", created, existing)
+	return nil
+}
+
+type demoWaitOptions struct {
+	Staged          int
+	Timeout         time.Duration
+	Zone, Workspace string
+	Interval        time.Duration
+}
+
+func newDemoWaitCommand(g *globalOptions) *cobra.Command {
+	o := demoWaitOptions{}
+	cmd := &cobra.Command{
+		Use:   "wait --staged N [--timeout 120s]",
+		Short: "Wait until the demo staging config has N staged sessions",
+		Long: `Poll the admin API until the staging config of --zone/--workspace reports at
+least --staged current sessions, printing progress as it changes. Fails after
+--timeout with the staging config's status and last error (for example no
+agent capacity, or an image that is missing).`,
+		Example: `  greenroom demo wait --staged 3
+  greenroom demo wait --staged 5 --timeout 5m`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Staged < 0 || o.Timeout <= 0 || o.Interval <= 0 {
+				return usagef("--staged must not be negative, --timeout and --interval must be positive")
+			}
+			api, err := newAPIClient(g)
+			if err != nil {
+				return err
+			}
+			return waitStaged(cmd.Context(), api, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Staged, "staged", demoStagedDefault, "staged sessions to wait for")
+	f.DurationVar(&o.Timeout, "timeout", 120*time.Second, "how long to wait")
+	f.StringVar(&o.Zone, "zone", demoZone, "zone of the staging config")
+	f.StringVar(&o.Workspace, "workspace", demoWorkspace, "workspace of the staging config")
+	f.DurationVar(&o.Interval, "interval", 500*time.Millisecond, "time between two polls")
+	return cmd
+}
+
+func waitStaged(ctx context.Context, api *apiClient, o demoWaitOptions, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	name := o.Zone + "/" + o.Workspace
+	last := ""
+	var lastErr error
+	var sc apiStagingConfig
+	tick := time.NewTicker(o.Interval)
+	defer tick.Stop()
+	for {
+		found, err := api.findStagingConfig(ctx, o.Zone, o.Workspace)
+		switch {
+		case err == nil:
+			sc, lastErr = found, nil
+			line := fmt.Sprintf("%s: %d/%d staged (%s)", name, sc.CurrentSessions, o.Staged, sc.Status)
+			if sc.LastError != "" {
+				line += ": " + sc.LastError
+			}
+			if line != last {
+				fmt.Fprintln(out, line)
+				last = line
+			}
+			if sc.CurrentSessions >= o.Staged {
+				return nil
+			}
+		case isStatus(err, http.StatusUnauthorized):
+			return err // waiting will not fix a wrong token
+		case ctx.Err() != nil:
+			// The wait ended during this poll; report what was seen before.
+		default:
+			if lastErr == nil || lastErr.Error() != err.Error() {
+				fmt.Fprintf(out, "%s: %v (retrying)\n", name, err)
+			}
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				if lastErr != nil {
+					return fmt.Errorf("%s: not %d staged sessions within %s: %w", name, o.Staged, o.Timeout, lastErr)
+				}
+				return fmt.Errorf("%s: %d of %d staged sessions after %s (status %s%s); see the provisioner's log",
+					name, sc.CurrentSessions, o.Staged, o.Timeout, sc.Status, suffix(": ", sc.LastError))
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func suffix(sep, s string) string {
+	if s == "" {
+		return ""
+	}
+	return sep + s
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/greenroom-dev/greenroom/libs/settings"
+)
+
+// APIURLDefault is where `make up` runs the config service's admin API.
+const APIURLDefault = "http://127.0.0.1:8080"
+
+// adminTokenFile is where scripts/up.sh keeps the admin token it generated;
+// read (relative to the working directory) when no token is given.
+const adminTokenFile = ".run/admin-token"
+
+// globalOptions are the connection settings every subcommand shares. Each
+// has a flag and an environment variable; the flag wins.
+type globalOptions struct {
+	NatsURL     string
+	DatabaseURL string
+	APIURL      string
+	AdminToken  string
+}
+
+// token returns the admin token, falling back to the file make up writes.
+func (g *globalOptions) token() string {
+	if g.AdminToken != "" {
+		return g.AdminToken
+	}
+	if b, err := os.ReadFile(adminTokenFile); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return ""
+}
+
+func newRootCommand(getenv func(string) string) *cobra.Command {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "greenroom",
+		Short: "Operate Greenroom: session staging for container workspaces",
+		Long: `greenroom is the operator CLI of Greenroom, which keeps containers staged
+(created and running) so that a user who asks for a session gets one in
+milliseconds.
+
+Connection settings come from flags or the environment (the flag wins); the
+defaults match a local deployment started with 'make up'.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.NatsURL, "nats-url", env("GREENROOM_NATS_URL", settings.NatsURLDefault),
+		"NATS server URL(s), comma-separated (env GREENROOM_NATS_URL)")
+	pf.StringVar(&g.DatabaseURL, "database-url", env("GREENROOM_DATABASE_URL", settings.DatabaseURLDefault),
+		"PostgreSQL connection URL (env GREENROOM_DATABASE_URL)")
+	pf.StringVar(&g.APIURL, "api-url", env("GREENROOM_API_URL", APIURLDefault),
+		"base URL of the config service's admin API (env GREENROOM_API_URL)")
+	pf.StringVar(&g.AdminToken, "admin-token", env("GREENROOM_ADMIN_TOKEN", ""),
+		"admin API bearer token (env GREENROOM_ADMIN_TOKEN; else read from "+adminTokenFile+", written by make up)")
+
+	root.AddCommand(
+		newMigrateCommand(g),
+		newRequestCommand(g),
+		newSessionsCommand(g),
+		newAuditCommand(g),
+		newDemoCommand(g),
+	)
+	return root
+}
