@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds the four service binaries (greenroom-config, greenroom-assigner,
+# greenroom-provisioner, greenroom-expiry) and the greenroom CLI as static
+# binaries (CGO_ENABLED=0), so the same files run on the host and in the
+# FROM-scratch images of deploy/.
+# Usage: scripts/build.sh [OUTDIR]      (default: bin)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+out="${1:-bin}"
+[[ "$out" = /* ]] || out="$repo_root/$out"
+mkdir -p "$out"
+cd "$repo_root"
+for svc in "${services[@]}"; do
+	CGO_ENABLED=0 go build -trimpath -o "$out/greenroom-$svc" "./services/$svc"
+done
+CGO_ENABLED=0 go build -trimpath -o "$out/greenroom" ./cmd/greenroom
+say "built greenroom-{$(IFS=,; echo "${services[*]}")} and greenroom into ${out#"$repo_root"/}/"

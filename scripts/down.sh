@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make down`: stops what `make up` started — the four services and the
+# nats-server started by scripts/ensure-nats.sh (by their pid files in .run/,
+# SIGTERM first, SIGKILL after 15 s) — and removes every container Greenroom
+# made (label greenroom.managed=true). PostgreSQL is left running, and the
+# data in PostgreSQL and .run/nats is kept for the next `make up`.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Stop taking requests first; the provisioner last, so nothing it is doing
+# is left half-done by a vanished dependency.
+for svc in config assigner expiry provisioner; do
+	stop_pidfile "$run_dir/$svc.pid" "greenroom-$svc"
+done
+stop_pidfile "$run_dir/nats-server.pid" nats-server
+
+if ! command -v docker >/dev/null 2>&1; then
+	say "docker CLI not found; no containers removed"
+elif ! docker info >/dev/null 2>&1; then
+	say "Docker Engine does not answer; no containers removed"
+else
+	count="$(docker ps -aq --filter label=greenroom.managed=true | wc -l)"
+	docker ps -aq --filter label=greenroom.managed=true | xargs -r docker rm -f >/dev/null
+	say "removed $count Greenroom container(s) (label greenroom.managed=true)"
+fi
+
+version="$(pg_lsclusters --no-header 2>/dev/null | awk '$2 == "main" && $4 ~ /^online/ { print $1; exit }' || true)"
+if [[ -n "$version" ]]; then
+	say "PostgreSQL $version is left running (stop it with: pg_ctlcluster $version main stop)"
+else
+	say "PostgreSQL is left as it is"
+fi
+say "Greenroom is down"

@@ -1,0 +1,109 @@
+# Helpers shared by the scripts in this directory; source it, don't run it.
+# shellcheck shell=bash
+# The variables below are used by the scripts that source this file.
+# shellcheck disable=SC2034
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+run_dir="$repo_root/.run"
+log_dir="$run_dir/logs"
+
+# The four services, in start order, and the port of each one's HTTP server
+# (the config service's is the admin API and UI; the others serve /healthz,
+# /readyz and /metrics).
+services=(config assigner provisioner expiry)
+declare -A service_port=([config]=8080 [assigner]=8081 [provisioner]=8082 [expiry]=8083)
+
+# The defaults every component agrees on (libs/settings).
+default_database_url="postgres://greenroom:greenroom@127.0.0.1:5432/greenroom?sslmode=disable"
+default_nats_url="nats://127.0.0.1:4222"
+
+say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*"; }
+die() { printf '%s: error: %s\n' "$(basename "$0" .sh)" "$*" >&2; exit 1; }
+
+# port_open HOST PORT: something accepts TCP connections there.
+port_open() {
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+}
+
+# http_status HOST PORT PATH: prints the status code of GET PATH (nothing
+# when nothing answers). Plain bash, so that no HTTP client is required.
+http_status() {
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	timeout 3 bash -c '
+		exec 3<>"/dev/tcp/$0/$1" || exit 1
+		printf "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n" "$2" "$0" >&3
+		IFS=" " read -r _ code _ <&3 && printf "%s" "$code"
+	' "$1" "$2" "$3" 2>/dev/null || true
+}
+
+# pid_alive PIDFILE NAME: the pid in PIDFILE runs a program whose command
+# line contains NAME (guards against a recycled pid).
+pid_alive() {
+	local pid
+	pid="$(cat "$1" 2>/dev/null)" || return 1
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
+}
+
+# stop_pidfile PIDFILE NAME: stops the process gracefully (SIGTERM, up to
+# 15 s), then with SIGKILL, and removes the pid file.
+stop_pidfile() {
+	local file="$1" name="$2" pid i
+	if [[ ! -e "$file" ]]; then
+		return 0
+	fi
+	if ! pid_alive "$file" "$name"; then
+		rm -f "$file"
+		say "$name was not running (removed stale $(basename "$file"))"
+		return 0
+	fi
+	pid="$(cat "$file")"
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 75; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		say "$name (pid $pid) ignored SIGTERM for 15s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+		for ((i = 0; i < 25; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+	else
+		say "stopped $name (pid $pid)"
+	fi
+	rm -f "$file"
+}
+
+# as_root CMD...: runs CMD as root (directly, or through sudo).
+as_root() {
+	if [[ "$(id -u)" -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root to run: $* (run as root or install sudo)"
+	fi
+}
+
+# background LOG PIDFILE CMD...: starts CMD detached from this shell (own
+# session, no stdin, output appended to LOG) and writes its pid to PIDFILE.
+background() {
+	local log="$1" pidfile="$2"
+	shift 2
+	mkdir -p "$(dirname "$log")" "$(dirname "$pidfile")"
+	# The inner shell records its own pid and then becomes CMD (exec), so the
+	# pid file names CMD whether or not setsid had to fork.
+	rm -f "$pidfile"
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	setsid nohup bash -c 'echo "$$" >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
+	local i
+	for ((i = 0; i < 50; i++)); do
+		[[ -s "$pidfile" ]] && return 0
+		sleep 0.1
+	done
+	die "could not start $1 (see $log)"
+}
