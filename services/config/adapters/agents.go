@@ -1,0 +1,77 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+// agentSelect reads agents with the load of their live sessions (the
+// partial index sessions_agent_live_idx serves the lateral join).
+const agentSelect = `SELECT a.id, a.name, a.zone_id, z.name AS zone, a.pool_id, p.name AS pool,
+	a.docker_endpoint, a.public_host, a.cores, a.memory_mb, a.enabled, a.labels,
+	load.sessions, a.cores - load.cores AS free_cores, a.memory_mb - load.memory_mb AS free_memory_mb,
+	a.last_heartbeat_at, a.created_at, a.updated_at
+	FROM agents a
+	JOIN zones z ON z.id = a.zone_id
+	LEFT JOIN pools p ON p.id = a.pool_id
+	CROSS JOIN LATERAL (
+		SELECT count(*) AS sessions, COALESCE(sum(s.cores), 0) AS cores, COALESCE(sum(s.memory_mb), 0) AS memory_mb
+		FROM sessions s
+		WHERE s.agent_id = a.id AND s.status NOT IN ('destroyed', 'failed')
+	) load`
+
+// GetAgent loads the agent named name.
+func GetAgent(ctx context.Context, q Queryer, name string, lock Lock) (domain.Agent, error) {
+	var a domain.Agent
+	err := get(ctx, q, &a, fmt.Sprintf("agent %q", name), agentSelect+` WHERE a.name = $1`+lock.clause("a"), name)
+	return a, err
+}
+
+func getAgentByID(ctx context.Context, q Queryer, id string) (domain.Agent, error) {
+	var a domain.Agent
+	err := get(ctx, q, &a, "agent "+id, agentSelect+` WHERE a.id = $1`, id)
+	return a, err
+}
+
+// ListAgents loads every agent, by name.
+func ListAgents(ctx context.Context, q Queryer) ([]domain.Agent, error) {
+	var as []domain.Agent
+	if err := q.SelectContext(ctx, &as, agentSelect+` ORDER BY a.name`); err != nil {
+		return nil, fmt.Errorf("listing agents: %w", err)
+	}
+	return as, nil
+}
+
+// InsertAgent stores a new agent (its zone and pool by id) and returns it
+// as stored.
+func InsertAgent(ctx context.Context, q Queryer, a domain.Agent) (domain.Agent, error) {
+	_, err := q.ExecContext(ctx, `INSERT INTO agents
+		(id, name, zone_id, pool_id, docker_endpoint, public_host, cores, memory_mb, enabled, labels)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.PublicHost, a.Cores, a.MemoryMB, a.Enabled, a.Labels)
+	if err != nil {
+		return domain.Agent{}, fmt.Errorf("inserting agent %q: %w", a.Name, err)
+	}
+	return getAgentByID(ctx, q, a.ID)
+}
+
+// UpdateAgent stores every field of a and returns it as stored.
+func UpdateAgent(ctx context.Context, q Queryer, a domain.Agent) (domain.Agent, error) {
+	err := exec(ctx, q, fmt.Sprintf("updating agent %q", a.Name), `UPDATE agents
+		SET name = $2, zone_id = $3, pool_id = $4, docker_endpoint = $5, public_host = $6,
+			cores = $7, memory_mb = $8, enabled = $9, labels = $10, updated_at = now()
+		WHERE id = $1`,
+		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.PublicHost, a.Cores, a.MemoryMB, a.Enabled, a.Labels)
+	if err != nil {
+		return domain.Agent{}, err
+	}
+	return getAgentByID(ctx, q, a.ID)
+}
+
+// DeleteAgent deletes the agent with id; a foreign-key violation means
+// sessions still refer to it.
+func DeleteAgent(ctx context.Context, q Queryer, id string) error {
+	return exec(ctx, q, "deleting agent", `DELETE FROM agents WHERE id = $1`, id)
+}

@@ -1,0 +1,70 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+const (
+	groupColumns = `g.id, g.name, g.priority, g.allow_audio, g.allow_clipboard_down, g.allow_clipboard_up,
+	g.allow_downloads, g.allow_microphone, g.allow_uploads, g.allow_gamepad,
+	g.expose_user_environment_vars, g.inject_ssh_keys, g.run_config, g.volume_mapping,
+	g.web_filter_policy, g.created_at, g.updated_at`
+	groupSelect = `SELECT ` + groupColumns + ` FROM groups g`
+)
+
+// GetGroup loads the group named name.
+func GetGroup(ctx context.Context, q Queryer, name string, lock Lock) (domain.Group, error) {
+	var g domain.Group
+	err := get(ctx, q, &g, fmt.Sprintf("group %q", name), groupSelect+` WHERE g.name = $1`+lock.clause("g"), name)
+	return g, err
+}
+
+// ListGroups loads every group, by name.
+func ListGroups(ctx context.Context, q Queryer) ([]domain.Group, error) {
+	var gs []domain.Group
+	if err := q.SelectContext(ctx, &gs, groupSelect+` ORDER BY g.name`); err != nil {
+		return nil, fmt.Errorf("listing groups: %w", err)
+	}
+	return gs, nil
+}
+
+// InsertGroup stores a new group and returns it as stored.
+func InsertGroup(ctx context.Context, q Queryer, g domain.Group) (domain.Group, error) {
+	var out domain.Group
+	err := q.GetContext(ctx, &out, `INSERT INTO groups AS g
+		(id, name, priority, allow_audio, allow_clipboard_down, allow_clipboard_up, allow_downloads,
+		 allow_microphone, allow_uploads, allow_gamepad, expose_user_environment_vars, inject_ssh_keys,
+		 run_config, volume_mapping, web_filter_policy)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		RETURNING `+groupColumns,
+		g.ID, g.Name, g.Priority, g.AllowAudio, g.AllowClipboardDown, g.AllowClipboardUp, g.AllowDownloads,
+		g.AllowMicrophone, g.AllowUploads, g.AllowGamepad, g.ExposeUserEnvironmentVars, g.InjectSSHKeys,
+		g.RunConfig, g.VolumeMapping, g.WebFilterPolicy)
+	if err != nil {
+		return domain.Group{}, fmt.Errorf("inserting group %q: %w", g.Name, err)
+	}
+	return out, nil
+}
+
+// UpdateGroup stores every field of g and returns it as stored.
+func UpdateGroup(ctx context.Context, q Queryer, g domain.Group) (domain.Group, error) {
+	var out domain.Group
+	err := get(ctx, q, &out, fmt.Sprintf("group %q", g.Name), `UPDATE groups AS g
+		SET name = $2, priority = $3, allow_audio = $4, allow_clipboard_down = $5, allow_clipboard_up = $6,
+			allow_downloads = $7, allow_microphone = $8, allow_uploads = $9, allow_gamepad = $10,
+			expose_user_environment_vars = $11, inject_ssh_keys = $12, run_config = $13,
+			volume_mapping = $14, web_filter_policy = $15, updated_at = now()
+		WHERE g.id = $1 RETURNING `+groupColumns,
+		g.ID, g.Name, g.Priority, g.AllowAudio, g.AllowClipboardDown, g.AllowClipboardUp, g.AllowDownloads,
+		g.AllowMicrophone, g.AllowUploads, g.AllowGamepad, g.ExposeUserEnvironmentVars, g.InjectSSHKeys,
+		g.RunConfig, g.VolumeMapping, g.WebFilterPolicy)
+	return out, err
+}
+
+// DeleteGroup deletes the group with id; its memberships go with it.
+func DeleteGroup(ctx context.Context, q Queryer, id string) error {
+	return exec(ctx, q, "deleting group", `DELETE FROM groups WHERE id = $1`, id)
+}

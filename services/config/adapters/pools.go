@@ -1,0 +1,71 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+const (
+	poolColumns = `p.id, p.name, p.type, p.server_assignment, p.labels, p.created_at, p.updated_at`
+	poolSelect  = `SELECT ` + poolColumns + ` FROM pools p`
+)
+
+// GetPool loads the pool named name.
+func GetPool(ctx context.Context, q Queryer, name string, lock Lock) (domain.Pool, error) {
+	var p domain.Pool
+	err := get(ctx, q, &p, fmt.Sprintf("pool %q", name), poolSelect+` WHERE p.name = $1`+lock.clause("p"), name)
+	return p, err
+}
+
+// ListPools loads every pool, by name.
+func ListPools(ctx context.Context, q Queryer) ([]domain.Pool, error) {
+	var ps []domain.Pool
+	if err := q.SelectContext(ctx, &ps, poolSelect+` ORDER BY p.name`); err != nil {
+		return nil, fmt.Errorf("listing pools: %w", err)
+	}
+	return ps, nil
+}
+
+// InsertPool stores a new pool and returns it as stored.
+func InsertPool(ctx context.Context, q Queryer, p domain.Pool) (domain.Pool, error) {
+	var out domain.Pool
+	err := q.GetContext(ctx, &out, `INSERT INTO pools AS p (id, name, type, server_assignment, labels)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+poolColumns,
+		p.ID, p.Name, p.Type, p.ServerAssignment, p.Labels)
+	if err != nil {
+		return domain.Pool{}, fmt.Errorf("inserting pool %q: %w", p.Name, err)
+	}
+	return out, nil
+}
+
+// UpdatePool stores every field of p and returns it as stored.
+func UpdatePool(ctx context.Context, q Queryer, p domain.Pool) (domain.Pool, error) {
+	var out domain.Pool
+	err := get(ctx, q, &out, fmt.Sprintf("pool %q", p.Name), `UPDATE pools AS p
+		SET name = $2, type = $3, server_assignment = $4, labels = $5, updated_at = now()
+		WHERE p.id = $1 RETURNING `+poolColumns,
+		p.ID, p.Name, p.Type, p.ServerAssignment, p.Labels)
+	return out, err
+}
+
+// PoolMembers counts the agents, servers and workspaces that refer to the
+// pool with id.
+func PoolMembers(ctx context.Context, q Queryer, id string) (int, error) {
+	var n int
+	err := q.GetContext(ctx, &n, `SELECT
+		(SELECT count(*) FROM agents WHERE pool_id = $1) +
+		(SELECT count(*) FROM servers WHERE pool_id = $1) +
+		(SELECT count(*) FROM workspaces WHERE server_pool_id = $1)`, id)
+	if err != nil {
+		return 0, fmt.Errorf("counting members of pool %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// DeletePool deletes the pool with id; a foreign-key violation means
+// something still refers to it.
+func DeletePool(ctx context.Context, q Queryer, id string) error {
+	return exec(ctx, q, "deleting pool", `DELETE FROM pools WHERE id = $1`, id)
+}

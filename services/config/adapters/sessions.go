@@ -1,0 +1,62 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+// sessionSelect reads sessions with names for their references. Only
+// reads: libs/sessions owns the table and every change to it.
+const sessionSelect = `SELECT s.id, s.request_id, s.user_id, u.username, s.workspace_id, w.name AS workspace,
+	s.zone_id, z.name AS zone, a.name AS agent, s.container_id, s.url, s.origin, s.status,
+	s.staging_config_id, s.failure_reason, s.created_at, s.staged_at, s.assigned_at,
+	s.expires_at, s.destroyed_at
+	FROM sessions s
+	JOIN workspaces w ON w.id = s.workspace_id
+	JOIN zones z ON z.id = s.zone_id
+	LEFT JOIN users u ON u.id = s.user_id
+	LEFT JOIN agents a ON a.id = s.agent_id`
+
+// GetSession loads the session with id.
+func GetSession(ctx context.Context, q Queryer, id string) (domain.Session, error) {
+	var s domain.Session
+	err := get(ctx, q, &s, "session "+id, sessionSelect+` WHERE s.id = $1`, id)
+	return s, err
+}
+
+// GetSessionByRequestID loads the session made or claimed for a request.
+func GetSessionByRequestID(ctx context.Context, q Queryer, requestID string) (domain.Session, error) {
+	var s domain.Session
+	err := get(ctx, q, &s, fmt.Sprintf("session of request %q", requestID), sessionSelect+` WHERE s.request_id = $1`, requestID)
+	return s, err
+}
+
+// ListSessions loads the sessions f selects, newest first.
+func ListSessions(ctx context.Context, q Queryer, f domain.SessionFilter) ([]domain.Session, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond, arg string) {
+		if arg != "" {
+			args = append(args, arg)
+			where = append(where, fmt.Sprintf(cond, len(args)))
+		}
+	}
+	add("u.username = $%d", f.User)
+	add("s.status = $%d", f.Status)
+	add("s.staging_config_id = $%d", f.StagingConfig)
+	add("s.origin = $%d", f.Origin)
+	query := sessionSelect
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	var ss []domain.Session
+	if err := q.SelectContext(ctx, &ss, query+` ORDER BY s.created_at DESC, s.id DESC`, args...); err != nil {
+		return nil, fmt.Errorf("listing sessions: %w", err)
+	}
+	return ss, nil
+}

@@ -1,0 +1,77 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+const workspaceSelect = `SELECT w.id, w.name, w.image, w.cores, w.memory_mb, w.enabled,
+	w.include_labels, w.exclude_labels, w.persistent_profile_path, w.volume_mappings,
+	w.docker_exec_config, w.run_config, w.port, w.readiness_path,
+	w.server_pool_id, p.name AS server_pool, w.created_at, w.updated_at
+	FROM workspaces w
+	LEFT JOIN pools p ON p.id = w.server_pool_id`
+
+// GetWorkspace loads the workspace named name.
+func GetWorkspace(ctx context.Context, q Queryer, name string, lock Lock) (domain.Workspace, error) {
+	var w domain.Workspace
+	err := get(ctx, q, &w, fmt.Sprintf("workspace %q", name), workspaceSelect+` WHERE w.name = $1`+lock.clause("w"), name)
+	return w, err
+}
+
+func getWorkspaceByID(ctx context.Context, q Queryer, id string) (domain.Workspace, error) {
+	var w domain.Workspace
+	err := get(ctx, q, &w, "workspace "+id, workspaceSelect+` WHERE w.id = $1`, id)
+	return w, err
+}
+
+// ListWorkspaces loads every workspace, by name.
+func ListWorkspaces(ctx context.Context, q Queryer) ([]domain.Workspace, error) {
+	var ws []domain.Workspace
+	if err := q.SelectContext(ctx, &ws, workspaceSelect+` ORDER BY w.name`); err != nil {
+		return nil, fmt.Errorf("listing workspaces: %w", err)
+	}
+	return ws, nil
+}
+
+// InsertWorkspace stores a new workspace (its server pool by id) and
+// returns it as stored.
+func InsertWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain.Workspace, error) {
+	_, err := q.ExecContext(ctx, `INSERT INTO workspaces
+		(id, name, image, cores, memory_mb, enabled, include_labels, exclude_labels, persistent_profile_path,
+		 volume_mappings, docker_exec_config, run_config, port, readiness_path, server_pool_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		w.ID, w.Name, w.Image, w.Cores, w.MemoryMB, w.Enabled, w.IncludeLabels, w.ExcludeLabels, w.PersistentProfilePath,
+		w.VolumeMappings, w.DockerExecConfig, w.RunConfig, w.Port, w.ReadinessPath, w.ServerPoolID)
+	if err != nil {
+		return domain.Workspace{}, fmt.Errorf("inserting workspace %q: %w", w.Name, err)
+	}
+	return getWorkspaceByID(ctx, q, w.ID)
+}
+
+// UpdateWorkspace stores every field of w and returns it as stored.
+func UpdateWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain.Workspace, error) {
+	err := exec(ctx, q, fmt.Sprintf("updating workspace %q", w.Name), `UPDATE workspaces
+		SET name = $2, image = $3, cores = $4, memory_mb = $5, enabled = $6, include_labels = $7,
+			exclude_labels = $8, persistent_profile_path = $9, volume_mappings = $10,
+			docker_exec_config = $11, run_config = $12, port = $13, readiness_path = $14,
+			server_pool_id = $15, updated_at = now()
+		WHERE id = $1`,
+		w.ID, w.Name, w.Image, w.Cores, w.MemoryMB, w.Enabled, w.IncludeLabels, w.ExcludeLabels, w.PersistentProfilePath,
+		w.VolumeMappings, w.DockerExecConfig, w.RunConfig, w.Port, w.ReadinessPath, w.ServerPoolID)
+	if err != nil {
+		return domain.Workspace{}, err
+	}
+	return getWorkspaceByID(ctx, q, w.ID)
+}
+
+// DeleteWorkspace deletes the workspace with id; a foreign-key violation
+// means staging configs or sessions still refer to it.
+func DeleteWorkspace(ctx context.Context, q Queryer, id string) error {
+	if err := purgeDeletedStagingConfigs(ctx, q, "workspace_id", id); err != nil {
+		return err
+	}
+	return exec(ctx, q, "deleting workspace", `DELETE FROM workspaces WHERE id = $1`, id)
+}

@@ -1,0 +1,65 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+const zoneSelect = `SELECT z.id, z.name, z.search_alternate_zones, z.allow_origin_domain,
+	z.upstream_auth_address, z.load_balancing, z.priority, z.created_at, z.updated_at
+	FROM zones z`
+
+// GetZone loads the zone named name.
+func GetZone(ctx context.Context, q Queryer, name string, lock Lock) (domain.Zone, error) {
+	var z domain.Zone
+	err := get(ctx, q, &z, fmt.Sprintf("zone %q", name), zoneSelect+` WHERE z.name = $1`+lock.clause("z"), name)
+	return z, err
+}
+
+// ListZones loads every zone, by name.
+func ListZones(ctx context.Context, q Queryer) ([]domain.Zone, error) {
+	var zs []domain.Zone
+	if err := q.SelectContext(ctx, &zs, zoneSelect+` ORDER BY z.name`); err != nil {
+		return nil, fmt.Errorf("listing zones: %w", err)
+	}
+	return zs, nil
+}
+
+// InsertZone stores a new zone and returns it as stored.
+func InsertZone(ctx context.Context, q Queryer, z domain.Zone) (domain.Zone, error) {
+	var out domain.Zone
+	err := q.GetContext(ctx, &out, `INSERT INTO zones AS z
+		(id, name, search_alternate_zones, allow_origin_domain, upstream_auth_address, load_balancing, priority)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		RETURNING z.id, z.name, z.search_alternate_zones, z.allow_origin_domain,
+			z.upstream_auth_address, z.load_balancing, z.priority, z.created_at, z.updated_at`,
+		z.ID, z.Name, z.SearchAlternateZones, z.AllowOriginDomain, z.UpstreamAuthAddress, z.LoadBalancing, z.Priority)
+	if err != nil {
+		return domain.Zone{}, fmt.Errorf("inserting zone %q: %w", z.Name, err)
+	}
+	return out, nil
+}
+
+// UpdateZone stores every field of z and returns it as stored.
+func UpdateZone(ctx context.Context, q Queryer, z domain.Zone) (domain.Zone, error) {
+	var out domain.Zone
+	err := get(ctx, q, &out, fmt.Sprintf("zone %q", z.Name), `UPDATE zones AS z
+		SET name = $2, search_alternate_zones = $3, allow_origin_domain = $4, upstream_auth_address = $5,
+			load_balancing = $6, priority = $7, updated_at = now()
+		WHERE z.id = $1
+		RETURNING z.id, z.name, z.search_alternate_zones, z.allow_origin_domain,
+			z.upstream_auth_address, z.load_balancing, z.priority, z.created_at, z.updated_at`,
+		z.ID, z.Name, z.SearchAlternateZones, z.AllowOriginDomain, z.UpstreamAuthAddress, z.LoadBalancing, z.Priority)
+	return out, err
+}
+
+// DeleteZone deletes the zone with id; a foreign-key violation means
+// something still refers to it.
+func DeleteZone(ctx context.Context, q Queryer, id string) error {
+	if err := purgeDeletedStagingConfigs(ctx, q, "zone_id", id); err != nil {
+		return err
+	}
+	return exec(ctx, q, "deleting zone", `DELETE FROM zones WHERE id = $1`, id)
+}

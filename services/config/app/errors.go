@@ -1,0 +1,56 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+// Kind is what went wrong with a use case, as the API answers it.
+type Kind int
+
+// Kinds of Error.
+const (
+	// Invalid: the request is wrong (400); Fields says where.
+	Invalid Kind = iota + 1
+	// NotFound: what the request names does not exist (404).
+	NotFound
+	// Conflict: the current state forbids the change (409).
+	Conflict
+	// NoCapacity: no zone, agent or staged session could serve a session
+	// request (503).
+	NoCapacity
+	// ProvisioningFailed: the session could not be made for another reason
+	// (502).
+	ProvisioningFailed
+)
+
+// Error is a use case's refusal. When Fields is set, its first entry names
+// the offending field.
+type Error struct {
+	Kind   Kind
+	Detail string
+	Fields domain.FieldErrors
+}
+
+func (e *Error) Error() string { return e.Detail }
+
+// invalid refuses a request whose fields have problems.
+func invalid(errs domain.FieldErrors) *Error {
+	first := errs[0]
+	detail := first.Detail
+	if first.Field != "" {
+		detail = first.Field + ": " + detail
+	}
+	return &Error{Kind: Invalid, Detail: detail, Fields: errs}
+}
+
+// fieldError refuses a request because of one field.
+func fieldError(kind Kind, field, format string, args ...any) *Error {
+	detail := fmt.Sprintf(format, args...)
+	return &Error{Kind: kind, Detail: field + ": " + detail, Fields: domain.FieldErrors{{Field: field, Detail: detail}}}
+}
+
+func conflict(format string, args ...any) *Error {
+	return &Error{Kind: Conflict, Detail: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,65 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/greenroom-dev/greenroom/services/config/adapters"
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+// ListGroups returns every group.
+func (a *App) ListGroups(ctx context.Context) ([]domain.Group, error) {
+	return adapters.ListGroups(ctx, a.db)
+}
+
+// GetGroup returns the group named name.
+func (a *App) GetGroup(ctx context.Context, name string) (domain.Group, error) {
+	g, err := adapters.GetGroup(ctx, a.db, name, adapters.NoLock)
+	return g, notFoundOr(err, "no group named %q", name)
+}
+
+// CreateGroup stores a new group.
+func (a *App) CreateGroup(ctx context.Context, in domain.GroupCreate) (domain.Group, error) {
+	if errs := in.Validate(); len(errs) > 0 {
+		return domain.Group{}, invalid(errs)
+	}
+	g := in.Group()
+	g.ID = domain.NewID()
+	err := a.change(ctx, KindGroup, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+		g, err = adapters.InsertGroup(ctx, tx, g)
+		return g.ID, g.Name, err
+	})
+	return g, explain(err, fmt.Sprintf("group %q", in.Name.Value))
+}
+
+// UpdateGroup changes the group named name.
+func (a *App) UpdateGroup(ctx context.Context, name string, in domain.GroupUpdate) (domain.Group, error) {
+	if errs := in.Validate(); len(errs) > 0 {
+		return domain.Group{}, invalid(errs)
+	}
+	var g domain.Group
+	err := a.change(ctx, KindGroup, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
+		if g, err = adapters.GetGroup(ctx, tx, name, adapters.ForUpdate); err != nil {
+			return "", "", notFoundOr(err, "no group named %q", name)
+		}
+		in.Apply(&g)
+		g, err = adapters.UpdateGroup(ctx, tx, g)
+		return g.ID, g.Name, err
+	})
+	return g, explain(err, fmt.Sprintf("group %q", in.Name.Or(name)))
+}
+
+// DeleteGroup deletes the group named name and removes it from its members.
+func (a *App) DeleteGroup(ctx context.Context, name string) error {
+	err := a.change(ctx, KindGroup, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
+		g, err := adapters.GetGroup(ctx, tx, name, adapters.ForUpdate)
+		if err != nil {
+			return "", "", notFoundOr(err, "no group named %q", name)
+		}
+		return g.ID, g.Name, adapters.DeleteGroup(ctx, tx, g.ID)
+	})
+	return explain(err, fmt.Sprintf("group %q", name))
+}

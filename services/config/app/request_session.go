@@ -1,0 +1,159 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/greenroom-dev/greenroom/libs/client"
+	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/config/adapters"
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+// SessionResult says how a session request was answered.
+type SessionResult int
+
+// Results of RequestSession.
+const (
+	// SessionExisted: an earlier request with this request_id made the
+	// session, and nothing was requested again. It is running, has ended,
+	// or came to an end while this request waited.
+	SessionExisted SessionResult = iota + 1
+	// SessionReady: the session was made (or claimed) and is running.
+	SessionReady
+	// SessionPending: the outcome is not known yet (wait 0, the wait
+	// elapsed, or the service is stopping); Accepted says what is known.
+	SessionPending
+)
+
+// SessionOutcome is the answer to a session request.
+type SessionOutcome struct {
+	Result   SessionResult
+	Session  domain.Session         // when Existed or Ready
+	Accepted domain.SessionAccepted // when Pending
+}
+
+// RequestSession asks for a session as greenroom.session.requested does, and
+// waits up to wait for it to be running. The same request_id (or
+// Idempotency-Key) never makes a second session: a repeated request gets
+// the first one's session — at once if it is running or has ended, else
+// once it is running — unless it was for another user, workspace or zone
+// (409).
+func (a *App) RequestSession(ctx context.Context, in domain.SessionRequest, idempotencyKey string, wait time.Duration) (SessionOutcome, error) {
+	if errs := in.Validate(idempotencyKey); len(errs) > 0 {
+		return SessionOutcome{}, invalid(errs)
+	}
+	requestID := in.RequestIDOf(idempotencyKey)
+	if requestID == "" {
+		requestID = uuid.NewString()
+	}
+	user, err := adapters.GetUser(ctx, a.db, in.User.Value, adapters.NoLock)
+	if err != nil {
+		return SessionOutcome{}, refError(err, NotFound, "user", "user", in.User.Value)
+	}
+	ws, err := adapters.GetWorkspace(ctx, a.db, in.Workspace.Value, adapters.NoLock)
+	if err != nil {
+		return SessionOutcome{}, refError(err, NotFound, "workspace", "workspace", in.Workspace.Value)
+	}
+	zone, err := adapters.GetZone(ctx, a.db, in.Zone.Value, adapters.NoLock)
+	if err != nil {
+		return SessionOutcome{}, refError(err, NotFound, "zone", "zone", in.Zone.Value)
+	}
+
+	existing, err := adapters.GetSessionByRequestID(ctx, a.db, requestID)
+	switch {
+	case err == nil:
+		if field := domain.RequestMismatch(existing, user.ID, ws.ID, zone); field != "" {
+			return SessionOutcome{}, fieldError(Conflict, field,
+				"request_id %q was already used for a session of user %q, workspace %q in zone %q",
+				requestID, deref(existing.User), existing.Workspace, existing.Zone)
+		}
+		return a.repeat(ctx, existing, wait)
+	case !errors.Is(err, adapters.ErrNotFound):
+		return SessionOutcome{}, err
+	}
+
+	req := client.Request{RequestID: requestID, User: user.Username, Workspace: ws.Name, Zone: zone.Name}
+	if wait == 0 {
+		if _, _, err := a.requests.Publish(ctx, req); err != nil {
+			return SessionOutcome{}, err
+		}
+		return a.pending(ctx, requestID)
+	}
+	return a.await(ctx, requestID, wait, SessionReady, func(ctx context.Context) (client.Session, error) {
+		return a.requests.Request(ctx, req)
+	})
+}
+
+// repeat answers a request whose session an earlier request made: as it is
+// when it is running or has ended, else by waiting for its outcome as the
+// first request did.
+func (a *App) repeat(ctx context.Context, s domain.Session, wait time.Duration) (SessionOutcome, error) {
+	requestID := deref(s.RequestID)
+	switch {
+	case s.Status != string(sessions.Provisioning) && s.Status != string(sessions.Assigning):
+		return SessionOutcome{Result: SessionExisted, Session: s}, nil
+	case wait == 0:
+		return a.pending(ctx, requestID)
+	}
+	// The outcome may be out already: look back over the session's life.
+	lookback := time.Since(s.CreatedAt) + time.Minute
+	return a.await(ctx, requestID, wait, SessionExisted, func(ctx context.Context) (client.Session, error) {
+		return a.requests.Await(ctx, requestID, lookback)
+	})
+}
+
+// await waits up to wait (or until the service stops) for what outcome
+// reports, and answers it: the running session as result, 503 when no
+// option had capacity, 502 for any other failure, and 202 when the outcome
+// is not known in time.
+func (a *App) await(ctx context.Context, requestID string, wait time.Duration, result SessionResult,
+	outcome func(context.Context) (client.Session, error)) (SessionOutcome, error) {
+	waitCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	defer context.AfterFunc(a.stopping, cancel)()
+	a.waiting.Inc()
+	ready, err := outcome(waitCtx)
+	a.waiting.Dec()
+	var failed *client.FailedError
+	switch {
+	case err == nil:
+		s, err := adapters.GetSession(ctx, a.db, ready.SessionID)
+		if err != nil {
+			return SessionOutcome{}, err
+		}
+		return SessionOutcome{Result: result, Session: s}, nil
+	case errors.As(err, &failed) && failed.Reason == events.ReasonNoCapacity:
+		return SessionOutcome{}, &Error{Kind: NoCapacity, Detail: failed.Detail}
+	case errors.As(err, &failed):
+		return SessionOutcome{}, &Error{Kind: ProvisioningFailed, Detail: failed.Reason + ": " + failed.Detail}
+	case ctx.Err() == nil && waitCtx.Err() != nil:
+		return a.pending(ctx, requestID)
+	}
+	return SessionOutcome{}, err
+}
+
+// pending answers a request whose outcome is not known yet, with its
+// session if one exists by now.
+func (a *App) pending(ctx context.Context, requestID string) (SessionOutcome, error) {
+	out := SessionOutcome{Result: SessionPending, Accepted: domain.SessionAccepted{RequestID: requestID, Status: domain.SessionRequested}}
+	s, err := adapters.GetSessionByRequestID(ctx, a.db, requestID)
+	switch {
+	case err == nil:
+		out.Accepted.Session, out.Accepted.Status = &s, s.Status
+	case !errors.Is(err, adapters.ErrNotFound):
+		return SessionOutcome{}, err
+	}
+	return out, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

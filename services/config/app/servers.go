@@ -1,0 +1,100 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/greenroom-dev/greenroom/services/config/adapters"
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+// ListServers returns every fixed server.
+func (a *App) ListServers(ctx context.Context) ([]domain.Server, error) {
+	return adapters.ListServers(ctx, a.db)
+}
+
+// GetServer returns the server named name.
+func (a *App) GetServer(ctx context.Context, name string) (domain.Server, error) {
+	s, err := adapters.GetServer(ctx, a.db, name, adapters.NoLock)
+	return s, notFoundOr(err, "no server named %q", name)
+}
+
+// CreateServer stores a fixed server in a zone and, optionally, a server
+// pool.
+func (a *App) CreateServer(ctx context.Context, in domain.ServerCreate) (domain.Server, error) {
+	if errs := in.Validate(); len(errs) > 0 {
+		return domain.Server{}, invalid(errs)
+	}
+	s := in.Server()
+	s.ID = domain.NewID()
+	err := a.change(ctx, KindServer, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+		if err := a.resolveServerRefs(ctx, tx, &s, true); err != nil {
+			return "", "", err
+		}
+		s, err = adapters.InsertServer(ctx, tx, s)
+		return s.ID, s.Name, err
+	})
+	return s, explain(err, fmt.Sprintf("server %q", in.Name.Value))
+}
+
+// UpdateServer changes the server named name.
+func (a *App) UpdateServer(ctx context.Context, name string, in domain.ServerUpdate) (domain.Server, error) {
+	if errs := in.Validate(); len(errs) > 0 {
+		return domain.Server{}, invalid(errs)
+	}
+	var s domain.Server
+	err := a.change(ctx, KindServer, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
+		if s, err = adapters.GetServer(ctx, tx, name, adapters.ForUpdate); err != nil {
+			return "", "", notFoundOr(err, "no server named %q", name)
+		}
+		in.Apply(&s)
+		if err := a.resolveServerRefs(ctx, tx, &s, in.Zone.Set); err != nil {
+			return "", "", err
+		}
+		s, err = adapters.UpdateServer(ctx, tx, s)
+		return s.ID, s.Name, err
+	})
+	return s, explain(err, fmt.Sprintf("server %q", in.Name.Or(name)))
+}
+
+// resolveServerRefs sets the ids of the zone (when the body named one) and
+// pool, and checks the assigned user: a server can only be assigned to a
+// user who exists, in a pool that allows server assignment.
+func (a *App) resolveServerRefs(ctx context.Context, tx *sqlx.Tx, s *domain.Server, zone bool) error {
+	if zone {
+		z, err := zoneRef(ctx, tx, "zone", s.Zone)
+		if err != nil {
+			return err
+		}
+		s.ZoneID = z.ID
+	}
+	p, err := poolRef(ctx, tx, "pool", s.Pool, domain.PoolServer)
+	if err != nil {
+		return err
+	}
+	s.PoolID = poolID(p)
+	if s.AssignedUser == nil {
+		return nil
+	}
+	if _, err := adapters.GetUser(ctx, tx, *s.AssignedUser, adapters.ForShare); err != nil {
+		return refError(err, Invalid, "assigned_user", "user", *s.AssignedUser)
+	}
+	if p == nil || !p.ServerAssignment {
+		return fieldError(Invalid, "assigned_user", "server %q can only be assigned to a user in a server pool with server_assignment", s.Name)
+	}
+	return nil
+}
+
+// DeleteServer deletes the server named name.
+func (a *App) DeleteServer(ctx context.Context, name string) error {
+	err := a.change(ctx, KindServer, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
+		s, err := adapters.GetServer(ctx, tx, name, adapters.ForUpdate)
+		if err != nil {
+			return "", "", notFoundOr(err, "no server named %q", name)
+		}
+		return s.ID, s.Name, adapters.DeleteServer(ctx, tx, s.ID)
+	})
+	return explain(err, fmt.Sprintf("server %q", name))
+}

@@ -1,0 +1,94 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/greenroom-dev/greenroom/services/config/adapters"
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+// ListUsers returns every user with their groups.
+func (a *App) ListUsers(ctx context.Context) ([]domain.User, error) {
+	return adapters.ListUsers(ctx, a.db)
+}
+
+// GetUser returns the user named username.
+func (a *App) GetUser(ctx context.Context, username string) (domain.User, error) {
+	u, err := adapters.GetUser(ctx, a.db, username, adapters.NoLock)
+	return u, notFoundOr(err, "no user named %q", username)
+}
+
+// CreateUser stores a new user in the groups the body names.
+func (a *App) CreateUser(ctx context.Context, in domain.UserCreate) (domain.User, error) {
+	if errs := in.Validate(); len(errs) > 0 {
+		return domain.User{}, invalid(errs)
+	}
+	u := in.User()
+	u.ID = domain.NewID()
+	err := a.change(ctx, KindUser, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+		if err := adapters.InsertUser(ctx, tx, u); err != nil {
+			return "", "", err
+		}
+		if err := setGroups(ctx, tx, u); err != nil {
+			return "", "", err
+		}
+		u, err = adapters.GetUserByID(ctx, tx, u.ID)
+		return u.ID, u.Username, err
+	})
+	return u, explain(err, fmt.Sprintf("user %q", in.Username.Value))
+}
+
+// UpdateUser changes the user named username; groups, when given, replace
+// their memberships.
+func (a *App) UpdateUser(ctx context.Context, username string, in domain.UserUpdate) (domain.User, error) {
+	if errs := in.Validate(); len(errs) > 0 {
+		return domain.User{}, invalid(errs)
+	}
+	var u domain.User
+	err := a.change(ctx, KindUser, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
+		if u, err = adapters.GetUser(ctx, tx, username, adapters.ForUpdate); err != nil {
+			return "", "", notFoundOr(err, "no user named %q", username)
+		}
+		in.Apply(&u)
+		if err := adapters.UpdateUser(ctx, tx, u); err != nil {
+			return "", "", err
+		}
+		if in.Groups.Has() {
+			if err := setGroups(ctx, tx, u); err != nil {
+				return "", "", err
+			}
+		}
+		u, err = adapters.GetUserByID(ctx, tx, u.ID)
+		return u.ID, u.Username, err
+	})
+	return u, explain(err, fmt.Sprintf("user %q", in.Username.Or(username)))
+}
+
+// setGroups makes u.Groups the user's memberships.
+func setGroups(ctx context.Context, tx *sqlx.Tx, u domain.User) error {
+	missing, err := adapters.SetUserGroups(ctx, tx, u.ID, u.Groups)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fieldError(Invalid, "groups", "no group named %s", `"`+strings.Join(missing, `", "`)+`"`)
+	}
+	return nil
+}
+
+// DeleteUser deletes the user named username, unless sessions refer to
+// them.
+func (a *App) DeleteUser(ctx context.Context, username string) error {
+	err := a.change(ctx, KindUser, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
+		u, err := adapters.GetUser(ctx, tx, username, adapters.ForUpdate)
+		if err != nil {
+			return "", "", notFoundOr(err, "no user named %q", username)
+		}
+		return u.ID, u.Username, adapters.DeleteUser(ctx, tx, u.ID)
+	})
+	return explain(err, fmt.Sprintf("user %q", username))
+}

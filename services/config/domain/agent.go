@@ -1,0 +1,88 @@
+package domain
+
+import "time"
+
+// Agent is a Docker Engine endpoint that runs session containers, with the
+// load its live sessions put on it.
+type Agent struct {
+	ID              string     `db:"id" json:"id"`
+	Name            string     `db:"name" json:"name"`
+	ZoneID          string     `db:"zone_id" json:"-"`
+	Zone            string     `db:"zone" json:"zone"`
+	PoolID          *string    `db:"pool_id" json:"-"`
+	Pool            *string    `db:"pool" json:"pool"`
+	DockerEndpoint  string     `db:"docker_endpoint" json:"docker_endpoint"`
+	PublicHost      string     `db:"public_host" json:"public_host"`
+	Cores           float64    `db:"cores" json:"cores"`
+	MemoryMB        int32      `db:"memory_mb" json:"memory_mb"`
+	Enabled         bool       `db:"enabled" json:"enabled"`
+	Labels          Labels     `db:"labels" json:"labels"`
+	Sessions        int        `db:"sessions" json:"sessions"`
+	FreeCores       float64    `db:"free_cores" json:"free_cores"`
+	FreeMemoryMB    int        `db:"free_memory_mb" json:"free_memory_mb"`
+	LastHeartbeatAt *time.Time `db:"last_heartbeat_at" json:"last_heartbeat_at"`
+	CreatedAt       time.Time  `db:"created_at" json:"created_at"`
+	UpdatedAt       time.Time  `db:"updated_at" json:"updated_at"`
+}
+
+// AgentUpdate is the body of PATCH /api/v1/agents/{name}.
+type AgentUpdate struct {
+	Name           Optional[string]   `json:"name"`
+	Zone           Optional[string]   `json:"zone"`
+	Pool           Optional[string]   `json:"pool"`
+	DockerEndpoint Optional[string]   `json:"docker_endpoint"`
+	PublicHost     Optional[string]   `json:"public_host"`
+	Cores          Optional[float64]  `json:"cores"`
+	MemoryMB       Optional[int32]    `json:"memory_mb"`
+	Enabled        Optional[bool]     `json:"enabled"`
+	Labels         Optional[[]string] `json:"labels"`
+}
+
+// AgentCreate is the body of POST /api/v1/agents: the same fields, name,
+// zone, docker_endpoint, cores and memory_mb required.
+type AgentCreate AgentUpdate
+
+// Validate lists the body's problems.
+func (in AgentCreate) Validate() FieldErrors { return validateAgent(AgentUpdate(in), required) }
+
+// Validate lists the body's problems.
+func (in AgentUpdate) Validate() FieldErrors { return validateAgent(in, optional) }
+
+func validateAgent(in AgentUpdate, p presence) FieldErrors {
+	var errs FieldErrors
+	checkName(&errs, "name", in.Name, p)
+	checkNonEmpty(&errs, "zone", in.Zone, p)
+	checkNonEmpty(&errs, "pool", in.Pool, nullable)
+	checkNonEmpty(&errs, "docker_endpoint", in.DockerEndpoint, p)
+	checkPresent(&errs, "public_host", in.PublicHost, optional)
+	checkCores(&errs, "cores", in.Cores, p)
+	checkMin(&errs, "memory_mb", in.MemoryMB, p, 1)
+	checkPresent(&errs, "enabled", in.Enabled, optional)
+	checkPresent(&errs, "labels", in.Labels, optional)
+	return errs
+}
+
+// Agent returns the agent the body describes, with defaults filled in; the
+// zone and pool are still names only.
+func (in AgentCreate) Agent() Agent {
+	a := Agent{Enabled: true}
+	AgentUpdate(in).Apply(&a)
+	return a
+}
+
+// Apply changes a as the body says; a changed zone or pool is a name only.
+func (in AgentUpdate) Apply(a *Agent) {
+	setIfPresent(&a.Name, in.Name)
+	setIfPresent(&a.Zone, in.Zone)
+	if in.Pool.Set {
+		a.Pool = in.Pool.Ptr()
+	}
+	setIfPresent(&a.DockerEndpoint, in.DockerEndpoint)
+	setIfPresent(&a.PublicHost, in.PublicHost)
+	setIfPresent(&a.Cores, in.Cores)
+	setIfPresent(&a.MemoryMB, in.MemoryMB)
+	setIfPresent(&a.Enabled, in.Enabled)
+	if in.Labels.Has() {
+		a.Labels = Labels(in.Labels.Value)
+	}
+}

@@ -1,0 +1,123 @@
+// Package ports is how the world talks to the config service: the admin
+// HTTP API of schemas/api/openapi.yaml under /api/v1 (bearer token), the
+// admin web UI at /, and the operator endpoints /healthz, /readyz and
+// /metrics, all on one listener.
+package ports
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+
+	"github.com/greenroom-dev/greenroom/services/config/app"
+)
+
+// Config is what the HTTP handler serves.
+type Config struct {
+	// App runs the use cases.
+	App *app.App
+	// Ops serves /healthz, /readyz and /metrics (deps.Ops.Mux).
+	Ops http.Handler
+	// AdminToken is the bearer token every /api/ call needs.
+	AdminToken string
+	// Metrics measures every request.
+	Metrics *Metrics
+	// Log receives the causes of 500s.
+	Log *zap.Logger
+}
+
+// NewHandler returns the config service's whole HTTP surface.
+func NewHandler(cfg Config) http.Handler {
+	rs := responder{log: cfg.Log}
+	a := cfg.App
+
+	r := chi.NewRouter()
+	r.Use(cfg.Metrics.measure)
+	r.NotFound(notFound(rs))
+	r.MethodNotAllowed(methodNotAllowed(rs))
+	r.Method(http.MethodGet, "/healthz", cfg.Ops)
+	r.Method(http.MethodGet, "/readyz", cfg.Ops)
+	r.Method(http.MethodGet, "/metrics", cfg.Ops)
+	r.Get("/", adminUI)
+
+	r.Route("/api", func(r chi.Router) {
+		r.Use(requireToken(rs, cfg.AdminToken))
+		r.NotFound(notFound(rs))
+		r.MethodNotAllowed(methodNotAllowed(rs))
+		r.Route("/v1", func(r chi.Router) { apiV1(r, rs, a) })
+	})
+	return r
+}
+
+// apiV1 routes /api/v1: each line is one operation of openapi.yaml.
+func apiV1(r chi.Router, rs responder, a *app.App) {
+	s := sessionHandlers{rs: rs, app: a}
+
+	r.Get("/zones", list(rs, a.ListZones))
+	r.Post("/zones", create(rs, a.CreateZone))
+	r.Get("/zones/{name}", get(rs, "name", a.GetZone))
+	r.Patch("/zones/{name}", update(rs, "name", a.UpdateZone))
+	r.Delete("/zones/{name}", remove(rs, "name", a.DeleteZone))
+
+	r.Get("/pools", list(rs, a.ListPools))
+	r.Post("/pools", create(rs, a.CreatePool))
+	r.Get("/pools/{name}", get(rs, "name", a.GetPool))
+	r.Patch("/pools/{name}", update(rs, "name", a.UpdatePool))
+	r.Delete("/pools/{name}", remove(rs, "name", a.DeletePool))
+
+	r.Get("/agents", list(rs, a.ListAgents))
+	r.Post("/agents", create(rs, a.CreateAgent))
+	r.Get("/agents/{name}", get(rs, "name", a.GetAgent))
+	r.Patch("/agents/{name}", update(rs, "name", a.UpdateAgent))
+	r.Delete("/agents/{name}", remove(rs, "name", a.DeleteAgent))
+
+	r.Get("/servers", list(rs, a.ListServers))
+	r.Post("/servers", create(rs, a.CreateServer))
+	r.Get("/servers/{name}", get(rs, "name", a.GetServer))
+	r.Patch("/servers/{name}", update(rs, "name", a.UpdateServer))
+	r.Delete("/servers/{name}", remove(rs, "name", a.DeleteServer))
+
+	r.Get("/workspaces", list(rs, a.ListWorkspaces))
+	r.Post("/workspaces", create(rs, a.CreateWorkspace))
+	r.Get("/workspaces/{name}", get(rs, "name", a.GetWorkspace))
+	r.Patch("/workspaces/{name}", update(rs, "name", a.UpdateWorkspace))
+	r.Delete("/workspaces/{name}", remove(rs, "name", a.DeleteWorkspace))
+
+	r.Get("/groups", list(rs, a.ListGroups))
+	r.Post("/groups", create(rs, a.CreateGroup))
+	r.Get("/groups/{name}", get(rs, "name", a.GetGroup))
+	r.Patch("/groups/{name}", update(rs, "name", a.UpdateGroup))
+	r.Delete("/groups/{name}", remove(rs, "name", a.DeleteGroup))
+
+	r.Get("/users", list(rs, a.ListUsers))
+	r.Post("/users", create(rs, a.CreateUser))
+	r.Get("/users/{username}", get(rs, "username", a.GetUser))
+	r.Patch("/users/{username}", update(rs, "username", a.UpdateUser))
+	r.Delete("/users/{username}", remove(rs, "username", a.DeleteUser))
+
+	r.Get("/staging-configs", list(rs, a.ListStagingConfigs))
+	r.Post("/staging-configs", create(rs, a.CreateStagingConfig))
+	r.Get("/staging-configs/{id}", get(rs, "id", a.GetStagingConfig))
+	r.Patch("/staging-configs/{id}", update(rs, "id", a.UpdateStagingConfig))
+	r.Delete("/staging-configs/{id}", remove(rs, "id", a.DeleteStagingConfig))
+
+	r.Get("/sessions", s.list)
+	r.Post("/sessions", s.request)
+	r.Get("/sessions/{id}", get(rs, "id", a.GetSession))
+	r.Delete("/sessions/{id}", s.destroy)
+
+	r.Get("/violations", s.violations)
+}
+
+func notFound(rs responder) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rs.problem(w, Problem{Status: http.StatusNotFound, Detail: "no such path: " + r.URL.Path})
+	}
+}
+
+func methodNotAllowed(rs responder) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rs.problem(w, Problem{Status: http.StatusMethodNotAllowed, Detail: r.Method + " is not allowed on " + r.URL.Path})
+	}
+}

@@ -1,0 +1,188 @@
+package service_test
+
+import (
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/greenroom-dev/greenroom/libs/sessions"
+)
+
+// TestOpenAPIConformance runs one scenario through every operation of
+// schemas/api/openapi.yaml — each resource's CRUD and its 400, 401, 404 and
+// 409 answers — while the harness validates every request and response
+// against the spec. It fails if any operation was not exercised.
+func TestOpenAPIConformance(t *testing.T) {
+	h := newHarness(t)
+
+	// Operations: no token needed.
+	h.must(200, "GET", "/healthz", nil, nil, withoutToken())
+	h.must(200, "GET", "/readyz", nil, nil, withoutToken())
+	h.must(200, "GET", "/metrics", nil, nil, withoutToken())
+	h.problem(401, "", "GET", "/api/v1/zones", nil, withoutToken())
+
+	// Zones.
+	eu := h.create("zones", obj{"name": "eu", "search_alternate_zones": true, "allow_origin_domain": "eu.example.test",
+		"upstream_auth_address": "auth.eu.example.test", "load_balancing": "most_load", "priority": 1})
+	h.create("zones", obj{"name": "us"})
+	h.problem(409, "", "POST", "/api/v1/zones", obj{"name": "eu"})
+	h.problem(400, "priority", "POST", "/api/v1/zones", obj{"name": "ap", "priority": 0})
+	h.must(200, "GET", "/api/v1/zones", nil, nil)
+	h.must(200, "GET", "/api/v1/zones/eu", nil, nil)
+	h.problem(404, "", "GET", "/api/v1/zones/nowhere", nil)
+	h.must(200, "PATCH", "/api/v1/zones/us", obj{"priority": 5, "search_alternate_zones": true}, nil)
+	h.problem(400, "load_balancing", "PATCH", "/api/v1/zones/us", obj{"load_balancing": "random"})
+	h.problem(404, "", "PATCH", "/api/v1/zones/nowhere", obj{"priority": 5})
+	h.problem(409, "", "PATCH", "/api/v1/zones/us", obj{"name": "eu"})
+
+	// Pools.
+	h.create("pools", obj{"name": "gpu-agents", "type": "docker_agent", "labels": []string{"gpu"}})
+	h.create("pools", obj{"name": "desktops", "type": "server", "server_assignment": true})
+	h.problem(400, "type", "POST", "/api/v1/pools", obj{"name": "x", "type": "vm"})
+	h.problem(409, "", "POST", "/api/v1/pools", obj{"name": "desktops", "type": "server"})
+	h.must(200, "GET", "/api/v1/pools", nil, nil)
+	h.must(200, "GET", "/api/v1/pools/gpu-agents", nil, nil)
+	h.problem(404, "", "GET", "/api/v1/pools/none", nil)
+	h.must(200, "PATCH", "/api/v1/pools/gpu-agents", obj{"labels": []string{"gpu", "fast"}}, nil)
+
+	// Agents.
+	h.create("agents", obj{"name": "agent-1", "zone": "eu", "pool": "gpu-agents", "docker_endpoint": "unix:///var/run/docker.sock",
+		"cores": 4, "memory_mb": 8192, "labels": []string{"ssd"}})
+	h.problem(400, "zone", "POST", "/api/v1/agents", obj{"name": "agent-2", "zone": "mars", "docker_endpoint": "tcp://h:2375", "cores": 1, "memory_mb": 1})
+	h.problem(400, "pool", "POST", "/api/v1/agents", obj{"name": "agent-2", "zone": "eu", "pool": "desktops", "docker_endpoint": "tcp://h:2375", "cores": 1, "memory_mb": 1})
+	h.problem(400, "cores", "POST", "/api/v1/agents", obj{"name": "agent-2", "zone": "eu", "docker_endpoint": "tcp://h:2375", "cores": 0, "memory_mb": 1})
+	h.must(200, "GET", "/api/v1/agents", nil, nil)
+	var agent obj
+	h.must(200, "GET", "/api/v1/agents/agent-1", nil, &agent)
+	if agent["free_cores"] != 4.0 || agent["sessions"] != 0.0 || agent["pool"] != "gpu-agents" {
+		t.Errorf("agent %v", agent)
+	}
+	h.must(200, "PATCH", "/api/v1/agents/agent-1", obj{"enabled": false, "pool": nil}, nil)
+	h.problem(404, "", "PATCH", "/api/v1/agents/agent-9", obj{"enabled": false})
+
+	// Groups and users (servers can be assigned to users).
+	h.create("groups", obj{"name": "everyone", "allow_audio": false, "run_config": obj{"privileged": false}})
+	h.problem(400, "web_filter_policy", "POST", "/api/v1/groups", obj{"name": "g2", "web_filter_policy": 7})
+	h.must(200, "GET", "/api/v1/groups", nil, nil)
+	h.must(200, "GET", "/api/v1/groups/everyone", nil, nil)
+	h.must(200, "PATCH", "/api/v1/groups/everyone", obj{"priority": 10, "allow_audio": true}, nil)
+	h.create("groups", obj{"name": "temp"})
+
+	alice := h.create("users", obj{"username": "alice", "groups": []string{"everyone", "temp"}})
+	h.problem(400, "groups", "POST", "/api/v1/users", obj{"username": "bob", "groups": []string{"nobody"}})
+	h.problem(400, "username", "POST", "/api/v1/users", obj{"username": "Bob"})
+	h.problem(409, "", "POST", "/api/v1/users", obj{"username": "alice"})
+	h.must(200, "GET", "/api/v1/users", nil, nil)
+	h.must(200, "GET", "/api/v1/users/alice", nil, nil)
+	h.problem(404, "", "GET", "/api/v1/users/bob", nil)
+	h.must(200, "PATCH", "/api/v1/users/alice", obj{"groups": []string{"everyone"}}, nil)
+
+	// Servers.
+	h.create("servers", obj{"name": "desk-1", "zone": "eu", "pool": "desktops", "address": "10.0.0.5", "max_sessions": 2, "assigned_user": "alice"})
+	h.problem(400, "assigned_user", "POST", "/api/v1/servers", obj{"name": "desk-2", "zone": "eu", "address": "10.0.0.6", "assigned_user": "alice"})
+	h.problem(400, "address", "POST", "/api/v1/servers", obj{"name": "desk-2", "zone": "eu"})
+	h.must(200, "GET", "/api/v1/servers", nil, nil)
+	h.must(200, "GET", "/api/v1/servers/desk-1", nil, nil)
+	h.must(200, "PATCH", "/api/v1/servers/desk-1", obj{"assigned_user": nil, "max_sessions": 3}, nil)
+	h.problem(404, "", "GET", "/api/v1/servers/desk-9", nil)
+
+	// Workspaces.
+	demo := h.create("workspaces", obj{
+		"name": "demo", "image": "greenroom/demo:latest", "cores": 0.5, "memory_mb": 256,
+		"include_labels":     []string{"ssd"},
+		"volume_mappings":    obj{"/srv/shared": obj{"bind": "/home/user/shared", "mode": "ro"}},
+		"docker_exec_config": obj{"assign": obj{"cmd": []string{"/bin/sh", "-c", "echo assigned"}, "user": "root"}},
+		"run_config":         obj{"hostname": "demo"},
+		"port":               8080, "readiness_path": "/healthz",
+	})
+	h.create("workspaces", obj{"name": "desktop", "image": "rdp", "server_pool": "desktops"})
+	h.problem(400, "server_pool", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x", "server_pool": "gpu-agents"})
+	h.problem(400, "docker_exec_config.assign.cmd", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x", "docker_exec_config": obj{"assign": obj{}}})
+	h.must(200, "GET", "/api/v1/workspaces", nil, nil)
+	h.must(200, "GET", "/api/v1/workspaces/demo", nil, nil)
+	h.must(200, "PATCH", "/api/v1/workspaces/demo", obj{"readiness_path": "", "run_config": obj{}}, nil)
+	h.problem(404, "", "DELETE", "/api/v1/workspaces/none", nil)
+
+	// Staging configs.
+	var sc obj
+	h.must(201, "POST", "/api/v1/staging-configs", obj{"zone": "eu", "workspace": "demo", "desired_sessions": 2, "allow_audio": true}, &sc)
+	h.problem(400, "zone", "POST", "/api/v1/staging-configs", obj{"zone": "us", "workspace": "demo", "desired_sessions": 1})
+	h.problem(400, "workspace", "POST", "/api/v1/staging-configs", obj{"zone": "eu", "workspace": "none", "desired_sessions": 1})
+	h.problem(400, "desired_sessions", "POST", "/api/v1/staging-configs", obj{"zone": "eu", "workspace": "demo"})
+	h.problem(409, "", "POST", "/api/v1/staging-configs", obj{"zone": "eu", "workspace": "demo", "desired_sessions": 1})
+	h.problem(409, "allow_origin_domain", "PATCH", "/api/v1/zones/eu", obj{"allow_origin_domain": "$request_host$"})
+	h.must(200, "GET", "/api/v1/staging-configs", nil, nil)
+	h.must(200, "GET", "/api/v1/staging-configs/"+sc.str("id"), nil, nil)
+	h.problem(400, "id", "GET", "/api/v1/staging-configs/not-a-uuid", nil)
+	h.problem(404, "", "GET", "/api/v1/staging-configs/"+uuid.NewString(), nil)
+	h.must(200, "PATCH", "/api/v1/staging-configs/"+sc.str("id"), obj{"desired_sessions": 3, "expiration_hours": 0.5}, nil)
+	h.problem(400, "expiration_hours", "PATCH", "/api/v1/staging-configs/"+sc.str("id"), obj{"expiration_hours": 0})
+	h.problem(400, "zone", "PATCH", "/api/v1/staging-configs/"+sc.str("id"), obj{"zone": "us"})
+	h.problem(404, "", "PATCH", "/api/v1/staging-configs/"+uuid.NewString(), obj{"desired_sessions": 1})
+
+	// Sessions: one staged for the config, one running for alice.
+	w := world{zone: eu, workspace: demo, user: alice}
+	staged := h.insertSession(w, "", sessions.Staged, sc.str("id"))
+	running := h.insertSession(w, "req-1", sessions.Running, "")
+	h.insertViolation(w, "req-0", "web_filter_policy")
+	var list struct{ Items []obj }
+	h.must(200, "GET", "/api/v1/sessions", nil, &list)
+	if len(list.Items) != 2 {
+		t.Fatalf("sessions: %v", list.Items)
+	}
+	h.must(200, "GET", "/api/v1/sessions?status=staged&origin=staged&staging_config="+sc.str("id"), nil, &list)
+	if len(list.Items) != 1 || list.Items[0]["user"] != nil || list.Items[0].str("id") != staged.ID {
+		t.Errorf("staged sessions: %v", list.Items)
+	}
+	h.must(200, "GET", "/api/v1/sessions?user=alice", nil, &list)
+	if len(list.Items) != 1 || list.Items[0].str("user") != "alice" {
+		t.Errorf("alice's sessions: %v", list.Items)
+	}
+	h.problem(400, "status", "GET", "/api/v1/sessions?status=sleeping", nil)
+	h.must(200, "GET", "/api/v1/sessions/"+running.ID, nil, nil)
+	h.problem(400, "id", "GET", "/api/v1/sessions/42", nil)
+	h.problem(404, "", "GET", "/api/v1/sessions/"+uuid.NewString(), nil)
+	h.must(200, "POST", "/api/v1/sessions", obj{"user": "alice", "workspace": "demo", "zone": "eu", "request_id": "req-1"}, nil)
+	h.must(202, "POST", "/api/v1/sessions?wait=0", obj{"user": "alice", "workspace": "demo", "zone": "eu"}, nil)
+	h.problem(404, "user", "POST", "/api/v1/sessions?wait=0", obj{"user": "bob", "workspace": "demo", "zone": "eu"})
+	h.problem(400, "wait", "POST", "/api/v1/sessions?wait=1h", obj{"user": "alice", "workspace": "demo", "zone": "eu"})
+	h.problem(409, "workspace", "POST", "/api/v1/sessions", obj{"user": "alice", "workspace": "desktop", "zone": "eu"},
+		withHeader("Idempotency-Key", "req-1"))
+	h.must(202, "DELETE", "/api/v1/sessions/"+running.ID, nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/sessions/"+uuid.NewString(), nil)
+
+	// Violations.
+	var violations struct{ Items []obj }
+	h.must(200, "GET", "/api/v1/violations?user=alice&workspace=demo", nil, &violations)
+	if len(violations.Items) != 1 || violations.Items[0].str("setting") != "web_filter_policy" {
+		t.Errorf("violations: %v", violations.Items)
+	}
+
+	// Deletes: what is referred to stays.
+	h.problem(409, "", "DELETE", "/api/v1/zones/eu", nil)
+	h.problem(409, "", "DELETE", "/api/v1/pools/desktops", nil)
+	h.problem(409, "", "DELETE", "/api/v1/workspaces/demo", nil)
+	h.problem(409, "", "DELETE", "/api/v1/users/alice", nil)
+	h.problem(409, "type", "PATCH", "/api/v1/pools/desktops", obj{"type": "docker_agent"})
+	h.must(204, "DELETE", "/api/v1/staging-configs/"+sc.str("id"), nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/staging-configs/"+sc.str("id"), nil)
+	h.problem(400, "id", "DELETE", "/api/v1/staging-configs/x", nil)
+	h.must(204, "DELETE", "/api/v1/agents/agent-1", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/agents/agent-1", nil)
+	h.must(204, "DELETE", "/api/v1/servers/desk-1", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/servers/desk-1", nil)
+	h.must(204, "DELETE", "/api/v1/workspaces/desktop", nil, nil)
+	h.must(204, "DELETE", "/api/v1/pools/desktops", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/pools/desktops", nil)
+	h.must(204, "DELETE", "/api/v1/groups/temp", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/groups/temp", nil)
+	h.create("users", obj{"username": "bob"})
+	h.must(204, "DELETE", "/api/v1/users/bob", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/users/bob", nil)
+	h.must(204, "DELETE", "/api/v1/zones/us", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/zones/us", nil)
+
+	if missing := h.contract.missing(); len(missing) > 0 {
+		t.Errorf("operations of openapi.yaml not exercised: %v", missing)
+	}
+}
