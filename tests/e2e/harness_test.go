@@ -1,0 +1,198 @@
+// Package e2e runs all four Greenroom services in-process against real
+// PostgreSQL, an embedded JetStream server and the real Docker Engine, and
+// drives them through the public HTTP API and the bus, as clients do.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/greenroom-dev/greenroom/libs/app"
+	"github.com/greenroom-dev/greenroom/libs/apptest"
+	assigner "github.com/greenroom-dev/greenroom/services/assigner/service"
+	configsvc "github.com/greenroom-dev/greenroom/services/config/service"
+	expiry "github.com/greenroom-dev/greenroom/services/expiry/service"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
+	provisioner "github.com/greenroom-dev/greenroom/services/provisioner/service"
+)
+
+const demoImage = "greenroom/demo-workspace:latest"
+
+func TestMain(m *testing.M) {
+	// The demo image is built from this repository; no registry is used.
+	cmd := exec.Command("bash", "../../scripts/build-demo-image.sh")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n", demoImage, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// greenroom is one complete deployment for a test.
+type greenroom struct {
+	t     *testing.T
+	env   *apptest.Env
+	deps  *app.Deps // the config service's connections; also used to watch the bus
+	api   *httptest.Server
+	token string
+	rec   *apptest.Recorder
+	label string
+}
+
+func start(t *testing.T) *greenroom {
+	t.Helper()
+	g := &greenroom{t: t, env: apptest.New(t), token: "e2e-" + uuid.NewString(), label: uuid.NewString()}
+	// Every container of this test carries greenroom.test=<id>; removing
+	// them all at the end also covers a test that failed half-way.
+	t.Cleanup(func() { removeContainers(t, "greenroom.test="+g.label) })
+
+	g.deps = g.env.Deps(t, "config")
+	g.rec = apptest.NewRecorder(t, g.deps.NC)
+	cfg, err := configsvc.New(g.deps, configsvc.Config{AdminToken: g.token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.Run(t, cfg.Run)
+	t.Cleanup(cfg.Close)
+	g.api = httptest.NewServer(cfg.Handler())
+	t.Cleanup(g.api.Close)
+
+	asg, err := assigner.New(context.Background(), g.env.Deps(t, "assigner"), assigner.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.Run(t, asg.Run)
+
+	prov, err := provisioner.New(g.env.Deps(t, "provisioner"), provisioner.Config{
+		Provision: command.Config{ReadinessTimeout: 30 * time.Second, ExtraLabels: map[string]string{"greenroom.test": g.label}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.Run(t, prov.Run)
+
+	exp, err := expiry.NewSweeper(expiry.SweeperConfig{Interval: 500 * time.Millisecond}, g.env.DB, g.deps.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.Run(t, func(ctx context.Context) error { exp.Start(ctx); return nil })
+	return g
+}
+
+func removeContainers(t *testing.T, label string) {
+	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
+	if err != nil {
+		t.Logf("listing containers %s: %v", label, err)
+		return
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) == 0 {
+		return
+	}
+	if out, err := exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).CombinedOutput(); err != nil {
+		t.Logf("removing containers: %v: %s", err, out)
+	}
+}
+
+// call sends a JSON request to the API and decodes the JSON answer.
+func (g *greenroom) call(method, path string, body any, hdr ...string) (int, map[string]any) {
+	g.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, g.api.URL+path, rd)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+g.token)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			g.t.Fatalf("%s %s: %d, undecodable body %q", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// create POSTs a resource and fails the test unless it is created.
+func (g *greenroom) create(path string, body map[string]any) map[string]any {
+	g.t.Helper()
+	status, out := g.call(http.MethodPost, path, body)
+	if status != http.StatusCreated {
+		g.t.Fatalf("POST %s: %d %v", path, status, out)
+	}
+	return out
+}
+
+// session asks for a session over HTTP, as a user-facing service would.
+func (g *greenroom) session(t *testing.T, user, workspace, zone string, extra ...string) (map[string]any, time.Duration) {
+	t.Helper()
+	body := map[string]any{"user": user, "workspace": workspace, "zone": zone}
+	if len(extra) > 0 {
+		body["request_id"] = extra[0]
+	}
+	start := time.Now()
+	status, out := g.call(http.MethodPost, "/api/v1/sessions?wait=60s", body)
+	took := time.Since(start)
+	if status != http.StatusCreated && status != http.StatusOK {
+		t.Fatalf("POST /api/v1/sessions for %s: %d %v", user, status, out)
+	}
+	if out["status"] != "running" {
+		t.Fatalf("session for %s is %v, want running: %v", user, out["status"], out)
+	}
+	return out, took
+}
+
+// staged returns the current staged count of a staging config.
+func (g *greenroom) staged(id string) int {
+	_, sc := g.call(http.MethodGet, "/api/v1/staging-configs/"+id, nil)
+	n, _ := sc["current_sessions"].(float64)
+	return int(n)
+}
+
+func (g *greenroom) waitStaged(id string, want int, timeout time.Duration) {
+	g.t.Helper()
+	apptest.Eventually(g.t, timeout, fmt.Sprintf("staging config %s at %d staged", id, want), func() bool {
+		return g.staged(id) == want
+	})
+}
+
+// page fetches a session's URL.
+func page(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
