@@ -50,6 +50,9 @@ type Engines struct {
 	engines map[string]*Engine
 }
 
+// pingTimeout bounds the first contact with an engine.
+const pingTimeout = 10 * time.Second
+
 // NewEngines returns an empty set of engines.
 func NewEngines() *Engines { return &Engines{engines: map[string]*Engine{}} }
 
@@ -65,6 +68,17 @@ func (e *Engines) For(endpoint string) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", endpoint, err)
 	}
+	// Negotiate the API version now, once: the client otherwise negotiates
+	// lazily on first use, and concurrent first uses race on its version.
+	// An engine that does not answer is not cached, so it is retried.
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+	ping, err := c.Ping(ctx)
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("docker engine %s does not answer: %w", endpoint, err)
+	}
+	c.NegotiateAPIVersionPing(ping)
 	eng := &Engine{c: c, endpoint: endpoint}
 	e.engines[endpoint] = eng
 	return eng, nil
