@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,5 +72,43 @@ func TestFailingMessageIsDeadLetteredAfterMaxDeliverAndOthersStillFlow(t *testin
 		if d.NumDelivered != 3 || d.Consumer != "flaky" {
 			t.Fatalf("dead letter %+v", d)
 		}
+	}
+}
+
+func TestSlowLaneDoesNotHoldUpOtherSubjects(t *testing.T) {
+	env := apptest.New(t)
+	deps := env.Deps(t, "test")
+	release := make(chan struct{})
+	var slowStarted, fastServed atomic.Int32
+	c, err := bus.NewConsumer(context.Background(), deps.JS, bus.ConsumerConfig{
+		Name: "laned", FilterSubjects: []string{"greenroom.config.changed.>"}, Concurrency: 1,
+		Lanes: []bus.Lane{{Subjects: []string{"greenroom.config.changed.pool"}, Concurrency: 1}},
+	}, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
+		if m.Subject == "greenroom.config.changed.pool" {
+			slowStarted.Add(1)
+			<-release
+			return nil
+		}
+		fastServed.Add(1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.Run(t, c.Run)
+	defer close(release)
+	for i := range 3 {
+		ev, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "pool", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: fmt.Sprint("p", i)})
+		if _, err := deps.Publisher.Publish(context.Background(), "greenroom.config.changed.pool", ev, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apptest.Eventually(t, 10*time.Second, "the slow lane busy", func() bool { return slowStarted.Load() == 1 })
+	for range 5 {
+		publishChange(t, deps.Publisher, "zone")
+	}
+	apptest.Eventually(t, 10*time.Second, "zone changes served while the pool lane is busy", func() bool { return fastServed.Load() == 5 })
+	if slowStarted.Load() != 1 {
+		t.Fatalf("the slow lane ran %d at once, its concurrency is 1", slowStarted.Load())
 	}
 }

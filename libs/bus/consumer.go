@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -16,14 +17,36 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
-// Consumer defaults.
+// Consumer defaults. With them a failing message is retried for about two
+// minutes (0.2 s doubling to 30 s between tries) before it is
+// dead-lettered, which rides out a restart of PostgreSQL or a Docker engine.
 const (
-	MaxDeliverDefault  = 5
+	MaxDeliverDefault  = 10
 	AckWaitDefault     = 30 * time.Second
 	ConcurrencyDefault = 8
 	RetryDelayMin      = 200 * time.Millisecond
-	RetryDelayMax      = 10 * time.Second
+	RetryDelayMax      = 30 * time.Second
 )
+
+// Lane gives some subjects their own concurrency, so that slow work (a
+// container being created) never occupies the slots of fast work (an assign
+// exec) on the same consumer.
+type Lane struct {
+	// Subjects are exact subjects or prefixes ending in ".>".
+	Subjects []string
+	// Concurrency is how many messages of the lane one replica handles at
+	// once.
+	Concurrency int
+}
+
+func (l Lane) matches(subject string) bool {
+	for _, s := range l.Subjects {
+		if s == subject || (strings.HasSuffix(s, ".>") && strings.HasPrefix(subject, s[:len(s)-1])) {
+			return true
+		}
+	}
+	return false
+}
 
 // ConsumerConfig describes one service's durable pull consumer.
 type ConsumerConfig struct {
@@ -37,10 +60,21 @@ type ConsumerConfig struct {
 	// AckWait is how long the server waits for an ack before redelivering;
 	// handlers that run longer send in-progress acks every AckWait/3.
 	AckWait time.Duration
-	// Concurrency is how many messages one replica handles at once.
+	// Concurrency is how many messages one replica handles at once, on
+	// subjects outside every lane.
 	Concurrency int
+	// Lanes give subjects their own concurrency besides Concurrency.
+	Lanes []Lane
 	// Source names the service in dead-letter events.
 	Source string
+}
+
+func (c *ConsumerConfig) totalConcurrency() int {
+	n := c.Concurrency
+	for _, l := range c.Lanes {
+		n += l.Concurrency
+	}
+	return n
 }
 
 func (c *ConsumerConfig) withDefaults() {
@@ -97,7 +131,9 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        cfg.AckWait,
 		MaxDeliver:     cfg.MaxDeliver,
-		MaxAckPending:  cfg.Concurrency * 64,
+		// Messages beyond the handlers' slots wait in the replica with
+		// in-progress acks; this bounds how many.
+		MaxAckPending: cfg.totalConcurrency() * 4,
 		// A consumer created after events were published (a service
 		// started late, or added later) still sees them; handlers are
 		// idempotent, so replaying history is safe.
@@ -119,19 +155,38 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("looking up consumer %s: %w", c.cfg.Name, err)
 	}
-	sem := make(chan struct{}, c.cfg.Concurrency)
+	defaultLane := make(chan struct{}, c.cfg.Concurrency)
+	laneSems := make([]chan struct{}, len(c.cfg.Lanes))
+	for i, l := range c.cfg.Lanes {
+		laneSems[i] = make(chan struct{}, max(l.Concurrency, 1))
+	}
+	slotFor := func(subject string) chan struct{} {
+		for i, l := range c.cfg.Lanes {
+			if l.matches(subject) {
+				return laneSems[i]
+			}
+		}
+		return defaultLane
+	}
 	var wg sync.WaitGroup
 	// Handlers run on their own context so that shutdown lets them finish
 	// and ack instead of abandoning half-done work to redelivery.
 	handlerCtx := context.WithoutCancel(ctx)
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		sem <- struct{}{}
+		// Never block here: the client delivers messages one at a time
+		// from this callback. A message waits for a slot of its lane in
+		// its own goroutine, kept alive by in-progress acks.
+		slot := slotFor(msg.Subject())
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer wg.Done()
+			stop := c.keepAlive(msg)
+			defer stop()
+			slot <- struct{}{}
+			defer func() { <-slot }()
 			c.handle(handlerCtx, msg)
 		}()
-	}, jetstream.PullMaxMessages(c.cfg.Concurrency), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(c.cfg.totalConcurrency()), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			c.log.Warn("consume error", zap.Error(err))
 		}
@@ -162,7 +217,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		err = c.validator.Validate(msg.Data())
 	}
 	if err == nil {
-		err = c.runHandler(ctx, msg, m)
+		err = c.runHandler(ctx, m)
 	}
 	switch {
 	case err == nil:
@@ -179,12 +234,11 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// runHandler calls the handler, keeping the message alive with in-progress
-// acks while it runs, and turns a panic into a retryable error so that one
-// bad message never crashes the service.
-func (c *Consumer) runHandler(ctx context.Context, msg jetstream.Msg, m Message) (err error) {
+// keepAlive sends in-progress acks for msg every AckWait/3 until stopped,
+// so that neither a message waiting for a slot nor a long handler is
+// redelivered while it is being worked on.
+func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
-	defer close(done)
 	go func() {
 		t := time.NewTicker(c.cfg.AckWait / 3)
 		defer t.Stop()
@@ -197,6 +251,12 @@ func (c *Consumer) runHandler(ctx context.Context, msg jetstream.Msg, m Message)
 			}
 		}
 	}()
+	return func() { close(done) }
+}
+
+// runHandler calls the handler and turns a panic into a retryable error,
+// so that one bad message never crashes the service.
+func (c *Consumer) runHandler(ctx context.Context, m Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panic: %v", r)
@@ -224,7 +284,10 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, m Message,
 	if err != nil {
 		// Not terminating keeps the message for redelivery rather than
 		// losing it without a trace.
-		c.log.Error("dead-lettering failed; message will be redelivered", zap.Uint64("stream_seq", m.StreamSequence), zap.Error(err))
+		// Past MaxDeliver the server will not redeliver: the message then
+		// stays only in the stream, found by its sequence in this log line.
+		c.log.Error("dead-lettering failed; the message is kept in the stream only", zap.Uint64("stream_seq", m.StreamSequence),
+			zap.String("subject", m.Subject), zap.Error(err))
 		_ = msg.NakWithDelay(RetryDelayMax)
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -119,7 +120,8 @@ func (c *Client) route(msg *nats.Msg) {
 		return
 	}
 	c.mu.Lock()
-	ws := c.waiters[requestID]
+	// A copy: done() edits the waiter list in place.
+	ws := slices.Clone(c.waiters[requestID])
 	c.mu.Unlock()
 	if len(ws) == 0 {
 		return
@@ -225,7 +227,15 @@ func (c *Client) Request(ctx context.Context, r Request) (Session, error) {
 			}
 		}()
 	}
-	return c.await(ctx, r.RequestID, ch)
+	for {
+		s, err := c.await(ctx, r.RequestID, ch)
+		// A request_id reused by someone else is refused by the assigner;
+		// never take the session it was first used for as ours.
+		if err == nil && (s.User != r.User || s.Workspace != r.Workspace) {
+			continue
+		}
+		return s, err
+	}
 }
 
 // Await waits for the outcome of a request published earlier (by anyone).

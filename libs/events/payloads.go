@@ -1,5 +1,7 @@
 package events
 
+import "strings"
+
 // Payloads of each event type. Every event about a request carries its
 // request_id. Field names are part of the public contract (schemas/events).
 
@@ -80,7 +82,38 @@ const (
 	ReasonProvisioningTimeout = "provisioning_timeout"
 	ReasonAssignFailed        = "assign_failed"
 	ReasonContainerGone       = "container_gone"
+	// ReasonRequestConflict: the request_id was already used for another
+	// user or workspace.
+	ReasonRequestConflict = "request_conflict"
 )
+
+// FailureReasons lists every Reason* constant.
+var FailureReasons = []string{ReasonNoCapacity, ReasonUnknownReference, ReasonWorkspaceDisabled,
+	ReasonProvisioningFailed, ReasonProvisioningTimeout, ReasonAssignFailed, ReasonContainerGone,
+	ReasonRequestConflict}
+
+// RecordedFailure is how a failure is stored in sessions.failure_reason:
+// "<reason>: <detail>", so the machine-readable reason survives.
+func RecordedFailure(reason, detail string) string {
+	if detail == "" {
+		return reason
+	}
+	return reason + ": " + detail
+}
+
+// ParseRecordedFailure splits a stored failure_reason back into its reason
+// and detail; text without a known reason is provisioning_failed.
+func ParseRecordedFailure(s string) (reason, detail string) {
+	for _, r := range FailureReasons {
+		if s == r {
+			return r, ""
+		}
+		if strings.HasPrefix(s, r+": ") {
+			return r, s[len(r)+2:]
+		}
+	}
+	return ReasonProvisioningFailed, s
+}
 
 // SessionFailed is the unsuccessful outcome of a request, or the end of a
 // session whose container failed.

@@ -72,9 +72,15 @@ type RelayConfig struct {
 	DatabaseURL string
 }
 
+// relayLockKey is the advisory lock held by the relay publishing now.
+const relayLockKey = 0x6772_6e72_6f6f_6d01 // "grnroom" 1
+
 // RelayResult counts what one pass did.
 type RelayResult struct {
 	Published int
+	// Busy is true when another relay was publishing; it publishes what
+	// this one would have.
+	Busy bool
 }
 
 // Relay publishes committed outbox rows. Any number of replicas may run
@@ -184,6 +190,15 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 		return RelayResult{}, fmt.Errorf("beginning outbox pass: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	// One relay at a time, across every service and replica, so that the
+	// stream (the audit log) holds events in the order they were committed.
+	var mine bool
+	if err := tx.GetContext(ctx, &mine, `SELECT pg_try_advisory_xact_lock($1)`, relayLockKey); err != nil {
+		return RelayResult{}, fmt.Errorf("taking the relay lock: %w", err)
+	}
+	if !mine {
+		return RelayResult{Busy: true}, nil
+	}
 	var rows []row
 	if err := tx.SelectContext(ctx, &rows,
 		`SELECT seq, id, subject, payload, headers FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,

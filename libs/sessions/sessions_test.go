@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/greenroom-dev/greenroom/libs/dbtest"
+	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 )
 
@@ -100,7 +101,7 @@ func TestConcurrentClaimsNeverShareASession(t *testing.T) {
 	)
 	for i := range claimers {
 		wg.Go(func() {
-			s, err := sessions.ClaimStaged(ctx, conn, c, user, fmt.Sprintf("req-%d", i))
+			s, err := sessions.ClaimStaged(ctx, conn, c, user, fmt.Sprintf("req-%d", i), events.Permissions{})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -143,7 +144,7 @@ func TestClaimUsesThePartialIndexOfStagedRows(t *testing.T) {
 		insertStaged(t, conn, z, w, c)
 	}
 	conn.MustExec(`ANALYZE sessions`)
-	rows, err := conn.QueryxContext(ctx, "EXPLAIN "+sessions.ClaimStagedSQL, c, uuid.NewString(), "req")
+	rows, err := conn.QueryxContext(ctx, "EXPLAIN "+sessions.ClaimStagedSQL, c, uuid.NewString(), "req", "{}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,5 +164,32 @@ func TestClaimUsesThePartialIndexOfStagedRows(t *testing.T) {
 	}
 	if strings.Contains(text, "Seq Scan on sessions") {
 		t.Fatalf("the claim scans the sessions table:\n%s", text)
+	}
+}
+
+// TestClaimMatchesThePermissionsTheContainerStartedWith: after a staging
+// config's permissions change, containers started under the old ones are
+// not handed to users of the new ones.
+func TestClaimMatchesThePermissionsTheContainerStartedWith(t *testing.T) {
+	conn, _ := dbtest.New(t)
+	ctx := context.Background()
+	z, w, c := fixture(t, conn)
+	user := uuid.NewString()
+	conn.MustExec(`INSERT INTO users (id, username) VALUES ($1, 'u')`, user)
+	old := events.Permissions{AllowClipboardDown: true}
+	s, err := sessions.Insert(ctx, conn, sessions.New{ID: uuid.NewString(), WorkspaceID: w, ZoneID: z,
+		StagingConfigID: c, Origin: sessions.OriginStaged, Permissions: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sessions.Transition(ctx, conn, s.ID, sessions.Provisioning, sessions.Staged, sessions.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sessions.ClaimStaged(ctx, conn, c, user, "req-new", events.Permissions{}); !errors.Is(err, sessions.ErrNoneStaged) {
+		t.Fatalf("claim with other permissions: %v, want ErrNoneStaged", err)
+	}
+	got, err := sessions.ClaimStaged(ctx, conn, c, user, "req-old", old)
+	if err != nil || got.ID != s.ID || got.ExpiresAt.Valid {
+		t.Fatalf("claim with the container's permissions: %+v %v (expires_at must be cleared)", got, err)
 	}
 }

@@ -123,14 +123,17 @@ func GetByRequestID(ctx context.Context, q Queryer, requestID string) (Session, 
 }
 
 // ClaimStagedSQL takes the oldest staged session of a staging config for a
-// user in one statement. The inner SELECT reads only the partial index
+// user in one statement. It matches the permissions each container was
+// started with, not the config's current ones: after an administrator
+// changes a config, containers started under the old permissions are never
+// handed to a user they do not fit. The inner SELECT reads only the partial index
 // sessions_staged_claim_idx; SKIP LOCKED lets concurrent claims (any
 // replica) take different rows instead of queueing on the same one.
 const ClaimStagedSQL = `UPDATE sessions s
-	SET status = 'assigning', user_id = $2, request_id = $3, assigned_at = now(), updated_at = now()
+	SET status = 'assigning', user_id = $2, request_id = $3, assigned_at = now(), expires_at = NULL, updated_at = now()
 	FROM (
 		SELECT id FROM sessions
-		WHERE staging_config_id = $1 AND status = 'staged'
+		WHERE staging_config_id = $1 AND status = 'staged' AND permissions = $4::jsonb
 		ORDER BY staged_at
 		LIMIT 1
 		FOR UPDATE SKIP LOCKED
@@ -140,11 +143,16 @@ const ClaimStagedSQL = `UPDATE sessions s
 	"s.container_id, s.host_port, s.url, s.origin, s.status, s.permissions, s.cores, s.memory_mb, s.failure_reason," +
 	"s.created_at, s.updated_at, s.staged_at, s.assigned_at, s.running_at, s.expires_at, s.destroyed_at"
 
-// ClaimStaged moves the oldest staged session of stagingConfigID to
-// assigning for userID under requestID. ErrNoneStaged when there is none.
-func ClaimStaged(ctx context.Context, q Queryer, stagingConfigID, userID, requestID string) (Session, error) {
+// ClaimStaged moves the oldest staged session of stagingConfigID started
+// with exactly perms to assigning for userID under requestID. ErrNoneStaged
+// when there is none.
+func ClaimStaged(ctx context.Context, q Queryer, stagingConfigID, userID, requestID string, perms events.Permissions) (Session, error) {
+	raw, err := json.Marshal(perms)
+	if err != nil {
+		return Session{}, err
+	}
 	var s Session
-	err := q.GetContext(ctx, &s, ClaimStagedSQL, stagingConfigID, userID, requestID)
+	err = q.GetContext(ctx, &s, ClaimStagedSQL, stagingConfigID, userID, requestID, raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, ErrNoneStaged
 	}

@@ -173,9 +173,10 @@ func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestCont
 	return rc, nil
 }
 
-// Claim takes a staged session of the staging config for the user.
-func (t *Tx) Claim(ctx context.Context, stagingConfigID, userID, requestID string) (sessions.Session, error) {
-	return sessions.ClaimStaged(ctx, t.tx, stagingConfigID, userID, requestID)
+// Claim takes a staged session of the staging config, started with the
+// user's permissions, for the user.
+func (t *Tx) Claim(ctx context.Context, stagingConfigID, userID, requestID string, perms events.Permissions) (sessions.Session, error) {
+	return sessions.ClaimStaged(ctx, t.tx, stagingConfigID, userID, requestID, perms)
 }
 
 // CreateOnDemand inserts the session row an on-demand container will fill.

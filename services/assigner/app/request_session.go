@@ -65,7 +65,7 @@ func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.S
 	if existing, ok, err := tx.ExistingSession(ctx, req.RequestID); err != nil {
 		return Result{}, err
 	} else if ok {
-		return Result{Outcome: OutcomeDuplicate, SessionID: existing.ID}, h.reannounce(ctx, tx, existing)
+		return h.repeated(ctx, tx, req, existing)
 	}
 
 	rc, err := tx.Load(ctx, req)
@@ -82,7 +82,7 @@ func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.S
 
 	plan := domain.PlanRequest(rc.Workspace, rc.Zone, rc.Zones, rc.Groups, rc.Configs)
 	for _, cfg := range plan.StagedCandidates {
-		s, err := tx.Claim(ctx, cfg.ID, rc.UserID, req.RequestID)
+		s, err := tx.Claim(ctx, cfg.ID, rc.UserID, req.RequestID, plan.Permissions)
 		if errors.Is(err, sessions.ErrNoneStaged) {
 			continue
 		} else if err != nil {
@@ -133,20 +133,32 @@ func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.S
 	return Result{Outcome: OutcomeOnDemand, SessionID: s.ID, Miss: plan.Miss, Zone: rc.Zone.Name}, err
 }
 
-// reannounce repeats the outcome of a request served earlier, so a caller
-// who asks again after the stream's duplicate window still gets an answer.
-// A session still in progress will announce its outcome by itself.
-func (h RequestSession) reannounce(ctx context.Context, tx *adapters.Tx, s sessions.Session) error {
+// repeated answers a request whose request_id already has a session. The
+// same request again gets the outcome repeated, so a caller who asks again
+// after the stream's duplicate window still gets an answer (a session still
+// in progress announces its outcome by itself). A request_id reused for
+// another user or workspace is refused: it must never hand over someone
+// else's session.
+func (h RequestSession) repeated(ctx context.Context, tx *adapters.Tx, req events.SessionRequested, s sessions.Session) (Result, error) {
+	ready, err := tx.Outcome(ctx, s.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	if ready.User != req.User || ready.Workspace != req.Workspace {
+		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req.RequestID, events.ReasonRequestConflict,
+			fmt.Sprintf("request_id %q was already used for user %q and workspace %q", req.RequestID, ready.User, ready.Workspace))
+	}
+	return Result{Outcome: OutcomeDuplicate, SessionID: s.ID}, h.reannounce(ctx, tx, s, ready)
+}
+
+func (h RequestSession) reannounce(ctx context.Context, tx *adapters.Tx, s sessions.Session, ready events.SessionReady) error {
 	switch s.Status {
 	case sessions.Running:
-		ready, err := tx.Outcome(ctx, s.ID)
-		if err != nil {
-			return err
-		}
 		return tx.EmitWithID(ctx, "ready-again-"+s.ID+"-"+bucket(), events.TypeSessionReady, events.TypeSessionReady, ready, ready.RequestID)
 	case sessions.Failed:
+		reason, detail := events.ParseRecordedFailure(s.FailureReason)
 		return tx.EmitWithID(ctx, "failed-again-"+s.ID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
-			RequestID: s.RequestID.String, SessionID: s.ID, Reason: events.ReasonProvisioningFailed, Detail: s.FailureReason,
+			RequestID: s.RequestID.String, SessionID: s.ID, Reason: reason, Detail: detail,
 		}, s.RequestID.String)
 	}
 	return nil

@@ -325,3 +325,32 @@ func TestUnknownUserFailsTheRequestWithAReason(t *testing.T) {
 		t.Fatalf("failure must name the request and say why: %+v", f)
 	}
 }
+
+func TestRequestIDReusedByAnotherUserIsRefused(t *testing.T) {
+	w := newWorld(t)
+	w.user("alice", w.group)
+	w.user("bob", w.group)
+	w.stage("zone-a")
+	ctx := context.Background()
+	id := "shared-" + uuid.NewString()
+	if _, _, err := w.client.Publish(ctx, client.Request{RequestID: id, User: "alice", Workspace: "demo", Zone: "zone-a"}); err != nil {
+		t.Fatal(err)
+	}
+	w.rec.Wait(t, events.TypeSessionAssigned, id, 10*time.Second)
+	// Bob's request carries the same request_id, past the stream's
+	// duplicate window (a new message id).
+	ev, _ := events.NewWithID(uuid.NewString(), "test", events.TypeSessionRequested, events.SessionRequested{
+		RequestID: id, User: "bob", Workspace: "demo", Zone: "zone-a"})
+	raw, _ := ev.Marshal()
+	if _, err := w.pub.PublishRaw(ctx, events.TypeSessionRequested, ev.ID, raw, id); err != nil {
+		t.Fatal(err)
+	}
+	f := decode[events.SessionFailed](t, w.rec.Wait(t, events.TypeSessionFailed, id, 10*time.Second))
+	if f.Reason != events.ReasonRequestConflict || !strings.Contains(f.Detail, "alice") {
+		t.Fatalf("failure %+v", f)
+	}
+	var n int
+	if err := w.db.Get(&n, `SELECT count(*) FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = 'bob')`); err != nil || n != 0 {
+		t.Fatalf("bob has %d sessions (%v)", n, err)
+	}
+}

@@ -40,7 +40,7 @@ func (s *Sweeper) failStuckProvisioning(ctx context.Context, now time.Time) (cha
 		for _, d := range due {
 			detail := fmt.Sprintf("provisioning timed out after %s", timeout)
 			_, err := sessions.Transition(ctx, tx, d.ID, sessions.Provisioning, sessions.Failed,
-				sessions.Change{FailureReason: &detail})
+				sessions.Change{FailureReason: sessions.Ptr(events.RecordedFailure(events.ReasonProvisioningTimeout, detail))})
 			if errors.Is(err, sessions.ErrStale) {
 				// Cannot happen while we hold the row lock; if it does, the
 				// session has moved on and its timer no longer applies.

@@ -60,7 +60,7 @@ func TestSessionStuckInProvisioningFailsAfterTimeout(t *testing.T) {
 		t.Fatalf("after the timeout: %+v, want one provisioning timeout", res)
 	}
 	got := w.status(s.ID)
-	if got.Status != sessions.Failed || got.FailureReason != "provisioning timed out after 2m0s" || !got.DestroyedAt.Valid {
+	if got.Status != sessions.Failed || got.FailureReason != "provisioning_timeout: provisioning timed out after 2m0s" || !got.DestroyedAt.Valid {
 		t.Fatalf("session = %s %q destroyed_at=%v, want failed with the timeout as reason", got.Status, got.FailureReason, got.DestroyedAt)
 	}
 
@@ -214,7 +214,7 @@ func TestStagedSessionBeingClaimedIsNotExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = claim.Rollback() }()
-	claimed, err := sessions.ClaimStaged(ctx, claim, w.stagingConfigID, w.userID, "req-claim")
+	claimed, err := sessions.ClaimStaged(ctx, claim, w.stagingConfigID, w.userID, "req-claim", events.Permissions{})
 	if err != nil || claimed.ID != s.ID {
 		t.Fatalf("ClaimStaged = %s, %v", claimed.ID, err)
 	}

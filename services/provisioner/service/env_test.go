@@ -393,7 +393,12 @@ func (e *env) claimStaged(f fixture, configID string) (sessions.Session, string)
 	var s sessions.Session
 	err := db.InTx(e.ctx, e.db, func(tx *sqlx.Tx) error {
 		var err error
-		if s, err = sessions.ClaimStaged(e.ctx, tx, configID, f.userID, requestID); err != nil {
+		var perms events.Permissions
+		if err := tx.GetContext(e.ctx, &perms, `SELECT allow_audio, allow_clipboard_down, allow_clipboard_up, allow_downloads,
+			allow_microphone, allow_uploads, allow_gamepad FROM staging_configs WHERE id = $1`, configID); err != nil {
+			return err
+		}
+		if s, err = sessions.ClaimStaged(e.ctx, tx, configID, f.userID, requestID, perms); err != nil {
 			return err
 		}
 		_, err = outbox.Emit(e.ctx, tx, "greenroom/assigner", events.TypeSessionAssigned, events.TypeSessionAssigned,
