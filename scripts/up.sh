@@ -21,7 +21,14 @@ staged="${DEMO_STAGED:-3}"
 export GREENROOM_DATABASE_URL="${GREENROOM_DATABASE_URL:-$default_database_url}"
 export GREENROOM_NATS_URL="${GREENROOM_NATS_URL:-$default_nats_url}"
 export GREENROOM_LOG_LEVEL="${GREENROOM_LOG_LEVEL:-info}"
-export GREENROOM_API_URL="http://127.0.0.1:${service_port[config]}"
+# GREENROOM_HTTP_ADDR is the config service's address (admin API and UI);
+# the other services keep their own ports beside it.
+config_addr="${GREENROOM_HTTP_ADDR:-127.0.0.1:${service_port[config]}}"
+unset GREENROOM_HTTP_ADDR
+service_port[config]="${config_addr##*:}"
+config_host="${config_addr%:*}"
+[[ "$config_host" == "0.0.0.0" || -z "$config_host" ]] && config_host=127.0.0.1
+export GREENROOM_API_URL="http://$config_host:${service_port[config]}"
 
 say "1/8 PostgreSQL"
 bash scripts/ensure-postgres.sh
@@ -67,15 +74,19 @@ for svc in "${services[@]}"; do
 	if port_open 127.0.0.1 "$port"; then
 		die "port $port (greenroom-$svc) is taken by another process; stop it and run make up again"
 	fi
-	GREENROOM_HTTP_ADDR="127.0.0.1:$port" background "$log_dir/$svc.log" "$pidfile" "$repo_root/bin/greenroom-$svc"
+	addr="127.0.0.1:$port"
+	[[ "$svc" == config ]] && addr="$config_addr"
+	GREENROOM_HTTP_ADDR="$addr" background "$log_dir/$svc.log" "$pidfile" "$repo_root/bin/greenroom-$svc"
 	say "started greenroom-$svc (pid $(cat "$pidfile"), http://127.0.0.1:$port, log .run/logs/$svc.log)"
 done
 
 say "7/8 waiting for each service's /readyz"
 for svc in "${services[@]}"; do
 	port="${service_port[$svc]}"
+	host=127.0.0.1
+	[[ "$svc" == config ]] && host="$config_host"
 	for ((i = 0; ; i++)); do
-		[[ "$(http_status 127.0.0.1 "$port" /readyz)" == 200 ]] && break
+		[[ "$(http_status "$host" "$port" /readyz)" == 200 ]] && break
 		if ! pid_alive "$run_dir/$svc.pid" "greenroom-$svc"; then
 			tail -n 30 "$log_dir/$svc.log" >&2 || true
 			die "greenroom-$svc exited (log above: .run/logs/$svc.log)"
