@@ -4,13 +4,15 @@
 // workspace's assign command in a claimed staged session),
 // greenroom.session.expired and greenroom.session.destroy (remove a
 // session's container) and greenroom.config.changed.> (reconcile staging
-// pools), and keeps every staging pool at its desired size.
+// pools), keeps every staging pool at its desired size, and fails the
+// sessions whose container went behind its back.
 //
 // Where things are:
 //
 //	ports/bus           the JetStream consumer: events in
 //	app/command         the use cases: provision_session.go, assign_session.go, destroy_session.go
 //	app/staging         the staging pool reconciler
+//	app/audit           the container auditor: fails sessions whose container is gone
 //	domain              pure decisions: agent choice, container spec, assign command, pool plan
 //	adapters/postgres   placement with capacity reservation, lifecycle transitions + outbox, pool queries
 //	adapters/docker     every Docker Engine call
@@ -26,6 +28,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/obs"
 	"github.com/greenroom-dev/greenroom/libs/settings"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
 	"github.com/greenroom-dev/greenroom/services/provisioner/ports/bus"
@@ -51,8 +54,10 @@ func main() {
 	settings.Duration(fs, &cfg.Provision.AssignTimeout, "GREENROOM_ASSIGN_TIMEOUT", command.AssignTimeoutDefault, "how long a workspace's assign command may run")
 	settings.Duration(fs, &cfg.Reconciler.Interval, "GREENROOM_RECONCILE_INTERVAL", staging.ReconcilerIntervalDefault, "period of the reconcile pass over every staging pool")
 	settings.Int(fs, &cfg.Reconciler.RefillConcurrency, "GREENROOM_REFILL_CONCURRENCY", staging.RefillConcurrencyDefault, "staged sessions provisioning at once, over every pool and replica")
+	settings.Duration(fs, &cfg.ContainerAudit.Interval, "GREENROOM_CONTAINER_AUDIT_INTERVAL", audit.ContainerAuditorIntervalDefault, "period of the pass that fails sessions whose container is gone")
 	fs.Usage = settings.Usage(fs, "greenroom-provisioner", `Creates, probes, assigns and removes session containers on the Docker agents,
-and keeps every staging pool at its desired size.`)
+keeps every staging pool at its desired size, and fails the sessions whose
+container is gone.`)
 	_ = fs.Parse(os.Args[1:])
 
 	log, err := obs.NewLogger(name, common.LogLevel)

@@ -2,6 +2,7 @@
 // no I/O: which agent of which zone hosts a session (placement.go), what a
 // session's container looks like and the URL it is reached at
 // (container.go), the command a workspace runs when a staged session is
-// assigned (assign.go), and how far a staging pool is from its desired size
-// and what to do about it (pool.go). The adapters carry these decisions out.
+// assigned (assign.go), how far a staging pool is from its desired size
+// and what to do about it (pool.go), and whether a session has lost its
+// container (container_audit.go). The adapters carry these decisions out.
 package domain

@@ -146,6 +146,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	e.svc.Reconciler.TestSignals.Init()
+	e.svc.ContainerAuditor.TestSignals.Init()
 	if opts.noService {
 		t.Cleanup(cancel)
 		return e
@@ -495,6 +496,30 @@ func (e *env) waitIdle() {
 		info, err := c.Info(e.ctx)
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
+}
+
+// counter returns the value of a counter metric with the given labels.
+func (e *env) counter(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	families, err := e.deps.Ops.Registry.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // histogram returns the sum and count of a histogram metric.

@@ -1,8 +1,9 @@
 // Package service assembles the provisioner from its parts: the bus
 // consumer (ports/bus) feeding the use cases (app/command), the staging
-// pool reconciler (app/staging), and the outbox relay publishing the
-// events they write. main.go and the component tests both start it through
-// New and Start, so the tests run exactly what production runs.
+// pool reconciler (app/staging), the container auditor (app/audit), and
+// the outbox relay publishing the events they write. main.go and the
+// component tests both start it through New and Start, so the tests run
+// exactly what production runs.
 package service
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
 	"github.com/greenroom-dev/greenroom/services/provisioner/ports/bus"
@@ -39,6 +41,9 @@ type Config struct {
 	Probe probe.Config
 	// Reconciler tunes the staging pool reconciler.
 	Reconciler staging.ReconcilerConfig
+	// ContainerAudit tunes the auditor that fails sessions whose container
+	// is gone.
+	ContainerAudit audit.ContainerAuditorConfig
 	// ShutdownTimeout bounds how long Run waits, once its context is done,
 	// for events in flight; unfinished ones are redelivered.
 	ShutdownTimeout time.Duration
@@ -55,6 +60,8 @@ type Service struct {
 	Provisioner *command.Provisioner
 	// Reconciler keeps staging pools at their desired size.
 	Reconciler *staging.Reconciler
+	// ContainerAuditor fails the sessions whose container is gone.
+	ContainerAuditor *audit.ContainerAuditor
 	// Relay publishes the events written to the outbox.
 	Relay *outbox.Relay
 
@@ -74,15 +81,18 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	}
 	s := &Service{deps: deps, cfg: cfg, log: deps.Log, engines: docker.NewEngines()}
 	store := postgres.New(deps.DB, deps.Source())
+	metrics := command.NewMetrics(deps.Ops.Registry)
 	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry)
 	s.Provisioner = command.New(cfg.Provision, store, s.engines, probe.New(cfg.Probe),
-		command.NewMetrics(deps.Ops.Registry), deps.Log, s.Reconciler.Trigger)
+		metrics, deps.Log, s.Reconciler.Trigger)
+	s.ContainerAuditor = audit.NewContainerAuditor(cfg.ContainerAudit, store, s.engines, metrics, deps.Log, s.Reconciler.Trigger)
 	s.Relay = deps.NewRelay()
 	return s, nil
 }
 
-// Start creates the consumer and runs the consumer, the reconciler and the
-// relay in the background until ctx is done; Wait waits for them.
+// Start creates the consumer and runs the consumer, the reconciler, the
+// container auditor and the relay in the background until ctx is done;
+// Wait waits for them.
 func (s *Service) Start(ctx context.Context) error {
 	var err error
 	s.consumer, err = bus.NewConsumer(ctx, s.deps.JS, s.deps.Validator, s.log,
@@ -93,6 +103,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.goRun(func() error { return s.consumer.Run(ctx) })
 	s.goRun(func() error { s.Reconciler.Start(ctx); return nil })
+	s.goRun(func() error { s.ContainerAuditor.Start(ctx); return nil })
 	s.goRun(func() error { s.Relay.Start(ctx); return nil })
 	s.log.Info("provisioner started", zap.Strings("subjects", bus.Subjects))
 	return nil

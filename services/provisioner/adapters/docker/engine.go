@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,9 @@ var (
 	// ErrNameInUse is returned by Create when a container of that name
 	// exists already.
 	ErrNameInUse = errors.New("container name in use")
+	// ErrNotRunning is returned by Exec when the container exists but is
+	// not running (exited, dead, or never started).
+	ErrNotRunning = errors.New("container not running")
 )
 
 // Engines hands out one Engine per Docker endpoint, created on first use
@@ -108,6 +112,9 @@ type Container struct {
 	ID      string
 	Name    string
 	Running bool
+	// State is Docker's state: created, running, paused, restarting,
+	// removing, exited or dead.
+	State string
 	// ExitCode is meaningful when not Running.
 	ExitCode int
 	Labels   map[string]string
@@ -147,7 +154,7 @@ func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string,
 // Start starts a created container.
 func (e *Engine) Start(ctx context.Context, id string) error {
 	if err := e.c.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return fmt.Errorf("starting container %s: %w", short(id), err)
+		return fmt.Errorf("starting container %s: %w", ShortID(id), err)
 	}
 	return nil
 }
@@ -156,10 +163,10 @@ func (e *Engine) Start(ctx context.Context, id string) error {
 func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
 	in, err := e.c.ContainerInspect(ctx, id)
 	if cerrdefs.IsNotFound(err) {
-		return Container{}, fmt.Errorf("%w: %s", ErrNotFound, short(id))
+		return Container{}, fmt.Errorf("%w: %s", ErrNotFound, ShortID(id))
 	}
 	if err != nil {
-		return Container{}, fmt.Errorf("inspecting container %s: %w", short(id), err)
+		return Container{}, fmt.Errorf("inspecting container %s: %w", ShortID(id), err)
 	}
 	c := Container{ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), HostPorts: map[int]int{}}
 	if in.Config != nil {
@@ -167,6 +174,7 @@ func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
 	}
 	if in.State != nil {
 		c.Running = in.State.Running
+		c.State = string(in.State.Status)
 		c.ExitCode = in.State.ExitCode
 	}
 	if in.NetworkSettings != nil {
@@ -183,7 +191,9 @@ func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
 }
 
 // ListByLabels lists containers, running or not, carrying every label
-// given (key=value, or key alone for "any value").
+// given (key=value, or key alone for "any value"). The exit code of an
+// exited container is read from its status line, so that checking many
+// containers takes this one call rather than an inspect each.
 func (e *Engine) ListByLabels(ctx context.Context, labels map[string]string) ([]Container, error) {
 	args := filters.NewArgs()
 	for k, v := range labels {
@@ -199,7 +209,8 @@ func (e *Engine) ListByLabels(ctx context.Context, labels map[string]string) ([]
 	}
 	out := make([]Container, 0, len(list))
 	for _, s := range list {
-		c := Container{ID: s.ID, Labels: s.Labels, Running: s.State == "running", HostPorts: map[int]int{}}
+		c := Container{ID: s.ID, Labels: s.Labels, Running: s.State == "running", State: string(s.State),
+			ExitCode: exitCodeOf(s.Status), HostPorts: map[int]int{}}
 		if len(s.Names) > 0 {
 			c.Name = strings.TrimPrefix(s.Names[0], "/")
 		}
@@ -228,7 +239,7 @@ func (e *Engine) Remove(ctx context.Context, id string) error {
 	_ = e.c.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
 	err := e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !cerrdefs.IsNotFound(err) && !isRemovalInProgress(err) {
-		return fmt.Errorf("removing container %s: %w", short(id), err)
+		return fmt.Errorf("removing container %s: %w", ShortID(id), err)
 	}
 	return nil
 }
@@ -271,12 +282,18 @@ func (e *Engine) Exec(ctx context.Context, id string, spec domain.ExecSpec) (Exe
 		User: spec.User, Privileged: spec.Privileged, Env: spec.Env, WorkingDir: spec.Workdir,
 		Cmd: spec.Cmd, AttachStdout: true, AttachStderr: true,
 	})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return ExecResult{}, fmt.Errorf("%w: %s: %v", ErrNotFound, ShortID(id), err)
+	case isNotRunning(err):
+		return ExecResult{}, fmt.Errorf("%w: %s: %v", ErrNotRunning, ShortID(id), err)
+	}
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("creating exec %q in %s: %w", spec.Cmd, short(id), err)
+		return ExecResult{}, fmt.Errorf("creating exec %q in %s: %w", spec.Cmd, ShortID(id), err)
 	}
 	att, err := e.c.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("starting exec %q in %s: %w", spec.Cmd, short(id), err)
+		return ExecResult{}, fmt.Errorf("starting exec %q in %s: %w", spec.Cmd, ShortID(id), err)
 	}
 	defer att.Close()
 	out := &tailBuffer{limit: ExecOutputLimit}
@@ -289,24 +306,24 @@ func (e *Engine) Exec(ctx context.Context, id string, spec domain.ExecSpec) (Exe
 	case err = <-copied:
 	case <-ctx.Done():
 		att.Close()
-		return ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, short(id), ctx.Err())
+		return ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, ShortID(id), ctx.Err())
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return ExecResult{}, fmt.Errorf("reading exec output in %s: %w", short(id), err)
+		return ExecResult{}, fmt.Errorf("reading exec output in %s: %w", ShortID(id), err)
 	}
 	// The output stream ends when the process exits, but the engine may
 	// record the exit code a moment later.
 	for {
 		in, err := e.c.ContainerExecInspect(ctx, created.ID)
 		if err != nil {
-			return ExecResult{}, fmt.Errorf("inspecting exec in %s: %w", short(id), err)
+			return ExecResult{}, fmt.Errorf("inspecting exec in %s: %w", ShortID(id), err)
 		}
 		if !in.Running {
 			return ExecResult{ExitCode: in.ExitCode, Output: out.String()}, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, short(id), ctx.Err())
+			return ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, ShortID(id), ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -341,7 +358,30 @@ func isRemovalInProgress(err error) bool {
 	return cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress")
 }
 
-func short(id string) string {
+// isNotRunning: the engine refuses an exec in a stopped container with a
+// conflict naming it "is not running" (paused and restarting containers
+// are refused with other words: they are not gone).
+func isNotRunning(err error) bool {
+	return cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "is not running")
+}
+
+// exitedStatus matches the status line of an exited container in a list,
+// e.g. "Exited (137) 5 seconds ago".
+var exitedStatus = regexp.MustCompile(`^Exited \((-?\d+)\)`)
+
+// exitCodeOf reads the exit code from a container's status line; 0 when it
+// has none.
+func exitCodeOf(status string) int {
+	m := exitedStatus.FindStringSubmatch(status)
+	if m == nil {
+		return 0
+	}
+	code, _ := strconv.Atoi(m[1])
+	return code
+}
+
+// ShortID is a container id as Docker shows it: its first 12 characters.
+func ShortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}

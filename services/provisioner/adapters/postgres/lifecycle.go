@@ -90,7 +90,7 @@ func (s *Store) FailSession(ctx context.Context, sc *SessionContext, from sessio
 }
 
 func (s *Store) fail(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, from sessions.Status, f Failure) error {
-	updated, err := sessions.Transition(ctx, tx, sc.Session.ID, from, sessions.Failed, sessions.Change{FailureReason: &f.Reason})
+	updated, err := sessions.Transition(ctx, tx, sc.Session.ID, from, sessions.Failed, sessions.Change{FailureReason: sessions.Ptr(f.recorded())})
 	if err != nil {
 		return err
 	}

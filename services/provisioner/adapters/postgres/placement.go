@@ -23,6 +23,18 @@ var ErrNotProvisioning = errors.New("session is not provisioning")
 type Failure struct {
 	Reason string
 	Detail string
+	// Observed, when set, is what was seen, recorded with Reason as the
+	// session's failure_reason ("container_gone: exited (code 137)");
+	// without it failure_reason is Reason alone.
+	Observed string
+}
+
+// recorded is the session's failure_reason.
+func (f Failure) recorded() string {
+	if f.Observed == "" {
+		return f.Reason
+	}
+	return f.Reason + ": " + f.Observed
 }
 
 // PlaceSession decides which agent hosts session id, trying zones (names)

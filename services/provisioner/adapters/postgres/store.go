@@ -2,9 +2,10 @@
 // session on an agent with its capacity reserved (placement.go), moving
 // sessions through their lifecycle together with the events announcing
 // each change, written to the outbox in the same transaction
-// (lifecycle.go), and reconciling staging pools under a row lock per
-// staging config (pools.go). Status changes go through libs/sessions, which
-// owns them.
+// (lifecycle.go), reconciling staging pools under a row lock per staging
+// config (pools.go), and failing sessions whose container is gone, once
+// across replicas (container_audit.go). Status changes go through
+// libs/sessions, which owns them.
 package postgres
 
 import (

@@ -9,6 +9,7 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
@@ -17,8 +18,9 @@ import (
 // (greenroom.session.assigned): it runs the workspace's assign command,
 // if it has one, inside the already running container, then moves the
 // session to running and emits session.ready. A failing command fails the
-// session (assign_failed) and removes its container. A session no longer
-// assigning (redelivery, or destroyed meanwhile) is left alone.
+// session (assign_failed) and removes its container; a container that
+// no longer exists or no longer runs fails it as container_gone. A session
+// no longer assigning (redelivery, or destroyed meanwhile) is left alone.
 func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssigned) error {
 	// The claim took the session out of its pool: start its replacement
 	// now, alongside the assign, not on the next tick.
@@ -34,7 +36,7 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 		return nil
 	}
 	if sc.Agent == nil || sc.Session.ContainerID == "" {
-		return p.failAssign(ctx, sc, "the staged session has no container", log)
+		return p.failAssign(ctx, sc, assignFailed("the staged session has no container"), log)
 	}
 	if sc.Username == "" {
 		sc.Username = ev.User
@@ -45,12 +47,12 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 	}
 	execCfg, err := domain.ParseExecConfig(sc.Workspace.DockerExecConfig)
 	if err != nil {
-		return p.failAssign(ctx, sc, fmt.Sprintf("workspace %s: %v", sc.Workspace.Name, err), log)
+		return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("workspace %s: %v", sc.Workspace.Name, err)), log)
 	}
 	if spec, ok := domain.RenderAssign(execCfg, domain.Tokens{Username: sc.Username, UserID: userID, SessionID: sc.Session.ID}); ok {
 		eng, err := p.engines.For(sc.Agent.DockerEndpoint)
 		if err != nil {
-			return p.failAssign(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
+			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("agent %s: %v", sc.Agent.Name, err)), log)
 		}
 		ectx, cancel := context.WithTimeout(ctx, p.cfg.AssignTimeout)
 		start := p.now()
@@ -58,11 +60,16 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 		took := p.now().Sub(start)
 		cancel()
 		p.metrics.AssignExecSeconds.Observe(took.Seconds())
+		if seen, gone := containerGone(ctx, eng, sc.Session.ContainerID, err); gone {
+			return p.failAssign(ctx, sc, postgres.Failure{Reason: events.ReasonContainerGone, Observed: seen,
+				Detail: fmt.Sprintf("container %s of the assigning session on agent %s: %s; the assign command could not run",
+					docker.ShortID(sc.Session.ContainerID), sc.Agent.Name, seen)}, log)
+		}
 		if err != nil {
-			return p.failAssign(ctx, sc, fmt.Sprintf("assign command %q: %v", spec.Cmd, err), log)
+			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("assign command %q: %v", spec.Cmd, err)), log)
 		}
 		if res.ExitCode != 0 {
-			return p.failAssign(ctx, sc, fmt.Sprintf("assign command %q exited with code %d: %s", spec.Cmd, res.ExitCode, trimOutput(res.Output)), log)
+			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("assign command %q exited with code %d: %s", spec.Cmd, res.ExitCode, trimOutput(res.Output))), log)
 		}
 		log = log.With(zap.Duration("assign_exec", took))
 	}
@@ -78,19 +85,47 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 	return nil
 }
 
-// failAssign fails a session whose assignment failed (assign_failed),
-// announcing session.failed to the requester, and removes its container.
-func (p *Provisioner) failAssign(ctx context.Context, sc postgres.SessionContext, detail string, log *zap.Logger) error {
-	err := p.store.FailSession(ctx, &sc, sessions.Assigning, postgres.Failure{Reason: events.ReasonAssignFailed, Detail: detail})
+func assignFailed(detail string) postgres.Failure {
+	return postgres.Failure{Reason: events.ReasonAssignFailed, Detail: detail}
+}
+
+// containerGone tells, from the error of the assign exec, whether the
+// container no longer exists or no longer runs, and what was seen. Only
+// then is it worth an inspect, for the exit code.
+func containerGone(ctx context.Context, eng *docker.Engine, id string, execErr error) (string, bool) {
+	var sighting domain.ContainerSighting
+	switch {
+	case errors.Is(execErr, docker.ErrNotFound):
+	case errors.Is(execErr, docker.ErrNotRunning):
+		c, err := eng.Inspect(ctx, id)
+		switch {
+		case errors.Is(err, docker.ErrNotFound):
+		case err != nil:
+			return "not running", true
+		default:
+			sighting = domain.ContainerSighting{Listed: true, State: c.State, ExitCode: c.ExitCode}
+		}
+	default:
+		return "", false
+	}
+	v := domain.JudgeContainer(sighting)
+	return v.Seen, v.Gone
+}
+
+// failAssign fails a session whose assignment failed (f.Reason is
+// assign_failed or container_gone), announcing session.failed to the
+// requester, and removes its container.
+func (p *Provisioner) failAssign(ctx context.Context, sc postgres.SessionContext, f postgres.Failure, log *zap.Logger) error {
+	err := p.store.FailSession(ctx, &sc, sessions.Assigning, f)
 	if errors.Is(err, sessions.ErrStale) {
 		p.abandon(ctx, sc, err, log)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("failing session %s (%s): %w", sc.Session.ID, detail, err)
+		return fmt.Errorf("failing session %s (%s): %w", sc.Session.ID, f.Detail, err)
 	}
 	p.removeContainers(ctx, sc, log)
-	p.metrics.Failures.WithLabelValues(events.ReasonAssignFailed).Inc()
-	log.Warn("session failed", zap.String("reason", events.ReasonAssignFailed), zap.String("detail", detail))
+	p.metrics.SessionFailed(f.Reason, sessions.Assigning)
+	log.Warn("session failed", zap.String("reason", f.Reason), zap.String("detail", f.Detail))
 	return nil
 }

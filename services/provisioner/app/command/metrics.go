@@ -1,6 +1,11 @@
 package command
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/sessions"
+)
 
 // Metrics are the provisioner's Prometheus metrics.
 type Metrics struct {
@@ -16,6 +21,10 @@ type Metrics struct {
 	AssignExecSeconds prometheus.Histogram
 	// Failures counts sessions failed, by reason.
 	Failures *prometheus.CounterVec
+	// ContainerGone counts sessions failed as container_gone, by the status
+	// they were in: staged losses cost a refill, running ones cost a user
+	// their session.
+	ContainerGone *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics on reg.
@@ -48,7 +57,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "greenroom_provisioner_session_failures_total",
 			Help: "Sessions failed by the provisioner, by reason.",
 		}, []string{"reason"}),
+		ContainerGone: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "greenroom_provisioner_sessions_container_gone_total",
+			Help: "Sessions failed because their container was missing or no longer running, by the status they were in (staged, assigning, running).",
+		}, []string{"status"}),
 	}
-	reg.MustRegister(m.ContainersCreated, m.ContainersRemoved, m.CreateSeconds, m.ReadinessSeconds, m.AssignExecSeconds, m.Failures)
+	reg.MustRegister(m.ContainersCreated, m.ContainersRemoved, m.CreateSeconds, m.ReadinessSeconds, m.AssignExecSeconds, m.Failures, m.ContainerGone)
 	return m
+}
+
+// SessionFailed counts a session failed for reason while in status from.
+func (m *Metrics) SessionFailed(reason string, from sessions.Status) {
+	m.Failures.WithLabelValues(reason).Inc()
+	if reason == events.ReasonContainerGone {
+		m.ContainerGone.WithLabelValues(string(from)).Inc()
+	}
 }

@@ -161,7 +161,7 @@ func (r *Reconciler) Start(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("reconcile pass failed", zap.Error(err))
 		}
-		r.TestSignals.PassDone.signal(res)
+		r.TestSignals.PassDone.Signal(res)
 	}
 }
 
