@@ -49,7 +49,8 @@ func main() {
 	var common settings.Common
 	common.Register(fs, httpAddrDefault)
 	var cfg service.Config
-	settings.Int(fs, &cfg.Concurrency, "GREENROOM_PROVISIONER_CONCURRENCY", bus.ConcurrencyDefault, "events one replica handles at once")
+	settings.Int(fs, &cfg.Concurrency, "GREENROOM_PROVISIONER_CONCURRENCY", bus.ConcurrencyDefault, "assignments, destroys and config changes one replica handles at once")
+	settings.Int(fs, &cfg.ProvisionConcurrency, "GREENROOM_PROVISION_CONCURRENCY", bus.ProvisionConcurrencyDefault, "containers one replica creates at once (a lane of its own, so creations never delay assignments)")
 	settings.Duration(fs, &cfg.Provision.ReadinessTimeout, "GREENROOM_READINESS_TIMEOUT", command.ReadinessTimeoutDefault, "how long a new container may take to answer its readiness probe")
 	settings.Duration(fs, &cfg.Provision.AssignTimeout, "GREENROOM_ASSIGN_TIMEOUT", command.AssignTimeoutDefault, "how long a workspace's assign command may run")
 	settings.Duration(fs, &cfg.Reconciler.Interval, "GREENROOM_RECONCILE_INTERVAL", staging.ReconcilerIntervalDefault, "period of the reconcile pass over every staging pool")

@@ -35,6 +35,9 @@ type Config struct {
 	// Concurrency is how many events one replica handles at once
 	// (bus.ConcurrencyDefault).
 	Concurrency int
+	// ProvisionConcurrency is how many containers one replica creates at
+	// once (bus.ProvisionConcurrencyDefault).
+	ProvisionConcurrency int
 	// Provision tunes readiness and assign timeouts and extra labels.
 	Provision command.Config
 	// Probe tunes the readiness probe.
@@ -96,7 +99,7 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	var err error
 	s.consumer, err = bus.NewConsumer(ctx, s.deps.JS, s.deps.Validator, s.log,
-		bus.Config{Name: s.cfg.ConsumerName, Concurrency: s.cfg.Concurrency, Source: s.deps.Source()},
+		bus.Config{Name: s.cfg.ConsumerName, Concurrency: s.cfg.Concurrency, ProvisionConcurrency: s.cfg.ProvisionConcurrency, Source: s.deps.Source()},
 		s.Provisioner, s.Reconciler.Trigger)
 	if err != nil {
 		return fmt.Errorf("starting provisioner: %w", err)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.uber.org/zap"
 
@@ -120,6 +121,14 @@ func (p *Provisioner) abandon(ctx context.Context, sc postgres.SessionContext, s
 // trimOutput keeps the end of a command's output, where errors are, on
 // one line.
 func trimOutput(s string) string {
+	// Control characters (a NUL above all) cannot be stored in the jsonb
+	// outbox; the output is only a hint for the operator.
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return ' '
+		}
+		return r
+	}, s)
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > failureOutputLimit {
 		s = "…" + s[len(s)-failureOutputLimit:]

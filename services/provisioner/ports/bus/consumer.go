@@ -19,10 +19,15 @@ import (
 // ConsumerName is the durable consumer of every provisioner replica.
 const ConsumerName = "provisioner"
 
-// ConcurrencyDefault is how many events one replica handles at once. It is
-// well above the refill budget, so that a burst of slow container creations
-// never holds up a staged assignment, which takes milliseconds.
+// ConcurrencyDefault is how many assignments, destroys and config changes
+// one replica handles at once.
 const ConcurrencyDefault = 16
+
+// ProvisionConcurrencyDefault is how many containers one replica creates
+// at once. Creations (seconds each) have a lane of their own, so that a
+// burst of them never holds up a staged assignment, which takes
+// milliseconds.
+const ProvisionConcurrencyDefault = 8
 
 // Subjects are what the provisioner consumes.
 var Subjects = []string{
@@ -46,9 +51,13 @@ type ConfigChanged func(stagingConfigID string)
 
 // Config configures the consumer.
 type Config struct {
-	Name        string
+	Name string
+	// Concurrency bounds everything but container creation.
 	Concurrency int
-	Source      string
+	// ProvisionConcurrency bounds container creations
+	// (greenroom.provision.requested).
+	ProvisionConcurrency int
+	Source               string
 }
 
 // NewConsumer creates (or updates) the durable consumer.
@@ -59,9 +68,13 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, validator libbus.V
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = ConcurrencyDefault
 	}
+	if cfg.ProvisionConcurrency == 0 {
+		cfg.ProvisionConcurrency = ProvisionConcurrencyDefault
+	}
 	h := handler{uc: uc, changed: changed}
 	return libbus.NewConsumer(ctx, js, libbus.ConsumerConfig{
 		Name: cfg.Name, FilterSubjects: Subjects, Concurrency: cfg.Concurrency, Source: cfg.Source,
+		Lanes: []libbus.Lane{{Subjects: []string{events.TypeProvisionRequested}, Concurrency: cfg.ProvisionConcurrency}},
 	}, validator, log, h.handle)
 }
 
