@@ -1,7 +1,7 @@
 // Package app wires what every Greenroom service needs at start: logger,
 // PostgreSQL, NATS JetStream and the GREENROOM stream, an event publisher
 // and validator, the outbox relay, and the operator HTTP endpoints. Each
-// service's main.go reads: settings → app.Connect → service → app.Run.
+// service's main.go reads: settings → app.Connect → service → run until a signal.
 package app
 
 import (
