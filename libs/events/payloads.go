@@ -82,6 +82,10 @@ const (
 	ReasonProvisioningTimeout = "provisioning_timeout"
 	ReasonAssignFailed        = "assign_failed"
 	ReasonContainerGone       = "container_gone"
+	// ReasonDestroyed: the session was destroyed (say, by an operator's
+	// DELETE) before it was ready, or is gone by the time its request is
+	// repeated.
+	ReasonDestroyed = "destroyed"
 	// ReasonRequestConflict: the request_id was already used for another
 	// user or workspace.
 	ReasonRequestConflict = "request_conflict"
@@ -90,7 +94,7 @@ const (
 // FailureReasons lists every Reason* constant.
 var FailureReasons = []string{ReasonNoCapacity, ReasonUnknownReference, ReasonWorkspaceDisabled,
 	ReasonProvisioningFailed, ReasonProvisioningTimeout, ReasonAssignFailed, ReasonContainerGone,
-	ReasonRequestConflict}
+	ReasonRequestConflict, ReasonDestroyed}
 
 // RecordedFailure is how a failure is stored in sessions.failure_reason:
 // "<reason>: <detail>", so the machine-readable reason survives.
@@ -138,11 +142,17 @@ type SessionDestroyed struct {
 	Reason          string `json:"reason"`
 }
 
-// Expiry reasons carried by SessionExpired.
+// Expiry reasons carried by SessionExpired: which timer fired.
 const (
 	ExpiredStaged       = "staged_expired"
 	ExpiredProvisioning = "provisioning_timeout"
+	// ExpiredAssigning: a claimed staged session stayed in assigning past
+	// its timeout (its assign command never reported an outcome).
+	ExpiredAssigning = "assign_timeout"
 )
+
+// ExpiryReasons lists every Expired* constant.
+var ExpiryReasons = []string{ExpiredStaged, ExpiredProvisioning, ExpiredAssigning}
 
 // SessionExpired is fired by the expiry service; the provisioner removes the
 // container (and the staging pool is refilled).

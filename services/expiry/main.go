@@ -1,6 +1,7 @@
 // Command greenroom-expiry runs Greenroom's session timers: it fails sessions
-// stuck in provisioning and expires staged sessions past their expiration
-// (see package service), and relays the events it writes to the outbox.
+// stuck in provisioning or assigning, expires staged sessions past their
+// expiration and repeats the destroy of sessions stuck in destroying (see
+// package service), and relays the events it writes to the outbox.
 // Any number of replicas may run; they never fire a session twice.
 package main
 
@@ -35,11 +36,19 @@ func main() {
 		"time between two expiry passes")
 	settings.Duration(fs, &cfg.ProvisioningTimeout, "GREENROOM_PROVISIONING_TIMEOUT", service.ProvisioningTimeoutDefault,
 		"how long a session may stay in provisioning before it is failed")
+	// Not GREENROOM_ASSIGN_TIMEOUT: that is the provisioner's bound on the
+	// assign command, and make up starts every service from one environment.
+	settings.Duration(fs, &cfg.AssignTimeout, "GREENROOM_ASSIGNING_TIMEOUT", service.AssignTimeoutDefault,
+		"how long a claimed session may stay in assigning before it is failed; keep it above the provisioner's GREENROOM_ASSIGN_TIMEOUT")
+	settings.Duration(fs, &cfg.DestroyTimeout, "GREENROOM_DESTROYING_TIMEOUT", service.DestroyTimeoutDefault,
+		"how long a session may stay in destroying before its destroy is sent again (at most once per this period)")
 	settings.Int(fs, &cfg.BatchSize, "GREENROOM_EXPIRY_BATCH_SIZE", service.SweeperBatchSizeDefault,
 		"most sessions changed in one transaction")
 	fs.Usage = settings.Usage(fs, "greenroom-expiry", `
-Fails sessions stuck in provisioning and expires staged sessions past their
-staging config's expiration, announcing both on greenroom.session.expired.
+Fails sessions stuck in provisioning or assigning and expires staged sessions
+past their staging config's expiration, announcing each on
+greenroom.session.expired (and the failures on greenroom.session.failed);
+sends greenroom.session.destroy again for sessions stuck in destroying.
 Serves /healthz, /readyz and /metrics on the HTTP address.`)
 	_ = fs.Parse(os.Args[1:])
 
@@ -79,7 +88,9 @@ func run(common settings.Common, cfg service.SweeperConfig) error {
 	wg.Go(func() { sweeper.Start(ctx) })
 	log.Info("expiry started",
 		zap.Duration("interval", sweeper.Config().Interval),
-		zap.Duration("provisioning_timeout", sweeper.Config().ProvisioningTimeout))
+		zap.Duration("provisioning_timeout", sweeper.Config().ProvisioningTimeout),
+		zap.Duration("assigning_timeout", sweeper.Config().AssignTimeout),
+		zap.Duration("destroying_timeout", sweeper.Config().DestroyTimeout))
 	<-ctx.Done()
 
 	// Shutdown.

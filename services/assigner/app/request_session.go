@@ -136,9 +136,9 @@ func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.S
 // repeated answers a request whose request_id already has a session. The
 // same request again gets the outcome repeated, so a caller who asks again
 // after the stream's duplicate window still gets an answer (a session still
-// in progress announces its outcome by itself). A request_id reused for
-// another user or workspace is refused: it must never hand over someone
-// else's session.
+// in progress announces its outcome by itself; a destroyed one is reported
+// as failed, reason destroyed). A request_id reused for another user or
+// workspace is refused: it must never hand over someone else's session.
 func (h RequestSession) repeated(ctx context.Context, tx *adapters.Tx, req events.SessionRequested, s sessions.Session) (Result, error) {
 	ready, err := tx.Outcome(ctx, s.ID)
 	if err != nil {
@@ -159,6 +159,19 @@ func (h RequestSession) reannounce(ctx context.Context, tx *adapters.Tx, s sessi
 		reason, detail := events.ParseRecordedFailure(s.FailureReason)
 		return tx.EmitWithID(ctx, "failed-again-"+s.ID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
 			RequestID: s.RequestID.String, SessionID: s.ID, Reason: reason, Detail: detail,
+		}, s.RequestID.String)
+	case sessions.Destroying, sessions.Destroyed:
+		// Its own announcement is session.destroyed, which answers no
+		// request: say that it is gone, and why when it never got ready.
+		detail := fmt.Sprintf("session %s was destroyed", s.ID)
+		if s.Status == sessions.Destroying {
+			detail = fmt.Sprintf("session %s is being destroyed", s.ID)
+		}
+		if reason, d := events.ParseRecordedFailure(s.FailureReason); s.FailureReason != "" && reason == events.ReasonDestroyed {
+			detail = d
+		}
+		return tx.EmitWithID(ctx, "failed-again-"+s.ID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
+			RequestID: s.RequestID.String, SessionID: s.ID, Reason: events.ReasonDestroyed, Detail: detail,
 		}, s.RequestID.String)
 	}
 	return nil

@@ -127,6 +127,29 @@ func (w *world) staged(expiresAt *time.Time) sessions.Session {
 	return s
 }
 
+// claimed stages a session and claims it for alice under requestID, as the
+// assigner does: it is in assigning, with assigned_at set. The claim takes
+// the oldest staged session, so call it while no other session is staged.
+func (w *world) claimed(requestID string) sessions.Session {
+	w.t.Helper()
+	s := w.staged(nil)
+	c, err := sessions.ClaimStaged(context.Background(), w.db, w.stagingConfigID, w.userID, requestID, events.Permissions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if c.ID != s.ID {
+		w.t.Fatalf("claimed %s, want the session just staged %s", c.ID, s.ID)
+	}
+	return c
+}
+
+// destroying stages a session and moves it to destroying, as a pool shrink
+// or an expiry does; its updated_at is when it entered destroying.
+func (w *world) destroying() sessions.Session {
+	w.t.Helper()
+	return w.move(w.staged(nil).ID, sessions.Staged, sessions.Destroying)
+}
+
 // move walks session id through the given statuses.
 func (w *world) move(id string, path ...sessions.Status) sessions.Session {
 	w.t.Helper()

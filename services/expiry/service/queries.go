@@ -16,7 +16,11 @@ type dueSession struct {
 	RequestID       sql.NullString `db:"request_id"`
 	StagingConfigID sql.NullString `db:"staging_config_id"`
 	CreatedAt       time.Time      `db:"created_at"`
-	DueAt           time.Time      `db:"due_at"`
+	// DueAt is when a staged session's expiration ran out.
+	DueAt time.Time `db:"due_at"`
+	// Since is when a session stuck in assigning or destroying entered
+	// that status (or, for destroying, was last asked to destroy again).
+	Since time.Time `db:"since"`
 }
 
 // dueParams select one batch of due sessions.
@@ -27,11 +31,15 @@ type dueParams struct {
 	Limit int
 }
 
-// Both selects lock what they return and skip what another transaction holds
-// (another expiry replica, or the assigner claiming that very session), so
-// concurrent sweeps fire each session once and never expire a session out
-// from under a claim. `provisioning` is the first status a session has, so
-// the time spent in it is the time since created_at (sessions_pending_idx).
+// Every select locks what it returns and skips what another transaction
+// holds (another expiry replica, the assigner claiming that very session,
+// the provisioner destroying it), so concurrent sweeps fire each session
+// once and never expire a session out from under a claim. All of them read
+// sessions_pending_idx. `provisioning` is the first status a session has,
+// so the time spent in it is the time since created_at; the claim stamps
+// assigned_at; updated_at of a destroying session is when it entered
+// destroying or, after a retry, when that retry was sent
+// (touchDestroyingSQL).
 
 const selectStuckProvisioningSQL = `
 SELECT id, request_id, staging_config_id, created_at, created_at AS due_at
@@ -55,6 +63,31 @@ ORDER BY due_at, s.id
 LIMIT $2
 FOR UPDATE OF s SKIP LOCKED`
 
+const selectStuckAssigningSQL = `
+SELECT id, request_id, staging_config_id, created_at, assigned_at AS since
+FROM sessions
+WHERE status = 'assigning' AND assigned_at < $1
+ORDER BY assigned_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED`
+
+const selectStuckDestroyingSQL = `
+SELECT id, request_id, staging_config_id, created_at, updated_at AS since
+FROM sessions
+WHERE status = 'destroying' AND updated_at < $1
+ORDER BY updated_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED`
+
+// touchDestroyingSQL restarts the destroying timer of a session whose
+// destroy was just sent again. It writes the sweeper's clock, not now(),
+// because the timer is read against that clock (SweeperConfig.Now); the
+// status guard keeps it from touching a session that moved on. It is the
+// only column of sessions the expiry service writes outside libs/sessions,
+// and it is not a status.
+const touchDestroyingSQL = `
+UPDATE sessions SET updated_at = $2 WHERE id = $1 AND status = 'destroying'`
+
 func selectStuckProvisioning(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
 	var due []dueSession
 	if err := q.SelectContext(ctx, &due, selectStuckProvisioningSQL, p.Cutoff, p.Limit); err != nil {
@@ -69,4 +102,34 @@ func selectExpiredStaged(ctx context.Context, q sessions.Queryer, p dueParams) (
 		return nil, fmt.Errorf("error fetching expired staged sessions: %w", err)
 	}
 	return due, nil
+}
+
+func selectStuckAssigning(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+	var due []dueSession
+	if err := q.SelectContext(ctx, &due, selectStuckAssigningSQL, p.Cutoff, p.Limit); err != nil {
+		return nil, fmt.Errorf("error fetching sessions stuck in assigning: %w", err)
+	}
+	return due, nil
+}
+
+func selectStuckDestroying(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+	var due []dueSession
+	if err := q.SelectContext(ctx, &due, selectStuckDestroyingSQL, p.Cutoff, p.Limit); err != nil {
+		return nil, fmt.Errorf("error fetching sessions stuck in destroying: %w", err)
+	}
+	return due, nil
+}
+
+// touchDestroying restarts session id's destroying timer at `at`; false
+// when it is no longer destroying.
+func touchDestroying(ctx context.Context, q sessions.Queryer, id string, at time.Time) (bool, error) {
+	res, err := q.ExecContext(ctx, touchDestroyingSQL, id, at)
+	if err != nil {
+		return false, fmt.Errorf("error restarting the destroy timer of session %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("error restarting the destroy timer of session %s: %w", id, err)
+	}
+	return n == 1, nil
 }

@@ -32,9 +32,11 @@ func TestExpiryEventsReachTheStreamValid(t *testing.T) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait(); deps.Close() })
 
+	assigning := w.claimed("req-e2e-assign") // first: it claims the oldest staged session
 	stuck := w.onDemand("req-e2e")
 	past := time.Now().Add(-time.Minute)
 	stale := w.staged(&past)
+	destroying := w.destroying()
 
 	c := newClock(time.Now().Add(time.Hour))
 	sw := w.sweeper(c, service.SweeperConfig{Interval: 10 * time.Millisecond, Source: deps.Source()})
@@ -44,16 +46,15 @@ func TestExpiryEventsReachTheStreamValid(t *testing.T) {
 
 	var fired service.SweepResult
 	deadline := time.After(15 * time.Second)
-	for fired.Total() < 2 {
+	for fired.Total() < 4 {
 		select {
 		case res := <-sw.TestSignals.PassCompleted:
-			fired.ProvisioningTimedOut += res.ProvisioningTimedOut
-			fired.StagedExpired += res.StagedExpired
+			fired = fired.Add(res)
 		case <-deadline:
-			t.Fatalf("sweeper fired %+v, want both sessions", fired)
+			t.Fatalf("sweeper fired %+v, want all four sessions", fired)
 		}
 	}
-	if fired != (service.SweepResult{ProvisioningTimedOut: 1, StagedExpired: 1}) {
+	if fired != (service.SweepResult{ProvisioningTimedOut: 1, StagedExpired: 1, AssignTimedOut: 1, DestroyRetried: 1}) {
 		t.Fatalf("fired %+v", fired)
 	}
 
@@ -65,9 +66,10 @@ func TestExpiryEventsReachTheStreamValid(t *testing.T) {
 		subject, header string
 		data            events.SessionExpired
 		failed          events.SessionFailed
+		destroy         events.SessionDestroy
 	}
 	var got []seen
-	for len(got) < 3 {
+	for len(got) < 6 {
 		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
 		if err != nil {
 			t.Fatalf("after %d events: %v", len(got), err)
@@ -83,15 +85,21 @@ func TestExpiryEventsReachTheStreamValid(t *testing.T) {
 			t.Errorf("source %q", ev.Source)
 		}
 		s := seen{subject: msg.Subject(), header: msg.Headers().Get(events.HeaderRequestID)}
-		if ev.Type == events.TypeSessionFailed {
+		switch ev.Type {
+		case events.TypeSessionFailed:
 			s.failed = decode[events.SessionFailed](t, ev)
-		} else {
+		case events.TypeSessionDestroy:
+			s.destroy = decode[events.SessionDestroy](t, ev)
+			if msg.Headers().Get("Nats-Msg-Id") != ev.ID {
+				t.Errorf("session.destroy published with Nats-Msg-Id %q, want its id %q", msg.Headers().Get("Nats-Msg-Id"), ev.ID)
+			}
+		default:
 			s.data = decode[events.SessionExpired](t, ev)
 		}
 		got = append(got, s)
 	}
 
-	var failed, expiredStuck, expiredStaged int
+	var failed, expiredStuck, expiredStaged, failedAssign, expiredAssign, destroyRetry int
 	for _, s := range got {
 		switch {
 		case s.subject == events.TypeSessionFailed && s.failed.SessionID == stuck.ID && s.header == "req-e2e" &&
@@ -103,12 +111,22 @@ func TestExpiryEventsReachTheStreamValid(t *testing.T) {
 		case s.subject == events.TypeSessionExpired && s.data.SessionID == stale.ID && s.header == "" &&
 			s.data.Reason == events.ExpiredStaged && s.data.StagingConfigID == w.stagingConfigID:
 			expiredStaged++
+		case s.subject == events.TypeSessionFailed && s.failed.SessionID == assigning.ID && s.header == "req-e2e-assign" &&
+			s.failed.RequestID == "req-e2e-assign" && s.failed.Reason == events.ReasonAssignFailed:
+			failedAssign++
+		case s.subject == events.TypeSessionExpired && s.data.SessionID == assigning.ID && s.header == "req-e2e-assign" &&
+			s.data.Reason == events.ExpiredAssigning && s.data.StagingConfigID == w.stagingConfigID:
+			expiredAssign++
+		case s.subject == events.TypeSessionDestroy && s.destroy.SessionID == destroying.ID &&
+			s.destroy.Reason == service.ReasonDestroyRetry:
+			destroyRetry++
 		default:
 			t.Errorf("unexpected event %+v", s)
 		}
 	}
-	if failed != 1 || expiredStuck != 1 || expiredStaged != 1 {
-		t.Errorf("failed=%d expired(stuck)=%d expired(staged)=%d, want one each", failed, expiredStuck, expiredStaged)
+	if failed != 1 || expiredStuck != 1 || expiredStaged != 1 || failedAssign != 1 || expiredAssign != 1 || destroyRetry != 1 {
+		t.Errorf("failed=%d expired(stuck)=%d expired(staged)=%d failed(assign)=%d expired(assign)=%d destroy(retry)=%d, want one each",
+			failed, expiredStuck, expiredStaged, failedAssign, expiredAssign, destroyRetry)
 	}
 
 	// The relay deletes rows once JetStream acked them; wait for its commit.

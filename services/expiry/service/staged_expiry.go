@@ -20,8 +20,10 @@ import (
 // expiration_hours is destroyed and re-created"). Each moves staged →
 // destroying and greenroom.session.expired (reason staged_expired) is
 // emitted in the same transaction; the provisioner destroys the container
-// and provisions the replacement. A staged session is never assigned, so no
-// requester is waiting on it and no session.failed is sent.
+// and provisions the replacement; should it never do so, the destroy is
+// sent again after DestroyTimeout (retryStuckDestroying). A staged session
+// is never assigned, so no requester is waiting on it and no session.failed
+// is sent.
 //
 // full reports whether the batch was full, i.e. more may be due.
 func (s *Sweeper) expireStagedSessions(ctx context.Context, now time.Time) (changed int, full bool, err error) {
@@ -38,6 +40,11 @@ func (s *Sweeper) expireStagedSessions(ctx context.Context, now time.Time) (chan
 			}
 			if err != nil {
 				return fmt.Errorf("error expiring staged session %s: %w", d.ID, err)
+			}
+			// Its destroying timer (retryStuckDestroying) runs on this
+			// sweeper's clock, so it starts at now, not at PostgreSQL's now().
+			if _, err := touchDestroying(ctx, tx, d.ID, now); err != nil {
+				return err
 			}
 			if _, err := outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionExpired, events.TypeSessionExpired,
 				events.SessionExpired{

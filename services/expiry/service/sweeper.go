@@ -1,16 +1,23 @@
 // Package service is Greenroom's expiry service: the timers that end
-// sessions nobody else is going to end. Its Sweeper fails sessions stuck in
-// `provisioning` (rule: a request never waits forever) and expires staged
-// sessions left unassigned past their staging config's expiration (rule 2 of
-// DESIGN.md). Each decision is a status change made through libs/sessions
-// and announced through the outbox in the same transaction; the provisioner
-// acts on the greenroom.session.expired events (removes the container and
-// refills the staging pool).
+// sessions nobody else is going to end. Its Sweeper
+//   - fails sessions stuck in `provisioning` and in `assigning` (a request
+//     never waits forever: its requester gets greenroom.session.failed);
+//   - expires staged sessions left unassigned past their staging config's
+//     expiration (rule 2 of DESIGN.md);
+//   - asks again for the destruction of sessions stuck in `destroying`.
+//
+// Each decision is a status change made through libs/sessions (or, for a
+// retried destroy, a restarted timer) announced through the outbox in the
+// same transaction; the provisioner acts on the greenroom.session.expired
+// and greenroom.session.destroy events (removes the container and refills
+// the staging pool).
 //
 // Every replica may sweep at the same time: due sessions are selected with
 // FOR UPDATE SKIP LOCKED, so each one is fired by exactly one replica, and a
 // session being claimed by the assigner at that moment is skipped rather
-// than expired under it.
+// than expired under it (the claim takes staged rows with SKIP LOCKED too,
+// so it skips a session being expired: a container is never both handed to
+// a user and destroyed).
 package service
 
 import (
@@ -35,6 +42,17 @@ const (
 	// seconds; two minutes leaves room for a slow image start without
 	// letting a lost provisioning request hang its caller indefinitely.
 	ProvisioningTimeoutDefault = 2 * time.Minute
+	// AssignTimeoutDefault is how long a claimed staged session may stay in
+	// `assigning`. The provisioner bounds the assign command itself at one
+	// minute (its GREENROOM_ASSIGN_TIMEOUT) and reports failure then; this
+	// timer only catches an assignment whose outcome never comes, so it
+	// leaves that minute plus the time the event may wait in the queue.
+	AssignTimeoutDefault = 2 * time.Minute
+	// DestroyTimeoutDefault is how long a session may stay in `destroying`
+	// before its destroy is sent again. Removing a container takes a few
+	// seconds; after two minutes the first request is lost or failing, and
+	// repeating it every two minutes costs the provisioner nothing.
+	DestroyTimeoutDefault = 2 * time.Minute
 	// SweeperBatchSizeDefault bounds the sessions changed in one transaction,
 	// so a backlog is worked off in short transactions.
 	SweeperBatchSizeDefault = 100
@@ -51,6 +69,18 @@ type SweeperConfig struct {
 	// `provisioning` is failed (reason provisioning_timeout).
 	ProvisioningTimeout time.Duration
 
+	// AssignTimeout is how long after its claim a session still in
+	// `assigning` is failed (reason assign_failed) and its container
+	// removed (session.expired, reason assign_timeout). Keep it above the
+	// provisioner's assign command timeout, or slow but healthy assign
+	// commands are cut short.
+	AssignTimeout time.Duration
+
+	// DestroyTimeout is how long a session may stay in `destroying` before
+	// greenroom.session.destroy (reason destroy_retry) is sent again; it is
+	// sent at most once per DestroyTimeout per session.
+	DestroyTimeout time.Duration
+
 	// BatchSize is the largest number of sessions one transaction changes.
 	// A pass keeps taking batches until a batch comes back short.
 	BatchSize int
@@ -62,7 +92,7 @@ type SweeperConfig struct {
 	// so that timers fire without anybody sleeping. Cut-offs computed from
 	// it are compared with timestamps PostgreSQL wrote, so the service's
 	// clock and the database's must agree to within a small fraction of
-	// ProvisioningTimeout (NTP is plenty).
+	// the timeouts (NTP is plenty).
 	Now func() time.Time
 }
 
@@ -72,6 +102,10 @@ func (c SweeperConfig) withDefaults() (SweeperConfig, error) {
 		return c, fmt.Errorf("sweeper interval %s is negative", c.Interval)
 	case c.ProvisioningTimeout < 0:
 		return c, fmt.Errorf("provisioning timeout %s is negative", c.ProvisioningTimeout)
+	case c.AssignTimeout < 0:
+		return c, fmt.Errorf("assign timeout %s is negative", c.AssignTimeout)
+	case c.DestroyTimeout < 0:
+		return c, fmt.Errorf("destroy timeout %s is negative", c.DestroyTimeout)
 	case c.BatchSize < 0:
 		return c, fmt.Errorf("sweeper batch size %d is negative", c.BatchSize)
 	}
@@ -80,6 +114,12 @@ func (c SweeperConfig) withDefaults() (SweeperConfig, error) {
 	}
 	if c.ProvisioningTimeout == 0 {
 		c.ProvisioningTimeout = ProvisioningTimeoutDefault
+	}
+	if c.AssignTimeout == 0 {
+		c.AssignTimeout = AssignTimeoutDefault
+	}
+	if c.DestroyTimeout == 0 {
+		c.DestroyTimeout = DestroyTimeoutDefault
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = SweeperBatchSizeDefault
@@ -101,10 +141,36 @@ type SweepResult struct {
 	// StagedExpired is the number of staged sessions moved staged →
 	// destroying because they outlived their expiration.
 	StagedExpired int
+	// AssignTimedOut is the number of sessions moved assigning → failed
+	// because they outlived AssignTimeout.
+	AssignTimedOut int
+	// DestroyRetried is the number of sessions stuck in destroying whose
+	// destroy was sent again.
+	DestroyRetried int
 }
 
-// Total is the number of sessions the pass changed.
-func (r SweepResult) Total() int { return r.ProvisioningTimedOut + r.StagedExpired }
+// Total is the number of sessions the pass fired a timer for.
+func (r SweepResult) Total() int {
+	return r.ProvisioningTimedOut + r.StagedExpired + r.AssignTimedOut + r.DestroyRetried
+}
+
+// Add sums two results.
+func (r SweepResult) Add(o SweepResult) SweepResult {
+	return SweepResult{
+		ProvisioningTimedOut: r.ProvisioningTimedOut + o.ProvisioningTimedOut,
+		StagedExpired:        r.StagedExpired + o.StagedExpired,
+		AssignTimedOut:       r.AssignTimedOut + o.AssignTimedOut,
+		DestroyRetried:       r.DestroyRetried + o.DestroyRetried,
+	}
+}
+
+// fields are the result's counts as log fields.
+func (r SweepResult) fields() []zap.Field {
+	return []zap.Field{
+		zap.Int("provisioning_timed_out", r.ProvisioningTimedOut), zap.Int("staged_expired", r.StagedExpired),
+		zap.Int("assign_timed_out", r.AssignTimedOut), zap.Int("destroy_retried", r.DestroyRetried),
+	}
+}
 
 // SweeperTestSignals lets tests wait for the sweeper instead of sleeping.
 // Each channel is nil (no signal) unless a test sets it; sends never block,
@@ -151,7 +217,7 @@ func NewSweeper(cfg SweeperConfig, conn *sqlx.DB, log *zap.Logger) (*Sweeper, er
 		log: log.Named("sweeper"),
 		fired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_expiry_sessions_fired_total",
-			Help: "Sessions ended by an expiry timer, by reason (provisioning_timeout, staged_expired).",
+			Help: "Sessions an expiry timer fired for, by reason (provisioning_timeout, staged_expired, assign_timeout, destroy_retry).",
 		}, []string{"reason"}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "greenroom_expiry_pass_errors_total",
@@ -183,11 +249,9 @@ func (s *Sweeper) Start(ctx context.Context) {
 		res, err := s.RunOnce(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			s.log.Error("expiry pass failed; retrying next tick", zap.Error(err),
-				zap.Int("provisioning_timed_out", res.ProvisioningTimedOut), zap.Int("staged_expired", res.StagedExpired))
+			s.log.Error("expiry pass failed; retrying next tick", append(res.fields(), zap.Error(err))...)
 		case res.Total() > 0:
-			s.log.Info("expiry pass",
-				zap.Int("provisioning_timed_out", res.ProvisioningTimedOut), zap.Int("staged_expired", res.StagedExpired))
+			s.log.Info("expiry pass", res.fields()...)
 		}
 		s.TestSignals.passCompleted(res)
 		select {
@@ -199,29 +263,35 @@ func (s *Sweeper) Start(ctx context.Context) {
 }
 
 // RunOnce fires every timer that is due at the sweeper clock's current time:
-// it fails sessions stuck in provisioning and expires staged sessions past
-// their expiration, batch by batch, until none is left that this replica can
-// lock. Sessions another replica holds are left to it. The result counts
-// what this call changed even when it also returns an error.
+// it fails sessions stuck in provisioning or assigning, expires staged
+// sessions past their expiration and repeats the destroy of sessions stuck
+// in destroying, batch by batch, until none is left that this replica can
+// lock. Sessions another replica holds are left to it. One timer failing
+// does not stop the others. The result counts what this call changed even
+// when it also returns an error.
 func (s *Sweeper) RunOnce(ctx context.Context) (SweepResult, error) {
 	start := time.Now()
 	now := s.cfg.Now()
 	var res SweepResult
 	var errs []error
-
-	n, err := s.drain(ctx, func(ctx context.Context) (int, bool, error) { return s.failStuckProvisioning(ctx, now) })
-	res.ProvisioningTimedOut = n
-	if err != nil {
-		errs = append(errs, fmt.Errorf("error failing sessions stuck in provisioning: %w", err))
+	for _, timer := range []struct {
+		what   string
+		reason string
+		batch  func(context.Context, time.Time) (int, bool, error)
+		count  *int
+	}{
+		{"failing sessions stuck in provisioning", reasonProvisioningTimeout, s.failStuckProvisioning, &res.ProvisioningTimedOut},
+		{"expiring staged sessions", reasonStagedExpired, s.expireStagedSessions, &res.StagedExpired},
+		{"failing sessions stuck in assigning", reasonAssignTimeout, s.failStuckAssigning, &res.AssignTimedOut},
+		{"retrying the destroy of sessions stuck in destroying", ReasonDestroyRetry, s.retryStuckDestroying, &res.DestroyRetried},
+	} {
+		n, err := s.drain(ctx, func(ctx context.Context) (int, bool, error) { return timer.batch(ctx, now) })
+		*timer.count = n
+		s.fired.WithLabelValues(timer.reason).Add(float64(n))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("error %s: %w", timer.what, err))
+		}
 	}
-	n, err = s.drain(ctx, func(ctx context.Context) (int, bool, error) { return s.expireStagedSessions(ctx, now) })
-	res.StagedExpired = n
-	if err != nil {
-		errs = append(errs, fmt.Errorf("error expiring staged sessions: %w", err))
-	}
-
-	s.fired.WithLabelValues(reasonProvisioningTimeout).Add(float64(res.ProvisioningTimedOut))
-	s.fired.WithLabelValues(reasonStagedExpired).Add(float64(res.StagedExpired))
 	s.elapsed.Observe(time.Since(start).Seconds())
 	if len(errs) > 0 {
 		s.errors.Inc()

@@ -136,7 +136,14 @@ func (s *Store) recordShortfall(ctx context.Context, tx *sqlx.Tx, sc *SessionCon
 // BeginDestroy moves a live session to destroying (under its row lock, so
 // a racing claim or provisioning sees it) and returns it as it is now. A
 // session already destroying, destroyed or failed is returned unchanged.
-func (s *Store) BeginDestroy(ctx context.Context, id string) (SessionContext, error) {
+//
+// A session still provisioning or assigning for a request has a requester
+// waiting for its outcome, which session.destroyed is not: in the same
+// transaction it gets session.failed (reason destroyed, the destroy's
+// reason in the detail), recorded in failure_reason too so that a repeat
+// of the request is answered alike. It is announced once, by the
+// transition: a redelivered destroy finds the session destroying.
+func (s *Store) BeginDestroy(ctx context.Context, id, reason string) (SessionContext, error) {
 	var sc SessionContext
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		if err := lockSession(ctx, tx, id); err != nil {
@@ -150,8 +157,18 @@ func (s *Store) BeginDestroy(ctx context.Context, id string) (SessionContext, er
 		if !sessions.CanTransition(st, sessions.Destroying) {
 			return nil
 		}
-		sc.Session, err = sessions.Transition(ctx, tx, id, st, sessions.Destroying, sessions.Change{})
-		return err
+		waiting := sc.RequestID() != "" && (st == sessions.Provisioning || st == sessions.Assigning)
+		var ch sessions.Change
+		detail := "destroyed before it was ready: " + reason
+		if waiting {
+			ch.FailureReason = sessions.Ptr(events.RecordedFailure(events.ReasonDestroyed, detail))
+		}
+		if sc.Session, err = sessions.Transition(ctx, tx, id, st, sessions.Destroying, ch); err != nil || !waiting {
+			return err
+		}
+		return s.emit(ctx, tx, events.TypeSessionFailed, events.SessionFailed{
+			RequestID: sc.RequestID(), SessionID: sc.Session.ID, Reason: events.ReasonDestroyed, Detail: detail,
+		}, sc.RequestID())
 	})
 	return sc, err
 }

@@ -14,13 +14,17 @@ import (
 // (greenroom.session.destroy, greenroom.session.expired): a live session
 // goes through destroying to destroyed with session.destroyed; a failed
 // one stays failed but loses its container; a destroyed one is left alone.
-// The container is looked up both by the recorded id and by the session
-// label, since a container being created right now may not be recorded
-// yet (its provisioning then finds the session gone and removes it too).
-// A staged session's pool is then reconciled, so it is refilled at once.
+// A session destroyed before it was ready for its request (provisioning,
+// or assigning a staged one) also fails that request with reason
+// destroyed as it enters destroying, so its requester is answered rather
+// than left to time out. The container is looked up both by the recorded
+// id and by the session label, since a container being created right now
+// may not be recorded yet (its provisioning then finds the session gone
+// and removes it too). A staged session's pool is then reconciled, so it
+// is refilled at once.
 func (p *Provisioner) DestroySession(ctx context.Context, sessionID, reason string) error {
 	log := p.log.With(zap.String("session_id", sessionID), zap.String("reason", reason))
-	sc, err := p.store.BeginDestroy(ctx, sessionID)
+	sc, err := p.store.BeginDestroy(ctx, sessionID, reason)
 	if err != nil {
 		return fmt.Errorf("destroying session %s: %w", sessionID, err)
 	}
@@ -47,7 +51,8 @@ func (p *Provisioner) DestroySession(ctx context.Context, sessionID, reason stri
 	if err != nil {
 		return fmt.Errorf("destroying session %s: %w", sessionID, err)
 	}
-	log.Info("session destroyed", zap.String("status", string(sc.Session.Status)))
+	log.Info("session destroyed", zap.String("status", string(sc.Session.Status)),
+		zap.String("request_id", sc.RequestID()), zap.String("failure_reason", sc.Session.FailureReason))
 	p.poolChanged(sc)
 	return nil
 }
