@@ -12,7 +12,7 @@
 //	ports/bus           the JetStream consumer: events in
 //	app/command         the use cases: provision_session.go, assign_session.go, destroy_session.go
 //	app/staging         the staging pool reconciler
-//	app/audit           the container auditor: fails sessions whose container is gone
+//	app/audit           the container auditor and engine watcher: fail sessions whose container is gone, remove orphan containers
 //	domain              pure decisions: agent choice, container spec, assign command, pool plan
 //	adapters/postgres   placement with capacity reservation, lifecycle transitions + outbox, pool queries
 //	adapters/docker     every Docker Engine call

@@ -1,6 +1,9 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // ContainerSighting is what a Docker engine showed of the container a live
 // session's row records.
@@ -47,4 +50,112 @@ func JudgeContainer(s ContainerSighting) ContainerVerdict {
 	default:
 		return ContainerVerdict{Gone: true, Seen: s.State, Remove: true}
 	}
+}
+
+// Actions of the Docker engine's container events that the engine watcher
+// subscribes to.
+const (
+	// ContainerDied: the container's process ended (it exited, was killed
+	// or ran out of memory); it no longer runs.
+	ContainerDied = "die"
+	// ContainerDestroyed: the container was removed.
+	ContainerDestroyed = "destroy"
+	// ContainerOOM: the kernel killed a process of the container for want
+	// of memory; "die" follows when that was its main process.
+	ContainerOOM = "oom"
+)
+
+// ContainerEvent is what a Docker engine reported of a container.
+type ContainerEvent struct {
+	// Action is ContainerDied, ContainerDestroyed or ContainerOOM.
+	Action string
+	// ExitCode is the code a died container ended with, when the engine
+	// said (it does for "die").
+	ExitCode    int
+	HasExitCode bool
+	// OutOfMemory is true when an "oom" event of the same container came
+	// before this one.
+	OutOfMemory bool
+}
+
+// JudgeContainerEvent says what an event means for a staged, assigning or
+// running session whose container it is: died and destroyed containers
+// are gone, with the same words the periodic audit uses for an exited
+// container ("exited (code 137)"), and "removed". An "oom" event decides
+// nothing by itself: the process that ran out of memory may not be the
+// container's main one, and when it is, "die" follows.
+func JudgeContainerEvent(ev ContainerEvent) ContainerVerdict {
+	switch ev.Action {
+	case ContainerDied:
+		seen := "exited"
+		switch {
+		case ev.HasExitCode && ev.OutOfMemory:
+			seen = fmt.Sprintf("exited (code %d, out of memory)", ev.ExitCode)
+		case ev.HasExitCode:
+			seen = fmt.Sprintf("exited (code %d)", ev.ExitCode)
+		case ev.OutOfMemory:
+			seen = "exited (out of memory)"
+		}
+		return ContainerVerdict{Gone: true, Seen: seen, Remove: true}
+	case ContainerDestroyed:
+		return ContainerVerdict{Gone: true, Seen: "removed"}
+	default:
+		return ContainerVerdict{}
+	}
+}
+
+// ContainerOwnership is what the orphan collector knows of a container
+// labelled greenroom.managed=true.
+type ContainerOwnership struct {
+	// SessionLabel is the container's greenroom.session label, "" when it
+	// has none.
+	SessionLabel string
+	// SessionFound is true when the session the label names has a row.
+	SessionFound bool
+	// SessionLive is true when that session is in any status but
+	// destroyed or failed: provisioning, staged, assigning, running or
+	// destroying (whose own destroy removes the container).
+	SessionLive bool
+	// SessionStatus is that session's status, for the verdict's words.
+	SessionStatus string
+	// Age is how long ago the container was created, never more than it
+	// really is.
+	Age time.Duration
+}
+
+// OrphanVerdict says whether a managed container is an orphan to remove.
+type OrphanVerdict struct {
+	Orphan bool
+	// Why is what made it one, for the log: "no session", "session
+	// failed", "session destroyed".
+	Why string
+}
+
+// JudgeOrphan decides whether a managed container has no live session and
+// was made long enough ago (grace; negative means at once) to be removed.
+//
+// A container Greenroom just made is never one: its session's row is
+// committed, in status provisioning, before the container is created (the
+// assigner and the reconciler insert the row and emit
+// provision.requested in one transaction; the provisioner's
+// ProvisionSession only reaches docker create after PlaceSession read
+// that row and wrote its agent), and the collector lists containers
+// before it reads sessions, so every container it sees has a row it can
+// read. The grace period is a second line for what that order cannot
+// cover: a row written by a replica whose commit is not visible yet, and
+// the clocks of an engine and of the provisioner drifting apart.
+//
+// A container without a greenroom.session label was not made by
+// Greenroom for a session and is left alone.
+func JudgeOrphan(c ContainerOwnership, grace time.Duration) OrphanVerdict {
+	if c.SessionLabel == "" || c.SessionLive {
+		return OrphanVerdict{}
+	}
+	if grace >= 0 && c.Age < grace {
+		return OrphanVerdict{}
+	}
+	if !c.SessionFound {
+		return OrphanVerdict{Orphan: true, Why: "no session"}
+	}
+	return OrphanVerdict{Orphan: true, Why: "session " + c.SessionStatus}
 }

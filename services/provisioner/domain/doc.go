@@ -4,5 +4,6 @@
 // (container.go), the command a workspace runs when a staged session is
 // assigned (assign.go), how far a staging pool is from its desired size
 // and what to do about it (pool.go), and whether a session has lost its
-// container (container_audit.go). The adapters carry these decisions out.
+// container or a container its session (container_audit.go). The
+// adapters carry these decisions out.
 package domain

@@ -16,15 +16,25 @@ const (
 	PoolOK PoolStatus = "ok"
 	// PoolFilling means the pool is on its way to its desired size.
 	PoolFilling PoolStatus = "filling"
-	// PoolShortfall means the pool cannot reach its desired size: its last
-	// provisioning attempts failed, or its workspace is disabled.
+	// PoolShortfall means the pool cannot reach its desired size now; the
+	// plan's Shortfall says why.
 	PoolShortfall PoolStatus = "shortfall"
 )
 
-// StagedSession is a staged session a pool may destroy when it shrinks.
-type StagedSession struct {
-	ID       string
-	StagedAt time.Time
+// PoolMember is a session of a pool that is being made or is staged: the
+// sessions a reconcile pass may keep or destroy. Sessions being claimed
+// (assigning) are never members, so a pass never destroys one.
+type PoolMember struct {
+	ID string
+	// Staged is false while the session's container is still being made.
+	Staged bool
+	// Since is when the session was created (provisioning) or staged.
+	Since time.Time
+	// Stale means its container was started with other permissions than
+	// the staging config has now (an administrator changed them). The
+	// claim matches the container's permissions, so a stale session would
+	// never be handed to anyone: it is replaced.
+	Stale bool
 }
 
 // FailureHistory is what a pool's recent failed creations say about
@@ -35,26 +45,45 @@ type FailureHistory struct {
 	Consecutive int
 	// LastAt is when the last of them failed.
 	LastAt time.Time
+	// Last is the failure_reason of the last of them.
+	Last string
 }
 
 // PoolState is a staging config and its sessions as one reconcile pass
 // sees them, under the config's row lock.
 type PoolState struct {
 	ConfigID string
-	Desired  int
+	Zone     string
+	// Workspace is the workspace's name, for messages.
+	Workspace string
+	Desired   int
 	// Deleted pools shrink to nothing.
 	Deleted          bool
 	WorkspaceEnabled bool
-	// Provisioning counts sessions being created; they count towards the
-	// pool as they will be staged soon.
-	Provisioning int
-	Staged       []StagedSession
-	Failures     FailureHistory
+	// Members are the pool's provisioning and staged sessions.
+	Members []PoolMember
+	// Destroying counts the pool's sessions being destroyed: their
+	// containers still hold their agents' capacity for a moment.
+	Destroying int
+	Failures   FailureHistory
+	// Room is how many more of the pool's sessions fit on the enabled
+	// agents of its zone now, after the sessions waiting there to be
+	// placed, counted up to Deficit(); RoomShort says what stops more
+	// (e.g. "agent a1 has 0.5 free cores, needs 1"). Only read when
+	// Deficit() > 0 and the workspace is enabled.
+	Room      int
+	RoomShort string
+	// CapacityWaits counts the passes in a row that found no room for
+	// what the pool lacks; it spaces out the retries of such a pool.
+	CapacityWaits int
 	// RefillBudget is how many more staged sessions may be provisioning at
 	// once over every pool (the bound that keeps refills from starving
 	// users' on-demand requests). Only read when Deficit() > 0.
 	RefillBudget int
-	Now          time.Time
+	// Forced means a configuration change asked for this pass: whatever
+	// the pool's failures, it tries again now, once.
+	Forced bool
+	Now    time.Time
 }
 
 // Target is the number of sessions the pool should hold.
@@ -65,30 +94,62 @@ func (s PoolState) Target() int {
 	return s.Desired
 }
 
-// Current counts the sessions the pool holds or is creating.
-func (s PoolState) Current() int { return s.Provisioning + len(s.Staged) }
+// Current counts the sessions the pool holds or is making that a user may
+// be given: stale ones do not count.
+func (s PoolState) Current() int {
+	n := 0
+	for _, m := range s.Members {
+		if !m.Stale {
+			n++
+		}
+	}
+	return n
+}
 
 // Deficit is how many sessions the pool lacks.
 func (s PoolState) Deficit() int { return max(0, s.Target()-s.Current()) }
 
+// HoldReason says why a pass created fewer sessions than its pool lacks.
+type HoldReason string
+
+const (
+	// HeldForBudget: the refill budget over every pool is spent.
+	HeldForBudget HoldReason = "budget"
+	// HeldForBackoff: the pool's last creations failed; it waits before
+	// trying again.
+	HeldForBackoff HoldReason = "backoff"
+	// HeldForCapacity: no enabled agent of the zone has room.
+	HeldForCapacity HoldReason = "no_capacity"
+	// HeldForDestroys: the room is held by the pool's own sessions being
+	// destroyed; their end triggers the next pass.
+	HeldForDestroys HoldReason = "destroying"
+	// HeldForDisabledWorkspace: the workspace is disabled.
+	HeldForDisabledWorkspace HoldReason = "workspace_disabled"
+)
+
 // PoolPlan is what one reconcile pass does to a pool.
 type PoolPlan struct {
+	// Destroy lists the sessions to destroy, in order: stale ones, then
+	// those beyond the target; sessions still provisioning before staged
+	// ones, newest first within each.
+	Destroy []string
 	// Create is how many staged sessions to start provisioning.
 	Create int
-	// Destroy lists staged sessions to destroy, newest first.
-	Destroy []string
-	// RetryAt, when set, is when creation held back now may go ahead:
-	// after the failure backoff, or when refill budget may have freed up.
+	// RetryAt, when set, is when creation held back now may go ahead. A
+	// pool waiting out a permanent failure has none: a configuration
+	// change, or the periodic pass once its backoff has passed, retries it.
 	RetryAt time.Time
-	// HeldBack says why fewer than Deficit() are created now: "backoff",
-	// "budget" or "workspace_disabled"; empty when nothing was held back.
-	HeldBack string
+	// HeldBack says why fewer than Deficit() are created now; empty when
+	// nothing was held back.
+	HeldBack HoldReason
 	// Status is the pool's status after the pass.
 	Status PoolStatus
+	// Shortfall, when the status is shortfall, says why.
+	Shortfall *Shortfall
 }
 
-// Backoff spaces out refills of a pool whose creations keep failing, so a
-// broken image or a full zone never turns into a create/destroy loop.
+// Backoff spaces out retries, so a broken image or a full zone never turns
+// into a create/destroy loop.
 type Backoff struct {
 	Min time.Duration
 	Max time.Duration
@@ -113,51 +174,148 @@ func (b Backoff) Delay(n int, seed string) time.Duration {
 	return d + jitter
 }
 
+// RetryPolicy is how a short pool retries: transient causes (an engine
+// that did not answer, a container that never became ready, a full zone)
+// soon and then less often; permanent ones (a missing image) rarely, since
+// only a change can fix them.
+type RetryPolicy struct {
+	Transient Backoff
+	Permanent Backoff
+}
+
 // BudgetRetry is how soon a pass held back by the refill budget tries
 // again, should no refill finishing trigger it earlier.
 const BudgetRetry = time.Second
 
-// PlanPool decides one reconcile pass: destroy the newest staged sessions
-// beyond the target (sessions being claimed are not staged and so never
-// destroyed), and create what is missing unless the workspace is disabled,
-// the pool is backing off after failures, or the refill budget is spent.
-// Sessions still provisioning are never destroyed: once staged, a later
-// pass shrinks the pool if it is still too large.
-func PlanPool(s PoolState, b Backoff) PoolPlan {
+// PlanPool decides one reconcile pass. Deletions come first: every stale
+// session, then what exceeds the target — sessions still provisioning
+// before staged ones (a container not made yet costs least to give up),
+// newest first. Then it creates what is missing, unless the workspace is
+// disabled, the pool is backing off after failed creations, no agent of
+// the zone has room, or the refill budget is spent; a pool that cannot
+// reach its target says why in Shortfall.
+func PlanPool(s PoolState, policy RetryPolicy) PoolPlan {
 	var p PoolPlan
-	if excess := s.Current() - s.Target(); excess > 0 {
-		staged := slices.Clone(s.Staged)
-		slices.SortStableFunc(staged, func(x, y StagedSession) int { return cmp.Compare(y.StagedAt.UnixNano(), x.StagedAt.UnixNano()) })
-		for _, st := range staged[:min(excess, len(staged))] {
-			p.Destroy = append(p.Destroy, st.ID)
-		}
+	p.Destroy = destroyOrder(s)
+	if staged, _ := keptAfter(s, p); s.Failures.Consecutive > 0 && staged < s.Target() {
+		// Still short since creations failed, also while a retry is on
+		// its way: the pool stays in shortfall until a session is staged.
+		p.Shortfall = ShortfallOfFailure(s.Failures.Last)
 	}
 	if deficit := s.Deficit(); deficit > 0 {
-		switch {
-		case !s.WorkspaceEnabled:
-			p.HeldBack = "workspace_disabled"
-		case s.Failures.Consecutive > 0 && s.Now.Before(s.Failures.LastAt.Add(b.Delay(s.Failures.Consecutive, s.ConfigID))):
-			p.HeldBack = "backoff"
-			p.RetryAt = s.Failures.LastAt.Add(b.Delay(s.Failures.Consecutive, s.ConfigID))
-		default:
-			p.Create = min(deficit, max(0, s.RefillBudget))
-			if p.Create < deficit {
-				p.HeldBack = "budget"
-				p.RetryAt = s.Now.Add(BudgetRetry)
-			}
-		}
+		planCreate(&p, s, deficit, policy)
 	}
 	p.Status = poolStatus(s, p)
 	return p
 }
 
-func poolStatus(s PoolState, p PoolPlan) PoolStatus {
-	switch {
-	case len(s.Staged)-len(p.Destroy) == s.Target() && s.Provisioning == 0:
-		return PoolOK
-	case s.Deficit() > 0 && (!s.WorkspaceEnabled || s.Failures.Consecutive > 0):
-		return PoolShortfall
-	default:
-		return PoolFilling
+// destroyOrder lists the sessions a pass destroys.
+func destroyOrder(s PoolState) []string {
+	var stale, fresh []PoolMember
+	for _, m := range s.Members {
+		if m.Stale {
+			stale = append(stale, m)
+		} else {
+			fresh = append(fresh, m)
+		}
 	}
+	order := func(ms []PoolMember) {
+		slices.SortStableFunc(ms, func(x, y PoolMember) int {
+			if x.Staged != y.Staged {
+				if !x.Staged {
+					return -1
+				}
+				return 1
+			}
+			if c := cmp.Compare(y.Since.UnixNano(), x.Since.UnixNano()); c != 0 {
+				return c
+			}
+			// Sessions created in one pass share its timestamp; their
+			// ids (UUIDv7) still sort by creation.
+			return cmp.Compare(y.ID, x.ID)
+		})
+	}
+	order(stale)
+	order(fresh)
+	var out []string
+	for _, m := range stale {
+		out = append(out, m.ID)
+	}
+	for _, m := range fresh[:max(0, len(fresh)-s.Target())] {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+// planCreate decides how many of the deficit to create now, and why not
+// more. What stops the pool now (a disabled workspace, no room) is named
+// before what stopped it last time (its failed creations, p.Shortfall on
+// entry).
+func planCreate(p *PoolPlan, s PoolState, deficit int, policy RetryPolicy) {
+	if !s.WorkspaceEnabled {
+		p.HeldBack = HeldForDisabledWorkspace
+		p.Shortfall = WorkspaceDisabled(s.Workspace)
+		return
+	}
+	if failed := p.Shortfall; failed != nil {
+		b := policy.Transient
+		if failed.Permanent {
+			b = policy.Permanent
+		}
+		if retryAt := s.Failures.LastAt.Add(b.Delay(s.Failures.Consecutive, s.ConfigID)); !s.Forced && s.Now.Before(retryAt) {
+			p.HeldBack = HeldForBackoff
+			if !failed.Permanent {
+				p.RetryAt = retryAt
+			}
+			if s.Room < deficit {
+				p.Shortfall = NoCapacity(s.Zone, s.Room, deficit, s.RoomShort)
+			}
+			return
+		}
+	}
+	n := min(deficit, max(0, s.Room))
+	if n < deficit {
+		p.RetryAt = s.Now.Add(policy.Transient.Delay(s.CapacityWaits+1, s.ConfigID))
+		if s.Destroying > 0 || len(p.Destroy) > 0 {
+			// The room is held by containers on their way out; their end
+			// triggers the next pass.
+			p.HeldBack = HeldForDestroys
+		} else {
+			p.HeldBack = HeldForCapacity
+			p.Shortfall = NoCapacity(s.Zone, n, deficit, s.RoomShort)
+		}
+	}
+	p.Create = min(n, max(0, s.RefillBudget))
+	if p.Create < n {
+		p.HeldBack = HeldForBudget
+		if p.RetryAt.IsZero() {
+			p.RetryAt = s.Now.Add(BudgetRetry)
+		}
+	}
+}
+
+// keptAfter counts the sessions a pool keeps after the plan's destroys:
+// staged, and still being made.
+func keptAfter(s PoolState, p PoolPlan) (staged, making int) {
+	for _, m := range s.Members {
+		if slices.Contains(p.Destroy, m.ID) {
+			continue
+		}
+		if m.Staged {
+			staged++
+		} else {
+			making++
+		}
+	}
+	return staged, making
+}
+
+func poolStatus(s PoolState, p PoolPlan) PoolStatus {
+	if p.Shortfall != nil {
+		return PoolShortfall
+	}
+	if staged, making := keptAfter(s, p); staged == s.Target() && making == 0 && p.Create == 0 {
+		return PoolOK
+	}
+	return PoolFilling
 }

@@ -27,10 +27,11 @@ import (
 
 // auditEveryTick runs the service's container auditor every 100 ms with a
 // grace period of 100 ms, so that tests see a lost container acted on at
-// once.
+// once, and turns the engine watcher off: these tests check the periodic
+// pass, the safety net for whatever the engines' event streams miss.
 var auditEveryTick = envOptions{cfg: service.Config{ContainerAudit: audit.ContainerAuditorConfig{
 	Interval: 100 * time.Millisecond, GracePeriod: 100 * time.Millisecond,
-}}}
+}, EngineWatcher: audit.EngineWatcherConfig{Disabled: true}}}
 
 // TestStagedSessionWhoseContainerIsGoneIsReplaced is `make down` followed
 // by `make up`: every staged container was removed behind Greenroom's
@@ -138,7 +139,7 @@ func TestSessionRecordedWithinGracePeriodIsLeftAlone(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{cfg: service.Config{ContainerAudit: audit.ContainerAuditorConfig{
 		Interval: 50 * time.Millisecond, GracePeriod: time.Hour,
-	}}})
+	}, EngineWatcher: audit.EngineWatcherConfig{Disabled: true}}})
 	f := e.standardFixture(workspaceOptions{initDelay: "0s"})
 	sid, rid := e.requestOnDemand(f, []string{f.zone}, events.Permissions{})
 	e.waitEvent(events.TypeSessionReady, 30*time.Second, dataIs("request_id", rid))
@@ -238,7 +239,9 @@ func TestConcurrentAuditorsFailEachSessionOnce(t *testing.T) {
 // no container; the requester is told container_gone, not assign_failed.
 func TestAssigningAStagedSessionWhoseContainerIsGoneFailsAsContainerGone(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{}) // the auditor's default grace period keeps it out of the way
+	// The auditor's default grace period keeps it out of the way, and the
+	// engine watcher is off: the claim comes before anything noticed.
+	e := newEnv(t, envOptions{cfg: service.Config{EngineWatcher: audit.EngineWatcherConfig{Disabled: true}}})
 	f := e.standardFixture(workspaceOptions{initDelay: "0s"})
 	cfg := e.addStagingConfig(f, 1, events.Permissions{})
 	e.svc.Reconciler.Trigger(cfg)
@@ -289,13 +292,21 @@ func (e *env) stagedSessions(configID string) []sessions.Session {
 }
 
 // newAuditor is another replica's container auditor on the test's
-// database; grace -1 judges every session at once.
+// database, removing only the test's orphan containers; grace -1 judges
+// every session and container at once.
 func (e *env) newAuditor(grace time.Duration, pools command.PoolTrigger) *audit.ContainerAuditor {
+	a, _ := e.newAuditorWithRegistry(grace, pools)
+	return a
+}
+
+// newAuditorWithRegistry is newAuditor with the registry of its metrics.
+func (e *env) newAuditorWithRegistry(grace time.Duration, pools command.PoolTrigger) (*audit.ContainerAuditor, *prometheus.Registry) {
 	engines := docker.NewEngines()
 	e.t.Cleanup(engines.Close)
-	return audit.NewContainerAuditor(audit.ContainerAuditorConfig{GracePeriod: grace},
-		postgres.New(e.db, e.deps.Source()), engines, command.NewMetrics(prometheus.NewRegistry()),
-		zaptest.NewLogger(e.t), pools)
+	reg := prometheus.NewRegistry()
+	return audit.NewContainerAuditor(audit.ContainerAuditorConfig{GracePeriod: grace, OrphanLabels: map[string]string{testLabel: e.label}},
+		postgres.New(e.db, e.deps.Source()), engines, command.NewMetrics(reg), reg,
+		zaptest.NewLogger(e.t), pools), reg
 }
 
 // startContainer starts a demo container carrying the test's labels and

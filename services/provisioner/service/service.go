@@ -1,9 +1,9 @@
 // Package service assembles the provisioner from its parts: the bus
 // consumer (ports/bus) feeding the use cases (app/command), the staging
-// pool reconciler (app/staging), the container auditor (app/audit), and
-// the outbox relay publishing the events they write. main.go and the
-// component tests both start it through New and Start, so the tests run
-// exactly what production runs.
+// pool reconciler (app/staging), the container auditor and engine
+// watcher (app/audit), and the outbox relay publishing the events they
+// write. main.go and the component tests both start it through New and
+// Start, so the tests run exactly what production runs.
 package service
 
 import (
@@ -45,8 +45,11 @@ type Config struct {
 	// Reconciler tunes the staging pool reconciler.
 	Reconciler staging.ReconcilerConfig
 	// ContainerAudit tunes the auditor that fails sessions whose container
-	// is gone.
+	// is gone and removes orphan containers. OrphanLabels defaults to
+	// Provision.ExtraLabels.
 	ContainerAudit audit.ContainerAuditorConfig
+	// EngineWatcher tunes the watcher of the engines' container events.
+	EngineWatcher audit.EngineWatcherConfig
 	// ShutdownTimeout bounds how long Run waits, once its context is done,
 	// for events in flight; unfinished ones are redelivered.
 	ShutdownTimeout time.Duration
@@ -63,8 +66,12 @@ type Service struct {
 	Provisioner *command.Provisioner
 	// Reconciler keeps staging pools at their desired size.
 	Reconciler *staging.Reconciler
-	// ContainerAuditor fails the sessions whose container is gone.
+	// ContainerAuditor fails the sessions whose container is gone and
+	// removes orphan containers.
 	ContainerAuditor *audit.ContainerAuditor
+	// EngineWatcher acts on containers that die or are removed as the
+	// engines report it.
+	EngineWatcher *audit.EngineWatcher
 	// Relay publishes the events written to the outbox.
 	Relay *outbox.Relay
 
@@ -88,7 +95,11 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry)
 	s.Provisioner = command.New(cfg.Provision, store, s.engines, probe.New(cfg.Probe),
 		metrics, deps.Log, s.Reconciler.Trigger)
-	s.ContainerAuditor = audit.NewContainerAuditor(cfg.ContainerAudit, store, s.engines, metrics, deps.Log, s.Reconciler.Trigger)
+	if cfg.ContainerAudit.OrphanLabels == nil {
+		cfg.ContainerAudit.OrphanLabels = cfg.Provision.ExtraLabels
+	}
+	s.ContainerAuditor = audit.NewContainerAuditor(cfg.ContainerAudit, store, s.engines, metrics, deps.Ops.Registry, deps.Log, s.Reconciler.Trigger)
+	s.EngineWatcher = audit.NewEngineWatcher(cfg.EngineWatcher, store, s.engines, s.ContainerAuditor, deps.Ops.Registry, deps.Log)
 	s.Relay = deps.NewRelay()
 	return s, nil
 }
@@ -100,16 +111,28 @@ func (s *Service) Start(ctx context.Context) error {
 	var err error
 	s.consumer, err = bus.NewConsumer(ctx, s.deps.JS, s.deps.Validator, s.log,
 		bus.Config{Name: s.cfg.ConsumerName, Concurrency: s.cfg.Concurrency, ProvisionConcurrency: s.cfg.ProvisionConcurrency, Source: s.deps.Source()},
-		s.Provisioner, s.Reconciler.Trigger)
+		s.Provisioner, s.configChanged)
 	if err != nil {
 		return fmt.Errorf("starting provisioner: %w", err)
 	}
 	s.goRun(func() error { return s.consumer.Run(ctx) })
 	s.goRun(func() error { s.Reconciler.Start(ctx); return nil })
 	s.goRun(func() error { s.ContainerAuditor.Start(ctx); return nil })
+	s.goRun(func() error { s.EngineWatcher.Start(ctx); return nil })
 	s.goRun(func() error { s.Relay.Start(ctx); return nil })
 	s.log.Info("provisioner started", zap.Strings("subjects", bus.Subjects))
 	return nil
+}
+
+// configChanged reconciles the staging config that changed, or every
+// pool and the set of watched engines when something else changed (an
+// agent, zone, pool or workspace: stagingConfigID is ""). A pool short
+// for a cause the change may have removed tries again at once.
+func (s *Service) configChanged(stagingConfigID string) {
+	s.Reconciler.ConfigChanged(stagingConfigID)
+	if stagingConfigID == "" {
+		s.EngineWatcher.Trigger()
+	}
 }
 
 func (s *Service) goRun(f func() error) {

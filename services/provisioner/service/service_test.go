@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/docker/go-connections/nat"
-	"github.com/google/uuid"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
@@ -328,42 +327,6 @@ func TestProvisioningTimeoutRemovesTheContainerBeingMade(t *testing.T) {
 	}
 	if n := e.countEvents(events.TypeSessionReady, dataIs("session_id", sid)); n != 0 {
 		t.Error("a timed-out session was reported ready")
-	}
-}
-
-// TestFailingImageMarksShortfallAndBacksOff: a pool whose image cannot be
-// created says so on its status and in an event, and retries with growing
-// delays instead of a create/fail loop.
-func TestFailingImageMarksShortfallAndBacksOff(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	f := e.standardFixture(workspaceOptions{image: "greenroom/does-not-exist:" + uuid.NewString()[:8]})
-	cfg := e.addStagingConfig(f, 1, events.Permissions{})
-	e.svc.Reconciler.Trigger(cfg)
-
-	ev := e.waitEvent(events.TypeStagingShortfall, 30*time.Second, dataIs("staging_config_id", cfg))
-	if d := decode[events.StagingShortfall](t, ev); !strings.Contains(d.Reason, events.ReasonProvisioningFailed) || d.Permanent || d.Desired != 1 {
-		t.Errorf("staging.shortfall = %+v", d)
-	}
-	var status, lastError string
-	if err := e.db.QueryRowContext(e.ctx, `SELECT status, last_error FROM staging_configs WHERE id = $1`, cfg).Scan(&status, &lastError); err != nil {
-		t.Fatal(err)
-	}
-	if status != "shortfall" || !strings.Contains(lastError, "does-not-exist") {
-		t.Errorf("status %q, last_error %q", status, lastError)
-	}
-
-	e.waitFor("3 failed attempts", 30*time.Second, func() bool { return e.countSessions(cfg, sessions.Failed) >= 3 })
-	var times []time.Time
-	if err := e.db.SelectContext(e.ctx, &times, `SELECT destroyed_at FROM sessions WHERE staging_config_id = $1 AND status = 'failed' ORDER BY destroyed_at`, cfg); err != nil {
-		t.Fatal(err)
-	}
-	// Backoff 1 s after the first failure, 2 s after the second.
-	if gap := times[2].Sub(times[0]); gap < 3*time.Second {
-		t.Errorf("3 attempts within %s: not backing off (1 s, then 2 s)", gap)
-	}
-	if gap := times[1].Sub(times[0]); gap < time.Second {
-		t.Errorf("second attempt %s after the first, want ≥ 1 s", gap)
 	}
 }
 

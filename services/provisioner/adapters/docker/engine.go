@@ -120,6 +120,11 @@ type Container struct {
 	Labels   map[string]string
 	// HostPorts maps a container port to the host port it is published on.
 	HostPorts map[int]int
+	// Created is when the container was created, by the engine's clock; in
+	// a list it is never earlier than the real time (the engine gives whole
+	// seconds there; they are rounded up, so that an age computed from it
+	// is never more than the container's).
+	Created time.Time
 }
 
 // Create creates (but does not start) the container of spec.
@@ -169,6 +174,9 @@ func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
 		return Container{}, fmt.Errorf("inspecting container %s: %w", ShortID(id), err)
 	}
 	c := Container{ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), HostPorts: map[int]int{}}
+	if created, err := time.Parse(time.RFC3339Nano, in.Created); err == nil {
+		c.Created = created
+	}
 	if in.Config != nil {
 		c.Labels = in.Config.Labels
 	}
@@ -210,7 +218,7 @@ func (e *Engine) ListByLabels(ctx context.Context, labels map[string]string) ([]
 	out := make([]Container, 0, len(list))
 	for _, s := range list {
 		c := Container{ID: s.ID, Labels: s.Labels, Running: s.State == "running", State: string(s.State),
-			ExitCode: exitCodeOf(s.Status), HostPorts: map[int]int{}}
+			ExitCode: exitCodeOf(s.Status), HostPorts: map[int]int{}, Created: time.Unix(s.Created+1, 0)}
 		if len(s.Names) > 0 {
 			c.Name = strings.TrimPrefix(s.Names[0], "/")
 		}

@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
@@ -29,6 +31,7 @@ func (s *Store) ListEnabledAgents(ctx context.Context) ([]Agent, error) {
 type ContainerAuditCandidate struct {
 	SessionID       string          `db:"id"`
 	AgentID         string          `db:"agent_id"`
+	AgentName       string          `db:"agent_name"`
 	ContainerID     string          `db:"container_id"`
 	Status          sessions.Status `db:"status"`
 	StagingConfigID sql.NullString  `db:"staging_config_id"`
@@ -51,13 +54,14 @@ type ListContainerAuditCandidatesParams struct {
 // service's provisioning timeout takes care of it.
 func (s *Store) ListContainerAuditCandidates(ctx context.Context, p ListContainerAuditCandidatesParams) ([]ContainerAuditCandidate, error) {
 	var out []ContainerAuditCandidate
-	err := s.db.SelectContext(ctx, &out, `SELECT id, agent_id, container_id, status, staging_config_id, updated_at
-		FROM sessions
-		WHERE agent_id = ANY($1::uuid[])
-		  AND status IN ('staged', 'assigning', 'running')
-		  AND container_id <> ''
-		  AND updated_at < now() - make_interval(secs => $2)
-		ORDER BY updated_at, id`, pq.Array(p.AgentIDs), max(p.GracePeriod, 0).Seconds())
+	err := s.db.SelectContext(ctx, &out, `SELECT s.id, s.agent_id, a.name AS agent_name, s.container_id, s.status,
+			s.staging_config_id, s.updated_at
+		FROM sessions s JOIN agents a ON a.id = s.agent_id
+		WHERE s.agent_id = ANY($1::uuid[])
+		  AND s.status IN ('staged', 'assigning', 'running')
+		  AND s.container_id <> ''
+		  AND s.updated_at < now() - make_interval(secs => $2)
+		ORDER BY s.updated_at, s.id`, pq.Array(p.AgentIDs), max(p.GracePeriod, 0).Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("error listing sessions to audit: %w", err)
 	}
@@ -108,4 +112,94 @@ func (s *Store) FailContainerGone(ctx context.Context, p FailContainerGoneParams
 		return SessionContext{}, false, fmt.Errorf("error failing session %s whose container is gone: %w", c.SessionID, err)
 	}
 	return sc, failed, nil
+}
+
+// GetContainerAuditCandidate reads session id as the container auditor
+// judges it, whatever its status; false when there is no such session
+// (or id is no session id at all: it comes from a container's label).
+func (s *Store) GetContainerAuditCandidate(ctx context.Context, id string) (ContainerAuditCandidate, bool, error) {
+	var c ContainerAuditCandidate
+	if uuid.Validate(id) != nil {
+		return c, false, nil
+	}
+	err := s.db.GetContext(ctx, &c, `SELECT s.id, s.agent_id, a.name AS agent_name, s.container_id, s.status,
+			s.staging_config_id, s.updated_at
+		FROM sessions s JOIN agents a ON a.id = s.agent_id
+		WHERE s.id = $1`, id)
+	if db.IsNotFound(err) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("error reading session %s: %w", id, err)
+	}
+	return c, true, nil
+}
+
+// orphanReapLockClass is the first key of the transaction-level advisory
+// locks (class, hashtext(endpoint)) under which one replica at a time
+// reaps the orphan containers of one Docker endpoint.
+const orphanReapLockClass int32 = 0x6772_6f72 // "gror"
+
+// ErrOrphanReapHeld is returned by ReapOrphans when another replica is
+// reaping the endpoint's orphans right now.
+var ErrOrphanReapHeld = errors.New("another replica is reaping this endpoint's orphan containers")
+
+// ReapOrphansParams names the endpoint whose orphans are reaped.
+type ReapOrphansParams struct {
+	// Endpoint is the Docker endpoint, e.g. unix:///var/run/docker.sock.
+	Endpoint string
+}
+
+// ReapOrphans runs reap while holding the endpoint's orphan reaping lock,
+// a transaction-level advisory lock, so that one replica at a time lists
+// and removes an endpoint's orphan containers and each is removed (and
+// counted) once: the next holder lists the endpoint after the last one
+// removed what it found. ErrOrphanReapHeld, without running reap, when
+// another replica holds it. The lock goes with the transaction, also when
+// the replica dies.
+func (s *Store) ReapOrphans(ctx context.Context, p ReapOrphansParams, reap func(ctx context.Context) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("error beginning orphan reaping on %s: %w", p.Endpoint, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var mine bool
+	if err := tx.GetContext(ctx, &mine, `SELECT pg_try_advisory_xact_lock($1, hashtext($2))`,
+		orphanReapLockClass, p.Endpoint); err != nil {
+		return fmt.Errorf("error taking the orphan reaping lock of %s: %w", p.Endpoint, err)
+	}
+	if !mine {
+		return ErrOrphanReapHeld
+	}
+	if err := reap(ctx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SessionStatus is a session's status, by id.
+type SessionStatus struct {
+	SessionID string          `db:"id"`
+	Status    sessions.Status `db:"status"`
+}
+
+// ListSessionStatuses returns the status of each of ids that has a row;
+// ids that are not session ids (they come from containers' labels) are
+// ignored.
+func (s *Store) ListSessionStatuses(ctx context.Context, ids []string) ([]SessionStatus, error) {
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if uuid.Validate(id) == nil {
+			valid = append(valid, id)
+		}
+	}
+	if len(valid) == 0 {
+		return nil, nil
+	}
+	var out []SessionStatus
+	if err := s.db.SelectContext(ctx, &out, `SELECT id, status FROM sessions WHERE id = ANY($1::uuid[])`,
+		pq.Array(valid)); err != nil {
+		return nil, fmt.Errorf("error reading the sessions of containers: %w", err)
+	}
+	return out, nil
 }

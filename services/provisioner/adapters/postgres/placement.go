@@ -68,9 +68,9 @@ func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (Se
 		}
 		if !sc.Workspace.Enabled {
 			failure = &Failure{Reason: events.ReasonWorkspaceDisabled, Detail: fmt.Sprintf("workspace %s is disabled", sc.Workspace.Name)}
-			return s.fail(ctx, tx, &sc, sessions.Provisioning, *failure)
+			return s.failCreation(ctx, tx, &sc, *failure)
 		}
-		candidates, err := candidateZones(ctx, tx, zones)
+		candidates, err := loadZones(ctx, tx, zones, lockAgents)
 		if err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (Se
 		var noCap *domain.NoCapacityError
 		if errors.As(err, &noCap) {
 			failure = &Failure{Reason: events.ReasonNoCapacity, Detail: noCap.Error()}
-			return s.fail(ctx, tx, &sc, sessions.Provisioning, *failure)
+			return s.failCreation(ctx, tx, &sc, *failure)
 		}
 		if err != nil {
 			return err
@@ -98,9 +98,43 @@ func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (Se
 	return sc, failure, err
 }
 
-// candidateZones loads the zones named, in that order, with their enabled
-// agents locked and their usage summed.
-func candidateZones(ctx context.Context, tx *sqlx.Tx, names []string) ([]domain.Zone, error) {
+// FailCreation fails a session whose container could not be made (it is
+// still provisioning) and emits session.failed. sessions.ErrStale when it
+// left provisioning meanwhile.
+func (s *Store) FailCreation(ctx context.Context, sc *SessionContext, f Failure) error {
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		return s.failCreation(ctx, tx, sc, f)
+	})
+}
+
+// failCreation is FailCreation in tx. Unlike fail it leaves a staged
+// session's staging config alone: the pool's reconcile pass, which this
+// failure triggers, reads the failure back and puts it on the config's
+// status once per change of cause (pools.go). Writing the config here
+// would also lock it after the session, the reverse of a reconcile pass,
+// which locks the config and then moves its sessions.
+func (s *Store) failCreation(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, f Failure) error {
+	updated, err := sessions.Transition(ctx, tx, sc.Session.ID, sessions.Provisioning, sessions.Failed,
+		sessions.Change{FailureReason: sessions.Ptr(f.recorded())})
+	if err != nil {
+		return err
+	}
+	sc.Session = updated
+	return s.emit(ctx, tx, events.TypeSessionFailed, events.SessionFailed{
+		RequestID: sc.RequestID(), SessionID: sc.Session.ID, Reason: f.Reason, Detail: f.Detail,
+	}, sc.RequestID())
+}
+
+// Whether loadZones locks the agents it reads.
+const (
+	lockAgents     = true
+	readAgentsOnly = false
+)
+
+// loadZones loads the zones named, in that order, with their enabled
+// agents and their usage summed. Placement locks the agents (lock), so
+// that concurrent placements queue and each sees those committed before.
+func loadZones(ctx context.Context, tx *sqlx.Tx, names []string, lock bool) ([]domain.Zone, error) {
 	var zrows []struct {
 		ID            string `db:"id"`
 		Name          string `db:"name"`
@@ -122,13 +156,16 @@ func candidateZones(ctx context.Context, tx *sqlx.Tx, names []string) ([]domain.
 		Labels     pq.StringArray `db:"labels"`
 		PoolLabels pq.StringArray `db:"pool_labels"`
 	}
-	if err := tx.SelectContext(ctx, &arows, `SELECT a.id, a.name, a.zone_id, a.cores, a.memory_mb, a.labels,
+	query := `SELECT a.id, a.name, a.zone_id, a.cores, a.memory_mb, a.labels,
 			COALESCE(p.labels, '{}') AS pool_labels
 		FROM agents a LEFT JOIN pools p ON p.id = a.pool_id
 		WHERE a.zone_id = ANY($1) AND a.enabled
-		ORDER BY a.id
-		FOR UPDATE OF a`, pq.Array(zoneIDs)); err != nil {
-		return nil, fmt.Errorf("locking agents of zones %v: %w", names, err)
+		ORDER BY a.id`
+	if lock {
+		query += ` FOR UPDATE OF a`
+	}
+	if err := tx.SelectContext(ctx, &arows, query, pq.Array(zoneIDs)); err != nil {
+		return nil, fmt.Errorf("loading agents of zones %v: %w", names, err)
 	}
 	agentIDs := make([]string, 0, len(arows))
 	for _, a := range arows {
@@ -139,7 +176,8 @@ func candidateZones(ctx context.Context, tx *sqlx.Tx, names []string) ([]domain.
 		Cores    float64 `db:"cores"`
 		MemoryMB int64   `db:"memory_mb"`
 	}
-	// Read after the locks, so it sees every placement committed before.
+	// Read after the locks (when taken), so it sees every placement
+	// committed before.
 	if err := tx.SelectContext(ctx, &urows, `SELECT agent_id, COALESCE(sum(cores), 0) AS cores, COALESCE(sum(memory_mb), 0) AS memory_mb
 		FROM sessions
 		WHERE agent_id = ANY($1) AND status NOT IN ('destroyed', 'failed')

@@ -3,12 +3,14 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -17,13 +19,14 @@ import (
 )
 
 // refillLockKey names the transaction-level advisory lock under which a
-// reconcile pass counts the refills in flight over every pool, so that
-// passes of different pools, on any replica, never exceed the refill
-// budget together.
+// reconcile pass that creates sessions counts the refills in flight over
+// every pool and the room left in its zone, so that passes of different
+// pools, on any replica, never exceed the refill budget together nor
+// count the same room twice.
 const refillLockKey int64 = 0x6772_6f6f_6d72_6631 // "groomrf1"
 
-// ReasonPoolShrink is the session.destroy reason of staged sessions
-// beyond their pool's desired size.
+// ReasonPoolShrink is the session.destroy reason of sessions beyond their
+// pool's desired size, and of stale ones being replaced.
 const ReasonPoolShrink = "pool_shrink"
 
 // ListStagingConfigs returns the staging configs a reconcile pass visits:
@@ -46,44 +49,65 @@ type PoolOutcome struct {
 	Plan domain.PoolPlan
 	// Created are the sessions inserted (and their provisioning requested).
 	Created []string
-	// Destroyed are the staged sessions moved to destroying.
+	// Destroyed are the sessions moved to destroying.
 	Destroyed []string
 	// Gone is true when the staging config no longer exists.
 	Gone bool
+	// Announced is set when the pass put a new cause of shortfall on the
+	// config's status and emitted staging.shortfall: once per change of
+	// cause, over every replica.
+	Announced *domain.Shortfall
+	// Recovered is true when the pass took the config out of shortfall.
+	Recovered bool
 }
 
 // stagingConfigRow is a staging config with its workspace and zone.
 type stagingConfigRow struct {
-	ID               string       `db:"id"`
-	ZoneID           string       `db:"zone_id"`
-	WorkspaceID      string       `db:"workspace_id"`
-	Desired          int          `db:"desired_sessions"`
-	Deleted          bool         `db:"deleted"`
-	Status           string       `db:"status"`
-	LastError        string       `db:"last_error"`
-	Workspace        string       `db:"workspace"`
-	WorkspaceEnabled bool         `db:"workspace_enabled"`
-	Cores            float64      `db:"cores"`
-	MemoryMB         int          `db:"memory_mb"`
-	Zone             string       `db:"zone"`
-	Now              time.Time    `db:"now"`
-	LastFailureAt    sql.NullTime `db:"-"`
-	Failures         int          `db:"-"`
+	ID               string         `db:"id"`
+	ZoneID           string         `db:"zone_id"`
+	WorkspaceID      string         `db:"workspace_id"`
+	Desired          int            `db:"desired_sessions"`
+	Deleted          bool           `db:"deleted"`
+	Status           string         `db:"status"`
+	LastError        string         `db:"last_error"`
+	Workspace        string         `db:"workspace"`
+	WorkspaceEnabled bool           `db:"workspace_enabled"`
+	Cores            float64        `db:"cores"`
+	MemoryMB         int            `db:"memory_mb"`
+	IncludeLabels    pq.StringArray `db:"include_labels"`
+	ExcludeLabels    pq.StringArray `db:"exclude_labels"`
+	Zone             string         `db:"zone"`
+	Now              time.Time      `db:"now"`
 	events.Permissions
+}
+
+// PoolPass is what a reconcile pass brings to ReconcileStagingConfig
+// besides the config's id.
+type PoolPass struct {
+	// RefillLimit bounds the staged sessions provisioning at once over
+	// every pool.
+	RefillLimit int
+	// CapacityWaits and Forced go to domain.PoolState as they are.
+	CapacityWaits int
+	Forced        bool
+	// Decide is the pure decision: domain.PlanPool with the reconciler's
+	// settings.
+	Decide func(domain.PoolState) domain.PoolPlan
 }
 
 // ReconcileStagingConfig brings one staging config towards its desired
 // size in one transaction holding the config's row lock, so that any number
 // of replicas reconciling it at once act one after the other on what the
-// previous one committed and never over-provision. decide is the pure
-// decision (domain.PlanPool with the reconciler's settings); refillLimit
-// bounds the staged sessions provisioning at once over every pool.
+// previous one committed and never over- or under-provision.
 //
-// Creating inserts sessions in provisioning and emits
-// provision.requested for each; destroying moves the newest staged
-// sessions to destroying and emits session.destroy (reason pool_shrink);
-// the status (ok, filling, shortfall) is written when it changes.
-func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, refillLimit int, decide func(domain.PoolState) domain.PoolPlan) (PoolOutcome, error) {
+// Deletions come first: the sessions the plan destroys (stale, then
+// excess; provisioning ones too — their creation, finding them gone,
+// removes what it made) move to destroying with session.destroy (reason
+// pool_shrink). Then creating inserts sessions in provisioning with
+// provision.requested each, only as many as the zone has room for. The
+// status is written when it changes; a new cause of shortfall also goes to
+// last_error and last_error_at and is announced by staging.shortfall.
+func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass PoolPass) (PoolOutcome, error) {
 	var out PoolOutcome
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var c stagingConfigRow
@@ -92,6 +116,7 @@ func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, refillLim
 				c.allow_audio, c.allow_clipboard_down, c.allow_clipboard_up, c.allow_downloads,
 				c.allow_microphone, c.allow_uploads, c.allow_gamepad,
 				w.name AS workspace, w.enabled AS workspace_enabled, w.cores, w.memory_mb,
+				w.include_labels, w.exclude_labels,
 				z.name AS zone, now() AS now
 			FROM staging_configs c
 			JOIN workspaces w ON w.id = c.workspace_id
@@ -105,52 +130,35 @@ func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, refillLim
 		if err != nil {
 			return fmt.Errorf("locking staging config %s: %w", id, err)
 		}
-		// Failures since the pool last had a session staged: the backoff.
-		if err := tx.QueryRowxContext(ctx, `SELECT count(*), max(destroyed_at) FROM sessions
-			WHERE staging_config_id = $1 AND status = 'failed' AND staged_at IS NULL
-			  AND created_at > COALESCE((SELECT max(staged_at) FROM sessions WHERE staging_config_id = $1), '-infinity')`,
-			id).Scan(&c.Failures, &c.LastFailureAt); err != nil {
-			return fmt.Errorf("reading failures of staging config %s: %w", id, err)
+		state, err := loadPoolState(ctx, tx, c)
+		if err != nil {
+			return err
 		}
-		var rows []struct {
-			ID       string          `db:"id"`
-			Status   sessions.Status `db:"status"`
-			StagedAt sql.NullTime    `db:"staged_at"`
-		}
-		if err := tx.SelectContext(ctx, &rows, `SELECT id, status, staged_at FROM sessions
-			WHERE staging_config_id = $1 AND status IN ('provisioning', 'staged')`, id); err != nil {
-			return fmt.Errorf("loading sessions of staging config %s: %w", id, err)
-		}
-		state := domain.PoolState{
-			ConfigID: id, Desired: c.Desired, Deleted: c.Deleted, WorkspaceEnabled: c.WorkspaceEnabled,
-			Failures: domain.FailureHistory{Consecutive: c.Failures, LastAt: c.LastFailureAt.Time},
-			Now:      c.Now,
-		}
-		for _, r := range rows {
-			if r.Status == sessions.Staged {
-				state.Staged = append(state.Staged, domain.StagedSession{ID: r.ID, StagedAt: r.StagedAt.Time})
-			} else {
-				state.Provisioning++
+		state.CapacityWaits, state.Forced = pass.CapacityWaits, pass.Forced
+		if state.Deficit() > 0 && state.WorkspaceEnabled {
+			if state.RefillBudget, err = refillBudget(ctx, tx, pass.RefillLimit); err != nil {
+				return err
 			}
-		}
-		if state.Deficit() > 0 {
-			if state.RefillBudget, err = refillBudget(ctx, tx, refillLimit); err != nil {
+			if state.Room, state.RoomShort, err = roomInZone(ctx, tx, c, state.Deficit()); err != nil {
 				return err
 			}
 		}
-		out.Plan = decide(state)
+		out.Plan = pass.Decide(state)
 
-		for range out.Plan.Create {
-			sid, err := s.requestStagedSession(ctx, tx, c)
-			if err != nil {
-				return err
-			}
-			out.Created = append(out.Created, sid)
+		staged := map[string]bool{}
+		for _, m := range state.Members {
+			staged[m.ID] = m.Staged
 		}
 		for _, sid := range out.Plan.Destroy {
-			_, err := sessions.Transition(ctx, tx, sid, sessions.Staged, sessions.Destroying, sessions.Change{})
+			from := sessions.Provisioning
+			if staged[sid] {
+				from = sessions.Staged
+			}
+			_, err := sessions.Transition(ctx, tx, sid, from, sessions.Destroying, sessions.Change{})
 			if errors.Is(err, sessions.ErrStale) {
-				continue // claimed for a user since we read it: no longer ours to shrink
+				// Claimed for a user (never ours to destroy), staged or
+				// failed since it was read: the next pass sees it as it is.
+				continue
 			}
 			if err != nil {
 				return err
@@ -160,12 +168,69 @@ func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, refillLim
 			}
 			out.Destroyed = append(out.Destroyed, sid)
 		}
+		for range out.Plan.Create {
+			sid, err := s.requestStagedSession(ctx, tx, c)
+			if err != nil {
+				return err
+			}
+			out.Created = append(out.Created, sid)
+		}
 		if c.Deleted {
 			return nil
 		}
-		return s.writePoolStatus(ctx, tx, c, state, out.Plan)
+		out.Announced, out.Recovered, err = s.writePoolStatus(ctx, tx, c, state, out.Plan)
+		return err
 	})
 	return out, err
+}
+
+// loadPoolState reads c's sessions and recent failures.
+func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain.PoolState, error) {
+	state := domain.PoolState{
+		ConfigID: c.ID, Zone: c.Zone, Workspace: c.Workspace, Desired: c.Desired, Deleted: c.Deleted,
+		WorkspaceEnabled: c.WorkspaceEnabled, Now: c.Now,
+	}
+	perms, err := json.Marshal(c.Permissions)
+	if err != nil {
+		return state, err
+	}
+	var rows []struct {
+		ID      string          `db:"id"`
+		Status  sessions.Status `db:"status"`
+		Since   time.Time       `db:"since"`
+		Current bool            `db:"current"`
+	}
+	// jsonb equality is the claim's own test of permissions
+	// (sessions.ClaimStagedSQL).
+	if err := tx.SelectContext(ctx, &rows, `SELECT id, status, COALESCE(staged_at, created_at) AS since,
+			permissions = $2::jsonb AS current
+		FROM sessions
+		WHERE staging_config_id = $1 AND status IN ('provisioning', 'staged', 'destroying')`, c.ID, perms); err != nil {
+		return state, fmt.Errorf("loading sessions of staging config %s: %w", c.ID, err)
+	}
+	for _, r := range rows {
+		if r.Status == sessions.Destroying {
+			state.Destroying++
+			continue
+		}
+		state.Members = append(state.Members, domain.PoolMember{
+			ID: r.ID, Staged: r.Status == sessions.Staged, Since: r.Since, Stale: !r.Current,
+		})
+	}
+	// Failures since the pool last had a session staged: the backoff, and
+	// what the last one says about the pool.
+	var last sql.NullString
+	var lastAt sql.NullTime
+	if err := tx.QueryRowxContext(ctx, `SELECT count(*), max(destroyed_at),
+			(array_agg(failure_reason ORDER BY destroyed_at DESC))[1]
+		FROM sessions
+		WHERE staging_config_id = $1 AND status = 'failed' AND staged_at IS NULL
+		  AND created_at > COALESCE((SELECT max(staged_at) FROM sessions WHERE staging_config_id = $1), '-infinity')`,
+		c.ID).Scan(&state.Failures.Consecutive, &lastAt, &last); err != nil {
+		return state, fmt.Errorf("reading failures of staging config %s: %w", c.ID, err)
+	}
+	state.Failures.LastAt, state.Failures.Last = lastAt.Time, last.String
+	return state, nil
 }
 
 // refillBudget is how many more staged sessions may start provisioning
@@ -180,6 +245,39 @@ func refillBudget(ctx context.Context, tx *sqlx.Tx, limit int) (int, error) {
 		return 0, fmt.Errorf("counting refills in flight: %w", err)
 	}
 	return max(0, limit-inFlight), nil
+}
+
+// roomInZone counts how many more sessions of c, up to limit, fit on the
+// enabled agents of c's zone, after the sessions of the zone not placed
+// yet. Called under the refill lock, it sees the sessions every other pass
+// inserted before it; placement itself stays the authority (it locks the
+// agents), this only keeps a pass from inserting rows that could only fail.
+func roomInZone(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow, limit int) (int, string, error) {
+	// Pending sessions first: one placed between the two reads then counts
+	// twice (too little room, corrected by the next pass) rather than not
+	// at all.
+	var pending []struct {
+		Cores    float64 `db:"cores"`
+		MemoryMB int64   `db:"memory_mb"`
+	}
+	if err := tx.SelectContext(ctx, &pending, `SELECT cores, memory_mb FROM sessions
+		WHERE zone_id = $1 AND status = 'provisioning' AND agent_id IS NULL
+		ORDER BY created_at`, c.ZoneID); err != nil {
+		return 0, "", fmt.Errorf("reading sessions waiting for an agent in zone %s: %w", c.Zone, err)
+	}
+	zones, err := loadZones(ctx, tx, []string{c.Zone}, readAgentsOnly)
+	if err != nil {
+		return 0, "", err
+	}
+	need := make([]domain.Resources, len(pending))
+	for i, p := range pending {
+		need[i] = domain.Resources{MilliCores: domain.MilliCores(p.Cores), MemoryMB: p.MemoryMB}
+	}
+	room, short := domain.RoomInZone(zones[0], need, domain.Demand{
+		Need:          domain.Resources{MilliCores: domain.MilliCores(c.Cores), MemoryMB: int64(c.MemoryMB)},
+		IncludeLabels: c.IncludeLabels, ExcludeLabels: c.ExcludeLabels,
+	}, limit)
+	return room, short, nil
 }
 
 // requestStagedSession inserts a staged session of c in provisioning and
@@ -199,28 +297,40 @@ func (s *Store) requestStagedSession(ctx context.Context, tx *sqlx.Tx, c staging
 	return id, err
 }
 
-// writePoolStatus records the pool's status when it changed. A disabled
-// workspace is put on the status (and announced) here, since the pool then
-// creates nothing that could fail and report it.
-func (s *Store) writePoolStatus(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow, state domain.PoolState, plan domain.PoolPlan) error {
-	if plan.HeldBack == "workspace_disabled" {
-		msg := events.ReasonWorkspaceDisabled + ": workspace " + c.Workspace + " is disabled"
-		if c.Status == string(domain.PoolShortfall) && c.LastError == msg {
-			return nil
+// writePoolStatus records the pool's status when it changed. A shortfall
+// whose kind differs from the one on the config (or a pool entering
+// shortfall) is written with last_error and last_error_at and announced by
+// staging.shortfall, and returned so the caller logs it: once per change
+// of cause, not per retry, however many replicas retry. The same kind with
+// other words (fewer free cores, another container) only refreshes
+// last_error. A pool leaving shortfall keeps its last_error as history.
+func (s *Store) writePoolStatus(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow, state domain.PoolState, plan domain.PoolPlan) (*domain.Shortfall, bool, error) {
+	wasShort := c.Status == string(domain.PoolShortfall)
+	if sf := plan.Shortfall; sf != nil {
+		msg := sf.Message()
+		if wasShort && domain.ShortfallKindOf(c.LastError) == sf.Kind {
+			if c.LastError == msg {
+				return nil, false, nil
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE staging_configs SET last_error = $2, last_error_at = now() WHERE id = $1`, c.ID, msg); err != nil {
+				return nil, false, fmt.Errorf("writing last error of staging config %s: %w", c.ID, err)
+			}
+			return nil, false, nil
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE staging_configs SET status = 'shortfall', last_error = $2, last_error_at = now() WHERE id = $1`, c.ID, msg); err != nil {
-			return fmt.Errorf("writing status of staging config %s: %w", c.ID, err)
+			return nil, false, fmt.Errorf("writing status of staging config %s: %w", c.ID, err)
 		}
-		return s.emit(ctx, tx, events.TypeStagingShortfall, events.StagingShortfall{
+		err := s.emit(ctx, tx, events.TypeStagingShortfall, events.StagingShortfall{
 			StagingConfigID: c.ID, Zone: c.Zone, Workspace: c.Workspace,
-			Desired: c.Desired, Current: state.Current(), Reason: msg, Permanent: true,
+			Desired: c.Desired, Current: state.Current(), Reason: msg, Permanent: sf.Permanent,
 		}, "")
+		return sf, false, err
 	}
 	if c.Status == string(plan.Status) {
-		return nil
+		return nil, false, nil
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE staging_configs SET status = $2 WHERE id = $1`, c.ID, string(plan.Status)); err != nil {
-		return fmt.Errorf("writing status of staging config %s: %w", c.ID, err)
+		return nil, false, fmt.Errorf("writing status of staging config %s: %w", c.ID, err)
 	}
-	return nil
+	return nil, wasShort, nil
 }

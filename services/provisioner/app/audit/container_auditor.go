@@ -1,19 +1,26 @@
 // Package audit checks that the containers Greenroom's sessions rely on
-// still exist. The ContainerAuditor fails a staged, assigning or running
+// still exist, and that every container Greenroom made still has a
+// session. The ContainerAuditor fails a staged, assigning or running
 // session whose container is missing or no longer running (reason
 // container_gone), removes the dead container and refills the session's
-// staging pool. It is the answer to containers that go behind Greenroom's
-// back: `make down`, an operator's `docker rm`, an engine restart, an
-// out-of-memory kill. Without it a staged session without a container
-// would be handed to the next user, whose assign would then fail.
+// staging pool; in the same pass it removes orphan containers, those
+// whose session has no row or ended. The EngineWatcher follows each
+// Docker engine's event stream, so that a container that dies or is
+// removed is acted on at once rather than at the next pass. They are the
+// answer to containers that go behind Greenroom's back: `make down`, an
+// operator's `docker rm`, an engine restart, an out-of-memory kill.
+// Without them a staged session without a container would be handed to
+// the next user, whose assign would then fail.
 package audit
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -28,14 +35,26 @@ import (
 // Defaults of ContainerAuditorConfig.
 const (
 	// ContainerAuditorIntervalDefault is the time between passes. A pass
-	// costs one query per Docker endpoint and one container list per
-	// endpoint that hosts live sessions, so it may run often; a lost staged
-	// session is then replaced within about this long.
+	// costs one query per Docker endpoint and two container lists per
+	// endpoint, so it may run often. The engine watcher notices most
+	// losses at once; the pass is the safety net for what its streams
+	// missed.
 	ContainerAuditorIntervalDefault = 30 * time.Second
 	// ContainerAuditorGracePeriodDefault is how long a session is left
 	// alone after its row last changed (staged, claimed, running), so that
-	// nothing the provisioner is doing with it right now is judged.
+	// nothing the provisioner is doing with it right now is judged; and
+	// how old a container without a live session must be before it is
+	// removed as an orphan.
 	ContainerAuditorGracePeriodDefault = 30 * time.Second
+)
+
+// eventRetries and eventRetryDelay: a session an engine event names may
+// be locked for a moment by whatever else is moving it (a claim, another
+// replica failing it); it is looked at again after 50, 100, 200 and 400
+// ms before the next pass is left to judge it.
+const (
+	eventRetries    = 4
+	eventRetryDelay = 50 * time.Millisecond
 )
 
 // ContainerAuditorConfig tunes a ContainerAuditor; zero values take the
@@ -44,8 +63,15 @@ type ContainerAuditorConfig struct {
 	// Interval is the time between passes; the first pass runs at Start.
 	Interval time.Duration
 	// GracePeriod leaves out sessions whose row changed more recently than
-	// this. A negative value leaves out none (tests).
+	// this, and orphan containers created more recently than this. A
+	// negative value leaves out none (tests).
 	GracePeriod time.Duration
+	// OrphanLabels are labels a container must carry, besides
+	// greenroom.managed=true, to be removed as an orphan: the labels the
+	// provisioner adds to every container it makes (command.Config's
+	// ExtraLabels). Deployments, or tests, that share a Docker engine and
+	// mark their containers so never remove each other's.
+	OrphanLabels map[string]string
 }
 
 func (c *ContainerAuditorConfig) withDefaults() {
@@ -57,10 +83,11 @@ func (c *ContainerAuditorConfig) withDefaults() {
 	}
 }
 
-// AuditResult counts what a pass did.
+// AuditResult counts what a pass, or the judgment of one engine event,
+// did.
 type AuditResult struct {
 	// Endpoints is the number of Docker endpoints whose containers were
-	// listed; an endpoint with no session to check is not asked.
+	// listed.
 	Endpoints int
 	// Unreachable is the number of endpoints that could not be listed;
 	// their sessions were left alone, since nothing was seen of them.
@@ -73,8 +100,15 @@ type AuditResult struct {
 	// replica was failing, or which changed since they were read; the next
 	// pass judges them again.
 	Skipped int
-	// Removed is the number of dead containers removed.
+	// Removed is the number of dead containers of failed sessions removed.
 	Removed int
+	// OrphansRemoved is the number of orphan containers removed: managed
+	// containers whose session has no row, or is destroyed or failed,
+	// created more than the grace period ago.
+	OrphansRemoved int
+	// ReapHeld counts endpoints whose orphans another replica was reaping
+	// at the time; it removes them.
+	ReapHeld int
 }
 
 func (r *AuditResult) add(o AuditResult) {
@@ -84,6 +118,8 @@ func (r *AuditResult) add(o AuditResult) {
 	r.Failed += o.Failed
 	r.Skipped += o.Skipped
 	r.Removed += o.Removed
+	r.OrphansRemoved += o.OrphansRemoved
+	r.ReapHeld += o.ReapHeld
 }
 
 // ContainerAuditorTestSignals fire when the auditor's loop finishes a pass.
@@ -95,15 +131,17 @@ type ContainerAuditorTestSignals struct {
 // Init enables the signals; without it they cost nothing.
 func (ts *ContainerAuditorTestSignals) Init() { ts.PassDone.Init() }
 
-// ContainerAuditor fails the sessions whose container is gone. Any number
-// of replicas may run one: each session is failed in a transaction that
-// skips rows another replica holds, so it is failed, announced and counted
-// once.
+// ContainerAuditor fails the sessions whose container is gone and removes
+// the containers whose session is gone. Any number of replicas may run
+// one: each session is failed in a transaction that skips rows another
+// replica holds, so it is failed, announced and counted once; and one
+// replica at a time reaps an endpoint's orphans, under an advisory lock.
 type ContainerAuditor struct {
 	cfg     ContainerAuditorConfig
 	store   *postgres.Store
 	engines *docker.Engines
 	metrics *command.Metrics
+	orphans prometheus.Counter
 	pools   command.PoolTrigger
 	log     *zap.Logger
 
@@ -114,15 +152,23 @@ type ContainerAuditor struct {
 
 // NewContainerAuditor returns a ContainerAuditor; call Start to run it.
 // pools is told the staging config of each staged session failed, so that
-// its pool is refilled at once.
+// its pool is refilled at once. Its own metrics are registered on reg
+// (none when nil).
 func NewContainerAuditor(cfg ContainerAuditorConfig, store *postgres.Store, engines *docker.Engines,
-	metrics *command.Metrics, log *zap.Logger, pools command.PoolTrigger) *ContainerAuditor {
+	metrics *command.Metrics, reg prometheus.Registerer, log *zap.Logger, pools command.PoolTrigger) *ContainerAuditor {
 	cfg.withDefaults()
 	if pools == nil {
 		pools = func(string) {}
 	}
-	return &ContainerAuditor{cfg: cfg, store: store, engines: engines, metrics: metrics, pools: pools,
-		log: log.Named("container_auditor")}
+	orphans := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "greenroom_provisioner_orphan_containers_removed_total",
+		Help: "Managed containers removed because their session has no row, or is destroyed or failed.",
+	})
+	if reg != nil {
+		reg.MustRegister(orphans)
+	}
+	return &ContainerAuditor{cfg: cfg, store: store, engines: engines, metrics: metrics, orphans: orphans,
+		pools: pools, log: log.Named("container_auditor")}
 }
 
 // Start runs a pass at once, then one every Interval, until ctx is done.
@@ -146,6 +192,18 @@ func (a *ContainerAuditor) Start(ctx context.Context) {
 // RunOnce audits every enabled agent's Docker endpoint once. An error of
 // one endpoint or session is reported after the others were audited.
 func (a *ContainerAuditor) RunOnce(ctx context.Context) (AuditResult, error) {
+	return a.run(ctx, "")
+}
+
+// AuditEndpoint audits one Docker endpoint, if an enabled agent uses it:
+// the engine watcher runs it whenever it (re)subscribes to the endpoint's
+// events, for what happened while it was not listening.
+func (a *ContainerAuditor) AuditEndpoint(ctx context.Context, endpoint string) (AuditResult, error) {
+	return a.run(ctx, endpoint)
+}
+
+// run audits every endpoint, or only the one given.
+func (a *ContainerAuditor) run(ctx context.Context, only string) (AuditResult, error) {
 	agents, err := a.store.ListEnabledAgents(ctx)
 	if err != nil {
 		return AuditResult{}, fmt.Errorf("error auditing containers: %w", err)
@@ -153,15 +211,19 @@ func (a *ContainerAuditor) RunOnce(ctx context.Context) (AuditResult, error) {
 	var res AuditResult
 	var errs []error
 	for _, ep := range byEndpoint(agents) {
+		if only != "" && ep.address != only {
+			continue
+		}
 		one, err := a.auditEndpoint(ctx, ep)
 		res.add(one)
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if res.Failed > 0 || res.Unreachable > 0 {
+	if res.Failed > 0 || res.Unreachable > 0 || res.OrphansRemoved > 0 {
 		a.log.Info("container audit pass", zap.Int("checked", res.Checked), zap.Int("failed", res.Failed),
-			zap.Int("removed", res.Removed), zap.Int("skipped", res.Skipped), zap.Int("unreachable", res.Unreachable))
+			zap.Int("removed", res.Removed), zap.Int("skipped", res.Skipped), zap.Int("unreachable", res.Unreachable),
+			zap.Int("orphans_removed", res.OrphansRemoved))
 	}
 	return res, errors.Join(errs...)
 }
@@ -169,8 +231,7 @@ func (a *ContainerAuditor) RunOnce(ctx context.Context) (AuditResult, error) {
 // endpoint is one Docker engine and the agents that use it.
 type endpoint struct {
 	address string
-	agents  map[string]postgres.Agent // by id
-	ids     []string
+	ids     []string // agent ids
 }
 
 func byEndpoint(agents []postgres.Agent) []*endpoint {
@@ -179,19 +240,34 @@ func byEndpoint(agents []postgres.Agent) []*endpoint {
 	for _, ag := range agents {
 		ep := index[ag.DockerEndpoint]
 		if ep == nil {
-			ep = &endpoint{address: ag.DockerEndpoint, agents: map[string]postgres.Agent{}}
+			ep = &endpoint{address: ag.DockerEndpoint}
 			index[ag.DockerEndpoint] = ep
 			out = append(out, ep)
 		}
-		ep.agents[ag.ID] = ag
 		ep.ids = append(ep.ids, ag.ID)
 	}
 	return out
 }
 
-// auditEndpoint checks the sessions on one Docker endpoint against one
-// list of its Greenroom containers.
+// auditEndpoint fails the sessions on one Docker endpoint whose container
+// is gone, then reaps its orphan containers.
 func (a *ContainerAuditor) auditEndpoint(ctx context.Context, ep *endpoint) (AuditResult, error) {
+	res, err := a.failSessionsWithoutContainer(ctx, ep)
+	if res.Unreachable > 0 {
+		return res, err
+	}
+	orphans, oerr := a.reapOrphans(ctx, ep.address)
+	res.Endpoints = max(res.Endpoints, orphans.Endpoints)
+	res.Unreachable = orphans.Unreachable
+	res.OrphansRemoved = orphans.OrphansRemoved
+	res.ReapHeld = orphans.ReapHeld
+	return res, errors.Join(err, oerr)
+}
+
+// failSessionsWithoutContainer checks the sessions on one Docker endpoint
+// against one list of its Greenroom containers. An endpoint with no
+// session to check is not asked.
+func (a *ContainerAuditor) failSessionsWithoutContainer(ctx context.Context, ep *endpoint) (AuditResult, error) {
 	var res AuditResult
 	// Sessions first, containers second: every session judged had its
 	// container recorded before the list was taken, so a container made
@@ -208,6 +284,9 @@ func (a *ContainerAuditor) auditEndpoint(ctx context.Context, ep *endpoint) (Aud
 	eng, err := a.engines.For(ep.address)
 	var list []docker.Container
 	if err == nil {
+		// Every managed container, not only those carrying OrphanLabels:
+		// one made before those labels were set must not be taken for
+		// missing.
 		list, err = eng.ListByLabels(ctx, map[string]string{domain.LabelManaged: "true"})
 	}
 	if err != nil {
@@ -227,25 +306,80 @@ func (a *ContainerAuditor) auditEndpoint(ctx context.Context, ep *endpoint) (Aud
 		if !verdict.Gone {
 			continue
 		}
-		if err := a.failSession(ctx, eng, ep.agents[c.AgentID], c, verdict, &res); err != nil {
+		if err := a.failSession(ctx, eng, c, verdict, "audit pass", &res); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return res, errors.Join(errs...)
 }
 
-// failSession fails a session whose container is gone, then removes the
-// dead container and asks for the session's replacement in its pool. The
-// failure is committed first: a crash in between leaves a dead container
-// of a failed session, which the orphan collector removes, never a
-// session without a container.
-func (a *ContainerAuditor) failSession(ctx context.Context, eng *docker.Engine, agent postgres.Agent,
-	c postgres.ContainerAuditCandidate, verdict domain.ContainerVerdict, res *AuditResult) error {
+// ContainerGone judges at once the session an engine event names (by the
+// container's greenroom.session label): when the session is staged,
+// assigning or running and records that very container, it is failed as
+// container_gone with what the event said (verdict), as a pass would fail
+// it, and the dead container removed and the pool refilled. Anything else
+// is left alone: Greenroom moves a session to destroying or failed before
+// it removes the container itself, a provisioning session is its
+// provisioner's, and a container the session does not record is not the
+// one it relies on. A session another transaction holds at that moment is
+// looked at again shortly; one still held then is left to the next pass.
+func (a *ContainerAuditor) ContainerGone(ctx context.Context, endpoint, sessionID, containerID string, verdict domain.ContainerVerdict) (AuditResult, error) {
+	var res AuditResult
+	if !verdict.Gone {
+		return res, nil
+	}
+	for attempt := 0; ; attempt++ {
+		c, found, err := a.store.GetContainerAuditCandidate(ctx, sessionID)
+		if err != nil {
+			return res, fmt.Errorf("error judging the container event of session %s: %w", sessionID, err)
+		}
+		if !found || c.ContainerID != containerID || !judged(c.Status) {
+			return res, nil
+		}
+		res.Checked = 1
+		eng, err := a.engines.For(endpoint)
+		if err != nil {
+			eng = nil // the dead container is left to the orphan collector
+		}
+		var one AuditResult
+		if err := a.failSession(ctx, eng, c, verdict, "engine event", &one); err != nil {
+			return res, err
+		}
+		if one.Failed > 0 {
+			res.Failed, res.Removed = one.Failed, one.Removed
+			return res, nil
+		}
+		if attempt == eventRetries {
+			res.Skipped = 1
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(eventRetryDelay << attempt):
+		}
+	}
+}
+
+// judged reports whether a session in status st relies on its container
+// running: a staged, assigning or running one.
+func judged(st sessions.Status) bool {
+	return st == sessions.Staged || st == sessions.Assigning || st == sessions.Running
+}
+
+// failSession fails a session whose container is gone, then asks for the
+// session's replacement in its pool and removes the dead container (when
+// eng is given). The failure is committed first: a crash in
+// between leaves a dead container of a failed session, which the orphan
+// collector removes, never a session without a container. noticedBy says
+// how the loss was noticed, for the log.
+func (a *ContainerAuditor) failSession(ctx context.Context, eng *docker.Engine, c postgres.ContainerAuditCandidate,
+	verdict domain.ContainerVerdict, noticedBy string, res *AuditResult) error {
 	sc, failed, err := a.store.FailContainerGone(ctx, postgres.FailContainerGoneParams{
 		Candidate: c,
 		Failure: postgres.Failure{Reason: events.ReasonContainerGone, Observed: verdict.Seen,
 			Detail: fmt.Sprintf("container %s of the %s session on agent %s: %s",
-				docker.ShortID(c.ContainerID), c.Status, agent.Name, verdict.Seen)},
+				docker.ShortID(c.ContainerID), c.Status, c.AgentName, verdict.Seen)},
 	})
 	if err != nil {
 		return err
@@ -257,12 +391,18 @@ func (a *ContainerAuditor) failSession(ctx context.Context, eng *docker.Engine, 
 	res.Failed++
 	a.metrics.SessionFailed(events.ReasonContainerGone, c.Status)
 	log := a.log.With(zap.String("session_id", c.SessionID), zap.String("status", string(c.Status)),
-		zap.String("agent", agent.Name), zap.String("container_id", docker.ShortID(c.ContainerID)))
+		zap.String("agent", c.AgentName), zap.String("container_id", docker.ShortID(c.ContainerID)))
 	if rid := sc.RequestID(); rid != "" {
 		log = log.With(zap.String("request_id", rid))
 	}
-	log.Warn("session failed: its container is gone", zap.String("reason", events.ReasonContainerGone), zap.String("seen", verdict.Seen))
-	if verdict.Remove {
+	log.Warn("session failed: its container is gone", zap.String("reason", events.ReasonContainerGone),
+		zap.String("seen", verdict.Seen), zap.String("noticed_by", noticedBy))
+	// The replacement first: removing the dead container takes a while
+	// and holds up nobody.
+	if c.Status == sessions.Staged && c.StagingConfigID.Valid {
+		a.pools(c.StagingConfigID.String)
+	}
+	if verdict.Remove && eng != nil {
 		if err := eng.Remove(ctx, c.ContainerID); err != nil {
 			log.Warn("could not remove the dead container; leaving it to the orphan collector", zap.Error(err))
 		} else {
@@ -270,8 +410,75 @@ func (a *ContainerAuditor) failSession(ctx context.Context, eng *docker.Engine, 
 			a.metrics.ContainersRemoved.Inc()
 		}
 	}
-	if c.Status == sessions.Staged && c.StagingConfigID.Valid {
-		a.pools(c.StagingConfigID.String)
-	}
 	return nil
+}
+
+// reapOrphans removes the orphan containers of one endpoint (see
+// domain.JudgeOrphan), holding the endpoint's reaping lock so that one
+// replica at a time does it.
+func (a *ContainerAuditor) reapOrphans(ctx context.Context, address string) (AuditResult, error) {
+	var res AuditResult
+	err := a.store.ReapOrphans(ctx, postgres.ReapOrphansParams{Endpoint: address}, func(ctx context.Context) error {
+		eng, err := a.engines.For(address)
+		var list []docker.Container
+		if err == nil {
+			labels := maps.Clone(a.cfg.OrphanLabels)
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[domain.LabelManaged] = "true"
+			list, err = eng.ListByLabels(ctx, labels)
+		}
+		if err != nil {
+			res.Unreachable = 1
+			return fmt.Errorf("error looking for orphan containers on %s: %w", address, err)
+		}
+		res.Endpoints = 1
+		// Containers first, sessions second: each container listed was
+		// created after its session's row was committed, so the row is
+		// read here if it exists.
+		ids := make([]string, 0, len(list))
+		for _, c := range list {
+			if id := c.Labels[domain.LabelSession]; id != "" {
+				ids = append(ids, id)
+			}
+		}
+		statuses, err := a.store.ListSessionStatuses(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("error looking for orphan containers on %s: %w", address, err)
+		}
+		status := make(map[string]sessions.Status, len(statuses))
+		for _, s := range statuses {
+			status[s.SessionID] = s.Status
+		}
+		now := time.Now()
+		var errs []error
+		for _, c := range list {
+			id := c.Labels[domain.LabelSession]
+			st, found := status[id]
+			verdict := domain.JudgeOrphan(domain.ContainerOwnership{
+				SessionLabel: id, SessionFound: found, SessionLive: found && st.Live(), SessionStatus: string(st),
+				Age: now.Sub(c.Created),
+			}, a.cfg.GracePeriod)
+			if !verdict.Orphan {
+				continue
+			}
+			if err := eng.Remove(ctx, c.ID); err != nil {
+				errs = append(errs, fmt.Errorf("error removing orphan container %s on %s: %w", docker.ShortID(c.ID), address, err))
+				continue
+			}
+			res.OrphansRemoved++
+			a.orphans.Inc()
+			a.metrics.ContainersRemoved.Inc()
+			a.log.Info("orphan container removed", zap.String("container_id", docker.ShortID(c.ID)),
+				zap.String("session_id", id), zap.String("why", verdict.Why), zap.String("endpoint", address),
+				zap.Duration("age", now.Sub(c.Created).Round(time.Second)))
+		}
+		return errors.Join(errs...)
+	})
+	if errors.Is(err, postgres.ErrOrphanReapHeld) {
+		res.ReapHeld = 1
+		return res, nil
+	}
+	return res, err
 }

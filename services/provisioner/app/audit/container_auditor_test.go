@@ -57,8 +57,9 @@ func newWorld(t *testing.T, endpoint string) world {
 func newAuditor(t *testing.T, conn *sqlx.DB, cfg audit.ContainerAuditorConfig) *audit.ContainerAuditor {
 	engines := docker.NewEngines()
 	t.Cleanup(engines.Close)
+	reg := prometheus.NewRegistry()
 	return audit.NewContainerAuditor(cfg, postgres.New(conn, "greenroom/provisioner"), engines,
-		command.NewMetrics(prometheus.NewRegistry()), zaptest.NewLogger(t), nil)
+		command.NewMetrics(reg), reg, zaptest.NewLogger(t), nil)
 }
 
 // TestUnreachableEndpointLeavesItsSessionsAlone: an engine that cannot be

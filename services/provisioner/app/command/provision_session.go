@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -25,6 +26,12 @@ import (
 // It is idempotent: a session that left provisioning is not touched, a
 // session placed by an earlier delivery keeps its agent, and a running
 // container made for it earlier is reused rather than duplicated.
+//
+// A session may leave provisioning while its container is being made: a
+// staging pool shrinking moves it to destroying, the expiry service fails
+// it. Each step after placement is a transition from provisioning, so the
+// next one finds it stale and removes the container (abandon): nothing
+// outlives such a session.
 func (p *Provisioner) ProvisionSession(ctx context.Context, req events.ProvisionRequested) error {
 	log := p.log.With(zap.String("session_id", req.SessionID), zap.String("origin", req.Origin), zap.String("request_id", req.RequestID))
 	sc, failure, err := p.store.PlaceSession(ctx, req.SessionID, req.Zones)
@@ -40,7 +47,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	}
 	if failure != nil {
 		p.metrics.Failures.WithLabelValues(failure.Reason).Inc()
-		log.Warn("session failed", zap.String("reason", failure.Reason), zap.String("detail", failure.Detail))
+		failureLog(log, sc)("session failed", zap.String("reason", failure.Reason), zap.String("detail", failure.Detail))
 		p.poolChanged(sc)
 		return nil
 	}
@@ -56,6 +63,9 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 		// Another delivery of this request is making the container right
 		// now; retry later, when it has either finished or given up.
 		return fmt.Errorf("provisioning session %s: %w", sc.Session.ID, err)
+	}
+	if errors.Is(err, errImageMissing) {
+		return p.failProvisioning(ctx, sc, domain.ImageMissingDetail(sc.Workspace.Image, sc.Agent.Name), log)
 	}
 	if err != nil {
 		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
@@ -140,6 +150,9 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 		DockerEndpoint: sc.Agent.DockerEndpoint, ExtraLabels: p.cfg.ExtraLabels,
 	})
 	id, err := eng.Create(ctx, spec)
+	if cerrdefs.IsNotFound(err) {
+		return docker.Container{}, fmt.Errorf("%w: %s: %v", errImageMissing, spec.Image, err)
+	}
 	if err != nil {
 		return docker.Container{}, err
 	}
@@ -148,6 +161,12 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 	}
 	return eng.Inspect(ctx, id)
 }
+
+// errImageMissing: the agent has no such image. Images are never pulled
+// (DESIGN.md), so retrying cannot help until someone builds or loads it
+// there; the failure says so, and a staging pool waits long before trying
+// again (domain.ShortfallOfFailure).
+var errImageMissing = errors.New("image missing")
 
 // containerAlive tells the prober to give up once the container has
 // exited or is gone: it will never answer.
@@ -166,14 +185,15 @@ func containerAlive(eng *docker.Engine, id string) func(context.Context) error {
 	}
 }
 
-// failProvisioning fails sc (provisioning_failed) and then removes
-// whatever container it has. Failing first means a crash in between leaves
-// a container of a failed session, which a redelivery (or the orphan
-// collector) removes, never a container of a session still provisioning
-// that nobody will take care of. A session that moved on meanwhile is
-// handled by abandon.
+// failProvisioning fails sc (provisioning_failed, with detail kept in its
+// failure_reason, where a staging pool reads why it is short) and then
+// removes whatever container it has. Failing first means a crash in
+// between leaves a container of a failed session, which a redelivery (or
+// the orphan collector) removes, never a container of a session still
+// provisioning that nobody will take care of. A session that moved on
+// meanwhile is handled by abandon.
 func (p *Provisioner) failProvisioning(ctx context.Context, sc postgres.SessionContext, detail string, log *zap.Logger) error {
-	err := p.store.FailSession(ctx, &sc, sessions.Provisioning, postgres.Failure{Reason: events.ReasonProvisioningFailed, Detail: detail})
+	err := p.store.FailCreation(ctx, &sc, postgres.Failure{Reason: events.ReasonProvisioningFailed, Detail: detail, Observed: detail})
 	if errors.Is(err, sessions.ErrStale) {
 		p.abandon(ctx, sc, err, log)
 		return nil
@@ -183,7 +203,17 @@ func (p *Provisioner) failProvisioning(ctx context.Context, sc postgres.SessionC
 	}
 	p.removeContainers(ctx, sc, log)
 	p.metrics.Failures.WithLabelValues(events.ReasonProvisioningFailed).Inc()
-	log.Warn("session failed", zap.String("reason", events.ReasonProvisioningFailed), zap.String("detail", detail))
+	failureLog(log, sc)("session failed", zap.String("reason", events.ReasonProvisioningFailed), zap.String("detail", detail))
 	p.poolChanged(sc)
 	return nil
+}
+
+// failureLog is how a failed creation is logged: a warning for a user's
+// session; for a staged one, information only, since its pool warns once
+// per cause however often its creations fail (app/staging).
+func failureLog(log *zap.Logger, sc postgres.SessionContext) func(string, ...zap.Field) {
+	if sc.StagingConfigID() != "" {
+		return log.Info
+	}
+	return log.Warn
 }

@@ -1,7 +1,9 @@
 // Package staging keeps every staging pool at its desired size: the
-// Reconciler compares each staging config with its sessions, creates what
-// is missing and destroys what is too much (domain.PlanPool decides,
-// adapters/postgres acts under the config's row lock).
+// Reconciler compares each staging config with its sessions, destroys what
+// is too much or stale and creates what is missing (domain.PlanPool
+// decides, adapters/postgres acts under the config's row lock), and when a
+// pool cannot be filled it says why on the config's status, once per
+// change of cause, and retries with backoff.
 package staging
 
 import (
@@ -22,17 +24,24 @@ import (
 const (
 	// ReconcilerIntervalDefault is the period of the safety-net pass over
 	// every pool. Passes run at once on the events that change a pool, so
-	// the tick only catches what no event announced.
+	// the tick only catches what no event announced (an image built on an
+	// agent, capacity freed by another pool's sessions).
 	ReconcilerIntervalDefault = 10 * time.Second
 	// RefillConcurrencyDefault bounds the staged sessions provisioning at
 	// once over every pool and replica, so that refills never take every
 	// provisioner slot from users' on-demand requests.
 	RefillConcurrencyDefault = 4
-	// BackoffMinDefault and BackoffMaxDefault space out the refills of a
-	// pool whose creations keep failing: 1 s after the first failure,
-	// doubling up to a minute.
+	// BackoffMinDefault and BackoffMaxDefault space out the retries of a
+	// pool short for a transient cause (creations failing, no room): 1 s
+	// after the first failure, doubling up to a minute.
 	BackoffMinDefault = time.Second
 	BackoffMaxDefault = time.Minute
+	// PermanentBackoffMinDefault and PermanentBackoffMaxDefault space out
+	// the retries of a pool whose creations fail for a cause only a change
+	// can fix (a missing image): a minute, doubling up to 15 minutes. A
+	// configuration change retries at once.
+	PermanentBackoffMinDefault = time.Minute
+	PermanentBackoffMaxDefault = 15 * time.Minute
 )
 
 // ReconcilerConfig tunes a Reconciler; zero values take the defaults.
@@ -42,10 +51,15 @@ type ReconcilerConfig struct {
 	// RefillConcurrency bounds staged sessions provisioning at once, over
 	// every pool and replica.
 	RefillConcurrency int
-	// BackoffMin and BackoffMax bound the wait before a pool whose
-	// creations failed is refilled again.
+	// BackoffMin and BackoffMax bound the wait before a pool short for a
+	// transient cause tries again.
 	BackoffMin time.Duration
 	BackoffMax time.Duration
+	// PermanentBackoffMin and PermanentBackoffMax bound the wait before a
+	// pool whose creations failed for a permanent cause tries again on
+	// its own; it is retried by the periodic pass once that wait is over.
+	PermanentBackoffMin time.Duration
+	PermanentBackoffMax time.Duration
 }
 
 func (c *ReconcilerConfig) withDefaults() {
@@ -61,6 +75,12 @@ func (c *ReconcilerConfig) withDefaults() {
 	if c.BackoffMax == 0 {
 		c.BackoffMax = BackoffMaxDefault
 	}
+	if c.PermanentBackoffMin == 0 {
+		c.PermanentBackoffMin = PermanentBackoffMinDefault
+	}
+	if c.PermanentBackoffMax == 0 {
+		c.PermanentBackoffMax = PermanentBackoffMaxDefault
+	}
 }
 
 // ReconcileResult counts what a pass did.
@@ -68,12 +88,15 @@ type ReconcileResult struct {
 	// Configs is the number of staging configs visited.
 	Configs int
 	// Created is the number of staged sessions whose provisioning was
-	// requested; Destroyed the number of staged sessions destroyed.
+	// requested; Destroyed the number of sessions destroyed (excess or
+	// stale, staged or still provisioning).
 	Created   int
 	Destroyed int
 	// HeldBack counts pools that lacked sessions but created fewer than
-	// they lacked (backoff, refill budget, disabled workspace).
+	// they lacked (backoff, refill budget, no room, disabled workspace).
 	HeldBack int
+	// Shortfalls counts pools left in status shortfall.
+	Shortfalls int
 }
 
 func (r *ReconcileResult) add(o ReconcileResult) {
@@ -81,21 +104,28 @@ func (r *ReconcileResult) add(o ReconcileResult) {
 	r.Created += o.Created
 	r.Destroyed += o.Destroyed
 	r.HeldBack += o.HeldBack
+	r.Shortfalls += o.Shortfalls
 }
 
 // Reconciler keeps staging pools at their desired size. Any number of
-// replicas may run one: each pool is reconciled under its row lock.
+// replicas may run one: each pool is reconciled under its row lock. What
+// it keeps in memory (which pools to visit, when to retry) only decides
+// when it looks again, never what it finds.
 type Reconciler struct {
 	cfg     ReconcilerConfig
+	policy  domain.RetryPolicy
 	store   *postgres.Store
 	log     *zap.Logger
 	metrics *reconcilerMetrics
 
-	mu      sync.Mutex
-	pending map[string]bool      // configs triggered since the last pass
-	all     bool                 // a pass over every config was asked for
-	retry   map[string]time.Time // when held-back pools may go on
-	wake    chan struct{}
+	mu       sync.Mutex
+	pending  map[string]bool      // configs triggered since the last pass
+	all      bool                 // a pass over every config was asked for
+	forced   map[string]bool      // configs whose configuration changed: retry now
+	forceAll bool                 // every config's configuration may have changed
+	retry    map[string]time.Time // when held-back pools may go on
+	waits    map[string]int       // passes in a row that found no room, by config
+	wake     chan struct{}
 
 	// TestSignals fire as passes finish; tests wait on them instead of
 	// sleeping. Call TestSignals.Init to enable them.
@@ -106,19 +136,38 @@ type Reconciler struct {
 func NewReconciler(cfg ReconcilerConfig, store *postgres.Store, log *zap.Logger, reg prometheus.Registerer) *Reconciler {
 	cfg.withDefaults()
 	return &Reconciler{
-		cfg: cfg, store: store, log: log.Named("reconciler"), metrics: newReconcilerMetrics(reg),
-		pending: map[string]bool{}, retry: map[string]time.Time{}, wake: make(chan struct{}, 1),
+		cfg: cfg,
+		policy: domain.RetryPolicy{
+			Transient: domain.Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax},
+			Permanent: domain.Backoff{Min: cfg.PermanentBackoffMin, Max: cfg.PermanentBackoffMax},
+		},
+		store: store, log: log.Named("reconciler"), metrics: newReconcilerMetrics(reg),
+		pending: map[string]bool{}, forced: map[string]bool{}, retry: map[string]time.Time{}, waits: map[string]int{},
+		wake: make(chan struct{}, 1),
 	}
 }
 
 // Trigger asks for a reconcile of one staging config soon, or of every
-// config when id is empty. It never blocks; triggers coalesce.
-func (r *Reconciler) Trigger(id string) {
+// config when id is empty: something about the pool changed (a session
+// staged, claimed, failed or destroyed). It never blocks; triggers
+// coalesce. A pool backing off after failed creations stays backing off.
+func (r *Reconciler) Trigger(id string) { r.trigger(id, false) }
+
+// ConfigChanged is Trigger for a configuration change (config.changed):
+// the staging config id, or "" when a zone, agent, pool or workspace
+// changed. The change may have removed what kept a pool short (capacity
+// added, an agent re-enabled, a workspace re-enabled or its image fixed),
+// so such a pool tries again at once, whatever its backoff.
+func (r *Reconciler) ConfigChanged(id string) { r.trigger(id, true) }
+
+func (r *Reconciler) trigger(id string, force bool) {
 	r.mu.Lock()
 	if id == "" {
 		r.all = true
+		r.forceAll = r.forceAll || force
 	} else {
 		r.pending[id] = true
+		r.forced[id] = r.forced[id] || force
 	}
 	r.mu.Unlock()
 	select {
@@ -146,14 +195,14 @@ func (r *Reconciler) Start(ctx context.Context) {
 			r.dueRetries()
 		case <-r.wake:
 		}
-		all, ids := r.takePending()
+		p := r.takePending()
 		var res ReconcileResult
 		var err error
-		if all {
-			res, err = r.RunOnce(ctx)
+		if p.all {
+			res, err = r.runAll(ctx, p)
 		} else {
-			for _, id := range ids {
-				one, oerr := r.ReconcileConfig(ctx, id)
+			for _, id := range p.ids {
+				one, oerr := r.reconcile(ctx, id, p.forced[id])
 				res.add(one)
 				err = errors.Join(err, oerr)
 			}
@@ -165,17 +214,24 @@ func (r *Reconciler) Start(ctx context.Context) {
 	}
 }
 
-func (r *Reconciler) takePending() (bool, []string) {
+// pendingWork is what the triggers since the last pass asked for.
+type pendingWork struct {
+	all      bool
+	ids      []string
+	forceAll bool
+	forced   map[string]bool
+}
+
+func (r *Reconciler) takePending() pendingWork {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	all := r.all
-	ids := make([]string, 0, len(r.pending))
+	p := pendingWork{all: r.all, forceAll: r.forceAll, forced: r.forced, ids: make([]string, 0, len(r.pending))}
 	for id := range r.pending {
-		ids = append(ids, id)
+		p.ids = append(p.ids, id)
 	}
-	r.all = false
+	r.all, r.forceAll, r.forced = false, false, map[string]bool{}
 	clear(r.pending)
-	return all, ids
+	return p
 }
 
 // setRetryTimer arms t for the earliest held-back pool.
@@ -208,9 +264,14 @@ func (r *Reconciler) dueRetries() {
 	r.mu.Unlock()
 }
 
-// RunOnce reconciles every staging config once. An error of one config is
-// reported after the others were reconciled.
+// RunOnce reconciles every staging config once, as the periodic pass
+// does. An error of one config is reported after the others were
+// reconciled.
 func (r *Reconciler) RunOnce(ctx context.Context) (ReconcileResult, error) {
+	return r.runAll(ctx, pendingWork{})
+}
+
+func (r *Reconciler) runAll(ctx context.Context, p pendingWork) (ReconcileResult, error) {
 	ids, err := r.store.ListStagingConfigs(ctx)
 	if err != nil {
 		return ReconcileResult{}, err
@@ -218,7 +279,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (ReconcileResult, error) {
 	var res ReconcileResult
 	var errs []error
 	for _, id := range ids {
-		one, err := r.ReconcileConfig(ctx, id)
+		one, err := r.reconcile(ctx, id, p.forceAll || p.forced[id])
 		res.add(one)
 		if err != nil {
 			errs = append(errs, err)
@@ -227,60 +288,96 @@ func (r *Reconciler) RunOnce(ctx context.Context) (ReconcileResult, error) {
 	return res, errors.Join(errs...)
 }
 
-// ReconcileConfig reconciles one staging config.
+// ReconcileConfig reconciles one staging config, as a trigger does.
 func (r *Reconciler) ReconcileConfig(ctx context.Context, id string) (ReconcileResult, error) {
-	backoff := domain.Backoff{Min: r.cfg.BackoffMin, Max: r.cfg.BackoffMax}
-	out, err := r.store.ReconcileStagingConfig(ctx, id, r.cfg.RefillConcurrency, func(s domain.PoolState) domain.PoolPlan {
-		return domain.PlanPool(s, backoff)
+	return r.reconcile(ctx, id, false)
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (ReconcileResult, error) {
+	r.mu.Lock()
+	waits := r.waits[id]
+	r.mu.Unlock()
+	out, err := r.store.ReconcileStagingConfig(ctx, id, postgres.PoolPass{
+		RefillLimit: r.cfg.RefillConcurrency, CapacityWaits: waits, Forced: forced,
+		Decide: func(s domain.PoolState) domain.PoolPlan { return domain.PlanPool(s, r.policy) },
 	})
 	if err != nil {
 		return ReconcileResult{}, fmt.Errorf("reconciling staging config %s: %w", id, err)
 	}
+	plan := out.Plan
+	r.mu.Lock()
+	delete(r.retry, id)
+	if !plan.RetryAt.IsZero() {
+		r.retry[id] = plan.RetryAt
+	}
+	if plan.HeldBack == domain.HeldForCapacity || plan.HeldBack == domain.HeldForDestroys {
+		r.waits[id]++
+	} else {
+		delete(r.waits, id)
+	}
+	if out.Gone {
+		delete(r.retry, id)
+		delete(r.waits, id)
+	}
+	r.mu.Unlock()
 	if out.Gone {
 		return ReconcileResult{}, nil
 	}
+
 	res := ReconcileResult{Configs: 1, Created: len(out.Created), Destroyed: len(out.Destroyed)}
-	r.mu.Lock()
-	delete(r.retry, id)
-	if !out.Plan.RetryAt.IsZero() {
-		r.retry[id] = out.Plan.RetryAt
-	}
-	r.mu.Unlock()
-	if out.Plan.HeldBack != "" {
+	log := r.log.With(zap.String("staging_config_id", id))
+	if plan.HeldBack != "" {
 		res.HeldBack = 1
-		r.metrics.heldBack.WithLabelValues(out.Plan.HeldBack).Inc()
-		if out.Plan.HeldBack != "budget" {
-			r.log.Warn("staging pool short and not refilled now", zap.String("staging_config_id", id),
-				zap.String("why", out.Plan.HeldBack), zap.Time("retry_at", out.Plan.RetryAt))
+		r.metrics.heldBack.WithLabelValues(string(plan.HeldBack)).Inc()
+	}
+	if plan.Status == domain.PoolShortfall {
+		res.Shortfalls = 1
+	}
+	if sf := out.Announced; sf != nil {
+		// Written once per change of cause under the config's row lock, so
+		// this warning is logged once over every retry and replica.
+		r.metrics.shortfalls.WithLabelValues(string(sf.Kind)).Inc()
+		fields := []zap.Field{zap.String("reason", sf.Message()), zap.Bool("permanent", sf.Permanent)}
+		if !plan.RetryAt.IsZero() {
+			fields = append(fields, zap.Time("retry_at", plan.RetryAt))
 		}
+		log.Warn("staging pool cannot reach its desired size", fields...)
+	}
+	if out.Recovered {
+		log.Info("staging pool no longer short", zap.String("status", string(plan.Status)))
 	}
 	r.metrics.sessions.WithLabelValues("create").Add(float64(res.Created))
 	r.metrics.sessions.WithLabelValues("destroy").Add(float64(res.Destroyed))
 	if res.Created > 0 || res.Destroyed > 0 {
-		r.log.Info("staging pool reconciled", zap.String("staging_config_id", id),
-			zap.Int("created", res.Created), zap.Int("destroyed", res.Destroyed), zap.String("status", string(out.Plan.Status)))
+		log.Info("staging pool reconciled", zap.Int("created", res.Created), zap.Int("destroyed", res.Destroyed),
+			zap.String("status", string(plan.Status)), zap.String("held_back", string(plan.HeldBack)))
 	}
 	return res, nil
 }
 
 type reconcilerMetrics struct {
-	sessions *prometheus.CounterVec
-	heldBack *prometheus.CounterVec
+	sessions   *prometheus.CounterVec
+	heldBack   *prometheus.CounterVec
+	shortfalls *prometheus.CounterVec
 }
 
 func newReconcilerMetrics(reg prometheus.Registerer) *reconcilerMetrics {
 	m := &reconcilerMetrics{
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_provisioner_pool_sessions_total",
-			Help: "Staged sessions the reconciler requested (create) or shrank away (destroy).",
+			Help: "Staged sessions the reconciler requested (create) or destroyed as excess or stale (destroy).",
 		}, []string{"action"}),
 		heldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_provisioner_pool_held_back_total",
-			Help: "Reconciles of a short pool that created fewer sessions than it lacked, by why (backoff, budget, workspace_disabled).",
+			Help: "Reconciles of a short pool that created fewer sessions than it lacked, by why (backoff, budget, no_capacity, destroying, workspace_disabled).",
 		}, []string{"why"}),
+		shortfalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "greenroom_provisioner_pool_shortfalls_total",
+			Help: "Changes of a staging pool's cause of shortfall announced (staging.shortfall), by kind.",
+		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.heldBack)
+		reg.MustRegister(m.sessions, m.heldBack, m.shortfalls)
 	}
 	return m
 }

@@ -2,6 +2,8 @@ package staging_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
 type pool struct {
@@ -30,6 +33,8 @@ func newPool(t *testing.T, desired int) pool {
 		args []any
 	}{
 		{`INSERT INTO zones (id, name) VALUES ($1, 'z')`, []any{zone}},
+		// Room for 16 sessions of the workspace (1 core, 512 MB).
+		{`INSERT INTO agents (id, name, zone_id, docker_endpoint, cores, memory_mb) VALUES ($1, 'a1', $2, 'unix:///x', 16, 8192)`, []any{uuid.NewString(), zone}},
 		{`INSERT INTO workspaces (id, name, image) VALUES ($1, 'w', 'img')`, []any{ws}},
 		{`INSERT INTO staging_configs (id, zone_id, workspace_id, desired_sessions, allow_audio) VALUES ($1, $2, $3, $4, true)`, []any{cfg, zone, ws, desired}},
 	} {
@@ -198,5 +203,230 @@ func TestStartReconcilesAtOnceWhenTriggered(t *testing.T) {
 	r.Trigger(p.config)
 	if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Created != 1 {
 		t.Errorf("triggered pass %+v, want 1 created", res)
+	}
+}
+
+// exec runs a statement of the test's setup.
+func (p pool) exec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	if _, err := p.conn.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// statuses returns the status of each session of the pool, by id.
+func (p pool) statuses(t *testing.T) map[string]string {
+	t.Helper()
+	var rows []struct {
+		ID     string `db:"id"`
+		Status string `db:"status"`
+	}
+	if err := p.conn.Select(&rows, `SELECT id, status FROM sessions WHERE staging_config_id = $1`, p.config); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r.ID] = r.Status
+	}
+	return out
+}
+
+func (p pool) configStatus(t *testing.T) (status, lastError string) {
+	t.Helper()
+	if err := p.conn.QueryRow(`SELECT status, last_error FROM staging_configs WHERE id = $1`, p.config).Scan(&status, &lastError); err != nil {
+		t.Fatal(err)
+	}
+	return status, lastError
+}
+
+// TestShrinkDestroysProvisioningBeforeStagedNeverAssigning: lowering
+// desired takes sessions still being made first (newest first), then
+// staged ones, and never the one being claimed.
+func TestShrinkDestroysProvisioningBeforeStagedNeverAssigning(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 5)
+	r := newReconciler(p, staging.ReconcilerConfig{RefillConcurrency: 100})
+	if res, err := r.RunOnce(context.Background()); err != nil || res.Created != 5 {
+		t.Fatalf("fill: %+v, %v", res, err)
+	}
+	var ids []string
+	if err := p.conn.Select(&ids, `SELECT id FROM sessions WHERE staging_config_id = $1 ORDER BY id`, p.config); err != nil {
+		t.Fatal(err)
+	}
+	// ids are UUIDv7, so in creation order: two staged, one being claimed,
+	// two still provisioning.
+	for i, id := range ids[:3] {
+		p.exec(t, `UPDATE sessions SET status = 'staged', staged_at = now() + $2 * interval '1 second' WHERE id = $1`, id, i)
+	}
+	p.exec(t, `UPDATE sessions SET status = 'assigning', assigned_at = now() WHERE id = $1`, ids[2])
+	p.exec(t, `UPDATE staging_configs SET desired_sessions = 1 WHERE id = $1`, p.config)
+
+	res, err := r.RunOnce(context.Background())
+	if err != nil || res.Destroyed != 3 || res.Created != 0 {
+		t.Fatalf("shrink pass %+v (err %v), want 3 destroyed", res, err)
+	}
+	got := p.statuses(t)
+	want := map[string]string{ids[0]: "staged", ids[1]: "destroying", ids[2]: "assigning", ids[3]: "destroying", ids[4]: "destroying"}
+	for id, st := range want {
+		if got[id] != st {
+			t.Errorf("session %d is %s, want %s", slices.Index(ids, id), got[id], st)
+		}
+	}
+	var order []string
+	if err := p.conn.Select(&order, `SELECT payload->'data'->>'session_id' FROM outbox
+		WHERE subject = 'greenroom.session.destroy' ORDER BY seq`); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{ids[4], ids[3], ids[1]}; !slices.Equal(order, want) {
+		t.Errorf("session.destroy for %v, want the newest provisioning, then the other, then the newest staged: %v", order, want)
+	}
+	if st, _ := p.configStatus(t); st != "ok" {
+		t.Errorf("status %s after the shrink, want ok", st)
+	}
+}
+
+// TestStaleSessionsAreReplaced: after the config's permissions change, the
+// staged sessions started with the old ones (never claimed again) are
+// destroyed and replaced.
+func TestStaleSessionsAreReplaced(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 2)
+	r := newReconciler(p, staging.ReconcilerConfig{RefillConcurrency: 100})
+	if _, err := r.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p.exec(t, `UPDATE sessions SET status = 'staged', staged_at = now() WHERE staging_config_id = $1`, p.config)
+	old := p.statuses(t)
+	p.exec(t, `UPDATE staging_configs SET allow_gamepad = true WHERE id = $1`, p.config)
+
+	res, err := r.RunOnce(context.Background())
+	if err != nil || res.Destroyed != 2 || res.Created != 2 {
+		t.Fatalf("pass after a permission change %+v (err %v), want 2 destroyed and 2 created", res, err)
+	}
+	for id, st := range p.statuses(t) {
+		if _, wasThere := old[id]; wasThere && st != "destroying" {
+			t.Errorf("stale session is %s, want destroying", st)
+		}
+	}
+	var fresh int
+	if err := p.conn.Get(&fresh, `SELECT count(*) FROM sessions WHERE staging_config_id = $1 AND status = 'provisioning'
+		AND (permissions->>'allow_gamepad')::boolean`, p.config); err != nil || fresh != 2 {
+		t.Errorf("%d replacements with the new permissions (err %v), want 2", fresh, err)
+	}
+	// Nothing more to do: the replacements count, the stale ones are going.
+	if res, err := r.RunOnce(context.Background()); err != nil || res.Created+res.Destroyed != 0 {
+		t.Errorf("next pass %+v (err %v), want nothing done", res, err)
+	}
+}
+
+// TestNoRoomIsAShortfallWithoutRows: a zone whose agents cannot host the
+// workspace gets no session rows that could only fail; the config says
+// why, announced once over many passes; capacity added fills it.
+func TestNoRoomIsAShortfallWithoutRows(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 2)
+	p.exec(t, `UPDATE agents SET cores = 0.5`)
+	r := newReconciler(p, staging.ReconcilerConfig{})
+	for range 3 {
+		res, err := r.RunOnce(context.Background())
+		if err != nil || res.Created != 0 || res.Shortfalls != 1 {
+			t.Fatalf("pass %+v (err %v), want nothing created and a shortfall", res, err)
+		}
+	}
+	if n := p.count(t); n != 0 {
+		t.Errorf("%d sessions inserted with no room for them", n)
+	}
+	st, lastError := p.configStatus(t)
+	if want := "no_capacity: z: agent a1 has 0.5 free cores, needs 1"; st != "shortfall" || lastError != want {
+		t.Errorf("status %q last_error %q, want shortfall and %q", st, lastError, want)
+	}
+	if n := p.outbox(t, "greenroom.staging.shortfall"); n != 1 {
+		t.Errorf("%d staging.shortfall events over 3 passes, want 1", n)
+	}
+
+	p.exec(t, `UPDATE agents SET cores = 1.5`)
+	if res, err := r.RunOnce(context.Background()); err != nil || res.Created != 1 {
+		t.Fatalf("pass with room for one %+v (err %v), want 1 created", res, err)
+	}
+	if _, lastError := p.configStatus(t); !strings.HasPrefix(lastError, "no_capacity: z: room for 1 of the 2 sessions missing") {
+		t.Errorf("last_error %q", lastError)
+	}
+	if n := p.outbox(t, "greenroom.staging.shortfall"); n != 1 {
+		t.Errorf("%d staging.shortfall events, want still 1: the cause did not change", n)
+	}
+	p.exec(t, `UPDATE agents SET cores = 4`)
+	if res, err := r.RunOnce(context.Background()); err != nil || res.Created != 1 || res.Shortfalls != 0 {
+		t.Fatalf("pass with room %+v (err %v), want 1 created and no shortfall", res, err)
+	}
+	if st, _ := p.configStatus(t); st != "filling" {
+		t.Errorf("status %q once there is room, want filling", st)
+	}
+}
+
+// TestConcurrentPoolsNeverCountTheSameRoomTwice: two pools of one zone
+// reconciled at once by two replicas insert no more sessions than the
+// zone has room for.
+func TestConcurrentPoolsNeverCountTheSameRoomTwice(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 6)
+	p.exec(t, `UPDATE agents SET cores = 5`)
+	other := uuid.NewString()
+	p.exec(t, `INSERT INTO workspaces (id, name, image) VALUES ($1, 'w2', 'img')`, other)
+	p.exec(t, `INSERT INTO staging_configs (id, zone_id, workspace_id, desired_sessions)
+		SELECT $1, zone_id, $2, 6 FROM staging_configs WHERE id = $3`, uuid.NewString(), other, p.config)
+	cfg := staging.ReconcilerConfig{RefillConcurrency: 100}
+	var wg sync.WaitGroup
+	for _, r := range []*staging.Reconciler{newReconciler(p, cfg), newReconciler(p, cfg)} {
+		wg.Go(func() {
+			if _, err := r.RunOnce(context.Background()); err != nil {
+				t.Errorf("RunOnce: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	var n int
+	if err := p.conn.Get(&n, `SELECT count(*) FROM sessions`); err != nil || n != 5 {
+		t.Errorf("%d sessions inserted (err %v) in a zone with room for 5", n, err)
+	}
+}
+
+// TestConfigChangeRetriesAPermanentFailureAtOnce: a pool waiting out the
+// long backoff of a missing image tries again as soon as a configuration
+// change arrives, and not before.
+func TestConfigChangeRetriesAPermanentFailureAtOnce(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	var ws, zone string
+	if err := p.conn.QueryRow(`SELECT workspace_id, zone_id FROM staging_configs WHERE id = $1`, p.config).Scan(&ws, &zone); err != nil {
+		t.Fatal(err)
+	}
+	p.exec(t, `INSERT INTO sessions (id, workspace_id, zone_id, staging_config_id, origin, status, failure_reason, destroyed_at)
+		VALUES ($1, $2, $3, $4, 'staged', 'failed', $5, now())`, uuid.NewString(), ws, zone, p.config,
+		"provisioning_failed: "+domain.ImageMissingDetail("img", "a1"))
+	r := newReconciler(p, staging.ReconcilerConfig{Interval: time.Hour})
+	r.TestSignals.Init()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Start(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Created != 0 || res.Shortfalls != 1 {
+		t.Errorf("first pass %+v, want nothing created and a shortfall", res)
+	}
+	st, lastError := p.configStatus(t)
+	if st != "shortfall" || !strings.HasPrefix(lastError, "image_missing: image img is not on agent a1") {
+		t.Errorf("status %q last_error %q", st, lastError)
+	}
+	var permanent bool
+	if err := p.conn.Get(&permanent, `SELECT (payload->'data'->>'permanent')::boolean FROM outbox WHERE subject = 'greenroom.staging.shortfall'`); err != nil || !permanent {
+		t.Errorf("staging.shortfall permanent = %v (err %v), want true", permanent, err)
+	}
+	r.Trigger(p.config)
+	if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Created != 0 {
+		t.Errorf("a trigger retried a permanent failure at once: %+v", res)
+	}
+	r.ConfigChanged("")
+	if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Created != 1 {
+		t.Errorf("pass after a configuration change %+v, want 1 created", res)
 	}
 }

@@ -1,0 +1,115 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// ContainerEvent is one event of a container, as the engine reported it.
+type ContainerEvent struct {
+	// Action is what happened: "die", "destroy", "oom", ….
+	Action      string
+	ContainerID string
+	// Labels are the container's labels.
+	Labels map[string]string
+	// ExitCode is the code a died container ended with; HasExitCode says
+	// whether the engine gave one ("die" events do).
+	ExitCode    int
+	HasExitCode bool
+	// Time is when it happened, by the engine's clock; a later
+	// subscription may resume from it.
+	Time time.Time
+}
+
+// ContainerEventsOptions selects the events of a subscription.
+type ContainerEventsOptions struct {
+	// Actions are the actions wanted ("die", "destroy", …); empty means
+	// every action.
+	Actions []string
+	// Labels are labels every container must carry (key=value, or key
+	// alone for any value).
+	Labels map[string]string
+	// Since, when set, makes the engine first replay the events it still
+	// holds from that time on (it keeps the last 256 or so), so that a
+	// subscription renewed after a drop loses nothing the engine kept.
+	Since time.Time
+}
+
+// ContainerEvents subscribes to the engine's container events. Events
+// arrive on the first channel until ctx is done or the stream breaks; the
+// second then receives why (io.EOF when the engine closed it), once. The
+// engine sends nothing back until there is an event, so a broken
+// subscription shows only as that error; call Ping first to know the
+// engine answers.
+func (e *Engine) ContainerEvents(ctx context.Context, opts ContainerEventsOptions) (<-chan ContainerEvent, <-chan error) {
+	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))
+	for _, a := range opts.Actions {
+		args.Add("event", a)
+	}
+	for k, v := range opts.Labels {
+		if v == "" {
+			args.Add("label", k)
+		} else {
+			args.Add("label", k+"="+v)
+		}
+	}
+	lo := events.ListOptions{Filters: args}
+	if !opts.Since.IsZero() {
+		lo.Since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
+	}
+	msgs, errs := e.c.Events(ctx, lo)
+	out := make(chan ContainerEvent)
+	outErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case m := <-msgs:
+				select {
+				case out <- containerEvent(m):
+				case <-ctx.Done():
+					outErr <- ctx.Err()
+					return
+				}
+			case err := <-errs:
+				if err == nil {
+					err = fmt.Errorf("event stream of %s ended", e.endpoint)
+				}
+				outErr <- fmt.Errorf("events of %s: %w", e.endpoint, err)
+				return
+			}
+		}
+	}()
+	return out, outErr
+}
+
+// Ping checks that the engine answers.
+func (e *Engine) Ping(ctx context.Context) error {
+	if _, err := e.c.Ping(ctx); err != nil {
+		return fmt.Errorf("docker engine %s does not answer: %w", e.endpoint, err)
+	}
+	return nil
+}
+
+// containerEvent keeps what Greenroom needs of an engine event. A
+// container's event attributes are its labels plus "name", "image" and,
+// for "die", "exitCode".
+func containerEvent(m events.Message) ContainerEvent {
+	ev := ContainerEvent{Action: string(m.Action), ContainerID: m.Actor.ID, Labels: m.Actor.Attributes}
+	if code, ok := m.Actor.Attributes["exitCode"]; ok {
+		if n, err := strconv.Atoi(code); err == nil {
+			ev.ExitCode, ev.HasExitCode = n, true
+		}
+	}
+	switch {
+	case m.TimeNano != 0:
+		ev.Time = time.Unix(0, m.TimeNano)
+	case m.Time != 0:
+		ev.Time = time.Unix(m.Time, 0)
+	}
+	return ev
+}
