@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
@@ -83,6 +84,11 @@ func ImageMissingDetail(image, agent string) string {
 		" (Greenroom never pulls images: build or load it there)"
 }
 
+// DiedYoungWithin is how soon after being staged a container's death
+// counts as a failed creation of its pool (it crashes after its probe
+// answered) rather than the end of a healthy session.
+const DiedYoungWithin = 2 * time.Minute
+
 // ShortfallOfFailure says what a failed creation, as recorded in the
 // session's failure_reason, means for its pool.
 func ShortfallOfFailure(recorded string) *Shortfall {
@@ -98,6 +104,11 @@ func ShortfallOfFailure(recorded string) *Shortfall {
 			detail = "the workspace was disabled"
 		}
 		return &Shortfall{Kind: ShortWorkspaceDisabled, Detail: detail, Permanent: true}
+	case events.ReasonContainerGone:
+		// Only containers that died young count as failures (see
+		// DiedYoungWithin).
+		return &Shortfall{Kind: ShortProvisioningFailed,
+			Detail: fmt.Sprintf("staged containers die within %s of starting: %s", DiedYoungWithin, detail)}
 	case events.ReasonProvisioningTimeout:
 		if detail == "" {
 			detail = "the last session was not ready before the provisioning timeout"

@@ -217,16 +217,28 @@ func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain
 			ID: r.ID, Staged: r.Status == sessions.Staged, Since: r.Since, Stale: !r.Current,
 		})
 	}
-	// Failures since the pool last had a session staged: the backoff, and
-	// what the last one says about the pool.
+	// Failures since the pool last had a healthy session staged: the
+	// backoff, and what the last one says about the pool. A staged session
+	// whose container died young (within DiedYoungWithin of being staged)
+	// is a failed creation too, not a success: otherwise a workspace that
+	// answers its probe and then crashes would be re-created forever with
+	// no backoff and no shortfall.
 	var last sql.NullString
 	var lastAt sql.NullTime
-	if err := tx.QueryRowxContext(ctx, `SELECT count(*), max(destroyed_at),
-			(array_agg(failure_reason ORDER BY destroyed_at DESC))[1]
-		FROM sessions
-		WHERE staging_config_id = $1 AND status = 'failed' AND staged_at IS NULL
-		  AND created_at > COALESCE((SELECT max(staged_at) FROM sessions WHERE staging_config_id = $1), '-infinity')`,
-		c.ID).Scan(&state.Failures.Consecutive, &lastAt, &last); err != nil {
+	if err := tx.QueryRowxContext(ctx, `WITH died_young AS (
+			SELECT id FROM sessions
+			WHERE staging_config_id = $1 AND status = 'failed' AND staged_at IS NOT NULL
+			  AND failure_reason LIKE 'container_gone%' AND destroyed_at < staged_at + $2::interval
+		), healthy AS (
+			SELECT max(staged_at) AS at FROM sessions
+			WHERE staging_config_id = $1 AND staged_at IS NOT NULL AND id NOT IN (SELECT id FROM died_young)
+		)
+		SELECT count(*), max(destroyed_at), (array_agg(failure_reason ORDER BY destroyed_at DESC))[1]
+		FROM sessions, healthy
+		WHERE staging_config_id = $1 AND status = 'failed'
+		  AND (staged_at IS NULL OR id IN (SELECT id FROM died_young))
+		  AND created_at > COALESCE(healthy.at, '-infinity')`,
+		c.ID, fmt.Sprintf("%d milliseconds", domain.DiedYoungWithin.Milliseconds())).Scan(&state.Failures.Consecutive, &lastAt, &last); err != nil {
 		return state, fmt.Errorf("reading failures of staging config %s: %w", c.ID, err)
 	}
 	state.Failures.LastAt, state.Failures.Last = lastAt.Time, last.String

@@ -430,3 +430,50 @@ func TestConfigChangeRetriesAPermanentFailureAtOnce(t *testing.T) {
 		t.Errorf("pass after a configuration change %+v, want 1 created", res)
 	}
 }
+
+// TestContainersThatDieSoonAfterStagingBackOffNotLoop: a workspace whose
+// containers answer their probe and then crash is a failing pool, backed
+// off and reported as a shortfall, not re-created forever.
+func TestContainersThatDieSoonAfterStagingBackOffNotLoop(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	var ws, zone string
+	if err := p.conn.QueryRow(`SELECT workspace_id, zone_id FROM staging_configs WHERE id = $1`, p.config).Scan(&ws, &zone); err != nil {
+		t.Fatal(err)
+	}
+	// Three sessions, each staged and dead seconds later.
+	for i := range 3 {
+		p.exec(t, `INSERT INTO sessions (id, workspace_id, zone_id, staging_config_id, origin, status, failure_reason,
+				created_at, staged_at, destroyed_at)
+			VALUES ($1, $2, $3, $4, 'staged', 'failed', 'container_gone: exited (code 137)',
+				now() - make_interval(secs => $5 + 3), now() - make_interval(secs => $5 + 2), now() - make_interval(secs => $5))`,
+			uuid.NewString(), ws, zone, p.config, 10*(2-i))
+	}
+	r := newReconciler(p, staging.ReconcilerConfig{Interval: time.Hour})
+	res, err := r.RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created != 0 {
+		t.Fatalf("a pool whose containers die young was refilled at once: %+v", res)
+	}
+	st, lastError := p.configStatus(t)
+	if st != "shortfall" || !strings.Contains(lastError, "die within 2m0s of starting: exited (code 137)") {
+		t.Fatalf("status %q last_error %q", st, lastError)
+	}
+
+	// A container that stays up after being staged is a healthy one: the
+	// failures before it no longer hold the pool back.
+	p.exec(t, `INSERT INTO sessions (id, workspace_id, zone_id, staging_config_id, origin, status, created_at, staged_at, permissions)
+		VALUES ($1, $2, $3, $4, 'staged', 'staged', now() - interval '2 seconds', now() - interval '1 second',
+			'{"allow_audio":true,"allow_clipboard_down":false,"allow_clipboard_up":false,"allow_downloads":false,"allow_microphone":false,"allow_uploads":false,"allow_gamepad":false}')`,
+		uuid.NewString(), ws, zone, p.config)
+	p.exec(t, `UPDATE staging_configs SET desired_sessions = 2 WHERE id = $1`, p.config)
+	res, err = r.RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created != 1 {
+		t.Fatalf("after a healthy session the pool must refill: %+v", res)
+	}
+}
