@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -46,7 +47,7 @@ type Config struct {
 	Reconciler staging.ReconcilerConfig
 	// ContainerAudit tunes the auditor that fails sessions whose container
 	// is gone and removes orphan containers. OrphanLabels defaults to
-	// Provision.ExtraLabels.
+	// Provision.ExtraLabels, which always hold greenroom.deployment.
 	ContainerAudit audit.ContainerAuditorConfig
 	// EngineWatcher tunes the watcher of the engines' container events.
 	EngineWatcher audit.EngineWatcherConfig
@@ -54,6 +55,9 @@ type Config struct {
 	// for events in flight; unfinished ones are redelivered.
 	ShutdownTimeout time.Duration
 }
+
+// DeploymentLabel names the deployment a container belongs to.
+const DeploymentLabel = "greenroom.deployment"
 
 // Service is a running provisioner replica.
 type Service struct {
@@ -89,6 +93,18 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = deps.Settings.ShutdownTimeout
 	}
+	// Every container carries this deployment's id, and only containers
+	// carrying it are reaped as orphans: deployments and test runs may
+	// share one Docker engine.
+	var deployment string
+	if err := deps.DB.Get(&deployment, `SELECT id FROM deployment`); err != nil {
+		return nil, fmt.Errorf("provisioner: reading the deployment id (run greenroom migrate): %w", err)
+	}
+	cfg.Provision.ExtraLabels = maps.Clone(cfg.Provision.ExtraLabels)
+	if cfg.Provision.ExtraLabels == nil {
+		cfg.Provision.ExtraLabels = map[string]string{}
+	}
+	cfg.Provision.ExtraLabels[DeploymentLabel] = deployment
 	s := &Service{deps: deps, cfg: cfg, log: deps.Log, engines: docker.NewEngines()}
 	store := postgres.New(deps.DB, deps.Source())
 	metrics := command.NewMetrics(deps.Ops.Registry)

@@ -11,6 +11,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
+	"github.com/greenroom-dev/greenroom/services/provisioner/service"
 )
 
 func TestOnDemandSessionRunsWithLabelsLimitsAndPublishedPort(t *testing.T) {
@@ -39,9 +40,13 @@ func TestOnDemandSessionRunsWithLabelsLimitsAndPublishedPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var deployment string
+	if err := e.db.Get(&deployment, `SELECT id FROM deployment`); err != nil {
+		t.Fatal(err)
+	}
 	wantLabels := map[string]string{
 		domain.LabelManaged: "true", domain.LabelSession: sid, domain.LabelWorkspace: f.wsName,
-		domain.LabelZone: f.zone, domain.LabelAgent: f.agent,
+		domain.LabelZone: f.zone, domain.LabelAgent: f.agent, service.DeploymentLabel: deployment,
 	}
 	for k, v := range wantLabels {
 		if in.Config.Labels[k] != v {
