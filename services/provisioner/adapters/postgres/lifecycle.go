@@ -81,8 +81,8 @@ func (s *Store) toRunning(ctx context.Context, sc *SessionContext, from sessions
 }
 
 // FailSession moves a session from `from` to failed and emits
-// session.failed; a staged session's staging config also records the
-// shortfall. sessions.ErrStale when it left `from` meanwhile.
+// session.failed (the reconciler reads a staged session's failure_reason
+// for its pool's status). sessions.ErrStale when it left `from` meanwhile.
 func (s *Store) FailSession(ctx context.Context, sc *SessionContext, from sessions.Status, f Failure) error {
 	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		return s.fail(ctx, tx, sc, from, f)
@@ -95,42 +95,9 @@ func (s *Store) fail(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, from 
 		return err
 	}
 	sc.Session = updated
-	if err := s.emit(ctx, tx, events.TypeSessionFailed, events.SessionFailed{
+	return s.emit(ctx, tx, events.TypeSessionFailed, events.SessionFailed{
 		RequestID: sc.RequestID(), SessionID: sc.Session.ID, Reason: f.Reason, Detail: f.Detail,
-	}, sc.RequestID()); err != nil {
-		return err
-	}
-	// Only a session that failed before it was ever staged says something
-	// about the pool's ability to fill; a claimed one failing its assign
-	// command does not.
-	if sc.StagingConfig != nil && from == sessions.Provisioning {
-		return s.recordShortfall(ctx, tx, sc, f)
-	}
-	return nil
-}
-
-// recordShortfall puts a failed creation on the staging config's status
-// (DESIGN.md rule 7: the system says why a pool is short) and emits
-// staging.shortfall. The reconciler backs off before refilling again.
-func (s *Store) recordShortfall(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, f Failure) error {
-	msg := f.Reason + ": " + f.Detail
-	var desired int
-	err := tx.GetContext(ctx, &desired, `UPDATE staging_configs
-		SET status = 'shortfall', last_error = $2, last_error_at = now()
-		WHERE id = $1 RETURNING desired_sessions`, sc.StagingConfigID(), msg)
-	if err != nil {
-		return fmt.Errorf("recording shortfall of staging config %s: %w", sc.StagingConfigID(), err)
-	}
-	var current int
-	if err := tx.GetContext(ctx, &current, `SELECT count(*) FROM sessions
-		WHERE staging_config_id = $1 AND status IN ('provisioning', 'staged')`, sc.StagingConfigID()); err != nil {
-		return fmt.Errorf("counting sessions of staging config %s: %w", sc.StagingConfigID(), err)
-	}
-	return s.emit(ctx, tx, events.TypeStagingShortfall, events.StagingShortfall{
-		StagingConfigID: sc.StagingConfigID(), Zone: sc.Zone, Workspace: sc.Workspace.Name,
-		Desired: desired, Current: current, Reason: msg,
-		Permanent: f.Reason == events.ReasonWorkspaceDisabled,
-	}, "")
+	}, sc.RequestID())
 }
 
 // BeginDestroy moves a live session to destroying (under its row lock, so
@@ -189,9 +156,9 @@ func (s *Store) FinishDestroy(ctx context.Context, sc *SessionContext, reason st
 // AnnounceFailedRemoved emits session.destroyed for a failed session whose
 // container was removed: its status stays failed, and the audit log shows
 // when its container went. The event id is derived from the session, so a
-// redelivered request announces it once. A staged session the expiry
-// service failed for its provisioning timeout also puts that on its staging
-// config's status, as a failed creation does.
+// redelivered request announces it once. What a failed creation means for
+// its pool (status, last_error, staging.shortfall) is the reconciler's to
+// say, once per change of cause: it reads the session's failure_reason.
 func (s *Store) AnnounceFailedRemoved(ctx context.Context, sc *SessionContext, reason string) error {
 	ev, err := events.NewWithID("destroyed-"+sc.Session.ID, s.source, events.TypeSessionDestroyed, s.destroyed(sc, reason))
 	if err != nil {
@@ -200,12 +167,6 @@ func (s *Store) AnnounceFailedRemoved(ctx context.Context, sc *SessionContext, r
 	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		if err := outbox.Enqueue(ctx, tx, events.TypeSessionDestroyed, ev, ""); err != nil {
 			return err
-		}
-		if reason == events.ExpiredProvisioning && sc.StagingConfig != nil && !sc.Session.StagedAt.Valid {
-			return s.recordShortfall(ctx, tx, sc, Failure{
-				Reason: events.ReasonProvisioningTimeout,
-				Detail: fmt.Sprintf("session %s was not ready before the provisioning timeout", sc.Session.ID),
-			})
 		}
 		return nil
 	})
