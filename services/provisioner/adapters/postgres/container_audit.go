@@ -15,13 +15,17 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 )
 
-// ListEnabledAgents returns every enabled agent, by endpoint: the Docker
-// engines whose containers the container auditor checks.
-func (s *Store) ListEnabledAgents(ctx context.Context) ([]Agent, error) {
+// ListWatchedAgents returns, by endpoint, the Docker engines whose
+// containers are watched and audited: every enabled agent, and every
+// disabled one that still hosts live sessions (an agent being drained still
+// has sessions whose containers may die).
+func (s *Store) ListWatchedAgents(ctx context.Context) ([]Agent, error) {
 	var agents []Agent
 	if err := s.db.SelectContext(ctx, &agents, `SELECT id, name, docker_endpoint, public_host
-		FROM agents WHERE enabled ORDER BY docker_endpoint, name`); err != nil {
-		return nil, fmt.Errorf("error listing enabled agents: %w", err)
+		FROM agents a
+		WHERE enabled OR EXISTS (SELECT 1 FROM sessions s WHERE s.agent_id = a.id AND s.status NOT IN ('destroyed', 'failed'))
+		ORDER BY docker_endpoint, name`); err != nil {
+		return nil, fmt.Errorf("error listing watched agents: %w", err)
 	}
 	return agents, nil
 }

@@ -189,7 +189,8 @@ func (a *ContainerAuditor) Start(ctx context.Context) {
 	}
 }
 
-// RunOnce audits every enabled agent's Docker endpoint once. An error of
+// RunOnce audits every watched agent's Docker endpoint once (enabled, or
+// still hosting live sessions). An error of
 // one endpoint or session is reported after the others were audited.
 func (a *ContainerAuditor) RunOnce(ctx context.Context) (AuditResult, error) {
 	return a.run(ctx, "")
@@ -204,7 +205,7 @@ func (a *ContainerAuditor) AuditEndpoint(ctx context.Context, endpoint string) (
 
 // run audits every endpoint, or only the one given.
 func (a *ContainerAuditor) run(ctx context.Context, only string) (AuditResult, error) {
-	agents, err := a.store.ListEnabledAgents(ctx)
+	agents, err := a.store.ListWatchedAgents(ctx)
 	if err != nil {
 		return AuditResult{}, fmt.Errorf("error auditing containers: %w", err)
 	}

@@ -51,9 +51,9 @@ type EngineWatcherConfig struct {
 	// Disabled turns the watcher off: lost containers are then noticed by
 	// the ContainerAuditor's periodic pass alone (tests of that pass).
 	Disabled bool
-	// AgentsInterval is how often the enabled agents are read again to
+	// AgentsInterval is how often the watched agents (enabled, or still hosting live sessions) are read again to
 	// watch new or re-enabled agents' engines and stop watching the
-	// engines no enabled agent uses any more; Trigger reads them at once.
+	// engines no watched agent uses any more; Trigger reads them at once.
 	AgentsInterval time.Duration
 	// BackoffMin and BackoffMax bound the wait before an engine whose
 	// event stream broke (or never opened) is tried again; the wait
@@ -130,7 +130,7 @@ func (ts *EngineWatcherTestSignals) Init() {
 	ts.EventJudged.Init()
 }
 
-// EngineWatcher follows the container events of every enabled agent's
+// EngineWatcher follows the container events of every watched agent's
 // Docker engine, so that a container that dies or is removed behind
 // Greenroom's back ends its session at once: a staged session is failed
 // and replaced, a running one's user hears session.failed with the
@@ -165,7 +165,7 @@ func NewEngineWatcher(cfg EngineWatcherConfig, store *postgres.Store, engines *d
 		wake: make(chan struct{}, 1), jitter: rand.Float64}
 }
 
-// Trigger asks for the enabled agents to be read again soon (an agent was
+// Trigger asks for the watched agents to be read again soon (an agent was
 // added, enabled, disabled or moved). It never blocks; triggers coalesce.
 func (w *EngineWatcher) Trigger() {
 	select {
@@ -174,7 +174,7 @@ func (w *EngineWatcher) Trigger() {
 	}
 }
 
-// Start watches the engines of the enabled agents until ctx is done,
+// Start watches the engines of the watched agents until ctx is done,
 // reading the agents at once, then every AgentsInterval and on Trigger.
 // A disabled watcher returns at once.
 func (w *EngineWatcher) Start(ctx context.Context) {
@@ -204,10 +204,10 @@ func (w *EngineWatcher) Start(ctx context.Context) {
 	}
 }
 
-// syncEndpoints starts watching the endpoints of enabled agents not
-// watched yet and stops watching those no enabled agent uses.
+// syncEndpoints starts watching the endpoints of watched agents not
+// watched yet and stops watching those no watched agent uses.
 func (w *EngineWatcher) syncEndpoints(ctx context.Context, watching map[string]context.CancelFunc, wg *sync.WaitGroup) error {
-	agents, err := w.store.ListEnabledAgents(ctx)
+	agents, err := w.store.ListWatchedAgents(ctx)
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func (w *EngineWatcher) syncEndpoints(ctx context.Context, watching map[string]c
 		if !wanted[address] {
 			stop()
 			delete(watching, address)
-			w.log.Info("stopped watching the engine: no enabled agent uses it", zap.String("endpoint", address))
+			w.log.Info("stopped watching the engine: no watched agent uses it", zap.String("endpoint", address))
 		}
 	}
 	for address := range wanted {
