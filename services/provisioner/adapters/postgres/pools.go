@@ -57,6 +57,9 @@ type PoolOutcome struct {
 	// config's status and emitted staging.shortfall: once per change of
 	// cause, over every replica.
 	Announced *domain.Shortfall
+	// DBNow is the database's clock when the pass decided; Plan.RetryAt
+	// is on that clock.
+	DBNow time.Time
 	// Recovered is true when the pass took the config out of shortfall.
 	Recovered bool
 }
@@ -144,6 +147,7 @@ func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass Pool
 			}
 		}
 		out.Plan = pass.Decide(state)
+		out.DBNow = state.Now
 
 		staged := map[string]bool{}
 		for _, m := range state.Members {

@@ -308,7 +308,8 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 	r.mu.Lock()
 	delete(r.retry, id)
 	if !plan.RetryAt.IsZero() {
-		r.retry[id] = plan.RetryAt
+		// RetryAt is on the database's clock; the timer runs on ours.
+		r.retry[id] = time.Now().Add(plan.RetryAt.Sub(out.DBNow))
 	}
 	if plan.HeldBack == domain.HeldForCapacity || plan.HeldBack == domain.HeldForDestroys {
 		r.waits[id]++
