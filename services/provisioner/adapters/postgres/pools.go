@@ -241,8 +241,10 @@ func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain
 		FROM sessions, healthy
 		WHERE staging_config_id = $1 AND status = 'failed'
 		  AND (staged_at IS NULL OR id IN (SELECT id FROM died_young))
-		  AND created_at > COALESCE(healthy.at, '-infinity')`,
-		c.ID, fmt.Sprintf("%d milliseconds", domain.DiedYoungWithin.Milliseconds())).Scan(&state.Failures.Consecutive, &lastAt, &last); err != nil {
+		  AND created_at > COALESCE(healthy.at, '-infinity')
+		  -- a disabled workspace that is enabled again no longer holds the pool back
+		  AND NOT ($3 AND failure_reason LIKE 'workspace_disabled%')`,
+		c.ID, fmt.Sprintf("%d milliseconds", domain.DiedYoungWithin.Milliseconds()), c.WorkspaceEnabled).Scan(&state.Failures.Consecutive, &lastAt, &last); err != nil {
 		return state, fmt.Errorf("reading failures of staging config %s: %w", c.ID, err)
 	}
 	state.Failures.LastAt, state.Failures.Last = lastAt.Time, last.String

@@ -477,3 +477,25 @@ func TestContainersThatDieSoonAfterStagingBackOffNotLoop(t *testing.T) {
 		t.Fatalf("after a healthy session the pool must refill: %+v", res)
 	}
 }
+
+// TestReEnabledWorkspaceRefillsWithoutWaitingOutItsBackoff: failures
+// recorded while the workspace was disabled stop counting once it is
+// enabled again, on whichever replica and pass sees it first.
+func TestReEnabledWorkspaceRefillsWithoutWaitingOutItsBackoff(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	var ws, zone string
+	if err := p.conn.QueryRow(`SELECT workspace_id, zone_id FROM staging_configs WHERE id = $1`, p.config).Scan(&ws, &zone); err != nil {
+		t.Fatal(err)
+	}
+	p.exec(t, `INSERT INTO sessions (id, workspace_id, zone_id, staging_config_id, origin, status, failure_reason, destroyed_at)
+		VALUES ($1, $2, $3, $4, 'staged', 'failed', 'workspace_disabled: workspace w is disabled', now())`,
+		uuid.NewString(), ws, zone, p.config)
+	res, err := newReconciler(p, staging.ReconcilerConfig{Interval: time.Hour}).RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created != 1 {
+		t.Fatalf("the workspace is enabled: the pool must refill at once, got %+v", res)
+	}
+}
