@@ -12,7 +12,7 @@ MODULES ?=
 
 each_module = bash scripts/each-module.sh $(if $(strip $(MODULES)),-m "$(MODULES)")
 
-.PHONY: help up down test build lint images
+.PHONY: help up down test build lint images bench
 
 help: ## Show this list
 	@echo "Greenroom — session staging for container workspaces"
@@ -31,6 +31,11 @@ test: ## Run every module's tests with -race (needs PostgreSQL, installed if mis
 	@bash scripts/ensure-postgres.sh
 	@bash scripts/build-demo-image.sh
 	@$(each_module) go test $(GO_TEST_FLAGS) ./...
+
+bench: ## Run the benchmarks against the raw limits; QUICK=1 for a short run (results in bench/results/)
+	@bash scripts/ensure-postgres.sh
+	@bash scripts/build-demo-image.sh
+	@QUICK="$(QUICK)" go run ./bench
 
 build: ## Build the four services and the greenroom CLI into bin/
 	@bash scripts/build.sh bin

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	dockerclient "github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
+	"github.com/nats-io/nats.go"
+
+	"github.com/greenroom-dev/greenroom/libs/client"
+)
+
+const (
+	stagedScenarioName = "staged vs on demand"
+	refillScenarioName = "pool refill"
+)
+
+// containerScenarios runs the scenarios that need the full stack with the
+// provisioner and real containers of the demo image (default init delay).
+func containerScenarios(quick, staged, refill bool) error {
+	samples, poolSize := 20, 20
+	if quick {
+		samples, poolSize = 5, 10
+	}
+	e, err := startEnv(envFull)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if _, _, err := e.fixture("bench"); err != nil {
+		return err
+	}
+	nc, err := nats.Connect(e.NATS.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	cl, err := client.New(nc, client.WithSource("greenroom/bench"))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	request := func(ws string) (time.Duration, client.Session, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		start := time.Now()
+		s, err := cl.Request(ctx, client.Request{User: "bench", Workspace: ws, Zone: "zone-a"})
+		return time.Since(start), s, err
+	}
+	if staged {
+		if err := stagedVsOnDemand(e, samples, request); err != nil {
+			return err
+		}
+	}
+	if refill && !interrupted() {
+		if err := poolRefill(e, poolSize, request); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type requestFunc func(ws string) (time.Duration, client.Session, error)
+
+func stagedVsOnDemand(e *env, samples int, request requestFunc) error {
+	dc, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	// Raw limits first, on a quiet machine.
+	var bareStart []time.Duration
+	for i := 0; i < samples && !interrupted(); i++ {
+		d, id, err := bareCreateStart(ctx, dc, e.Label)
+		if id != "" {
+			_ = dc.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true})
+		}
+		if err != nil {
+			return fmt.Errorf("bare create+start: %w", err)
+		}
+		bareStart = append(bareStart, d)
+	}
+	// The idle container of the bare exec; its samples interleave with the
+	// staged ones so that both see the same machine.
+	_, idle, err := bareCreateStart(ctx, dc, e.Label)
+	if idle != "" {
+		defer func() { _ = dc.ContainerRemove(context.Background(), idle, container.RemoveOptions{Force: true}) }()
+	}
+	if err != nil {
+		return fmt.Errorf("idle container: %w", err)
+	}
+	if _, err := bareExecAssign(ctx, dc, idle); err != nil { // warm-up
+		return fmt.Errorf("bare exec: %w", err)
+	}
+	var bareExec []time.Duration
+
+	// Greenroom: a pool of 2, back at full before each sample so the
+	// refill's container creation does not overlap the measured request.
+	if _, err := e.create("/api/v1/workspaces", workspace("demo")); err != nil {
+		return err
+	}
+	if _, err := e.create("/api/v1/workspaces", workspace("demo-od")); err != nil {
+		return err
+	}
+	scID, err := e.create("/api/v1/staging-configs", stagingConfig("demo", 2))
+	if err != nil {
+		return err
+	}
+	var stagedLat, onDemand []time.Duration
+	for i := 0; i < samples && !interrupted(); i++ {
+		if _, err := e.waitStaged(scID, 2, 90*time.Second); err != nil {
+			return err
+		}
+		x, err := bareExecAssign(ctx, dc, idle)
+		if err != nil {
+			return fmt.Errorf("bare exec: %w", err)
+		}
+		bareExec = append(bareExec, x)
+		d, s, err := request("demo")
+		if err != nil {
+			return fmt.Errorf("staged request: %w", err)
+		}
+		if s.Origin != "staged" {
+			return fmt.Errorf("expected a staged session, got %s", s.Origin)
+		}
+		stagedLat = append(stagedLat, d)
+	}
+	if _, err := e.waitStaged(scID, 2, 90*time.Second); err != nil {
+		return err
+	}
+	for i := 0; i < samples && !interrupted(); i++ {
+		d, s, err := request("demo-od")
+		if err != nil {
+			return fmt.Errorf("on-demand request: %w", err)
+		}
+		if s.Origin != "on_demand" {
+			return fmt.Errorf("expected an on-demand session, got %s", s.Origin)
+		}
+		onDemand = append(onDemand, d)
+	}
+	if len(stagedLat) == 0 || len(onDemand) == 0 || len(bareExec) == 0 || len(bareStart) == 0 {
+		return nil
+	}
+	st, od, be, bs := sorted(stagedLat), sorted(onDemand), sorted(bareExec), sorted(bareStart)
+	n := fmt.Sprintf(" (n=%d)", len(st.lat))
+	add(stagedScenarioName, "bare docker exec assign p50"+fmt.Sprintf(" (n=%d)", len(be.lat)), ms(be.p(0.5)), "ms", 0, 0, "", nil)
+	add(stagedScenarioName, "bare create+start+first answer p50"+fmt.Sprintf(" (n=%d)", len(bs.lat)), ms(bs.p(0.5)), "ms", 0, 0, "", nil)
+	add(stagedScenarioName, "staged request → ready p50"+n, ms(st.p(0.5)), "ms", ms(be.p(0.5)), ms(st.p(0.5))/ms(be.p(0.5)),
+		"≤ bare exec + 15 ms", ptr(st.p(0.5) <= be.p(0.5)+15*time.Millisecond))
+	add(stagedScenarioName, "staged request → ready max"+n, ms(st.p(1)), "ms", 0, 0, "", nil)
+	add(stagedScenarioName, "on-demand request → ready p50"+n, ms(od.p(0.5)), "ms", ms(bs.p(0.5)), ms(od.p(0.5))/ms(bs.p(0.5)), "", nil)
+	add(stagedScenarioName, "on-demand request → ready max"+n, ms(od.p(1)), "ms", 0, 0, "", nil)
+	speedup := ms(od.p(0.5)) / ms(st.p(0.5))
+	add(stagedScenarioName, "speed-up staged vs on demand (p50)", speedup, "×", 0, 0, "≥ 20×", ptr(speedup >= 20))
+	return nil
+}
+
+func sorted(d []time.Duration) stats {
+	s := stats{n: len(d), lat: append([]time.Duration(nil), d...)}
+	sort.Slice(s.lat, func(i, j int) bool { return s.lat[i] < s.lat[j] })
+	return s
+}
+
+// bareCreateStart creates and starts a demo container (published on
+// loopback) and probes its readiness path every 50 ms, as the
+// provisioner does, until it answers; it returns the time and the id.
+func bareCreateStart(ctx context.Context, dc *dockerclient.Client, label string) (time.Duration, string, error) {
+	port := nat.Port("8080/tcp")
+	start := time.Now()
+	c, err := dc.ContainerCreate(ctx, &container.Config{Image: demoImage, ExposedPorts: nat.PortSet{port: {}},
+		Labels: map[string]string{"greenroom.bench": label}},
+		&container.HostConfig{PortBindings: nat.PortMap{port: {{HostIP: "127.0.0.1", HostPort: ""}}},
+			Resources: container.Resources{NanoCPUs: 100_000_000, Memory: 64 << 20}}, nil, nil, "")
+	if err != nil {
+		return 0, "", err
+	}
+	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		return 0, c.ID, err
+	}
+	in, err := dc.ContainerInspect(ctx, c.ID)
+	if err != nil {
+		return 0, c.ID, err
+	}
+	b := in.NetworkSettings.Ports[port]
+	if len(b) == 0 {
+		return 0, c.ID, errors.New("no published port")
+	}
+	url := "http://127.0.0.1:" + b[0].HostPort + "/healthz"
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && !interrupted() {
+		resp, err := hc.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start), c.ID, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0, c.ID, errors.New("container did not answer within 30s")
+}
+
+// bareExecAssign runs the assign command in container id the way the
+// provisioner's engine does (create, attach, read to EOF, inspect).
+func bareExecAssign(ctx context.Context, dc *dockerclient.Client, id string) (time.Duration, error) {
+	start := time.Now()
+	ex, err := dc.ContainerExecCreate(ctx, id, container.ExecOptions{User: "root",
+		Cmd: []string{"/demo-workspace", "assign", "--user", "x"}, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return 0, err
+	}
+	att, err := dc.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return 0, err
+	}
+	_, err = stdcopy.StdCopy(io.Discard, io.Discard, att.Reader)
+	att.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	for i := 0; i < 500; i++ {
+		in, err := dc.ContainerExecInspect(ctx, ex.ID)
+		if err != nil {
+			return 0, err
+		}
+		if !in.Running {
+			if in.ExitCode != 0 {
+				return 0, fmt.Errorf("assign exited %d", in.ExitCode)
+			}
+			return time.Since(start), nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, errors.New("exec still running after 5s")
+}
+
+// poolRefill: a new pool filled from zero, then a burst claims all of it
+// and the pool returns to desired.
+func poolRefill(e *env, size int, request requestFunc) error {
+	if _, err := e.create("/api/v1/workspaces", workspace("demo-refill")); err != nil {
+		return err
+	}
+	start := time.Now()
+	scID, err := e.create("/api/v1/staging-configs", stagingConfig("demo-refill", size))
+	if err != nil {
+		return err
+	}
+	if _, err := e.waitStaged(scID, size, 180*time.Second); err != nil {
+		return err
+	}
+	fill := time.Since(start)
+	add(refillScenarioName, fmt.Sprintf("fill %d from zero", size), fill.Seconds(), "s", 0, 0, "", nil)
+
+	burst := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	staged := 0
+	for range size {
+		wg.Go(func() {
+			d, s, err := request("demo-refill")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				firstErr = err
+				return
+			}
+			lat = append(lat, d)
+			if s.Origin == "staged" {
+				staged++
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("burst: %w", firstErr)
+	}
+	if _, err := e.waitStaged(scID, size, 180*time.Second); err != nil {
+		return err
+	}
+	back := time.Since(burst)
+	b := sorted(lat)
+	add(refillScenarioName, fmt.Sprintf("burst of %d: request → ready p50", size), ms(b.p(0.5)), "ms", 0, 0, "", nil)
+	add(refillScenarioName, fmt.Sprintf("burst of %d: request → ready max", size), ms(b.p(1)), "ms", 0, 0, "", nil)
+	add(refillScenarioName, fmt.Sprintf("burst of %d: served staged", size), float64(staged), "sessions", 0, 0, fmt.Sprintf("= %d", size), ptr(staged == size))
+	add(refillScenarioName, fmt.Sprintf("back to %d after the burst", size), back.Seconds(), "s", 0, 0, "", nil)
+	return nil
+}

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
+
+	"github.com/greenroom-dev/greenroom/libs/app"
+	"github.com/greenroom-dev/greenroom/libs/db"
+	"github.com/greenroom-dev/greenroom/libs/dbtest"
+	"github.com/greenroom-dev/greenroom/libs/settings"
+	assigner "github.com/greenroom-dev/greenroom/services/assigner/service"
+	configsvc "github.com/greenroom-dev/greenroom/services/config/service"
+	expiry "github.com/greenroom-dev/greenroom/services/expiry/service"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
+	provisioner "github.com/greenroom-dev/greenroom/services/provisioner/service"
+)
+
+// env is one benchmark environment: a fresh PostgreSQL database on the
+// local server, an embedded JetStream server on loopback, and the services
+// asked for, all in this process. close undoes everything it made,
+// containers included.
+type env struct {
+	DB     *sqlx.DB
+	DBURL  string
+	NATS   *server.Server
+	Deps   *app.Deps // the config service's connections
+	API    *httptest.Server
+	apiURL string // of the in-process API, or of a config service run as a process
+	Token  string
+	Label  string // every container made carries greenroom.bench=<Label>
+	log    *zap.Logger
+	undo   []func()
+	cancel []func()
+}
+
+// envMode says which services run in-process.
+type envMode int
+
+const (
+	envBare   envMode = iota // PostgreSQL database + NATS only
+	envAssign                // + config + assigner
+	envFull                  // + provisioner + expiry
+)
+
+// startEnv starts a PostgreSQL database, NATS and the services of mode.
+func startEnv(mode envMode) (e *env, err error) {
+	e = &env{Token: "bench-" + uuid.NewString(), Label: uuid.NewString(), log: zap.NewNop()}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// Database: the dbtest recipe, without a testing.TB.
+	admin, err := db.Open(ctx, dbtest.AdminURL(), 10*time.Second)
+	if err != nil {
+		return e, fmt.Errorf("PostgreSQL is required (scripts/ensure-postgres.sh or GREENROOM_TEST_DATABASE_URL): %w", err)
+	}
+	name := "greenroom_bench_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		_ = admin.Close()
+		return e, fmt.Errorf("creating database: %w", err)
+	}
+	e.undo = append(e.undo, func() {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(c, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: dropping %s: %v\n", name, err)
+		}
+		_ = admin.Close()
+	})
+	u, err := url.Parse(dbtest.AdminURL())
+	if err != nil {
+		return e, err
+	}
+	u.Path = "/" + name
+	e.DBURL = u.String()
+	if e.DB, err = db.Open(ctx, e.DBURL, 10*time.Second); err != nil {
+		return e, err
+	}
+	e.undo = append(e.undo, func() { _ = e.DB.Close() })
+	if _, err := db.Migrate(ctx, e.DB.DB); err != nil {
+		return e, fmt.Errorf("migrating: %w", err)
+	}
+
+	// JetStream on loopback, store in a temporary directory.
+	dir, err := os.MkdirTemp("", "greenroom-bench-nats-")
+	if err != nil {
+		return e, err
+	}
+	e.undo = append(e.undo, func() { _ = os.RemoveAll(dir) })
+	e.NATS, err = server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		return e, err
+	}
+	go e.NATS.Start()
+	if !e.NATS.ReadyForConnections(10 * time.Second) {
+		return e, fmt.Errorf("nats-server not ready")
+	}
+	e.undo = append(e.undo, func() { e.NATS.Shutdown(); e.NATS.WaitForShutdown() })
+	e.undo = append(e.undo, func() { removeContainers("greenroom.bench=" + e.Label) })
+	if mode == envBare {
+		return e, nil
+	}
+
+	e.Deps, err = e.connect(ctx, "config")
+	if err != nil {
+		return e, err
+	}
+	cfg, err := configsvc.New(e.Deps, configsvc.Config{AdminToken: e.Token})
+	if err != nil {
+		return e, err
+	}
+	e.run(cfg.Run)
+	e.undo = append(e.undo, cfg.Close)
+	e.API = httptest.NewServer(cfg.Handler())
+	e.apiURL = e.API.URL
+	e.undo = append(e.undo, e.API.Close)
+
+	ad, err := e.connect(ctx, "assigner")
+	if err != nil {
+		return e, err
+	}
+	asg, err := assigner.New(ctx, ad, assigner.Config{Concurrency: concurrency})
+	if err != nil {
+		return e, err
+	}
+	e.run(asg.Run)
+	if mode != envFull {
+		return e, nil
+	}
+	pd, err := e.connect(ctx, "provisioner")
+	if err != nil {
+		return e, err
+	}
+	prov, err := provisioner.New(pd, provisioner.Config{
+		Provision: command.Config{ReadinessTimeout: 30 * time.Second, ExtraLabels: map[string]string{"greenroom.bench": e.Label}},
+	})
+	if err != nil {
+		return e, err
+	}
+	e.run(prov.Run)
+	exp, err := expiry.NewSweeper(expiry.SweeperConfig{Interval: time.Second}, e.DB, e.log)
+	if err != nil {
+		return e, err
+	}
+	e.run(func(ctx context.Context) error { exp.Start(ctx); return nil })
+	return e, nil
+}
+
+func (e *env) connect(ctx context.Context, name string) (*app.Deps, error) {
+	s := settings.Common{DatabaseURL: e.DBURL, NatsURL: e.NATS.ClientURL(), HTTPAddr: "127.0.0.1:0",
+		AdminToken: e.Token, LogLevel: "warn", StreamReplicas: 1, ShutdownTimeout: 10 * time.Second}
+	d, err := app.Connect(ctx, name, s, e.log.With(zap.String("service", name)), 20*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("connecting %s: %w", name, err)
+	}
+	e.undo = append(e.undo, d.Close)
+	return d, nil
+}
+
+// run runs fn until close; close cancels it and waits (bounded).
+func (e *env) run(fn func(ctx context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(os.Stderr, "bench: service stopped: %v\n", err)
+		}
+	}()
+	e.cancel = append(e.cancel, func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			fmt.Fprintln(os.Stderr, "bench: a service did not stop within 30s")
+		}
+	})
+}
+
+// close stops the services (newest first), then undoes the rest in reverse.
+func (e *env) close() {
+	for i := len(e.cancel) - 1; i >= 0; i-- {
+		e.cancel[i]()
+	}
+	for i := len(e.undo) - 1; i >= 0; i-- {
+		e.undo[i]()
+	}
+}
+
+func removeContainers(label string) {
+	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: listing containers %s: %v\n", label, err)
+		return
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) == 0 {
+		return
+	}
+	if out, err := exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: removing containers: %v: %s\n", err, out)
+	}
+}
+
+// call sends a JSON request to the admin API and decodes the answer.
+func (e *env) call(method, path string, body any) (int, map[string]any, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.apiURL+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+e.Token)
+	req.Header.Set("Content-Type", "application/json")
+	c := &http.Client{Timeout: 90 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return resp.StatusCode, nil, fmt.Errorf("%s %s: %d, undecodable %q", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode, out, nil
+}
+
+// create POSTs a resource and returns its id.
+func (e *env) create(path string, body map[string]any) (string, error) {
+	status, out, err := e.call(http.MethodPost, path, body)
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusCreated {
+		return "", fmt.Errorf("POST %s: %d %v", path, status, out)
+	}
+	id, _ := out["id"].(string)
+	return id, nil
+}
+
+// staged returns the current staged count of a staging config.
+func (e *env) staged(id string) int {
+	_, sc, err := e.call(http.MethodGet, "/api/v1/staging-configs/"+id, nil)
+	if err != nil {
+		return -1
+	}
+	n, _ := sc["current_sessions"].(float64)
+	return int(n)
+}
+
+// waitStaged polls until the staging config has want staged, or timeout.
+func (e *env) waitStaged(id string, want int, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if e.staged(id) == want {
+			return time.Since(start), nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return time.Since(start), fmt.Errorf("staging config %s not at %d staged within %s (at %d)", id, want, timeout, e.staged(id))
+}
+
+var permissions = []string{"allow_audio", "allow_clipboard_down", "allow_clipboard_up", "allow_downloads",
+	"allow_microphone", "allow_uploads", "allow_gamepad"}
+
+// fixture creates a zone, an agent, a group with every permission and the
+// users; it returns the ids of the zone and the agent.
+func (e *env) fixture(users ...string) (zoneID, agentID string, err error) {
+	if zoneID, err = e.create("/api/v1/zones", map[string]any{"name": "zone-a", "search_alternate_zones": false, "priority": 1,
+		"allow_origin_domain": "greenroom.test", "upstream_auth_address": "greenroom.test"}); err != nil {
+		return
+	}
+	if agentID, err = e.create("/api/v1/agents", map[string]any{"name": "agent-a", "zone": "zone-a",
+		"docker_endpoint": "unix:///var/run/docker.sock", "cores": 64, "memory_mb": 65536}); err != nil {
+		return
+	}
+	g := map[string]any{"name": "everyone", "priority": 100}
+	for _, p := range permissions {
+		g[p] = true
+	}
+	if _, err = e.create("/api/v1/groups", g); err != nil {
+		return
+	}
+	for _, u := range users {
+		if _, err = e.create("/api/v1/users", map[string]any{"username": u, "groups": []string{"everyone"}}); err != nil {
+			return
+		}
+	}
+	return
+}
+
+// workspace returns a demo workspace body with the assign exec and the
+// image's default init delay.
+func workspace(name string) map[string]any {
+	return map[string]any{
+		"name": name, "image": demoImage, "cores": 0.1, "memory_mb": 64, "port": 8080, "readiness_path": "/healthz",
+		"docker_exec_config": map[string]any{"assign": map[string]any{"cmd": []string{"/demo-workspace", "assign"}, "user": "root"}},
+	}
+}
+
+func stagingConfig(ws string, desired int) map[string]any {
+	sc := map[string]any{"zone": "zone-a", "workspace": ws, "desired_sessions": desired, "expiration_hours": 24}
+	for _, p := range permissions {
+		sc[p] = true
+	}
+	return sc
+}

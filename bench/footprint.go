@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/greenroom-dev/greenroom/libs/client"
+	"github.com/greenroom-dev/greenroom/libs/events"
+)
+
+const footprintScenarioName = "footprint"
+
+// footprintServices run as processes of their own so that each has its own
+// RSS and CPU time. The provisioner is left out: its binary has no setting
+// to confine the orphan collector to this run's containers, and on a shared
+// engine it could remove other deployments' containers.
+var footprintServices = []string{"config", "assigner", "expiry"}
+
+// footprintScenario builds the services, runs them as processes against a
+// fresh database and JetStream, reads each one's RSS idle, drives the bus
+// at saturation through config+assigner and reads RSS and CPU again.
+func footprintScenario(quick bool) error {
+	n := 5000
+	if quick {
+		n = 2000
+	}
+	e, err := startEnv(envBare)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	bin, err := os.MkdirTemp("", "greenroom-bench-bin-")
+	if err != nil {
+		return err
+	}
+	// GREENROOM_BENCH_KEEP=1 keeps the binaries and their logs.
+	if os.Getenv("GREENROOM_BENCH_KEEP") == "" {
+		e.undo = append(e.undo, func() { _ = os.RemoveAll(bin) })
+	} else {
+		fmt.Fprintf(os.Stderr, "bench: service binaries and logs in %s\n", bin)
+	}
+	args := []string{"build", "-o", bin}
+	for _, s := range footprintServices {
+		args = append(args, "./services/"+s)
+	}
+	build := exec.Command("go", args...)
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building the services: %w", err)
+	}
+
+	procs := map[string]*exec.Cmd{}
+	for _, s := range footprintServices {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		logf, err := os.Create(filepath.Join(bin, s+".log"))
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(filepath.Join(bin, s))
+		cmd.Env = append(os.Environ(), "GREENROOM_DATABASE_URL="+e.DBURL, "GREENROOM_NATS_URL="+e.NATS.ClientURL(),
+			"GREENROOM_HTTP_ADDR="+addr, "GREENROOM_ADMIN_TOKEN="+e.Token, "GREENROOM_LOG_LEVEL=warn")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return fmt.Errorf("starting %s: %w", s, err)
+		}
+		procs[s] = cmd
+		e.cancel = append(e.cancel, func() { stopProcess(cmd); logf.Close() })
+		if s == "config" {
+			e.apiURL = "http://" + addr
+		}
+		if err := waitHTTP("http://"+addr+"/readyz", 30*time.Second); err != nil {
+			return fmt.Errorf("%s not ready: %w (log %s)", s, err, logf.Name())
+		}
+	}
+
+	// Idle: a few seconds after start, nothing configured.
+	time.Sleep(3 * time.Second)
+	for _, s := range footprintServices {
+		rss, _ := procRSS(procs[s].Process.Pid)
+		mib := float64(rss) / (1 << 20)
+		add(footprintScenarioName, s+" RSS idle", mib, "MiB", 0, 0, "< 50 MiB", ptr(mib < 50))
+	}
+
+	// Saturation through config + assigner (no provisioner: staged rows
+	// without containers, as in the assignment scenario).
+	zoneID, agentID, err := e.fixture("bench")
+	if err != nil {
+		return err
+	}
+	wsID, err := e.create("/api/v1/workspaces", workspace("demo"))
+	if err != nil {
+		return err
+	}
+	scID, err := e.create("/api/v1/staging-configs", stagingConfig("demo", 1))
+	if err != nil {
+		return err
+	}
+	if err := seedStaged(e, n+100, wsID, zoneID, agentID, scID); err != nil {
+		return err
+	}
+	nc, err := nats.Connect(e.NATS.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	w, err := newWatcher(nc, events.TypeSessionAssigned)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	cl, err := client.New(nc, client.WithSource("greenroom/bench"))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	publish := func(id string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _, err := cl.Publish(ctx, client.Request{RequestID: id, User: "bench", Workspace: "demo", Zone: "zone-a"})
+		return err
+	}
+	if _, err := w.offered(50, 100, publish); err != nil { // warm-up
+		return err
+	}
+	before := map[string]float64{}
+	for _, s := range footprintServices {
+		before[s], _ = procCPU(procs[s].Process.Pid)
+	}
+	st, err := w.offered(n, 0, publish)
+	if err != nil {
+		return err
+	}
+	done := len(st.lat)
+	for _, s := range footprintServices {
+		pid := procs[s].Process.Pid
+		rss, peak := procRSS(pid)
+		add(footprintScenarioName, s+" RSS after saturation", float64(rss)/(1<<20), "MiB", 0, 0, "", nil)
+		add(footprintScenarioName, s+" peak RSS (VmHWM)", float64(peak)/(1<<20), "MiB", 0, 0, "", nil)
+		if cpu, err := procCPU(pid); err == nil && done > 0 {
+			add(footprintScenarioName, s+" CPU per 1,000 assignments", (cpu-before[s])*1000/float64(done), "s", 0, 0, "", nil)
+		}
+	}
+	add(footprintScenarioName, fmt.Sprintf("saturation rate (services as processes, n=%d)", done), st.rate, "/s", 0, 0, "", nil)
+	return nil
+}
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOWORK").Output()
+	if err != nil {
+		return "", err
+	}
+	w := strings.TrimSpace(string(out))
+	if w == "" || w == "off" {
+		return "", fmt.Errorf("run from the repository (go.work not found)")
+	}
+	return filepath.Dir(w), nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitHTTP(url string, timeout time.Duration) error {
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) && !interrupted() {
+		resp, err := hc.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("no answer within %s: %v", timeout, last)
+}
+
+// stopProcess sends SIGTERM, and SIGKILL after 15 s.
+func stopProcess(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// procRSS returns VmRSS and VmHWM of pid in bytes.
+func procRSS(pid int) (rss, peak int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb * 1024
+		case "VmHWM:":
+			peak = kb * 1024
+		}
+	}
+	return rss, peak
+}
+
+// procCPU returns the user+system CPU seconds of pid (USER_HZ = 100).
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 of the whole line.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, nil
+}
