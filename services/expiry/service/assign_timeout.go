@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
-	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 )
 
@@ -42,34 +40,20 @@ func (s *Sweeper) failStuckAssigning(ctx context.Context, now time.Time) (change
 		full = len(due) == s.cfg.BatchSize
 		for _, d := range due {
 			detail := fmt.Sprintf("no outcome within %s", timeout)
-			_, err := sessions.Transition(ctx, tx, d.ID, sessions.Assigning, sessions.Failed,
-				sessions.Change{FailureReason: sessions.Ptr(events.RecordedFailure(events.ReasonAssignFailed, detail))})
-			if errors.Is(err, sessions.ErrStale) {
-				continue // moved on under our lock: cannot happen; see failStuckProvisioning
-			}
+			moved, err := s.failTimedOut(ctx, tx, timedOut{
+				SessionID: d.ID, RequestID: d.RequestID.String, StagingConfigID: d.StagingConfigID.String,
+				From: sessions.Assigning, Reason: events.ReasonAssignFailed, Expired: reasonAssignTimeout,
+				Recorded: detail,
+				Detail: fmt.Sprintf("%s: session %s was still assigning %s after it was claimed; its assign command never reported back",
+					detail, d.ID, now.Sub(d.Since).Round(time.Second)),
+			})
 			if err != nil {
-				return fmt.Errorf("error failing session %s: %w", d.ID, err)
+				return err
+			}
+			if !moved {
+				continue
 			}
 			requestID := d.RequestID.String
-			if _, err := outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionFailed, events.TypeSessionFailed,
-				events.SessionFailed{
-					RequestID: requestID,
-					SessionID: d.ID,
-					Reason:    events.ReasonAssignFailed,
-					Detail: fmt.Sprintf("%s: session %s was still assigning %s after it was claimed; its assign command never reported back",
-						detail, d.ID, now.Sub(d.Since).Round(time.Second)),
-				}, requestID); err != nil {
-				return err
-			}
-			if _, err := outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionExpired, events.TypeSessionExpired,
-				events.SessionExpired{
-					SessionID:       d.ID,
-					RequestID:       requestID,
-					StagingConfigID: d.StagingConfigID.String,
-					Reason:          reasonAssignTimeout,
-				}, requestID); err != nil {
-				return err
-			}
 			s.log.Warn("session stuck in assigning failed",
 				zap.String("session_id", d.ID), zap.String("request_id", requestID),
 				zap.String("staging_config_id", d.StagingConfigID.String),

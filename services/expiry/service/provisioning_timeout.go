@@ -39,35 +39,19 @@ func (s *Sweeper) failStuckProvisioning(ctx context.Context, now time.Time) (cha
 		full = len(due) == s.cfg.BatchSize
 		for _, d := range due {
 			detail := fmt.Sprintf("provisioning timed out after %s", timeout)
-			_, err := sessions.Transition(ctx, tx, d.ID, sessions.Provisioning, sessions.Failed,
-				sessions.Change{FailureReason: sessions.Ptr(events.RecordedFailure(events.ReasonProvisioningTimeout, detail))})
-			if errors.Is(err, sessions.ErrStale) {
-				// Cannot happen while we hold the row lock; if it does, the
-				// session has moved on and its timer no longer applies.
+			moved, err := s.failTimedOut(ctx, tx, timedOut{
+				SessionID: d.ID, RequestID: d.RequestID.String, StagingConfigID: d.StagingConfigID.String,
+				From: sessions.Provisioning, Reason: events.ReasonProvisioningTimeout, Expired: reasonProvisioningTimeout,
+				Recorded: detail,
+				Detail:   fmt.Sprintf("%s: session %s was still provisioning %s after it was created", detail, d.ID, now.Sub(d.CreatedAt).Round(time.Second)),
+			})
+			if err != nil {
+				return err
+			}
+			if !moved {
 				continue
 			}
-			if err != nil {
-				return fmt.Errorf("error failing session %s: %w", d.ID, err)
-			}
 			requestID := d.RequestID.String
-			if _, err := outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionFailed, events.TypeSessionFailed,
-				events.SessionFailed{
-					RequestID: requestID,
-					SessionID: d.ID,
-					Reason:    events.ReasonProvisioningTimeout,
-					Detail:    fmt.Sprintf("%s: session %s was still provisioning %s after it was created", detail, d.ID, now.Sub(d.CreatedAt).Round(time.Second)),
-				}, requestID); err != nil {
-				return err
-			}
-			if _, err := outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionExpired, events.TypeSessionExpired,
-				events.SessionExpired{
-					SessionID:       d.ID,
-					RequestID:       requestID,
-					StagingConfigID: d.StagingConfigID.String,
-					Reason:          reasonProvisioningTimeout,
-				}, requestID); err != nil {
-				return err
-			}
 			s.log.Warn("session stuck in provisioning failed",
 				zap.String("session_id", d.ID), zap.String("request_id", requestID),
 				zap.String("staging_config_id", d.StagingConfigID.String),
@@ -80,4 +64,43 @@ func (s *Sweeper) failStuckProvisioning(ctx context.Context, now time.Time) (cha
 		return 0, false, err
 	}
 	return changed, full, nil
+}
+
+// timedOut is a session whose timer fired, and what to say about it.
+type timedOut struct {
+	SessionID, RequestID, StagingConfigID string
+	// From is the status the session is stuck in.
+	From sessions.Status
+	// Reason is session.failed's reason; Expired is session.expired's.
+	Reason, Expired string
+	// Recorded goes to failure_reason (after the reason); Detail to the
+	// event.
+	Recorded, Detail string
+}
+
+// failTimedOut moves a session whose timer fired to failed and announces
+// it in tx: greenroom.session.failed, the outcome its requester (if any)
+// is waiting for, and greenroom.session.expired, on which the provisioner
+// removes its container. moved is false when the session left From
+// meanwhile: that cannot happen under the row lock the callers hold, but
+// if it does its timer no longer applies.
+func (s *Sweeper) failTimedOut(ctx context.Context, tx *sqlx.Tx, t timedOut) (moved bool, err error) {
+	_, err = sessions.Transition(ctx, tx, t.SessionID, t.From, sessions.Failed,
+		sessions.Change{FailureReason: sessions.Ptr(events.RecordedFailure(t.Reason, t.Recorded))})
+	if errors.Is(err, sessions.ErrStale) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("error failing session %s: %w", t.SessionID, err)
+	}
+	if _, err := outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionFailed, events.TypeSessionFailed,
+		events.SessionFailed{RequestID: t.RequestID, SessionID: t.SessionID, Reason: t.Reason, Detail: t.Detail}, t.RequestID); err != nil {
+		return false, err
+	}
+	if _, err := outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionExpired, events.TypeSessionExpired,
+		events.SessionExpired{SessionID: t.SessionID, RequestID: t.RequestID, StagingConfigID: t.StagingConfigID, Reason: t.Expired},
+		t.RequestID); err != nil {
+		return false, err
+	}
+	return true, nil
 }
