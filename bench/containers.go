@@ -174,13 +174,14 @@ func sorted(d []time.Duration) stats {
 }
 
 // bareCreateStart creates and starts a demo container (published on
-// loopback) and probes its readiness path every 50 ms, as the
-// provisioner does, until it answers; it returns the time and the id.
-func bareCreateStart(ctx context.Context, dc *dockerclient.Client, label string) (time.Duration, string, error) {
+// loopback) with the environment envVars and probes its readiness path
+// every 50 ms, as the provisioner does, until it answers; it returns the
+// time and the id.
+func bareCreateStart(ctx context.Context, dc *dockerclient.Client, label string, envVars ...string) (time.Duration, string, error) {
 	port := nat.Port("8080/tcp")
 	start := time.Now()
 	c, err := dc.ContainerCreate(ctx, &container.Config{Image: demoImage, ExposedPorts: nat.PortSet{port: {}},
-		Labels: map[string]string{"greenroom.bench": label}},
+		Env: envVars, Labels: map[string]string{"greenroom.bench": label}},
 		&container.HostConfig{PortBindings: nat.PortMap{port: {{HostIP: "127.0.0.1", HostPort: ""}}},
 			Resources: container.Resources{NanoCPUs: 100_000_000, Memory: 64 << 20}}, nil, nil, "")
 	if err != nil {

@@ -78,7 +78,7 @@ func main() {
 	quick := flag.Bool("quick", os.Getenv("QUICK") != "" && os.Getenv("QUICK") != "0", "short version of every scenario (QUICK=1)")
 	out := flag.String("out", "bench/results", "directory of the JSON results")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the assignment scenario (services included: they run in this process) to this file")
-	only := flag.String("only", "", "comma-separated scenarios to run (assign,staged,refill,footprint); empty runs all")
+	only := flag.String("only", "", "comma-separated scenarios to run (assign,staged,refill,provision,idle,footprint); empty runs all")
 	flag.Parse()
 
 	report = Report{StartedAt: time.Now().UTC(), Quick: *quick, Machine: machine()}
@@ -99,6 +99,12 @@ func main() {
 	if want("staged") || want("refill") {
 		if err := containerScenarios(*quick, want("staged"), want("refill")); err != nil {
 			note("container scenarios failed: %v", err)
+			failed = true
+		}
+	}
+	if (want("provision") || want("idle")) && !interrupted() {
+		if err := provisionScenarios(*quick, want("provision"), want("idle")); err != nil {
+			note("provisioning scenarios failed: %v", err)
 			failed = true
 		}
 	}
