@@ -88,36 +88,30 @@ FOR UPDATE SKIP LOCKED`
 const touchDestroyingSQL = `
 UPDATE sessions SET updated_at = $2 WHERE id = $1 AND status = 'destroying'`
 
-func selectStuckProvisioning(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+// selectDue runs one of the timers' selections: sessions due at p.Cutoff,
+// at most p.Limit, locked with SKIP LOCKED.
+func selectDue(ctx context.Context, q sessions.Queryer, query, what string, p dueParams) ([]dueSession, error) {
 	var due []dueSession
-	if err := q.SelectContext(ctx, &due, selectStuckProvisioningSQL, p.Cutoff, p.Limit); err != nil {
-		return nil, fmt.Errorf("error fetching sessions stuck in provisioning: %w", err)
+	if err := q.SelectContext(ctx, &due, query, p.Cutoff, p.Limit); err != nil {
+		return nil, fmt.Errorf("error fetching %s: %w", what, err)
 	}
 	return due, nil
+}
+
+func selectStuckProvisioning(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+	return selectDue(ctx, q, selectStuckProvisioningSQL, "sessions stuck in provisioning", p)
 }
 
 func selectExpiredStaged(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
-	var due []dueSession
-	if err := q.SelectContext(ctx, &due, selectExpiredStagedSQL, p.Cutoff, p.Limit); err != nil {
-		return nil, fmt.Errorf("error fetching expired staged sessions: %w", err)
-	}
-	return due, nil
+	return selectDue(ctx, q, selectExpiredStagedSQL, "expired staged sessions", p)
 }
 
 func selectStuckAssigning(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
-	var due []dueSession
-	if err := q.SelectContext(ctx, &due, selectStuckAssigningSQL, p.Cutoff, p.Limit); err != nil {
-		return nil, fmt.Errorf("error fetching sessions stuck in assigning: %w", err)
-	}
-	return due, nil
+	return selectDue(ctx, q, selectStuckAssigningSQL, "sessions stuck in assigning", p)
 }
 
 func selectStuckDestroying(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
-	var due []dueSession
-	if err := q.SelectContext(ctx, &due, selectStuckDestroyingSQL, p.Cutoff, p.Limit); err != nil {
-		return nil, fmt.Errorf("error fetching sessions stuck in destroying: %w", err)
-	}
-	return due, nil
+	return selectDue(ctx, q, selectStuckDestroyingSQL, "sessions stuck in destroying", p)
 }
 
 // touchDestroying restarts session id's destroying timer at `at`; false
