@@ -96,12 +96,7 @@ func assignScenario(quick bool) error {
 		return err
 	}
 	defer cl.Close()
-	publish := func(id string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _, err := cl.Publish(ctx, client.Request{RequestID: id, User: "bench", Workspace: "demo", Zone: "zone-a"})
-		return err
-	}
+	publish := requestPublisher(cl)
 
 	// Warm-up: connections, prepared plans, consumer.
 	if _, err := w.offered(warmN, 100, publish); err != nil {
@@ -422,3 +417,14 @@ func (w *watcher) offered(n int, rate float64, send func(id string) error) (stat
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func fmtMs(d time.Duration) string { return fmt.Sprintf("%g ms", ms(d)) }
+
+// requestPublisher publishes a session request of the bench user for
+// workspace demo in zone-a under the given request id.
+func requestPublisher(cl *client.Client) func(id string) error {
+	return func(id string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _, err := cl.Publish(ctx, client.Request{RequestID: id, User: "bench", Workspace: "demo", Zone: "zone-a"})
+		return err
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -133,12 +132,7 @@ func footprintScenario(quick bool) error {
 		return err
 	}
 	defer cl.Close()
-	publish := func(id string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _, err := cl.Publish(ctx, client.Request{RequestID: id, User: "bench", Workspace: "demo", Zone: "zone-a"})
-		return err
-	}
+	publish := requestPublisher(cl)
 	if _, err := w.offered(50, 100, publish); err != nil { // warm-up
 		return err
 	}
