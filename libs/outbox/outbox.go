@@ -38,7 +38,7 @@ func Enqueue(ctx context.Context, tx sqlx.ExecerContext, subject string, ev even
 	hdr, _ := json.Marshal(headers)
 	_, err = tx.ExecContext(ctx,
 		`INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
-		ev.ID, subject, payload, hdr)
+		ev.ID, subject, string(payload), string(hdr))
 	if err != nil {
 		return fmt.Errorf("writing %s to outbox: %w", ev.Type, err)
 	}

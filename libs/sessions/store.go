@@ -89,7 +89,7 @@ func Insert(ctx context.Context, q Queryer, n New) (Session, error) {
 		(id, request_id, workspace_id, zone_id, agent_id, staging_config_id, user_id, origin, status, permissions, cores, memory_mb)
 		VALUES ($1, NULLIF($2, ''), $3, $4, NULLIF($5, '')::uuid, NULLIF($6, '')::uuid, NULLIF($7, '')::uuid, $8, 'provisioning', $9, $10, $11)
 		RETURNING `+columns,
-		n.ID, n.RequestID, n.WorkspaceID, n.ZoneID, n.AgentID, n.StagingConfigID, n.UserID, n.Origin, perms, n.Cores, n.MemoryMB)
+		n.ID, n.RequestID, n.WorkspaceID, n.ZoneID, n.AgentID, n.StagingConfigID, n.UserID, n.Origin, string(perms), n.Cores, n.MemoryMB)
 	if err != nil {
 		return Session{}, fmt.Errorf("inserting session: %w", err)
 	}
@@ -152,7 +152,7 @@ func ClaimStaged(ctx context.Context, q Queryer, stagingConfigID, userID, reques
 		return Session{}, err
 	}
 	var s Session
-	err = q.GetContext(ctx, &s, ClaimStagedSQL, stagingConfigID, userID, requestID, raw)
+	err = q.GetContext(ctx, &s, ClaimStagedSQL, stagingConfigID, userID, requestID, string(raw))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, ErrNoneStaged
 	}

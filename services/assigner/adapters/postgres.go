@@ -8,7 +8,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
@@ -54,14 +53,17 @@ type Tx struct {
 
 // RequestContext is what the rules need to plan one request.
 type RequestContext struct {
-	UserID    string
-	Workspace domain.Workspace
-	Cores     float64
-	MemoryMB  int
-	Zone      domain.Zone
-	Zones     []domain.Zone
-	Groups    []domain.Group
-	Configs   []domain.StagingConfig
+	// ExistingSessionID is the session already made for the request's
+	// request_id, if any.
+	ExistingSessionID string
+	UserID            string
+	Workspace         domain.Workspace
+	Cores             float64
+	MemoryMB          int
+	Zone              domain.Zone
+	Zones             []domain.Zone
+	Groups            []domain.Group
+	Configs           []domain.StagingConfig
 }
 
 // ZoneName returns the name of a zone of the context.
@@ -74,54 +76,111 @@ func (rc RequestContext) ZoneName(id string) string {
 	return ""
 }
 
-// ExistingSession returns the session already made for requestID, if any.
-func (t *Tx) ExistingSession(ctx context.Context, requestID string) (sessions.Session, bool, error) {
-	s, err := sessions.GetByRequestID(ctx, t.tx, requestID)
-	if errors.Is(err, sessions.ErrNotFound) {
-		return sessions.Session{}, false, nil
-	}
-	return s, err == nil, err
+// Session loads the session already made for a request (see
+// RequestContext.ExistingSessionID).
+func (t *Tx) Session(ctx context.Context, requestID string) (sessions.Session, error) {
+	return sessions.GetByRequestID(ctx, t.tx, requestID)
 }
 
-// Load reads the user, workspace, zones, groups and staging configs of req.
+// loadSQL reads everything one request needs in one round trip: the
+// session already made for its request_id (if any), the user, the
+// workspace, every zone, the user's groups and the workspace's staging
+// configs. $1 user, $2 workspace, $3 request_id.
+const loadSQL = `WITH u AS (SELECT id FROM users WHERE username = $1),
+	w AS (SELECT id, name, enabled, persistent_profile_path, volume_mappings, cores, memory_mb
+		FROM workspaces WHERE name = $2)
+SELECT
+	(SELECT id::text FROM sessions WHERE request_id = $3) AS existing_session_id,
+	(SELECT id::text FROM u) AS user_id,
+	(SELECT row_to_json(w) FROM w) AS workspace,
+	(SELECT COALESCE(json_agg(json_build_object('id', id, 'name', name,
+			'search_alternate_zones', search_alternate_zones, 'priority', priority)), '[]')
+		FROM zones) AS zones,
+	(SELECT COALESCE(json_agg(json_build_object('name', g.name, 'priority', g.priority,
+			'allow_audio', g.allow_audio, 'allow_clipboard_down', g.allow_clipboard_down,
+			'allow_clipboard_up', g.allow_clipboard_up, 'allow_downloads', g.allow_downloads,
+			'allow_microphone', g.allow_microphone, 'allow_uploads', g.allow_uploads,
+			'allow_gamepad', g.allow_gamepad, 'expose_user_environment_vars', g.expose_user_environment_vars,
+			'inject_ssh_keys', g.inject_ssh_keys, 'run_config', g.run_config,
+			'volume_mapping', g.volume_mapping, 'web_filter_policy', g.web_filter_policy)), '[]')
+		FROM groups g JOIN user_groups ug ON ug.group_id = g.id WHERE ug.user_id = (SELECT id FROM u)) AS groups,
+	(SELECT COALESCE(json_agg(json_build_object('id', c.id, 'zone_id', c.zone_id,
+			'workspace_id', c.workspace_id, 'allow_audio', c.allow_audio,
+			'allow_clipboard_down', c.allow_clipboard_down, 'allow_clipboard_up', c.allow_clipboard_up,
+			'allow_downloads', c.allow_downloads, 'allow_microphone', c.allow_microphone,
+			'allow_uploads', c.allow_uploads, 'allow_gamepad', c.allow_gamepad)), '[]')
+		FROM staging_configs c WHERE c.workspace_id = (SELECT id FROM w) AND c.deleted_at IS NULL) AS configs`
+
+// Load reads the user, workspace, zones, groups and staging configs of req
+// in one query. When req's request_id already has a session,
+// ExistingSessionID is set, whatever else the error says: a repeated
+// request is answered from its session even if its user has gone since.
 func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestContext, error) {
+	var row struct {
+		Existing  sql.NullString `db:"existing_session_id"`
+		UserID    sql.NullString `db:"user_id"`
+		Workspace []byte         `db:"workspace"`
+		Zones     []byte         `db:"zones"`
+		Groups    []byte         `db:"groups"`
+		Configs   []byte         `db:"configs"`
+	}
 	var rc RequestContext
-	err := t.tx.GetContext(ctx, &rc.UserID, `SELECT id FROM users WHERE username = $1`, req.User)
-	if errors.Is(err, sql.ErrNoRows) {
+	if err := t.tx.GetContext(ctx, &row, loadSQL, req.User, req.Workspace, req.RequestID); err != nil {
+		return rc, fmt.Errorf("loading request context: %w", err)
+	}
+	rc.ExistingSessionID = row.Existing.String
+	if !row.UserID.Valid {
 		return rc, &UnknownReferenceError{Field: "user", Name: req.User}
-	} else if err != nil {
-		return rc, fmt.Errorf("loading user: %w", err)
+	}
+	rc.UserID = row.UserID.String
+	if row.Workspace == nil {
+		return rc, &UnknownReferenceError{Field: "workspace", Name: req.Workspace}
 	}
 
 	var ws struct {
-		ID                    string          `db:"id"`
-		Name                  string          `db:"name"`
-		Enabled               bool            `db:"enabled"`
-		PersistentProfilePath string          `db:"persistent_profile_path"`
-		VolumeMappings        json.RawMessage `db:"volume_mappings"`
-		Cores                 float64         `db:"cores"`
-		MemoryMB              int             `db:"memory_mb"`
+		ID                    string          `json:"id"`
+		Name                  string          `json:"name"`
+		Enabled               bool            `json:"enabled"`
+		PersistentProfilePath string          `json:"persistent_profile_path"`
+		VolumeMappings        json.RawMessage `json:"volume_mappings"`
+		Cores                 float64         `json:"cores"`
+		MemoryMB              int             `json:"memory_mb"`
 	}
-	err = t.tx.GetContext(ctx, &ws, `SELECT id, name, enabled, persistent_profile_path, volume_mappings, cores, memory_mb
-		FROM workspaces WHERE name = $1`, req.Workspace)
-	if errors.Is(err, sql.ErrNoRows) {
-		return rc, &UnknownReferenceError{Field: "workspace", Name: req.Workspace}
-	} else if err != nil {
-		return rc, fmt.Errorf("loading workspace: %w", err)
+	var zones []struct {
+		ID       string `json:"id"`
+		Name     string `json:"name"`
+		Search   bool   `json:"search_alternate_zones"`
+		Priority int    `json:"priority"`
 	}
+	var groups []struct {
+		Name     string `json:"name"`
+		Priority int    `json:"priority"`
+		events.Permissions
+		Expose    bool            `json:"expose_user_environment_vars"`
+		SSH       bool            `json:"inject_ssh_keys"`
+		RunConfig json.RawMessage `json:"run_config"`
+		VolMap    json.RawMessage `json:"volume_mapping"`
+		Filter    string          `json:"web_filter_policy"`
+	}
+	var configs []struct {
+		ID          string `json:"id"`
+		ZoneID      string `json:"zone_id"`
+		WorkspaceID string `json:"workspace_id"`
+		events.Permissions
+	}
+	for _, part := range []struct {
+		name string
+		raw  []byte
+		into any
+	}{{"workspace", row.Workspace, &ws}, {"zones", row.Zones, &zones}, {"groups", row.Groups, &groups}, {"staging configs", row.Configs, &configs}} {
+		if err := json.Unmarshal(part.raw, part.into); err != nil {
+			return rc, fmt.Errorf("decoding %s: %w", part.name, err)
+		}
+	}
+
 	rc.Workspace = domain.Workspace{ID: ws.ID, Name: ws.Name, Enabled: ws.Enabled,
 		PersistentProfilePath: ws.PersistentProfilePath, VolumeMappings: ws.VolumeMappings}
 	rc.Cores, rc.MemoryMB = ws.Cores, ws.MemoryMB
-
-	var zones []struct {
-		ID       string `db:"id"`
-		Name     string `db:"name"`
-		Search   bool   `db:"search_alternate_zones"`
-		Priority int    `db:"priority"`
-	}
-	if err := t.tx.SelectContext(ctx, &zones, `SELECT id, name, search_alternate_zones, priority FROM zones`); err != nil {
-		return rc, fmt.Errorf("loading zones: %w", err)
-	}
 	found := false
 	for _, z := range zones {
 		dz := domain.Zone{ID: z.ID, Name: z.Name, SearchAlternateZones: z.Search, Priority: z.Priority}
@@ -133,39 +192,10 @@ func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestCont
 	if !found {
 		return rc, &UnknownReferenceError{Field: "zone", Name: req.Zone}
 	}
-
-	var groups []struct {
-		Name     string `db:"name"`
-		Priority int    `db:"priority"`
-		events.Permissions
-		Expose    bool            `db:"expose_user_environment_vars"`
-		SSH       bool            `db:"inject_ssh_keys"`
-		RunConfig json.RawMessage `db:"run_config"`
-		VolMap    json.RawMessage `db:"volume_mapping"`
-		Filter    string          `db:"web_filter_policy"`
-	}
-	if err := t.tx.SelectContext(ctx, &groups, `SELECT g.name, g.priority, g.allow_audio, g.allow_clipboard_down,
-			g.allow_clipboard_up, g.allow_downloads, g.allow_microphone, g.allow_uploads, g.allow_gamepad,
-			g.expose_user_environment_vars, g.inject_ssh_keys, g.run_config, g.volume_mapping, g.web_filter_policy
-		FROM groups g JOIN user_groups ug ON ug.group_id = g.id WHERE ug.user_id = $1`, rc.UserID); err != nil {
-		return rc, fmt.Errorf("loading groups: %w", err)
-	}
 	for _, g := range groups {
 		rc.Groups = append(rc.Groups, domain.Group{Name: g.Name, Priority: g.Priority, Permissions: g.Permissions,
 			ExposeUserEnvironmentVars: g.Expose, InjectSSHKeys: g.SSH, RunConfig: g.RunConfig,
 			VolumeMapping: g.VolMap, WebFilterPolicy: g.Filter})
-	}
-
-	var configs []struct {
-		ID          string `db:"id"`
-		ZoneID      string `db:"zone_id"`
-		WorkspaceID string `db:"workspace_id"`
-		events.Permissions
-	}
-	if err := t.tx.SelectContext(ctx, &configs, `SELECT id, zone_id, workspace_id, allow_audio, allow_clipboard_down,
-			allow_clipboard_up, allow_downloads, allow_microphone, allow_uploads, allow_gamepad
-		FROM staging_configs WHERE workspace_id = $1 AND deleted_at IS NULL`, rc.Workspace.ID); err != nil {
-		return rc, fmt.Errorf("loading staging configs: %w", err)
 	}
 	for _, c := range configs {
 		rc.Configs = append(rc.Configs, domain.StagingConfig{ID: c.ID, ZoneID: c.ZoneID, WorkspaceID: c.WorkspaceID, Permissions: c.Permissions})

@@ -62,13 +62,14 @@ func (h RequestSession) Handle(ctx context.Context, req events.SessionRequested)
 }
 
 func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.SessionRequested) (Result, error) {
-	if existing, ok, err := tx.ExistingSession(ctx, req.RequestID); err != nil {
-		return Result{}, err
-	} else if ok {
+	rc, err := tx.Load(ctx, req)
+	if rc.ExistingSessionID != "" {
+		existing, err := tx.Session(ctx, req.RequestID)
+		if err != nil {
+			return Result{}, err
+		}
 		return h.repeated(ctx, tx, req, existing)
 	}
-
-	rc, err := tx.Load(ctx, req)
 	var unknown *adapters.UnknownReferenceError
 	if errors.As(err, &unknown) {
 		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req.RequestID, events.ReasonUnknownReference, unknown.Error())

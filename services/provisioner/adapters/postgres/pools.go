@@ -209,7 +209,7 @@ func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain
 	if err := tx.SelectContext(ctx, &rows, `SELECT id, status, COALESCE(staged_at, created_at) AS since,
 			permissions = $2::jsonb AS current
 		FROM sessions
-		WHERE staging_config_id = $1 AND status IN ('provisioning', 'staged', 'destroying')`, c.ID, perms); err != nil {
+		WHERE staging_config_id = $1 AND status IN ('provisioning', 'staged', 'destroying')`, c.ID, string(perms)); err != nil {
 		return state, fmt.Errorf("loading sessions of staging config %s: %w", c.ID, err)
 	}
 	for _, r := range rows {
