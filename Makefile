@@ -32,10 +32,10 @@ test: ## Run every module's tests with -race (needs PostgreSQL, installed if mis
 	@bash scripts/build-demo-image.sh
 	@$(each_module) go test $(GO_TEST_FLAGS) ./...
 
-bench: ## Run the benchmarks against the raw limits; QUICK=1 for a short run (about 2½ minutes) (results in bench/results/)
+bench: ## Run the benchmarks against the raw limits; QUICK=1 for a short run, BENCH_FLAGS='--only assign' for some (results in bench/results/)
 	@bash scripts/ensure-postgres.sh
 	@bash scripts/build-demo-image.sh
-	@QUICK="$(QUICK)" go run ./bench
+	@go run ./cmd/greenroom bench $(if $(filter-out 0,$(QUICK)),--quick) $(BENCH_FLAGS)
 
 build: ## Build the four services and the greenroom CLI into bin/
 	@bash scripts/build.sh bin

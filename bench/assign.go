@@ -1,11 +1,12 @@
-package main
+package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,7 @@ type rateStep struct {
 // session.assigned. Raw limit: ClaimStaged + outbox insert per transaction
 // at the same concurrency against the same database.
 func assignScenario(quick bool) error {
-	steps := []rateStep{{50, 10 * time.Second}, {200, 10 * time.Second}, {500, 10 * time.Second}}
+	steps := []rateStep{{50, 10 * time.Second}, {100, 10 * time.Second}, {200, 10 * time.Second}, {500, 10 * time.Second}}
 	satN, httpN, rawN, rawMax := 6000, 1000, 20000, 10*time.Second
 	if quick {
 		steps = []rateStep{{100, 3 * time.Second}, {500, 3 * time.Second}}
@@ -53,20 +54,20 @@ func assignScenario(quick bool) error {
 		return err
 	}
 	defer e.close()
-	zoneID, agentID, err := e.fixture("bench")
+	zoneID, agentID, err := e.fixture()
 	if err != nil {
 		return err
 	}
-	userID, err := e.userID("bench")
+	userID, err := e.userID(e.User)
 	if err != nil {
 		return fmt.Errorf("finding the user's id: %w", err)
 	}
 	// The workspace is never started here: no provisioner runs.
-	wsID, err := e.create("/api/v1/workspaces", workspace("demo"))
+	wsID, err := e.create("/api/v1/workspaces", e.workspace("demo"))
 	if err != nil {
 		return err
 	}
-	scID, err := e.create("/api/v1/staging-configs", stagingConfig("demo", 1))
+	scID, err := e.create("/api/v1/staging-configs", e.stagingConfig("demo", 1))
 	if err != nil {
 		return err
 	}
@@ -76,7 +77,7 @@ func assignScenario(quick bool) error {
 	}
 	fmt.Fprintf(os.Stderr, "bench: seeded %d staged sessions in %s\n", pool, time.Since(t0).Round(time.Millisecond))
 
-	nc, err := nats.Connect(e.NATS.ClientURL())
+	nc, err := nats.Connect(e.NatsURL)
 	if err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func assignScenario(quick bool) error {
 		return err
 	}
 	defer w.close()
-	pubNC, err := nats.Connect(e.NATS.ClientURL())
+	pubNC, err := nats.Connect(e.NatsURL)
 	if err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func assignScenario(quick bool) error {
 		return err
 	}
 	defer cl.Close()
-	publish := requestPublisher(cl)
+	publish := e.requestPublisher(cl)
 
 	// Warm-up: connections, prepared plans, consumer.
 	if _, err := w.offered(warmN, 100, publish); err != nil {
@@ -130,6 +131,10 @@ func assignScenario(quick bool) error {
 		lat("p90", st.p(0.90), 0)
 		lat("p99", st.p(0.99), p99t)
 		lat("max", st.p(1), 0)
+		lat("p50 of which request → assigner wrote the event", quantile(st.service, 0.5), 0)
+		lat("p99 of which request → assigner wrote the event", quantile(st.service, 0.99), 0)
+		lat("p50 of which event written → received", quantile(st.delivery, 0.5), 0)
+		lat("p99 of which event written → received", quantile(st.delivery, 0.99), 0)
 		add(assignScenarioName, name+" achieved rate", st.rate, "/s", 0, 0, fmt.Sprintf("= %g/s offered", s.rate), ptr(st.rate >= 0.95*s.rate))
 		if st.lost > 0 {
 			note("%s: %d of %d requests got no session.assigned within the wait", name, st.lost, n)
@@ -150,7 +155,7 @@ func assignScenario(quick bool) error {
 	if !interrupted() {
 		post := func(id string) error {
 			status, out, err := e.call(http.MethodPost, "/api/v1/sessions?wait=0",
-				map[string]any{"user": "bench", "workspace": "demo", "zone": "zone-a", "request_id": id})
+				map[string]any{"user": e.User, "workspace": e.name("demo"), "zone": e.Zone, "request_id": id})
 			if err != nil {
 				return err
 			}
@@ -246,7 +251,7 @@ func rawClaims(e *env, scID, userID string, n int, max time.Duration) (float64, 
 						return err
 					}
 					ev, err := events.New("greenroom/bench", events.TypeSessionAssigned, events.SessionAssigned{RequestID: rid,
-						SessionID: s.ID, User: "bench", UserID: userID, Workspace: "demo", Zone: "zone-a", StagingConfigID: scID})
+						SessionID: s.ID, User: e.User, UserID: userID, Workspace: e.name("demo"), Zone: e.Zone, StagingConfigID: scID})
 					if err != nil {
 						return err
 					}
@@ -279,18 +284,28 @@ type watcher struct {
 	mu      sync.Mutex
 	pending map[string]time.Time // request id → publish start
 	got     map[string]time.Time // request id → event received
+	made    map[string]time.Time // request id → the event's own time (when the service wrote it)
 	arrived chan struct{}
 }
 
 func newWatcher(nc *nats.Conn, subject string) (*watcher, error) {
-	w := &watcher{pending: map[string]time.Time{}, got: map[string]time.Time{}, arrived: make(chan struct{}, 1)}
+	w := &watcher{pending: map[string]time.Time{}, got: map[string]time.Time{}, made: map[string]time.Time{},
+		arrived: make(chan struct{}, 1)}
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		now := time.Now()
 		id := m.Header.Get(events.HeaderRequestID)
+		// The CloudEvents time is set when the service writes the event in
+		// its transaction: it splits the latency into the service's part
+		// and the delivery (commit, outbox relay, stream, subscriber).
+		var ev struct {
+			Time time.Time `json:"time"`
+		}
+		_ = json.Unmarshal(m.Data, &ev)
 		w.mu.Lock()
 		if _, ok := w.pending[id]; ok {
 			if _, seen := w.got[id]; !seen {
 				w.got[id] = now
+				w.made[id] = ev.Time
 			}
 		}
 		w.mu.Unlock()
@@ -315,15 +330,22 @@ type stats struct {
 	lat  []time.Duration // sorted
 	rate float64         // completed per second, first send → last event
 	lost int
+	// The two hops of lat, each sorted: request published → event written
+	// by the service (bus in, decision, claim), and event written →
+	// received (commit, outbox relay, stream, subscriber).
+	service, delivery []time.Duration
 }
 
-func (s stats) p(q float64) time.Duration {
-	if len(s.lat) == 0 {
+func (s stats) p(q float64) time.Duration { return quantile(s.lat, q) }
+
+// quantile of sorted durations (nearest rank).
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(q*float64(len(s.lat))+0.5) - 1
-	i = min(max(i, 0), len(s.lat)-1)
-	return s.lat[i]
+	i := int(q*float64(len(sorted))+0.5) - 1
+	i = min(max(i, 0), len(sorted)-1)
+	return sorted[i]
 }
 
 // offered sends n requests through send: at rate per second (open loop:
@@ -400,14 +422,21 @@ func (w *watcher) offered(n int, rate float64, send func(id string) error) (stat
 			continue
 		}
 		st.lat = append(st.lat, at.Sub(w.pending[id]))
+		if made := w.made[id]; !made.IsZero() {
+			st.service = append(st.service, made.Sub(w.pending[id]))
+			st.delivery = append(st.delivery, at.Sub(made))
+		}
 		if at.After(last) {
 			last = at
 		}
 		delete(w.got, id)
+		delete(w.made, id)
 		delete(w.pending, id)
 	}
 	w.mu.Unlock()
-	sort.Slice(st.lat, func(i, j int) bool { return st.lat[i] < st.lat[j] })
+	for _, l := range [][]time.Duration{st.lat, st.service, st.delivery} {
+		slices.Sort(l)
+	}
 	if len(st.lat) > 0 {
 		st.rate = float64(len(st.lat)) / last.Sub(start).Seconds()
 	}
@@ -419,12 +448,12 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func fmtMs(d time.Duration) string { return fmt.Sprintf("%g ms", ms(d)) }
 
 // requestPublisher publishes a session request of the bench user for
-// workspace demo in zone-a under the given request id.
-func requestPublisher(cl *client.Client) func(id string) error {
+// workspace demo in the bench zone under the given request id.
+func (e *env) requestPublisher(cl *client.Client) func(id string) error {
 	return func(id string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, _, err := cl.Publish(ctx, client.Request{RequestID: id, User: "bench", Workspace: "demo", Zone: "zone-a"})
+		_, _, err := cl.Publish(ctx, client.Request{RequestID: id, User: e.User, Workspace: e.name("demo"), Zone: e.Zone})
 		return err
 	}
 }

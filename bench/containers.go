@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -36,10 +36,10 @@ func containerScenarios(quick, staged, refill bool) error {
 		return err
 	}
 	defer e.close()
-	if _, _, err := e.fixture("bench"); err != nil {
+	if _, _, err := e.fixture(); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(e.NATS.ClientURL())
+	nc, err := nats.Connect(e.NatsURL)
 	if err != nil {
 		return err
 	}
@@ -53,8 +53,10 @@ func containerScenarios(quick, staged, refill bool) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		start := time.Now()
-		s, err := cl.Request(ctx, client.Request{User: "bench", Workspace: ws, Zone: "zone-a"})
-		return time.Since(start), s, err
+		s, err := cl.Request(ctx, client.Request{User: e.User, Workspace: e.name(ws), Zone: e.Zone})
+		took := time.Since(start)
+		e.madeSession(s.SessionID)
+		return took, s, err
 	}
 	if staged {
 		if err := stagedVsOnDemand(e, samples, request); err != nil {
@@ -108,13 +110,13 @@ func stagedVsOnDemand(e *env, samples int, request requestFunc) error {
 
 	// Greenroom: a pool of 2, back at full before each sample so the
 	// refill's container creation does not overlap the measured request.
-	if _, err := e.create("/api/v1/workspaces", workspace("demo")); err != nil {
+	if _, err := e.create("/api/v1/workspaces", e.workspace("demo")); err != nil {
 		return err
 	}
-	if _, err := e.create("/api/v1/workspaces", workspace("demo-od")); err != nil {
+	if _, err := e.create("/api/v1/workspaces", e.workspace("demo-od")); err != nil {
 		return err
 	}
-	scID, err := e.create("/api/v1/staging-configs", stagingConfig("demo", 2))
+	scID, err := e.create("/api/v1/staging-configs", e.stagingConfig("demo", 2))
 	if err != nil {
 		return err
 	}
@@ -252,11 +254,11 @@ func bareExecAssign(ctx context.Context, dc *dockerclient.Client, id string) (ti
 // poolRefill: a new pool filled from zero, then a burst claims all of it
 // and the pool returns to desired.
 func poolRefill(e *env, size int, request requestFunc) error {
-	if _, err := e.create("/api/v1/workspaces", workspace("demo-refill")); err != nil {
+	if _, err := e.create("/api/v1/workspaces", e.workspace("demo-refill")); err != nil {
 		return err
 	}
 	start := time.Now()
-	scID, err := e.create("/api/v1/staging-configs", stagingConfig("demo-refill", size))
+	scID, err := e.create("/api/v1/staging-configs", e.stagingConfig("demo-refill", size))
 	if err != nil {
 		return err
 	}

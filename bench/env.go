@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,9 +44,22 @@ type env struct {
 	apiURL string // of the in-process API, or of a config service run as a process
 	Token  string
 	Label  string // every container made carries greenroom.bench=<Label>
-	log    *zap.Logger
-	undo   []func()
-	cancel []func()
+	// NatsURL is the JetStream server's client URL.
+	NatsURL string
+	// Zone and User are the bench fixture's zone and user; prefix starts
+	// the names of everything the bench creates (empty in a private
+	// environment).
+	Zone, User, prefix string
+	// running is set when the bench measures a running deployment: what it
+	// creates there (created, sessions) is deleted through the API at the
+	// end.
+	running  bool
+	mu       sync.Mutex
+	created  []string // API paths of created resources, oldest first
+	sessions []string
+	log                *zap.Logger
+	undo               []func()
+	cancel             []func()
 }
 
 // envMode says which services run in-process.
@@ -59,7 +73,7 @@ const (
 
 // startEnv starts a PostgreSQL database, NATS and the services of mode.
 func startEnv(mode envMode) (e *env, err error) {
-	e = &env{Token: "bench-" + uuid.NewString(), Label: uuid.NewString(), log: zap.NewNop()}
+	e = &env{Token: "bench-" + uuid.NewString(), Label: uuid.NewString(), log: zap.NewNop(), Zone: "zone-a", User: "bench"}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -115,6 +129,7 @@ func startEnv(mode envMode) (e *env, err error) {
 	if !e.NATS.ReadyForConnections(10 * time.Second) {
 		return e, fmt.Errorf("nats-server not ready")
 	}
+	e.NatsURL = e.NATS.ClientURL()
 	e.undo = append(e.undo, func() { e.NATS.Shutdown(); e.NATS.WaitForShutdown() })
 	e.undo = append(e.undo, func() { removeContainers("greenroom.bench=" + e.Label) })
 	if mode == envBare {
@@ -167,7 +182,7 @@ func startEnv(mode envMode) (e *env, err error) {
 }
 
 func (e *env) connect(ctx context.Context, name string) (*app.Deps, error) {
-	s := settings.Common{DatabaseURL: e.DBURL, NatsURL: e.NATS.ClientURL(), HTTPAddr: "127.0.0.1:0",
+	s := settings.Common{DatabaseURL: e.DBURL, NatsURL: e.NatsURL, HTTPAddr: "127.0.0.1:0",
 		AdminToken: e.Token, LogLevel: "warn", StreamReplicas: 1, ShutdownTimeout: 10 * time.Second}
 	d, err := app.Connect(ctx, name, s, e.log.With(zap.String("service", name)), 20*time.Second)
 	if err != nil {
@@ -292,43 +307,55 @@ func (e *env) waitStaged(id string, want int, timeout time.Duration) (time.Durat
 var permissions = []string{"allow_audio", "allow_clipboard_down", "allow_clipboard_up", "allow_downloads",
 	"allow_microphone", "allow_uploads", "allow_gamepad"}
 
+// madeSession records a session the bench was given, to be destroyed at
+// the end in a running deployment (in a private one, dropping the database
+// and removing the containers does it).
+func (e *env) madeSession(id string) {
+	if id != "" && e.running {
+		e.mu.Lock()
+		e.sessions = append(e.sessions, id)
+		e.mu.Unlock()
+	}
+}
+
+// name is the name of a thing the bench creates.
+func (e *env) name(s string) string { return e.prefix + s }
+
 // fixture creates a zone, an agent, a group with every permission and the
-// users; it returns the ids of the zone and the agent.
-func (e *env) fixture(users ...string) (zoneID, agentID string, err error) {
-	if zoneID, err = e.create("/api/v1/zones", map[string]any{"name": "zone-a", "search_alternate_zones": false, "priority": 1,
+// bench user; it returns the ids of the zone and the agent.
+func (e *env) fixture() (zoneID, agentID string, err error) {
+	if zoneID, err = e.create("/api/v1/zones", map[string]any{"name": e.Zone, "search_alternate_zones": false, "priority": 1,
 		"allow_origin_domain": "greenroom.test", "upstream_auth_address": "greenroom.test"}); err != nil {
 		return
 	}
-	if agentID, err = e.create("/api/v1/agents", map[string]any{"name": "agent-a", "zone": "zone-a",
+	if agentID, err = e.create("/api/v1/agents", map[string]any{"name": e.name("agent-a"), "zone": e.Zone,
 		"docker_endpoint": "unix:///var/run/docker.sock", "cores": 64, "memory_mb": 65536}); err != nil {
 		return
 	}
-	g := map[string]any{"name": "everyone", "priority": 100}
+	g := map[string]any{"name": e.name("everyone"), "priority": 100}
 	for _, p := range permissions {
 		g[p] = true
 	}
 	if _, err = e.create("/api/v1/groups", g); err != nil {
 		return
 	}
-	for _, u := range users {
-		if _, err = e.create("/api/v1/users", map[string]any{"username": u, "groups": []string{"everyone"}}); err != nil {
-			return
-		}
-	}
+	_, err = e.create("/api/v1/users", map[string]any{"username": e.User, "groups": []string{e.name("everyone")}})
 	return
 }
 
 // workspace returns a demo workspace body with the assign exec and the
 // image's default init delay.
-func workspace(name string) map[string]any {
+func (e *env) workspace(name string) map[string]any {
 	return map[string]any{
-		"name": name, "image": demoImage, "cores": 0.1, "memory_mb": 64, "port": 8080, "readiness_path": "/healthz",
+		"name": e.name(name), "image": demoImage, "cores": 0.1, "memory_mb": 64, "port": 8080, "readiness_path": "/healthz",
 		"docker_exec_config": map[string]any{"assign": map[string]any{"cmd": []string{"/demo-workspace", "assign"}, "user": "root"}},
 	}
 }
 
-func stagingConfig(ws string, desired int) map[string]any {
-	sc := map[string]any{"zone": "zone-a", "workspace": ws, "desired_sessions": desired, "expiration_hours": 24}
+// stagingConfig returns a staging config body for workspace ws in the
+// bench zone, with every permission.
+func (e *env) stagingConfig(ws string, desired int) map[string]any {
+	sc := map[string]any{"zone": e.Zone, "workspace": e.name(ws), "desired_sessions": desired, "expiration_hours": 24}
 	for _, p := range permissions {
 		sc[p] = true
 	}

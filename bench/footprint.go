@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"fmt"
@@ -75,7 +75,7 @@ func footprintScenario(quick bool) error {
 			return err
 		}
 		cmd := exec.Command(filepath.Join(bin, s))
-		cmd.Env = append(os.Environ(), "GREENROOM_DATABASE_URL="+e.DBURL, "GREENROOM_NATS_URL="+e.NATS.ClientURL(),
+		cmd.Env = append(os.Environ(), "GREENROOM_DATABASE_URL="+e.DBURL, "GREENROOM_NATS_URL="+e.NatsURL,
 			"GREENROOM_HTTP_ADDR="+addr, "GREENROOM_ADMIN_TOKEN="+e.Token, "GREENROOM_LOG_LEVEL=warn")
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
@@ -102,22 +102,22 @@ func footprintScenario(quick bool) error {
 
 	// Saturation through config + assigner (no provisioner: staged rows
 	// without containers, as in the assignment scenario).
-	zoneID, agentID, err := e.fixture("bench")
+	zoneID, agentID, err := e.fixture()
 	if err != nil {
 		return err
 	}
-	wsID, err := e.create("/api/v1/workspaces", workspace("demo"))
+	wsID, err := e.create("/api/v1/workspaces", e.workspace("demo"))
 	if err != nil {
 		return err
 	}
-	scID, err := e.create("/api/v1/staging-configs", stagingConfig("demo", 1))
+	scID, err := e.create("/api/v1/staging-configs", e.stagingConfig("demo", 1))
 	if err != nil {
 		return err
 	}
 	if err := seedStaged(e, n+100, wsID, zoneID, agentID, scID); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(e.NATS.ClientURL())
+	nc, err := nats.Connect(e.NatsURL)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func footprintScenario(quick bool) error {
 		return err
 	}
 	defer cl.Close()
-	publish := requestPublisher(cl)
+	publish := e.requestPublisher(cl)
 	if _, err := w.offered(50, 100, publish); err != nil { // warm-up
 		return err
 	}

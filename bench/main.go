@@ -1,23 +1,23 @@
-// Command bench measures Greenroom against the raw limits it is bounded by,
+// Package bench measures Greenroom against the raw limits it is bounded by,
 // side by side in one run on one machine (issue 5). It starts its own
 // PostgreSQL database (on the local server), an embedded JetStream server
-// and the services in-process, on loopback only; every loop is bounded in
-// count and time, and every container it makes is removed at the end.
+// and the services, on loopback only. Every loop is bounded in count and
+// time, and every container it makes is removed at the end.
 //
-//	go run ./bench [-quick] [-out bench/results]
-//
-// It writes <out>/<timestamp>.json and prints a Markdown table.
-package main
+// It is run by `greenroom bench` (and `make bench`), which writes
+// <out>/<timestamp>.json and prints a Markdown table.
+package bench
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -74,63 +74,98 @@ func ptr[T any](v T) *T { return &v }
 
 func round(v float64) float64 { return math.Round(v*1000) / 1000 }
 
-func main() {
-	quick := flag.Bool("quick", os.Getenv("QUICK") != "" && os.Getenv("QUICK") != "0", "short version of every scenario (QUICK=1)")
-	out := flag.String("out", "bench/results", "directory of the JSON results")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the assignment scenario (services included: they run in this process) to this file")
-	only := flag.String("only", "", "comma-separated scenarios to run (assign,staged,refill,provision,idle,footprint); empty runs all")
-	flag.Parse()
+// Options of a run.
+type Options struct {
+	// Quick runs a short version of every scenario.
+	Quick bool
+	// Out is the directory of the JSON results.
+	Out string
+	// Only lists the scenarios to run (see Scenarios); empty runs all.
+	Only []string
+	// CPUProfile, when set, receives a CPU profile of the assignment
+	// scenario (the services run in this process).
+	CPUProfile string
+	// Stdout receives the Markdown table; progress goes to stderr.
+	Stdout io.Writer
+}
 
-	report = Report{StartedAt: time.Now().UTC(), Quick: *quick, Machine: machine()}
-	want := func(s string) bool { return *only == "" || strings.Contains(","+*only+",", ","+s+",") }
+// Scenarios are the names Options.Only accepts.
+var Scenarios = []string{"assign", "staged", "refill", "provision", "idle", "footprint"}
+
+// Run runs the scenarios, writes the JSON report and prints the table. It
+// returns the report's path, and an error if a scenario failed (the report
+// is written all the same).
+func Run(o Options) (string, error) {
+	if o.Out == "" {
+		o.Out = "bench/results"
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	for _, s := range o.Only {
+		if !slices.Contains(Scenarios, s) {
+			return "", fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(Scenarios, ", "))
+		}
+	}
+	quick := o.Quick
+	report = Report{StartedAt: time.Now().UTC(), Quick: quick, Machine: machine()}
+	stopping = make(chan struct{})
+	want := func(s string) bool { return len(o.Only) == 0 || slices.Contains(o.Only, s) }
 
 	// Ctrl-C still tears the environments down: scenarios watch stopping.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() { <-sig; fmt.Fprintln(os.Stderr, "bench: interrupted; cleaning up"); stop() }()
+	defer signal.Stop(sig)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "bench: interrupted; cleaning up")
+		stop()
+	}()
 
-	failed := false
+	var failed []string
 	if want("assign") {
-		if err := profiled(*cpuprofile, func() error { return assignScenario(*quick) }); err != nil {
+		if err := profiled(o.CPUProfile, func() error { return assignScenario(quick) }); err != nil {
 			note("assignment scenario failed: %v", err)
-			failed = true
+			failed = append(failed, "assign")
 		}
 	}
-	if want("staged") || want("refill") {
-		if err := containerScenarios(*quick, want("staged"), want("refill")); err != nil {
+	if (want("staged") || want("refill")) && !interrupted() {
+		if err := containerScenarios(quick, want("staged"), want("refill")); err != nil {
 			note("container scenarios failed: %v", err)
-			failed = true
+			failed = append(failed, "staged/refill")
 		}
 	}
 	if (want("provision") || want("idle")) && !interrupted() {
-		if err := provisionScenarios(*quick, want("provision"), want("idle")); err != nil {
+		if err := provisionScenarios(quick, want("provision"), want("idle")); err != nil {
 			note("provisioning scenarios failed: %v", err)
-			failed = true
+			failed = append(failed, "provision/idle")
 		}
 	}
 	if want("footprint") && !interrupted() {
-		if err := footprintScenario(*quick); err != nil {
+		if err := footprintScenario(quick); err != nil {
 			note("footprint scenario failed: %v", err)
-			failed = true
+			failed = append(failed, "footprint")
 		}
 	}
 	report.Seconds = round(time.Since(report.StartedAt).Seconds())
 
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return "", err
 	}
-	path := filepath.Join(*out, report.StartedAt.Format("20060102T150405Z")+".json")
+	path := filepath.Join(o.Out, report.StartedAt.Format("20060102T150405Z")+".json")
 	b, _ := json.MarshalIndent(report, "", "  ")
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return "", err
 	}
-	fmt.Print(markdown(report))
-	fmt.Printf("\nResults: %s (%.0f s)\n", path, report.Seconds)
-	if failed {
-		os.Exit(1)
+	fmt.Fprint(o.Stdout, markdown(report))
+	fmt.Fprintf(o.Stdout, "\nResults: %s (%.0f s)\n", path, report.Seconds)
+	if interrupted() {
+		return path, fmt.Errorf("interrupted")
 	}
+	if len(failed) > 0 {
+		return path, fmt.Errorf("scenarios failed: %s (see the notes)", strings.Join(failed, ", "))
+	}
+	return path, nil
 }
 
 func markdown(r Report) string {

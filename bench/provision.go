@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -42,10 +42,10 @@ func provisionScenarios(quick, rate, idle bool) error {
 		return err
 	}
 	defer e.close()
-	if _, _, err := e.fixture("bench"); err != nil {
+	if _, _, err := e.fixture(); err != nil {
 		return err
 	}
-	ws := workspace("demo-fast")
+	ws := e.workspace("demo-fast")
 	ws["run_config"] = map[string]any{"environment": map[string]any{"GREENROOM_DEMO_INIT_DELAY": "0s"}}
 	if _, err := e.create("/api/v1/workspaces", ws); err != nil {
 		return err
@@ -68,7 +68,7 @@ func provisionScenarios(quick, rate, idle bool) error {
 		return nil
 	}
 	if scID == "" {
-		if scID, err = e.create("/api/v1/staging-configs", stagingConfig("demo-fast", idleN)); err != nil {
+		if scID, err = e.create("/api/v1/staging-configs", e.stagingConfig("demo-fast", idleN)); err != nil {
 			return err
 		}
 	} else {
@@ -168,7 +168,7 @@ func provisioningRate(e *env, n int) (string, error) {
 	bareRate := float64(n) / bare.Seconds()
 
 	start = time.Now()
-	scID, err := e.create("/api/v1/staging-configs", stagingConfig("demo-fast", n))
+	scID, err := e.create("/api/v1/staging-configs", e.stagingConfig("demo-fast", n))
 	if err != nil {
 		return "", err
 	}

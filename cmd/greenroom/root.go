@@ -75,6 +75,7 @@ defaults match a local deployment started with 'make up'.`,
 		newSessionsCommand(g),
 		newAuditCommand(g),
 		newDemoCommand(g),
+		newBenchCommand(),
 	)
 	return root
 }
