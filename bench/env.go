@@ -57,9 +57,9 @@ type env struct {
 	mu       sync.Mutex
 	created  []string // API paths of created resources, oldest first
 	sessions []string
-	log                *zap.Logger
-	undo               []func()
-	cancel             []func()
+	log      *zap.Logger
+	undo     []func()
+	cancel   []func()
 }
 
 // envMode says which services run in-process.
