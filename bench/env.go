@@ -55,7 +55,7 @@ type env struct {
 	// end.
 	running  bool
 	mu       sync.Mutex
-	created  []string // API paths of created resources, oldest first
+	created  []string // API paths of the staging configs created
 	sessions []string
 	log      *zap.Logger
 	undo     []func()
@@ -72,7 +72,12 @@ const (
 )
 
 // startEnv starts a PostgreSQL database, NATS and the services of mode.
+// Against a running deployment (target) it returns an env on that
+// deployment instead, whatever the mode.
 func startEnv(mode envMode) (e *env, err error) {
+	if target != nil {
+		return startRunning(*target)
+	}
 	e = &env{Token: "bench-" + uuid.NewString(), Label: uuid.NewString(), log: zap.NewNop(), Zone: "zone-a", User: "bench"}
 	defer func() {
 		if err != nil {
@@ -275,10 +280,18 @@ func (e *env) create(path string, body map[string]any) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if status == http.StatusConflict && e.running {
+		return e.reuse(path, body)
+	}
 	if status != http.StatusCreated {
 		return "", fmt.Errorf("POST %s: %d %v", path, status, out)
 	}
 	id, _ := out["id"].(string)
+	if e.running && path == "/api/v1/staging-configs" {
+		e.mu.Lock()
+		e.created = append(e.created, path+"/"+id)
+		e.mu.Unlock()
+	}
 	return id, nil
 }
 
@@ -328,7 +341,7 @@ func (e *env) fixture() (zoneID, agentID string, err error) {
 		"allow_origin_domain": "greenroom.test", "upstream_auth_address": "greenroom.test"}); err != nil {
 		return
 	}
-	if agentID, err = e.create("/api/v1/agents", map[string]any{"name": e.name("agent-a"), "zone": e.Zone,
+	if agentID, err = e.create("/api/v1/agents", map[string]any{"name": e.name("agent"), "zone": e.Zone,
 		"docker_endpoint": "unix:///var/run/docker.sock", "cores": 64, "memory_mb": 65536}); err != nil {
 		return
 	}

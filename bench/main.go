@@ -45,10 +45,13 @@ type Result struct {
 type Report struct {
 	StartedAt time.Time `json:"started_at"`
 	Quick     bool      `json:"quick"`
-	Seconds   float64   `json:"seconds"`
-	Machine   Machine   `json:"machine"`
-	Results   []Result  `json:"results"`
-	Notes     []string  `json:"notes,omitempty"`
+	// Deployment is the API URL of the running deployment measured, empty
+	// when the bench ran private environments.
+	Deployment string   `json:"deployment,omitempty"`
+	Seconds    float64  `json:"seconds"`
+	Machine    Machine  `json:"machine"`
+	Results    []Result `json:"results"`
+	Notes      []string `json:"notes,omitempty"`
 }
 
 var report Report
@@ -87,6 +90,10 @@ type Options struct {
 	CPUProfile string
 	// Stdout receives the Markdown table; progress goes to stderr.
 	Stdout io.Writer
+	// Running, when set, measures that deployment instead of starting
+	// private environments; scenarios that need one of their own are
+	// skipped with a note saying why.
+	Running *Deployment
 }
 
 // Scenarios are the names Options.Only accepts.
@@ -110,7 +117,22 @@ func Run(o Options) (string, error) {
 	quick := o.Quick
 	report = Report{StartedAt: time.Now().UTC(), Quick: quick, Machine: machine()}
 	stopping = make(chan struct{})
-	want := func(s string) bool { return len(o.Only) == 0 || slices.Contains(o.Only, s) }
+	target = o.Running
+	if target != nil {
+		report.Deployment = target.APIURL
+	}
+	selected := map[string]bool{}
+	for _, s := range Scenarios {
+		if len(o.Only) > 0 && !slices.Contains(o.Only, s) {
+			continue
+		}
+		if why := runningScenarios[s]; target != nil && why != "" {
+			note("%s skipped against a running deployment: %s; run greenroom bench without --running for it", s, why)
+			continue
+		}
+		selected[s] = true
+	}
+	want := func(s string) bool { return selected[s] }
 
 	// Ctrl-C still tears the environments down: scenarios watch stopping.
 	sig := make(chan os.Signal, 1)
@@ -123,6 +145,9 @@ func Run(o Options) (string, error) {
 	}()
 
 	var failed []string
+	if target != nil && want("footprint") {
+		runningFootprint(*target, "idle")
+	}
 	if want("assign") {
 		if err := profiled(o.CPUProfile, func() error { return assignScenario(quick) }); err != nil {
 			note("assignment scenario failed: %v", err)
@@ -141,7 +166,9 @@ func Run(o Options) (string, error) {
 			failed = append(failed, "provision/idle")
 		}
 	}
-	if want("footprint") && !interrupted() {
+	if target != nil && want("footprint") {
+		runningFootprint(*target, "after the scenarios")
+	} else if want("footprint") && !interrupted() {
 		if err := footprintScenario(quick); err != nil {
 			note("footprint scenario failed: %v", err)
 			failed = append(failed, "footprint")
@@ -173,6 +200,9 @@ func markdown(r Report) string {
 	m := r.Machine
 	fmt.Fprintf(&b, "\nMachine: %d cores, %.1f GiB, Linux %s, Docker Engine %s, %s, %s\n\n",
 		m.Cores, float64(m.MemoryBytes)/(1<<30), m.Kernel, m.DockerVersion, m.GoVersion, m.PostgresVersion)
+	if r.Deployment != "" {
+		fmt.Fprintf(&b, "Measured against the running deployment at %s.\n\n", r.Deployment)
+	}
 	b.WriteString("| scenario | metric | value | raw limit | ratio | target | met |\n|---|---|---:|---:|---:|---|---|\n")
 	for _, x := range r.Results {
 		raw, ratio, met := "", "", ""

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -8,9 +10,10 @@ import (
 	"github.com/greenroom-dev/greenroom/bench"
 )
 
-func newBenchCommand() *cobra.Command {
+func newBenchCommand(g *globalOptions) *cobra.Command {
 	o := bench.Options{}
-	var only string
+	var only, runDir string
+	var running bool
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure Greenroom against the raw limits it is bounded by",
@@ -24,16 +27,34 @@ services on loopback, and removes every container it made when it ends. Every
 loop is bounded in count and time. Run it from the repository: the footprint
 scenario builds the services.
 
+With --running it measures the deployment of --api-url, --nats-url,
+--database-url and --admin-token instead (by default the one 'make up'
+started): the staged, refill and footprint scenarios run there, under a zone,
+agent, group and user named bench* (kept for the next run) and workspaces
+named bench-<run>-* (deleted with their sessions at the end). The footprint
+reads the services' pid files in --run-dir. The other scenarios need an
+environment of their own and are skipped with a note.
+
 Scenarios: ` + strings.Join(bench.Scenarios, ", ") + `.`,
 		Example: `  greenroom bench --quick
   greenroom bench --only assign --cpuprofile assign.prof
+  greenroom bench --running --quick
   make bench QUICK=1`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if only != "" {
 				o.Only = strings.Split(only, ",")
 			}
+			for _, s := range o.Only {
+				if !slices.Contains(bench.Scenarios, s) {
+					return usageError{fmt.Errorf("unknown scenario %q in --only (known: %s)", s, strings.Join(bench.Scenarios, ", "))}
+				}
+			}
 			o.Stdout = cmd.OutOrStdout()
+			if running {
+				o.Running = &bench.Deployment{DatabaseURL: g.DatabaseURL, NatsURL: g.NatsURL,
+					APIURL: g.APIURL, AdminToken: g.token(), RunDir: runDir}
+			}
 			_, err := bench.Run(o)
 			return err
 		},
@@ -42,6 +63,8 @@ Scenarios: ` + strings.Join(bench.Scenarios, ", ") + `.`,
 	f.BoolVar(&o.Quick, "quick", false, "a short version of every scenario (under five minutes)")
 	f.StringVar(&o.Out, "out", "bench/results", "directory of the JSON results")
 	f.StringVar(&only, "only", "", "comma-separated scenarios to run; empty runs all")
+	f.BoolVar(&running, "running", false, "measure the running deployment (make up) instead of private environments")
+	f.StringVar(&runDir, "run-dir", ".run", "where the running deployment's pid files are (with --running)")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the assignment scenario to this file")
 	return cmd
 }

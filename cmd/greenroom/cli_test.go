@@ -31,6 +31,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		{"demo", "--help"},
 		{"demo", "load", "--help"},
 		{"demo", "wait", "--help"},
+		{"bench", "--help"},
 	} {
 		out, errOut, code := runCLI(t, nil, args...)
 		if code != exitOK || !strings.Contains(out, "Usage:") || errOut != "" {
@@ -42,9 +43,10 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	}
 }
 
-func TestBenchIsNotACommandYet(t *testing.T) {
-	if _, _, code := runCLI(t, nil, "bench"); code == exitOK {
-		t.Fatal("greenroom bench succeeded; it belongs to a later issue")
+func TestBenchRefusesAnUnknownScenarioBeforeStartingAnything(t *testing.T) {
+	_, errOut, code := runCLI(t, nil, "bench", "--only", "assign,nope")
+	if code != exitUsage || !strings.Contains(errOut, `unknown scenario "nope"`) {
+		t.Fatalf("exit %d, stderr %q; want a usage error naming the scenario", code, errOut)
 	}
 }
 

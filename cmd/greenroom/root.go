@@ -75,7 +75,7 @@ defaults match a local deployment started with 'make up'.`,
 		newSessionsCommand(g),
 		newAuditCommand(g),
 		newDemoCommand(g),
-		newBenchCommand(),
+		newBenchCommand(g),
 	)
 	return root
 }
