@@ -305,10 +305,11 @@ func (e *env) staged(id string) int {
 	return int(n)
 }
 
-// waitStaged polls until the staging config has want staged, or timeout.
+// waitStaged polls until the staging config has want staged, or timeout
+// (or interrupt).
 func (e *env) waitStaged(id string, want int, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	for time.Since(start) < timeout {
+	for time.Since(start) < timeout && !interrupted() {
 		if e.staged(id) == want {
 			return time.Since(start), nil
 		}

@@ -21,25 +21,22 @@ import (
 const footprintScenarioName = "footprint"
 
 // footprintServices run as processes of their own so that each has its own
-// RSS and CPU time. The provisioner is left out: its binary has no setting
-// to confine the orphan collector to this run's containers, and on a shared
-// engine it could remove other deployments' containers.
+// RSS and CPU time, while config+assigner are driven at saturation. The
+// provisioner is not among them: that phase seeds staged rows without
+// containers, which it would audit as gone. It is measured in an
+// environment of its own, filling a pool (provisionerFootprint).
 var footprintServices = []string{"config", "assigner", "expiry"}
 
 // footprintScenario builds the services, runs them as processes against a
 // fresh database and JetStream, reads each one's RSS idle, drives the bus
-// at saturation through config+assigner and reads RSS and CPU again.
+// at saturation through config+assigner and reads RSS and CPU again; then,
+// in a second fresh environment, reads the provisioner's RSS idle and its
+// RSS and CPU while it fills a pool.
 func footprintScenario(quick bool) error {
-	n := 5000
+	n, poolN := 5000, 20
 	if quick {
-		n = 2000
+		n, poolN = 2000, 10
 	}
-	e, err := startEnv(envBare)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -50,12 +47,12 @@ func footprintScenario(quick bool) error {
 	}
 	// GREENROOM_BENCH_KEEP=1 keeps the binaries and their logs.
 	if os.Getenv("GREENROOM_BENCH_KEEP") == "" {
-		e.undo = append(e.undo, func() { _ = os.RemoveAll(bin) })
+		defer os.RemoveAll(bin)
 	} else {
 		fmt.Fprintf(os.Stderr, "bench: service binaries and logs in %s\n", bin)
 	}
 	args := []string{"build", "-o", bin}
-	for _, s := range footprintServices {
+	for _, s := range append(footprintServices, "provisioner") {
 		args = append(args, "./services/"+s)
 	}
 	build := exec.Command("go", args...)
@@ -63,32 +60,24 @@ func footprintScenario(quick bool) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building the services: %w", err)
 	}
+	if err := assignerFootprint(bin, n); err != nil || interrupted() {
+		return err
+	}
+	return provisionerFootprint(bin, poolN)
+}
 
+// assignerFootprint runs footprintServices from bin, reads their RSS idle,
+// then drives n assignments at saturation and reads RSS and CPU again.
+func assignerFootprint(bin string, n int) error {
+	e, err := startEnv(envBare)
+	if err != nil {
+		return err
+	}
+	defer e.close()
 	procs := map[string]*exec.Cmd{}
 	for _, s := range footprintServices {
-		addr, err := freeAddr()
-		if err != nil {
+		if procs[s], err = startService(e, bin, s); err != nil {
 			return err
-		}
-		logf, err := os.Create(filepath.Join(bin, s+".log"))
-		if err != nil {
-			return err
-		}
-		cmd := exec.Command(filepath.Join(bin, s))
-		cmd.Env = append(os.Environ(), "GREENROOM_DATABASE_URL="+e.DBURL, "GREENROOM_NATS_URL="+e.NatsURL,
-			"GREENROOM_HTTP_ADDR="+addr, "GREENROOM_ADMIN_TOKEN="+e.Token, "GREENROOM_LOG_LEVEL=warn")
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return fmt.Errorf("starting %s: %w", s, err)
-		}
-		procs[s] = cmd
-		e.cancel = append(e.cancel, func() { stopProcess(cmd); logf.Close() })
-		if s == "config" {
-			e.apiURL = "http://" + addr
-		}
-		if err := waitHTTP("http://"+addr+"/readyz", 30*time.Second); err != nil {
-			return fmt.Errorf("%s not ready: %w (log %s)", s, err, logf.Name())
 		}
 	}
 
@@ -156,6 +145,143 @@ func footprintScenario(quick bool) error {
 	}
 	add(footprintScenarioName, fmt.Sprintf("saturation rate (services as processes, n=%d)", done), st.rate, "/s", 0, 0, "", nil)
 	return nil
+}
+
+// provisionerFootprint runs config and the provisioner from bin in an
+// environment of their own, reads the provisioner's RSS idle, then its RSS
+// and CPU while it fills a pool of n containers that start at once. The
+// pool is then emptied; the containers carry this database's deployment
+// id, by which whatever is left is removed at the end.
+func provisionerFootprint(bin string, n int) error {
+	e, err := startEnv(envBare)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	var deployment string
+	if err := e.DB.Get(&deployment, `SELECT id FROM deployment`); err != nil {
+		return err
+	}
+	label := "greenroom.deployment=" + deployment
+	e.undo = append(e.undo, func() { removeContainers(label) })
+	if _, err := startService(e, bin, "config"); err != nil {
+		return err
+	}
+	prov, err := startService(e, bin, "provisioner")
+	if err != nil {
+		return err
+	}
+	pid := prov.Process.Pid
+
+	time.Sleep(3 * time.Second) // idle, as for the others
+	rss, _ := procRSS(pid)
+	mib := float64(rss) / (1 << 20)
+	add(footprintScenarioName, "provisioner RSS idle", mib, "MiB", 0, 0, "< 50 MiB", ptr(mib < 50))
+
+	if _, _, err := e.fixture(); err != nil {
+		return err
+	}
+	ws := e.workspace("demo-fast")
+	ws["run_config"] = map[string]any{"environment": map[string]any{"GREENROOM_DEMO_INIT_DELAY": "0s"}}
+	if _, err := e.create("/api/v1/workspaces", ws); err != nil {
+		return err
+	}
+	before, err := procCPU(pid)
+	if err != nil {
+		return err
+	}
+	scID, err := e.create("/api/v1/staging-configs", e.stagingConfig("demo-fast", n))
+	if err != nil {
+		return err
+	}
+	// Not e.waitStaged: after an interrupt (Ctrl-C also stops the
+	// services) it would wait out its timeout.
+	if !until(180*time.Second, func() bool { return e.staged(scID) == n }) {
+		if interrupted() {
+			return nil
+		}
+		return fmt.Errorf("staging config %s not at %d staged within 180s (at %d)", scID, n, e.staged(scID))
+	}
+	cpu, err := procCPU(pid)
+	if err != nil {
+		return err
+	}
+	rss, peak := procRSS(pid)
+	add(footprintScenarioName, fmt.Sprintf("provisioner RSS while filling a pool of %d", n), float64(rss)/(1<<20), "MiB", 0, 0, "", nil)
+	add(footprintScenarioName, "provisioner peak RSS (VmHWM)", float64(peak)/(1<<20), "MiB", 0, 0, "", nil)
+	add(footprintScenarioName, "provisioner CPU per container staged", (cpu-before)/float64(n), "s", 0, 0, "", nil)
+
+	// Empty the pool through the provisioner itself; removing by label at
+	// the end only catches what it left.
+	status, out, err := e.call(http.MethodPatch, "/api/v1/staging-configs/"+scID, map[string]any{"desired_sessions": 0})
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("PATCH staging config: %d %v", status, out)
+	}
+	left := -1
+	gone := func() bool { left, err = countContainers(label); return err != nil || left == 0 }
+	if !until(60*time.Second, gone) && !interrupted() {
+		note("footprint: %d containers of the pool left 60 s after it was emptied; removed by label", left)
+	}
+	return err
+}
+
+// until checks cond every 50 ms until it holds, timeout passes or the bench
+// is interrupted, and reports whether it held.
+func until(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !interrupted() {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// startService runs the binary of service s from bin against e until e is
+// closed, its output appended to bin/<s>.log, and waits until it is ready.
+// The config service's address becomes e's API.
+func startService(e *env, bin, s string) (*exec.Cmd, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(bin, s+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(bin, s))
+	cmd.Env = append(os.Environ(), "GREENROOM_DATABASE_URL="+e.DBURL, "GREENROOM_NATS_URL="+e.NatsURL,
+		"GREENROOM_HTTP_ADDR="+addr, "GREENROOM_ADMIN_TOKEN="+e.Token, "GREENROOM_LOG_LEVEL=warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s: %w", s, err)
+	}
+	e.cancel = append(e.cancel, func() { stopProcess(cmd); logf.Close() })
+	if s == "config" {
+		e.apiURL = "http://" + addr
+	}
+	if err := waitHTTP("http://"+addr+"/readyz", 30*time.Second); err != nil {
+		return nil, fmt.Errorf("%s not ready: %w (log %s)", s, err, logf.Name())
+	}
+	return cmd, nil
+}
+
+// countContainers counts the containers, running or not, labelled label
+// ("key=value").
+func countContainers(label string) (int, error) {
+	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
+	if err != nil {
+		return 0, fmt.Errorf("listing containers %s: %w", label, err)
+	}
+	return len(strings.Fields(string(out))), nil
 }
 
 func repoRoot() (string, error) {
