@@ -23,8 +23,11 @@ import (
 // no longer assigning (redelivery, or destroyed meanwhile) is left alone.
 func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssigned) error {
 	// The claim took the session out of its pool: start its replacement
-	// now, alongside the assign, not on the next tick.
-	p.pools(ev.StagingConfigID)
+	// once the assign is done, not on the next tick. Not before: creating
+	// and starting a container loads the engine (and the CPU) the assign
+	// exec waits on, which would delay the user's session by tens of
+	// milliseconds to refill the pool a few milliseconds sooner.
+	defer p.pools(ev.StagingConfigID)
 
 	log := p.log.With(zap.String("session_id", ev.SessionID), zap.String("request_id", ev.RequestID), zap.String("user", ev.User))
 	sc, err := p.store.LoadSession(ctx, ev.SessionID)
