@@ -62,12 +62,15 @@ type SessionStaged struct {
 
 // SessionReady is the successful outcome of a request.
 type SessionReady struct {
-	RequestID   string `json:"request_id"`
-	SessionID   string `json:"session_id"`
-	User        string `json:"user"`
-	Workspace   string `json:"workspace"`
-	Zone        string `json:"zone"`
-	Agent       string `json:"agent"`
+	RequestID string `json:"request_id"`
+	SessionID string `json:"session_id"`
+	User      string `json:"user"`
+	Workspace string `json:"workspace"`
+	Zone      string `json:"zone"`
+	Agent     string `json:"agent"`
+	// Server is the fixed server of a server pool the session was assigned
+	// to (then Agent and ContainerID are empty), omitted otherwise.
+	Server      string `json:"server,omitempty"`
 	ContainerID string `json:"container_id"`
 	URL         string `json:"url"`
 	Origin      string `json:"origin"`

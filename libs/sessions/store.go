@@ -15,11 +15,14 @@ import (
 
 // Session is a row of the sessions table.
 type Session struct {
-	ID              string          `db:"id"`
-	RequestID       sql.NullString  `db:"request_id"`
-	WorkspaceID     string          `db:"workspace_id"`
-	ZoneID          string          `db:"zone_id"`
-	AgentID         sql.NullString  `db:"agent_id"`
+	ID          string         `db:"id"`
+	RequestID   sql.NullString `db:"request_id"`
+	WorkspaceID string         `db:"workspace_id"`
+	ZoneID      string         `db:"zone_id"`
+	AgentID     sql.NullString `db:"agent_id"`
+	// ServerID is set instead of AgentID for a session on a fixed server
+	// (a workspace with a server pool): no container, only an assignment.
+	ServerID        sql.NullString  `db:"server_id"`
 	StagingConfigID sql.NullString  `db:"staging_config_id"`
 	UserID          sql.NullString  `db:"user_id"`
 	ContainerID     string          `db:"container_id"`
@@ -58,7 +61,7 @@ type Queryer interface {
 	SelectContext(ctx context.Context, dest any, query string, args ...any) error
 }
 
-const columns = `id, request_id, workspace_id, zone_id, agent_id, staging_config_id, user_id,
+const columns = `id, request_id, workspace_id, zone_id, agent_id, server_id, staging_config_id, user_id,
 	container_id, host_port, url, origin, status, permissions, cores, memory_mb, failure_reason,
 	created_at, updated_at, staged_at, assigned_at, running_at, expires_at, destroyed_at`
 
@@ -165,6 +168,7 @@ func ClaimStaged(ctx context.Context, q Queryer, stagingConfigID, userID, reques
 // Change lists the columns a transition sets besides status and its time.
 type Change struct {
 	AgentID       *string
+	ServerID      *string
 	ZoneID        *string
 	ContainerID   *string
 	HostPort      *int
@@ -181,6 +185,7 @@ func (ch Change) apply(set func(col string, v any)) {
 		v   func() any
 	}{
 		{"agent_id", ch.AgentID != nil, func() any { return *ch.AgentID }},
+		{"server_id", ch.ServerID != nil, func() any { return *ch.ServerID }},
 		{"zone_id", ch.ZoneID != nil, func() any { return *ch.ZoneID }},
 		{"container_id", ch.ContainerID != nil, func() any { return *ch.ContainerID }},
 		{"host_port", ch.HostPort != nil, func() any { return *ch.HostPort }},

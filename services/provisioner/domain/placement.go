@@ -117,7 +117,8 @@ func PlaceSession(zones []Zone, d Demand) (Placement, error) {
 
 // ChooseAgent picks the agent of z that hosts d, following z's load
 // balancing; ties go to the agent whose name sorts first, so the choice is
-// deterministic. When no agent fits it returns why, agent by agent.
+// deterministic. When no agent fits it returns why, agent by agent (by
+// name).
 func ChooseAgent(z Zone, d Demand) (Agent, string) {
 	if !z.Known {
 		return Agent{}, "no such zone"
@@ -127,7 +128,8 @@ func ChooseAgent(z Zone, d Demand) (Agent, string) {
 	}
 	var fit []Agent
 	var why []string
-	for _, a := range z.Agents {
+	byName := slices.SortedFunc(slices.Values(z.Agents), func(a, b Agent) int { return cmp.Compare(a.Name, b.Name) })
+	for _, a := range byName {
 		if reason := unfit(a, d); reason != "" {
 			why = append(why, "agent "+a.Name+" "+reason)
 			continue
@@ -159,15 +161,8 @@ func ChooseAgent(z Zone, d Demand) (Agent, string) {
 
 // unfit says why d cannot run on a, or "" when it can.
 func unfit(a Agent, d Demand) string {
-	for _, l := range d.IncludeLabels {
-		if !slices.Contains(a.Labels, l) {
-			return fmt.Sprintf("lacks label %s", l)
-		}
-	}
-	for _, l := range d.ExcludeLabels {
-		if slices.Contains(a.Labels, l) {
-			return fmt.Sprintf("has excluded label %s", l)
-		}
+	if reason := unfitLabels(a.Labels, d.IncludeLabels, d.ExcludeLabels); reason != "" {
+		return reason
 	}
 	free := a.Free()
 	if d.Need.MilliCores > free.MilliCores {

@@ -67,17 +67,27 @@ func (s *Store) toRunning(ctx context.Context, sc *SessionContext, from sessions
 		return fmt.Errorf("session %s has no agent", sc.Session.ID)
 	}
 	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		updated, err := sessions.Transition(ctx, tx, sc.Session.ID, from, sessions.Running, sessions.Change{})
-		if err != nil {
-			return err
-		}
-		sc.Session = updated
-		return s.emit(ctx, tx, events.TypeSessionReady, events.SessionReady{
-			RequestID: sc.RequestID(), SessionID: sc.Session.ID, User: sc.Username,
-			Workspace: sc.Workspace.Name, Zone: sc.Zone, Agent: sc.Agent.Name,
-			ContainerID: sc.Session.ContainerID, URL: sc.Session.URL, Origin: origin,
-		}, sc.RequestID())
+		return s.running(ctx, tx, sc, from, origin)
 	})
+}
+
+// running moves sc from `from` to running in tx and emits session.ready,
+// which names its agent and container, or its server.
+func (s *Store) running(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, from sessions.Status, origin string) error {
+	updated, err := sessions.Transition(ctx, tx, sc.Session.ID, from, sessions.Running, sessions.Change{})
+	if err != nil {
+		return err
+	}
+	sc.Session = updated
+	agent := ""
+	if sc.Agent != nil {
+		agent = sc.Agent.Name
+	}
+	return s.emit(ctx, tx, events.TypeSessionReady, events.SessionReady{
+		RequestID: sc.RequestID(), SessionID: sc.Session.ID, User: sc.Username,
+		Workspace: sc.Workspace.Name, Zone: sc.Zone, Agent: agent, Server: sc.Server,
+		ContainerID: sc.Session.ContainerID, URL: sc.Session.URL, Origin: origin,
+	}, sc.RequestID())
 }
 
 // FailSession moves a session from `from` to failed and emits

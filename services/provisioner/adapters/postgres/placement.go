@@ -53,22 +53,12 @@ func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (Se
 	var sc SessionContext
 	var failure *Failure
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		if err := lockSession(ctx, tx, id); err != nil {
-			return err
-		}
 		var err error
-		if sc, err = loadContext(ctx, tx, id); err != nil {
+		if sc, err = lockProvisioning(ctx, tx, id); err != nil || sc.Agent != nil {
 			return err
 		}
-		if sc.Session.Status != sessions.Provisioning {
-			return fmt.Errorf("%w: %s is %s", ErrNotProvisioning, id, sc.Session.Status)
-		}
-		if sc.Agent != nil {
-			return nil
-		}
-		if !sc.Workspace.Enabled {
-			failure = &Failure{Reason: events.ReasonWorkspaceDisabled, Detail: fmt.Sprintf("workspace %s is disabled", sc.Workspace.Name)}
-			return s.failCreation(ctx, tx, &sc, *failure)
+		if failure, err = s.failDisabled(ctx, tx, &sc); failure != nil || err != nil {
+			return err
 		}
 		candidates, err := loadZones(ctx, tx, zones, lockAgents)
 		if err != nil {
@@ -96,6 +86,32 @@ func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (Se
 		return completeContext(ctx, tx, &sc)
 	})
 	return sc, failure, err
+}
+
+// lockProvisioning locks session id for the transaction and loads it with
+// its context; ErrNotProvisioning when it has moved on.
+func lockProvisioning(ctx context.Context, tx *sqlx.Tx, id string) (SessionContext, error) {
+	if err := lockSession(ctx, tx, id); err != nil {
+		return SessionContext{}, err
+	}
+	sc, err := loadContext(ctx, tx, id)
+	if err != nil {
+		return sc, err
+	}
+	if sc.Session.Status != sessions.Provisioning {
+		return sc, fmt.Errorf("%w: %s is %s", ErrNotProvisioning, id, sc.Session.Status)
+	}
+	return sc, nil
+}
+
+// failDisabled fails sc, in tx, when its workspace is disabled, and says
+// why; nil when it is enabled.
+func (s *Store) failDisabled(ctx context.Context, tx *sqlx.Tx, sc *SessionContext) (*Failure, error) {
+	if sc.Workspace.Enabled {
+		return nil, nil
+	}
+	f := &Failure{Reason: events.ReasonWorkspaceDisabled, Detail: fmt.Sprintf("workspace %s is disabled", sc.Workspace.Name)}
+	return f, s.failCreation(ctx, tx, sc, *f)
 }
 
 // FailCreation fails a session whose container could not be made (it is

@@ -46,6 +46,9 @@ type Workspace struct {
 	RunConfig        []byte         `db:"run_config"`
 	Port             int            `db:"port"`
 	ReadinessPath    string         `db:"readiness_path"`
+	// ServerPoolID is set for a workspace whose sessions go to the fixed
+	// servers of a server pool instead of containers.
+	ServerPoolID sql.NullString `db:"server_pool_id"`
 }
 
 // Agent is where a session's container runs.
@@ -68,8 +71,12 @@ type SessionContext struct {
 	Workspace Workspace
 	// Zone is the name of the session's zone.
 	Zone string
-	// Agent is nil until the session is placed.
+	// Agent is nil until the session is placed, and for a session on a
+	// server.
 	Agent *Agent
+	// Server is the name of the fixed server a session of a server pool
+	// was assigned to, or "".
+	Server string
 	// StagingConfig is nil for on-demand sessions.
 	StagingConfig *StagingConfig
 	// Username is empty for a staged session nobody was given yet.
@@ -101,7 +108,7 @@ func loadContext(ctx context.Context, q sessions.Queryer, id string) (SessionCon
 func completeContext(ctx context.Context, q sessions.Queryer, sc *SessionContext) error {
 	s := sc.Session
 	if err := q.GetContext(ctx, &sc.Workspace, `SELECT id, name, image, enabled, cores, memory_mb,
-		include_labels, exclude_labels, docker_exec_config, run_config, port, readiness_path
+		include_labels, exclude_labels, docker_exec_config, run_config, port, readiness_path, server_pool_id
 		FROM workspaces WHERE id = $1`, s.WorkspaceID); err != nil {
 		return fmt.Errorf("loading workspace of session %s: %w", s.ID, err)
 	}
@@ -115,6 +122,12 @@ func completeContext(ctx context.Context, q sessions.Queryer, sc *SessionContext
 			return fmt.Errorf("loading agent of session %s: %w", s.ID, err)
 		}
 		sc.Agent = &a
+	}
+	sc.Server = ""
+	if s.ServerID.Valid {
+		if err := q.GetContext(ctx, &sc.Server, `SELECT name FROM servers WHERE id = $1`, s.ServerID.String); err != nil {
+			return fmt.Errorf("loading server of session %s: %w", s.ID, err)
+		}
 	}
 	sc.StagingConfig = nil
 	if s.StagingConfigID.Valid {

@@ -161,3 +161,15 @@ func (p *Prober) tcp(ctx context.Context, t Target) error {
 		return fmt.Errorf("connection closed at once (nothing listens behind the published port): %w", err)
 	}
 }
+
+// Reach opens a TCP connection to address (host:port) and closes it: the
+// reachability check of a fixed server. It gives up after the attempt
+// timeout.
+func (p *Prober) Reach(ctx context.Context, address string) error {
+	d := net.Dialer{Timeout: p.cfg.AttemptTimeout}
+	conn, err := d.DialContext(ctx, "tcp", address)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}

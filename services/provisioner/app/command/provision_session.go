@@ -17,7 +17,9 @@ import (
 )
 
 // ProvisionSession makes the container of a session in provisioning
-// (greenroom.provision.requested): place it on an agent with capacity,
+// (greenroom.provision.requested), or, for a workspace with a server
+// pool, assigns the session to a server (provision_server.go): place it on
+// an agent with capacity,
 // create and start the container, record it, wait until it answers, then
 // stage it (origin staged) or hand it to its user (on demand, emitting
 // session.ready). Any failure fails the session with session.failed and
@@ -34,6 +36,13 @@ import (
 // outlives such a session.
 func (p *Provisioner) ProvisionSession(ctx context.Context, req events.ProvisionRequested) error {
 	log := p.log.With(zap.String("session_id", req.SessionID), zap.String("origin", req.Origin), zap.String("request_id", req.RequestID))
+	targets, onServer, err := p.store.ServerPoolTargets(ctx, req.SessionID, req.Zones)
+	if err != nil {
+		return fmt.Errorf("provisioning session %s: %w", req.SessionID, err)
+	}
+	if onServer {
+		return p.provisionOnServer(ctx, req, targets, log)
+	}
 	sc, failure, err := p.store.PlaceSession(ctx, req.SessionID, req.Zones)
 	if errors.Is(err, postgres.ErrNotProvisioning) {
 		log.Debug("session no longer provisioning; nothing to do", zap.String("status", string(sc.Session.Status)))

@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/greenroom-dev/greenroom/libs/db"
+	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
+)
+
+// ServerTarget is a server of a pool to check for reachability before a
+// placement.
+type ServerTarget struct {
+	ID      string `db:"id"`
+	Name    string `db:"name"`
+	Address string `db:"address"`
+}
+
+// ServerPoolTargets returns, when session id's workspace has a server pool,
+// that pool's enabled servers in the zones named; ok is false for a
+// workspace of containers. It reads without locks: what it returns is only
+// the list of addresses to check; PlaceOnServer decides under locks.
+func (s *Store) ServerPoolTargets(ctx context.Context, id string, zones []string) (targets []ServerTarget, ok bool, err error) {
+	var pool *string
+	err = s.db.GetContext(ctx, &pool, `SELECT w.server_pool_id FROM sessions s JOIN workspaces w ON w.id = s.workspace_id
+		WHERE s.id = $1`, id)
+	if db.IsNotFound(err) {
+		return nil, false, fmt.Errorf("%w: %s", sessions.ErrNotFound, id)
+	}
+	if err != nil || pool == nil {
+		return nil, false, err
+	}
+	err = s.db.SelectContext(ctx, &targets, `SELECT sv.id, sv.name, sv.address FROM servers sv JOIN zones z ON z.id = sv.zone_id
+		WHERE sv.pool_id = $1 AND sv.enabled AND z.name = ANY($2) ORDER BY sv.name`, *pool, pq.Array(zones))
+	if err != nil {
+		return nil, true, fmt.Errorf("loading the servers of pool %s: %w", *pool, err)
+	}
+	return targets, true, nil
+}
+
+// PlaceOnServer assigns session id, of a workspace with a server pool, to a
+// server of that pool, trying zones (names) in order, and moves it to
+// running with session.ready, all in one transaction. checked maps the id
+// of each server a TCP connect was tried to to its failure, "" when it
+// answered; a server not in it (added since) counts as unreachable. The pool's servers in those
+// zones are locked in id order, so concurrent placements queue and each
+// counts the sessions of those committed before it: no server ever holds
+// more than its max_sessions.
+//
+// When the workspace is disabled or no server can take the session, it is
+// failed (session.failed emitted) in the same transaction and the returned
+// Failure says why, server by server. ErrNotProvisioning when the session
+// has moved on.
+func (s *Store) PlaceOnServer(ctx context.Context, id string, zones []string, checked map[string]string) (SessionContext, *Failure, error) {
+	var sc SessionContext
+	var failure *Failure
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var err error
+		if sc, err = lockProvisioning(ctx, tx, id); err != nil {
+			return err
+		}
+		if !sc.Workspace.ServerPoolID.Valid {
+			return fmt.Errorf("workspace %s of session %s has no server pool", sc.Workspace.Name, id)
+		}
+		if failure, err = s.failDisabled(ctx, tx, &sc); failure != nil || err != nil {
+			return err
+		}
+		var pool struct {
+			Name             string `db:"name"`
+			ServerAssignment bool   `db:"server_assignment"`
+		}
+		if err := tx.GetContext(ctx, &pool, `SELECT name, server_assignment FROM pools WHERE id = $1`,
+			sc.Workspace.ServerPoolID.String); err != nil {
+			return fmt.Errorf("loading server pool of workspace %s: %w", sc.Workspace.Name, err)
+		}
+		candidates, err := loadServerZones(ctx, tx, sc.Workspace.ServerPoolID.String, zones, checked)
+		if err != nil {
+			return err
+		}
+		placed, err := domain.PlaceOnServer(candidates, domain.ServerDemand{
+			Pool: pool.Name, ServerAssignment: pool.ServerAssignment, User: sc.Username,
+			IncludeLabels: sc.Workspace.IncludeLabels, ExcludeLabels: sc.Workspace.ExcludeLabels,
+		})
+		var noCap *domain.NoCapacityError
+		if errors.As(err, &noCap) {
+			failure = &Failure{Reason: events.ReasonNoCapacity,
+				Detail: fmt.Sprintf("no server of pool %s can take the session: %s", pool.Name, noCap.Error())}
+			return s.failCreation(ctx, tx, &sc, *failure)
+		}
+		if err != nil {
+			return err
+		}
+		url := domain.ServerURL(placed.Server.Address)
+		if sc.Session, err = sessions.Update(ctx, tx, id, sessions.Provisioning, sessions.Change{
+			ServerID: &placed.Server.ID, ZoneID: &placed.Zone.ID, URL: &url,
+		}); err != nil {
+			return err
+		}
+		if err := completeContext(ctx, tx, &sc); err != nil {
+			return err
+		}
+		return s.running(ctx, tx, &sc, sessions.Provisioning, sc.Session.Origin)
+	})
+	return sc, failure, err
+}
+
+// loadServerZones loads the zones named, in that order, with the servers
+// of pool in each, locked, and their live sessions counted after the
+// locks.
+func loadServerZones(ctx context.Context, tx *sqlx.Tx, pool string, names []string, checked map[string]string) ([]domain.ServerZone, error) {
+	var zrows []struct {
+		ID   string `db:"id"`
+		Name string `db:"name"`
+	}
+	if err := tx.SelectContext(ctx, &zrows, `SELECT id, name FROM zones WHERE name = ANY($1)`, pq.Array(names)); err != nil {
+		return nil, fmt.Errorf("loading zones %v: %w", names, err)
+	}
+	zoneIDs := make([]string, 0, len(zrows))
+	for _, z := range zrows {
+		zoneIDs = append(zoneIDs, z.ID)
+	}
+	var srows []struct {
+		ID           string         `db:"id"`
+		Name         string         `db:"name"`
+		ZoneID       string         `db:"zone_id"`
+		Address      string         `db:"address"`
+		MaxSessions  int            `db:"max_sessions"`
+		Enabled      bool           `db:"enabled"`
+		AssignedUser *string        `db:"assigned_user"`
+		Labels       pq.StringArray `db:"labels"`
+		PoolLabels   pq.StringArray `db:"pool_labels"`
+	}
+	if err := tx.SelectContext(ctx, &srows, `SELECT sv.id, sv.name, sv.zone_id, sv.address, sv.max_sessions, sv.enabled,
+			sv.assigned_user, sv.labels, p.labels AS pool_labels
+		FROM servers sv JOIN pools p ON p.id = sv.pool_id
+		WHERE sv.pool_id = $1 AND sv.zone_id = ANY($2)
+		ORDER BY sv.id FOR UPDATE OF sv`, pool, pq.Array(zoneIDs)); err != nil {
+		return nil, fmt.Errorf("loading the servers of pool %s: %w", pool, err)
+	}
+	serverIDs := make([]string, 0, len(srows))
+	for _, sv := range srows {
+		serverIDs = append(serverIDs, sv.ID)
+	}
+	var counts []struct {
+		ServerID string `db:"server_id"`
+		N        int    `db:"n"`
+	}
+	if err := tx.SelectContext(ctx, &counts, `SELECT server_id, count(*) AS n FROM sessions
+		WHERE server_id = ANY($1) AND status NOT IN ('destroyed', 'failed') GROUP BY server_id`, pq.Array(serverIDs)); err != nil {
+		return nil, fmt.Errorf("counting server sessions: %w", err)
+	}
+	live := make(map[string]int, len(counts))
+	for _, c := range counts {
+		live[c.ServerID] = c.N
+	}
+	byZone := map[string][]domain.Server{}
+	for _, sv := range srows {
+		why, tried := checked[sv.ID]
+		if !tried {
+			why = "not checked yet"
+		}
+		user := ""
+		if sv.AssignedUser != nil {
+			user = *sv.AssignedUser
+		}
+		byZone[sv.ZoneID] = append(byZone[sv.ZoneID], domain.Server{
+			ID: sv.ID, Name: sv.Name, Address: sv.Address, MaxSessions: sv.MaxSessions, Sessions: live[sv.ID],
+			Enabled: sv.Enabled, Reachable: why == "", Unreachable: why, AssignedUser: user,
+			Labels: append(append([]string{}, sv.Labels...), sv.PoolLabels...),
+		})
+	}
+	out := make([]domain.ServerZone, 0, len(names))
+	for _, name := range names {
+		z := domain.ServerZone{Name: name}
+		for _, zr := range zrows {
+			if zr.Name == name {
+				z.Known, z.ID = true, zr.ID
+				z.Servers = byZone[zr.ID]
+			}
+		}
+		out = append(out, z)
+	}
+	return out, nil
+}
