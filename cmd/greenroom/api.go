@@ -133,6 +133,23 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	return nil
 }
 
+// show GETs path with query and shows the answer: with asJSON as the API
+// gave it, indented; else decoded into out, which table then prints.
+func (c *apiClient) show(ctx context.Context, path string, query url.Values, asJSON bool, w io.Writer, out any, table func()) error {
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, path, query, nil, &raw); err != nil {
+		return err
+	}
+	if asJSON {
+		return writeIndentedJSON(w, raw)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decoding the answer of GET %s: %w", path, err)
+	}
+	table()
+	return nil
+}
+
 // apiSession is a session as the API lists it.
 type apiSession struct {
 	ID              string     `json:"id"`
@@ -141,6 +158,7 @@ type apiSession struct {
 	Workspace       string     `json:"workspace"`
 	Zone            string     `json:"zone"`
 	Agent           *string    `json:"agent"`
+	Server          *string    `json:"server"`
 	ContainerID     string     `json:"container_id"`
 	URL             string     `json:"url"`
 	Origin          string     `json:"origin"`
@@ -186,4 +204,33 @@ func (c *apiClient) findStagingConfig(ctx context.Context, zone, workspace strin
 		}
 	}
 	return apiStagingConfig{}, fmt.Errorf("no staging config for zone %q and workspace %q", zone, workspace)
+}
+
+// apiPool is a pool as the API shows it, with its members.
+type apiPool struct {
+	Name             string          `json:"name"`
+	Type             string          `json:"type"`
+	ServerAssignment bool            `json:"server_assignment"`
+	Labels           []string        `json:"labels"`
+	Members          []apiPoolMember `json:"members"`
+	Workspaces       []string        `json:"workspaces"`
+}
+
+// apiPoolMember is a server of a server pool or an agent of a docker_agent
+// pool; the fields of the other kind are zero.
+type apiPoolMember struct {
+	Name            string   `json:"name"`
+	Zone            string   `json:"zone"`
+	Enabled         bool     `json:"enabled"`
+	Sessions        int      `json:"sessions"`
+	EffectiveLabels []string `json:"effective_labels"`
+
+	Address      string  `json:"address"`
+	MaxSessions  int     `json:"max_sessions"`
+	AssignedUser *string `json:"assigned_user"`
+
+	Cores        float64 `json:"cores"`
+	MemoryMB     int     `json:"memory_mb"`
+	FreeCores    float64 `json:"free_cores"`
+	FreeMemoryMB int     `json:"free_memory_mb"`
 }

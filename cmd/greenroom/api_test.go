@@ -186,3 +186,16 @@ func TestSessionsWithoutTokenExplainsTheToken(t *testing.T) {
 		t.Fatalf("exit %d, %q", code, errOut)
 	}
 }
+
+func TestSessionsShowTheServerOfAServerSession(t *testing.T) {
+	api := newFakeAPI(t)
+	api.gets["/api/v1/sessions"] = func(*http.Request) any {
+		return json.RawMessage(`{"items":[{"id":"0192f3a4-0000-7000-8000-000000000003","request_id":"r2","user":"alice",
+		  "workspace":"desk","zone":"zone-a","agent":null,"server":"desk-1","container_id":"","url":"","origin":"on_demand",
+		  "status":"running","staging_config_id":null,"failure_reason":"","created_at":"2025-11-24T05:00:00Z"}]}`)
+	}
+	out, errOut, code := runCLI(t, api.env(), "sessions")
+	if code != exitOK || !strings.Contains(out, "AGENT/SERVER") || !strings.Contains(out, "server desk-1") {
+		t.Fatalf("exit %d, %s:\n%s", code, errOut, out)
+	}
+}

@@ -26,6 +26,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		{"migrate", "--help"},
 		{"request", "--help"},
 		{"sessions", "--help"},
+		{"pools", "--help"},
 		{"audit", "--help"},
 		{"audit", "replay", "--help"},
 		{"demo", "--help"},
@@ -61,6 +62,7 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{"sessions", "--status", "sleeping"},
 		{"sessions", "--api-url", "not a url"},
 		{"sessions", "--staging-config", "zone-a"},
+		{"pools", "desktops", "gpu-agents"},
 	} {
 		_, errOut, code := runCLI(t, nil, args...)
 		if code != exitUsage || !strings.HasPrefix(errOut, "greenroom: ") {

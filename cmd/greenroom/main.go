@@ -1,6 +1,6 @@
 // Command greenroom is the operator CLI of Greenroom: it migrates the
-// database, requests sessions over NATS, lists sessions through the admin
-// API, replays the audit log from JetStream and loads the demo
+// database, requests sessions over NATS, lists sessions and pools through
+// the admin API, replays the audit log from JetStream and loads the demo
 // configuration. Run `greenroom --help` for the list of commands.
 package main
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -45,21 +44,12 @@ Needs the admin token (GREENROOM_ADMIN_TOKEN, --admin-token, or the
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := api.do(cmd.Context(), http.MethodGet, "/api/v1/sessions", q, nil, &raw); err != nil {
-				return err
-			}
-			if o.JSON {
-				return writeIndentedJSON(cmd.OutOrStdout(), raw)
-			}
 			var list struct {
 				Items []apiSession `json:"items"`
 			}
-			if err := json.Unmarshal(raw, &list); err != nil {
-				return fmt.Errorf("decoding the session list: %w", err)
-			}
-			printSessions(cmd.OutOrStdout(), list.Items, time.Now())
-			return nil
+			return api.show(cmd.Context(), "/api/v1/sessions", q, o.JSON, cmd.OutOrStdout(), &list, func() {
+				printSessions(cmd.OutOrStdout(), list.Items, time.Now())
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -109,10 +99,14 @@ func (o sessionsOptions) query(ctx context.Context, api *apiClient) (url.Values,
 
 func printSessions(out io.Writer, items []apiSession, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tWORKSPACE\tZONE\tSTATUS\tORIGIN\tAGENT\tURL\tAGE")
+	fmt.Fprintln(tw, "ID\tUSER\tWORKSPACE\tZONE\tSTATUS\tORIGIN\tAGENT/SERVER\tURL\tAGE")
 	for _, s := range items {
+		host := deref(s.Agent)
+		if s.Server != nil {
+			host = "server " + *s.Server
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			s.ID, deref(s.User), s.Workspace, s.Zone, s.Status, s.Origin, deref(s.Agent), s.URL, age(now.Sub(s.CreatedAt)))
+			s.ID, deref(s.User), s.Workspace, s.Zone, s.Status, s.Origin, host, s.URL, age(now.Sub(s.CreatedAt)))
 	}
 	_ = tw.Flush()
 	if len(items) == 0 {

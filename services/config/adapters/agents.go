@@ -44,6 +44,11 @@ func ListAgents(ctx context.Context, q Queryer) ([]domain.Agent, error) {
 	return as, nil
 }
 
+// ListAgentsInPools loads the agents of the pools with ids, by name.
+func ListAgentsInPools(ctx context.Context, q Queryer, ids []string) ([]domain.Agent, error) {
+	return listInPools[domain.Agent](ctx, q, "agents", agentSelect, "a.pool_id", ids, "a.name")
+}
+
 // InsertAgent stores a new agent (its zone and pool by id) and returns it
 // as stored.
 func InsertAgent(ctx context.Context, q Queryer, a domain.Agent) (domain.Agent, error) {

@@ -50,16 +50,16 @@ func UpdatePool(ctx context.Context, q Queryer, p domain.Pool) (domain.Pool, err
 	return out, err
 }
 
-// PoolMembers counts the agents, servers and workspaces that refer to the
-// pool with id.
-func PoolMembers(ctx context.Context, q Queryer, id string) (int, error) {
+// CountPoolReferrers counts the agents, servers and workspaces that refer
+// to the pool with id.
+func CountPoolReferrers(ctx context.Context, q Queryer, id string) (int, error) {
 	var n int
 	err := q.GetContext(ctx, &n, `SELECT
 		(SELECT count(*) FROM agents WHERE pool_id = $1) +
 		(SELECT count(*) FROM servers WHERE pool_id = $1) +
 		(SELECT count(*) FROM workspaces WHERE server_pool_id = $1)`, id)
 	if err != nil {
-		return 0, fmt.Errorf("counting members of pool %s: %w", id, err)
+		return 0, fmt.Errorf("counting what refers to pool %s: %w", id, err)
 	}
 	return n, nil
 }

@@ -11,14 +11,15 @@ import (
 // sessionSelect reads sessions with names for their references. Only
 // reads: libs/sessions owns the table and every change to it.
 const sessionSelect = `SELECT s.id, s.request_id, s.user_id, u.username, s.workspace_id, w.name AS workspace,
-	s.zone_id, z.name AS zone, a.name AS agent, s.container_id, s.url, s.origin, s.status,
+	s.zone_id, z.name AS zone, a.name AS agent, sv.name AS server, s.container_id, s.url, s.origin, s.status,
 	s.staging_config_id, s.failure_reason, s.created_at, s.staged_at, s.assigned_at,
 	s.expires_at, s.destroyed_at
 	FROM sessions s
 	JOIN workspaces w ON w.id = s.workspace_id
 	JOIN zones z ON z.id = s.zone_id
 	LEFT JOIN users u ON u.id = s.user_id
-	LEFT JOIN agents a ON a.id = s.agent_id`
+	LEFT JOIN agents a ON a.id = s.agent_id
+	LEFT JOIN servers sv ON sv.id = s.server_id`
 
 // GetSession loads the session with id.
 func GetSession(ctx context.Context, q Queryer, id string) (domain.Session, error) {
@@ -32,6 +33,18 @@ func GetSessionByRequestID(ctx context.Context, q Queryer, requestID string) (do
 	var s domain.Session
 	err := get(ctx, q, &s, fmt.Sprintf("session of request %q", requestID), sessionSelect+` WHERE s.request_id = $1`, requestID)
 	return s, err
+}
+
+// CountLiveSessionsOnServer counts the sessions assigned to the server with
+// id that are not destroyed or failed.
+func CountLiveSessionsOnServer(ctx context.Context, q Queryer, serverID string) (int, error) {
+	var n int
+	err := q.GetContext(ctx, &n, `SELECT count(*) FROM sessions
+		WHERE server_id = $1 AND status NOT IN ('destroyed', 'failed')`, serverID)
+	if err != nil {
+		return 0, fmt.Errorf("counting live sessions of server %s: %w", serverID, err)
+	}
+	return n, nil
 }
 
 // ListSessions loads the sessions f selects, newest first.

@@ -40,10 +40,22 @@ func ListStagingConfigs(ctx context.Context, q Queryer) ([]domain.StagingConfig,
 // CountLiveStagingConfigsInZone counts the staging configs that target the
 // zone with id.
 func CountLiveStagingConfigsInZone(ctx context.Context, q Queryer, zoneID string) (int, error) {
+	return countLiveStagingConfigs(ctx, q, "zone_id", zoneID)
+}
+
+// CountLiveStagingConfigsOfWorkspace counts the staging configs that keep
+// sessions of the workspace with id staged.
+func CountLiveStagingConfigsOfWorkspace(ctx context.Context, q Queryer, workspaceID string) (int, error) {
+	return countLiveStagingConfigs(ctx, q, "workspace_id", workspaceID)
+}
+
+// countLiveStagingConfigs counts the live staging configs of a zone or
+// workspace (column is zone_id or workspace_id).
+func countLiveStagingConfigs(ctx context.Context, q Queryer, column, id string) (int, error) {
 	var n int
-	err := q.GetContext(ctx, &n, `SELECT count(*) FROM staging_configs WHERE zone_id = $1 AND deleted_at IS NULL`, zoneID)
+	err := q.GetContext(ctx, &n, `SELECT count(*) FROM staging_configs WHERE `+column+` = $1 AND deleted_at IS NULL`, id)
 	if err != nil {
-		return 0, fmt.Errorf("counting staging configs of zone %s: %w", zoneID, err)
+		return 0, fmt.Errorf("counting staging configs by %s %s: %w", column, id, err)
 	}
 	return n, nil
 }

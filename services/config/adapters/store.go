@@ -13,6 +13,7 @@ import (
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // Queryer is a *sqlx.DB or a *sqlx.Tx.
@@ -77,4 +78,15 @@ func exec(ctx context.Context, q Queryer, what, query string, args ...any) error
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	return nil
+}
+
+// listInPools loads the rows of selectQuery (what names them) whose
+// column, a pool reference, is one of ids, ordered by orderBy.
+func listInPools[T any](ctx context.Context, q Queryer, what, selectQuery, column string, ids []string, orderBy string) ([]T, error) {
+	var rows []T
+	err := q.SelectContext(ctx, &rows, selectQuery+` WHERE `+column+` = ANY($1) ORDER BY `+orderBy, pq.Array(ids))
+	if err != nil {
+		return nil, fmt.Errorf("listing %s of pools: %w", what, err)
+	}
+	return rows, nil
 }

@@ -36,6 +36,12 @@ func ListWorkspaces(ctx context.Context, q Queryer) ([]domain.Workspace, error) 
 	return ws, nil
 }
 
+// ListWorkspacesOfServerPools loads the workspaces whose server pool is one
+// of the pools with ids, by name.
+func ListWorkspacesOfServerPools(ctx context.Context, q Queryer, ids []string) ([]domain.Workspace, error) {
+	return listInPools[domain.Workspace](ctx, q, "workspaces", workspaceSelect, "w.server_pool_id", ids, "w.name")
+}
+
 // InsertWorkspace stores a new workspace (its server pool by id) and
 // returns it as stored.
 func InsertWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain.Workspace, error) {

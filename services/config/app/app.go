@@ -8,6 +8,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -97,6 +98,18 @@ func (a *App) change(ctx context.Context, kind, op string, fn func(tx *sqlx.Tx) 
 			events.ConfigChanged{Kind: kind, Op: op, ID: id, Name: name}, "")
 		return err
 	})
+}
+
+// snapshot runs the reads of fn in one read-only transaction that sees the
+// database as of its first statement, so that what they return together
+// (a pool and its members) is consistent.
+func (a *App) snapshot(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := a.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("beginning a read-only transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
 }
 
 // explain turns the database's refusals of a change to the object called

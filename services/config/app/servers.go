@@ -87,12 +87,23 @@ func (a *App) resolveServerRefs(ctx context.Context, tx *sqlx.Tx, s *domain.Serv
 	return nil
 }
 
-// DeleteServer deletes the server named name.
+// DeleteServer deletes the server named name, unless sessions still live
+// on it; its ended sessions forget it.
 func (a *App) DeleteServer(ctx context.Context, name string) error {
 	err := a.change(ctx, KindServer, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
 		s, err := adapters.GetServer(ctx, tx, name, adapters.ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no server named %q", name)
+		}
+		// Counted after the lock, in a statement of its own: a session
+		// assigned to the server while the lock was awaited is seen, and no
+		// new one can be assigned until this transaction ends.
+		live, err := adapters.CountLiveSessionsOnServer(ctx, tx, s.ID)
+		if err != nil {
+			return "", "", err
+		}
+		if live > 0 {
+			return "", "", conflict("server %q has %d live session(s) (not destroyed or failed); destroy them or wait for them to end, then delete the server", s.Name, live)
 		}
 		return s.ID, s.Name, adapters.DeleteServer(ctx, tx, s.ID)
 	})

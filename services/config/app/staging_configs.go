@@ -26,7 +26,9 @@ func (a *App) GetStagingConfig(ctx context.Context, id string) (domain.StagingCo
 
 // CreateStagingConfig asks for sessions of a workspace to be kept staged in
 // a zone; the provisioner starts filling the pool when it hears of it. The
-// zone must name its real domain: staged sessions cannot use $request_host$.
+// zone must name its real domain: staged sessions cannot use $request_host$;
+// and the workspace must run in containers: sessions on a server pool's
+// fixed servers cannot be staged.
 func (a *App) CreateStagingConfig(ctx context.Context, in domain.StagingConfigCreate) (domain.StagingConfig, error) {
 	if errs := in.Validate(); len(errs) > 0 {
 		return domain.StagingConfig{}, invalid(errs)
@@ -44,9 +46,16 @@ func (a *App) CreateStagingConfig(ctx context.Context, in domain.StagingConfigCr
 		if err := stagingAllowed(zone); err != nil {
 			return "", "", err
 		}
+		// Read FOR SHARE: the workspace cannot move to a server pool until
+		// this config is committed, and then the workspace's update sees it.
 		ws, err := adapters.GetWorkspace(ctx, tx, sc.Workspace, adapters.ForShare)
 		if err != nil {
 			return "", "", refError(err, Invalid, "workspace", "workspace", sc.Workspace)
+		}
+		if ws.ServerPool != nil {
+			return "", "", fieldError(Invalid, "workspace",
+				"workspace %q runs its sessions on the servers of pool %q: they are assignments to fixed servers, started by no container, so they cannot be staged",
+				ws.Name, *ws.ServerPool)
 		}
 		sc.ZoneID, sc.WorkspaceID = zone.ID, ws.ID
 		sc, err = adapters.InsertStagingConfig(ctx, tx, sc)

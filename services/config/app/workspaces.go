@@ -41,7 +41,9 @@ func (a *App) CreateWorkspace(ctx context.Context, in domain.WorkspaceCreate) (d
 }
 
 // UpdateWorkspace changes the workspace named name. The provisioner hears
-// of it and replaces staged sessions started from the old settings.
+// of it and replaces staged sessions started from the old settings. It
+// cannot move to a server pool while staging configs keep its sessions
+// staged.
 func (a *App) UpdateWorkspace(ctx context.Context, name string, in domain.WorkspaceUpdate) (domain.Workspace, error) {
 	if errs := in.Validate(); len(errs) > 0 {
 		return domain.Workspace{}, invalid(errs)
@@ -59,10 +61,31 @@ func (a *App) UpdateWorkspace(ctx context.Context, name string, in domain.Worksp
 			}
 			w.ServerPoolID = poolID(p)
 		}
+		if in.ServerPool.Has() {
+			if err := serverPoolAllowed(ctx, tx, w); err != nil {
+				return "", "", err
+			}
+		}
 		w, err = adapters.UpdateWorkspace(ctx, tx, w)
 		return w.ID, w.Name, err
 	})
 	return w, explain(err, fmt.Sprintf("workspace %q", in.Name.Or(name)))
+}
+
+// serverPoolAllowed refuses (409) to give w a server pool while staging
+// configs keep its sessions staged: sessions on fixed servers are
+// assignments, not containers, and cannot be staged. w was read FOR UPDATE,
+// which keeps a staging config from being created for it meanwhile.
+func serverPoolAllowed(ctx context.Context, tx *sqlx.Tx, w domain.Workspace) error {
+	n, err := adapters.CountLiveStagingConfigsOfWorkspace(ctx, tx, w.ID)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fieldError(Conflict, "server_pool",
+			"workspace %q has %d staging config(s); sessions on a server pool's servers cannot be staged: delete the staging configs first", w.Name, n)
+	}
+	return nil
 }
 
 // DeleteWorkspace deletes the workspace named name, unless staging configs

@@ -5,7 +5,8 @@ import "time"
 // ServerMaxSessionsDefault is how many sessions a server accepts unless told.
 const ServerMaxSessionsDefault int32 = 1
 
-// Server is a fixed host in a server pool.
+// Server is a fixed host in a server pool, with the number of its live
+// sessions (each counts against MaxSessions).
 type Server struct {
 	ID           string    `db:"id" json:"id"`
 	Name         string    `db:"name" json:"name"`
@@ -17,6 +18,7 @@ type Server struct {
 	MaxSessions  int32     `db:"max_sessions" json:"max_sessions"`
 	Enabled      bool      `db:"enabled" json:"enabled"`
 	AssignedUser *string   `db:"assigned_user" json:"assigned_user"`
+	Labels       Labels    `db:"labels" json:"labels"`
 	Sessions     int       `db:"sessions" json:"sessions"`
 	CreatedAt    time.Time `db:"created_at" json:"created_at"`
 	UpdatedAt    time.Time `db:"updated_at" json:"updated_at"`
@@ -24,13 +26,14 @@ type Server struct {
 
 // ServerUpdate is the body of PATCH /api/v1/servers/{name}.
 type ServerUpdate struct {
-	Name         Optional[string] `json:"name"`
-	Zone         Optional[string] `json:"zone"`
-	Pool         Optional[string] `json:"pool"`
-	Address      Optional[string] `json:"address"`
-	MaxSessions  Optional[int32]  `json:"max_sessions"`
-	Enabled      Optional[bool]   `json:"enabled"`
-	AssignedUser Optional[string] `json:"assigned_user"`
+	Name         Optional[string]   `json:"name"`
+	Zone         Optional[string]   `json:"zone"`
+	Pool         Optional[string]   `json:"pool"`
+	Address      Optional[string]   `json:"address"`
+	MaxSessions  Optional[int32]    `json:"max_sessions"`
+	Enabled      Optional[bool]     `json:"enabled"`
+	AssignedUser Optional[string]   `json:"assigned_user"`
+	Labels       Optional[[]string] `json:"labels"`
 }
 
 // ServerCreate is the body of POST /api/v1/servers: the same fields, name,
@@ -52,6 +55,7 @@ func validateServer(in ServerUpdate, p presence) FieldErrors {
 	checkMin(&errs, "max_sessions", in.MaxSessions, optional, 1)
 	checkPresent(&errs, "enabled", in.Enabled, optional)
 	checkPresent(&errs, "assigned_user", in.AssignedUser, nullable)
+	checkPresent(&errs, "labels", in.Labels, optional)
 	return errs
 }
 
@@ -75,5 +79,8 @@ func (in ServerUpdate) Apply(s *Server) {
 	setIfPresent(&s.Enabled, in.Enabled)
 	if in.AssignedUser.Set {
 		s.AssignedUser = in.AssignedUser.Ptr()
+	}
+	if in.Labels.Has() {
+		s.Labels = Labels(in.Labels.Value)
 	}
 }

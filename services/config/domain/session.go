@@ -7,7 +7,9 @@ import (
 )
 
 // Session is a row of the sessions table as operators see it: names, not
-// ids. A staged session not yet assigned has no user and no request.
+// ids. A staged session not yet assigned has no user and no request. A
+// session runs in a container on an Agent, or — for a workspace with a
+// server pool — is assigned to a fixed Server; the other one is nil.
 type Session struct {
 	ID              string     `db:"id" json:"id"`
 	RequestID       *string    `db:"request_id" json:"request_id"`
@@ -18,6 +20,7 @@ type Session struct {
 	ZoneID          string     `db:"zone_id" json:"-"`
 	Zone            string     `db:"zone" json:"zone"`
 	Agent           *string    `db:"agent" json:"agent"`
+	Server          *string    `db:"server" json:"server"`
 	ContainerID     string     `db:"container_id" json:"container_id"`
 	URL             string     `db:"url" json:"url"`
 	Origin          string     `db:"origin" json:"origin"`

@@ -6,8 +6,9 @@ import (
 )
 
 // adminPage is the admin web UI: one page that asks for the admin token and
-// then shows zones, workspaces, staging configs and sessions from the API,
-// refreshed every two seconds. Vanilla JS, no build step.
+// then shows zones, workspaces, pools and their members, staging configs and
+// sessions from the API, refreshed every two seconds. Vanilla JS, no build
+// step.
 //
 //go:embed ui/index.html
 var adminPage []byte

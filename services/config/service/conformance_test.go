@@ -78,7 +78,8 @@ func TestOpenAPIConformance(t *testing.T) {
 	h.must(200, "PATCH", "/api/v1/users/alice", obj{"groups": []string{"everyone"}}, nil)
 
 	// Servers.
-	h.create("servers", obj{"name": "desk-1", "zone": "eu", "pool": "desktops", "address": "10.0.0.5", "max_sessions": 2, "assigned_user": "alice"})
+	h.create("servers", obj{"name": "desk-1", "zone": "eu", "pool": "desktops", "address": "10.0.0.5", "max_sessions": 2, "assigned_user": "alice",
+		"labels": []string{"rdp"}})
 	h.problem(400, "assigned_user", "POST", "/api/v1/servers", obj{"name": "desk-2", "zone": "eu", "address": "10.0.0.6", "assigned_user": "alice"})
 	h.problem(400, "address", "POST", "/api/v1/servers", obj{"name": "desk-2", "zone": "eu"})
 	h.must(200, "GET", "/api/v1/servers", nil, nil)
@@ -163,7 +164,8 @@ func TestOpenAPIConformance(t *testing.T) {
 	h.problem(409, "", "DELETE", "/api/v1/pools/desktops", nil)
 	h.problem(409, "", "DELETE", "/api/v1/workspaces/demo", nil)
 	h.problem(409, "", "DELETE", "/api/v1/users/alice", nil)
-	h.problem(409, "type", "PATCH", "/api/v1/pools/desktops", obj{"type": "docker_agent"})
+	h.problem(400, "server_assignment", "PATCH", "/api/v1/pools/desktops", obj{"type": "docker_agent"})
+	h.problem(409, "type", "PATCH", "/api/v1/pools/desktops", obj{"type": "docker_agent", "server_assignment": false})
 	h.must(204, "DELETE", "/api/v1/staging-configs/"+sc.str("id"), nil, nil)
 	h.problem(404, "", "DELETE", "/api/v1/staging-configs/"+sc.str("id"), nil)
 	h.problem(400, "id", "DELETE", "/api/v1/staging-configs/x", nil)
