@@ -160,7 +160,9 @@ func TestServerPoolEndToEnd(t *testing.T) {
 
 	// A server down gets nothing new; ending sessions frees their places
 	// at once, and the counts never drift from the sessions table.
+	onS1 := g.liveOnServers()["s1"]
 	stops["s1"]()
+	created := len(ids)
 	var wg sync.WaitGroup
 	for _, id := range ids[:15] {
 		wg.Go(func() {
@@ -169,25 +171,38 @@ func TestServerPoolEndToEnd(t *testing.T) {
 			}
 		})
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = burst(10, "zone-a") }()
+	var fails []string
+	wg.Go(func() { fails = burst(5, "zone-a") })
 	wg.Wait()
-	apptest.Eventually(t, 30*time.Second, "no session in destroying", func() bool {
+	apptest.Eventually(t, 30*time.Second, "no session destroying or provisioning", func() bool {
 		var n int
 		_ = g.env.DB.Get(&n, `SELECT count(*) FROM sessions WHERE status IN ('destroying', 'provisioning')`)
 		return n == 0
 	})
+	made := len(ids) - created
+	if made+len(fails) != 5 {
+		t.Fatalf("%d made and %d failed of 5", made, len(fails))
+	}
 	api, db := g.members("rdp"), g.liveOnServers()
+	total := 0
 	for _, name := range []string{"s1", "s2", "s3", "s4"} {
 		if api[name] != db[name] || db[name] > 10 {
 			t.Fatalf("sessions per server: API %v, sessions table %v; want them equal and none over 10", api, db)
 		}
+		total += db[name]
 	}
-	before := db["s1"]
-	if status, s = g.request("carol", "desk", "zone-a"); status == http.StatusCreated && s["server"] == "s1" {
-		t.Fatalf("a session went to s1, which is down: %v", s)
+	// 30 + 1 on s4, 15 of them ended, and what the burst made.
+	if want := 31 - 15 + made; total != want {
+		t.Fatalf("%d live sessions on the servers, want %d (%d made by the burst)", total, want, made)
 	}
-	if g.liveOnServers()["s1"] != before {
-		t.Fatalf("s1, down, got a session")
+	if db["s1"] > onS1 {
+		t.Fatalf("s1, down, got sessions: %d → %d", onS1, db["s1"])
+	}
+	// s1's share goes elsewhere: the 15 ended sessions freed about 5 places
+	// on each server, the burst took at most 5, and the rest is on the
+	// reachable servers only.
+	status, s = g.request("carol", "desk", "zone-a")
+	if status != http.StatusCreated || s["server"] == "s1" || s["server"] == nil {
+		t.Fatalf("carol: %d %v; want a session on a reachable server", status, s)
 	}
 }

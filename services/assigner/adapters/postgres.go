@@ -87,7 +87,8 @@ func (t *Tx) Session(ctx context.Context, requestID string) (sessions.Session, e
 // workspace, every zone, the user's groups and the workspace's staging
 // configs. $1 user, $2 workspace, $3 request_id.
 const loadSQL = `WITH u AS (SELECT id FROM users WHERE username = $1),
-	w AS (SELECT id, name, enabled, persistent_profile_path, volume_mappings, cores, memory_mb
+	w AS (SELECT id, name, enabled, persistent_profile_path, volume_mappings, cores, memory_mb,
+			server_pool_id IS NOT NULL AS on_servers
 		FROM workspaces WHERE name = $2)
 SELECT
 	(SELECT id::text FROM sessions WHERE request_id = $3) AS existing_session_id,
@@ -145,6 +146,7 @@ func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestCont
 		VolumeMappings        json.RawMessage `json:"volume_mappings"`
 		Cores                 float64         `json:"cores"`
 		MemoryMB              int             `json:"memory_mb"`
+		OnServers             bool            `json:"on_servers"`
 	}
 	var zones []struct {
 		ID       string `json:"id"`
@@ -179,7 +181,7 @@ func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestCont
 	}
 
 	rc.Workspace = domain.Workspace{ID: ws.ID, Name: ws.Name, Enabled: ws.Enabled,
-		PersistentProfilePath: ws.PersistentProfilePath, VolumeMappings: ws.VolumeMappings}
+		PersistentProfilePath: ws.PersistentProfilePath, VolumeMappings: ws.VolumeMappings, OnServers: ws.OnServers}
 	rc.Cores, rc.MemoryMB = ws.Cores, ws.MemoryMB
 	found := false
 	for _, z := range zones {
@@ -248,11 +250,12 @@ func (t *Tx) EmitWithID(ctx context.Context, id, subject, eventType string, data
 func (t *Tx) Outcome(ctx context.Context, sessionID string) (events.SessionReady, error) {
 	var r events.SessionReady
 	err := t.tx.QueryRowxContext(ctx, `SELECT COALESCE(s.request_id, ''), s.id, COALESCE(u.username, ''), w.name, z.name,
-			COALESCE(a.name, ''), s.container_id, s.url, s.origin
+			COALESCE(a.name, ''), COALESCE(sv.name, ''), s.container_id, s.url, s.origin
 		FROM sessions s JOIN workspaces w ON w.id = s.workspace_id JOIN zones z ON z.id = s.zone_id
 		LEFT JOIN users u ON u.id = s.user_id LEFT JOIN agents a ON a.id = s.agent_id
+		LEFT JOIN servers sv ON sv.id = s.server_id
 		WHERE s.id = $1`, sessionID).Scan(&r.RequestID, &r.SessionID, &r.User, &r.Workspace, &r.Zone,
-		&r.Agent, &r.ContainerID, &r.URL, &r.Origin)
+		&r.Agent, &r.Server, &r.ContainerID, &r.URL, &r.Origin)
 	if err != nil {
 		return r, fmt.Errorf("loading outcome of %s: %w", sessionID, err)
 	}

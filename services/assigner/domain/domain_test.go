@@ -168,6 +168,14 @@ func TestPlanFollowsTheSeedOrder(t *testing.T) {
 			t.Fatalf("plan %+v", p)
 		}
 	})
+	t.Run("a workspace on a server pool goes to its servers in the zone search order, without staging or violations", func(t *testing.T) {
+		onServers := Workspace{ID: "w", OnServers: true, PersistentProfilePath: "/p"}
+		p := PlanRequest(onServers, a, []Zone{b, a}, everyone, []StagingConfig{cfgA, cfgB})
+		if len(p.StagedCandidates) != 0 || len(p.Violations) != 0 || p.Miss != MissOnServers ||
+			len(p.OnDemandZones) != 2 || p.OnDemandZones[0].ID != "a" || p.OnDemandZones[1].ID != "b" {
+			t.Fatalf("plan %+v", p)
+		}
+	})
 	t.Run("an incompatible setting leaves only on demand and names the setting", func(t *testing.T) {
 		p := PlanRequest(Workspace{ID: "w", PersistentProfilePath: "/p"}, a, []Zone{a}, everyone, []StagingConfig{cfgA})
 		if len(p.StagedCandidates) != 0 || p.Miss != MissIncompatible || !slices.Equal(p.Violations, []Setting{SettingPersistentProfile}) {

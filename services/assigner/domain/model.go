@@ -33,6 +33,9 @@ type Workspace struct {
 	Enabled               bool
 	PersistentProfilePath string
 	VolumeMappings        json.RawMessage
+	// OnServers is true for a workspace with a server pool: its sessions
+	// are assignments to fixed servers, never staged (rule 8).
+	OnServers bool
 }
 
 // StagingConfig is a pool of staged sessions for (zone, workspace).

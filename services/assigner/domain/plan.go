@@ -12,6 +12,9 @@ const (
 	MissNoStagingConfig MissReason = "no_staging_config"
 	MissPermissions     MissReason = "permissions_differ"
 	MissNoneStaged      MissReason = "none_staged"
+	// MissOnServers: the workspace's sessions go to the fixed servers of
+	// its server pool, which are never staged.
+	MissOnServers MissReason = "server_pool"
 )
 
 // Plan is what the assigner will try for one request, in order (rule 5):
@@ -31,12 +34,14 @@ type Plan struct {
 func PlanRequest(ws Workspace, requestZone Zone, zones []Zone, groups []Group, configs []StagingConfig) Plan {
 	eff := Effective(groups)
 	order := ZoneSearchOrder(requestZone, zones)
-	p := Plan{
-		Permissions:   eff.Permissions,
-		Violations:    IncompatibleSettings(ws, eff),
-		OnDemandZones: order,
+	p := Plan{Permissions: eff.Permissions, OnDemandZones: order}
+	if ws.OnServers {
+		// Nothing is staged for it, so no setting can force it off a
+		// staged session.
+		p.Miss = MissOnServers
+		return p
 	}
-	if len(p.Violations) > 0 {
+	if p.Violations = IncompatibleSettings(ws, eff); len(p.Violations) > 0 {
 		p.Miss = MissIncompatible
 		return p
 	}

@@ -49,8 +49,12 @@ func (a *App) UpdateServer(ctx context.Context, name string, in domain.ServerUpd
 		if s, err = adapters.GetServer(ctx, tx, name, adapters.ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no server named %q", name)
 		}
+		old := s
 		in.Apply(&s)
 		if err := a.resolveServerRefs(ctx, tx, &s, in.Zone.Set); err != nil {
+			return "", "", err
+		}
+		if err := serverMoveAllowed(ctx, tx, old, s); err != nil {
 			return "", "", err
 		}
 		s, err = adapters.UpdateServer(ctx, tx, s)
@@ -58,6 +62,31 @@ func (a *App) UpdateServer(ctx context.Context, name string, in domain.ServerUpd
 	})
 	return s, explain(err, fmt.Sprintf("server %q", in.Name.Or(name)))
 }
+
+// serverMoveAllowed refuses (409) to move a server that has live sessions
+// to another pool or zone: its sessions belong to the old pool's workspaces
+// and zone, and would count against the new ones. (A lower max_sessions or
+// another assigned_user only steers new sessions.)
+func serverMoveAllowed(ctx context.Context, tx *sqlx.Tx, old, s domain.Server) error {
+	field := ""
+	switch {
+	case !equalRef(old.PoolID, s.PoolID):
+		field = "pool"
+	case old.ZoneID != s.ZoneID:
+		field = "zone"
+	default:
+		return nil
+	}
+	live, err := adapters.CountLiveSessionsOnServer(ctx, tx, old.ID)
+	if err != nil || live == 0 {
+		return err
+	}
+	return fieldError(Conflict, field, "server %q has %d live session(s) (not destroyed or failed); destroy them or wait for them to end, then change its %s",
+		old.Name, live, field)
+}
+
+// equalRef reports whether two optional ids are the same reference.
+func equalRef(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
 // resolveServerRefs sets the ids of the zone (when the body named one) and
 // pool, and checks the assigned user: a server can only be assigned to a

@@ -181,6 +181,25 @@ func TestDeleteServerWithLiveSessionsIsConflict(t *testing.T) {
 	}
 }
 
+func TestServerWithLiveSessionsCannotMoveToAnotherPoolOrZone(t *testing.T) {
+	h := newHarness(t)
+	w := h.serverPoolWorld()
+	h.create("pools", obj{"name": "other", "type": "server"})
+	h.create("zones", obj{"name": "us"})
+	h.insertServerSession(w, "desk-1", "running")
+
+	p := h.problem(http.StatusConflict, "pool", "PATCH", "/api/v1/servers/desk-1", obj{"pool": "other"})
+	if !strings.Contains(p.Detail, `server "desk-1" has 1 live session(s)`) {
+		t.Errorf("detail %q does not count the live sessions", p.Detail)
+	}
+	h.problem(http.StatusConflict, "pool", "PATCH", "/api/v1/servers/desk-1", obj{"pool": nil})
+	h.problem(http.StatusConflict, "zone", "PATCH", "/api/v1/servers/desk-1", obj{"zone": "us"})
+	// What only steers new sessions is allowed, and so is moving an idle
+	// server.
+	h.must(200, "PATCH", "/api/v1/servers/desk-1", obj{"max_sessions": 1, "enabled": false}, nil)
+	h.must(200, "PATCH", "/api/v1/servers/desk-2", obj{"pool": "other", "zone": "us"}, nil)
+}
+
 func TestServerLabelsAreKeptAndValidated(t *testing.T) {
 	h := newHarness(t)
 	h.serverPoolWorld()

@@ -47,8 +47,11 @@ type ServerDemand struct {
 	// sessions go only to them.
 	ServerAssignment bool
 	User             string
-	IncludeLabels    []string
-	ExcludeLabels    []string
+	// OwnServer is the name of the server of the pool (in any zone)
+	// assigned to User, or "" (heeded only with ServerAssignment).
+	OwnServer     string
+	IncludeLabels []string
+	ExcludeLabels []string
 }
 
 // ServerPlacement is the server a session goes to.
@@ -66,17 +69,9 @@ type ServerPlacement struct {
 // in the pool) nobody's. When none can, it returns a *NoCapacityError
 // saying what ruled out each server (by name), zone by zone.
 func PlaceOnServer(zones []ServerZone, d ServerDemand) (ServerPlacement, error) {
-	owns := false
-	if d.ServerAssignment {
-		for _, z := range zones {
-			for _, s := range z.Servers {
-				owns = owns || (s.AssignedUser != "" && s.AssignedUser == d.User)
-			}
-		}
-	}
 	reasons := make([]string, 0, len(zones))
 	for _, z := range zones {
-		s, why := chooseServer(z, d, owns)
+		s, why := chooseServer(z, d)
 		if why == "" {
 			return ServerPlacement{Zone: z, Server: s}, nil
 		}
@@ -85,7 +80,7 @@ func PlaceOnServer(zones []ServerZone, d ServerDemand) (ServerPlacement, error) 
 	return ServerPlacement{}, &NoCapacityError{Reasons: reasons}
 }
 
-func chooseServer(z ServerZone, d ServerDemand, owns bool) (Server, string) {
+func chooseServer(z ServerZone, d ServerDemand) (Server, string) {
 	if !z.Known {
 		return Server{}, "no such zone"
 	}
@@ -96,7 +91,7 @@ func chooseServer(z ServerZone, d ServerDemand, owns bool) (Server, string) {
 	var why []string
 	byName := slices.SortedFunc(slices.Values(z.Servers), func(a, b Server) int { return cmp.Compare(a.Name, b.Name) })
 	for _, s := range byName {
-		if reason := unfitServer(s, d, owns); reason != "" {
+		if reason := unfitServer(s, d); reason != "" {
 			why = append(why, "server "+s.Name+" "+reason)
 			continue
 		}
@@ -116,7 +111,7 @@ func chooseServer(z ServerZone, d ServerDemand, owns bool) (Server, string) {
 
 // unfitServer says why s cannot take d, or "" when it can. The reasons
 // that do not change on their own come first.
-func unfitServer(s Server, d ServerDemand, owns bool) string {
+func unfitServer(s Server, d ServerDemand) string {
 	if !s.Enabled {
 		return "is disabled"
 	}
@@ -127,8 +122,8 @@ func unfitServer(s Server, d ServerDemand, owns bool) string {
 		switch {
 		case s.AssignedUser != "" && s.AssignedUser != d.User:
 			return "is assigned to another user"
-		case owns && s.AssignedUser != d.User:
-			return fmt.Sprintf("is not the server assigned to %s", d.User)
+		case d.OwnServer != "" && s.Name != d.OwnServer:
+			return fmt.Sprintf("is not the server assigned to %s (%s)", d.User, d.OwnServer)
 		}
 	}
 	if s.Sessions >= s.MaxSessions {

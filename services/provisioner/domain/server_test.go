@@ -83,7 +83,7 @@ func TestPlaceOnServerChoosesTheServerWithFewestSessions(t *testing.T) {
 			name: "with server assignment, a user's sessions go to their own server, even when others are emptier",
 			zones: []ServerZone{szone("z", server("s1", 0, 10), server("s2", 4, 10, assignedTo("ann")),
 				server("s3", 0, 10, assignedTo("bob")))},
-			demand:     ServerDemand{ServerAssignment: true, User: "ann"},
+			demand:     ServerDemand{ServerAssignment: true, User: "ann", OwnServer: "s2"},
 			wantZone:   "z",
 			wantServer: "s2",
 		},
@@ -140,8 +140,14 @@ func TestPlaceOnServerSaysWhatRuledOutEveryServer(t *testing.T) {
 		{
 			name:   "an assigned user's own server is full: no other server takes them",
 			zones:  []ServerZone{szone("a", server("s1", 1, 1, assignedTo("ann")), server("s2", 0, 10))},
-			demand: ServerDemand{ServerAssignment: true, User: "ann"},
-			want:   []string{"a: server s1 has 1 of 1 sessions, server s2 is not the server assigned to ann"},
+			demand: ServerDemand{ServerAssignment: true, User: "ann", OwnServer: "s1"},
+			want:   []string{"a: server s1 has 1 of 1 sessions, server s2 is not the server assigned to ann (s1)"},
+		},
+		{
+			name:   "an assigned user's own server in a zone not searched: no other server takes them",
+			zones:  []ServerZone{szone("a", server("s2", 0, 10))},
+			demand: ServerDemand{ServerAssignment: true, User: "ann", OwnServer: "s9"},
+			want:   []string{"a: server s2 is not the server assigned to ann (s9)"},
 		},
 		{
 			name:   "nobody else's sessions go to an assigned server",

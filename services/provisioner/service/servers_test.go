@@ -109,7 +109,7 @@ func (e *env) liveOn() map[string]int {
 
 // requestAll requests n sessions of f from 20 goroutines at once and
 // waits for each outcome; it returns the session ids that became ready
-// and the session.failed details of the others.
+// and, for the others, "reason: detail" of their session.failed.
 func (e *env) requestAll(f fixture, n int) (ready []string, failed []string) {
 	e.t.Helper()
 	ids := make([]string, n)
@@ -135,7 +135,8 @@ func (e *env) requestAll(f fixture, n int) (ready []string, failed []string) {
 			ready = append(ready, id)
 		} else {
 			ev := e.waitEvent(events.TypeSessionFailed, 10*time.Second, dataIs("session_id", id))
-			failed = append(failed, decode[events.SessionFailed](e.t, ev).Detail)
+			f := decode[events.SessionFailed](e.t, ev)
+			failed = append(failed, f.Reason+": "+f.Detail)
 		}
 	}
 	return ready, failed
@@ -145,8 +146,16 @@ func TestServerPoolSpreadsSessionsEvenlyAndAnswersTheOneTooManyWithTheReason(t *
 	e := newEnv(t, envOptions{})
 	p := e.newServerPool(10, startListener(t).addr, startListener(t).addr, startListener(t).addr)
 
-	ready, failed := e.requestAll(p.fixture, 30)
-	if len(ready) != 30 || len(failed) != 0 {
+	// Half the room first: the fewest-sessions rule alone spreads them.
+	ready, failed := e.requestAll(p.fixture, 15)
+	if len(ready) != 15 || len(failed) != 0 {
+		t.Fatalf("%d ready, %d failed (%v); want all 15 ready", len(ready), len(failed), failed)
+	}
+	if got := e.liveOn(); got["s1"] != 5 || got["s2"] != 5 || got["s3"] != 5 {
+		t.Fatalf("sessions per server = %v, want 5 each", got)
+	}
+	more, failed := e.requestAll(p.fixture, 15)
+	if ready = append(ready, more...); len(ready) != 30 || len(failed) != 0 {
 		t.Fatalf("%d ready, %d failed (%v); want all 30 ready", len(ready), len(failed), failed)
 	}
 	if got := e.liveOn(); got["s1"] != 10 || got["s2"] != 10 || got["s3"] != 10 {
@@ -166,13 +175,9 @@ func TestServerPoolSpreadsSessionsEvenlyAndAnswersTheOneTooManyWithTheReason(t *
 	}
 
 	_, failed = e.requestAll(p.fixture, 1)
-	want := "no server of pool rdp can take the session: zone-a: server s1 has 10 of 10 sessions, server s2 has 10 of 10 sessions, server s3 has 10 of 10 sessions"
+	want := "no_capacity: no server of pool rdp can take the session: zone-a: server s1 has 10 of 10 sessions, server s2 has 10 of 10 sessions, server s3 has 10 of 10 sessions"
 	if len(failed) != 1 || failed[0] != want {
 		t.Fatalf("31st: failed %q, want %q", failed, want)
-	}
-	ev = e.waitEvent(events.TypeSessionFailed, 10*time.Second, nil)
-	if r := decode[events.SessionFailed](t, ev); r.Reason != events.ReasonNoCapacity {
-		t.Fatalf("reason %q, want %q", r.Reason, events.ReasonNoCapacity)
 	}
 
 	// Ending a session frees its place at once.
@@ -231,9 +236,15 @@ func TestServerAssignmentIsExclusive(t *testing.T) {
 	// Her server full, alice gets no other one, and is told why.
 	e.exec(`UPDATE servers SET max_sessions = 3 WHERE id = $1`, p.servers["s2"])
 	_, failed := e.requestAll(p.fixture, 1)
-	if len(failed) != 1 || !strings.Contains(failed[0], "server s1 is not the server assigned to alice") ||
+	if len(failed) != 1 || !strings.Contains(failed[0], "server s1 is not the server assigned to alice (s2)") ||
 		!strings.Contains(failed[0], "server s2 has 3 of 3 sessions") {
 		t.Fatalf("failed %q", failed)
+	}
+	// Nor when her server is in a zone this request does not search.
+	e.exec(`UPDATE servers SET zone_id = $1, max_sessions = 10 WHERE id = $2`, e.addZone("zone-b", "least_load"), p.servers["s2"])
+	_, failed = e.requestAll(p.fixture, 1)
+	if want := "no_capacity: no server of pool rdp can take the session: zone-a: server s1 is not the server assigned to alice (s2)"; len(failed) != 1 || failed[0] != want {
+		t.Fatalf("failed %q, want %q", failed, want)
 	}
 }
 
@@ -254,7 +265,7 @@ func TestServerLabelsDecideWhereSessionsGo(t *testing.T) {
 	}
 	e.exec(`UPDATE workspaces SET include_labels = '{gpu}', exclude_labels = '{rdp}' WHERE id = $1`, p.workspaceID)
 	_, failed := e.requestAll(p.fixture, 1)
-	want := "no server of pool rdp can take the session: zone-a: server gpu1 has excluded label rdp, server gpu2 has excluded label rdp, server s1 lacks label gpu"
+	want := "no_capacity: no server of pool rdp can take the session: zone-a: server gpu1 has excluded label rdp, server gpu2 has excluded label rdp, server s1 lacks label gpu"
 	if len(failed) != 1 || failed[0] != want {
 		t.Fatalf("failed %q, want %q", failed, want)
 	}

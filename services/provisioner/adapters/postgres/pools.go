@@ -278,9 +278,11 @@ func roomInZone(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow, limit int)
 		Cores    float64 `db:"cores"`
 		MemoryMB int64   `db:"memory_mb"`
 	}
-	if err := tx.SelectContext(ctx, &pending, `SELECT cores, memory_mb FROM sessions
-		WHERE zone_id = $1 AND status = 'provisioning' AND agent_id IS NULL
-		ORDER BY created_at`, c.ZoneID); err != nil {
+	// Sessions of a server-pool workspace never take an agent.
+	if err := tx.SelectContext(ctx, &pending, `SELECT s.cores, s.memory_mb FROM sessions s
+		JOIN workspaces w ON w.id = s.workspace_id
+		WHERE s.zone_id = $1 AND s.status = 'provisioning' AND s.agent_id IS NULL AND w.server_pool_id IS NULL
+		ORDER BY s.created_at`, c.ZoneID); err != nil {
 		return 0, "", fmt.Errorf("reading sessions waiting for an agent in zone %s: %w", c.Zone, err)
 	}
 	zones, err := loadZones(ctx, tx, []string{c.Zone}, readAgentsOnly)

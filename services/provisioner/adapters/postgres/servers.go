@@ -23,18 +23,25 @@ type ServerTarget struct {
 }
 
 // ServerPoolTargets returns, when session id's workspace has a server pool,
-// that pool's enabled servers in the zones named; ok is false for a
-// workspace of containers. It reads without locks: what it returns is only
+// that pool's enabled servers in the zones named (none when the session is
+// no longer provisioning); ok is false for a workspace of containers. It reads without locks: what it returns is only
 // the list of addresses to check; PlaceOnServer decides under locks.
 func (s *Store) ServerPoolTargets(ctx context.Context, id string, zones []string) (targets []ServerTarget, ok bool, err error) {
-	var pool *string
-	err = s.db.GetContext(ctx, &pool, `SELECT w.server_pool_id FROM sessions s JOIN workspaces w ON w.id = s.workspace_id
+	var row struct {
+		Pool   *string         `db:"server_pool_id"`
+		Status sessions.Status `db:"status"`
+	}
+	err = s.db.GetContext(ctx, &row, `SELECT w.server_pool_id, s.status FROM sessions s JOIN workspaces w ON w.id = s.workspace_id
 		WHERE s.id = $1`, id)
 	if db.IsNotFound(err) {
 		return nil, false, fmt.Errorf("%w: %s", sessions.ErrNotFound, id)
 	}
-	if err != nil || pool == nil {
+	if err != nil || row.Pool == nil {
 		return nil, false, err
+	}
+	pool := row.Pool
+	if row.Status != sessions.Provisioning {
+		return nil, true, nil // a redelivery: nothing to check, PlaceOnServer says it moved on
 	}
 	err = s.db.SelectContext(ctx, &targets, `SELECT sv.id, sv.name, sv.address FROM servers sv JOIN zones z ON z.id = sv.zone_id
 		WHERE sv.pool_id = $1 AND sv.enabled AND z.name = ANY($2) ORDER BY sv.name`, *pool, pq.Array(zones))
@@ -83,8 +90,18 @@ func (s *Store) PlaceOnServer(ctx context.Context, id string, zones []string, ch
 		if err != nil {
 			return err
 		}
+		// The user's own server counts wherever it is, even in a zone this
+		// request does not search.
+		var own string
+		if pool.ServerAssignment && sc.Username != "" {
+			err := tx.GetContext(ctx, &own, `SELECT name FROM servers WHERE pool_id = $1 AND assigned_user = $2
+				ORDER BY name LIMIT 1`, sc.Workspace.ServerPoolID.String, sc.Username)
+			if err != nil && !db.IsNotFound(err) {
+				return fmt.Errorf("finding the server assigned to %s: %w", sc.Username, err)
+			}
+		}
 		placed, err := domain.PlaceOnServer(candidates, domain.ServerDemand{
-			Pool: pool.Name, ServerAssignment: pool.ServerAssignment, User: sc.Username,
+			Pool: pool.Name, ServerAssignment: pool.ServerAssignment, User: sc.Username, OwnServer: own,
 			IncludeLabels: sc.Workspace.IncludeLabels, ExcludeLabels: sc.Workspace.ExcludeLabels,
 		})
 		var noCap *domain.NoCapacityError
