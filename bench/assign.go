@@ -38,15 +38,15 @@ type rateStep struct {
 // at the same concurrency against the same database.
 func assignScenario(quick bool) error {
 	steps := []rateStep{{50, 10 * time.Second}, {100, 10 * time.Second}, {200, 10 * time.Second}, {500, 10 * time.Second}}
-	satN, httpN, rawN, rawMax := 6000, 1000, 20000, 10*time.Second
+	satN, httpSatN, rawN, rawMax := 6000, 3000, 20000, 10*time.Second
 	if quick {
 		steps = []rateStep{{100, 3 * time.Second}, {500, 3 * time.Second}}
-		satN, httpN, rawN, rawMax = 2500, 300, 6000, 4*time.Second
+		satN, httpSatN, rawN, rawMax = 2500, 1000, 6000, 4*time.Second
 	}
 	const warmN = 100
-	pool := warmN + satN + httpN + rawN + 200
+	pool := warmN + satN + httpSatN + rawN + 200
 	for _, s := range steps {
-		pool += int(s.rate * s.dur.Seconds())
+		pool += 2 * int(s.rate*s.dur.Seconds()) // bus and HTTP
 	}
 
 	e, err := startEnv(envAssign)
@@ -97,75 +97,65 @@ func assignScenario(quick bool) error {
 		return err
 	}
 	defer cl.Close()
-	publish := e.requestPublisher(cl)
 
 	// Warm-up: connections, prepared plans, consumer.
-	if _, err := w.offered(warmN, 100, publish); err != nil {
+	if _, err := w.offered(warmN, 100, e.requestPublisher(cl)); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	for _, s := range steps {
-		if interrupted() {
-			return nil
-		}
-		n := int(s.rate * s.dur.Seconds())
-		st, err := w.offered(n, s.rate, publish)
-		if err != nil {
-			return err
-		}
-		name := fmt.Sprintf("bus @ %g/s", s.rate)
-		lat := func(metric string, v time.Duration, limit time.Duration) {
-			target, met := "", (*bool)(nil)
-			if limit > 0 {
-				target, met = "≤ "+fmtMs(limit), ptr(v <= limit)
+	// The same requests two ways: published on the bus as internal
+	// services do, and through POST /api/v1/sessions?wait=0 (202), which
+	// the config service publishes; each at the fixed rates, then at
+	// saturation.
+	paths := []struct {
+		name string
+		send func(id string) error
+		satN int
+	}{
+		{"bus", e.requestPublisher(cl), satN},
+		{"HTTP POST (wait=0)", e.requestPoster(), httpSatN},
+	}
+	var busSat stats
+	for _, path := range paths {
+		for _, s := range steps {
+			if interrupted() {
+				return nil
 			}
-			add(assignScenarioName, name+" "+metric, ms(v), "ms", 0, 0, target, met)
-		}
-		var p50t, p99t time.Duration
-		switch s.rate {
-		case 100:
-			p50t, p99t = 3*time.Millisecond, 10*time.Millisecond
-		case 500:
-			p99t = 25 * time.Millisecond
-		}
-		lat("p50", st.p(0.50), p50t)
-		lat("p90", st.p(0.90), 0)
-		lat("p99", st.p(0.99), p99t)
-		lat("max", st.p(1), 0)
-		lat("p50 of which request → assigner wrote the event", quantile(st.service, 0.5), 0)
-		lat("p99 of which request → assigner wrote the event", quantile(st.service, 0.99), 0)
-		lat("p50 of which event written → received", quantile(st.delivery, 0.5), 0)
-		lat("p99 of which event written → received", quantile(st.delivery, 0.99), 0)
-		add(assignScenarioName, name+" achieved rate", st.rate, "/s", 0, 0, fmt.Sprintf("= %g/s offered", s.rate), ptr(st.rate >= 0.95*s.rate))
-		if st.lost > 0 {
-			note("%s: %d of %d requests got no session.assigned within the wait", name, st.lost, n)
-		}
-	}
-
-	// Saturation: 64 publishers back to back.
-	if interrupted() {
-		return nil
-	}
-	sat, err := w.offered(satN, 0, publish)
-	if err != nil {
-		return err
-	}
-
-	// Through the HTTP API: POST /api/v1/sessions?wait=0 (202) → assigned.
-	var httpSt stats
-	if !interrupted() {
-		post := func(id string) error {
-			status, out, err := e.call(http.MethodPost, "/api/v1/sessions?wait=0",
-				map[string]any{"user": e.User, "workspace": e.name("demo"), "zone": e.Zone, "request_id": id})
+			n := int(s.rate * s.dur.Seconds())
+			st, err := w.offered(n, s.rate, path.send)
 			if err != nil {
 				return err
 			}
-			if status != http.StatusAccepted && status != http.StatusCreated && status != http.StatusOK {
-				return fmt.Errorf("POST /api/v1/sessions: %d %v", status, out)
+			var p50t, p99t time.Duration
+			switch {
+			case path.name != "bus":
+			case s.rate == 100:
+				p50t, p99t = 3*time.Millisecond, 10*time.Millisecond
+			case s.rate == 500:
+				p99t = 25 * time.Millisecond
 			}
+			name := fmt.Sprintf("%s @ %g/s", path.name, s.rate)
+			addLatencies(name, st, p50t, p99t)
+			add(assignScenarioName, name+" achieved rate", st.rate, "/s", 0, 0, fmt.Sprintf("= %g/s offered", s.rate), ptr(st.rate >= 0.95*s.rate))
+			if st.lost > 0 {
+				note("%s: %d of %d requests got no session.assigned within the wait", name, st.lost, n)
+			}
+		}
+		if interrupted() {
 			return nil
 		}
-		if httpSt, err = w.offered(httpN, 100, post); err != nil {
+		sat, err := w.offered(path.satN, 0, path.send)
+		if err != nil {
 			return err
+		}
+		if path.name == "bus" {
+			busSat = sat
+		} else {
+			add(assignScenarioName, path.name+" saturation sustained rate", sat.rate, "/s", 0, 0, "", nil)
+		}
+		add(assignScenarioName, path.name+" saturation p50", ms(sat.p(0.5)), "ms", 0, 0, "", nil)
+		add(assignScenarioName, path.name+" saturation p99", ms(sat.p(0.99)), "ms", 0, 0, "", nil)
+		if sat.lost > 0 {
+			note("%s saturation: %d of %d requests got no session.assigned within the wait", path.name, sat.lost, path.satN)
 		}
 	}
 
@@ -175,18 +165,45 @@ func assignScenario(quick bool) error {
 		return err
 	}
 	add(assignScenarioName, "raw claim+outbox tx (16 workers)", raw, "/s", 0, 0, "", nil)
-	ratio := sat.rate / raw
-	add(assignScenarioName, "bus saturation sustained rate", sat.rate, "/s", raw, ratio, "≥ 750/s and ≥ 50 % of raw", ptr(sat.rate >= 750 && ratio >= 0.5))
-	add(assignScenarioName, "bus saturation p50", ms(sat.p(0.5)), "ms", 0, 0, "", nil)
-	add(assignScenarioName, "bus saturation p99", ms(sat.p(0.99)), "ms", 0, 0, "", nil)
-	if sat.lost > 0 {
-		note("saturation: %d of %d requests got no session.assigned within the wait", sat.lost, satN)
-	}
-	if httpSt.n > 0 {
-		add(assignScenarioName, "HTTP POST (wait=0) @ 100/s p50", ms(httpSt.p(0.5)), "ms", 0, 0, "", nil)
-		add(assignScenarioName, "HTTP POST (wait=0) @ 100/s p99", ms(httpSt.p(0.99)), "ms", 0, 0, "", nil)
-	}
+	ratio := busSat.rate / raw
+	add(assignScenarioName, "bus saturation sustained rate", busSat.rate, "/s", raw, ratio, "≥ 750/s and ≥ 50 % of raw", ptr(busSat.rate >= 750 && ratio >= 0.5))
 	return nil
+}
+
+// addLatencies reports a run's latency percentiles and their split into
+// the service's part and the delivery; a limit > 0 is that figure's target.
+func addLatencies(name string, st stats, p50Limit, p99Limit time.Duration) {
+	lat := func(metric string, v time.Duration, limit time.Duration) {
+		target, met := "", (*bool)(nil)
+		if limit > 0 {
+			target, met = "≤ "+fmtMs(limit), ptr(v <= limit)
+		}
+		add(assignScenarioName, name+" "+metric, ms(v), "ms", 0, 0, target, met)
+	}
+	lat("p50", st.p(0.50), p50Limit)
+	lat("p90", st.p(0.90), 0)
+	lat("p99", st.p(0.99), p99Limit)
+	lat("max", st.p(1), 0)
+	lat("p50 of which request → assigner wrote the event", quantile(st.service, 0.5), 0)
+	lat("p99 of which request → assigner wrote the event", quantile(st.service, 0.99), 0)
+	lat("p50 of which event written → received", quantile(st.delivery, 0.5), 0)
+	lat("p99 of which event written → received", quantile(st.delivery, 0.99), 0)
+}
+
+// requestPoster returns a sender that asks for the session through
+// POST /api/v1/sessions?wait=0, as a user-facing service would.
+func (e *env) requestPoster() func(id string) error {
+	return func(id string) error {
+		status, out, err := e.call(http.MethodPost, "/api/v1/sessions?wait=0",
+			map[string]any{"user": e.User, "workspace": e.name("demo"), "zone": e.Zone, "request_id": id})
+		if err != nil {
+			return err
+		}
+		if status != http.StatusAccepted && status != http.StatusCreated && status != http.StatusOK {
+			return fmt.Errorf("POST /api/v1/sessions: %d %v", status, out)
+		}
+		return nil
+	}
 }
 
 // userID looks a user's id up in the database.

@@ -26,6 +26,9 @@ import (
 // costs one round trip instead of two (no separate prepare). In that mode
 // a []byte argument is sent as binary data, so JSON for a json or jsonb
 // column must be passed as a string.
+// MaxOpenConns bounds each service replica's connections to PostgreSQL.
+const MaxOpenConns = 20
+
 func Open(ctx context.Context, url string, connectTimeout time.Duration) (*sqlx.DB, error) {
 	cfg, err := pq.NewConfig(url)
 	if err != nil {
@@ -37,8 +40,12 @@ func Open(ctx context.Context, url string, connectTimeout time.Duration) (*sqlx.
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
 	conn := sqlx.NewDb(sql.OpenDB(connector), "postgres")
-	conn.SetMaxOpenConns(20)
-	conn.SetMaxIdleConns(10)
+	// Busy connections go back to the pool rather than being closed: with
+	// fewer idle than open, every burst above the idle count would close
+	// connections and open new ones, each a new PostgreSQL backend
+	// process. Idle ones are closed after a while instead.
+	conn.SetMaxOpenConns(MaxOpenConns)
+	conn.SetMaxIdleConns(MaxOpenConns)
 	conn.SetConnMaxIdleTime(5 * time.Minute)
 	_, err = backoff.Retry(ctx, func() (struct{}, error) {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)

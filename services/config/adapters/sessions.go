@@ -35,6 +35,37 @@ func GetSessionByRequestID(ctx context.Context, q Queryer, requestID string) (do
 	return s, err
 }
 
+// RequestRefs are the user, workspace and zone a session request names,
+// resolved by name (nil: no such one), and whether a session already
+// exists for its request_id.
+type RequestRefs struct {
+	UserID      *string `db:"user_id"`
+	WorkspaceID *string `db:"workspace_id"`
+	Zone        struct {
+		ID                   *string `db:"id"`
+		SearchAlternateZones bool    `db:"search_alternate_zones"`
+	} `db:"zone"`
+	Existing bool `db:"existing"`
+}
+
+// ResolveRequest resolves a session request's names in one round trip:
+// POST /api/v1/sessions is on the path of every request an HTTP client
+// makes.
+func ResolveRequest(ctx context.Context, q Queryer, user, workspace, zone, requestID string) (RequestRefs, error) {
+	var r RequestRefs
+	err := q.GetContext(ctx, &r, `SELECT u.id AS user_id, w.id AS workspace_id,
+			z.id AS "zone.id", COALESCE(z.search_alternate_zones, false) AS "zone.search_alternate_zones",
+			EXISTS (SELECT 1 FROM sessions WHERE request_id = $4) AS existing
+		FROM (SELECT 1) AS one
+		LEFT JOIN users u ON u.username = $1
+		LEFT JOIN workspaces w ON w.name = $2
+		LEFT JOIN zones z ON z.name = $3`, user, workspace, zone, requestID)
+	if err != nil {
+		return r, fmt.Errorf("resolving the request's user, workspace and zone: %w", err)
+	}
+	return r, nil
+}
+
 // CountLiveSessionsOnServer counts the sessions assigned to the server with
 // id that are not destroyed or failed.
 func CountLiveSessionsOnServer(ctx context.Context, q Queryer, serverID string) (int, error) {

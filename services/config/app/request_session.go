@@ -51,33 +51,34 @@ func (a *App) RequestSession(ctx context.Context, in domain.SessionRequest, idem
 	if requestID == "" {
 		requestID = uuid.NewString()
 	}
-	user, err := adapters.GetUser(ctx, a.db, in.User.Value, adapters.NoLock)
+	refs, err := adapters.ResolveRequest(ctx, a.db, in.User.Value, in.Workspace.Value, in.Zone.Value, requestID)
 	if err != nil {
-		return SessionOutcome{}, refError(err, NotFound, "user", "user", in.User.Value)
+		return SessionOutcome{}, err
 	}
-	ws, err := adapters.GetWorkspace(ctx, a.db, in.Workspace.Value, adapters.NoLock)
-	if err != nil {
-		return SessionOutcome{}, refError(err, NotFound, "workspace", "workspace", in.Workspace.Value)
+	for _, ref := range []struct {
+		field string
+		id    *string
+	}{{"user", refs.UserID}, {"workspace", refs.WorkspaceID}, {"zone", refs.Zone.ID}} {
+		if ref.id == nil {
+			name := map[string]string{"user": in.User.Value, "workspace": in.Workspace.Value, "zone": in.Zone.Value}[ref.field]
+			return SessionOutcome{}, refError(adapters.ErrNotFound, NotFound, ref.field, ref.field, name)
+		}
 	}
-	zone, err := adapters.GetZone(ctx, a.db, in.Zone.Value, adapters.NoLock)
-	if err != nil {
-		return SessionOutcome{}, refError(err, NotFound, "zone", "zone", in.Zone.Value)
-	}
-
-	existing, err := adapters.GetSessionByRequestID(ctx, a.db, requestID)
-	switch {
-	case err == nil:
-		if field := domain.RequestMismatch(existing, user.ID, ws.ID, zone); field != "" {
+	if refs.Existing {
+		existing, err := adapters.GetSessionByRequestID(ctx, a.db, requestID)
+		if err != nil {
+			return SessionOutcome{}, err
+		}
+		zone := domain.Zone{ID: *refs.Zone.ID, Name: in.Zone.Value, SearchAlternateZones: refs.Zone.SearchAlternateZones}
+		if field := domain.RequestMismatch(existing, *refs.UserID, *refs.WorkspaceID, zone); field != "" {
 			return SessionOutcome{}, fieldError(Conflict, field,
 				"request_id %q was already used for a session of user %q, workspace %q in zone %q",
 				requestID, deref(existing.User), existing.Workspace, existing.Zone)
 		}
 		return a.repeat(ctx, existing, wait)
-	case !errors.Is(err, adapters.ErrNotFound):
-		return SessionOutcome{}, err
 	}
 
-	req := client.Request{RequestID: requestID, User: user.Username, Workspace: ws.Name, Zone: zone.Name}
+	req := client.Request{RequestID: requestID, User: in.User.Value, Workspace: in.Workspace.Value, Zone: in.Zone.Value}
 	if wait == 0 {
 		if _, _, err := a.requests.Publish(ctx, req); err != nil {
 			return SessionOutcome{}, err
