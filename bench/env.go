@@ -19,6 +19,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/db"
@@ -58,8 +59,10 @@ type env struct {
 	created  []string // API paths of the staging configs created
 	sessions []string
 	log      *zap.Logger
-	undo     []func()
-	cancel   []func()
+	// execs has the provisioner's own timing of each assign exec.
+	execs  *execLog
+	undo   []func()
+	cancel []func()
 }
 
 // envMode says which services run in-process.
@@ -189,7 +192,14 @@ func startEnv(mode envMode) (e *env, err error) {
 func (e *env) connect(ctx context.Context, name string) (*app.Deps, error) {
 	s := settings.Common{DatabaseURL: e.DBURL, NatsURL: e.NatsURL, HTTPAddr: "127.0.0.1:0",
 		AdminToken: e.Token, LogLevel: "warn", StreamReplicas: 1, ShutdownTimeout: 10 * time.Second}
-	d, err := app.Connect(ctx, name, s, e.log.With(zap.String("service", name)), 20*time.Second)
+	log := e.log
+	if name == "provisioner" {
+		if e.execs == nil {
+			e.execs = newExecLog()
+		}
+		log = zap.New(zapcore.NewTee(e.log.Core(), e.execs.core()))
+	}
+	d, err := app.Connect(ctx, name, s, log.With(zap.String("service", name)), 20*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("connecting %s: %w", name, err)
 	}
