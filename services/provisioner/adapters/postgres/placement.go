@@ -141,6 +141,29 @@ func (s *Store) failCreation(ctx context.Context, tx *sqlx.Tx, sc *SessionContex
 	}, sc.RequestID())
 }
 
+// zoneRow is a zone as placement reads it.
+type zoneRow struct {
+	ID            string `db:"id"`
+	Name          string `db:"name"`
+	LoadBalancing string `db:"load_balancing"`
+}
+
+// zonesNamed loads the zones named, by name (a name no zone has is absent),
+// and their ids.
+func zonesNamed(ctx context.Context, tx *sqlx.Tx, names []string) (map[string]zoneRow, []string, error) {
+	var rows []zoneRow
+	if err := tx.SelectContext(ctx, &rows, `SELECT id, name, load_balancing FROM zones WHERE name = ANY($1)`, pq.Array(names)); err != nil {
+		return nil, nil, fmt.Errorf("loading zones %v: %w", names, err)
+	}
+	byName := make(map[string]zoneRow, len(rows))
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		byName[r.Name] = r
+		ids = append(ids, r.ID)
+	}
+	return byName, ids, nil
+}
+
 // Whether loadZones locks the agents it reads.
 const (
 	lockAgents     = true
@@ -151,17 +174,9 @@ const (
 // agents and their usage summed. Placement locks the agents (lock), so
 // that concurrent placements queue and each sees those committed before.
 func loadZones(ctx context.Context, tx *sqlx.Tx, names []string, lock bool) ([]domain.Zone, error) {
-	var zrows []struct {
-		ID            string `db:"id"`
-		Name          string `db:"name"`
-		LoadBalancing string `db:"load_balancing"`
-	}
-	if err := tx.SelectContext(ctx, &zrows, `SELECT id, name, load_balancing FROM zones WHERE name = ANY($1)`, pq.Array(names)); err != nil {
-		return nil, fmt.Errorf("loading zones %v: %w", names, err)
-	}
-	zoneIDs := make([]string, 0, len(zrows))
-	for _, z := range zrows {
-		zoneIDs = append(zoneIDs, z.ID)
+	zrows, zoneIDs, err := zonesNamed(ctx, tx, names)
+	if err != nil {
+		return nil, err
 	}
 	var arows []struct {
 		ID         string         `db:"id"`
@@ -216,10 +231,8 @@ func loadZones(ctx context.Context, tx *sqlx.Tx, names []string, lock bool) ([]d
 	out := make([]domain.Zone, 0, len(names))
 	for _, n := range names {
 		z := domain.Zone{Name: n}
-		for _, r := range zrows {
-			if r.Name == n {
-				z = domain.Zone{ID: r.ID, Name: n, LoadBalancing: domain.LoadBalancing(r.LoadBalancing), Known: true, Agents: byZone[r.ID]}
-			}
+		if r, ok := zrows[n]; ok {
+			z = domain.Zone{ID: r.ID, Name: n, LoadBalancing: domain.LoadBalancing(r.LoadBalancing), Known: true, Agents: byZone[r.ID]}
 		}
 		out = append(out, z)
 	}

@@ -131,16 +131,9 @@ func (s *Store) PlaceOnServer(ctx context.Context, id string, zones []string, ch
 // of pool in each, locked, and their live sessions counted after the
 // locks.
 func loadServerZones(ctx context.Context, tx *sqlx.Tx, pool string, names []string, checked map[string]string) ([]domain.ServerZone, error) {
-	var zrows []struct {
-		ID   string `db:"id"`
-		Name string `db:"name"`
-	}
-	if err := tx.SelectContext(ctx, &zrows, `SELECT id, name FROM zones WHERE name = ANY($1)`, pq.Array(names)); err != nil {
-		return nil, fmt.Errorf("loading zones %v: %w", names, err)
-	}
-	zoneIDs := make([]string, 0, len(zrows))
-	for _, z := range zrows {
-		zoneIDs = append(zoneIDs, z.ID)
+	zrows, zoneIDs, err := zonesNamed(ctx, tx, names)
+	if err != nil {
+		return nil, err
 	}
 	var srows []struct {
 		ID           string         `db:"id"`
@@ -195,11 +188,8 @@ func loadServerZones(ctx context.Context, tx *sqlx.Tx, pool string, names []stri
 	out := make([]domain.ServerZone, 0, len(names))
 	for _, name := range names {
 		z := domain.ServerZone{Name: name}
-		for _, zr := range zrows {
-			if zr.Name == name {
-				z.Known, z.ID = true, zr.ID
-				z.Servers = byZone[zr.ID]
-			}
+		if r, ok := zrows[name]; ok {
+			z = domain.ServerZone{ID: r.ID, Name: name, Known: true, Servers: byZone[r.ID]}
 		}
 		out = append(out, z)
 	}
