@@ -66,6 +66,18 @@ func ResolveRequest(ctx context.Context, q Queryer, user, workspace, zone, reque
 	return r, nil
 }
 
+// CountLiveSessionsOfWorkspace counts the sessions of the workspace with
+// id that are not destroyed or failed.
+func CountLiveSessionsOfWorkspace(ctx context.Context, q Queryer, workspaceID string) (int, error) {
+	var n int
+	err := q.GetContext(ctx, &n, `SELECT count(*) FROM sessions
+		WHERE workspace_id = $1 AND status NOT IN ('destroyed', 'failed')`, workspaceID)
+	if err != nil {
+		return 0, fmt.Errorf("counting live sessions of workspace %s: %w", workspaceID, err)
+	}
+	return n, nil
+}
+
 // CountLiveSessionsOnServer counts the sessions assigned to the server with
 // id that are not destroyed or failed.
 func CountLiveSessionsOnServer(ctx context.Context, q Queryer, serverID string) (int, error) {

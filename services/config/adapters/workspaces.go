@@ -73,9 +73,15 @@ func UpdateWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain
 	return getWorkspaceByID(ctx, q, w.ID)
 }
 
-// DeleteWorkspace deletes the workspace with id; a foreign-key violation
-// means staging configs or sessions still refer to it.
+// DeleteWorkspace deletes the workspace with id and its ended sessions; a
+// foreign-key violation means staging configs still refer to it.
 func DeleteWorkspace(ctx context.Context, q Queryer, id string) error {
+	// Its ended sessions go with it (their events stay in the audit log),
+	// and with them what kept its deleted staging configs; the caller
+	// checked that no session of it is live.
+	if _, err := q.ExecContext(ctx, `DELETE FROM sessions WHERE workspace_id = $1 AND status IN ('destroyed', 'failed')`, id); err != nil {
+		return fmt.Errorf("deleting the workspace's ended sessions: %w", err)
+	}
 	if err := purgeDeletedStagingConfigs(ctx, q, "workspace_id", id); err != nil {
 		return err
 	}

@@ -96,6 +96,16 @@ func (a *App) DeleteWorkspace(ctx context.Context, name string) error {
 		if err != nil {
 			return "", "", notFoundOr(err, "no workspace named %q", name)
 		}
+		// Counted after the lock: a session being made for the workspace
+		// either committed before (and is seen) or waits for this
+		// transaction and then finds the workspace gone.
+		live, err := adapters.CountLiveSessionsOfWorkspace(ctx, tx, w.ID)
+		if err != nil {
+			return "", "", err
+		}
+		if live > 0 {
+			return "", "", conflict("workspace %q has %d live session(s) (not destroyed or failed); destroy them or wait for them to end, then delete the workspace", w.Name, live)
+		}
 		return w.ID, w.Name, adapters.DeleteWorkspace(ctx, tx, w.ID)
 	})
 	return explain(err, fmt.Sprintf("workspace %q", name))

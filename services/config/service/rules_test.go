@@ -161,6 +161,38 @@ func TestDeleteOfReferencedRowIsConflict(t *testing.T) {
 	}
 }
 
+// A workspace whose sessions have all ended can be deleted, even when they
+// came from a staging config deleted before; its ended sessions go with it.
+func TestWorkspaceWithOnlyEndedSessionsCanBeDeleted(t *testing.T) {
+	h := newHarness(t)
+	w := h.world()
+	sc := h.create("staging-configs", obj{"zone": "eu", "workspace": "demo", "desired_sessions": 1})
+	live := h.insertSession(w, "", sessions.Staged, sc.str("id"))
+	ended := []sessions.Session{
+		h.insertSession(w, "r1", sessions.Running, ""),
+		h.insertSession(w, "", sessions.Failed, sc.str("id")),
+	}
+	// Ended as the provisioner ends them (straight SQL: the lifecycle
+	// goes through destroying).
+	h.deps.DB.MustExec(`UPDATE sessions SET status = 'destroyed' WHERE id = $1`, ended[0].ID)
+	h.must(204, "DELETE", "/api/v1/staging-configs/"+sc.str("id"), nil, nil)
+
+	p := h.problem(http.StatusConflict, "", "DELETE", "/api/v1/workspaces/demo", nil)
+	if !strings.Contains(p.Detail, `workspace "demo" has 1 live session(s)`) {
+		t.Errorf("detail %q does not count the live session", p.Detail)
+	}
+	h.deps.DB.MustExec(`UPDATE sessions SET status = 'destroyed' WHERE id = $1`, live.ID)
+	h.must(204, "DELETE", "/api/v1/workspaces/demo", nil, nil)
+	h.must(404, "GET", "/api/v1/workspaces/demo", nil, nil)
+	for _, s := range append(ended, live) {
+		h.must(404, "GET", "/api/v1/sessions/"+s.ID, nil, nil)
+	}
+	var configs int
+	if err := h.deps.DB.Get(&configs, `SELECT count(*) FROM staging_configs WHERE id = $1`, sc.str("id")); err != nil || configs != 0 {
+		t.Errorf("the deleted staging config is still stored (%d, %v)", configs, err)
+	}
+}
+
 func TestStagingConfigShowsCurrentSessionsAndTheProvisionersStatus(t *testing.T) {
 	h := newHarness(t)
 	w := h.world()
