@@ -66,26 +66,20 @@ func ResolveRequest(ctx context.Context, q Queryer, user, workspace, zone, reque
 	return r, nil
 }
 
-// CountLiveSessionsOfWorkspace counts the sessions of the workspace with
-// id that are not destroyed or failed.
-func CountLiveSessionsOfWorkspace(ctx context.Context, q Queryer, workspaceID string) (int, error) {
-	var n int
-	err := q.GetContext(ctx, &n, `SELECT count(*) FROM sessions
-		WHERE workspace_id = $1 AND status NOT IN ('destroyed', 'failed')`, workspaceID)
-	if err != nil {
-		return 0, fmt.Errorf("counting live sessions of workspace %s: %w", workspaceID, err)
-	}
-	return n, nil
-}
+// Columns of sessions that CountLiveSessions counts by.
+const (
+	SessionsOfWorkspace = "workspace_id"
+	SessionsOnServer    = "server_id"
+)
 
-// CountLiveSessionsOnServer counts the sessions assigned to the server with
-// id that are not destroyed or failed.
-func CountLiveSessionsOnServer(ctx context.Context, q Queryer, serverID string) (int, error) {
+// CountLiveSessions counts the sessions that are not destroyed or failed
+// whose column (SessionsOfWorkspace, SessionsOnServer) is id.
+func CountLiveSessions(ctx context.Context, q Queryer, column, id string) (int, error) {
 	var n int
 	err := q.GetContext(ctx, &n, `SELECT count(*) FROM sessions
-		WHERE server_id = $1 AND status NOT IN ('destroyed', 'failed')`, serverID)
+		WHERE `+column+` = $1 AND status NOT IN ('destroyed', 'failed')`, id)
 	if err != nil {
-		return 0, fmt.Errorf("counting live sessions of server %s: %w", serverID, err)
+		return 0, fmt.Errorf("counting live sessions by %s %s: %w", column, id, err)
 	}
 	return n, nil
 }

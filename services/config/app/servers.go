@@ -77,7 +77,7 @@ func serverMoveAllowed(ctx context.Context, tx *sqlx.Tx, old, s domain.Server) e
 	default:
 		return nil
 	}
-	live, err := adapters.CountLiveSessionsOnServer(ctx, tx, old.ID)
+	live, err := adapters.CountLiveSessions(ctx, tx, adapters.SessionsOnServer, old.ID)
 	if err != nil || live == 0 {
 		return err
 	}
@@ -127,7 +127,7 @@ func (a *App) DeleteServer(ctx context.Context, name string) error {
 		// Counted after the lock, in a statement of its own: a session
 		// assigned to the server while the lock was awaited is seen, and no
 		// new one can be assigned until this transaction ends.
-		live, err := adapters.CountLiveSessionsOnServer(ctx, tx, s.ID)
+		live, err := adapters.CountLiveSessions(ctx, tx, adapters.SessionsOnServer, s.ID)
 		if err != nil {
 			return "", "", err
 		}

@@ -99,7 +99,7 @@ func (a *App) DeleteWorkspace(ctx context.Context, name string) error {
 		// Counted after the lock: a session being made for the workspace
 		// either committed before (and is seen) or waits for this
 		// transaction and then finds the workspace gone.
-		live, err := adapters.CountLiveSessionsOfWorkspace(ctx, tx, w.ID)
+		live, err := adapters.CountLiveSessions(ctx, tx, adapters.SessionsOfWorkspace, w.ID)
 		if err != nil {
 			return "", "", err
 		}
