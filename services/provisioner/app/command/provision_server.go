@@ -31,8 +31,7 @@ func (p *Provisioner) provisionOnServer(ctx context.Context, req events.Provisio
 		return fmt.Errorf("assigning session %s to a server: %w", req.SessionID, err)
 	}
 	if failure != nil {
-		p.metrics.Failures.WithLabelValues(failure.Reason).Inc()
-		failureLog(log, sc)("session failed", zap.String("reason", failure.Reason), zap.String("detail", failure.Detail))
+		p.placementFailed(sc, *failure, log)
 		return nil
 	}
 	log.Info("session assigned to a server", zap.String("server", sc.Server), zap.String("zone", sc.Zone),

@@ -55,9 +55,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 		return fmt.Errorf("placing session %s: %w", req.SessionID, err)
 	}
 	if failure != nil {
-		p.metrics.Failures.WithLabelValues(failure.Reason).Inc()
-		failureLog(log, sc)("session failed", zap.String("reason", failure.Reason), zap.String("detail", failure.Detail))
-		p.poolChanged(sc)
+		p.placementFailed(sc, *failure, log)
 		return nil
 	}
 	log = log.With(zap.String("agent", sc.Agent.Name), zap.String("zone", sc.Zone), zap.String("workspace", sc.Workspace.Name))

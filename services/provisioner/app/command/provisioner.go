@@ -76,6 +76,14 @@ func (p *Provisioner) poolChanged(sc postgres.SessionContext) {
 	}
 }
 
+// placementFailed reports a session its placement failed (the store has
+// failed it and emitted session.failed) and has its pool, if any, refilled.
+func (p *Provisioner) placementFailed(sc postgres.SessionContext, f postgres.Failure, log *zap.Logger) {
+	p.metrics.Failures.WithLabelValues(f.Reason).Inc()
+	failureLog(log, sc)("session failed", zap.String("reason", f.Reason), zap.String("detail", f.Detail))
+	p.poolChanged(sc)
+}
+
 // removeContainers removes whatever container session sc has on its agent,
 // logging rather than failing: the orphan collector is the safety net.
 func (p *Provisioner) removeContainers(ctx context.Context, sc postgres.SessionContext, log *zap.Logger) {
