@@ -34,6 +34,7 @@ const (
 	TypeSessionDestroy     = "greenroom.session.destroy"
 	TypeSessionDestroyed   = "greenroom.session.destroyed"
 	TypeSessionExpired     = "greenroom.session.expired"
+	TypeSessionKeepalive   = "greenroom.session.keepalive"
 	TypeStagingViolation   = "greenroom.staging.violation"
 	TypeStagingShortfall   = "greenroom.staging.shortfall"
 	TypeConfigChanged      = "greenroom.config.changed"
@@ -44,7 +45,7 @@ const (
 var Types = []string{
 	TypeSessionRequested, TypeSessionAssigned, TypeProvisionRequested,
 	TypeSessionStaged, TypeSessionReady, TypeSessionFailed,
-	TypeSessionDestroy, TypeSessionDestroyed, TypeSessionExpired,
+	TypeSessionDestroy, TypeSessionDestroyed, TypeSessionExpired, TypeSessionKeepalive,
 	TypeStagingViolation, TypeStagingShortfall, TypeConfigChanged,
 	TypeDeadLetter,
 }

@@ -36,7 +36,7 @@ var samples = map[string]any{
 	},
 	events.TypeProvisionRequested: events.ProvisionRequested{
 		RequestID: requestID, SessionID: sessionID, Workspace: "firefox",
-		Zones: []string{"eu", "us"}, Origin: "on_demand",
+		Zones: []string{"eu", "us"}, Origin: "on_demand", OnDemandReason: "permissions_differ:allow_audio",
 	},
 	events.TypeSessionStaged: events.SessionStaged{
 		SessionID: sessionID, StagingConfigID: stagingConfigID, Workspace: "firefox",
@@ -61,6 +61,9 @@ var samples = map[string]any{
 	events.TypeSessionExpired: events.SessionExpired{
 		SessionID: sessionID, RequestID: requestID, StagingConfigID: stagingConfigID,
 		Reason: events.ExpiredStaged,
+	},
+	events.TypeSessionKeepalive: events.SessionKeepalive{
+		SessionID: sessionID, RequestID: requestID,
 	},
 	events.TypeStagingViolation: events.StagingViolation{
 		RequestID: requestID, User: "alice", Workspace: "firefox", Zone: "eu",

@@ -48,7 +48,25 @@ type ProvisionRequested struct {
 	Zones           []string `json:"zones"`
 	Origin          string   `json:"origin"`
 	StagingConfigID string   `json:"staging_config_id,omitempty"`
+	// OnDemandReason says why an on-demand session was not served staged.
+	OnDemandReason string `json:"on_demand_reason,omitempty"`
 }
+
+// Reasons an on-demand session was not served from a staged pool (its
+// on_demand_reason): no staging config of the workspace in the zones
+// searched, none staged with the user's permissions at that moment, the
+// user's permissions differ from every staging config's (the first field
+// that differs follows the colon), or an incompatible setting (named after
+// the colon; rule 4).
+const (
+	OnDemandNoStagingConfig   = "no_staging_config"
+	OnDemandNoneStaged        = "none_staged"
+	OnDemandPermissionsDiffer = "permissions_differ"
+	OnDemandIncompatible      = "incompatible"
+	// OnDemandServerPool: the workspace's sessions go to the fixed
+	// servers of its server pool, which are never staged.
+	OnDemandServerPool = "server_pool"
+)
 
 // SessionStaged says a staged container answers and waits for a user.
 type SessionStaged struct {
@@ -152,10 +170,26 @@ const (
 	// ExpiredAssigning: a claimed staged session stayed in assigning past
 	// its timeout (its assign command never reported an outcome).
 	ExpiredAssigning = "assign_timeout"
+	// ExpiredTimeLimit: a running session reached its group's
+	// session_time_limit.
+	ExpiredTimeLimit = "time_limit"
+	// ExpiredKeepalive: a running session had no keepalive within its
+	// group's keepalive_expiration.
+	ExpiredKeepalive = "keepalive"
 )
 
 // ExpiryReasons lists every Expired* constant.
-var ExpiryReasons = []string{ExpiredStaged, ExpiredProvisioning, ExpiredAssigning}
+var ExpiryReasons = []string{ExpiredStaged, ExpiredProvisioning, ExpiredAssigning, ExpiredTimeLimit, ExpiredKeepalive}
+
+// SessionKeepalive says a running session is in use (the gateway sees its
+// traffic, or a client called POST /api/v1/sessions/{id}/keepalive): its
+// keepalive deadline moves to the event's time plus the session's
+// keepalive_expiration. Consumed by the expiry service; replaying it never
+// shortens a deadline.
+type SessionKeepalive struct {
+	SessionID string `json:"session_id"`
+	RequestID string `json:"request_id,omitempty"`
+}
 
 // SessionExpired is fired by the expiry service; the provisioner removes the
 // container (and the staging pool is refilled).

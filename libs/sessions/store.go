@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -41,6 +42,44 @@ type Session struct {
 	RunningAt       sql.NullTime    `db:"running_at"`
 	ExpiresAt       sql.NullTime    `db:"expires_at"`
 	DestroyedAt     sql.NullTime    `db:"destroyed_at"`
+	// OnDemandReason says why an on-demand session was not served from a
+	// staged pool (OnDemandReason* in libs/events); "" for staged ones.
+	OnDemandReason string `db:"on_demand_reason"`
+	// Revision is the configuration the container was made with (see
+	// schemas/db/00004): a staged session of another revision than its
+	// pool's is replaced.
+	Revision string `db:"revision"`
+	// Limits are the user's effective group's, copied when requested.
+	Limits
+	// TimeLimitAt and KeepaliveAt are the deadlines Limits give once the
+	// session runs; ExpiresAt is then the earlier of them.
+	TimeLimitAt   sql.NullTime `db:"time_limit_at"`
+	KeepaliveAt   sql.NullTime `db:"keepalive_at"`
+	FirstLaunchAt sql.NullTime `db:"first_launch_at"`
+}
+
+// Limits are how long a running session may last: TimeLimit from when it
+// starts running, KeepaliveExpiration from its last keepalive (or its
+// start). Zero means no limit.
+// The columns are intervals, read as nanoseconds (see columns).
+type Limits struct {
+	TimeLimit           time.Duration `db:"session_time_limit_ns"`
+	KeepaliveExpiration time.Duration `db:"keepalive_expiration_ns"`
+}
+
+// intervalNanos reads interval column col of table alias t (or none) as
+// nanoseconds, 0 when NULL.
+func intervalNanos(t, col string) string {
+	return fmt.Sprintf("COALESCE((EXTRACT(EPOCH FROM %s%s) * 1000000000)::bigint, 0) AS %s_ns", t, col, col)
+}
+
+// IntervalArg is d as an SQL interval parameter (cast with ::interval);
+// NULL for 0, no limit.
+func IntervalArg(d time.Duration) any {
+	if d <= 0 {
+		return nil
+	}
+	return fmt.Sprintf("%d microseconds", d.Microseconds())
 }
 
 // Permissions decodes the permissions the session's container started with.
@@ -61,9 +100,20 @@ type Queryer interface {
 	SelectContext(ctx context.Context, dest any, query string, args ...any) error
 }
 
-const columns = `id, request_id, workspace_id, zone_id, agent_id, server_id, staging_config_id, user_id,
-	container_id, host_port, url, origin, status, permissions, cores, memory_mb, failure_reason,
-	created_at, updated_at, staged_at, assigned_at, running_at, expires_at, destroyed_at`
+// columnsOf lists the columns of Session, of table alias t ("s.") or none.
+func columnsOf(t string) string {
+	cols := []string{"id", "request_id", "workspace_id", "zone_id", "agent_id", "server_id", "staging_config_id", "user_id",
+		"container_id", "host_port", "url", "origin", "status", "permissions", "cores", "memory_mb", "failure_reason",
+		"created_at", "updated_at", "staged_at", "assigned_at", "running_at", "expires_at", "destroyed_at",
+		"on_demand_reason", "revision", "time_limit_at", "keepalive_at", "first_launch_at"}
+	for i, c := range cols {
+		cols[i] = t + c
+	}
+	return strings.Join(append(cols, intervalNanos(t, "session_time_limit"), intervalNanos(t, "keepalive_expiration")), ", ")
+}
+
+// Columns is the select list of a Session.
+var columns = columnsOf("")
 
 // New describes a session to insert in status provisioning.
 type New struct {
@@ -78,6 +128,11 @@ type New struct {
 	Permissions     events.Permissions
 	Cores           float64
 	MemoryMB        int
+	// OnDemandReason says why an on-demand session is not staged.
+	OnDemandReason string
+	// Revision is the configuration its container is made with.
+	Revision string
+	Limits   Limits
 }
 
 // Insert creates a session in status provisioning. A duplicate request_id
@@ -89,10 +144,13 @@ func Insert(ctx context.Context, q Queryer, n New) (Session, error) {
 	}
 	var s Session
 	err = q.GetContext(ctx, &s, `INSERT INTO sessions
-		(id, request_id, workspace_id, zone_id, agent_id, staging_config_id, user_id, origin, status, permissions, cores, memory_mb)
-		VALUES ($1, NULLIF($2, ''), $3, $4, NULLIF($5, '')::uuid, NULLIF($6, '')::uuid, NULLIF($7, '')::uuid, $8, 'provisioning', $9, $10, $11)
+		(id, request_id, workspace_id, zone_id, agent_id, staging_config_id, user_id, origin, status, permissions, cores, memory_mb,
+		 on_demand_reason, revision, session_time_limit, keepalive_expiration)
+		VALUES ($1, NULLIF($2, ''), $3, $4, NULLIF($5, '')::uuid, NULLIF($6, '')::uuid, NULLIF($7, '')::uuid, $8, 'provisioning', $9, $10, $11,
+		 $12, $13, $14::interval, $15::interval)
 		RETURNING `+columns,
-		n.ID, n.RequestID, n.WorkspaceID, n.ZoneID, n.AgentID, n.StagingConfigID, n.UserID, n.Origin, string(perms), n.Cores, n.MemoryMB)
+		n.ID, n.RequestID, n.WorkspaceID, n.ZoneID, n.AgentID, n.StagingConfigID, n.UserID, n.Origin, string(perms), n.Cores, n.MemoryMB,
+		n.OnDemandReason, n.Revision, IntervalArg(n.Limits.TimeLimit), IntervalArg(n.Limits.KeepaliveExpiration))
 	if err != nil {
 		return Session{}, fmt.Errorf("inserting session: %w", err)
 	}
@@ -132,8 +190,9 @@ func GetByRequestID(ctx context.Context, q Queryer, requestID string) (Session, 
 // handed to a user they do not fit. The inner SELECT reads only the partial index
 // sessions_staged_claim_idx; SKIP LOCKED lets concurrent claims (any
 // replica) take different rows instead of queueing on the same one.
-const ClaimStagedSQL = `UPDATE sessions s
-	SET status = 'assigning', user_id = $2, request_id = $3, assigned_at = now(), expires_at = NULL, updated_at = now()
+var ClaimStagedSQL = `UPDATE sessions s
+	SET status = 'assigning', user_id = $2, request_id = $3, assigned_at = now(), expires_at = NULL, updated_at = now(),
+		session_time_limit = $5::interval, keepalive_expiration = $6::interval
 	FROM (
 		SELECT id FROM sessions
 		WHERE staging_config_id = $1 AND status = 'staged' AND permissions = $4::jsonb
@@ -142,25 +201,42 @@ const ClaimStagedSQL = `UPDATE sessions s
 		FOR UPDATE SKIP LOCKED
 	) c
 	WHERE s.id = c.id
-	RETURNING ` + "s.id, s.request_id, s.workspace_id, s.zone_id, s.agent_id, s.staging_config_id, s.user_id," +
-	"s.container_id, s.host_port, s.url, s.origin, s.status, s.permissions, s.cores, s.memory_mb, s.failure_reason," +
-	"s.created_at, s.updated_at, s.staged_at, s.assigned_at, s.running_at, s.expires_at, s.destroyed_at"
+	RETURNING ` + columnsOf("s.")
 
 // ClaimStaged moves the oldest staged session of stagingConfigID started
-// with exactly perms to assigning for userID under requestID. ErrNoneStaged
-// when there is none.
+// with exactly perms to assigning for userID under requestID, with no
+// limits. ErrNoneStaged when there is none.
 func ClaimStaged(ctx context.Context, q Queryer, stagingConfigID, userID, requestID string, perms events.Permissions) (Session, error) {
-	raw, err := json.Marshal(perms)
+	return ClaimStagedFor(ctx, q, Claim{StagingConfigID: stagingConfigID, UserID: userID, RequestID: requestID, Permissions: perms})
+}
+
+// Claim is a user's claim of a staged session.
+type Claim struct {
+	StagingConfigID string
+	UserID          string
+	RequestID       string
+	// Permissions are the user's; only a session started with exactly
+	// these is taken.
+	Permissions events.Permissions
+	// Limits are the user's, from their effective group.
+	Limits Limits
+}
+
+// ClaimStagedFor is ClaimStaged with the user's limits. ErrNoneStaged
+// when there is none.
+func ClaimStagedFor(ctx context.Context, q Queryer, c Claim) (Session, error) {
+	raw, err := json.Marshal(c.Permissions)
 	if err != nil {
 		return Session{}, err
 	}
 	var s Session
-	err = q.GetContext(ctx, &s, ClaimStagedSQL, stagingConfigID, userID, requestID, string(raw))
+	err = q.GetContext(ctx, &s, ClaimStagedSQL, c.StagingConfigID, c.UserID, c.RequestID, string(raw),
+		IntervalArg(c.Limits.TimeLimit), IntervalArg(c.Limits.KeepaliveExpiration))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, ErrNoneStaged
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("claiming staged session of %s: %w", stagingConfigID, err)
+		return Session{}, fmt.Errorf("claiming staged session of %s: %w", c.StagingConfigID, err)
 	}
 	return s, nil
 }
@@ -175,6 +251,7 @@ type Change struct {
 	URL           *string
 	FailureReason *string
 	ExpiresAt     *time.Time
+	FirstLaunchAt *time.Time
 }
 
 // apply calls set for each column the change assigns.
@@ -192,6 +269,7 @@ func (ch Change) apply(set func(col string, v any)) {
 		{"url", ch.URL != nil, func() any { return *ch.URL }},
 		{"failure_reason", ch.FailureReason != nil, func() any { return *ch.FailureReason }},
 		{"expires_at", ch.ExpiresAt != nil, func() any { return *ch.ExpiresAt }},
+		{"first_launch_at", ch.FirstLaunchAt != nil, func() any { return *ch.FirstLaunchAt }},
 	} {
 		if c.ok {
 			set(c.col, c.v())
@@ -224,6 +302,11 @@ func Transition(ctx context.Context, q Queryer, id string, from, to Status, ch C
 	if col, ok := timeColumn[to]; ok {
 		set += ", " + col + " = COALESCE(" + col + ", now())"
 	}
+	if to == Running {
+		// The session's clocks start: its limits become deadlines.
+		set += `, time_limit_at = now() + session_time_limit, keepalive_at = now() + keepalive_expiration,
+			expires_at = LEAST(now() + session_time_limit, now() + keepalive_expiration)`
+	}
 	ch.apply(add)
 	var s Session
 	err := q.GetContext(ctx, &s, `UPDATE sessions SET `+set+` WHERE id = $1 AND status = $2 RETURNING `+columns, args...)
@@ -236,6 +319,33 @@ func Transition(ctx context.Context, q Queryer, id string, from, to Status, ch C
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("moving session %s %s → %s: %w", id, from, to, err)
+	}
+	return s, nil
+}
+
+// Keepalive extends a running session's keepalive deadline to at least
+// `at` plus its keepalive expiration, and its expires_at with it (never
+// past its time limit). It never shortens a deadline, so replaying an old
+// keepalive changes nothing. A session without a keepalive expiration is
+// returned unchanged; ErrStale when it is not running, ErrNotFound when
+// there is no such session.
+func Keepalive(ctx context.Context, q Queryer, id string, at time.Time) (Session, error) {
+	var s Session
+	err := q.GetContext(ctx, &s, `UPDATE sessions SET
+			keepalive_at = GREATEST(keepalive_at, $2::timestamptz + keepalive_expiration),
+			expires_at = LEAST(time_limit_at, GREATEST(keepalive_at, $2::timestamptz + keepalive_expiration)),
+			updated_at = now()
+		WHERE id = $1 AND status = 'running'
+		RETURNING `+columns, id, at)
+	if errors.Is(err, sql.ErrNoRows) {
+		cur, gerr := Get(ctx, q, id)
+		if gerr != nil {
+			return Session{}, gerr
+		}
+		return cur, fmt.Errorf("%w: %s is %s, not running", ErrStale, id, cur.Status)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("keeping session %s alive: %w", id, err)
 	}
 	return s, nil
 }
