@@ -4,6 +4,8 @@ go 1.26.8
 
 require github.com/greenroom-dev/greenroom/schemas v0.0.0
 
+require github.com/docker/go-units v0.5.0 // indirect
+
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.5.0-default-no-op // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
