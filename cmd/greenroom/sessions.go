@@ -28,6 +28,9 @@ func newSessionsCommand(g *globalOptions) *cobra.Command {
 		Short: "List sessions (staged ones have no user)",
 		Long: `List sessions through the admin API (GET /api/v1/sessions). Staged sessions
 that wait for a user show an empty USER; once assigned, the username appears.
+ON-DEMAND REASON says why an on-demand session was not served staged
+(no_staging_config, none_staged, permissions_differ:<field>,
+incompatible:<setting>, server_pool); --json has it as on_demand_reason.
 Needs the admin token (GREENROOM_ADMIN_TOKEN, --admin-token, or the
 .run/admin-token file written by make up).`,
 		Example: `  greenroom sessions
@@ -45,7 +48,7 @@ Needs the admin token (GREENROOM_ADMIN_TOKEN, --admin-token, or the
 				return err
 			}
 			var list struct {
-				Items []apiSession `json:"items"`
+				Items []listedSession `json:"items"`
 			}
 			return api.show(cmd.Context(), "/api/v1/sessions", q, o.JSON, cmd.OutOrStdout(), &list, func() {
 				printSessions(cmd.OutOrStdout(), list.Items, time.Now())
@@ -97,16 +100,23 @@ func (o sessionsOptions) query(ctx context.Context, api *apiClient) (url.Values,
 	return q, nil
 }
 
-func printSessions(out io.Writer, items []apiSession, now time.Time) {
+// listedSession is a session as the list shows it: with why it was made
+// on demand (null for a staged one).
+type listedSession struct {
+	apiSession
+	OnDemandReason *string `json:"on_demand_reason"`
+}
+
+func printSessions(out io.Writer, items []listedSession, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tWORKSPACE\tZONE\tSTATUS\tORIGIN\tAGENT/SERVER\tURL\tAGE")
+	fmt.Fprintln(tw, "ID\tUSER\tWORKSPACE\tZONE\tSTATUS\tORIGIN\tON-DEMAND REASON\tAGENT/SERVER\tURL\tAGE")
 	for _, s := range items {
 		host := deref(s.Agent)
 		if s.Server != nil {
 			host = "server " + *s.Server
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			s.ID, deref(s.User), s.Workspace, s.Zone, s.Status, s.Origin, host, s.URL, age(now.Sub(s.CreatedAt)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			s.ID, deref(s.User), s.Workspace, s.Zone, s.Status, s.Origin, deref(s.OnDemandReason), host, s.URL, age(now.Sub(s.CreatedAt)))
 	}
 	_ = tw.Flush()
 	if len(items) == 0 {

@@ -13,7 +13,7 @@ import (
 const userSelect = `SELECT u.id, u.username,
 	ARRAY(SELECT g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id
 	      WHERE ug.user_id = u.id ORDER BY g.name) AS groups,
-	u.created_at, u.updated_at
+	u.ssh_public_keys, u.attributes, u.created_at, u.updated_at
 	FROM users u`
 
 // GetUser loads the user named username, with their groups.
@@ -41,17 +41,19 @@ func ListUsers(ctx context.Context, q Queryer) ([]domain.User, error) {
 
 // InsertUser stores a new user; their groups are set with SetUserGroups.
 func InsertUser(ctx context.Context, q Queryer, u domain.User) error {
-	if _, err := q.ExecContext(ctx, `INSERT INTO users (id, username) VALUES ($1, $2)`, u.ID, u.Username); err != nil {
+	if _, err := q.ExecContext(ctx, `INSERT INTO users (id, username, ssh_public_keys, attributes) VALUES ($1, $2, $3, $4)`,
+		u.ID, u.Username, u.SSHPublicKeys, u.Attributes); err != nil {
 		return fmt.Errorf("inserting user %q: %w", u.Username, err)
 	}
 	return nil
 }
 
-// UpdateUser stores the username of u; their groups are set with
-// SetUserGroups.
+// UpdateUser stores the username, SSH keys and attributes of u; their
+// groups are set with SetUserGroups.
 func UpdateUser(ctx context.Context, q Queryer, u domain.User) error {
 	return exec(ctx, q, fmt.Sprintf("updating user %q", u.Username),
-		`UPDATE users SET username = $2, updated_at = now() WHERE id = $1`, u.ID, u.Username)
+		`UPDATE users SET username = $2, ssh_public_keys = $3, attributes = $4, updated_at = now() WHERE id = $1`,
+		u.ID, u.Username, u.SSHPublicKeys, u.Attributes)
 }
 
 // SetUserGroups makes the groups named groups the user's only groups.

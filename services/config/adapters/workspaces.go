@@ -8,11 +8,13 @@ import (
 )
 
 const workspaceSelect = `SELECT w.id, w.name, w.image, w.cores, w.memory_mb, w.enabled,
-	w.include_labels, w.exclude_labels, w.persistent_profile_path, w.volume_mappings,
+	w.include_labels, w.exclude_labels, w.home_directory, w.persistent_profile_path, w.volume_mappings,
 	w.docker_exec_config, w.run_config, w.port, w.readiness_path,
-	w.server_pool_id, p.name AS server_pool, w.created_at, w.updated_at
+	w.web_filter_policy_id, wf.name AS web_filter_policy,
+	w.server_pool_id, p.name AS server_pool, w.revision, w.created_at, w.updated_at
 	FROM workspaces w
-	LEFT JOIN pools p ON p.id = w.server_pool_id`
+	LEFT JOIN pools p ON p.id = w.server_pool_id
+	LEFT JOIN web_filter_policies wf ON wf.id = w.web_filter_policy_id`
 
 // GetWorkspace loads the workspace named name.
 func GetWorkspace(ctx context.Context, q Queryer, name string, lock Lock) (domain.Workspace, error) {
@@ -42,35 +44,50 @@ func ListWorkspacesOfServerPools(ctx context.Context, q Queryer, ids []string) (
 	return listInPools[domain.Workspace](ctx, q, "workspaces", workspaceSelect, "w.server_pool_id", ids, "w.name")
 }
 
-// InsertWorkspace stores a new workspace (its server pool by id) and
-// returns it as stored.
+// InsertWorkspace stores a new workspace (its server pool and web filter
+// policy by id) and returns it as stored.
 func InsertWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain.Workspace, error) {
 	_, err := q.ExecContext(ctx, `INSERT INTO workspaces
 		(id, name, image, cores, memory_mb, enabled, include_labels, exclude_labels, persistent_profile_path,
-		 volume_mappings, docker_exec_config, run_config, port, readiness_path, server_pool_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		 volume_mappings, docker_exec_config, run_config, port, readiness_path, server_pool_id,
+		 home_directory, web_filter_policy_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		w.ID, w.Name, w.Image, w.Cores, w.MemoryMB, w.Enabled, w.IncludeLabels, w.ExcludeLabels, w.PersistentProfilePath,
-		w.VolumeMappings, w.DockerExecConfig, w.RunConfig, w.Port, w.ReadinessPath, w.ServerPoolID)
+		w.VolumeMappings, w.DockerExecConfig, w.RunConfig, w.Port, w.ReadinessPath, w.ServerPoolID,
+		w.HomeDirectory, w.WebFilterPolicyID)
 	if err != nil {
 		return domain.Workspace{}, fmt.Errorf("inserting workspace %q: %w", w.Name, err)
 	}
 	return getWorkspaceByID(ctx, q, w.ID)
 }
 
-// UpdateWorkspace stores every field of w and returns it as stored.
+// UpdateWorkspace stores every field of w and returns it as stored, with
+// the revision the database gave it (a trigger raises it when a field
+// that shapes its containers changed).
 func UpdateWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain.Workspace, error) {
 	err := exec(ctx, q, fmt.Sprintf("updating workspace %q", w.Name), `UPDATE workspaces
 		SET name = $2, image = $3, cores = $4, memory_mb = $5, enabled = $6, include_labels = $7,
 			exclude_labels = $8, persistent_profile_path = $9, volume_mappings = $10,
 			docker_exec_config = $11, run_config = $12, port = $13, readiness_path = $14,
-			server_pool_id = $15, updated_at = now()
+			server_pool_id = $15, home_directory = $16, web_filter_policy_id = $17, updated_at = now()
 		WHERE id = $1`,
 		w.ID, w.Name, w.Image, w.Cores, w.MemoryMB, w.Enabled, w.IncludeLabels, w.ExcludeLabels, w.PersistentProfilePath,
-		w.VolumeMappings, w.DockerExecConfig, w.RunConfig, w.Port, w.ReadinessPath, w.ServerPoolID)
+		w.VolumeMappings, w.DockerExecConfig, w.RunConfig, w.Port, w.ReadinessPath, w.ServerPoolID,
+		w.HomeDirectory, w.WebFilterPolicyID)
 	if err != nil {
 		return domain.Workspace{}, err
 	}
 	return getWorkspaceByID(ctx, q, w.ID)
+}
+
+// ListWorkspacesOfWebFilterPolicy loads the workspaces that use the web
+// filter policy with id, by name.
+func ListWorkspacesOfWebFilterPolicy(ctx context.Context, q Queryer, id string) ([]domain.Workspace, error) {
+	var ws []domain.Workspace
+	if err := q.SelectContext(ctx, &ws, workspaceSelect+` WHERE w.web_filter_policy_id = $1 ORDER BY w.name`, id); err != nil {
+		return nil, fmt.Errorf("listing workspaces of web filter policy %s: %w", id, err)
+	}
+	return ws, nil
 }
 
 // DeleteWorkspace deletes the workspace with id and its ended sessions; a

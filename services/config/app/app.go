@@ -68,14 +68,15 @@ func New(cfg Config) *App {
 
 // Kinds of configuration announced on greenroom.config.changed.<kind>.
 const (
-	KindZone          = "zone"
-	KindPool          = "pool"
-	KindAgent         = "agent"
-	KindServer        = "server"
-	KindWorkspace     = "workspace"
-	KindGroup         = "group"
-	KindUser          = "user"
-	KindStagingConfig = "staging_config"
+	KindZone            = "zone"
+	KindPool            = "pool"
+	KindAgent           = "agent"
+	KindServer          = "server"
+	KindWorkspace       = "workspace"
+	KindGroup           = "group"
+	KindUser            = "user"
+	KindStagingConfig   = "staging_config"
+	KindWebFilterPolicy = "web_filter_policy"
 )
 
 // What happened to a configuration object.
@@ -94,10 +95,17 @@ func (a *App) change(ctx context.Context, kind, op string, fn func(tx *sqlx.Tx) 
 		if err != nil {
 			return err
 		}
-		_, err = outbox.Emit(ctx, tx, a.source, events.Subject(events.TypeConfigChanged, kind), events.TypeConfigChanged,
-			events.ConfigChanged{Kind: kind, Op: op, ID: id, Name: name}, "")
-		return err
+		return a.announce(ctx, tx, kind, op, id, name)
 	})
+}
+
+// announce writes greenroom.config.changed.<kind> into the outbox of tx:
+// for the change itself (change does), and for objects a change also
+// changed (the workspaces of an edited web filter policy).
+func (a *App) announce(ctx context.Context, tx *sqlx.Tx, kind, op, id, name string) error {
+	_, err := outbox.Emit(ctx, tx, a.source, events.Subject(events.TypeConfigChanged, kind), events.TypeConfigChanged,
+		events.ConfigChanged{Kind: kind, Op: op, ID: id, Name: name}, "")
+	return err
 }
 
 // snapshot runs the reads of fn in one read-only transaction that sees the
@@ -140,6 +148,8 @@ func referrers(table string) string {
 		return "staging configs"
 	case "sessions":
 		return "sessions (destroyed ones too: they are kept as history)"
+	case "groups", "workspaces":
+		return table
 	case "":
 		return "other objects"
 	}

@@ -29,6 +29,9 @@ func (a *App) CreateGroup(ctx context.Context, in domain.GroupCreate) (domain.Gr
 	g := in.Group()
 	g.ID = domain.NewID()
 	err := a.change(ctx, KindGroup, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+		if g.WebFilterPolicyID, err = webFilterPolicyRef(ctx, tx, "web_filter_policy", g.WebFilterPolicy); err != nil {
+			return "", "", err
+		}
 		g, err = adapters.InsertGroup(ctx, tx, g)
 		return g.ID, g.Name, err
 	})
@@ -46,6 +49,11 @@ func (a *App) UpdateGroup(ctx context.Context, name string, in domain.GroupUpdat
 			return "", "", notFoundOr(err, "no group named %q", name)
 		}
 		in.Apply(&g)
+		if in.WebFilterPolicy.Set {
+			if g.WebFilterPolicyID, err = webFilterPolicyRef(ctx, tx, "web_filter_policy", g.WebFilterPolicy); err != nil {
+				return "", "", err
+			}
+		}
 		g, err = adapters.UpdateGroup(ctx, tx, g)
 		return g.ID, g.Name, err
 	})

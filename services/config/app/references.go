@@ -48,3 +48,17 @@ func poolID(p *domain.Pool) *string {
 	}
 	return &p.ID
 }
+
+// webFilterPolicyRef resolves the web filter policy named in field (nil:
+// none) to its id, and keeps it from being deleted until the transaction
+// ends.
+func webFilterPolicyRef(ctx context.Context, q adapters.Queryer, field string, name *string) (*string, error) {
+	if name == nil {
+		return nil, nil
+	}
+	p, err := adapters.GetWebFilterPolicy(ctx, q, *name, adapters.ForShare)
+	if err != nil {
+		return nil, refError(err, Invalid, field, "web filter policy", *name)
+	}
+	return &p.ID, nil
+}

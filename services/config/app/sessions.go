@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -47,6 +49,47 @@ func (a *App) DestroySession(ctx context.Context, id string) (domain.Session, er
 		}
 		_, err = outbox.Emit(ctx, tx, a.source, events.TypeSessionDestroy, events.TypeSessionDestroy,
 			events.SessionDestroy{SessionID: s.ID, Reason: "api"}, deref(s.RequestID))
+		return err
+	})
+	return s, err
+}
+
+// KeepSessionAlive serves POST /api/v1/sessions/{id}/keepalive: the running
+// session with id is in use now, so its keepalive deadline moves to now
+// plus its keepalive_expiration, and its expires_at with it
+// (libs/sessions.Keepalive; a session without a keepalive expiration is
+// unchanged). In the same transaction greenroom.session.keepalive, stamped
+// with the same time, goes to the outbox: the audit log shows it, and the
+// expiry service applying it again changes nothing. A session that is not
+// running has no deadline to move: a conflict.
+func (a *App) KeepSessionAlive(ctx context.Context, id string) (domain.Session, error) {
+	if err := checkID(id); err != nil {
+		return domain.Session{}, err
+	}
+	var s domain.Session
+	err := db.InTx(ctx, a.db, func(tx *sqlx.Tx) error {
+		// PostgreSQL keeps microseconds: the event says exactly the time
+		// the row was kept alive from.
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		kept, err := sessions.Keepalive(ctx, tx, id, at)
+		switch {
+		case errors.Is(err, sessions.ErrNotFound):
+			return &Error{Kind: NotFound, Detail: "no session with id " + id}
+		case errors.Is(err, sessions.ErrStale):
+			return conflict("session %s is %s: only a running session can be kept alive", id, kept.Status)
+		case err != nil:
+			return err
+		}
+		requestID := kept.RequestID.String
+		ev, err := events.New(a.source, events.TypeSessionKeepalive, events.SessionKeepalive{SessionID: id, RequestID: requestID})
+		if err != nil {
+			return err
+		}
+		ev.Time = at
+		if err := outbox.Enqueue(ctx, tx, events.TypeSessionKeepalive, ev, requestID); err != nil {
+			return err
+		}
+		s, err = adapters.GetSession(ctx, tx, id)
 		return err
 	})
 	return s, err

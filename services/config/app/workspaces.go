@@ -27,6 +27,9 @@ func (a *App) CreateWorkspace(ctx context.Context, in domain.WorkspaceCreate) (d
 		return domain.Workspace{}, invalid(errs)
 	}
 	w := in.Workspace()
+	if errs := w.Validate(); len(errs) > 0 {
+		return domain.Workspace{}, invalid(errs)
+	}
 	w.ID = domain.NewID()
 	err := a.change(ctx, KindWorkspace, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
 		p, err := poolRef(ctx, tx, "server_pool", w.ServerPool, domain.PoolServer)
@@ -34,16 +37,20 @@ func (a *App) CreateWorkspace(ctx context.Context, in domain.WorkspaceCreate) (d
 			return "", "", err
 		}
 		w.ServerPoolID = poolID(p)
+		if w.WebFilterPolicyID, err = webFilterPolicyRef(ctx, tx, "web_filter_policy", w.WebFilterPolicy); err != nil {
+			return "", "", err
+		}
 		w, err = adapters.InsertWorkspace(ctx, tx, w)
 		return w.ID, w.Name, err
 	})
 	return w, explain(err, fmt.Sprintf("workspace %q", in.Name.Value))
 }
 
-// UpdateWorkspace changes the workspace named name. The provisioner hears
-// of it and replaces staged sessions started from the old settings. It
-// cannot move to a server pool while staging configs keep its sessions
-// staged.
+// UpdateWorkspace changes the workspace named name. A change of what
+// shapes its containers raises its revision (the database does), and the
+// provisioner replaces staged sessions of older revisions. It cannot move
+// to a server pool while staging configs keep its sessions staged, nor
+// lose its image while it has no server pool.
 func (a *App) UpdateWorkspace(ctx context.Context, name string, in domain.WorkspaceUpdate) (domain.Workspace, error) {
 	if errs := in.Validate(); len(errs) > 0 {
 		return domain.Workspace{}, invalid(errs)
@@ -54,6 +61,14 @@ func (a *App) UpdateWorkspace(ctx context.Context, name string, in domain.Worksp
 			return "", "", notFoundOr(err, "no workspace named %q", name)
 		}
 		in.Apply(&w)
+		if errs := w.Validate(); len(errs) > 0 {
+			return "", "", invalid(errs)
+		}
+		if in.WebFilterPolicy.Set {
+			if w.WebFilterPolicyID, err = webFilterPolicyRef(ctx, tx, "web_filter_policy", w.WebFilterPolicy); err != nil {
+				return "", "", err
+			}
+		}
 		if in.ServerPool.Set {
 			p, err := poolRef(ctx, tx, "server_pool", w.ServerPool, domain.PoolServer)
 			if err != nil {

@@ -1,9 +1,11 @@
 // Package domain holds what the config service's API is made of — zones,
-// pools, agents, servers, workspaces, groups, users, staging configs,
-// sessions and violations as operators see them (references by name) — and
-// the rules about them that need no I/O: what a valid request body is, the
-// $request_host$ rule for staged sessions, the bounds of a session request's
-// wait, and when two session requests are the same request.
+// pools, agents, servers, workspaces, groups, users, web filter policies,
+// staging configs, sessions and violations as operators see them
+// (references by name) — and the rules about them that need no I/O: what a
+// valid request body is (container settings as libs/containerconfig
+// defines them), the $request_host$ rule for staged sessions, that a staging
+// config grants by default what a group does, the bounds of a session
+// request's wait, and when two session requests are the same request.
 //
 // Request bodies are decoded into the …Create and …Update types, whose
 // fields are Optional so that absent, null and a value can be told apart;

@@ -77,8 +77,9 @@ func TestNestedBodyErrorsNameTheNestedField(t *testing.T) {
 			}
 		})
 	}
-	valid := `{"name":"w","image":"i","volume_mappings":{"/srv":{"bind":"/x","mode":"ro","extra":1}},
-		"docker_exec_config":{"assign":{"cmd":["sh","-c","true"],"user":"root","privileged":false,"environment":{"A":"1"},"workdir":"/"},"other":{}}}`
+	valid := `{"name":"w","image":"i","volume_mappings":{"/srv":{"bind":"/x","mode":"ro","uid":1000,"gid":1000}},
+		"docker_exec_config":{"assign":{"cmd":["sh","-c","true"],"user":"root","privileged":false,"environment":{"A":"1"},"workdir":"/"},
+		"first_launch":{"cmd":"echo first"},"other":{}}}`
 	if got := firstError[domain.WorkspaceCreate](t, valid); got != (domain.FieldError{}) {
 		t.Errorf("valid workspace refused: %v", got)
 	}

@@ -3,50 +3,65 @@ package domain
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
+	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
 // GroupPriorityDefault is a group's priority unless told; 1 is the highest.
 const GroupPriorityDefault int32 = 100
 
+// PermissionsDefault are the permissions a group written without allow_*
+// fields grants: every one. A staging config written without them starts
+// its sessions with the same, so the smallest staging config serves the
+// users of the smallest group.
+func PermissionsDefault() events.Permissions {
+	return events.Permissions{
+		AllowAudio:         true,
+		AllowClipboardDown: true,
+		AllowClipboardUp:   true,
+		AllowDownloads:     true,
+		AllowMicrophone:    true,
+		AllowUploads:       true,
+		AllowGamepad:       true,
+	}
+}
+
 // Group is a set of users and the session settings it grants them. A user's
 // effective setting comes from their group with the lowest priority number.
+// WebFilterPolicy is a policy's name (WebFilterPolicyID its id); the
+// session limits are nil when there is none.
 type Group struct {
-	ID                        string     `db:"id" json:"id"`
-	Name                      string     `db:"name" json:"name"`
-	Priority                  int32      `db:"priority" json:"priority"`
-	AllowAudio                bool       `db:"allow_audio" json:"allow_audio"`
-	AllowClipboardDown        bool       `db:"allow_clipboard_down" json:"allow_clipboard_down"`
-	AllowClipboardUp          bool       `db:"allow_clipboard_up" json:"allow_clipboard_up"`
-	AllowDownloads            bool       `db:"allow_downloads" json:"allow_downloads"`
-	AllowMicrophone           bool       `db:"allow_microphone" json:"allow_microphone"`
-	AllowUploads              bool       `db:"allow_uploads" json:"allow_uploads"`
-	AllowGamepad              bool       `db:"allow_gamepad" json:"allow_gamepad"`
+	ID       string `db:"id" json:"id"`
+	Name     string `db:"name" json:"name"`
+	Priority int32  `db:"priority" json:"priority"`
+	events.Permissions
 	ExposeUserEnvironmentVars bool       `db:"expose_user_environment_vars" json:"expose_user_environment_vars"`
 	InjectSSHKeys             bool       `db:"inject_ssh_keys" json:"inject_ssh_keys"`
 	RunConfig                 JSONObject `db:"run_config" json:"run_config"`
 	VolumeMapping             JSONObject `db:"volume_mapping" json:"volume_mapping"`
-	WebFilterPolicy           string     `db:"web_filter_policy" json:"web_filter_policy"`
+	WebFilterPolicyID         *string    `db:"web_filter_policy_id" json:"-"`
+	WebFilterPolicy           *string    `db:"web_filter_policy" json:"web_filter_policy"`
+	SessionTimeLimit          *Duration  `db:"session_time_limit" json:"session_time_limit"`
+	KeepaliveExpiration       *Duration  `db:"keepalive_expiration" json:"keepalive_expiration"`
 	CreatedAt                 time.Time  `db:"created_at" json:"created_at"`
 	UpdatedAt                 time.Time  `db:"updated_at" json:"updated_at"`
 }
 
 // GroupUpdate is the body of PATCH /api/v1/groups/{name}; object fields are
-// replaced as a whole.
+// replaced as a whole, and null clears the web filter policy and the
+// session limits.
 type GroupUpdate struct {
-	Name                      Optional[string]                     `json:"name"`
-	Priority                  Optional[int32]                      `json:"priority"`
-	AllowAudio                Optional[bool]                       `json:"allow_audio"`
-	AllowClipboardDown        Optional[bool]                       `json:"allow_clipboard_down"`
-	AllowClipboardUp          Optional[bool]                       `json:"allow_clipboard_up"`
-	AllowDownloads            Optional[bool]                       `json:"allow_downloads"`
-	AllowMicrophone           Optional[bool]                       `json:"allow_microphone"`
-	AllowUploads              Optional[bool]                       `json:"allow_uploads"`
-	AllowGamepad              Optional[bool]                       `json:"allow_gamepad"`
+	Name     Optional[string] `json:"name"`
+	Priority Optional[int32]  `json:"priority"`
+	permissionFields
 	ExposeUserEnvironmentVars Optional[bool]                       `json:"expose_user_environment_vars"`
 	InjectSSHKeys             Optional[bool]                       `json:"inject_ssh_keys"`
 	RunConfig                 Optional[map[string]json.RawMessage] `json:"run_config"`
 	VolumeMapping             Optional[map[string]json.RawMessage] `json:"volume_mapping"`
 	WebFilterPolicy           Optional[string]                     `json:"web_filter_policy"`
+	SessionTimeLimit          Optional[string]                     `json:"session_time_limit"`
+	KeepaliveExpiration       Optional[string]                     `json:"keepalive_expiration"`
 }
 
 // GroupCreate is the body of POST /api/v1/groups: the same fields, name
@@ -63,58 +78,43 @@ func validateGroup(in GroupUpdate, name presence) FieldErrors {
 	var errs FieldErrors
 	checkName(&errs, "name", in.Name, name)
 	checkMin(&errs, "priority", in.Priority, optional, 1)
-	for _, f := range []struct {
-		field string
-		value Optional[bool]
-	}{
-		{"allow_audio", in.AllowAudio},
-		{"allow_clipboard_down", in.AllowClipboardDown},
-		{"allow_clipboard_up", in.AllowClipboardUp},
-		{"allow_downloads", in.AllowDownloads},
-		{"allow_microphone", in.AllowMicrophone},
-		{"allow_uploads", in.AllowUploads},
-		{"allow_gamepad", in.AllowGamepad},
-		{"expose_user_environment_vars", in.ExposeUserEnvironmentVars},
-		{"inject_ssh_keys", in.InjectSSHKeys},
-	} {
-		checkPresent(&errs, f.field, f.value, optional)
+	in.permissionFields.validate(&errs)
+	checkPresent(&errs, "expose_user_environment_vars", in.ExposeUserEnvironmentVars, optional)
+	checkPresent(&errs, "inject_ssh_keys", in.InjectSSHKeys, optional)
+	if present(&errs, "run_config", in.RunConfig, optional) {
+		_, problems := containerconfig.ParseRunConfig(objectOf(in.RunConfig.Value))
+		addSettingErrors(&errs, "run_config", problems)
 	}
-	checkPresent(&errs, "run_config", in.RunConfig, optional)
-	checkPresent(&errs, "volume_mapping", in.VolumeMapping, optional)
-	checkPresent(&errs, "web_filter_policy", in.WebFilterPolicy, optional)
+	if present(&errs, "volume_mapping", in.VolumeMapping, optional) {
+		_, problems := containerconfig.ParseVolumeMappings(objectOf(in.VolumeMapping.Value))
+		addSettingErrors(&errs, "volume_mapping", problems)
+	}
+	checkNonEmpty(&errs, "web_filter_policy", in.WebFilterPolicy, nullable)
+	checkDuration(&errs, "session_time_limit", in.SessionTimeLimit, nullable)
+	checkDuration(&errs, "keepalive_expiration", in.KeepaliveExpiration, nullable)
 	return errs
 }
 
-// Group returns the group the body describes. Groups grant every permission
-// and no incompatible setting unless told otherwise.
+// Group returns the group the body describes; the web filter policy is
+// still a name only. Groups grant every permission (PermissionsDefault),
+// no incompatible setting and no session limit unless told otherwise.
 func (in GroupCreate) Group() Group {
 	g := Group{
-		Priority:           GroupPriorityDefault,
-		AllowAudio:         true,
-		AllowClipboardDown: true,
-		AllowClipboardUp:   true,
-		AllowDownloads:     true,
-		AllowMicrophone:    true,
-		AllowUploads:       true,
-		AllowGamepad:       true,
-		RunConfig:          objectOf(nil),
-		VolumeMapping:      objectOf(nil),
+		Priority:      GroupPriorityDefault,
+		Permissions:   PermissionsDefault(),
+		RunConfig:     objectOf(nil),
+		VolumeMapping: objectOf(nil),
 	}
 	GroupUpdate(in).Apply(&g)
 	return g
 }
 
-// Apply changes g as the body says.
+// Apply changes g as the body says; a changed web filter policy is a name
+// only.
 func (in GroupUpdate) Apply(g *Group) {
 	setIfPresent(&g.Name, in.Name)
 	setIfPresent(&g.Priority, in.Priority)
-	setIfPresent(&g.AllowAudio, in.AllowAudio)
-	setIfPresent(&g.AllowClipboardDown, in.AllowClipboardDown)
-	setIfPresent(&g.AllowClipboardUp, in.AllowClipboardUp)
-	setIfPresent(&g.AllowDownloads, in.AllowDownloads)
-	setIfPresent(&g.AllowMicrophone, in.AllowMicrophone)
-	setIfPresent(&g.AllowUploads, in.AllowUploads)
-	setIfPresent(&g.AllowGamepad, in.AllowGamepad)
+	in.permissionFields.apply(&g.Permissions)
 	setIfPresent(&g.ExposeUserEnvironmentVars, in.ExposeUserEnvironmentVars)
 	setIfPresent(&g.InjectSSHKeys, in.InjectSSHKeys)
 	if in.RunConfig.Has() {
@@ -123,5 +123,13 @@ func (in GroupUpdate) Apply(g *Group) {
 	if in.VolumeMapping.Has() {
 		g.VolumeMapping = objectOf(in.VolumeMapping.Value)
 	}
-	setIfPresent(&g.WebFilterPolicy, in.WebFilterPolicy)
+	if in.WebFilterPolicy.Set {
+		g.WebFilterPolicy = in.WebFilterPolicy.Ptr()
+	}
+	if in.SessionTimeLimit.Set {
+		g.SessionTimeLimit = durationOf(in.SessionTimeLimit)
+	}
+	if in.KeepaliveExpiration.Set {
+		g.KeepaliveExpiration = durationOf(in.KeepaliveExpiration)
+	}
 }

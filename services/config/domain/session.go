@@ -10,6 +10,11 @@ import (
 // ids. A staged session not yet assigned has no user and no request. A
 // session runs in a container on an Agent, or — for a workspace with a
 // server pool — is assigned to a fixed Server; the other one is nil.
+// OnDemandReason says why an on-demand session was not served staged
+// (no_staging_config, none_staged, permissions_differ:<field>,
+// incompatible:<setting>); it is nil for a staged one. ExpiresAt is the
+// session's own deadline: for a staged one its expiration, for a running
+// one the earlier of its time limit and keepalive deadline.
 type Session struct {
 	ID              string     `db:"id" json:"id"`
 	RequestID       *string    `db:"request_id" json:"request_id"`
@@ -27,6 +32,7 @@ type Session struct {
 	Status          string     `db:"status" json:"status"`
 	StagingConfigID *string    `db:"staging_config_id" json:"staging_config_id"`
 	FailureReason   string     `db:"failure_reason" json:"failure_reason"`
+	OnDemandReason  *string    `db:"on_demand_reason" json:"on_demand_reason"`
 	CreatedAt       time.Time  `db:"created_at" json:"created_at"`
 	StagedAt        *time.Time `db:"staged_at" json:"staged_at"`
 	AssignedAt      *time.Time `db:"assigned_at" json:"assigned_at"`

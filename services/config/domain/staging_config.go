@@ -38,7 +38,8 @@ type StagingConfig struct {
 	UpdatedAt       time.Time  `db:"updated_at" json:"updated_at"`
 }
 
-// permissionFields are the seven allow_* settings of a staging config body.
+// permissionFields are the seven allow_* settings of a group's or a staging
+// config's body.
 type permissionFields struct {
 	AllowAudio         Optional[bool] `json:"allow_audio"`
 	AllowClipboardDown Optional[bool] `json:"allow_clipboard_down"`
@@ -97,14 +98,16 @@ func (in StagingConfigCreate) Validate() FieldErrors {
 }
 
 // StagingConfig returns the staging config the body describes, with
-// defaults filled in (every permission off); zone and workspace are still
-// names only.
+// defaults filled in; zone and workspace are still names only. Permissions
+// not given are a group's defaults (PermissionsDefault), so that the
+// smallest staging config serves the users of the smallest group.
 func (in StagingConfigCreate) StagingConfig() StagingConfig {
 	sc := StagingConfig{
 		Zone:            in.Zone.Value,
 		Workspace:       in.Workspace.Value,
 		DesiredSessions: in.DesiredSessions.Value,
 		ExpirationHours: in.ExpirationHours.Or(StagingConfigExpirationHoursDefault),
+		Permissions:     PermissionsDefault(),
 		Status:          StagingFilling,
 	}
 	in.permissionFields.apply(&sc.Permissions)

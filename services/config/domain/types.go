@@ -5,6 +5,8 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/lib/pq"
 )
@@ -89,4 +91,117 @@ func objectOf(m map[string]json.RawMessage) JSONObject {
 		panic(fmt.Sprintf("re-encoding a decoded JSON object: %v", err))
 	}
 	return JSONObject(b)
+}
+
+// StringMap is an object of strings kept in a jsonb column (a user's
+// attributes). It is never JSON null.
+type StringMap map[string]string
+
+// MarshalJSON writes an empty map as {} rather than null.
+func (m StringMap) MarshalJSON() ([]byte, error) {
+	if m == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(map[string]string(m))
+}
+
+// Scan reads a jsonb column.
+func (m *StringMap) Scan(src any) error {
+	var raw []byte
+	switch v := src.(type) {
+	case []byte:
+		raw = v
+	case string:
+		raw = []byte(v)
+	case nil:
+		*m = StringMap{}
+		return nil
+	default:
+		return fmt.Errorf("cannot scan %T into a string map", src)
+	}
+	out := StringMap{}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("decoding a string map: %w", err)
+	}
+	*m = out
+	return nil
+}
+
+// Value writes a jsonb column (a string: see JSONObject.Value).
+func (m StringMap) Value() (driver.Value, error) {
+	if m == nil {
+		return "{}", nil
+	}
+	b, err := json.Marshal(map[string]string(m))
+	return string(b), err
+}
+
+// Duration is a length of time kept in a PostgreSQL interval column, read
+// as nanoseconds, and written in the API as Go writes durations ("8h0m0s").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as Go's time.Duration.String does.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// Scan reads a number of nanoseconds (an interval selected as
+// EXTRACT(EPOCH …) × 10⁹).
+func (d *Duration) Scan(src any) error {
+	switch v := src.(type) {
+	case int64:
+		*d = Duration(v)
+	case float64:
+		*d = Duration(v)
+	case []byte:
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return fmt.Errorf("cannot read %q as nanoseconds: %w", v, err)
+		}
+		*d = Duration(n)
+	default:
+		return fmt.Errorf("cannot scan %T into a duration", src)
+	}
+	return nil
+}
+
+// ParseDuration reads a duration of the API: Go's syntax ("8h", "30m",
+// "90s"), greater than zero and a whole number of microseconds (what an
+// interval column holds).
+func ParseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a duration such as 8h, 30m or 90s", s)
+	case d <= 0:
+		return 0, fmt.Errorf("%q must be greater than 0 (null means no limit)", s)
+	case d%time.Microsecond != 0:
+		return 0, fmt.Errorf("%q must be a whole number of microseconds", s)
+	}
+	return d, nil
+}
+
+// checkDuration records a problem when the body's duration is malformed
+// or not positive.
+func checkDuration(errs *FieldErrors, field string, o Optional[string], p presence) {
+	if present(errs, field, o, p) {
+		if _, err := ParseDuration(o.Value); err != nil {
+			errs.Add(field, "%s", err.Error())
+		}
+	}
+}
+
+// durationOf is the duration of a body field that checkDuration accepted:
+// nil for null.
+func durationOf(o Optional[string]) *Duration {
+	if !o.Has() {
+		return nil
+	}
+	d, err := ParseDuration(o.Value)
+	if err != nil {
+		// Validate refused it before anything is applied.
+		panic(fmt.Sprintf("applying an unchecked duration: %v", err))
+	}
+	v := Duration(d)
+	return &v
 }

@@ -1,22 +1,33 @@
 package domain
 
-import "time"
+import (
+	"fmt"
+	"time"
 
-// User is someone sessions are made for, and the groups they belong to (by
-// name).
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
+)
+
+// User is someone sessions are made for, the groups they belong to (by
+// name), and what they bring into a session when their effective group
+// says so: SSH public keys (inject_ssh_keys) and attributes
+// (expose_user_environment_vars).
 type User struct {
-	ID        string    `db:"id" json:"id"`
-	Username  string    `db:"username" json:"username"`
-	Groups    Labels    `db:"groups" json:"groups"`
-	CreatedAt time.Time `db:"created_at" json:"created_at"`
-	UpdatedAt time.Time `db:"updated_at" json:"updated_at"`
+	ID            string    `db:"id" json:"id"`
+	Username      string    `db:"username" json:"username"`
+	Groups        Labels    `db:"groups" json:"groups"`
+	SSHPublicKeys Labels    `db:"ssh_public_keys" json:"ssh_public_keys"`
+	Attributes    StringMap `db:"attributes" json:"attributes"`
+	CreatedAt     time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt     time.Time `db:"updated_at" json:"updated_at"`
 }
 
-// UserUpdate is the body of PATCH /api/v1/users/{username}; groups, when
-// present, replaces the memberships.
+// UserUpdate is the body of PATCH /api/v1/users/{username}; groups, SSH
+// keys and attributes, when present, replace what the user had.
 type UserUpdate struct {
-	Username Optional[string]   `json:"username"`
-	Groups   Optional[[]string] `json:"groups"`
+	Username      Optional[string]            `json:"username"`
+	Groups        Optional[[]string]          `json:"groups"`
+	SSHPublicKeys Optional[[]string]          `json:"ssh_public_keys"`
+	Attributes    Optional[map[string]string] `json:"attributes"`
 }
 
 // UserCreate is the body of POST /api/v1/users: the same fields, username
@@ -33,12 +44,22 @@ func validateUser(in UserUpdate, p presence) FieldErrors {
 	var errs FieldErrors
 	checkName(&errs, "username", in.Username, p)
 	checkPresent(&errs, "groups", in.Groups, optional)
+	if present(&errs, "ssh_public_keys", in.SSHPublicKeys, optional) {
+		for i, key := range in.SSHPublicKeys.Value {
+			if problem := containerconfig.CheckSSHPublicKey(key); problem != "" {
+				errs.Add(fmt.Sprintf("ssh_public_keys[%d]", i), "%s", problem)
+			}
+		}
+	}
+	if present(&errs, "attributes", in.Attributes, optional) {
+		addSettingErrors(&errs, "attributes", containerconfig.CheckAttributes(in.Attributes.Value))
+	}
 	return errs
 }
 
 // User returns the user the body describes.
 func (in UserCreate) User() User {
-	var u User
+	u := User{SSHPublicKeys: Labels{}, Attributes: StringMap{}}
 	UserUpdate(in).Apply(&u)
 	return u
 }
@@ -48,5 +69,11 @@ func (in UserUpdate) Apply(u *User) {
 	setIfPresent(&u.Username, in.Username)
 	if in.Groups.Has() {
 		u.Groups = Labels(in.Groups.Value)
+	}
+	if in.SSHPublicKeys.Has() {
+		u.SSHPublicKeys = Labels(in.SSHPublicKeys.Value)
+	}
+	if in.Attributes.Has() {
+		u.Attributes = StringMap(in.Attributes.Value)
 	}
 }

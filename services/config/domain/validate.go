@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 )
 
 // FieldError is one problem with one field of a request: a body field (a
@@ -112,4 +114,35 @@ func checkEnum(errs *FieldErrors, field string, o Optional[string], p presence, 
 
 func checkPresent[T any](errs *FieldErrors, field string, o Optional[T], p presence) {
 	present(errs, field, o, p)
+}
+
+// addSettingErrors records the problems libs/containerconfig found in the
+// setting called field, each at its key below the field
+// ("run_config.privileged", "volume_mappings./srv/{username}.bind",
+// "run_config.cap_add[0]"), so the config service and the provisioner
+// agree on what is valid.
+func addSettingErrors(errs *FieldErrors, field string, problems containerconfig.Errors) {
+	for _, p := range problems {
+		*errs = append(*errs, FieldError{Field: settingPath(field, p.Field), Detail: p.Detail})
+	}
+}
+
+func settingPath(field, key string) string {
+	switch {
+	case key == "":
+		return field
+	case strings.HasPrefix(key, "["):
+		return field + key
+	}
+	return field + "." + key
+}
+
+// checkPath records a problem when the body's path is not absolute and
+// clean (and not / unless rootAllowed).
+func checkPath(errs *FieldErrors, field string, o Optional[string], p presence, rootAllowed bool) {
+	if present(errs, field, o, p) {
+		if problem := containerconfig.CheckPath(o.Value, rootAllowed); problem != "" {
+			errs.Add(field, "%s", problem)
+		}
+	}
 }

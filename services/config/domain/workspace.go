@@ -2,8 +2,9 @@ package domain
 
 import (
 	"encoding/json"
-	"slices"
 	"time"
+
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 )
 
 // Workspace defaults (openapi.yaml WorkspaceCreate).
@@ -14,7 +15,10 @@ const (
 )
 
 // Workspace is what a session runs: an image, its resources, where it may
-// run, and how the provisioner reaches and prepares it.
+// run, and how the provisioner reaches and prepares it. A workspace with a
+// server pool starts no container, so it needs no image. Revision is the
+// database's: it goes up with every field that shapes its containers, so
+// staged containers of an older revision are replaced.
 type Workspace struct {
 	ID                    string     `db:"id" json:"id"`
 	Name                  string     `db:"name" json:"name"`
@@ -24,20 +28,36 @@ type Workspace struct {
 	Enabled               bool       `db:"enabled" json:"enabled"`
 	IncludeLabels         Labels     `db:"include_labels" json:"include_labels"`
 	ExcludeLabels         Labels     `db:"exclude_labels" json:"exclude_labels"`
+	HomeDirectory         string     `db:"home_directory" json:"home_directory"`
 	PersistentProfilePath string     `db:"persistent_profile_path" json:"persistent_profile_path"`
 	VolumeMappings        JSONObject `db:"volume_mappings" json:"volume_mappings"`
 	DockerExecConfig      JSONObject `db:"docker_exec_config" json:"docker_exec_config"`
 	RunConfig             JSONObject `db:"run_config" json:"run_config"`
 	Port                  int        `db:"port" json:"port"`
 	ReadinessPath         string     `db:"readiness_path" json:"readiness_path"`
+	WebFilterPolicyID     *string    `db:"web_filter_policy_id" json:"-"`
+	WebFilterPolicy       *string    `db:"web_filter_policy" json:"web_filter_policy"`
 	ServerPoolID          *string    `db:"server_pool_id" json:"-"`
 	ServerPool            *string    `db:"server_pool" json:"server_pool"`
+	Revision              int64      `db:"revision" json:"revision"`
 	CreatedAt             time.Time  `db:"created_at" json:"created_at"`
 	UpdatedAt             time.Time  `db:"updated_at" json:"updated_at"`
 }
 
+// Validate lists the problems only the whole workspace shows, once a body
+// has been applied to it: a workspace that starts containers (no server
+// pool) needs an image, also when a PATCH clears its server pool.
+func (w Workspace) Validate() FieldErrors {
+	var errs FieldErrors
+	if w.ServerPool == nil && w.Image == "" {
+		errs.Add("image", "is required for a workspace without a server_pool (its sessions run in containers of this image)")
+	}
+	return errs
+}
+
 // WorkspaceUpdate is the body of PATCH /api/v1/workspaces/{name}; object
-// fields are replaced as a whole.
+// fields are replaced as a whole, and null clears the server pool and the
+// web filter policy.
 type WorkspaceUpdate struct {
 	Name                  Optional[string]                     `json:"name"`
 	Image                 Optional[string]                     `json:"image"`
@@ -46,36 +66,44 @@ type WorkspaceUpdate struct {
 	Enabled               Optional[bool]                       `json:"enabled"`
 	IncludeLabels         Optional[[]string]                   `json:"include_labels"`
 	ExcludeLabels         Optional[[]string]                   `json:"exclude_labels"`
+	HomeDirectory         Optional[string]                     `json:"home_directory"`
 	PersistentProfilePath Optional[string]                     `json:"persistent_profile_path"`
 	VolumeMappings        Optional[map[string]json.RawMessage] `json:"volume_mappings"`
 	DockerExecConfig      Optional[map[string]json.RawMessage] `json:"docker_exec_config"`
 	RunConfig             Optional[map[string]json.RawMessage] `json:"run_config"`
 	Port                  Optional[int]                        `json:"port"`
 	ReadinessPath         Optional[string]                     `json:"readiness_path"`
+	WebFilterPolicy       Optional[string]                     `json:"web_filter_policy"`
 	ServerPool            Optional[string]                     `json:"server_pool"`
 }
 
 // WorkspaceCreate is the body of POST /api/v1/workspaces: the same fields,
-// name and image required.
+// name required, and image too unless there is a server pool.
 type WorkspaceCreate WorkspaceUpdate
 
 // Validate lists the body's problems.
 func (in WorkspaceCreate) Validate() FieldErrors {
-	return validateWorkspace(WorkspaceUpdate(in), required)
+	image := required
+	if in.ServerPool.Has() {
+		image = optional
+	}
+	return validateWorkspace(WorkspaceUpdate(in), required, image)
 }
 
-// Validate lists the body's problems.
+// Validate lists the body's problems; whether the image may be empty
+// depends on the server pool the workspace ends up with (Workspace.Validate).
 func (in WorkspaceUpdate) Validate() FieldErrors {
-	return validateWorkspace(in, optional)
+	return validateWorkspace(in, optional, optional)
 }
 
 // Workspace returns the workspace the body describes, with defaults filled
-// in; the server pool is still a name only.
+// in; the server pool and the web filter policy are still names only.
 func (in WorkspaceCreate) Workspace() Workspace {
 	w := Workspace{
 		Cores:            WorkspaceCoresDefault,
 		MemoryMB:         WorkspaceMemoryMBDefault,
 		Enabled:          true,
+		HomeDirectory:    containerconfig.HomeDirectoryDefault,
 		VolumeMappings:   objectOf(nil),
 		DockerExecConfig: objectOf(nil),
 		RunConfig:        objectOf(nil),
@@ -85,30 +113,45 @@ func (in WorkspaceCreate) Workspace() Workspace {
 	return w
 }
 
-func validateWorkspace(in WorkspaceUpdate, p presence) FieldErrors {
+func validateWorkspace(in WorkspaceUpdate, name, image presence) FieldErrors {
 	var errs FieldErrors
-	checkName(&errs, "name", in.Name, p)
-	checkNonEmpty(&errs, "image", in.Image, p)
+	checkName(&errs, "name", in.Name, name)
+	if image == required {
+		checkNonEmpty(&errs, "image", in.Image, image)
+	} else {
+		checkPresent(&errs, "image", in.Image, image)
+	}
 	checkCores(&errs, "cores", in.Cores, optional)
 	checkMin(&errs, "memory_mb", in.MemoryMB, optional, 1)
 	checkPresent(&errs, "enabled", in.Enabled, optional)
 	checkPresent(&errs, "include_labels", in.IncludeLabels, optional)
 	checkPresent(&errs, "exclude_labels", in.ExcludeLabels, optional)
-	checkPresent(&errs, "persistent_profile_path", in.PersistentProfilePath, optional)
+	checkPath(&errs, "home_directory", in.HomeDirectory, optional, false)
+	if present(&errs, "persistent_profile_path", in.PersistentProfilePath, optional) && in.PersistentProfilePath.Value != "" {
+		if problem := containerconfig.CheckTemplatePath(in.PersistentProfilePath.Value, false); problem != "" {
+			errs.Add("persistent_profile_path", "%s (tokens {username}, {user_id} and {workspace} are substituted first)", problem)
+		}
+	}
 	if present(&errs, "volume_mappings", in.VolumeMappings, optional) {
-		checkVolumeMappings(&errs, "volume_mappings", in.VolumeMappings.Value)
+		_, problems := containerconfig.ParseVolumeMappings(objectOf(in.VolumeMappings.Value))
+		addSettingErrors(&errs, "volume_mappings", problems)
 	}
 	if present(&errs, "docker_exec_config", in.DockerExecConfig, optional) {
 		checkDockerExecConfig(&errs, "docker_exec_config", in.DockerExecConfig.Value)
 	}
-	checkPresent(&errs, "run_config", in.RunConfig, optional)
+	if present(&errs, "run_config", in.RunConfig, optional) {
+		_, problems := containerconfig.ParseRunConfig(objectOf(in.RunConfig.Value))
+		addSettingErrors(&errs, "run_config", problems)
+	}
 	checkRange(&errs, "port", in.Port, optional, 1, 65535)
 	checkPresent(&errs, "readiness_path", in.ReadinessPath, optional)
+	checkNonEmpty(&errs, "web_filter_policy", in.WebFilterPolicy, nullable)
 	checkNonEmpty(&errs, "server_pool", in.ServerPool, nullable)
 	return errs
 }
 
-// Apply changes w as the body says; a changed server pool is a name only.
+// Apply changes w as the body says; a changed server pool or web filter
+// policy is a name only.
 func (in WorkspaceUpdate) Apply(w *Workspace) {
 	setIfPresent(&w.Name, in.Name)
 	setIfPresent(&w.Image, in.Image)
@@ -121,6 +164,7 @@ func (in WorkspaceUpdate) Apply(w *Workspace) {
 	if in.ExcludeLabels.Has() {
 		w.ExcludeLabels = Labels(in.ExcludeLabels.Value)
 	}
+	setIfPresent(&w.HomeDirectory, in.HomeDirectory)
 	setIfPresent(&w.PersistentProfilePath, in.PersistentProfilePath)
 	if in.VolumeMappings.Has() {
 		w.VolumeMappings = objectOf(in.VolumeMappings.Value)
@@ -133,38 +177,18 @@ func (in WorkspaceUpdate) Apply(w *Workspace) {
 	}
 	setIfPresent(&w.Port, in.Port)
 	setIfPresent(&w.ReadinessPath, in.ReadinessPath)
+	if in.WebFilterPolicy.Set {
+		w.WebFilterPolicy = in.WebFilterPolicy.Ptr()
+	}
 	if in.ServerPool.Set {
 		w.ServerPool = in.ServerPool.Ptr()
 	}
 }
 
-// volumeMapping is one entry of a workspace's volume_mappings: host path →
-// where and how it is mounted. Other keys are kept.
-type volumeMapping struct {
-	Bind Optional[string] `json:"bind"`
-	Mode Optional[string] `json:"mode"`
-}
-
-func checkVolumeMappings(errs *FieldErrors, field string, m map[string]json.RawMessage) {
-	for _, host := range sortedKeys(m) {
-		path := field + "." + host
-		if string(m[host]) == "null" {
-			errs.Add(path, "must be an object")
-			continue
-		}
-		var vm volumeMapping
-		// Other keys are allowed here, so decode leniently.
-		if err := json.Unmarshal(m[host], &vm); err != nil {
-			*errs = append(*errs, decodeError(err, path))
-			continue
-		}
-		checkNonEmpty(errs, path+".bind", vm.Bind, required)
-		checkEnum(errs, path+".mode", vm.Mode, optional, "rw", "ro")
-	}
-}
-
-// DockerExecCommand is a command run inside a session's container; the
-// "assign" one runs when a staged session is assigned to a user.
+// DockerExecCommand is a command run inside a session's container: the
+// "assign" one when a staged session is assigned to a user, the
+// "first_launch" one once when a session first becomes its user's (after
+// "assign" for a staged one).
 type DockerExecCommand struct {
 	Cmd         Optional[json.RawMessage]   `json:"cmd"`
 	User        Optional[string]            `json:"user"`
@@ -173,28 +197,34 @@ type DockerExecCommand struct {
 	Workdir     Optional[string]            `json:"workdir"`
 }
 
+// DockerExecCommands are the docker_exec_config keys whose commands
+// Greenroom runs.
+var DockerExecCommands = []string{"assign", "first_launch"}
+
 func checkDockerExecConfig(errs *FieldErrors, field string, m map[string]json.RawMessage) {
-	raw, ok := m["assign"]
-	if !ok {
-		return
+	for _, key := range DockerExecCommands {
+		raw, ok := m[key]
+		if !ok {
+			continue
+		}
+		path := field + "." + key
+		if string(raw) == "null" {
+			errs.Add(path, "must be an object")
+			continue
+		}
+		var cmd DockerExecCommand
+		if decodeErrs := Decode(raw, &cmd, path); len(decodeErrs) > 0 {
+			*errs = append(*errs, decodeErrs...)
+			continue
+		}
+		if present(errs, path+".cmd", cmd.Cmd, required) {
+			checkCommandLine(errs, path+".cmd", cmd.Cmd.Value)
+		}
+		checkPresent(errs, path+".user", cmd.User, optional)
+		checkPresent(errs, path+".privileged", cmd.Privileged, optional)
+		checkPresent(errs, path+".environment", cmd.Environment, optional)
+		checkPresent(errs, path+".workdir", cmd.Workdir, optional)
 	}
-	path := field + ".assign"
-	if string(raw) == "null" {
-		errs.Add(path, "must be an object")
-		return
-	}
-	var cmd DockerExecCommand
-	if decodeErrs := Decode(raw, &cmd, path); len(decodeErrs) > 0 {
-		*errs = append(*errs, decodeErrs...)
-		return
-	}
-	if present(errs, path+".cmd", cmd.Cmd, required) {
-		checkCommandLine(errs, path+".cmd", cmd.Cmd.Value)
-	}
-	checkPresent(errs, path+".user", cmd.User, optional)
-	checkPresent(errs, path+".privileged", cmd.Privileged, optional)
-	checkPresent(errs, path+".environment", cmd.Environment, optional)
-	checkPresent(errs, path+".workdir", cmd.Workdir, optional)
 }
 
 // checkCommandLine accepts a shell command line or a non-empty argv.
@@ -214,13 +244,4 @@ func checkCommandLine(errs *FieldErrors, field string, raw json.RawMessage) {
 	if len(argv) == 0 {
 		errs.Add(field, "must not be empty")
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

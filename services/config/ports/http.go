@@ -96,6 +96,12 @@ func apiV1(r chi.Router, rs responder, a *app.App) {
 	r.Patch("/users/{username}", update(rs, "username", a.UpdateUser))
 	r.Delete("/users/{username}", remove(rs, "username", a.DeleteUser))
 
+	r.Get("/web-filter-policies", list(rs, a.ListWebFilterPolicies))
+	r.Post("/web-filter-policies", create(rs, a.CreateWebFilterPolicy))
+	r.Get("/web-filter-policies/{name}", get(rs, "name", a.GetWebFilterPolicy))
+	r.Patch("/web-filter-policies/{name}", update(rs, "name", a.UpdateWebFilterPolicy))
+	r.Delete("/web-filter-policies/{name}", remove(rs, "name", a.DeleteWebFilterPolicy))
+
 	r.Get("/staging-configs", list(rs, a.ListStagingConfigs))
 	r.Post("/staging-configs", create(rs, a.CreateStagingConfig))
 	r.Get("/staging-configs/{id}", get(rs, "id", a.GetStagingConfig))
@@ -106,6 +112,7 @@ func apiV1(r chi.Router, rs responder, a *app.App) {
 	r.Post("/sessions", s.request)
 	r.Get("/sessions/{id}", get(rs, "id", a.GetSession))
 	r.Delete("/sessions/{id}", s.destroy)
+	r.Post("/sessions/{id}/keepalive", s.keepalive)
 
 	r.Get("/violations", s.violations)
 }

@@ -69,6 +69,17 @@ func (h sessionHandlers) destroy(w http.ResponseWriter, r *http.Request) {
 	h.rs.json(w, http.StatusAccepted, s)
 }
 
+// keepalive serves POST /api/v1/sessions/{id}/keepalive: 200 with the
+// session, its expires_at moved.
+func (h sessionHandlers) keepalive(w http.ResponseWriter, r *http.Request) {
+	s, err := h.app.KeepSessionAlive(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		h.rs.fail(w, r, err)
+		return
+	}
+	h.rs.json(w, http.StatusOK, s)
+}
+
 func (h sessionHandlers) violations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	vs, err := h.app.ListViolations(r.Context(), domain.ViolationFilter{User: q.Get("user"), Workspace: q.Get("workspace")})

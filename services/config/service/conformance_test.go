@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -60,22 +61,51 @@ func TestOpenAPIConformance(t *testing.T) {
 	h.must(200, "PATCH", "/api/v1/agents/agent-1", obj{"enabled": false, "pool": nil}, nil)
 	h.problem(404, "", "PATCH", "/api/v1/agents/agent-9", obj{"enabled": false})
 
+	// Web filter policies (groups and workspaces name them).
+	h.create("web-filter-policies", obj{"name": "strict", "default_allow": false, "allowed_domains": []string{"example.com", "*.example.org"}})
+	h.create("web-filter-policies", obj{"name": "open"})
+	h.problem(400, "allowed_domains[1]", "POST", "/api/v1/web-filter-policies", obj{"name": "bad", "allowed_domains": []string{"example.com", "Example.COM"}})
+	h.problem(400, "denied_domains[0]", "POST", "/api/v1/web-filter-policies", obj{"name": "bad", "allowed_domains": []string{"a.example"}, "denied_domains": []string{"a.example"}})
+	h.problem(409, "", "POST", "/api/v1/web-filter-policies", obj{"name": "open"})
+	h.must(200, "GET", "/api/v1/web-filter-policies", nil, nil)
+	h.must(200, "GET", "/api/v1/web-filter-policies/strict", nil, nil)
+	h.problem(404, "", "GET", "/api/v1/web-filter-policies/none", nil)
+	h.must(200, "PATCH", "/api/v1/web-filter-policies/open", obj{"denied_domains": []string{"ads.example"}}, nil)
+	h.problem(400, "denied_domains[0]", "PATCH", "/api/v1/web-filter-policies/open", obj{"denied_domains": []string{"http://ads.example"}})
+	h.problem(404, "", "PATCH", "/api/v1/web-filter-policies/none", obj{"default_allow": true})
+	h.problem(409, "", "PATCH", "/api/v1/web-filter-policies/open", obj{"name": "strict"})
+
 	// Groups and users (servers can be assigned to users).
-	h.create("groups", obj{"name": "everyone", "allow_audio": false, "run_config": obj{"privileged": false}})
+	everyone := h.create("groups", obj{"name": "everyone", "allow_audio": false, "run_config": obj{"hostname": "desk"},
+		"volume_mapping":    obj{"/srv/groups/{username}": obj{"bind": "/home/kasm-user/group", "mode": "rw"}},
+		"web_filter_policy": "strict", "session_time_limit": "8h", "keepalive_expiration": "30m"})
+	if everyone.str("web_filter_policy") != "strict" || everyone.str("session_time_limit") != "8h0m0s" || everyone.str("keepalive_expiration") != "30m0s" {
+		t.Errorf("group %v", everyone)
+	}
 	h.problem(400, "web_filter_policy", "POST", "/api/v1/groups", obj{"name": "g2", "web_filter_policy": 7})
+	h.problem(400, "web_filter_policy", "POST", "/api/v1/groups", obj{"name": "g2", "web_filter_policy": "nothing"})
+	h.problem(400, "session_time_limit", "POST", "/api/v1/groups", obj{"name": "g2", "session_time_limit": "8 hours"})
+	h.problem(400, "run_config.privileged", "POST", "/api/v1/groups", obj{"name": "g2", "run_config": obj{"privileged": true}})
 	h.must(200, "GET", "/api/v1/groups", nil, nil)
 	h.must(200, "GET", "/api/v1/groups/everyone", nil, nil)
-	h.must(200, "PATCH", "/api/v1/groups/everyone", obj{"priority": 10, "allow_audio": true}, nil)
-	h.create("groups", obj{"name": "temp"})
+	h.must(200, "PATCH", "/api/v1/groups/everyone", obj{"priority": 10, "allow_audio": true, "keepalive_expiration": nil}, &everyone)
+	if everyone["keepalive_expiration"] != nil || everyone.str("session_time_limit") != "8h0m0s" {
+		t.Errorf("patched group %v", everyone)
+	}
+	h.problem(400, "keepalive_expiration", "PATCH", "/api/v1/groups/everyone", obj{"keepalive_expiration": "0s"})
+	h.create("groups", obj{"name": "temp", "web_filter_policy": nil})
 
-	alice := h.create("users", obj{"username": "alice", "groups": []string{"everyone", "temp"}})
+	alice := h.create("users", obj{"username": "alice", "groups": []string{"everyone", "temp"},
+		"ssh_public_keys": []string{testSSHKey}, "attributes": obj{"department": "design"}})
 	h.problem(400, "groups", "POST", "/api/v1/users", obj{"username": "bob", "groups": []string{"nobody"}})
+	h.problem(400, "ssh_public_keys[0]", "POST", "/api/v1/users", obj{"username": "bob", "ssh_public_keys": []string{"not a key"}})
+	h.problem(400, "attributes.cost-centre", "POST", "/api/v1/users", obj{"username": "bob", "attributes": obj{"cost-centre": "7"}})
 	h.problem(400, "username", "POST", "/api/v1/users", obj{"username": "Bob"})
 	h.problem(409, "", "POST", "/api/v1/users", obj{"username": "alice"})
 	h.must(200, "GET", "/api/v1/users", nil, nil)
 	h.must(200, "GET", "/api/v1/users/alice", nil, nil)
 	h.problem(404, "", "GET", "/api/v1/users/bob", nil)
-	h.must(200, "PATCH", "/api/v1/users/alice", obj{"groups": []string{"everyone"}}, nil)
+	h.must(200, "PATCH", "/api/v1/users/alice", obj{"groups": []string{"everyone"}, "attributes": obj{"department": "ops"}}, nil)
 
 	// Servers.
 	h.create("servers", obj{"name": "desk-1", "zone": "eu", "pool": "desktops", "address": "10.0.0.5", "max_sessions": 2, "assigned_user": "alice",
@@ -90,18 +120,38 @@ func TestOpenAPIConformance(t *testing.T) {
 	// Workspaces.
 	demo := h.create("workspaces", obj{
 		"name": "demo", "image": "greenroom/demo:latest", "cores": 0.5, "memory_mb": 256,
-		"include_labels":     []string{"ssd"},
-		"volume_mappings":    obj{"/srv/shared": obj{"bind": "/home/user/shared", "mode": "ro"}},
-		"docker_exec_config": obj{"assign": obj{"cmd": []string{"/bin/sh", "-c", "echo assigned"}, "user": "root"}},
-		"run_config":         obj{"hostname": "demo"},
-		"port":               8080, "readiness_path": "/healthz",
+		"include_labels":  []string{"ssd"},
+		"home_directory":  "/home/user",
+		"volume_mappings": obj{"/srv/shared": obj{"bind": "/home/user/shared", "mode": "ro", "uid": 1000, "gid": 1000}},
+		"docker_exec_config": obj{"assign": obj{"cmd": []string{"/bin/sh", "-c", "echo assigned"}, "user": "root"},
+			"first_launch": obj{"cmd": "echo first"}},
+		"run_config": obj{"hostname": "demo", "environment": obj{"LANG": "C"}},
+		"port":       8080, "readiness_path": "/healthz", "web_filter_policy": "strict",
 	})
-	h.create("workspaces", obj{"name": "desktop", "image": "rdp", "server_pool": "desktops"})
+	if demo["revision"] != 1.0 || demo.str("web_filter_policy") != "strict" || demo.str("home_directory") != "/home/user" {
+		t.Errorf("workspace %v", demo)
+	}
+	desktop := h.create("workspaces", obj{"name": "desktop", "server_pool": "desktops"})
+	if desktop.str("image") != "" || desktop["cores"] != 1.0 || desktop.str("home_directory") != "/home/kasm-user" || desktop["web_filter_policy"] != nil {
+		t.Errorf("server-pool workspace %v", desktop)
+	}
+	h.problem(400, "image", "POST", "/api/v1/workspaces", obj{"name": "w3"})
+	h.problem(400, "image", "PATCH", "/api/v1/workspaces/desktop", obj{"server_pool": nil})
 	h.problem(400, "server_pool", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x", "server_pool": "gpu-agents"})
 	h.problem(400, "docker_exec_config.assign.cmd", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x", "docker_exec_config": obj{"assign": obj{}}})
+	h.problem(400, "docker_exec_config.first_launch.cmd", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x", "docker_exec_config": obj{"first_launch": obj{"user": "root"}}})
+	h.problem(400, "run_config.privileged", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x", "run_config": obj{"privileged": true}})
+	h.problem(400, "volume_mappings./srv/{username}.bind", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x",
+		"volume_mappings": obj{"/srv/{username}": obj{"bind": "data"}}})
+	h.problem(400, "home_directory", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x", "home_directory": "home/user"})
+	h.problem(400, "persistent_profile_path", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x", "persistent_profile_path": "/srv/{username}/../x"})
+	h.problem(400, "web_filter_policy", "POST", "/api/v1/workspaces", obj{"name": "w3", "image": "x", "web_filter_policy": "nothing"})
 	h.must(200, "GET", "/api/v1/workspaces", nil, nil)
 	h.must(200, "GET", "/api/v1/workspaces/demo", nil, nil)
-	h.must(200, "PATCH", "/api/v1/workspaces/demo", obj{"readiness_path": "", "run_config": obj{}}, nil)
+	h.must(200, "PATCH", "/api/v1/workspaces/demo", obj{"readiness_path": "", "run_config": obj{}}, &demo)
+	if demo["revision"] != 2.0 {
+		t.Errorf("revision after a change of run_config: %v", demo["revision"])
+	}
 	h.problem(404, "", "DELETE", "/api/v1/workspaces/none", nil)
 
 	// Staging configs.
@@ -126,17 +176,27 @@ func TestOpenAPIConformance(t *testing.T) {
 	staged := h.insertSession(w, "", sessions.Staged, sc.str("id"))
 	running := h.insertSession(w, "req-1", sessions.Running, "")
 	h.insertViolation(w, "req-0", "web_filter_policy")
+	onDemand := h.insertSessionWith(w, "req-2", sessions.Running, sessions.New{OnDemandReason: "permissions_differ:allow_audio"})
 	var list struct{ Items []obj }
 	h.must(200, "GET", "/api/v1/sessions", nil, &list)
-	if len(list.Items) != 2 {
+	if len(list.Items) != 3 {
 		t.Fatalf("sessions: %v", list.Items)
+	}
+	for _, s := range list.Items {
+		want := any(nil)
+		if s.str("id") == onDemand.ID {
+			want = "permissions_differ:allow_audio"
+		}
+		if s["on_demand_reason"] != want {
+			t.Errorf("session %s: on_demand_reason %v, want %v", s.str("id"), s["on_demand_reason"], want)
+		}
 	}
 	h.must(200, "GET", "/api/v1/sessions?status=staged&origin=staged&staging_config="+sc.str("id"), nil, &list)
 	if len(list.Items) != 1 || list.Items[0]["user"] != nil || list.Items[0].str("id") != staged.ID {
 		t.Errorf("staged sessions: %v", list.Items)
 	}
 	h.must(200, "GET", "/api/v1/sessions?user=alice", nil, &list)
-	if len(list.Items) != 1 || list.Items[0].str("user") != "alice" {
+	if len(list.Items) != 2 || list.Items[0].str("user") != "alice" {
 		t.Errorf("alice's sessions: %v", list.Items)
 	}
 	h.problem(400, "status", "GET", "/api/v1/sessions?status=sleeping", nil)
@@ -149,6 +209,9 @@ func TestOpenAPIConformance(t *testing.T) {
 	h.problem(400, "wait", "POST", "/api/v1/sessions?wait=1h", obj{"user": "alice", "workspace": "demo", "zone": "eu"})
 	h.problem(409, "workspace", "POST", "/api/v1/sessions", obj{"user": "alice", "workspace": "desktop", "zone": "eu"},
 		withHeader("Idempotency-Key", "req-1"))
+	h.must(200, "POST", "/api/v1/sessions/"+running.ID+"/keepalive", nil, nil)
+	h.problem(409, "", "POST", "/api/v1/sessions/"+staged.ID+"/keepalive", nil)
+	h.problem(404, "", "POST", "/api/v1/sessions/"+uuid.NewString()+"/keepalive", nil)
 	h.must(202, "DELETE", "/api/v1/sessions/"+running.ID, nil, nil)
 	h.problem(404, "", "DELETE", "/api/v1/sessions/"+uuid.NewString(), nil)
 
@@ -164,6 +227,12 @@ func TestOpenAPIConformance(t *testing.T) {
 	h.problem(409, "", "DELETE", "/api/v1/pools/desktops", nil)
 	h.problem(409, "", "DELETE", "/api/v1/workspaces/demo", nil)
 	h.problem(409, "", "DELETE", "/api/v1/users/alice", nil)
+	if p := h.problem(409, "", "DELETE", "/api/v1/web-filter-policies/strict", nil); !strings.Contains(p.Detail, `group(s) "everyone"`) ||
+		!strings.Contains(p.Detail, `workspace(s) "demo"`) {
+		t.Errorf("policy in use: detail %q does not name its users", p.Detail)
+	}
+	h.must(204, "DELETE", "/api/v1/web-filter-policies/open", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/web-filter-policies/open", nil)
 	h.problem(400, "server_assignment", "PATCH", "/api/v1/pools/desktops", obj{"type": "docker_agent"})
 	h.problem(409, "type", "PATCH", "/api/v1/pools/desktops", obj{"type": "docker_agent", "server_assignment": false})
 	h.must(204, "DELETE", "/api/v1/staging-configs/"+sc.str("id"), nil, nil)

@@ -56,18 +56,23 @@ func (h *harness) world() world {
 // or running).
 func (h *harness) insertSession(w world, requestID string, status sessions.Status, stagingConfigID string) sessions.Session {
 	h.t.Helper()
+	return h.insertSessionWith(w, requestID, status, sessions.New{StagingConfigID: stagingConfigID})
+}
+
+// insertSessionWith is insertSession for a session with more of n's fields
+// (its staging config, on-demand reason, limits) set.
+func (h *harness) insertSessionWith(w world, requestID string, status sessions.Status, n sessions.New) sessions.Session {
+	h.t.Helper()
 	ctx := context.Background()
-	n := sessions.New{
-		ID: uuid.NewString(), RequestID: requestID,
-		WorkspaceID: w.workspace.str("id"), ZoneID: w.zone.str("id"),
-		Origin: sessions.OriginOnDemand, Cores: 0.5, MemoryMB: 256,
-		Permissions: events.Permissions{AllowAudio: true},
-	}
+	n.ID, n.RequestID = uuid.NewString(), requestID
+	n.WorkspaceID, n.ZoneID = w.workspace.str("id"), w.zone.str("id")
+	n.Origin, n.Cores, n.MemoryMB = sessions.OriginOnDemand, 0.5, 256
+	n.Permissions = events.Permissions{AllowAudio: true}
 	if requestID != "" {
 		n.UserID = w.user.str("id")
 	}
-	if stagingConfigID != "" {
-		n.StagingConfigID, n.Origin = stagingConfigID, sessions.OriginStaged
+	if n.StagingConfigID != "" {
+		n.Origin = sessions.OriginStaged
 	}
 	s, err := sessions.Insert(ctx, h.deps.DB, n)
 	if err != nil {

@@ -264,7 +264,8 @@ func TestAdminUIIsServedAtRoot(t *testing.T) {
 	if res.Status != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /: %d %v", res.Status, res.Header)
 	}
-	for _, want := range []string{"/api/v1/", "Bearer", "staging-configs", "\"pools\"", "effective_labels", "setInterval(refresh, 2000)"} {
+	for _, want := range []string{"/api/v1/", "Bearer", "staging-configs", "\"pools\"", "effective_labels", "setInterval(refresh, 2000)",
+		"web-filter-policies", "on_demand_reason"} {
 		if !strings.Contains(string(res.Body), want) {
 			t.Errorf("the page lacks %q", want)
 		}

@@ -1,0 +1,62 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+const (
+	webFilterPolicyColumns = `wf.id, wf.name, wf.default_allow, wf.allowed_domains, wf.denied_domains,
+	wf.created_at, wf.updated_at`
+	webFilterPolicySelect = `SELECT ` + webFilterPolicyColumns + ` FROM web_filter_policies wf`
+)
+
+// GetWebFilterPolicy loads the web filter policy named name.
+func GetWebFilterPolicy(ctx context.Context, q Queryer, name string, lock Lock) (domain.WebFilterPolicy, error) {
+	var p domain.WebFilterPolicy
+	err := get(ctx, q, &p, fmt.Sprintf("web filter policy %q", name), webFilterPolicySelect+` WHERE wf.name = $1`+lock.clause("wf"), name)
+	return p, err
+}
+
+// ListWebFilterPolicies loads every web filter policy, by name.
+func ListWebFilterPolicies(ctx context.Context, q Queryer) ([]domain.WebFilterPolicy, error) {
+	var ps []domain.WebFilterPolicy
+	if err := q.SelectContext(ctx, &ps, webFilterPolicySelect+` ORDER BY wf.name`); err != nil {
+		return nil, fmt.Errorf("listing web filter policies: %w", err)
+	}
+	return ps, nil
+}
+
+// InsertWebFilterPolicy stores a new web filter policy and returns it as
+// stored.
+func InsertWebFilterPolicy(ctx context.Context, q Queryer, p domain.WebFilterPolicy) (domain.WebFilterPolicy, error) {
+	var out domain.WebFilterPolicy
+	err := q.GetContext(ctx, &out, `INSERT INTO web_filter_policies AS wf
+		(id, name, default_allow, allowed_domains, denied_domains)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+webFilterPolicyColumns,
+		p.ID, p.Name, p.DefaultAllow, p.AllowedDomains, p.DeniedDomains)
+	if err != nil {
+		return domain.WebFilterPolicy{}, fmt.Errorf("inserting web filter policy %q: %w", p.Name, err)
+	}
+	return out, nil
+}
+
+// UpdateWebFilterPolicy stores every field of p and returns it as stored.
+// A change of its content raises the revision of every workspace that uses
+// it (a trigger), since their containers carry it.
+func UpdateWebFilterPolicy(ctx context.Context, q Queryer, p domain.WebFilterPolicy) (domain.WebFilterPolicy, error) {
+	var out domain.WebFilterPolicy
+	err := get(ctx, q, &out, fmt.Sprintf("web filter policy %q", p.Name), `UPDATE web_filter_policies AS wf
+		SET name = $2, default_allow = $3, allowed_domains = $4, denied_domains = $5, updated_at = now()
+		WHERE wf.id = $1 RETURNING `+webFilterPolicyColumns,
+		p.ID, p.Name, p.DefaultAllow, p.AllowedDomains, p.DeniedDomains)
+	return out, err
+}
+
+// DeleteWebFilterPolicy deletes the web filter policy with id; a
+// foreign-key violation means a group or workspace still uses it.
+func DeleteWebFilterPolicy(ctx context.Context, q Queryer, id string) error {
+	return exec(ctx, q, "deleting web filter policy", `DELETE FROM web_filter_policies WHERE id = $1`, id)
+}

@@ -1,0 +1,143 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/greenroom-dev/greenroom/services/config/adapters"
+	"github.com/greenroom-dev/greenroom/services/config/domain"
+)
+
+// ListWebFilterPolicies returns every web filter policy.
+func (a *App) ListWebFilterPolicies(ctx context.Context) ([]domain.WebFilterPolicy, error) {
+	return adapters.ListWebFilterPolicies(ctx, a.db)
+}
+
+// GetWebFilterPolicy returns the web filter policy named name.
+func (a *App) GetWebFilterPolicy(ctx context.Context, name string) (domain.WebFilterPolicy, error) {
+	p, err := adapters.GetWebFilterPolicy(ctx, a.db, name, adapters.NoLock)
+	return p, notFoundOr(err, "no web filter policy named %q", name)
+}
+
+// CreateWebFilterPolicy stores a new web filter policy; groups and
+// workspaces then name it in their web_filter_policy.
+func (a *App) CreateWebFilterPolicy(ctx context.Context, in domain.WebFilterPolicyCreate) (domain.WebFilterPolicy, error) {
+	if errs := in.Validate(); len(errs) > 0 {
+		return domain.WebFilterPolicy{}, invalid(errs)
+	}
+	p := in.WebFilterPolicy()
+	if errs := p.Validate(); len(errs) > 0 {
+		return domain.WebFilterPolicy{}, invalid(errs)
+	}
+	p.ID = domain.NewID()
+	err := a.change(ctx, KindWebFilterPolicy, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+		p, err = adapters.InsertWebFilterPolicy(ctx, tx, p)
+		return p.ID, p.Name, err
+	})
+	return p, explain(err, fmt.Sprintf("web filter policy %q", in.Name.Value))
+}
+
+// UpdateWebFilterPolicy changes the web filter policy named name. Staged
+// containers of the workspaces that use it carry its old content: a change
+// of content is a new revision of each of them (the database raises it),
+// announced as a change of each workspace, so their pools roll.
+func (a *App) UpdateWebFilterPolicy(ctx context.Context, name string, in domain.WebFilterPolicyUpdate) (domain.WebFilterPolicy, error) {
+	if errs := in.Validate(); len(errs) > 0 {
+		return domain.WebFilterPolicy{}, invalid(errs)
+	}
+	var p domain.WebFilterPolicy
+	err := a.change(ctx, KindWebFilterPolicy, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
+		if p, err = adapters.GetWebFilterPolicy(ctx, tx, name, adapters.ForUpdate); err != nil {
+			return "", "", notFoundOr(err, "no web filter policy named %q", name)
+		}
+		old := p
+		in.Apply(&p)
+		if errs := p.Validate(); len(errs) > 0 {
+			return "", "", invalid(errs)
+		}
+		if p, err = adapters.UpdateWebFilterPolicy(ctx, tx, p); err != nil {
+			return "", "", err
+		}
+		if sameContent(old, p) {
+			return p.ID, p.Name, nil
+		}
+		ws, err := adapters.ListWorkspacesOfWebFilterPolicy(ctx, tx, p.ID)
+		if err != nil {
+			return "", "", err
+		}
+		for _, w := range ws {
+			if err := a.announce(ctx, tx, KindWorkspace, OpUpdated, w.ID, w.Name); err != nil {
+				return "", "", err
+			}
+		}
+		return p.ID, p.Name, nil
+	})
+	return p, explain(err, fmt.Sprintf("web filter policy %q", in.Name.Or(name)))
+}
+
+// sameContent reports whether two versions of a policy tell a container
+// the same (its name is not part of what a container enforces).
+func sameContent(a, b domain.WebFilterPolicy) bool {
+	return a.DefaultAllow == b.DefaultAllow && slices.Equal(a.AllowedDomains, b.AllowedDomains) &&
+		slices.Equal(a.DeniedDomains, b.DeniedDomains)
+}
+
+// DeleteWebFilterPolicy deletes the web filter policy named name, unless a
+// group or workspace uses it (409 naming them).
+func (a *App) DeleteWebFilterPolicy(ctx context.Context, name string) error {
+	err := a.change(ctx, KindWebFilterPolicy, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
+		// The lock waits for groups and workspaces being given the policy
+		// (they read it FOR SHARE), so the users counted next are all.
+		p, err := adapters.GetWebFilterPolicy(ctx, tx, name, adapters.ForUpdate)
+		if err != nil {
+			return "", "", notFoundOr(err, "no web filter policy named %q", name)
+		}
+		if err := webFilterPolicyUnused(ctx, tx, p); err != nil {
+			return "", "", err
+		}
+		return p.ID, p.Name, adapters.DeleteWebFilterPolicy(ctx, tx, p.ID)
+	})
+	return explain(err, fmt.Sprintf("web filter policy %q", name))
+}
+
+// webFilterPolicyUnused refuses (409) to delete a policy that groups or
+// workspaces use, naming them.
+func webFilterPolicyUnused(ctx context.Context, tx *sqlx.Tx, p domain.WebFilterPolicy) error {
+	groups, err := adapters.ListGroupsOfWebFilterPolicy(ctx, tx, p.ID)
+	if err != nil {
+		return err
+	}
+	workspaces, err := adapters.ListWorkspacesOfWebFilterPolicy(ctx, tx, p.ID)
+	if err != nil {
+		return err
+	}
+	var users []string
+	if len(groups) > 0 {
+		names := make([]string, len(groups))
+		for i, g := range groups {
+			names[i] = g.Name
+		}
+		users = append(users, "group(s) "+quoted(names))
+	}
+	if len(workspaces) > 0 {
+		names := make([]string, len(workspaces))
+		for i, w := range workspaces {
+			names[i] = w.Name
+		}
+		users = append(users, "workspace(s) "+quoted(names))
+	}
+	if len(users) > 0 {
+		return conflict("web filter policy %q is used by %s; set their web_filter_policy to another policy or null first",
+			p.Name, strings.Join(users, " and "))
+	}
+	return nil
+}
+
+// quoted lists names as "a", "b".
+func quoted(names []string) string {
+	return `"` + strings.Join(names, `", "`) + `"`
+}
