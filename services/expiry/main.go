@@ -1,7 +1,9 @@
 // Command greenroom-expiry runs Greenroom's session timers: it fails sessions
 // stuck in provisioning or assigning, expires staged sessions past their
-// expiration and repeats the destroy of sessions stuck in destroying (see
-// package service), and relays the events it writes to the outbox.
+// expiration, ends running sessions past their time limit or keepalive and
+// repeats the destroy of sessions stuck in destroying (see package
+// service); it extends running sessions on greenroom.session.keepalive, and
+// relays the events it writes to the outbox.
 // Any number of replicas may run; they never fire a session twice.
 package main
 
@@ -15,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
+	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/obs"
 	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/services/expiry/service"
@@ -44,20 +47,30 @@ func main() {
 		"how long a session may stay in destroying before its destroy is sent again (at most once per this period)")
 	settings.Int(fs, &cfg.BatchSize, "GREENROOM_EXPIRY_BATCH_SIZE", service.SweeperBatchSizeDefault,
 		"most sessions changed in one transaction")
+	var keepalive service.KeepaliveConfig
+	settings.Int(fs, &keepalive.Concurrency, "GREENROOM_EXPIRY_KEEPALIVE_CONCURRENCY", bus.ConcurrencyDefault,
+		"keepalives handled at once per replica")
+	settings.Int(fs, &keepalive.MaxDeliver, "GREENROOM_EXPIRY_MAX_DELIVER", bus.MaxDeliverDefault,
+		"deliveries of a failing keepalive before it is dead-lettered")
 	fs.Usage = settings.Usage(fs, "greenroom-expiry", `
-Fails sessions stuck in provisioning or assigning and expires staged sessions
-past their staging config's expiration, announcing each on
-greenroom.session.expired (and the failures on greenroom.session.failed);
-sends greenroom.session.destroy again for sessions stuck in destroying.
+Fails sessions stuck in provisioning or assigning, expires staged sessions
+past their staging config's expiration and ends running sessions past their
+group's session_time_limit or keepalive_expiration, announcing each on
+greenroom.session.expired (reasons provisioning_timeout, assign_timeout,
+staged_expired, time_limit, keepalive; the failures also on
+greenroom.session.failed); sends greenroom.session.destroy again for
+sessions stuck in destroying. Consumes greenroom.session.keepalive (durable
+consumer "expiry"): each moves its running session's keepalive deadline,
+and its expires_at, to the event's time plus its keepalive_expiration.
 Serves /healthz, /readyz and /metrics on the HTTP address.`)
 	_ = fs.Parse(os.Args[1:])
 
-	if err := run(common, cfg); err != nil {
+	if err := run(common, cfg, keepalive); err != nil {
 		app.Fatal(serviceName, err)
 	}
 }
 
-func run(common settings.Common, cfg service.SweeperConfig) error {
+func run(common settings.Common, cfg service.SweeperConfig, keepaliveCfg service.KeepaliveConfig) error {
 	log, err := obs.NewLogger(serviceName, common.LogLevel)
 	if err != nil {
 		return err
@@ -78,14 +91,29 @@ func run(common settings.Common, cfg service.SweeperConfig) error {
 		return err
 	}
 	deps.Ops.Registry.MustRegister(sweeper.Collectors()...)
+	keepaliveCfg.Source = deps.Source()
+	keepalives, err := service.NewKeepaliveConsumer(ctx, deps.JS, deps.Validator, deps.DB, keepaliveCfg, log)
+	if err != nil {
+		return err
+	}
+	deps.Ops.Registry.MustRegister(keepalives.Collectors()...)
 	if _, err := obs.Serve(ctx, common.HTTPAddr, deps.Ops.Mux, log); err != nil {
 		return err
 	}
 
-	// Run until SIGINT/SIGTERM; both loops stop between transactions.
+	// Run until SIGINT/SIGTERM; the loops stop between transactions, the
+	// consumer after the keepalives in flight.
 	var wg sync.WaitGroup
 	wg.Go(func() { deps.NewRelay().Start(ctx) })
 	wg.Go(func() { sweeper.Start(ctx) })
+	var consumeErr error // read once wg is done
+	wg.Go(func() {
+		if err := keepalives.Run(ctx); err != nil && ctx.Err() == nil {
+			// A replica that cannot consume keepalives stops, and says why.
+			consumeErr = err
+			stop()
+		}
+	})
 	log.Info("expiry started",
 		zap.Duration("interval", sweeper.Config().Interval),
 		zap.Duration("provisioning_timeout", sweeper.Config().ProvisioningTimeout),
@@ -95,7 +123,10 @@ func run(common settings.Common, cfg service.SweeperConfig) error {
 
 	// Shutdown.
 	log.Info("expiry stopping")
-	return waitOrTimeout(&wg, common.ShutdownTimeout)
+	if err := waitOrTimeout(&wg, common.ShutdownTimeout); err != nil {
+		return err
+	}
+	return consumeErr
 }
 
 func waitOrTimeout(wg *sync.WaitGroup, timeout time.Duration) error {

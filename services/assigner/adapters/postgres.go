@@ -1,5 +1,5 @@
 // Package adapters performs the assigner's plan in PostgreSQL: it loads what
-// the rules need, claims staged sessions (libs/sessions.ClaimStaged, one
+// the rules need, claims staged sessions (libs/sessions.ClaimStagedFor, one
 // statement), creates on-demand session rows, records violations, and
 // writes every event into the outbox in the same transaction.
 package adapters
@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -84,8 +85,9 @@ func (t *Tx) Session(ctx context.Context, requestID string) (sessions.Session, e
 
 // loadSQL reads everything one request needs in one round trip: the
 // session already made for its request_id (if any), the user, the
-// workspace, every zone, the user's groups and the workspace's staging
-// configs. $1 user, $2 workspace, $3 request_id.
+// workspace, every zone, the user's groups (with the name of their web
+// filter policy, and their limits as nanoseconds, null for none) and the
+// workspace's staging configs. $1 user, $2 workspace, $3 request_id.
 const loadSQL = `WITH u AS (SELECT id FROM users WHERE username = $1),
 	w AS (SELECT id, name, enabled, persistent_profile_path, volume_mappings, cores, memory_mb,
 			server_pool_id IS NOT NULL AS on_servers
@@ -103,8 +105,12 @@ SELECT
 			'allow_microphone', g.allow_microphone, 'allow_uploads', g.allow_uploads,
 			'allow_gamepad', g.allow_gamepad, 'expose_user_environment_vars', g.expose_user_environment_vars,
 			'inject_ssh_keys', g.inject_ssh_keys, 'run_config', g.run_config,
-			'volume_mapping', g.volume_mapping, 'web_filter_policy', g.web_filter_policy)), '[]')
-		FROM groups g JOIN user_groups ug ON ug.group_id = g.id WHERE ug.user_id = (SELECT id FROM u)) AS groups,
+			'volume_mapping', g.volume_mapping, 'web_filter_policy', COALESCE(p.name, ''),
+			'session_time_limit_ns', (EXTRACT(EPOCH FROM g.session_time_limit) * 1e9)::bigint,
+			'keepalive_expiration_ns', (EXTRACT(EPOCH FROM g.keepalive_expiration) * 1e9)::bigint)), '[]')
+		FROM groups g JOIN user_groups ug ON ug.group_id = g.id
+		LEFT JOIN web_filter_policies p ON p.id = g.web_filter_policy_id
+		WHERE ug.user_id = (SELECT id FROM u)) AS groups,
 	(SELECT COALESCE(json_agg(json_build_object('id', c.id, 'zone_id', c.zone_id,
 			'workspace_id', c.workspace_id, 'allow_audio', c.allow_audio,
 			'allow_clipboard_down', c.allow_clipboard_down, 'allow_clipboard_up', c.allow_clipboard_up,
@@ -163,6 +169,8 @@ func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestCont
 		RunConfig json.RawMessage `json:"run_config"`
 		VolMap    json.RawMessage `json:"volume_mapping"`
 		Filter    string          `json:"web_filter_policy"`
+		TimeLimit time.Duration   `json:"session_time_limit_ns"`
+		Keepalive time.Duration   `json:"keepalive_expiration_ns"`
 	}
 	var configs []struct {
 		ID          string `json:"id"`
@@ -197,7 +205,8 @@ func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestCont
 	for _, g := range groups {
 		rc.Groups = append(rc.Groups, domain.Group{Name: g.Name, Priority: g.Priority, Permissions: g.Permissions,
 			ExposeUserEnvironmentVars: g.Expose, InjectSSHKeys: g.SSH, RunConfig: g.RunConfig,
-			VolumeMapping: g.VolMap, WebFilterPolicy: g.Filter})
+			VolumeMapping: g.VolMap, WebFilterPolicy: g.Filter,
+			Limits: domain.Limits{SessionTimeLimit: g.TimeLimit, KeepaliveExpiration: g.Keepalive}})
 	}
 	for _, c := range configs {
 		rc.Configs = append(rc.Configs, domain.StagingConfig{ID: c.ID, ZoneID: c.ZoneID, WorkspaceID: c.WorkspaceID, Permissions: c.Permissions})
@@ -206,9 +215,9 @@ func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestCont
 }
 
 // Claim takes a staged session of the staging config, started with the
-// user's permissions, for the user.
-func (t *Tx) Claim(ctx context.Context, stagingConfigID, userID, requestID string, perms events.Permissions) (sessions.Session, error) {
-	return sessions.ClaimStaged(ctx, t.tx, stagingConfigID, userID, requestID, perms)
+// user's permissions, for the user, giving it the user's limits.
+func (t *Tx) Claim(ctx context.Context, c sessions.Claim) (sessions.Session, error) {
+	return sessions.ClaimStagedFor(ctx, t.tx, c)
 }
 
 // CreateOnDemand inserts the session row an on-demand container will fill.

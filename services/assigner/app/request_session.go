@@ -33,13 +33,17 @@ type Result struct {
 	Outcome   Outcome
 	SessionID string
 	Miss      domain.MissReason
-	Zone      string
+	// OnDemandReason is what an on-demand session records about why it
+	// was not served staged.
+	OnDemandReason string
+	Zone           string
 }
 
 // RequestSession serves greenroom.session.requested: in one transaction it
 // either claims a staged session (and announces session.assigned) or
-// creates an on-demand session row (and asks for provisioning), recording
-// each incompatible setting as a violation. A request_id yields one session
+// creates an on-demand session row saying why it is on demand (and asks
+// for provisioning), recording each incompatible setting as a violation.
+// Either way the session gets the limits of the user's effective group. A request_id yields one session
 // however often it is delivered.
 type RequestSession struct {
 	Store *adapters.Store
@@ -82,8 +86,10 @@ func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.S
 	}
 
 	plan := domain.PlanRequest(rc.Workspace, rc.Zone, rc.Zones, rc.Groups, rc.Configs)
+	limits := sessions.Limits{TimeLimit: plan.Limits.SessionTimeLimit, KeepaliveExpiration: plan.Limits.KeepaliveExpiration}
 	for _, cfg := range plan.StagedCandidates {
-		s, err := tx.Claim(ctx, cfg.ID, rc.UserID, req.RequestID, plan.Permissions)
+		s, err := tx.Claim(ctx, sessions.Claim{StagingConfigID: cfg.ID, UserID: rc.UserID, RequestID: req.RequestID,
+			Permissions: plan.Permissions, Limits: limits})
 		if errors.Is(err, sessions.ErrNoneStaged) {
 			continue
 		} else if err != nil {
@@ -100,11 +106,13 @@ func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.S
 		plan.Miss = domain.MissNoneStaged
 	}
 
+	reason := domain.OnDemandReason(plan)
+
 	sessionID := uuid.Must(uuid.NewV7()).String()
 	s, err := tx.CreateOnDemand(ctx, sessions.New{
 		ID: sessionID, RequestID: req.RequestID, WorkspaceID: rc.Workspace.ID, ZoneID: rc.Zone.ID,
 		UserID: rc.UserID, Origin: sessions.OriginOnDemand, Permissions: plan.Permissions,
-		Cores: rc.Cores, MemoryMB: rc.MemoryMB,
+		Cores: rc.Cores, MemoryMB: rc.MemoryMB, OnDemandReason: reason, Limits: limits,
 	})
 	if err != nil {
 		return Result{}, err
@@ -129,9 +137,9 @@ func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.S
 	}
 	err = tx.Emit(ctx, events.TypeProvisionRequested, events.TypeProvisionRequested, events.ProvisionRequested{
 		RequestID: req.RequestID, SessionID: s.ID, Workspace: rc.Workspace.Name, Zones: zones,
-		Origin: sessions.OriginOnDemand,
+		Origin: sessions.OriginOnDemand, OnDemandReason: reason,
 	}, req.RequestID)
-	return Result{Outcome: OutcomeOnDemand, SessionID: s.ID, Miss: plan.Miss, Zone: rc.Zone.Name}, err
+	return Result{Outcome: OutcomeOnDemand, SessionID: s.ID, Miss: plan.Miss, OnDemandReason: reason, Zone: rc.Zone.Name}, err
 }
 
 // repeated answers a request whose request_id already has a session. The

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
@@ -188,4 +189,132 @@ func TestPlanFollowsTheSeedOrder(t *testing.T) {
 			t.Fatalf("plan %+v", p)
 		}
 	})
+}
+
+func TestEffectiveLimitsComeFromTheBestPriorityGroup(t *testing.T) {
+	hour := Limits{SessionTimeLimit: time.Hour, KeepaliveExpiration: 10 * time.Minute}
+	cases := []struct {
+		name   string
+		groups []Group
+		want   Limits
+	}{
+		{"no group, no limit", nil, Limits{}},
+		{"the group's limits", []Group{{Name: "g", Priority: 1, Limits: hour}}, hour},
+		{"best priority wins", []Group{
+			{Name: "loose", Priority: 50, Limits: Limits{SessionTimeLimit: 8 * time.Hour}},
+			{Name: "strict", Priority: 1, Limits: hour},
+		}, hour},
+		{"unset on the best group is no limit, whatever worse groups say", []Group{
+			{Name: "limited", Priority: 50, Limits: hour},
+			{Name: "unlimited", Priority: 1},
+		}, Limits{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Effective(c.groups).Limits; got != c.want {
+				t.Fatalf("limits %+v, want %+v", got, c.want)
+			}
+			p := PlanRequest(Workspace{ID: "w"}, Zone{ID: "a"}, nil, c.groups, nil)
+			if p.Limits != c.want {
+				t.Fatalf("plan limits %+v, want %+v", p.Limits, c.want)
+			}
+		})
+	}
+}
+
+func TestFirstPermissionDifferenceFollowsTheFixedOrder(t *testing.T) {
+	if got := FirstPermissionDifference(allOn, allOn); got != "" {
+		t.Fatalf("equal permissions differ in %q", got)
+	}
+	noUploadsNoGamepad := allOn
+	noUploadsNoGamepad.AllowUploads, noUploadsNoGamepad.AllowGamepad = false, false
+	if got := FirstPermissionDifference(allOn, noUploadsNoGamepad); got != "allow_uploads" {
+		t.Fatalf("first difference %q, want allow_uploads (before allow_gamepad)", got)
+	}
+	if got := FirstPermissionDifference(events.Permissions{}, allOn); got != "allow_audio" {
+		t.Fatalf("first difference %q, want allow_audio", got)
+	}
+}
+
+// Issue 10, point 5: every on-demand session says why it was not served
+// staged.
+func TestOnDemandReasonSaysWhyNoStagedSession(t *testing.T) {
+	ws := Workspace{ID: "w", Name: "demo", Enabled: true}
+	a := Zone{ID: "a", Name: "zone-a", Priority: 1, SearchAlternateZones: true}
+	b := Zone{ID: "b", Name: "zone-b", Priority: 2}
+	everyone := Group{Name: "everyone", Priority: 100, Permissions: allOn}
+	cfgA := StagingConfig{ID: "ca", ZoneID: "a", WorkspaceID: "w", Permissions: allOn}
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	with := func(f func(*Group)) []Group { g := everyone; f(&g); return []Group{g} }
+	type reasonCase struct {
+		name    string
+		ws      Workspace
+		groups  []Group
+		configs []StagingConfig
+		// noneStaged: the plan has staged candidates and every claim came
+		// back empty, which the app marks before asking for the reason.
+		noneStaged bool
+		want       string
+	}
+	cases := []reasonCase{
+		{"no staging config at all", ws, []Group{everyone}, nil, false, "no_staging_config"},
+		{"staging configs only of other workspaces", ws, []Group{everyone},
+			[]StagingConfig{{ID: "cx", ZoneID: "a", WorkspaceID: "other", Permissions: allOn}}, false, "no_staging_config"},
+		{"a matching config with nothing staged", ws, []Group{everyone}, []StagingConfig{cfgA}, true, "none_staged"},
+		{"a server pool workspace", Workspace{ID: "w", OnServers: true}, []Group{everyone}, []StagingConfig{cfgA}, false, "server_pool"},
+		{"the first violation names the setting", Workspace{ID: "w", PersistentProfilePath: "/p/{username}"},
+			with(func(g *Group) { g.InjectSSHKeys = true }), []StagingConfig{cfgA}, false, "incompatible:persistent_profile"},
+		{"volume_mappings", Workspace{ID: "w", VolumeMappings: raw(`{"/h/{username}":{"bind":"/b"}}`)}, []Group{everyone},
+			[]StagingConfig{cfgA}, false, "incompatible:volume_mappings"},
+		{"expose_user_environment_vars", ws, with(func(g *Group) { g.ExposeUserEnvironmentVars = true }), []StagingConfig{cfgA}, false,
+			"incompatible:expose_user_environment_vars"},
+		{"inject_ssh_keys", ws, with(func(g *Group) { g.InjectSSHKeys = true }), []StagingConfig{cfgA}, false, "incompatible:inject_ssh_keys"},
+		{"run_config", ws, with(func(g *Group) { g.RunConfig = raw(`{"hostname":"x"}`) }), []StagingConfig{cfgA}, false, "incompatible:run_config"},
+		{"volume_mapping", ws, with(func(g *Group) { g.VolumeMapping = raw(`{"/a":{"bind":"/b"}}`) }), []StagingConfig{cfgA}, false,
+			"incompatible:volume_mapping"},
+		{"web_filter_policy", ws, with(func(g *Group) { g.WebFilterPolicy = "strict" }), []StagingConfig{cfgA}, false,
+			"incompatible:web_filter_policy"},
+	}
+	// The user lacks exactly one permission the staging config grants.
+	for _, f := range []struct {
+		field string
+		off   func(*events.Permissions)
+	}{
+		{"allow_audio", func(p *events.Permissions) { p.AllowAudio = false }},
+		{"allow_clipboard_down", func(p *events.Permissions) { p.AllowClipboardDown = false }},
+		{"allow_clipboard_up", func(p *events.Permissions) { p.AllowClipboardUp = false }},
+		{"allow_downloads", func(p *events.Permissions) { p.AllowDownloads = false }},
+		{"allow_microphone", func(p *events.Permissions) { p.AllowMicrophone = false }},
+		{"allow_uploads", func(p *events.Permissions) { p.AllowUploads = false }},
+		{"allow_gamepad", func(p *events.Permissions) { p.AllowGamepad = false }},
+	} {
+		cases = append(cases, reasonCase{"permissions differ in " + f.field, ws,
+			with(func(g *Group) { f.off(&g.Permissions) }), []StagingConfig{cfgA}, false, "permissions_differ:" + f.field})
+	}
+	// Configs in both zones differ, in different fields: the first config in
+	// zone search order (the request's zone) names the field, whatever
+	// order the configs come in.
+	noMic, noGamepad := allOn, allOn
+	noMic.AllowMicrophone, noGamepad.AllowGamepad = false, false
+	cases = append(cases, reasonCase{"the first config in zone search order names the field", ws, []Group{everyone}, []StagingConfig{
+		{ID: "cb", ZoneID: "b", WorkspaceID: "w", Permissions: noMic},
+		{ID: "ca", ZoneID: "a", WorkspaceID: "w", Permissions: noGamepad},
+	}, false, "permissions_differ:allow_gamepad"})
+
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := PlanRequest(c.ws, a, []Zone{b, a}, c.groups, c.configs)
+			if c.noneStaged {
+				if len(p.StagedCandidates) == 0 {
+					t.Fatalf("plan %+v has no staged candidate", p)
+				}
+				p.Miss = MissNoneStaged
+			} else if len(p.StagedCandidates) != 0 {
+				t.Fatalf("plan %+v has staged candidates", p)
+			}
+			if got := OnDemandReason(p); got != c.want {
+				t.Fatalf("OnDemandReason = %q, want %q", got, c.want)
+			}
+		})
+	}
 }

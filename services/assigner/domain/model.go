@@ -2,6 +2,7 @@ package domain
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
@@ -23,7 +24,19 @@ type Group struct {
 	InjectSSHKeys             bool
 	RunConfig                 json.RawMessage
 	VolumeMapping             json.RawMessage
-	WebFilterPolicy           string
+	// WebFilterPolicy names the group's web filter policy, "" for none.
+	WebFilterPolicy string
+	Limits          Limits
+}
+
+// Limits are how long a user's running session may last; zero is no
+// limit. They are copied to the session when it is requested, and the
+// expiry service ends it past either.
+type Limits struct {
+	// SessionTimeLimit counts from when the session starts running.
+	SessionTimeLimit time.Duration
+	// KeepaliveExpiration counts from its last keepalive (or its start).
+	KeepaliveExpiration time.Duration
 }
 
 // Workspace is what the rules need of a workspace.

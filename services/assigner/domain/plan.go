@@ -21,12 +21,18 @@ const (
 // claim from each of StagedCandidates, then create on demand in the first
 // of OnDemandZones that has capacity.
 type Plan struct {
-	Permissions      events.Permissions
+	Permissions events.Permissions
+	// Limits are the user's, copied to the session it gets.
+	Limits           Limits
 	Violations       []Setting
 	StagedCandidates []StagingConfig
 	OnDemandZones    []Zone
 	// Miss explains an empty StagedCandidates.
 	Miss MissReason
+	// PermissionDiffers names, when Miss is MissPermissions, the first
+	// allow_* field in which the user's permissions differ from the first
+	// staging config in zone search order.
+	PermissionDiffers string
 }
 
 // PlanRequest applies rules 3, 4 and 5 to one request. configs are the
@@ -34,7 +40,7 @@ type Plan struct {
 func PlanRequest(ws Workspace, requestZone Zone, zones []Zone, groups []Group, configs []StagingConfig) Plan {
 	eff := Effective(groups)
 	order := ZoneSearchOrder(requestZone, zones)
-	p := Plan{Permissions: eff.Permissions, OnDemandZones: order}
+	p := Plan{Permissions: eff.Permissions, Limits: eff.Limits, OnDemandZones: order}
 	if ws.OnServers {
 		// Nothing is staged for it, so no setting can force it off a
 		// staged session.
@@ -51,20 +57,42 @@ func PlanRequest(ws Workspace, requestZone Zone, zones []Zone, groups []Group, c
 			byZone[c.ZoneID] = append(byZone[c.ZoneID], c)
 		}
 	}
-	sawConfig := false
+	var first *StagingConfig
 	for _, z := range order {
 		for _, c := range byZone[z.ID] {
-			sawConfig = true
+			if first == nil {
+				first = &c
+			}
 			if PermissionsMatch(c.Permissions, eff.Permissions) {
 				p.StagedCandidates = append(p.StagedCandidates, c)
 			}
 		}
 	}
 	switch {
-	case !sawConfig:
+	case first == nil:
 		p.Miss = MissNoStagingConfig
 	case len(p.StagedCandidates) == 0:
 		p.Miss = MissPermissions
+		p.PermissionDiffers = FirstPermissionDifference(first.Permissions, eff.Permissions)
 	}
 	return p
+}
+
+// OnDemandReason is what an on-demand session records about why it was
+// not served staged (its on_demand_reason, libs/events OnDemand*), given
+// the plan it was made by. A plan that had staged candidates and still
+// ended on demand found none staged: every claim came back empty.
+func OnDemandReason(p Plan) string {
+	switch p.Miss {
+	case MissOnServers:
+		return events.OnDemandServerPool
+	case MissIncompatible:
+		return events.OnDemandIncompatible + ":" + string(p.Violations[0])
+	case MissNoStagingConfig:
+		return events.OnDemandNoStagingConfig
+	case MissPermissions:
+		return events.OnDemandPermissionsDiffer + ":" + p.PermissionDiffers
+	default:
+		return events.OnDemandNoneStaged
+	}
 }

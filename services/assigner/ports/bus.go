@@ -63,7 +63,8 @@ func SessionRequests(uc app.RequestSession, m *Metrics, log *zap.Logger) bus.Han
 			zap.String("request_id", req.RequestID), zap.String("user", req.User),
 			zap.String("workspace", req.Workspace), zap.String("zone", req.Zone),
 			zap.String("outcome", string(res.Outcome)), zap.String("session_id", res.SessionID),
-			zap.String("miss", string(res.Miss)), zap.Duration("took", time.Since(start)))
+			zap.String("miss", string(res.Miss)), zap.String("on_demand_reason", res.OnDemandReason),
+			zap.Duration("took", time.Since(start)))
 		return nil
 	}
 }

@@ -109,6 +109,28 @@ func (w *world) request(t *testing.T, user, zone string) (string, apptest.Record
 	return id, w.rec.WaitAny(t, id, 10*time.Second, events.TypeSessionAssigned, events.TypeProvisionRequested, events.TypeSessionFailed)
 }
 
+// onDemand checks that the decision got is an on-demand session saying
+// reason, in the provision.requested event and in the session row, and
+// returns both.
+func (w *world) onDemand(t *testing.T, got apptest.Recorded, reason string) (events.ProvisionRequested, sessions.Session) {
+	t.Helper()
+	if got.Subject != events.TypeProvisionRequested {
+		t.Fatalf("want provision.requested, got %s", got.Subject)
+	}
+	p := decode[events.ProvisionRequested](t, got)
+	if p.OnDemandReason != reason {
+		t.Errorf("provision.requested says on_demand_reason %q, want %q", p.OnDemandReason, reason)
+	}
+	s, err := sessions.Get(context.Background(), w.db, p.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.OnDemandReason != reason {
+		t.Errorf("session row says on_demand_reason %q, want %q", s.OnDemandReason, reason)
+	}
+	return p, s
+}
+
 func decode[T any](t *testing.T, r apptest.Recorded) T {
 	t.Helper()
 	var v T
@@ -153,10 +175,9 @@ func TestOnDemandWhenAlternateSearchIsOff(t *testing.T) {
 	w.user("alice", w.group)
 	w.stage("zone-a") // staged elsewhere, but zone-b does not search alternates
 	_, got := w.request(t, "alice", "zone-b")
-	if got.Subject != events.TypeProvisionRequested {
-		t.Fatalf("want provision.requested, got %s", got.Subject)
-	}
-	p := decode[events.ProvisionRequested](t, got)
+	// zone-b has a staging config of demo with alice's permissions, with
+	// nothing staged.
+	p, _ := w.onDemand(t, got, "none_staged")
 	if p.Origin != "on_demand" || len(p.Zones) != 1 || p.Zones[0] != "zone-b" {
 		t.Fatalf("on-demand request %+v, want only zone-b", p)
 	}
@@ -166,9 +187,9 @@ func TestOnDemandHereThenElsewhereWhenNothingIsStaged(t *testing.T) {
 	w := newWorld(t)
 	w.user("alice", w.group)
 	id, got := w.request(t, "alice", "zone-a")
-	p := decode[events.ProvisionRequested](t, got)
-	if got.Subject != events.TypeProvisionRequested || len(p.Zones) != 2 || p.Zones[0] != "zone-a" || p.Zones[1] != "zone-b" {
-		t.Fatalf("want on demand in zone-a then zone-b, got %s %+v", got.Subject, p)
+	p, _ := w.onDemand(t, got, "none_staged")
+	if len(p.Zones) != 2 || p.Zones[0] != "zone-a" || p.Zones[1] != "zone-b" {
+		t.Fatalf("want on demand in zone-a then zone-b, got %+v", p)
 	}
 	s, err := sessions.GetByRequestID(context.Background(), w.db, id)
 	if err != nil || s.Status != sessions.Provisioning || s.Origin != sessions.OriginOnDemand || s.Cores != 0.5 {
@@ -190,6 +211,7 @@ func TestStagedSessionNotAssignedWhenAnyPermissionDiffers(t *testing.T) {
 			if got.Subject != events.TypeProvisionRequested {
 				t.Fatalf("a user whose %s differs must get an on-demand session, got %s", perm, got.Subject)
 			}
+			w.onDemand(t, got, "permissions_differ:"+perm)
 			s, _ := sessions.Get(context.Background(), w.db, staged)
 			if s.Status != sessions.Staged {
 				t.Fatalf("the staged session must stay staged, is %s", s.Status)
@@ -211,8 +233,9 @@ func TestIncompatibleSettingForcesOnDemandAndRecordsViolation(t *testing.T) {
 		{"inject_ssh_keys", "inject_ssh_keys = true", ""},
 		{"run_config", `run_config = '{"hostname": "x"}'`, ""},
 		{"volume_mapping", `volume_mapping = '{"/a": {"bind": "/b"}}'`, ""},
-		{"web_filter_policy", `web_filter_policy = 'strict'`, ""},
+		{"web_filter_policy", `web_filter_policy_id = (SELECT id FROM web_filter_policies WHERE name = 'strict')`, ""},
 	}
+	w.db.MustExec(`INSERT INTO web_filter_policies (id, name, default_allow) VALUES ($1, 'strict', false)`, uuid.NewString())
 	for _, c := range cases {
 		t.Run(c.setting, func(t *testing.T) {
 			user := "user-" + c.setting
@@ -223,7 +246,7 @@ func TestIncompatibleSettingForcesOnDemandAndRecordsViolation(t *testing.T) {
 				w.db.MustExec(`UPDATE groups SET `+c.group+` WHERE id = $1`, w.group)
 				restore = func() {
 					w.db.MustExec(`UPDATE groups SET expose_user_environment_vars = false, inject_ssh_keys = false,
-						run_config = '{}', volume_mapping = '{}', web_filter_policy = '' WHERE id = $1`, w.group)
+						run_config = '{}', volume_mapping = '{}', web_filter_policy_id = NULL WHERE id = $1`, w.group)
 				}
 			} else {
 				w.db.MustExec(`UPDATE workspaces SET `+c.ws+` WHERE id = $1`, w.ws)
@@ -233,9 +256,7 @@ func TestIncompatibleSettingForcesOnDemandAndRecordsViolation(t *testing.T) {
 			}
 			defer restore()
 			id, got := w.request(t, user, "zone-a")
-			if got.Subject != events.TypeProvisionRequested {
-				t.Fatalf("want on demand, got %s", got.Subject)
-			}
+			w.onDemand(t, got, "incompatible:"+c.setting)
 			v := decode[events.StagingViolation](t, w.rec.Wait(t, events.TypeStagingViolation, id, 5*time.Second))
 			if v.Setting != c.setting || v.User != user || v.Workspace != "demo" {
 				t.Fatalf("violation event %+v", v)
@@ -245,6 +266,53 @@ func TestIncompatibleSettingForcesOnDemandAndRecordsViolation(t *testing.T) {
 				t.Fatalf("violations rows for %s: %d %v", c.setting, n, err)
 			}
 		})
+	}
+}
+
+func TestOnDemandWhenTheWorkspaceHasNoStagingConfig(t *testing.T) {
+	w := newWorld(t)
+	w.user("alice", w.group)
+	w.db.MustExec(`UPDATE staging_configs SET deleted_at = now()`)
+	_, got := w.request(t, "alice", "zone-a")
+	w.onDemand(t, got, "no_staging_config")
+}
+
+// Issue 10, point 3: the user's effective group's session_time_limit and
+// keepalive_expiration go with the session they get, staged or on demand;
+// a better-priority group without them means no limit.
+func TestSessionsCarryTheEffectiveGroupsLimits(t *testing.T) {
+	w := newWorld(t)
+	limited := uuid.NewString()
+	w.db.MustExec(`INSERT INTO groups (id, name, priority, session_time_limit, keepalive_expiration)
+		VALUES ($1, 'limited', 10, '2 hours', '15 minutes')`, limited)
+	unlimited := uuid.NewString()
+	w.db.MustExec(`INSERT INTO groups (id, name, priority) VALUES ($1, 'unlimited', 1)`, unlimited)
+	w.user("alice", w.group, limited)          // limited has the better priority
+	w.user("bob", w.group, limited, unlimited) // unlimited has the best
+	want := sessions.Limits{TimeLimit: 2 * time.Hour, KeepaliveExpiration: 15 * time.Minute}
+	ctx := context.Background()
+
+	w.stage("zone-a")
+	_, got := w.request(t, "alice", "zone-a")
+	if got.Subject != events.TypeSessionAssigned {
+		t.Fatalf("want session.assigned, got %s", got.Subject)
+	}
+	claimed, err := sessions.Get(ctx, w.db, decode[events.SessionAssigned](t, got).SessionID)
+	if err != nil || claimed.Limits != want || claimed.OnDemandReason != "" {
+		t.Fatalf("claimed session limits %+v reason %q (%v), want %+v and no reason", claimed.Limits, claimed.OnDemandReason, err, want)
+	}
+
+	_, got = w.request(t, "alice", "zone-a")
+	_, onDemand := w.onDemand(t, got, "none_staged")
+	if onDemand.Limits != want {
+		t.Fatalf("on-demand session limits %+v, want %+v", onDemand.Limits, want)
+	}
+
+	w.stage("zone-a")
+	_, got = w.request(t, "bob", "zone-a")
+	bobs, err := sessions.Get(ctx, w.db, decode[events.SessionAssigned](t, got).SessionID)
+	if err != nil || bobs.Limits != (sessions.Limits{}) {
+		t.Fatalf("bob's session limits %+v (%v), want none", bobs.Limits, err)
 	}
 }
 

@@ -19,7 +19,8 @@ type dueSession struct {
 	// DueAt is when a staged session's expiration ran out.
 	DueAt time.Time `db:"due_at"`
 	// Since is when a session stuck in assigning or destroying entered
-	// that status (or, for destroying, was last asked to destroy again).
+	// that status (or, for destroying, was last asked to destroy again),
+	// or when a running session started running.
 	Since time.Time `db:"since"`
 }
 
@@ -79,6 +80,29 @@ ORDER BY updated_at, id
 LIMIT $2
 FOR UPDATE SKIP LOCKED`
 
+// A running session ends at its expires_at, the earlier of its
+// time_limit_at and keepalive_at (libs/sessions stamps all three). The two
+// timers split the due ones by which deadline passed: the time limit's
+// takes those whose time limit is reached and runs first, so a session past
+// both deadlines ends with reason time_limit; the keepalive's takes the
+// rest. Both read the partial index sessions_running_expiry_idx.
+
+const selectRunningPastTimeLimitSQL = `
+SELECT id, request_id, staging_config_id, created_at, expires_at AS due_at, COALESCE(running_at, created_at) AS since
+FROM sessions
+WHERE status = 'running' AND expires_at <= $1 AND time_limit_at <= $1
+ORDER BY expires_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED`
+
+const selectRunningPastKeepaliveSQL = `
+SELECT id, request_id, staging_config_id, created_at, expires_at AS due_at, COALESCE(running_at, created_at) AS since
+FROM sessions
+WHERE status = 'running' AND expires_at <= $1 AND (time_limit_at IS NULL OR time_limit_at > $1)
+ORDER BY expires_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED`
+
 // touchDestroyingSQL restarts the destroying timer of a session whose
 // destroy was just sent again. It writes the sweeper's clock, not now(),
 // because the timer is read against that clock (SweeperConfig.Now); the
@@ -112,6 +136,14 @@ func selectStuckAssigning(ctx context.Context, q sessions.Queryer, p dueParams) 
 
 func selectStuckDestroying(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
 	return selectDue(ctx, q, selectStuckDestroyingSQL, "sessions stuck in destroying", p)
+}
+
+func selectRunningPastTimeLimit(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+	return selectDue(ctx, q, selectRunningPastTimeLimitSQL, "running sessions past their time limit", p)
+}
+
+func selectRunningPastKeepalive(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+	return selectDue(ctx, q, selectRunningPastKeepaliveSQL, "running sessions past their keepalive", p)
 }
 
 // touchDestroying restarts session id's destroying timer at `at`; false

@@ -4,7 +4,12 @@
 //     never waits forever: its requester gets greenroom.session.failed);
 //   - expires staged sessions left unassigned past their staging config's
 //     expiration (rule 2 of DESIGN.md);
+//   - ends running sessions past their user's session_time_limit or
+//     keepalive_expiration (the deadlines libs/sessions stamps when they
+//     start running and moves on each keepalive);
 //   - asks again for the destruction of sessions stuck in `destroying`.
+//
+// Its KeepaliveConsumer extends running sessions on greenroom.session.keepalive.
 //
 // Each decision is a status change made through libs/sessions (or, for a
 // retried destroy, a restarted timer) announced through the outbox in the
@@ -147,11 +152,19 @@ type SweepResult struct {
 	// DestroyRetried is the number of sessions stuck in destroying whose
 	// destroy was sent again.
 	DestroyRetried int
+	// TimeLimitReached is the number of running sessions moved to
+	// destroying because they reached their session_time_limit.
+	TimeLimitReached int
+	// KeepaliveMissed is the number of running sessions moved to
+	// destroying because no keepalive came within their
+	// keepalive_expiration.
+	KeepaliveMissed int
 }
 
 // Total is the number of sessions the pass fired a timer for.
 func (r SweepResult) Total() int {
-	return r.ProvisioningTimedOut + r.StagedExpired + r.AssignTimedOut + r.DestroyRetried
+	return r.ProvisioningTimedOut + r.StagedExpired + r.AssignTimedOut + r.DestroyRetried +
+		r.TimeLimitReached + r.KeepaliveMissed
 }
 
 // Add sums two results.
@@ -161,6 +174,8 @@ func (r SweepResult) Add(o SweepResult) SweepResult {
 		StagedExpired:        r.StagedExpired + o.StagedExpired,
 		AssignTimedOut:       r.AssignTimedOut + o.AssignTimedOut,
 		DestroyRetried:       r.DestroyRetried + o.DestroyRetried,
+		TimeLimitReached:     r.TimeLimitReached + o.TimeLimitReached,
+		KeepaliveMissed:      r.KeepaliveMissed + o.KeepaliveMissed,
 	}
 }
 
@@ -169,6 +184,7 @@ func (r SweepResult) fields() []zap.Field {
 	return []zap.Field{
 		zap.Int("provisioning_timed_out", r.ProvisioningTimedOut), zap.Int("staged_expired", r.StagedExpired),
 		zap.Int("assign_timed_out", r.AssignTimedOut), zap.Int("destroy_retried", r.DestroyRetried),
+		zap.Int("time_limit_reached", r.TimeLimitReached), zap.Int("keepalive_missed", r.KeepaliveMissed),
 	}
 }
 
@@ -217,7 +233,7 @@ func NewSweeper(cfg SweeperConfig, conn *sqlx.DB, log *zap.Logger) (*Sweeper, er
 		log: log.Named("sweeper"),
 		fired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_expiry_sessions_fired_total",
-			Help: "Sessions an expiry timer fired for, by reason (provisioning_timeout, staged_expired, assign_timeout, destroy_retry).",
+			Help: "Sessions an expiry timer fired for, by reason (provisioning_timeout, staged_expired, assign_timeout, time_limit, keepalive, destroy_retry).",
 		}, []string{"reason"}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "greenroom_expiry_pass_errors_total",
@@ -264,8 +280,9 @@ func (s *Sweeper) Start(ctx context.Context) {
 
 // RunOnce fires every timer that is due at the sweeper clock's current time:
 // it fails sessions stuck in provisioning or assigning, expires staged
-// sessions past their expiration and repeats the destroy of sessions stuck
-// in destroying, batch by batch, until none is left that this replica can
+// sessions past their expiration, ends running sessions past their time
+// limit or keepalive and repeats the destroy of sessions stuck in
+// destroying, batch by batch, until none is left that this replica can
 // lock. Sessions another replica holds are left to it. One timer failing
 // does not stop the others. The result counts what this call changed even
 // when it also returns an error.
@@ -283,6 +300,10 @@ func (s *Sweeper) RunOnce(ctx context.Context) (SweepResult, error) {
 		{"failing sessions stuck in provisioning", reasonProvisioningTimeout, s.failStuckProvisioning, &res.ProvisioningTimedOut},
 		{"expiring staged sessions", reasonStagedExpired, s.expireStagedSessions, &res.StagedExpired},
 		{"failing sessions stuck in assigning", reasonAssignTimeout, s.failStuckAssigning, &res.AssignTimedOut},
+		// Time limit before keepalive: a session past both ends for its
+		// time limit.
+		{"ending running sessions past their time limit", reasonTimeLimit, s.endSessionsPastTimeLimit, &res.TimeLimitReached},
+		{"ending running sessions past their keepalive", reasonKeepalive, s.endSessionsPastKeepalive, &res.KeepaliveMissed},
 		{"retrying the destroy of sessions stuck in destroying", ReasonDestroyRetry, s.retryStuckDestroying, &res.DestroyRetried},
 	} {
 		n, err := s.drain(ctx, func(ctx context.Context) (int, bool, error) { return timer.batch(ctx, now) })

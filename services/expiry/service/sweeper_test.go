@@ -182,10 +182,11 @@ func TestStagedSessionUnassignedForExpirationHoursIsExpired(t *testing.T) {
 	}
 }
 
-// Running, destroyed and failed sessions have no timer here (a running
-// session's time limit and keepalive are not implemented yet); assigning
-// and destroying ones have their own (stuck_sessions_test.go), which their
-// past expires_at does not trigger.
+// Destroyed and failed sessions have no timer, nor does a running one
+// without limits, whatever expires_at it had while staged (its own timers
+// are in running_expiry_test.go); assigning and destroying ones have their
+// own (stuck_sessions_test.go), which their past expires_at does not
+// trigger.
 func TestSessionsPastTheirTimersInOtherStatusesAreLeftAlone(t *testing.T) {
 	w := newWorld(t)
 	past := time.Now().Add(-48 * time.Hour)
