@@ -26,6 +26,9 @@ Usage:
   demo-workspace [serve]                       wait GREENROOM_DEMO_INIT_DELAY, then serve HTTP on :$PORT
   demo-workspace assign --user NAME [--user-id ID]
                                                record the assigned user (Docker exec "assign" hook)
+  demo-workspace file read|write|append|stat PATH [TEXT]
+                                               what the process sees of a file (tests)
+  demo-workspace env                           print the GREENROOM_* environment, uid and host name
   demo-workspace help                          show this help
 
 serve answers GET / (HTML page), GET /healthz ("ok") and GET /api/state (JSON).
@@ -36,8 +39,11 @@ Environment:
                              duration such as 3s or 500ms (default 3s)
   GREENROOM_DEMO_STATE       state file path (default /var/lib/greenroom-demo/state.json)
   GREENROOM_SESSION_ID       session id shown on the page (may be empty)
-  GREENROOM_USER             user for assign when --user is not given
-  GREENROOM_USER_ID          user id for assign when --user-id is not given
+  GREENROOM_USER             the session's user: set from creation for an on-demand
+                             session (the page shows it); for assign when --user is not given
+  GREENROOM_USER_ID          user id, likewise
+  GREENROOM_WEB_FILTER       the web filter policy (JSON), shown on the page; enforcing
+                             it is the image's job (this demo only shows it)
 `
 
 // Exit codes.
@@ -72,6 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runServe(ctx, args, getenv, stderr)
 	case "assign":
 		err = runAssign(args, getenv, stdout, stderr)
+	case "file":
+		err = runFile(args, stdout)
+	case "env":
+		err = runEnv(os.Environ(), stdout)
 	default:
 		fmt.Fprintf(stderr, "demo-workspace: unknown subcommand %q\n\n%s", cmd, usage)
 		return exitUsage

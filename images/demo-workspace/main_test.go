@@ -32,7 +32,7 @@ func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
 func TestPageBeforeAndAfterAssign(t *testing.T) {
 	t.Parallel()
 	statePath := filepath.Join(t.TempDir(), "sub", "state.json")
-	h := newHandler(statePath, "sess-123")
+	h := newHandler(serverConfig{statePath: statePath, sessionID: "sess-123"})
 
 	rec := get(t, h, "/")
 	if rec.Code != http.StatusOK {
@@ -70,7 +70,7 @@ func TestPageEscapesUserName(t *testing.T) {
 	if err := writeState(statePath, state{User: evil}); err != nil {
 		t.Fatal(err)
 	}
-	body := get(t, newHandler(statePath, ""), "/").Body.String()
+	body := get(t, newHandler(serverConfig{statePath: statePath, sessionID: ""}), "/").Body.String()
 	if strings.Contains(body, "<script>") {
 		t.Fatalf("user name not escaped:\n%s", body)
 	}
@@ -82,7 +82,7 @@ func TestPageEscapesUserName(t *testing.T) {
 func TestHealthzAndStateAPI(t *testing.T) {
 	t.Parallel()
 	statePath := filepath.Join(t.TempDir(), "state.json")
-	h := newHandler(statePath, "sess-9")
+	h := newHandler(serverConfig{statePath: statePath, sessionID: "sess-9"})
 
 	rec := get(t, h, "/healthz")
 	if rec.Code != http.StatusOK || rec.Body.String() != "ok" {
@@ -127,7 +127,7 @@ func TestCorruptStateIsAnError(t *testing.T) {
 	if err := os.WriteFile(statePath, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if rec := get(t, newHandler(statePath, ""), "/"); rec.Code != http.StatusInternalServerError {
+	if rec := get(t, newHandler(serverConfig{statePath: statePath, sessionID: ""}), "/"); rec.Code != http.StatusInternalServerError {
 		t.Errorf("GET / with corrupt state = %d, want 500", rec.Code)
 	}
 }
@@ -291,5 +291,54 @@ func TestServeAnswersAndShutsDown(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("serve after cancel: %v", err)
+	}
+}
+
+func TestOnDemandPageShowsItsUserAndWebFilterFromCreation(t *testing.T) {
+	t.Parallel()
+	statePath := filepath.Join(t.TempDir(), "state.json")
+	cfg, err := configFromEnv(envMap(map[string]string{
+		"GREENROOM_DEMO_STATE": statePath, "GREENROOM_SESSION_ID": "sess-7",
+		"GREENROOM_USER": "carol", "GREENROOM_USER_ID": "u-7",
+		"GREENROOM_WEB_FILTER": `{"name":"kids","default_allow":false,"allowed_domains":["example.com"],"denied_domains":[]}`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHandler(cfg)
+	body := get(t, h, "/").Body.String()
+	for _, want := range []string{"Created for carol (user id u-7) on demand", "Web filter policy kids: denies by default; allowed: example.com"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "unassigned") {
+		t.Errorf("an on-demand page must not say it waits for a user:\n%s", body)
+	}
+	var st state
+	if err := json.Unmarshal(get(t, h, "/api/state").Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.User != "carol" || !st.FromCreation || st.WebFilter == nil || st.WebFilter.Name != "kids" {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+func TestFileAndEnvSubcommands(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "a", "b.txt")
+	var out, errOut bytes.Buffer
+	for _, args := range [][]string{{"file", "write", path, "one"}, {"file", "append", path, "two"}} {
+		if code := run(context.Background(), args, envMap(nil), &out, &errOut); code != 0 {
+			t.Fatalf("%v: exit %d %s", args, code, errOut.String())
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"file", "read", path}, envMap(nil), &out, &errOut); code != 0 || out.String() != "one\ntwo\n" {
+		t.Fatalf("read: exit %d %q", code, out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"env"}, envMap(nil), &out, &errOut); code != 0 || !strings.Contains(out.String(), "uid=") {
+		t.Fatalf("env: exit %d %q", code, out.String())
 	}
 }

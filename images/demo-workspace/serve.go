@@ -21,6 +21,11 @@ type serverConfig struct {
 	delay     time.Duration // initialisation delay before the port opens
 	statePath string        // file written by assign
 	sessionID string        // shown on the page; may be empty
+	// user and userID are the session's user when the container was made
+	// for one (on demand); empty for a staged container until assign.
+	user, userID string
+	// webFilter is the web filter policy, JSON; empty for none.
+	webFilter string
 }
 
 // configFromEnv reads the server configuration; a malformed delay is an
@@ -36,6 +41,9 @@ func configFromEnv(getenv func(string) string) (serverConfig, error) {
 		delay:     delay,
 		statePath: getenvDefault(getenv, "GREENROOM_DEMO_STATE", defaultStatePath),
 		sessionID: getenv("GREENROOM_SESSION_ID"),
+		user:      getenv("GREENROOM_USER"),
+		userID:    getenv("GREENROOM_USER_ID"),
+		webFilter: getenv("GREENROOM_WEB_FILTER"),
 	}, nil
 }
 
@@ -91,7 +99,7 @@ func serve(ctx context.Context, cfg serverConfig, logger *log.Logger, onListen f
 	}
 
 	srv := &http.Server{
-		Handler:           newHandler(cfg.statePath, cfg.sessionID),
+		Handler:           newHandler(cfg),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)
@@ -115,14 +123,27 @@ func serve(ctx context.Context, cfg serverConfig, logger *log.Logger, onListen f
 
 // newHandler serves the page, the health check and the state API. The state
 // file is read on every request because assign runs in another process.
-func newHandler(statePath, sessionID string) http.Handler {
+func newHandler(cfg serverConfig) http.Handler {
+	var filter *webFilter
+	if cfg.webFilter != "" {
+		filter = &webFilter{}
+		if err := json.Unmarshal([]byte(cfg.webFilter), filter); err != nil {
+			log.Printf("GREENROOM_WEB_FILTER is not a policy: %v", err)
+			filter = nil
+		}
+	}
 	current := func(w http.ResponseWriter) (state, bool) {
-		st, err := readState(statePath)
+		st, err := readState(cfg.statePath)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return st, false
 		}
-		st.SessionID = sessionID // the container's own id is authoritative
+		st.SessionID = cfg.sessionID // the container's own id is authoritative
+		if st.User == "" && cfg.user != "" {
+			// Made for its user (on demand): no assign ever runs.
+			st.User, st.UserID, st.FromCreation = cfg.user, cfg.userID, true
+		}
+		st.WebFilter = filter
 		w.Header().Set("Cache-Control", "no-store")
 		return st, true
 	}
@@ -163,10 +184,17 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <body>
 <h1>Greenroom demo workspace</h1>
 <p>Session: <code>{{if .SessionID}}{{.SessionID}}{{else}}(none){{end}}</code></p>
-{{if .User -}}
+{{if .FromCreation -}}
+<p id="status">Created for {{.User}}{{if .UserID}} (user id {{.UserID}}){{end}} on demand</p>
+{{- else if .User -}}
 <p id="status">Assigned to {{.User}}{{if .UserID}} (user id {{.UserID}}){{end}}{{with .AssignedAt}} at {{.Format "2006-01-02 15:04:05 MST"}}{{end}}</p>
 {{- else -}}
 <p id="status">Staged: unassigned, waiting for a user.</p>
+{{- end}}
+{{with .WebFilter -}}
+<p id="web-filter">Web filter policy {{.Name}}: {{if .DefaultAllow}}allows{{else}}denies{{end}} by default{{with .AllowedDomains}}; allowed: {{range $i, $d := .}}{{if $i}}, {{end}}{{$d}}{{end}}{{end}}{{with .DeniedDomains}}; denied: {{range $i, $d := .}}{{if $i}}, {{end}}{{$d}}{{end}}{{end}}</p>
+{{- else -}}
+<p id="web-filter">No web filter policy.</p>
 {{- end}}
 </body>
 </html>

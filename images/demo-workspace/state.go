@@ -21,6 +21,21 @@ type state struct {
 	User       string     `json:"user"`
 	UserID     string     `json:"user_id"`
 	AssignedAt *time.Time `json:"assigned_at"` // null until assigned
+	// FromCreation: the container was made for its user (on demand), so
+	// the user comes from its environment, not from assign. Set by the
+	// server when it answers; assign leaves it false.
+	FromCreation bool `json:"from_creation"`
+	// WebFilter is the policy the container was given (from its
+	// environment, set by the server when it answers).
+	WebFilter *webFilter `json:"web_filter"`
+}
+
+// webFilter is GREENROOM_WEB_FILTER as Greenroom writes it.
+type webFilter struct {
+	Name           string   `json:"name"`
+	DefaultAllow   bool     `json:"default_allow"`
+	AllowedDomains []string `json:"allowed_domains"`
+	DeniedDomains  []string `json:"denied_domains"`
 }
 
 // readState returns the recorded state, or the zero state when nothing has

@@ -5,15 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 
 	"github.com/mattn/go-shellwords"
+
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 )
 
-// ExecConfig is a workspace's docker_exec_config. Only "assign" is used by
-// Greenroom; Kasm's other keys (first_launch, go, …) are ignored.
+// ExecConfig is a workspace's docker_exec_config: "assign" runs when a
+// staged session is given to a user, "first_launch" once when a session
+// first becomes its user's (after assign for a staged one, after the
+// container answers for an on-demand one). Kasm's other keys are not
+// accepted by the config service.
 type ExecConfig struct {
-	Assign *ExecCommand
+	Assign      *ExecCommand
+	FirstLaunch *ExecCommand
 }
 
 // ExecCommand is one command of a docker_exec_config, as the admin wrote it.
@@ -37,32 +42,46 @@ func ParseExecConfig(raw []byte) (ExecConfig, error) {
 		return ExecConfig{}, nil
 	}
 	var doc struct {
-		Assign *struct {
-			Cmd         json.RawMessage `json:"cmd"`
-			User        string          `json:"user"`
-			Privileged  bool            `json:"privileged"`
-			Environment map[string]any  `json:"environment"`
-			Workdir     string          `json:"workdir"`
-		} `json:"assign"`
+		Assign      *execDoc `json:"assign"`
+		FirstLaunch *execDoc `json:"first_launch"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return ExecConfig{}, fmt.Errorf("%w: %v", ErrInvalidExecConfig, err)
 	}
-	if doc.Assign == nil {
-		return ExecConfig{}, nil
+	var cfg ExecConfig
+	var err error
+	if cfg.Assign, err = doc.Assign.command("assign"); err != nil {
+		return ExecConfig{}, err
 	}
-	cmd, err := parseCmd(doc.Assign.Cmd)
+	if cfg.FirstLaunch, err = doc.FirstLaunch.command("first_launch"); err != nil {
+		return ExecConfig{}, err
+	}
+	return cfg, nil
+}
+
+// execDoc is one command of a docker_exec_config as JSON.
+type execDoc struct {
+	Cmd         json.RawMessage `json:"cmd"`
+	User        string          `json:"user"`
+	Privileged  bool            `json:"privileged"`
+	Environment map[string]any  `json:"environment"`
+	Workdir     string          `json:"workdir"`
+}
+
+// command checks d (named key); nil when the key is absent.
+func (d *execDoc) command(key string) (*ExecCommand, error) {
+	if d == nil {
+		return nil, nil
+	}
+	cmd, err := parseCmd(d.Cmd)
 	if err != nil {
-		return ExecConfig{}, fmt.Errorf("%w: assign.cmd: %v", ErrInvalidExecConfig, err)
+		return nil, fmt.Errorf("%w: %s.cmd: %v", ErrInvalidExecConfig, key, err)
 	}
-	env, err := scalarMap("assign.environment", doc.Assign.Environment)
+	env, err := scalarMap(key+".environment", d.Environment)
 	if err != nil {
-		return ExecConfig{}, fmt.Errorf("%w: %v", ErrInvalidExecConfig, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidExecConfig, err)
 	}
-	return ExecConfig{Assign: &ExecCommand{
-		Cmd: cmd, User: doc.Assign.User, Privileged: doc.Assign.Privileged,
-		Environment: env, Workdir: doc.Assign.Workdir,
-	}}, nil
+	return &ExecCommand{Cmd: cmd, User: d.User, Privileged: d.Privileged, Environment: env, Workdir: d.Workdir}, nil
 }
 
 func parseCmd(raw json.RawMessage) ([]string, error) {
@@ -87,18 +106,9 @@ func parseCmd(raw json.RawMessage) ([]string, error) {
 	return args, nil
 }
 
-// Tokens are the values substituted for {username}, {user_id} and
-// {session_id} in an exec command.
-type Tokens struct {
-	Username  string
-	UserID    string
-	SessionID string
-}
-
-// Substitute replaces the tokens in s.
-func (t Tokens) Substitute(s string) string {
-	return strings.NewReplacer("{username}", t.Username, "{user_id}", t.UserID, "{session_id}", t.SessionID).Replace(s)
-}
+// Tokens are the values substituted for {username}, {user_id},
+// {workspace} and {session_id} in an exec command.
+type Tokens = containerconfig.Tokens
 
 // ExecSpec is a command to run inside a container.
 type ExecSpec struct {
@@ -111,13 +121,21 @@ type ExecSpec struct {
 }
 
 // RenderAssign is the exec to run when a staged session is given to a
-// user, or false when the workspace has no assign command. Tokens are
+// user, or false when the workspace has no assign command (see RenderExec).
+func RenderAssign(cfg ExecConfig, t Tokens) (ExecSpec, bool) { return RenderExec(cfg.Assign, t) }
+
+// RenderFirstLaunch is the exec to run once when a session first becomes
+// its user's, or false when the workspace has no first_launch command.
+func RenderFirstLaunch(cfg ExecConfig, t Tokens) (ExecSpec, bool) {
+	return RenderExec(cfg.FirstLaunch, t)
+}
+
+// RenderExec is command a to run for a user, or false when a is nil. Tokens are
 // substituted in each argument after the command line was split, so a user
 // name holding spaces or quotes stays one argument and cannot add others.
 // GREENROOM_USER, GREENROOM_USER_ID and GREENROOM_SESSION_ID are always set
 // and win over the configured environment.
-func RenderAssign(cfg ExecConfig, t Tokens) (ExecSpec, bool) {
-	a := cfg.Assign
+func RenderExec(a *ExecCommand, t Tokens) (ExecSpec, bool) {
 	if a == nil {
 		return ExecSpec{}, false
 	}

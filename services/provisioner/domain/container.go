@@ -1,15 +1,16 @@
 package domain
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
@@ -24,12 +25,17 @@ const (
 	LabelAgent         = "greenroom.agent"
 )
 
-// Environment variables the provisioner sets in every session container.
+// Environment variables the provisioner sets in session containers.
 const (
-	EnvSessionID = "GREENROOM_SESSION_ID"
-	EnvPort      = "PORT"
-	EnvUser      = "GREENROOM_USER"
-	EnvUserID    = "GREENROOM_USER_ID"
+	EnvSessionID             = "GREENROOM_SESSION_ID"
+	EnvPort                  = "PORT"
+	EnvUser                  = "GREENROOM_USER"
+	EnvUserID                = "GREENROOM_USER_ID"
+	EnvAllowOriginDomain     = "GREENROOM_ALLOW_ORIGIN_DOMAIN"
+	EnvUpstreamAuthAddress   = "GREENROOM_UPSTREAM_AUTH_ADDRESS"
+	LabelUser                = "greenroom.user"
+	LabelAllowOriginDomain   = "greenroom.allow_origin_domain"
+	LabelUpstreamAuthAddress = "greenroom.upstream_auth_address"
 )
 
 // ContainerName is the Docker name of a session's container. Docker keeps
@@ -37,32 +43,10 @@ const (
 // instead of making a twin.
 func ContainerName(sessionID string) string { return "greenroom-" + sessionID }
 
-// RunConfig is the part of a workspace's run_config the provisioner
-// applies. Kasm's run_config holds docker run options; Greenroom honours
-// "environment", a map of variables added to the container's environment
-// (the demo workspace uses it for GREENROOM_DEMO_INIT_DELAY). Other keys are
-// ignored.
-type RunConfig struct {
-	Environment map[string]string `json:"environment"`
-}
-
-// ParseRunConfig decodes a workspace's run_config. Environment values may
-// be JSON strings, numbers or booleans.
-func ParseRunConfig(raw []byte) (RunConfig, error) {
-	var rc struct {
-		Environment map[string]any `json:"environment"`
-	}
-	if len(raw) == 0 {
-		return RunConfig{}, nil
-	}
-	if err := json.Unmarshal(raw, &rc); err != nil {
-		return RunConfig{}, fmt.Errorf("run_config: %w", err)
-	}
-	env, err := scalarMap("run_config.environment", rc.Environment)
-	if err != nil {
-		return RunConfig{}, err
-	}
-	return RunConfig{Environment: env}, nil
+// SessionUser is the user an on-demand container is made for.
+type SessionUser struct {
+	Name string
+	ID   string
 }
 
 // SessionContainer is everything that decides how a session's container is
@@ -77,7 +61,29 @@ type SessionContainer struct {
 	Port            int
 	Need            Resources
 	Permissions     events.Permissions
-	RunConfig       RunConfig
+	// AllowOriginDomain and UpstreamAuthAddress are the zone's, fixed at
+	// the container's invocation (the staging seed).
+	AllowOriginDomain   string
+	UpstreamAuthAddress string
+	// User is the on-demand session's user; nil for a staged container,
+	// which learns its user when assigned.
+	User *SessionUser
+	// RunConfig is the workspace's run_config merged with the user's
+	// effective group's.
+	RunConfig containerconfig.RunConfig
+	// Home is the workspace's home directory.
+	Home string
+	// Profile is the agent directory mounted at Home (a persistent
+	// profile), or "".
+	Profile string
+	// Volumes are the volume mappings with their tokens substituted.
+	Volumes []containerconfig.VolumeMapping
+	// AuthorizedKeys, when set, becomes Home/.ssh/authorized_keys.
+	AuthorizedKeys []byte
+	// UserEnv are the user's exposed attributes (GREENROOM_USER_<KEY>).
+	UserEnv map[string]string
+	// WebFilter is the policy handed to the container, or nil.
+	WebFilter *containerconfig.WebFilter
 	// DockerEndpoint decides the address the port is published on.
 	DockerEndpoint string
 	// ExtraLabels are added to the container's labels (operators' own
@@ -98,17 +104,53 @@ type ContainerSpec struct {
 	// chooses.
 	Port   int
 	HostIP string
+	// The run_config options (containerconfig.RunConfig).
+	Hostname   string
+	User       string
+	WorkingDir string
+	ShmSize    int64
+	CapAdd     []string
+	CapDrop    []string
+	Devices    []containerconfig.Device
+	DNS        []string
+	ExtraHosts []string
+	// Binds are Docker binds, "host:container:rw|ro".
+	Binds []string
+	// Uploads are written into the created container before it starts:
+	// the owners of mounted directories, the SSH keys.
+	Uploads []Upload
+}
+
+// Upload is a tree of directories and files to write into a container at
+// Dir (whose missing parents are made, owned by root).
+type Upload struct {
+	Dir     string
+	Entries []UploadEntry
+}
+
+// UploadEntry is one directory (Content nil and Dir true) or file of an
+// Upload, its Name relative to the Upload's Dir.
+type UploadEntry struct {
+	Name    string
+	Dir     bool
+	Mode    int64
+	UID     int
+	GID     int
+	Content []byte
 }
 
 // BuildContainerSpec turns a session into its container. Greenroom's own
-// variables (session id, PORT, the seven GREENROOM_ALLOW_*) win over the
-// workspace's run_config environment, so a workspace cannot misreport
-// which session or permissions a container has.
+// variables (session id, PORT, the seven GREENROOM_ALLOW_*, the zone's
+// domains, the user, the exposed attributes, the web filter) win over the
+// run_config environment, so a workspace or group cannot misreport which
+// session, user or permissions a container has; Greenroom's labels win
+// over the run_config's and the operator's.
 func BuildContainerSpec(s SessionContainer) ContainerSpec {
-	labels := maps.Clone(s.ExtraLabels)
+	labels := maps.Clone(s.RunConfig.Labels)
 	if labels == nil {
 		labels = map[string]string{}
 	}
+	maps.Copy(labels, s.ExtraLabels)
 	labels[LabelManaged] = "true"
 	labels[LabelSession] = s.SessionID
 	labels[LabelWorkspace] = s.Workspace
@@ -116,6 +158,11 @@ func BuildContainerSpec(s SessionContainer) ContainerSpec {
 	labels[LabelAgent] = s.Agent
 	if s.StagingConfigID != "" {
 		labels[LabelStagingConfig] = s.StagingConfigID
+	}
+	labels[LabelAllowOriginDomain] = s.AllowOriginDomain
+	labels[LabelUpstreamAuthAddress] = s.UpstreamAuthAddress
+	for k, v := range PermissionEnv(s.Permissions) {
+		labels["greenroom."+strings.ToLower(strings.TrimPrefix(k, "GREENROOM_"))] = v
 	}
 
 	env := maps.Clone(s.RunConfig.Environment)
@@ -125,8 +172,19 @@ func BuildContainerSpec(s SessionContainer) ContainerSpec {
 	env[EnvSessionID] = s.SessionID
 	env[EnvPort] = strconv.Itoa(s.Port)
 	maps.Copy(env, PermissionEnv(s.Permissions))
+	env[EnvAllowOriginDomain] = s.AllowOriginDomain
+	env[EnvUpstreamAuthAddress] = s.UpstreamAuthAddress
+	if s.User != nil {
+		env[EnvUser] = s.User.Name
+		env[EnvUserID] = s.User.ID
+		labels[LabelUser] = s.User.Name
+	}
+	maps.Copy(env, s.UserEnv)
+	if s.WebFilter != nil {
+		env[containerconfig.EnvWebFilter] = s.WebFilter.JSON()
+	}
 
-	return ContainerSpec{
+	spec := ContainerSpec{
 		Name:        ContainerName(s.SessionID),
 		Image:       s.Image,
 		Labels:      labels,
@@ -135,7 +193,62 @@ func BuildContainerSpec(s SessionContainer) ContainerSpec {
 		MemoryBytes: s.Need.MemoryMB * 1024 * 1024,
 		Port:        s.Port,
 		HostIP:      PublishHostIP(s.DockerEndpoint),
+		Hostname:    s.RunConfig.Hostname,
+		User:        s.RunConfig.User,
+		WorkingDir:  s.RunConfig.WorkingDir,
+		ShmSize:     s.RunConfig.ShmSize,
+		CapAdd:      s.RunConfig.CapAdd,
+		CapDrop:     s.RunConfig.CapDrop,
+		Devices:     s.RunConfig.Devices,
+		DNS:         s.RunConfig.DNS,
+		ExtraHosts:  s.RunConfig.ExtraHosts,
 	}
+	spec.Binds, spec.Uploads = mounts(s)
+	return spec
+}
+
+// mounts are the binds of a session's persistent profile and volume
+// mappings, and what must be written into the container before it starts:
+// the owner of each directory that has one (the profile's is the home
+// owner, Kasm's kasm-user), and the SSH keys. Read-only mounts cannot be
+// written through, so they get no owner.
+func mounts(s SessionContainer) ([]string, []Upload) {
+	var binds []string
+	var uploads []Upload
+	home := path.Clean(s.Home)
+	homeOwned := false
+	if s.Profile != "" {
+		binds = append(binds, s.Profile+":"+home+":rw")
+		homeOwned = true
+	}
+	for _, v := range s.Volumes {
+		mode := "rw"
+		if v.ReadOnly {
+			mode = "ro"
+		}
+		binds = append(binds, v.Host+":"+v.Bind+":"+mode)
+		if v.Owned() && !v.ReadOnly {
+			uploads = append(uploads, Upload{Dir: path.Dir(v.Bind), Entries: []UploadEntry{
+				{Name: path.Base(v.Bind), Dir: true, Mode: 0o755, UID: *v.UID, GID: *v.GID},
+			}})
+		}
+	}
+	var homeEntries []UploadEntry
+	if homeOwned || len(s.AuthorizedKeys) > 0 {
+		homeEntries = append(homeEntries, UploadEntry{Name: path.Base(home), Dir: true, Mode: 0o755,
+			UID: containerconfig.HomeOwner, GID: containerconfig.HomeOwner})
+	}
+	if len(s.AuthorizedKeys) > 0 {
+		ssh := path.Join(path.Base(home), ".ssh")
+		homeEntries = append(homeEntries,
+			UploadEntry{Name: ssh, Dir: true, Mode: 0o700, UID: containerconfig.HomeOwner, GID: containerconfig.HomeOwner},
+			UploadEntry{Name: path.Join(ssh, "authorized_keys"), Mode: 0o600, UID: containerconfig.HomeOwner,
+				GID: containerconfig.HomeOwner, Content: s.AuthorizedKeys})
+	}
+	if len(homeEntries) > 0 {
+		uploads = append(uploads, Upload{Dir: path.Dir(home), Entries: homeEntries})
+	}
+	return binds, uploads
 }
 
 // PermissionEnv is the seven permissions as GREENROOM_ALLOW_AUDIO=true and

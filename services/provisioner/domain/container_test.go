@@ -2,8 +2,10 @@ package domain
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
@@ -14,7 +16,7 @@ func TestContainerSpecCarriesLabelsEnvironmentAndLimits(t *testing.T) {
 		Image: "greenroom/demo-workspace:latest", Port: 8080,
 		Need:        Resources{MilliCores: 1500, MemoryMB: 256},
 		Permissions: events.Permissions{AllowAudio: true, AllowGamepad: true},
-		RunConfig: RunConfig{Environment: map[string]string{
+		RunConfig: containerconfig.RunConfig{Environment: map[string]string{
 			"GREENROOM_DEMO_INIT_DELAY": "300ms",
 			"PORT":                      "9999", // Greenroom's own value wins
 			"GREENROOM_ALLOW_AUDIO":     "false",
@@ -28,6 +30,10 @@ func TestContainerSpecCarriesLabelsEnvironmentAndLimits(t *testing.T) {
 	wantLabels := map[string]string{
 		LabelManaged: "true", LabelSession: "s-1", LabelStagingConfig: "c-1", LabelWorkspace: "demo",
 		LabelZone: "zone-a", LabelAgent: "a1", "greenroom.test": "t1",
+		LabelAllowOriginDomain: "", LabelUpstreamAuthAddress: "",
+		"greenroom.allow_audio": "true", "greenroom.allow_clipboard_down": "false", "greenroom.allow_clipboard_up": "false",
+		"greenroom.allow_downloads": "false", "greenroom.allow_microphone": "false", "greenroom.allow_uploads": "false",
+		"greenroom.allow_gamepad": "true",
 	}
 	if len(spec.Labels) != len(wantLabels) {
 		t.Errorf("labels = %v, want %v", spec.Labels, wantLabels)
@@ -40,7 +46,8 @@ func TestContainerSpecCarriesLabelsEnvironmentAndLimits(t *testing.T) {
 	wantEnv := []string{
 		"GREENROOM_ALLOW_AUDIO=true", "GREENROOM_ALLOW_CLIPBOARD_DOWN=false", "GREENROOM_ALLOW_CLIPBOARD_UP=false",
 		"GREENROOM_ALLOW_DOWNLOADS=false", "GREENROOM_ALLOW_GAMEPAD=true", "GREENROOM_ALLOW_MICROPHONE=false",
-		"GREENROOM_ALLOW_UPLOADS=false", "GREENROOM_DEMO_INIT_DELAY=300ms", "GREENROOM_SESSION_ID=s-1", "PORT=8080",
+		"GREENROOM_ALLOW_ORIGIN_DOMAIN=", "GREENROOM_ALLOW_UPLOADS=false", "GREENROOM_DEMO_INIT_DELAY=300ms",
+		"GREENROOM_SESSION_ID=s-1", "GREENROOM_UPSTREAM_AUTH_ADDRESS=", "PORT=8080",
 	}
 	if !slices.Equal(spec.Env, wantEnv) {
 		t.Errorf("env\n got %v\nwant %v", spec.Env, wantEnv)
@@ -84,33 +91,71 @@ func TestSessionURL(t *testing.T) {
 	}
 }
 
-func TestParseRunConfig(t *testing.T) {
+func TestOnDemandContainerKnowsItsUserAndGetsItsSettings(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		raw     string
-		want    map[string]string
-		wantErr bool
-	}{
-		{raw: ``, want: nil},
-		{raw: `{}`, want: nil},
-		{raw: `{"hostname": "kasm", "environment": {"A": "x", "N": 3, "B": true}}`, want: map[string]string{"A": "x", "N": "3", "B": "true"}},
-		{raw: `{"environment": {"A": {"nested": 1}}}`, wantErr: true},
-		{raw: `{"environment": {"A=B": "x"}}`, wantErr: true},
-		{raw: `[1]`, wantErr: true},
+	uid := 2000
+	spec := BuildContainerSpec(SessionContainer{
+		SessionID: "s-2", Workspace: "demo", Zone: "zone-a", Agent: "a1", Port: 8080,
+		AllowOriginDomain: "ws.example.com", UpstreamAuthAddress: "auth.example.com",
+		User: &SessionUser{Name: "alice", ID: "u-1"},
+		RunConfig: containerconfig.RunConfig{Hostname: "desk", User: "1000", ShmSize: 1 << 20,
+			Environment: map[string]string{"GREENROOM_USER": "mallory", "X": "1"}, Labels: map[string]string{"team": "blue"}},
+		Home: "/home/kasm-user", Profile: "/profiles/alice",
+		Volumes: []containerconfig.VolumeMapping{
+			{Host: "/srv/alice", Bind: "/data", UID: &uid, GID: &uid},
+			{Host: "/srv/shared", Bind: "/shared", ReadOnly: true},
+		},
+		AuthorizedKeys: []byte("ssh-ed25519 AAAA alice\n"),
+		UserEnv:        map[string]string{"GREENROOM_USER_TEAM": "blue"},
+		WebFilter:      &containerconfig.WebFilter{Name: "kids", AllowedDomains: []string{"example.com"}},
+		DockerEndpoint: "unix:///var/run/docker.sock",
+	})
+	for _, want := range []string{"GREENROOM_USER=alice", "GREENROOM_USER_ID=u-1", "GREENROOM_SESSION_ID=s-2", "X=1",
+		"GREENROOM_ALLOW_ORIGIN_DOMAIN=ws.example.com", "GREENROOM_UPSTREAM_AUTH_ADDRESS=auth.example.com",
+		"GREENROOM_USER_TEAM=blue",
+		`GREENROOM_WEB_FILTER={"name":"kids","default_allow":false,"allowed_domains":["example.com"],"denied_domains":[]}`} {
+		if !slices.Contains(spec.Env, want) {
+			t.Errorf("env lacks %s: %v", want, spec.Env)
+		}
 	}
-	for _, tt := range tests {
-		got, err := ParseRunConfig([]byte(tt.raw))
-		if (err != nil) != tt.wantErr {
-			t.Errorf("ParseRunConfig(%s) error = %v, want error %v", tt.raw, err, tt.wantErr)
-			continue
+	if spec.Labels[LabelUser] != "alice" || spec.Labels["team"] != "blue" || spec.Labels["greenroom.allow_audio"] != "false" ||
+		spec.Labels[LabelAllowOriginDomain] != "ws.example.com" {
+		t.Errorf("labels %v", spec.Labels)
+	}
+	if spec.Hostname != "desk" || spec.User != "1000" || spec.ShmSize != 1<<20 {
+		t.Errorf("run_config not applied: %+v", spec)
+	}
+	wantBinds := []string{"/profiles/alice:/home/kasm-user:rw", "/srv/alice:/data:rw", "/srv/shared:/shared:ro"}
+	if !slices.Equal(spec.Binds, wantBinds) {
+		t.Errorf("binds %v, want %v", spec.Binds, wantBinds)
+	}
+	// The owned rw mapping gets its owner; the ro one cannot; the home
+	// (profile) is the home owner's and holds the SSH keys.
+	if len(spec.Uploads) != 2 || spec.Uploads[0].Dir != "/" || spec.Uploads[0].Entries[0].Name != "data" || spec.Uploads[0].Entries[0].UID != 2000 {
+		t.Fatalf("uploads %+v", spec.Uploads)
+	}
+	home := spec.Uploads[1]
+	if home.Dir != "/home" || len(home.Entries) != 3 || home.Entries[2].Name != "kasm-user/.ssh/authorized_keys" ||
+		home.Entries[2].Mode != 0o600 || home.Entries[1].Mode != 0o700 || home.Entries[0].UID != containerconfig.HomeOwner {
+		t.Fatalf("home upload %+v", home)
+	}
+}
+
+func TestStagedContainerCarriesItsPermissionsAndDomainsButNoUser(t *testing.T) {
+	t.Parallel()
+	spec := BuildContainerSpec(SessionContainer{SessionID: "s-3", StagingConfigID: "c", Port: 8080,
+		Permissions:       events.Permissions{AllowUploads: true},
+		AllowOriginDomain: "ws.example.com", UpstreamAuthAddress: "auth.example.com", Home: "/home/kasm-user"})
+	for _, kv := range spec.Env {
+		if strings.HasPrefix(kv, "GREENROOM_USER") {
+			t.Errorf("a staged container has no user yet: %s", kv)
 		}
-		if len(got.Environment) != len(tt.want) {
-			t.Errorf("ParseRunConfig(%s) = %v, want %v", tt.raw, got.Environment, tt.want)
-		}
-		for k, v := range tt.want {
-			if got.Environment[k] != v {
-				t.Errorf("ParseRunConfig(%s)[%s] = %q, want %q", tt.raw, k, got.Environment[k], v)
-			}
-		}
+	}
+	if spec.Labels["greenroom.allow_uploads"] != "true" || spec.Labels[LabelUpstreamAuthAddress] != "auth.example.com" ||
+		!slices.Contains(spec.Env, "GREENROOM_ALLOW_ORIGIN_DOMAIN=ws.example.com") {
+		t.Errorf("labels %v env %v", spec.Labels, spec.Env)
+	}
+	if len(spec.Binds) != 0 || len(spec.Uploads) != 0 {
+		t.Errorf("nothing to mount: %v %v", spec.Binds, spec.Uploads)
 	}
 }

@@ -6,11 +6,13 @@
 package docker
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -138,6 +140,9 @@ func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string,
 		Env:          spec.Env,
 		Labels:       spec.Labels,
 		ExposedPorts: nat.PortSet{port: {}},
+		Hostname:     spec.Hostname,
+		User:         spec.User,
+		WorkingDir:   spec.WorkingDir,
 	}
 	hcfg := &container.HostConfig{
 		PortBindings: nat.PortMap{port: {{HostIP: spec.HostIP, HostPort: ""}}},
@@ -145,6 +150,17 @@ func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string,
 			NanoCPUs: spec.NanoCPUs,
 			Memory:   spec.MemoryBytes,
 		},
+		Binds:      spec.Binds,
+		ShmSize:    spec.ShmSize,
+		CapAdd:     spec.CapAdd,
+		CapDrop:    spec.CapDrop,
+		DNS:        spec.DNS,
+		ExtraHosts: spec.ExtraHosts,
+	}
+	for _, d := range spec.Devices {
+		hcfg.Devices = append(hcfg.Devices, container.DeviceMapping{
+			PathOnHost: d.PathOnHost, PathInContainer: d.PathInContainer, CgroupPermissions: d.CgroupPermissions,
+		})
 	}
 	resp, err := e.c.ContainerCreate(ctx, cfg, hcfg, nil, nil, spec.Name)
 	if cerrdefs.IsConflict(err) {
@@ -154,6 +170,61 @@ func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string,
 		return "", fmt.Errorf("creating container %s from %s: %w", spec.Name, spec.Image, err)
 	}
 	return resp.ID, nil
+}
+
+// Upload writes u into a created (or running) container, owners and modes
+// as given: through the engine's archive API, so it works on a remote
+// engine too, and a directory mounted from the agent gets its owner on the
+// agent. Missing parents of u.Dir are made, owned by root with mode 0755;
+// existing ones are left as they are.
+func (e *Engine) Upload(ctx context.Context, id string, u domain.Upload) error {
+	// The archive is extracted at the deepest existing parent.
+	at, missing := path.Clean(u.Dir), []string{}
+	for at != "/" {
+		_, err := e.c.ContainerStatPath(ctx, id, at)
+		if err == nil {
+			break
+		}
+		if !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("looking up %s in container %s: %w", at, ShortID(id), err)
+		}
+		missing = append([]string{path.Base(at)}, missing...)
+		at = path.Dir(at)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	prefix := ""
+	for _, m := range missing {
+		prefix = path.Join(prefix, m)
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: prefix + "/", Mode: 0o755}); err != nil {
+			return err
+		}
+	}
+	for _, ent := range u.Entries {
+		name := path.Join(prefix, ent.Name)
+		h := &tar.Header{Name: name, Mode: ent.Mode, Uid: ent.UID, Gid: ent.GID, ModTime: time.Now()}
+		if ent.Dir {
+			h.Typeflag, h.Name = tar.TypeDir, name+"/"
+		} else {
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(ent.Content))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if !ent.Dir {
+			if _, err := tw.Write(ent.Content); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	err := e.c.CopyToContainer(ctx, id, at, &buf, container.CopyToContainerOptions{CopyUIDGID: true})
+	if err != nil {
+		return fmt.Errorf("writing %s into container %s: %w", u.Dir, ShortID(id), err)
+	}
+	return nil
 }
 
 // Start starts a created container.

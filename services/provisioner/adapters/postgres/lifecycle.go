@@ -187,3 +187,15 @@ func (s *Store) destroyed(sc *SessionContext, reason string) events.SessionDestr
 		SessionID: sc.Session.ID, RequestID: sc.RequestID(), StagingConfigID: sc.StagingConfigID(), Reason: reason,
 	}
 }
+
+// MarkFirstLaunched records that the workspace's first_launch command ran
+// for the session (still in status `in`), so that it never runs again.
+// sessions.ErrStale when it left `in` meanwhile.
+func (s *Store) MarkFirstLaunched(ctx context.Context, sc *SessionContext, in sessions.Status, at time.Time) error {
+	updated, err := sessions.Update(ctx, s.db, sc.Session.ID, in, sessions.Change{FirstLaunchAt: &at})
+	if err != nil {
+		return err
+	}
+	sc.Session = updated
+	return nil
+}

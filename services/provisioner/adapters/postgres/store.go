@@ -46,6 +46,17 @@ type Workspace struct {
 	RunConfig        []byte         `db:"run_config"`
 	Port             int            `db:"port"`
 	ReadinessPath    string         `db:"readiness_path"`
+	// HomeDirectory, PersistentProfilePath and VolumeMappings shape the
+	// container's mounts (libs/containerconfig).
+	HomeDirectory         string `db:"home_directory"`
+	PersistentProfilePath string `db:"persistent_profile_path"`
+	VolumeMappings        []byte `db:"volume_mappings"`
+	// WebFilter is the workspace's web filter policy as JSON
+	// (containerconfig.WebFilter), or nil.
+	WebFilter []byte `db:"web_filter"`
+	// Revision is the workspace's revision (bumped with every change of
+	// what shapes its containers).
+	Revision int64 `db:"revision"`
 	// ServerPoolID is set for a workspace whose sessions go to the fixed
 	// servers of a server pool instead of containers.
 	ServerPoolID sql.NullString `db:"server_pool_id"`
@@ -71,6 +82,9 @@ type SessionContext struct {
 	Workspace Workspace
 	// Zone is the name of the session's zone.
 	Zone string
+	// ZoneDomains are the zone's allow_origin_domain and
+	// upstream_auth_address, given to the container when it is made.
+	ZoneDomains ZoneDomains
 	// Agent is nil until the session is placed, and for a session on a
 	// server.
 	Agent *Agent
@@ -81,6 +95,19 @@ type SessionContext struct {
 	StagingConfig *StagingConfig
 	// Username is empty for a staged session nobody was given yet.
 	Username string
+}
+
+// ZoneDomains are a zone's two domain settings.
+type ZoneDomains struct {
+	Name                string `db:"name"`
+	AllowOriginDomain   string `db:"allow_origin_domain"`
+	UpstreamAuthAddress string `db:"upstream_auth_address"`
+}
+
+// webFilterJSON selects the web filter policy with id col as JSON.
+func webFilterJSON(col string) string {
+	return `(SELECT row_to_json(p) FROM (SELECT name, default_allow, allowed_domains, denied_domains
+		FROM web_filter_policies WHERE id = ` + col + `) p)`
 }
 
 // RequestID is the request the session serves, or "".
@@ -108,13 +135,15 @@ func loadContext(ctx context.Context, q sessions.Queryer, id string) (SessionCon
 func completeContext(ctx context.Context, q sessions.Queryer, sc *SessionContext) error {
 	s := sc.Session
 	if err := q.GetContext(ctx, &sc.Workspace, `SELECT id, name, image, enabled, cores, memory_mb,
-		include_labels, exclude_labels, docker_exec_config, run_config, port, readiness_path, server_pool_id
+		include_labels, exclude_labels, docker_exec_config, run_config, port, readiness_path, server_pool_id,
+		home_directory, persistent_profile_path, volume_mappings, revision, `+webFilterJSON("web_filter_policy_id")+` AS web_filter
 		FROM workspaces WHERE id = $1`, s.WorkspaceID); err != nil {
 		return fmt.Errorf("loading workspace of session %s: %w", s.ID, err)
 	}
-	if err := q.GetContext(ctx, &sc.Zone, `SELECT name FROM zones WHERE id = $1`, s.ZoneID); err != nil {
+	if err := q.GetContext(ctx, &sc.ZoneDomains, `SELECT name, allow_origin_domain, upstream_auth_address FROM zones WHERE id = $1`, s.ZoneID); err != nil {
 		return fmt.Errorf("loading zone of session %s: %w", s.ID, err)
 	}
+	sc.Zone = sc.ZoneDomains.Name
 	sc.Agent = nil
 	if s.AgentID.Valid {
 		var a Agent
@@ -165,4 +194,49 @@ func lockSession(ctx context.Context, tx *sqlx.Tx, id string) error {
 func (s *Store) emit(ctx context.Context, tx *sqlx.Tx, eventType string, data any, requestID string) error {
 	_, err := outbox.Emit(ctx, tx, s.source, eventType, eventType, data, requestID)
 	return err
+}
+
+// SessionUser is the user a session is made for, with what the user's
+// effective group says to bring into the container.
+type SessionUser struct {
+	ID            string         `db:"id"`
+	Name          string         `db:"username"`
+	SSHPublicKeys pq.StringArray `db:"ssh_public_keys"`
+	Attributes    []byte         `db:"attributes"`
+	// Group is the user's effective group (the best priority, then the
+	// name), nil when the user is in none.
+	Group *EffectiveGroup
+}
+
+// EffectiveGroup is the settings of a user's effective group that shape a
+// container.
+type EffectiveGroup struct {
+	Name                      string `db:"name"`
+	InjectSSHKeys             bool   `db:"inject_ssh_keys"`
+	ExposeUserEnvironmentVars bool   `db:"expose_user_environment_vars"`
+	RunConfig                 []byte `db:"run_config"`
+	VolumeMapping             []byte `db:"volume_mapping"`
+	// WebFilter is the group's web filter policy as JSON, or nil.
+	WebFilter []byte `db:"web_filter"`
+}
+
+// LoadSessionUser loads the user with id and their effective group.
+func (s *Store) LoadSessionUser(ctx context.Context, id string) (SessionUser, error) {
+	var u SessionUser
+	if err := s.db.GetContext(ctx, &u, `SELECT id, username, ssh_public_keys, attributes FROM users WHERE id = $1`, id); err != nil {
+		return u, fmt.Errorf("loading user %s: %w", id, err)
+	}
+	var g EffectiveGroup
+	err := s.db.GetContext(ctx, &g, `SELECT g.name, g.inject_ssh_keys, g.expose_user_environment_vars,
+			g.run_config, g.volume_mapping, `+webFilterJSON("g.web_filter_policy_id")+` AS web_filter
+		FROM groups g JOIN user_groups ug ON ug.group_id = g.id
+		WHERE ug.user_id = $1 ORDER BY g.priority, g.name LIMIT 1`, id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return u, fmt.Errorf("loading the effective group of user %s: %w", id, err)
+	default:
+		u.Group = &g
+	}
+	return u, nil
 }

@@ -76,6 +76,13 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 		}
 		log = log.With(zap.Duration("assign_exec", took))
 	}
+	if sc.Agent != nil {
+		if eng, err := p.engines.For(sc.Agent.DockerEndpoint); err != nil {
+			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("agent %s: %v", sc.Agent.Name, err)), log)
+		} else if failure := p.firstLaunch(ctx, eng, &sc, sessions.Assigning, log); failure != "" {
+			return p.failAssign(ctx, sc, assignFailed(failure), log)
+		}
+	}
 	err = p.store.CompleteAssign(ctx, &sc)
 	if errors.Is(err, sessions.ErrStale) {
 		log.Info("session left assigning while its assign command ran", zap.Error(err))
@@ -131,4 +138,41 @@ func (p *Provisioner) failAssign(ctx context.Context, sc postgres.SessionContext
 	p.metrics.SessionFailed(f.Reason, sessions.Assigning)
 	log.Warn("session failed", zap.String("reason", f.Reason), zap.String("detail", f.Detail))
 	return nil
+}
+
+// firstLaunch runs the workspace's first_launch command once for a session
+// that has just become its user's (in status `in`: assigning for a staged
+// one, provisioning for an on-demand one), and records that it ran, so a
+// redelivery never runs it again. It returns why it failed, "" when it ran
+// or there is none to run.
+func (p *Provisioner) firstLaunch(ctx context.Context, eng *docker.Engine, sc *postgres.SessionContext, in sessions.Status, log *zap.Logger) string {
+	if sc.Session.FirstLaunchAt.Valid {
+		return ""
+	}
+	execCfg, err := domain.ParseExecConfig(sc.Workspace.DockerExecConfig)
+	if err != nil {
+		return fmt.Sprintf("workspace %s: %v", sc.Workspace.Name, err)
+	}
+	spec, ok := domain.RenderFirstLaunch(execCfg, domain.Tokens{Username: sc.Username, UserID: sc.Session.UserID.String,
+		Workspace: sc.Workspace.Name, SessionID: sc.Session.ID})
+	if !ok {
+		return ""
+	}
+	ectx, cancel := context.WithTimeout(ctx, p.cfg.AssignTimeout)
+	start := p.now()
+	res, err := eng.Exec(ectx, sc.Session.ContainerID, spec)
+	cancel()
+	switch {
+	case err != nil:
+		return fmt.Sprintf("first_launch command %q: %v", spec.Cmd, err)
+	case res.ExitCode != 0:
+		return fmt.Sprintf("first_launch command %q exited with code %d: %s", spec.Cmd, res.ExitCode, trimOutput(res.Output))
+	}
+	if err := p.store.MarkFirstLaunched(ctx, sc, in, p.now()); err != nil {
+		// The session moved on (destroyed meanwhile): what comes next
+		// finds it stale and says so.
+		log.Info("first_launch ran but the session moved on", zap.Error(err))
+	}
+	log.Info("first_launch ran", zap.Duration("took", p.now().Sub(start)))
+	return ""
 }

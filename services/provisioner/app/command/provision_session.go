@@ -108,6 +108,9 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	if sc.Session.Origin == sessions.OriginStaged {
 		err = p.store.MarkStaged(ctx, &sc, p.now())
 	} else {
+		if failure := p.firstLaunch(ctx, eng, &sc, sessions.Provisioning, log); failure != "" {
+			return p.failProvisioning(ctx, sc, failure, log)
+		}
 		err = p.store.MarkRunning(ctx, &sc)
 	}
 	if errors.Is(err, sessions.ErrStale) {
@@ -140,22 +143,31 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 			return docker.Container{}, err
 		}
 	}
-	rc, err := domain.ParseRunConfig(sc.Workspace.RunConfig)
-	if err != nil {
-		return docker.Container{}, fmt.Errorf("workspace %s: %w", sc.Workspace.Name, err)
-	}
 	perms, err := sc.Session.Permissions()
 	if err != nil {
 		return docker.Container{}, fmt.Errorf("permissions of session %s: %w", sc.Session.ID, err)
 	}
-	spec := domain.BuildContainerSpec(domain.SessionContainer{
+	c := domain.SessionContainer{
 		SessionID: sc.Session.ID, StagingConfigID: sc.StagingConfigID(),
 		Workspace: sc.Workspace.Name, Zone: sc.Zone, Agent: sc.Agent.Name,
 		Image: sc.Workspace.Image, Port: sc.Workspace.Port,
-		Need:        domain.Resources{MilliCores: domain.MilliCores(sc.Session.Cores), MemoryMB: int64(sc.Session.MemoryMB)},
-		Permissions: perms, RunConfig: rc,
+		Need:              domain.Resources{MilliCores: domain.MilliCores(sc.Session.Cores), MemoryMB: int64(sc.Session.MemoryMB)},
+		Permissions:       perms,
+		AllowOriginDomain: sc.ZoneDomains.AllowOriginDomain, UpstreamAuthAddress: sc.ZoneDomains.UpstreamAuthAddress,
 		DockerEndpoint: sc.Agent.DockerEndpoint, ExtraLabels: p.cfg.ExtraLabels,
-	})
+	}
+	var user *postgres.SessionUser
+	if sc.Session.UserID.Valid {
+		u, err := p.store.LoadSessionUser(ctx, sc.Session.UserID.String)
+		if err != nil {
+			return docker.Container{}, err
+		}
+		user = &u
+	}
+	if err := applySettings(&c, sc, user); err != nil {
+		return docker.Container{}, fmt.Errorf("%w: %v", errSettings, err)
+	}
+	spec := domain.BuildContainerSpec(c)
 	id, err := eng.Create(ctx, spec)
 	if cerrdefs.IsNotFound(err) {
 		return docker.Container{}, fmt.Errorf("%w: %s: %v", errImageMissing, spec.Image, err)
@@ -163,11 +175,21 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 	if err != nil {
 		return docker.Container{}, err
 	}
+	for _, u := range spec.Uploads {
+		if err := eng.Upload(ctx, id, u); err != nil {
+			return docker.Container{}, err
+		}
+	}
 	if err := eng.Start(ctx, id); err != nil {
 		return docker.Container{}, err
 	}
 	return eng.Inspect(ctx, id)
 }
+
+// errSettings: the workspace's or the group's settings cannot be applied
+// (the config service validates them, so this is a value stored before
+// that, or a user whose name makes a path unusable).
+var errSettings = errors.New("settings cannot be applied")
 
 // errImageMissing: the agent has no such image. Images are never pulled
 // (DESIGN.md), so retrying cannot help until someone builds or loads it
