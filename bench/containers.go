@@ -27,7 +27,7 @@ const (
 
 // containerScenarios runs the scenarios that need the full stack with the
 // provisioner and real containers of the demo image (default init delay).
-func containerScenarios(quick, staged, refill bool) error {
+func containerScenarios(quick, staged, refill, settings bool) error {
 	samples, poolSize := 20, 20
 	if quick {
 		samples, poolSize = 5, 10
@@ -73,6 +73,11 @@ func containerScenarios(quick, staged, refill bool) error {
 	}
 	if refill && !interrupted() {
 		if err := poolRefill(e, poolSize, request); err != nil {
+			return err
+		}
+	}
+	if settings && !interrupted() {
+		if err := settingsCost(e, max(3, samples/2), request); err != nil {
 			return err
 		}
 	}

@@ -97,7 +97,7 @@ type Options struct {
 }
 
 // Scenarios are the names Options.Only accepts.
-var Scenarios = []string{"assign", "staged", "refill", "provision", "idle", "footprint"}
+var Scenarios = []string{"assign", "staged", "refill", "settings", "provision", "idle", "footprint"}
 
 // Run runs the scenarios, writes the JSON report and prints the table. It
 // returns the report's path, and an error if a scenario failed (the report
@@ -154,8 +154,8 @@ func Run(o Options) (string, error) {
 			failed = append(failed, "assign")
 		}
 	}
-	if (want("staged") || want("refill")) && !interrupted() {
-		if err := containerScenarios(quick, want("staged"), want("refill")); err != nil {
+	if (want("staged") || want("refill") || want("settings")) && !interrupted() {
+		if err := containerScenarios(quick, want("staged"), want("refill"), want("settings")); err != nil {
 			note("container scenarios failed: %v", err)
 			failed = append(failed, "staged/refill")
 		}

@@ -36,8 +36,10 @@ var target *Deployment
 // through its API and bus and create only what they delete again. The
 // others need an environment of their own, and say why.
 var runningScenarios = map[string]string{
-	"staged":    "",
-	"refill":    "",
+	"staged": "",
+	"refill": "",
+	"settings": "it writes persistent profiles and volume mappings into a temporary directory of this machine, " +
+		"which is the agent's only in a private environment",
 	"footprint": "",
 	"assign": "it seeds thousands of staged rows without containers, far more than a real pool holds, " +
 		"with the provisioner stopped",
