@@ -50,22 +50,9 @@ type demoObject struct {
 	Body map[string]any
 }
 
-// allowAll are the seven session permissions, all granted. The group and
-// the staging config carry the same values, so that alice and bob match
-// the staged sessions (rule 3: only equal permissions get a staged session).
-func allowAll() map[string]any {
-	return map[string]any{
-		"allow_audio": true, "allow_clipboard_down": true, "allow_clipboard_up": true,
-		"allow_downloads": true, "allow_microphone": true, "allow_uploads": true, "allow_gamepad": true,
-	}
-}
-
-func with(base map[string]any, extra map[string]any) map[string]any {
-	for k, v := range extra {
-		base[k] = v
-	}
-	return base
-}
+// demoPolicy is the demo workspace's web filter policy: fixed per
+// workspace, so it stays compatible with staging; the demo page shows it.
+const demoPolicy = "demo-safe-browsing"
 
 // demoConfiguration lists the objects in dependency order.
 func demoConfiguration(o demoOptions) []demoObject {
@@ -92,14 +79,20 @@ func demoConfiguration(o demoOptions) []demoObject {
 		}})
 	}
 	objs = append(objs,
+		demoObject{"web filter policy", demoPolicy, "/api/v1/web-filter-policies", map[string]any{
+			"name":           demoPolicy,
+			"default_allow":  true,
+			"denied_domains": []string{"ads.example.com", "*.tracker.example"},
+		}},
 		demoObject{"workspace", demoWorkspace, "/api/v1/workspaces", map[string]any{
-			"name":           demoWorkspace,
-			"image":          o.Image,
-			"cores":          0.25,
-			"memory_mb":      128,
-			"enabled":        true,
-			"port":           8080,
-			"readiness_path": "/healthz",
+			"name":              demoWorkspace,
+			"image":             o.Image,
+			"cores":             0.25,
+			"memory_mb":         128,
+			"enabled":           true,
+			"port":              8080,
+			"readiness_path":    "/healthz",
+			"web_filter_policy": demoPolicy,
 			"docker_exec_config": map[string]any{
 				"assign": map[string]any{
 					"cmd": []string{"/demo-workspace", "assign"},
@@ -109,18 +102,21 @@ func demoConfiguration(o demoOptions) []demoObject {
 				},
 			},
 		}},
-		demoObject{"group", "everyone", "/api/v1/groups", with(allowAll(), map[string]any{
+		// The group and the staging config name no allow_* permission:
+		// both get the same defaults, so alice and bob match the staged
+		// sessions (rule 3) with the smallest configuration one can write.
+		demoObject{"group", "everyone", "/api/v1/groups", map[string]any{
 			"name":     "everyone",
 			"priority": 100,
-		})},
+		}},
 		demoObject{"user", "alice", "/api/v1/users", map[string]any{"username": "alice", "groups": []string{"everyone"}}},
 		demoObject{"user", "bob", "/api/v1/users", map[string]any{"username": "bob", "groups": []string{"everyone"}}},
-		demoObject{"staging config", demoZone + "/" + demoWorkspace, "/api/v1/staging-configs", with(allowAll(), map[string]any{
+		demoObject{"staging config", demoZone + "/" + demoWorkspace, "/api/v1/staging-configs", map[string]any{
 			"zone":             demoZone,
 			"workspace":        demoWorkspace,
 			"desired_sessions": o.Staged,
 			"expiration_hours": 1,
-		})},
+		}},
 	)
 	return objs
 }
@@ -135,13 +131,16 @@ func newDemoLoadCommand(g *globalOptions) *cobra.Command {
   zones         zone-a, zone-b (search alternate zones; origin domain and
                 upstream auth address set to --domain, as staging requires)
   agents        agent-zone-a, agent-zone-b at --docker-endpoint, 2 cores, 2048 MB
+  policy        demo-safe-browsing: web filter policy allowing all but two domains
   workspace     demo: --image, 0.25 cores, 128 MB, port 8080, readiness /healthz,
+                web filter policy demo-safe-browsing,
                 assign exec "/demo-workspace assign" (the user is passed in
                 GREENROOM_USER)
-  group         everyone (priority 100), every allow_* permission granted
+  group         everyone (priority 100), permissions left at their defaults
   users         alice, bob in everyone
-  staging config zone-a/demo: --staged sessions, expiring after 1 hour, every
-                allow_* granted, so alice and bob match the staged sessions
+  staging config zone-a/demo: --staged sessions, expiring after 1 hour,
+                permissions left at their defaults (the same as a group's), so
+                alice and bob match the staged sessions
 
 Objects that already exist (409) are left as they are, so running it again is
 harmless.`,

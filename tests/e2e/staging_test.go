@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -102,18 +103,18 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 	t.Run("alternate search off gives an on-demand session", func(t *testing.T) {
 		// demo is staged in zone-a only, and zone-b does not search others.
 		s, took := g.session(t, "carol", "demo", "zone-b")
-		if s["origin"] != "on_demand" || s["zone"] != "zone-b" {
-			t.Fatalf("want on demand in zone-b: %v", s)
+		if s["origin"] != "on_demand" || s["zone"] != "zone-b" || s["on_demand_reason"] != "no_staging_config" {
+			t.Fatalf("want on demand in zone-b, no staging config searched: %v", s)
 		}
 		t.Logf("on-demand session for carol over HTTP in %s", took)
-		if body := page(t, s["url"].(string)); !strings.Contains(body, "Greenroom demo workspace") {
-			t.Fatalf("on-demand container does not serve the demo page:\n%s", body)
+		if body := page(t, s["url"].(string)); !strings.Contains(body, "Created for carol") {
+			t.Fatalf("the on-demand container does not know its user:\n%s", body)
 		}
 	})
 
 	t.Run("nothing staged anywhere gives an on-demand session in the request's zone", func(t *testing.T) {
 		s, _ := g.session(t, "dave", "demo-none", "zone-a")
-		if s["origin"] != "on_demand" || s["zone"] != "zone-a" || s["staging_config_id"] != nil {
+		if s["origin"] != "on_demand" || s["zone"] != "zone-a" || s["staging_config_id"] != nil || s["on_demand_reason"] != "no_staging_config" {
 			t.Fatalf("want on demand in zone-a: %v", s)
 		}
 	})
@@ -126,8 +127,8 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 			g.create("/api/v1/users", map[string]any{"username": "user-" + perm, "groups": []string{"everyone", "no-" + perm}})
 			wg.Go(func() {
 				s, _ := g.session(t, "user-"+perm, "demo", "zone-a")
-				if s["origin"] != "on_demand" {
-					t.Errorf("a user whose %s differs got %v", perm, s["origin"])
+				if s["origin"] != "on_demand" || s["on_demand_reason"] != "permissions_differ:"+perm {
+					t.Errorf("a user whose %s differs got %v (%v)", perm, s["origin"], s["on_demand_reason"])
 				}
 			})
 		}
@@ -137,12 +138,15 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("each incompatible setting gives an on-demand session and a violation", func(t *testing.T) {
+	t.Run("each incompatible setting gives an on-demand session that has it, and a violation", func(t *testing.T) {
+		// The agent is this host's engine: profiles and mappings live here.
+		agentDir := t.TempDir()
+		g.create("/api/v1/web-filter-policies", map[string]any{"name": "strict", "default_allow": false, "allowed_domains": []string{"example.com"}})
 		groupSettings := map[string]any{
 			"expose_user_environment_vars": true,
 			"inject_ssh_keys":              true,
 			"run_config":                   map[string]any{"hostname": "per-user"},
-			"volume_mapping":               map[string]any{"/srv/{username}": map[string]any{"bind": "/data", "mode": "rw"}},
+			"volume_mapping":               map[string]any{agentDir + "/srv/{username}": map[string]any{"bind": "/data", "mode": "rw"}},
 			"web_filter_policy":            "strict",
 		}
 		type req struct{ user, workspace, setting string }
@@ -152,10 +156,17 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 			g.create("/api/v1/users", map[string]any{"username": "user-" + setting, "groups": []string{"everyone", "with-" + setting}})
 			reqs = append(reqs, req{"user-" + setting, "demo", setting})
 		}
+		const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHm7o5Xc9rU0m8FJ0mxVjvtnPo0d1w3cZ9e3fQmYyGdw alice@laptop"
+		if status, out := g.call(http.MethodPatch, "/api/v1/users/user-inject_ssh_keys", map[string]any{"ssh_public_keys": []string{key}}); status != http.StatusOK {
+			t.Fatalf("PATCH user: %d %v", status, out)
+		}
+		if status, out := g.call(http.MethodPatch, "/api/v1/users/user-expose_user_environment_vars", map[string]any{"attributes": map[string]string{"team": "blue"}}); status != http.StatusOK {
+			t.Fatalf("PATCH user: %d %v", status, out)
+		}
 		profile := workspace("demo-profile")
-		profile["persistent_profile_path"] = "/profiles/{username}"
+		profile["persistent_profile_path"] = agentDir + "/profiles/{username}"
 		volumes := workspace("demo-volumes")
-		volumes["volume_mappings"] = map[string]any{"/home/{user_id}": map[string]any{"bind": "/home/user", "mode": "rw"}}
+		volumes["volume_mappings"] = map[string]any{agentDir + "/home/{user_id}": map[string]any{"bind": "/home/user", "mode": "rw"}}
 		for _, ws := range []map[string]any{profile, volumes} {
 			g.create("/api/v1/workspaces", ws)
 			// A staged pool the user could otherwise have been given.
@@ -165,15 +176,52 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 		reqs = append(reqs, req{"erin", "demo-profile", "persistent_profile"}, req{"erin", "demo-volumes", "volume_mappings"})
 
 		var wg sync.WaitGroup
+		var mu sync.Mutex
+		containers := map[string]string{} // setting → container id
 		for _, r := range reqs {
 			wg.Go(func() {
 				s, _ := g.session(t, r.user, r.workspace, "zone-a")
-				if s["origin"] != "on_demand" {
-					t.Errorf("%s: a user with %s got %v", r.user, r.setting, s["origin"])
+				if s["origin"] != "on_demand" || s["on_demand_reason"] != "incompatible:"+r.setting {
+					t.Errorf("%s: a user with %s got %v (%v)", r.user, r.setting, s["origin"], s["on_demand_reason"])
 				}
+				mu.Lock()
+				containers[r.setting] = s["container_id"].(string)
+				mu.Unlock()
 			})
 		}
 		wg.Wait()
+		// The on-demand container has what forced it there: that is why
+		// it could not be staged.
+		inspect := func(setting, format string) string {
+			out, err := exec.Command("docker", "inspect", "--format", format, containers[setting]).Output()
+			if err != nil {
+				t.Fatalf("docker inspect for %s: %v", setting, err)
+			}
+			return strings.TrimSpace(string(out))
+		}
+		for setting, want := range map[string]string{
+			"persistent_profile":           agentDir + "/profiles/erin:/home/kasm-user:rw",
+			"volume_mappings":              ":/home/user:rw",
+			"volume_mapping":               agentDir + "/srv/user-volume_mapping:/data:rw",
+			"run_config":                   "per-user",
+			"expose_user_environment_vars": "GREENROOM_USER_TEAM=blue",
+			"web_filter_policy":            `GREENROOM_WEB_FILTER={"name":"strict","default_allow":false,"allowed_domains":["example.com"],"denied_domains":[]}`,
+		} {
+			format := "{{json .HostConfig.Binds}}"
+			switch setting {
+			case "run_config":
+				format = "{{.Config.Hostname}}"
+			case "expose_user_environment_vars", "web_filter_policy":
+				format = "{{json .Config.Env}}"
+			}
+			if got := inspect(setting, format); !strings.Contains(got, strings.ReplaceAll(want, `"`, `\"`)) && !strings.Contains(got, want) {
+				t.Errorf("the session forced on demand by %s lacks %s: %s", setting, want, got)
+			}
+		}
+		keys, err := exec.Command("docker", "exec", containers["inject_ssh_keys"], "/demo-workspace", "file", "read", "/home/kasm-user/.ssh/authorized_keys").CombinedOutput()
+		if err != nil || string(keys) != key+"\n" {
+			t.Errorf("authorized_keys of the inject_ssh_keys session: %q (%v)", keys, err)
+		}
 		_, list := g.call(http.MethodGet, "/api/v1/violations", nil)
 		seen := map[string]bool{}
 		for _, it := range list["items"].([]any) {
@@ -187,6 +235,18 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 		}
 		if n := len(g.rec.Find(events.TypeStagingViolation, "")); n != len(reqs) {
 			t.Errorf("%d staging.violation events, want %d", n, len(reqs))
+		}
+	})
+
+	t.Run("the smallest staging config serves users of a group written without permissions", func(t *testing.T) {
+		// Defaults that match: neither the group nor the config names an
+		// allow_* field.
+		g.create("/api/v1/workspaces", workspace("demo-min"))
+		sc := g.create("/api/v1/staging-configs", map[string]any{"zone": "zone-a", "workspace": "demo-min", "desired_sessions": 1})["id"].(string)
+		g.waitStaged(sc, 1, 60*time.Second)
+		s, _ := g.session(t, "dave", "demo-min", "zone-a")
+		if s["origin"] != "staged" || s["staging_config_id"] != sc || s["on_demand_reason"] != nil {
+			t.Fatalf("want a staged session from the smallest config: %v", s)
 		}
 	})
 
