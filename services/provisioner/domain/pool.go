@@ -30,12 +30,22 @@ type PoolMember struct {
 	Staged bool
 	// Since is when the session was created (provisioning) or staged.
 	Since time.Time
-	// Stale means its container was started with other permissions than
-	// the staging config has now (an administrator changed them). The
-	// claim matches the container's permissions, so a stale session would
-	// never be handed to anyone: it is replaced.
+	// Stale means its container was made with another revision of the
+	// pool's configuration than the current one (PoolRevision): a field of
+	// the workspace that shapes containers, a permission of the staging
+	// config or a domain of its zone changed since. A stale staged session
+	// is still handed to users until a fresh one replaces it (the rolling
+	// surge of PlanPool); a stale one still being made is given up.
 	Stale bool
+	// Unclaimable means its container was started with other permissions
+	// than the staging config has now. The claim matches the container's
+	// permissions, so it would never be handed to anyone: it is destroyed
+	// at once, roll or not. Such a session is stale too.
+	Unclaimable bool
 }
+
+// fresh reports whether m was made with the pool's current configuration.
+func (m PoolMember) fresh() bool { return !m.Stale && !m.Unclaimable }
 
 // FailureHistory is what a pool's recent failed creations say about
 // retrying: the failures since its last session that reached staged.
@@ -94,12 +104,13 @@ func (s PoolState) Target() int {
 	return s.Desired
 }
 
-// Current counts the sessions the pool holds or is making that a user may
-// be given: stale ones do not count.
+// Current counts the sessions the pool holds or is making with its
+// current configuration: stale ones do not count, so a pool being rolled
+// lacks their replacements.
 func (s PoolState) Current() int {
 	n := 0
 	for _, m := range s.Members {
-		if !m.Stale {
+		if m.fresh() {
 			n++
 		}
 	}
@@ -123,15 +134,21 @@ const (
 	// HeldForDestroys: the room is held by the pool's own sessions being
 	// destroyed; their end triggers the next pass.
 	HeldForDestroys HoldReason = "destroying"
+	// HeldForRoll: the room is held by the pool's stale staged sessions,
+	// which keep serving users until their replacements are staged; each
+	// replacement staged releases one of them, and its room.
+	HeldForRoll HoldReason = "rolling"
 	// HeldForDisabledWorkspace: the workspace is disabled.
 	HeldForDisabledWorkspace HoldReason = "workspace_disabled"
 )
 
 // PoolPlan is what one reconcile pass does to a pool.
 type PoolPlan struct {
-	// Destroy lists the sessions to destroy, in order: stale ones, then
-	// those beyond the target; sessions still provisioning before staged
-	// ones, newest first within each.
+	// Destroy lists the sessions to destroy, in order: unclaimable and
+	// stale ones still provisioning (provisioning before staged, newest
+	// first), then stale staged ones the roll releases (oldest first),
+	// then fresh ones beyond the target (provisioning before staged,
+	// newest first).
 	Destroy []string
 	// Create is how many staged sessions to start provisioning.
 	Create int
@@ -187,39 +204,66 @@ type RetryPolicy struct {
 // again, should no refill finishing trigger it earlier.
 const BudgetRetry = time.Second
 
-// PlanPool decides one reconcile pass. Deletions come first: every stale
-// session, then what exceeds the target — sessions still provisioning
-// before staged ones (a container not made yet costs least to give up),
-// newest first. Then it creates what is missing, unless the workspace is
-// disabled, the pool is backing off after failed creations, no agent of
-// the zone has room, or the refill budget is spent; a pool that cannot
-// reach its target says why in Shortfall.
+// PlanPool decides one reconcile pass. Deletions come first: sessions no
+// user can be given (unclaimable, or stale and still provisioning), then
+// the stale staged sessions a roll no longer needs, then what exceeds the
+// target — sessions still provisioning before staged ones (a container not
+// made yet costs least to give up), newest first. Then it creates what is
+// missing, unless the workspace is disabled, the pool is backing off after
+// failed creations, no agent of the zone has room, or the refill budget is
+// spent; a pool that cannot reach its target says why in Shortfall.
+//
+// A configuration change rolls the pool by a surge: stale sessions do not
+// count towards the target, so their replacements are created (within
+// the room and the refill budget) while the stale staged ones stay
+// claimable; each fresh session staged releases one stale one. Claims
+// take the oldest staged session first, so during a roll users get the
+// stale ones first. When the zone has no room for the surge and nothing
+// fresh is on its way, one stale session per pass is destroyed to make
+// room (replace in place), so a roll never gets stuck.
 func PlanPool(s PoolState, policy RetryPolicy) PoolPlan {
 	var p PoolPlan
-	p.Destroy = destroyOrder(s)
-	if staged, _ := keptAfter(s, p); s.Failures.Consecutive > 0 && staged < s.Target() {
+	c := censusOf(s)
+	p.Destroy = c.destroyOrder(s.Target())
+	if k := c.kept(p); s.Failures.Consecutive > 0 && k.freshStaged < s.Target() {
 		// Still short since creations failed, also while a retry is on
-		// its way: the pool stays in shortfall until a session is staged.
+		// its way or stale sessions still serve: the pool stays in
+		// shortfall until a fresh session is staged.
 		p.Shortfall = ShortfallOfFailure(s.Failures.Last)
 	}
 	if deficit := s.Deficit(); deficit > 0 {
-		planCreate(&p, s, deficit, policy)
+		planCreate(&p, s, c, deficit, policy)
 	}
-	p.Status = poolStatus(s, p)
+	p.Status = poolStatus(s, c, p)
 	return p
 }
 
-// destroyOrder lists the sessions a pass destroys.
-func destroyOrder(s PoolState) []string {
-	var stale, fresh []PoolMember
+// poolCensus sorts a pool's members by what a pass may do with them.
+type poolCensus struct {
+	// fresh are the members made with the current configuration.
+	fresh []PoolMember
+	// rolling are the stale staged members a user may still be given,
+	// oldest first.
+	rolling []PoolMember
+	// doomed are the members no user will be given: unclaimable ones,
+	// and stale ones still being made.
+	doomed []PoolMember
+}
+
+func censusOf(s PoolState) poolCensus {
+	var c poolCensus
 	for _, m := range s.Members {
-		if m.Stale {
-			stale = append(stale, m)
-		} else {
-			fresh = append(fresh, m)
+		switch {
+		case m.fresh():
+			c.fresh = append(c.fresh, m)
+		case m.Staged && !m.Unclaimable:
+			c.rolling = append(c.rolling, m)
+		default:
+			c.doomed = append(c.doomed, m)
 		}
 	}
-	order := func(ms []PoolMember) {
+	// Provisioning before staged, newest first: the order of giving up.
+	giveUpOrder := func(ms []PoolMember) {
 		slices.SortStableFunc(ms, func(x, y PoolMember) int {
 			if x.Staged != y.Staged {
 				if !x.Staged {
@@ -227,31 +271,86 @@ func destroyOrder(s PoolState) []string {
 				}
 				return 1
 			}
-			if c := cmp.Compare(y.Since.UnixNano(), x.Since.UnixNano()); c != 0 {
-				return c
-			}
-			// Sessions created in one pass share its timestamp; their
-			// ids (UUIDv7) still sort by creation.
-			return cmp.Compare(y.ID, x.ID)
+			return -olderFirst(x, y)
 		})
 	}
-	order(stale)
-	order(fresh)
+	giveUpOrder(c.fresh)
+	giveUpOrder(c.doomed)
+	slices.SortStableFunc(c.rolling, olderFirst)
+	return c
+}
+
+// olderFirst orders members by Since, oldest first.
+func olderFirst(x, y PoolMember) int {
+	if c := cmp.Compare(x.Since.UnixNano(), y.Since.UnixNano()); c != 0 {
+		return c
+	}
+	// Sessions created in one pass share its timestamp; their ids
+	// (UUIDv7) still sort by creation.
+	return cmp.Compare(x.ID, y.ID)
+}
+
+// freshStaged counts the fresh members that are staged.
+func (c poolCensus) freshStaged() int {
+	n := 0
+	for _, m := range c.fresh {
+		if m.Staged {
+			n++
+		}
+	}
+	return n
+}
+
+// destroyOrder lists the sessions a pass destroys: every doomed one; the
+// stale staged ones beyond what the pool still lacks in fresh staged ones
+// (a roll keeps max(0, min(stale staged, target − fresh staged)) of them);
+// and the fresh ones beyond the target.
+func (c poolCensus) destroyOrder(target int) []string {
 	var out []string
-	for _, m := range stale {
+	for _, m := range c.doomed {
 		out = append(out, m.ID)
 	}
-	for _, m := range fresh[:max(0, len(fresh)-s.Target())] {
+	keep := max(0, min(len(c.rolling), target-c.freshStaged()))
+	for _, m := range c.rolling[:len(c.rolling)-keep] {
+		out = append(out, m.ID)
+	}
+	for _, m := range c.fresh[:max(0, len(c.fresh)-target)] {
 		out = append(out, m.ID)
 	}
 	return out
+}
+
+// poolKept counts what a pool keeps after a plan's destroys.
+type poolKept struct {
+	freshStaged, freshMaking int
+	// rolling are the stale staged sessions kept, oldest first.
+	rolling []PoolMember
+}
+
+func (c poolCensus) kept(p PoolPlan) poolKept {
+	var k poolKept
+	for _, m := range c.fresh {
+		switch {
+		case slices.Contains(p.Destroy, m.ID):
+		case m.Staged:
+			k.freshStaged++
+		default:
+			k.freshMaking++
+		}
+	}
+	for _, m := range c.rolling {
+		if !slices.Contains(p.Destroy, m.ID) {
+			k.rolling = append(k.rolling, m)
+		}
+	}
+	return k
 }
 
 // planCreate decides how many of the deficit to create now, and why not
 // more. What stops the pool now (a disabled workspace, no room) is named
 // before what stopped it last time (its failed creations, p.Shortfall on
 // entry).
-func planCreate(p *PoolPlan, s PoolState, deficit int, policy RetryPolicy) {
+func planCreate(p *PoolPlan, s PoolState, c poolCensus, deficit int, policy RetryPolicy) {
 	if !s.WorkspaceEnabled {
 		p.HeldBack = HeldForDisabledWorkspace
 		p.Shortfall = WorkspaceDisabled(s.Workspace)
@@ -276,11 +375,23 @@ func planCreate(p *PoolPlan, s PoolState, deficit int, policy RetryPolicy) {
 	n := min(deficit, max(0, s.Room))
 	if n < deficit {
 		p.RetryAt = s.Now.Add(policy.Transient.Delay(s.CapacityWaits+1, s.ConfigID))
-		if s.Destroying > 0 || len(p.Destroy) > 0 {
+		k := c.kept(*p)
+		switch {
+		case s.Destroying > 0 || len(p.Destroy) > 0:
 			// The room is held by containers on their way out; their end
 			// triggers the next pass.
 			p.HeldBack = HeldForDestroys
-		} else {
+		case len(k.rolling) > 0 && (n > 0 || k.freshMaking > 0):
+			// The stale sessions hold the room; the replacements on
+			// their way release them one by one as they are staged.
+			p.HeldBack = HeldForRoll
+		case len(k.rolling) > 0:
+			// No room for a surge and nothing on its way to release a
+			// stale session: replace one in place. Its end triggers the
+			// next pass, which has room for its replacement.
+			p.Destroy = append(p.Destroy, k.rolling[0].ID)
+			p.HeldBack = HeldForDestroys
+		default:
 			p.HeldBack = HeldForCapacity
 			p.Shortfall = NoCapacity(s.Zone, n, deficit, s.RoomShort)
 		}
@@ -294,27 +405,11 @@ func planCreate(p *PoolPlan, s PoolState, deficit int, policy RetryPolicy) {
 	}
 }
 
-// keptAfter counts the sessions a pool keeps after the plan's destroys:
-// staged, and still being made.
-func keptAfter(s PoolState, p PoolPlan) (staged, making int) {
-	for _, m := range s.Members {
-		if slices.Contains(p.Destroy, m.ID) {
-			continue
-		}
-		if m.Staged {
-			staged++
-		} else {
-			making++
-		}
-	}
-	return staged, making
-}
-
-func poolStatus(s PoolState, p PoolPlan) PoolStatus {
+func poolStatus(s PoolState, c poolCensus, p PoolPlan) PoolStatus {
 	if p.Shortfall != nil {
 		return PoolShortfall
 	}
-	if staged, making := keptAfter(s, p); staged == s.Target() && making == 0 && p.Create == 0 {
+	if k := c.kept(p); k.freshStaged == s.Target() && k.freshMaking == 0 && len(k.rolling) == 0 && p.Create == 0 {
 		return PoolOK
 	}
 	return PoolFilling

@@ -89,6 +89,16 @@ func ImageMissingDetail(image, agent string) string {
 // answered) rather than the end of a healthy session.
 const DiedYoungWithin = 2 * time.Minute
 
+// ContainerRemovedSightings are what a session's failure_reason records
+// (after "container_gone: ") of a container that was removed rather than
+// died: the audit finding it missing or being removed (JudgeContainer),
+// the engine reporting it destroyed (JudgeContainerEvent). Someone —
+// `make down`, an operator — removed it behind Greenroom's back; that says
+// nothing about the containers its pool makes, so such a session never
+// counts as a container that died young, however young it was. Only
+// containers that ended on their own (exited, dead) do.
+var ContainerRemovedSightings = []string{"missing", "being removed", "removed"}
+
 // ShortfallOfFailure says what a failed creation, as recorded in the
 // session's failure_reason, means for its pool.
 func ShortfallOfFailure(recorded string) *Shortfall {
@@ -106,7 +116,7 @@ func ShortfallOfFailure(recorded string) *Shortfall {
 		return &Shortfall{Kind: ShortWorkspaceDisabled, Detail: detail, Permanent: true}
 	case events.ReasonContainerGone:
 		// Only containers that died young count as failures (see
-		// DiedYoungWithin).
+		// DiedYoungWithin), never removed ones (ContainerRemovedSightings).
 		return &Shortfall{Kind: ShortProvisioningFailed,
 			Detail: fmt.Sprintf("staged containers die within %s of starting: %s", DiedYoungWithin, detail)}
 	case events.ReasonProvisioningTimeout:

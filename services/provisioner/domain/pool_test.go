@@ -40,6 +40,15 @@ func stale(ms []PoolMember) []PoolMember {
 	return ms
 }
 
+// unclaimable marks members started with permissions the staging config
+// no longer has.
+func unclaimable(ms []PoolMember) []PoolMember {
+	for i := range ms {
+		ms[i].Stale, ms[i].Unclaimable = true, true
+	}
+	return ms
+}
+
 func members(groups ...[]PoolMember) []PoolMember { return slices.Concat(groups...) }
 
 // room is what a zone with plenty of capacity reports.
@@ -104,10 +113,89 @@ func TestPlanPool(t *testing.T) {
 			wantDestroy: []string{"a"}, wantStatus: PoolOK,
 		},
 		{
-			name: "stale sessions are destroyed and replaced",
+			name: "a roll with room creates the replacements first and destroys nothing",
 			state: PoolState{Desired: 2, WorkspaceEnabled: true, Room: room, RefillBudget: 10,
 				Members: members(stale(staged("old1", "old2")))},
-			wantDestroy: []string{"old2", "old1"}, wantCreate: 2, wantStatus: PoolFilling,
+			wantCreate: 2, wantStatus: PoolFilling,
+		},
+		{
+			name: "replacements on their way destroy nothing yet",
+			state: PoolState{Desired: 2, WorkspaceEnabled: true, Room: room, RefillBudget: 10,
+				Members: members(stale(staged("old1", "old2")), making("n1", "n2"))},
+			wantStatus: PoolFilling,
+		},
+		{
+			name: "each fresh session staged releases one stale one, the oldest",
+			state: PoolState{Desired: 3, WorkspaceEnabled: true, Room: room, RefillBudget: 10,
+				Members: members(stale(staged("old1", "old2", "old3")), staged("n1"), making("n2", "n3"))},
+			wantDestroy: []string{"old1"}, wantStatus: PoolFilling,
+		},
+		{
+			name: "once every replacement is staged the last stale ones go and the pool is ok",
+			state: PoolState{Desired: 2, WorkspaceEnabled: true,
+				Members: members(stale(staged("old1", "old2")), staged("n1", "n2"))},
+			wantDestroy: []string{"old1", "old2"}, wantStatus: PoolOK,
+		},
+		{
+			name: "the last stale session and the excess go in one pass",
+			state: PoolState{Desired: 1, WorkspaceEnabled: true,
+				Members: members(stale(staged("old1")), staged("n1"), making("excess"))},
+			wantDestroy: []string{"old1", "excess"}, wantStatus: PoolOK,
+		},
+		{
+			name: "partial room surges as far as it goes, without a shortfall",
+			state: PoolState{Desired: 3, WorkspaceEnabled: true, Room: 1, RoomShort: "agent a1 has 0 free cores, needs 1", RefillBudget: 10, Now: t0,
+				Members: stale(staged("old1", "old2", "old3"))},
+			wantCreate: 1, wantHeld: HeldForRoll, wantStatus: PoolFilling, wantRetry: true,
+		},
+		{
+			name: "no room while a replacement is on its way waits for it",
+			state: PoolState{Desired: 3, WorkspaceEnabled: true, Room: 0, RoomShort: "agent a1 has 0 free cores, needs 1", RefillBudget: 10, Now: t0,
+				Members: members(stale(staged("old1", "old2", "old3")), making("n1"))},
+			wantHeld: HeldForRoll, wantStatus: PoolFilling, wantRetry: true,
+		},
+		{
+			name: "stale sessions still provisioning are destroyed at once",
+			state: PoolState{Desired: 2, WorkspaceEnabled: true, Room: room, RefillBudget: 10,
+				Members: members(stale(making("sp1", "sp2")), stale(staged("ss")))},
+			wantDestroy: []string{"sp2", "sp1"}, wantCreate: 2, wantStatus: PoolFilling,
+		},
+		{
+			name: "sessions no user can be given are destroyed at once, roll or not",
+			state: PoolState{Desired: 2, WorkspaceEnabled: true, Room: room, RefillBudget: 10,
+				Members: members(unclaimable(staged("u1", "u2")))},
+			wantDestroy: []string{"u2", "u1"}, wantCreate: 2, wantStatus: PoolFilling,
+		},
+		{
+			name: "a deleted pool destroys everything, stale or not",
+			state: PoolState{Desired: 3, Deleted: true, WorkspaceEnabled: true,
+				Members: members(stale(staged("old1", "old2")), stale(making("sp")), staged("n1"), making("n2"))},
+			wantDestroy: []string{"sp", "old1", "old2", "n2", "n1"}, wantStatus: PoolOK,
+		},
+		{
+			name: "lowering desired during a roll keeps only the stale sessions the new target needs",
+			state: PoolState{Desired: 2, WorkspaceEnabled: true, Room: room, RefillBudget: 10,
+				Members: members(stale(staged("old1", "old2", "old3", "old4")), staged("n1"))},
+			wantDestroy: []string{"old1", "old2", "old3"}, wantCreate: 1, wantStatus: PoolFilling,
+		},
+		{
+			name: "lowering desired below the fresh sessions ends the roll",
+			state: PoolState{Desired: 1, WorkspaceEnabled: true,
+				Members: members(stale(staged("old1", "old2")), staged("n1", "n2"))},
+			wantDestroy: []string{"old1", "old2", "n2"}, wantStatus: PoolOK,
+		},
+		{
+			name: "a broken new image keeps the stale sessions serving and says why",
+			state: PoolState{Desired: 2, WorkspaceEnabled: true, Room: room, RefillBudget: 10,
+				Members:  stale(staged("old1", "old2")),
+				Failures: FailureHistory{Consecutive: 1, LastAt: t0, Last: imageMissing}, Now: t0.Add(10 * time.Second)},
+			wantHeld: HeldForBackoff, wantStatus: PoolShortfall, wantShort: ShortImageMissing,
+		},
+		{
+			name: "the refill budget bounds the surge",
+			state: PoolState{Desired: 5, WorkspaceEnabled: true, Room: room, RefillBudget: 4, Now: t0,
+				Members: stale(staged("old1", "old2", "old3", "old4", "old5"))},
+			wantCreate: 4, wantHeld: HeldForBudget, wantStatus: PoolFilling, wantRetry: true,
 		},
 		{
 			name: "stale sessions go first, then the excess of current ones",
@@ -116,10 +204,16 @@ func TestPlanPool(t *testing.T) {
 			wantDestroy: []string{"sp", "ss", "c2"}, wantStatus: PoolOK,
 		},
 		{
-			name: "replacements wait for the room stale ones are giving back",
+			name: "no room for the surge replaces one stale session in place",
 			state: PoolState{Desired: 2, WorkspaceEnabled: true, Room: 0, RoomShort: "agent a1 has 0 free cores, needs 1", RefillBudget: 10,
 				Members: stale(staged("old1", "old2")), Now: t0},
-			wantDestroy: []string{"old2", "old1"}, wantHeld: HeldForDestroys, wantStatus: PoolFilling, wantRetry: true,
+			wantDestroy: []string{"old1"}, wantHeld: HeldForDestroys, wantStatus: PoolFilling, wantRetry: true,
+		},
+		{
+			name: "replacements wait for the room a stale one is giving back",
+			state: PoolState{Desired: 2, WorkspaceEnabled: true, Room: 0, RoomShort: "agent a1 has 0 free cores, needs 1", RefillBudget: 10,
+				Members: stale(staged("old2")), Destroying: 1, Now: t0},
+			wantHeld: HeldForDestroys, wantStatus: PoolFilling, wantRetry: true,
 		},
 		{
 			name:       "the refill budget bounds creation",

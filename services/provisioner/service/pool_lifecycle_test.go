@@ -133,6 +133,10 @@ func TestLoweringDesiredDestroysSessionsStillProvisioning(t *testing.T) {
 	// New containers now take 30 s to answer: raising desired leaves three
 	// sessions provisioning with their containers running.
 	e.exec(`UPDATE workspaces SET run_config = '{"environment": {"GREENROOM_DEMO_INIT_DELAY": "30s"}}' WHERE id = $1`, f.workspaceID)
+	// That is also a new revision of the workspace, which would roll the
+	// pool (TestPoolRollsToANewImageUnderLoad); the staged session is made
+	// current so that only the shrink is seen here.
+	e.exec(`UPDATE sessions SET revision = $2 WHERE id = $1`, kept.ID, e.poolRevision(cfg))
 	e.exec(`UPDATE staging_configs SET desired_sessions = 4 WHERE id = $1`, cfg)
 	e.poolConfigChanged(cfg, "updated")
 	e.waitFor("4 containers", 20*time.Second, func() bool { return len(e.poolContainers(cfg)) == 4 })

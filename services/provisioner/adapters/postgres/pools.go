@@ -82,6 +82,16 @@ type stagingConfigRow struct {
 	Zone             string         `db:"zone"`
 	Now              time.Time      `db:"now"`
 	events.Permissions
+	// WorkspaceRevision, AllowOriginDomain and UpstreamAuthAddress, with
+	// the permissions, make the pool's revision (domain.PoolRevision).
+	WorkspaceRevision   int64  `db:"workspace_revision"`
+	AllowOriginDomain   string `db:"allow_origin_domain"`
+	UpstreamAuthAddress string `db:"upstream_auth_address"`
+}
+
+// revision is the configuration the pool's containers are made with now.
+func (c stagingConfigRow) revision() string {
+	return domain.PoolRevision(c.WorkspaceRevision, c.Permissions, c.AllowOriginDomain, c.UpstreamAuthAddress)
 }
 
 // PoolPass is what a reconcile pass brings to ReconcileStagingConfig
@@ -107,7 +117,9 @@ type PoolPass struct {
 // excess; provisioning ones too — their creation, finding them gone,
 // removes what it made) move to destroying with session.destroy (reason
 // pool_shrink). Then creating inserts sessions in provisioning with
-// provision.requested each, only as many as the zone has room for. The
+// provision.requested each, only as many as the zone has room for, each
+// recording the pool's revision (domain.PoolRevision): a session whose
+// revision differs from the pool's later is stale, and rolled. The
 // status is written when it changes; a new cause of shortfall also goes to
 // last_error and last_error_at and is announced by staging.shortfall.
 func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass PoolPass) (PoolOutcome, error) {
@@ -119,8 +131,8 @@ func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass Pool
 				c.allow_audio, c.allow_clipboard_down, c.allow_clipboard_up, c.allow_downloads,
 				c.allow_microphone, c.allow_uploads, c.allow_gamepad,
 				w.name AS workspace, w.enabled AS workspace_enabled, w.cores, w.memory_mb,
-				w.include_labels, w.exclude_labels,
-				z.name AS zone, now() AS now
+				w.include_labels, w.exclude_labels, w.revision AS workspace_revision,
+				z.name AS zone, z.allow_origin_domain, z.upstream_auth_address, now() AS now
 			FROM staging_configs c
 			JOIN workspaces w ON w.id = c.workspace_id
 			JOIN zones z ON z.id = c.zone_id
@@ -199,17 +211,21 @@ func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain
 		return state, err
 	}
 	var rows []struct {
-		ID      string          `db:"id"`
-		Status  sessions.Status `db:"status"`
-		Since   time.Time       `db:"since"`
-		Current bool            `db:"current"`
+		ID        string          `db:"id"`
+		Status    sessions.Status `db:"status"`
+		Since     time.Time       `db:"since"`
+		Current   bool            `db:"current"`
+		Claimable bool            `db:"claimable"`
 	}
 	// jsonb equality is the claim's own test of permissions
-	// (sessions.ClaimStagedSQL).
+	// (sessions.ClaimStagedSQL). The revision covers the permissions too;
+	// they are compared on their own because a session started with
+	// other permissions is never claimed, so it is not worth keeping
+	// through a roll.
 	if err := tx.SelectContext(ctx, &rows, `SELECT id, status, COALESCE(staged_at, created_at) AS since,
-			permissions = $2::jsonb AS current
+			revision = $3 AS current, permissions = $2::jsonb AS claimable
 		FROM sessions
-		WHERE staging_config_id = $1 AND status IN ('provisioning', 'staged', 'destroying')`, c.ID, string(perms)); err != nil {
+		WHERE staging_config_id = $1 AND status IN ('provisioning', 'staged', 'destroying')`, c.ID, string(perms), c.revision()); err != nil {
 		return state, fmt.Errorf("loading sessions of staging config %s: %w", c.ID, err)
 	}
 	for _, r := range rows {
@@ -218,7 +234,8 @@ func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain
 			continue
 		}
 		state.Members = append(state.Members, domain.PoolMember{
-			ID: r.ID, Staged: r.Status == sessions.Staged, Since: r.Since, Stale: !r.Current,
+			ID: r.ID, Staged: r.Status == sessions.Staged, Since: r.Since,
+			Stale: !r.Current || !r.Claimable, Unclaimable: !r.Claimable,
 		})
 	}
 	// Failures since the pool last had a healthy session staged: the
@@ -226,13 +243,16 @@ func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain
 	// whose container died young (within DiedYoungWithin of being staged)
 	// is a failed creation too, not a success: otherwise a workspace that
 	// answers its probe and then crashes would be re-created forever with
-	// no backoff and no shortfall.
+	// no backoff and no shortfall. A container removed behind Greenroom's
+	// back (make down, an operator) did not die: its session is neither a
+	// failure nor the end of a run of them.
 	var last sql.NullString
 	var lastAt sql.NullTime
 	if err := tx.QueryRowxContext(ctx, `WITH died_young AS (
 			SELECT id FROM sessions
 			WHERE staging_config_id = $1 AND status = 'failed' AND staged_at IS NOT NULL
-			  AND failure_reason LIKE 'container_gone%' AND destroyed_at < staged_at + $2::interval
+			  AND failure_reason LIKE 'container_gone%' AND failure_reason <> ALL($4)
+			  AND destroyed_at < staged_at + $2::interval
 		), healthy AS (
 			SELECT max(staged_at) AS at FROM sessions
 			WHERE staging_config_id = $1 AND staged_at IS NOT NULL AND id NOT IN (SELECT id FROM died_young)
@@ -244,11 +264,22 @@ func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain
 		  AND created_at > COALESCE(healthy.at, '-infinity')
 		  -- a disabled workspace that is enabled again no longer holds the pool back
 		  AND NOT ($3 AND failure_reason LIKE 'workspace_disabled%')`,
-		c.ID, fmt.Sprintf("%d milliseconds", domain.DiedYoungWithin.Milliseconds()), c.WorkspaceEnabled).Scan(&state.Failures.Consecutive, &lastAt, &last); err != nil {
+		c.ID, fmt.Sprintf("%d milliseconds", domain.DiedYoungWithin.Milliseconds()), c.WorkspaceEnabled,
+		pq.Array(containerRemovedFailures())).Scan(&state.Failures.Consecutive, &lastAt, &last); err != nil {
 		return state, fmt.Errorf("reading failures of staging config %s: %w", c.ID, err)
 	}
 	state.Failures.LastAt, state.Failures.Last = lastAt.Time, last.String
 	return state, nil
+}
+
+// containerRemovedFailures are the failure_reason values of sessions
+// whose container was removed rather than died.
+func containerRemovedFailures() []string {
+	out := make([]string, len(domain.ContainerRemovedSightings))
+	for i, seen := range domain.ContainerRemovedSightings {
+		out[i] = events.RecordedFailure(events.ReasonContainerGone, seen)
+	}
+	return out
 }
 
 // refillBudget is how many more staged sessions may start provisioning
@@ -307,6 +338,7 @@ func (s *Store) requestStagedSession(ctx context.Context, tx *sqlx.Tx, c staging
 	if _, err := sessions.Insert(ctx, tx, sessions.New{
 		ID: id, WorkspaceID: c.WorkspaceID, ZoneID: c.ZoneID, StagingConfigID: c.ID,
 		Origin: sessions.OriginStaged, Permissions: c.Permissions, Cores: c.Cores, MemoryMB: c.MemoryMB,
+		Revision: c.revision(),
 	}); err != nil {
 		return "", err
 	}

@@ -3,7 +3,10 @@
 // is too much or stale and creates what is missing (domain.PlanPool
 // decides, adapters/postgres acts under the config's row lock), and when a
 // pool cannot be filled it says why on the config's status, once per
-// change of cause, and retries with backoff.
+// change of cause, and retries with backoff. A pool whose configuration
+// changed (a new workspace revision, permissions or zone domains) is
+// rolled by a surge: replacements are staged before the stale sessions,
+// which keep being handed out meanwhile, go.
 package staging
 
 import (
@@ -89,7 +92,8 @@ type ReconcileResult struct {
 	Configs int
 	// Created is the number of staged sessions whose provisioning was
 	// requested; Destroyed the number of sessions destroyed (excess or
-	// stale, staged or still provisioning).
+	// stale, staged or still provisioning). During a roll a stale staged
+	// session is destroyed only once a fresh one replaced it.
 	Created   int
 	Destroyed int
 	// HeldBack counts pools that lacked sessions but created fewer than
@@ -311,7 +315,7 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 		// RetryAt is on the database's clock; the timer runs on ours.
 		r.retry[id] = time.Now().Add(plan.RetryAt.Sub(out.DBNow))
 	}
-	if plan.HeldBack == domain.HeldForCapacity || plan.HeldBack == domain.HeldForDestroys {
+	if plan.HeldBack == domain.HeldForCapacity || plan.HeldBack == domain.HeldForDestroys || plan.HeldBack == domain.HeldForRoll {
 		r.waits[id]++
 	} else {
 		delete(r.waits, id)
@@ -370,7 +374,7 @@ func newReconcilerMetrics(reg prometheus.Registerer) *reconcilerMetrics {
 		}, []string{"action"}),
 		heldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_provisioner_pool_held_back_total",
-			Help: "Reconciles of a short pool that created fewer sessions than it lacked, by why (backoff, budget, no_capacity, destroying, workspace_disabled).",
+			Help: "Reconciles of a short pool that created fewer sessions than it lacked, by why (backoff, budget, no_capacity, destroying, rolling, workspace_disabled).",
 		}, []string{"why"}),
 		shortfalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_provisioner_pool_shortfalls_total",

@@ -36,7 +36,10 @@ func newPool(t *testing.T, desired int) pool {
 		// Room for 16 sessions of the workspace (1 core, 512 MB).
 		{`INSERT INTO agents (id, name, zone_id, docker_endpoint, cores, memory_mb) VALUES ($1, 'a1', $2, 'unix:///x', 16, 8192)`, []any{uuid.NewString(), zone}},
 		{`INSERT INTO workspaces (id, name, image) VALUES ($1, 'w', 'img')`, []any{ws}},
-		{`INSERT INTO staging_configs (id, zone_id, workspace_id, desired_sessions, allow_audio) VALUES ($1, $2, $3, $4, true)`, []any{cfg, zone, ws, desired}},
+		// Audio only: every allow_* is written, whatever the defaults.
+		{`INSERT INTO staging_configs (id, zone_id, workspace_id, desired_sessions, allow_audio, allow_clipboard_down,
+			allow_clipboard_up, allow_downloads, allow_microphone, allow_uploads, allow_gamepad)
+			VALUES ($1, $2, $3, $4, true, false, false, false, false, false, false)`, []any{cfg, zone, ws, desired}},
 	} {
 		if _, err := conn.Exec(q.sql, q.args...); err != nil {
 			t.Fatalf("%s: %v", q.sql, err)
@@ -463,11 +466,12 @@ func TestContainersThatDieSoonAfterStagingBackOffNotLoop(t *testing.T) {
 	}
 
 	// A container that stays up after being staged is a healthy one: the
-	// failures before it no longer hold the pool back.
-	p.exec(t, `INSERT INTO sessions (id, workspace_id, zone_id, staging_config_id, origin, status, created_at, staged_at, permissions)
+	// failures before it no longer hold the pool back. (It is of the
+	// pool's current revision, so it counts towards the pool.)
+	p.exec(t, `INSERT INTO sessions (id, workspace_id, zone_id, staging_config_id, origin, status, created_at, staged_at, permissions, revision)
 		VALUES ($1, $2, $3, $4, 'staged', 'staged', now() - interval '2 seconds', now() - interval '1 second',
-			'{"allow_audio":true,"allow_clipboard_down":false,"allow_clipboard_up":false,"allow_downloads":false,"allow_microphone":false,"allow_uploads":false,"allow_gamepad":false}')`,
-		uuid.NewString(), ws, zone, p.config)
+			'{"allow_audio":true,"allow_clipboard_down":false,"allow_clipboard_up":false,"allow_downloads":false,"allow_microphone":false,"allow_uploads":false,"allow_gamepad":false}', $5)`,
+		uuid.NewString(), ws, zone, p.config, p.revision(t))
 	p.exec(t, `UPDATE staging_configs SET desired_sessions = 2 WHERE id = $1`, p.config)
 	res, err = r.RunOnce(context.Background())
 	if err != nil {
