@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -322,15 +323,16 @@ func (w *EngineWatcher) stream(ctx context.Context, address string, since *time.
 		select {
 		case ev := <-evs:
 			*since = later(*since, ev.Time)
-			w.judge(ctx, address, ev, oom)
+			w.judge(ctx, address, ev, oom, ev.Time.Before(opened))
 		case err := <-errs:
 			return opened, err
 		}
 	}
 }
 
-// judge acts on one container event.
-func (w *EngineWatcher) judge(ctx context.Context, address string, ev docker.ContainerEvent, oom map[string]bool) {
+// judge acts on one container event; replayed says it happened before
+// the stream opened (the engine replays the last resumeMargin).
+func (w *EngineWatcher) judge(ctx context.Context, address string, ev docker.ContainerEvent, oom map[string]bool, replayed bool) {
 	w.metrics.events.WithLabelValues(ev.Action).Inc()
 	if ev.Action == domain.ContainerOOM {
 		if len(oom) > 1000 { // "die" never came for them; keep the map small
@@ -347,6 +349,13 @@ func (w *EngineWatcher) judge(ctx context.Context, address string, ev docker.Con
 	if !verdict.Gone || sessionID == "" {
 		return
 	}
+	if replayed && ev.Action == domain.ContainerDied && w.removedSince(ctx, address, ev.ContainerID) {
+		// docker rm -f kills the container (die, code 137) before it
+		// removes it: a replayed death of a container that is gone by now
+		// was a removal behind Greenroom's back while it was not watching
+		// (make down, then make up), not a container that crashed young.
+		verdict = domain.JudgeContainerEvent(domain.ContainerEvent{Action: domain.ContainerDestroyed})
+	}
 	res, err := w.auditor.ContainerGone(ctx, address, sessionID, ev.ContainerID, verdict)
 	if err != nil && ctx.Err() == nil {
 		w.log.Warn("could not act on a container event; the next audit pass will", zap.String("endpoint", address),
@@ -355,6 +364,17 @@ func (w *EngineWatcher) judge(ctx context.Context, address string, ev docker.Con
 	}
 	w.TestSignals.EventJudged.Signal(EngineEvent{Endpoint: address, Action: ev.Action, ContainerID: ev.ContainerID,
 		SessionID: sessionID, Result: res})
+}
+
+// removedSince reports whether container id no longer exists on the
+// engine; an engine that does not answer says nothing.
+func (w *EngineWatcher) removedSince(ctx context.Context, address, id string) bool {
+	eng, err := w.engines.For(address)
+	if err != nil {
+		return false
+	}
+	_, err = eng.Inspect(ctx, id)
+	return errors.Is(err, docker.ErrNotFound)
 }
 
 // reconnectDelay is the wait before reconnection attempt n (0 is the
