@@ -4,7 +4,10 @@ go 1.26.8
 
 require github.com/greenroom-dev/greenroom/schemas v0.0.0
 
-require github.com/docker/go-units v0.5.0 // indirect
+require (
+	github.com/docker/go-units v0.5.0 // indirect
+	github.com/mattn/go-shellwords v1.0.12 // indirect
+)
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.5.0-default-no-op // indirect

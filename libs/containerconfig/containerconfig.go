@@ -115,6 +115,20 @@ const HomeDirectoryDefault = "/home/kasm-user"
 // Greenroom creates it (a persistent profile, ~/.ssh): Kasm's kasm-user.
 const HomeOwner = 1000
 
+// CheckProfilePath says what is wrong with a persistent_profile_path
+// template, "" when nothing: absolute and clean after substitution, and
+// per user ({user_id}, or {username}), since a profile one user writes must
+// not be another user's.
+func CheckProfilePath(template string) string {
+	if problem := CheckTemplatePath(template, false); problem != "" {
+		return problem
+	}
+	if !UsesUserToken(template) {
+		return "must contain {user_id} or {username}: a profile is one user's"
+	}
+	return ""
+}
+
 // ProfilePath is the agent directory of a user's persistent profile: the
 // workspace's persistent_profile_path with its tokens substituted, checked
 // again after substitution.

@@ -33,17 +33,22 @@ func TestRunConfigAppliesTheDocumentedOptions(t *testing.T) {
 
 func TestRunConfigUnknownOrBadKeyIsNamed(t *testing.T) {
 	cases := map[string]string{
-		`{"privileged":true}`:                  "privileged",
-		`{"environment":{"A B":"x"}}`:          "environment.A B",
-		`{"environment":{"A":{"x":1}}}`:        "environment.A",
-		`{"shm_size":"lots"}`:                  "shm_size",
-		`{"dns":["not-an-ip"]}`:                "dns[0]",
-		`{"devices":["dev/fuse"]}`:             "devices[0]",
-		`{"extra_hosts":["nocolon"]}`:          "extra_hosts[0]",
-		`{"labels":{"greenroom.session":"x"}}`: "labels.greenroom.session",
-		`{"working_dir":"relative"}`:           "working_dir",
-		`{"hostname":"bad_host!"}`:             "hostname",
-		`[1,2]`:                                "",
+		`{"privileged":true}`:                              "privileged",
+		`{"environment":{"A B":"x"}}`:                      "environment.A B",
+		`{"environment":{"A":{"x":1}}}`:                    "environment.A",
+		`{"shm_size":"lots"}`:                              "shm_size",
+		`{"dns":["not-an-ip"]}`:                            "dns[0]",
+		`{"devices":["dev/fuse"]}`:                         "devices[0]",
+		`{"extra_hosts":["nocolon"]}`:                      "extra_hosts[0]",
+		`{"labels":{"greenroom.session":"x"}}`:             "labels.greenroom.session",
+		`{"working_dir":"relative"}`:                       "working_dir",
+		`{"cap_add":["FOO"]}`:                              "cap_add[0]",
+		`{"environment":{"GREENROOM_USER":"x"}}`:           "environment.GREENROOM_USER",
+		`{"environment":{"GREENROOM_USER_TEAM":"x"}}`:      "environment.GREENROOM_USER_TEAM",
+		`{"environment":{"GREENROOM_ALLOW_AUDIO":"true"}}`: "environment.GREENROOM_ALLOW_AUDIO",
+		`{"environment":{"GREENROOM_WEB_FILTER":"{}"}}`:    "environment.GREENROOM_WEB_FILTER",
+		`{"hostname":"bad_host!"}`:                         "hostname",
+		`[1,2]`:                                            "",
 	}
 	for in, want := range cases {
 		_, errs := ParseRunConfig([]byte(in))
@@ -110,14 +115,20 @@ func TestProfilePathTokens(t *testing.T) {
 	if problem := CheckTemplatePath("/profiles/{username}/..", false); problem == "" {
 		t.Fatal("a path with .. must be refused")
 	}
+	if problem := CheckProfilePath("/profiles/shared"); problem == "" {
+		t.Fatal("a profile path every user would share must be refused")
+	}
+	if problem := CheckProfilePath("/profiles/{user_id}"); problem != "" {
+		t.Fatal(problem)
+	}
 }
 
 func TestAttributesBecomeUserVariables(t *testing.T) {
 	if errs := CheckAttributes(map[string]string{"team": "a", "TEAM": "b"}); len(errs) != 1 {
 		t.Fatalf("case-colliding keys: %v", errs)
 	}
-	if errs := CheckAttributes(map[string]string{"1x": "a", "a-b": "b"}); len(errs) != 2 {
-		t.Fatalf("bad keys: %v", errs)
+	if errs := CheckAttributes(map[string]string{"1x": "a", "a-b": "b", "id": "0"}); len(errs) != 3 {
+		t.Fatalf("bad keys (and id, which would be GREENROOM_USER_ID): %v", errs)
 	}
 	env := UserEnv(map[string]string{"cost_center": "42"})
 	if env["GREENROOM_USER_COST_CENTER"] != "42" {
@@ -148,5 +159,33 @@ func TestSSHKeysAndDomainsAreChecked(t *testing.T) {
 	}
 	if got := (WebFilter{Name: "kids", DefaultAllow: false}).JSON(); got != `{"name":"kids","default_allow":false,"allowed_domains":[],"denied_domains":[]}` {
 		t.Fatalf("json %s", got)
+	}
+}
+
+func TestExecConfigIsCheckedAsItIsRun(t *testing.T) {
+	cfg, errs := ParseExecConfig([]byte(`{"assign": {"cmd": "/bin/x --user '{username}'", "environment": {"N": 1}},
+		"first_launch": {"cmd": ["a", "{session_id}"], "user": "0"}}`))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if !slices.Equal(cfg.Assign.Cmd, []string{"/bin/x", "--user", "{username}"}) || cfg.Assign.Environment["N"] != "1" || cfg.FirstLaunch.User != "0" {
+		t.Fatalf("parsed %+v %+v", cfg.Assign, cfg.FirstLaunch)
+	}
+	r := cfg.Assign.Render(Tokens{Username: "a b"}, map[string]string{"GREENROOM_USER": "a b"})
+	if !slices.Equal(r.Cmd, []string{"/bin/x", "--user", "a b"}) || r.Environment["GREENROOM_USER"] != "a b" {
+		t.Fatalf("rendered %+v", r)
+	}
+	for in, want := range map[string]string{
+		`{"go": {"cmd": "x"}}`:                                  "go",
+		`{"assign": {}}`:                                        "assign.cmd",
+		`{"assign": {"cmd": "echo 'open"}}`:                     "assign.cmd",
+		`{"assign": {"cmd": []}}`:                               "assign.cmd",
+		`{"assign": {"cmd": "x", "shell": "sh"}}`:               "assign.shell",
+		`{"assign": {"cmd": "x", "environment": {"A=B": "1"}}}`: "assign.environment.A=B",
+		`{"first_launch": {"cmd": "x", "privileged": "yes"}}`:   "first_launch.privileged",
+	} {
+		if _, errs := ParseExecConfig([]byte(in)); !slices.Contains(fields(errs), want) {
+			t.Errorf("%s: errors %v, want one on %q", in, errs, want)
+		}
 	}
 }

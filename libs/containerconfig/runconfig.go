@@ -53,7 +53,6 @@ var mapKeys = []string{"environment", "labels", "extra_hosts"}
 
 var (
 	hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
-	capPattern      = regexp.MustCompile(`^(CAP_)?[A-Z_]{2,32}$|^ALL$`)
 	envNamePattern  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 )
 
@@ -77,22 +76,17 @@ func ParseRunConfig(raw []byte) (RunConfig, Errors) {
 			}
 		case "environment":
 			rc.Environment = scalarMap(&errs, k, v, envNamePattern, "a variable name")
+			for _, name := range slices.Sorted(maps.Keys(rc.Environment)) {
+				if ReservedEnv(name) {
+					errs.add(k+"."+name, "is Greenroom's own: it says which session, user, permissions and policy a container has")
+				}
+			}
 		case "shm_size":
 			rc.ShmSize = size(&errs, k, v)
 		case "cap_add":
-			rc.CapAdd = strList(&errs, k, v, func(s string) string {
-				if !capPattern.MatchString(s) {
-					return fmt.Sprintf("%q is not a capability such as NET_ADMIN", s)
-				}
-				return ""
-			})
+			rc.CapAdd = strList(&errs, k, v, checkCapability)
 		case "cap_drop":
-			rc.CapDrop = strList(&errs, k, v, func(s string) string {
-				if !capPattern.MatchString(s) {
-					return fmt.Sprintf("%q is not a capability such as NET_RAW", s)
-				}
-				return ""
-			})
+			rc.CapDrop = strList(&errs, k, v, checkCapability)
 		case "devices":
 			for i, s := range strList(&errs, k, v, nil) {
 				d, problem := parseDevice(s)
@@ -333,4 +327,34 @@ func extraHosts(errs *Errors, field string, v json.RawMessage) []string {
 		}
 	}
 	return out
+}
+
+// capabilities are the Linux capabilities Docker accepts (capabilities(7)),
+// without their CAP_ prefix.
+var capabilities = []string{"AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE",
+	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
+	"LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST",
+	"NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT",
+	"SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME",
+	"SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM"}
+
+func checkCapability(s string) string {
+	if s == "ALL" || slices.Contains(capabilities, strings.TrimPrefix(s, "CAP_")) {
+		return ""
+	}
+	return fmt.Sprintf("%q is not a Linux capability such as NET_ADMIN (or ALL)", s)
+}
+
+// ReservedEnv reports whether name is one of the variables Greenroom sets
+// itself to tell a container its session: GREENROOM_SESSION_ID,
+// GREENROOM_USER, GREENROOM_USER_ID and GREENROOM_USER_<KEY>, the
+// GREENROOM_ALLOW_* permissions and domains, GREENROOM_UPSTREAM_AUTH_ADDRESS
+// and GREENROOM_WEB_FILTER. No run_config may set them, so that no
+// workspace or group can make a container misreport who it is for.
+func ReservedEnv(name string) bool {
+	switch name {
+	case "GREENROOM_SESSION_ID", "GREENROOM_USER", EnvWebFilter, "GREENROOM_UPSTREAM_AUTH_ADDRESS":
+		return true
+	}
+	return strings.HasPrefix(name, UserEnvPrefix) || strings.HasPrefix(name, "GREENROOM_ALLOW_")
 }

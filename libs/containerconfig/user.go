@@ -50,6 +50,10 @@ func CheckAttributes(attrs map[string]string) Errors {
 			continue
 		}
 		up := strings.ToUpper(k)
+		if up == "ID" {
+			errs.add(k, "would be %sID, which is the user's id", UserEnvPrefix)
+			continue
+		}
 		if other, dup := seen[up]; dup {
 			errs.add(k, "is the same variable as %q (%s%s)", other, UserEnvPrefix, up)
 		}

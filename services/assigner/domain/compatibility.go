@@ -3,7 +3,10 @@ package domain
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
+
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 )
 
 // Setting names an incompatible setting, as recorded in violations.
@@ -20,9 +23,6 @@ const (
 	SettingVolumeMapping             Setting = "volume_mapping"
 	SettingWebFilterPolicy           Setting = "web_filter_policy"
 )
-
-// userTokens are the volume-mapping tokens that make a mapping per user.
-var userTokens = []string{"{username}", "{user_id}"}
 
 // IncompatibleSettings lists, in a fixed order, every setting of the
 // workspace and the user's effective group that rules out a staged session.
@@ -52,47 +52,19 @@ func IncompatibleSettings(ws Workspace, g EffectiveGroup) []Setting {
 	return out
 }
 
-// usesUserToken reports whether any key or string value of the volume
-// mappings contains {username} or {user_id}. Only such mappings are
-// incompatible; a fixed mapping can be applied when the container starts.
+// usesUserToken reports whether any volume mapping uses {username} or
+// {user_id} (libs/containerconfig). Only such mappings are incompatible; a
+// fixed mapping can be applied when the container starts.
 func usesUserToken(raw json.RawMessage) bool {
 	if emptyJSON(raw) {
 		return false
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	mappings, errs := containerconfig.ParseVolumeMappings(raw)
+	if len(errs) > 0 {
 		// Unreadable mappings cannot be proven user-independent.
 		return true
 	}
-	var walk func(any) bool
-	hasToken := func(s string) bool {
-		for _, t := range userTokens {
-			if strings.Contains(s, t) {
-				return true
-			}
-		}
-		return false
-	}
-	walk = func(v any) bool {
-		switch t := v.(type) {
-		case string:
-			return hasToken(t)
-		case map[string]any:
-			for k, e := range t {
-				if hasToken(k) || walk(e) {
-					return true
-				}
-			}
-		case []any:
-			for _, e := range t {
-				if walk(e) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	return walk(v)
+	return slices.ContainsFunc(mappings, containerconfig.VolumeMapping.UsesUserToken)
 }
 
 // emptyJSON treats absent, null, {} and [] as "not set".

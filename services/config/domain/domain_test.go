@@ -63,6 +63,9 @@ func TestNestedBodyErrorsNameTheNestedField(t *testing.T) {
 		{"volume mapping not an object", `{"name":"w","image":"i","volume_mappings":{"/srv":"x"}}`, "volume_mappings./srv"},
 		{"assign without cmd", `{"name":"w","image":"i","docker_exec_config":{"assign":{"user":"root"}}}`, "docker_exec_config.assign.cmd"},
 		{"assign unknown key", `{"name":"w","image":"i","docker_exec_config":{"assign":{"cmd":"x","shell":"sh"}}}`, "docker_exec_config.assign.shell"},
+		{"a command Greenroom does not run", `{"name":"w","image":"i","docker_exec_config":{"go":{"cmd":"x"}}}`, "docker_exec_config.go"},
+		{"cmd a shell cannot split", `{"name":"w","image":"i","docker_exec_config":{"assign":{"cmd":"echo 'open"}}}`, "docker_exec_config.assign.cmd"},
+		{"environment name with =", `{"name":"w","image":"i","docker_exec_config":{"first_launch":{"cmd":"x","environment":{"A=B":"1"}}}}`, "docker_exec_config.first_launch.environment.A=B"},
 		{"assign empty argv", `{"name":"w","image":"i","docker_exec_config":{"assign":{"cmd":[]}}}`, "docker_exec_config.assign.cmd"},
 		{"assign cmd of numbers", `{"name":"w","image":"i","docker_exec_config":{"assign":{"cmd":[1]}}}`, "docker_exec_config.assign.cmd"},
 		{"assign privileged not a boolean", `{"name":"w","image":"i","docker_exec_config":{"assign":{"cmd":"x","privileged":"yes"}}}`, "docker_exec_config.assign.privileged"},
@@ -79,7 +82,7 @@ func TestNestedBodyErrorsNameTheNestedField(t *testing.T) {
 	}
 	valid := `{"name":"w","image":"i","volume_mappings":{"/srv":{"bind":"/x","mode":"ro","uid":1000,"gid":1000}},
 		"docker_exec_config":{"assign":{"cmd":["sh","-c","true"],"user":"root","privileged":false,"environment":{"A":"1"},"workdir":"/"},
-		"first_launch":{"cmd":"echo first"},"other":{}}}`
+		"first_launch":{"cmd":"echo first"}}}`
 	if got := firstError[domain.WorkspaceCreate](t, valid); got != (domain.FieldError{}) {
 		t.Errorf("valid workspace refused: %v", got)
 	}

@@ -2,6 +2,8 @@ package domain
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
@@ -128,7 +130,7 @@ func validateWorkspace(in WorkspaceUpdate, name, image presence) FieldErrors {
 	checkPresent(&errs, "exclude_labels", in.ExcludeLabels, optional)
 	checkPath(&errs, "home_directory", in.HomeDirectory, optional, false)
 	if present(&errs, "persistent_profile_path", in.PersistentProfilePath, optional) && in.PersistentProfilePath.Value != "" {
-		if problem := containerconfig.CheckTemplatePath(in.PersistentProfilePath.Value, false); problem != "" {
+		if problem := containerconfig.CheckProfilePath(in.PersistentProfilePath.Value); problem != "" {
 			errs.Add("persistent_profile_path", "%s (tokens {username}, {user_id} and {workspace} are substituted first)", problem)
 		}
 	}
@@ -185,63 +187,18 @@ func (in WorkspaceUpdate) Apply(w *Workspace) {
 	}
 }
 
-// DockerExecCommand is a command run inside a session's container: the
-// "assign" one when a staged session is assigned to a user, the
-// "first_launch" one once when a session first becomes its user's (after
-// "assign" for a staged one).
-type DockerExecCommand struct {
-	Cmd         Optional[json.RawMessage]   `json:"cmd"`
-	User        Optional[string]            `json:"user"`
-	Privileged  Optional[bool]              `json:"privileged"`
-	Environment Optional[map[string]string] `json:"environment"`
-	Workdir     Optional[string]            `json:"workdir"`
-}
-
-// DockerExecCommands are the docker_exec_config keys whose commands
-// Greenroom runs.
-var DockerExecCommands = []string{"assign", "first_launch"}
-
+// checkDockerExecConfig checks a docker_exec_config with
+// libs/containerconfig, which the provisioner runs it with: "assign" and
+// "first_launch", each a cmd (a shell line, split as a shell would, or an
+// argv), user, privileged, environment and workdir; any other key is
+// refused. A command given as null is refused here, where writers are
+// strict.
 func checkDockerExecConfig(errs *FieldErrors, field string, m map[string]json.RawMessage) {
-	for _, key := range DockerExecCommands {
-		raw, ok := m[key]
-		if !ok {
-			continue
+	for _, key := range slices.Sorted(maps.Keys(m)) {
+		if string(m[key]) == "null" {
+			errs.Add(field+"."+key, "must be an object")
 		}
-		path := field + "." + key
-		if string(raw) == "null" {
-			errs.Add(path, "must be an object")
-			continue
-		}
-		var cmd DockerExecCommand
-		if decodeErrs := Decode(raw, &cmd, path); len(decodeErrs) > 0 {
-			*errs = append(*errs, decodeErrs...)
-			continue
-		}
-		if present(errs, path+".cmd", cmd.Cmd, required) {
-			checkCommandLine(errs, path+".cmd", cmd.Cmd.Value)
-		}
-		checkPresent(errs, path+".user", cmd.User, optional)
-		checkPresent(errs, path+".privileged", cmd.Privileged, optional)
-		checkPresent(errs, path+".environment", cmd.Environment, optional)
-		checkPresent(errs, path+".workdir", cmd.Workdir, optional)
 	}
-}
-
-// checkCommandLine accepts a shell command line or a non-empty argv.
-func checkCommandLine(errs *FieldErrors, field string, raw json.RawMessage) {
-	var line string
-	if json.Unmarshal(raw, &line) == nil {
-		if line == "" {
-			errs.Add(field, "must not be empty")
-		}
-		return
-	}
-	var argv []string
-	if json.Unmarshal(raw, &argv) != nil {
-		errs.Add(field, "must be a string or an array of strings")
-		return
-	}
-	if len(argv) == 0 {
-		errs.Add(field, "must not be empty")
-	}
+	_, problems := containerconfig.ParseExecConfig(objectOf(m))
+	addSettingErrors(errs, field, problems)
 }
