@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"maps"
 	"net"
 	"net/url"
@@ -169,6 +168,7 @@ func BuildContainerSpec(s SessionContainer) ContainerSpec {
 	if env == nil {
 		env = map[string]string{}
 	}
+	maps.Copy(env, s.UserEnv)
 	env[EnvSessionID] = s.SessionID
 	env[EnvPort] = strconv.Itoa(s.Port)
 	maps.Copy(env, PermissionEnv(s.Permissions))
@@ -179,7 +179,6 @@ func BuildContainerSpec(s SessionContainer) ContainerSpec {
 		env[EnvUserID] = s.User.ID
 		labels[LabelUser] = s.User.Name
 	}
-	maps.Copy(env, s.UserEnv)
 	if s.WebFilter != nil {
 		env[containerconfig.EnvWebFilter] = s.WebFilter.JSON()
 	}
@@ -300,30 +299,4 @@ func envList(env map[string]string) []string {
 		out = append(out, k+"="+env[k])
 	}
 	return out
-}
-
-// scalarMap turns JSON scalars into strings; objects and arrays are errors.
-func scalarMap(field string, in map[string]any) (map[string]string, error) {
-	if len(in) == 0 {
-		return nil, nil
-	}
-	out := make(map[string]string, len(in))
-	for k, v := range in {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return nil, fmt.Errorf("%s: %q is not a variable name", field, k)
-		}
-		switch v := v.(type) {
-		case string:
-			out[k] = v
-		case bool:
-			out[k] = strconv.FormatBool(v)
-		case float64:
-			out[k] = strconv.FormatFloat(v, 'f', -1, 64)
-		case nil:
-			out[k] = ""
-		default:
-			return nil, fmt.Errorf("%s.%s: want a string, number or boolean, got %T", field, k, v)
-		}
-	}
-	return out, nil
 }

@@ -89,7 +89,9 @@ func TestOnDemandSessionGetsTheSettingsOfItsWorkspaceAndGroup(t *testing.T) {
 		"first_launch": {"cmd": ["/demo-workspace", "file", "append", "/var/lib/greenroom-demo/first-launch", "{session_id} {username} {workspace}"], "user": "0"}}`})
 	wsPolicy := e.addPolicy("workspace-policy", true)
 	e.exec(`UPDATE workspaces SET persistent_profile_path = $2, volume_mappings = $3, web_filter_policy_id = $4,
-			run_config = '{"environment": {"GREENROOM_DEMO_INIT_DELAY": "0s", "FROM_WS": "ws", "BOTH": "ws"}, "hostname": "ws-host", "labels": {"team": "blue"}}'
+			run_config = '{"environment": {"GREENROOM_DEMO_INIT_DELAY": "0s", "FROM_WS": "ws", "BOTH": "ws"}, "hostname": "ws-host",
+				"labels": {"team": "blue"}, "user": "1000:1000", "working_dir": "/var", "dns": ["10.0.0.53"],
+				"extra_hosts": {"db.internal": "10.0.0.9"}, "cap_add": ["NET_ADMIN"], "devices": ["/dev/null:/dev/xnull:rw"]}'
 		WHERE id = $1`, f.workspaceID,
 		filepath.Join(agentDir, "profiles/{workspace}/{username}"),
 		fmt.Sprintf(`{%q: {"bind": "/data", "mode": "rw", "uid": 1234, "gid": 1234}, %q: {"bind": "/shared", "mode": "ro"}}`,
@@ -123,6 +125,15 @@ func TestOnDemandSessionGetsTheSettingsOfItsWorkspaceAndGroup(t *testing.T) {
 	}
 	if in.Config.Hostname != "group-host" || !slices.Equal(in.HostConfig.CapDrop, []string{"CAP_NET_RAW"}) || in.HostConfig.ShmSize != 96<<20 {
 		t.Errorf("run_config (group wins per key) not applied: hostname %q cap_drop %v shm %d", in.Config.Hostname, in.HostConfig.CapDrop, in.HostConfig.ShmSize)
+	}
+	if in.Config.User != "1000:1000" || in.Config.WorkingDir != "/var" || !slices.Equal(in.HostConfig.DNS, []string{"10.0.0.53"}) ||
+		!slices.Equal(in.HostConfig.ExtraHosts, []string{"db.internal:10.0.0.9"}) || !slices.Equal(in.HostConfig.CapAdd, []string{"CAP_NET_ADMIN"}) ||
+		len(in.HostConfig.Devices) != 1 || in.HostConfig.Devices[0].PathInContainer != "/dev/xnull" || in.HostConfig.Devices[0].CgroupPermissions != "rw" {
+		t.Errorf("run_config options not applied: user %q workdir %q dns %v extra_hosts %v cap_add %v devices %+v", in.Config.User,
+			in.Config.WorkingDir, in.HostConfig.DNS, in.HostConfig.ExtraHosts, in.HostConfig.CapAdd, in.HostConfig.Devices)
+	}
+	if top, err := e.docker.ContainerTop(e.ctx, s.ContainerID, []string{"-o", "pid,uid"}); err != nil || len(top.Processes) == 0 || top.Processes[0][1] != "1000" {
+		t.Errorf("the container's process does not run as its run_config user: %v %v", top.Processes, err)
 	}
 	if in.Config.Labels["team"] != "blue" || in.Config.Labels[domain.LabelUser] != "alice" || in.Config.Labels[domain.LabelSession] != s.ID {
 		t.Errorf("labels %v", in.Config.Labels)
@@ -203,6 +214,8 @@ func TestStagedContainerCarriesItsConfigFromCreationAndLearnsItsUserOnAssign(t *
 		"assign": {"cmd": "/demo-workspace assign --user {username} --user-id {user_id}"},
 		"first_launch": {"cmd": ["/demo-workspace", "file", "append", "/var/lib/greenroom-demo/first-launch", "{session_id} {username}"], "user": "0"}}`})
 	e.exec(`UPDATE zones SET allow_origin_domain = 'ws.example.com', upstream_auth_address = 'auth.example.com' WHERE id = $1`, f.zoneID)
+	// A workspace's policy is fixed per workspace: staged containers carry it.
+	e.exec(`UPDATE workspaces SET web_filter_policy_id = $2 WHERE id = $1`, f.workspaceID, e.addPolicy("office", true))
 	cfg := e.addStagingConfig(f, 1, events.Permissions{AllowAudio: true, AllowUploads: true})
 	e.svc.Reconciler.Trigger(cfg)
 	e.waitFor("a staged session", 30*time.Second, func() bool { return e.countSessions(cfg, sessions.Staged) == 1 })
@@ -222,7 +235,8 @@ func TestStagedContainerCarriesItsConfigFromCreationAndLearnsItsUserOnAssign(t *
 	}
 	env, _ := e.inContainer(list[0].ID, "env")
 	for _, want := range []string{"GREENROOM_ALLOW_AUDIO=true", "GREENROOM_ALLOW_MICROPHONE=false",
-		"GREENROOM_ALLOW_ORIGIN_DOMAIN=ws.example.com", "GREENROOM_UPSTREAM_AUTH_ADDRESS=auth.example.com"} {
+		"GREENROOM_ALLOW_ORIGIN_DOMAIN=ws.example.com", "GREENROOM_UPSTREAM_AUTH_ADDRESS=auth.example.com",
+		`GREENROOM_WEB_FILTER={"name":"office","default_allow":true,"allowed_domains":[],"denied_domains":[]}`} {
 		if !strings.Contains(env, want+"\n") {
 			t.Errorf("the staged container does not see %s:\n%s", want, env)
 		}

@@ -220,7 +220,9 @@ func (e *Engine) Upload(ctx context.Context, id string, u domain.Upload) error {
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	err := e.c.CopyToContainer(ctx, id, at, &buf, container.CopyToContainerOptions{CopyUIDGID: true})
+	// Without CopyUIDGID the engine keeps each entry's uid and gid; with it,
+	// it would give everything to the container's configured user.
+	err := e.c.CopyToContainer(ctx, id, at, &buf, container.CopyToContainerOptions{})
 	if err != nil {
 		return fmt.Errorf("writing %s into container %s: %w", u.Dir, ShortID(id), err)
 	}

@@ -52,7 +52,7 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 	if err != nil {
 		return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("workspace %s: %v", sc.Workspace.Name, err)), log)
 	}
-	if spec, ok := domain.RenderAssign(execCfg, domain.Tokens{Username: sc.Username, UserID: userID, SessionID: sc.Session.ID}); ok {
+	if spec, ok := domain.RenderAssign(execCfg, domain.Tokens{Username: sc.Username, UserID: userID, Workspace: sc.Workspace.Name, SessionID: sc.Session.ID}); ok {
 		eng, err := p.engines.For(sc.Agent.DockerEndpoint)
 		if err != nil {
 			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("agent %s: %v", sc.Agent.Name, err)), log)
@@ -168,10 +168,15 @@ func (p *Provisioner) firstLaunch(ctx context.Context, eng *docker.Engine, sc *p
 	case res.ExitCode != 0:
 		return fmt.Sprintf("first_launch command %q exited with code %d: %s", spec.Cmd, res.ExitCode, trimOutput(res.Output))
 	}
-	if err := p.store.MarkFirstLaunched(ctx, sc, in, p.now()); err != nil {
+	switch err := p.store.MarkFirstLaunched(ctx, sc, in, p.now()); {
+	case errors.Is(err, sessions.ErrStale):
 		// The session moved on (destroyed meanwhile): what comes next
 		// finds it stale and says so.
 		log.Info("first_launch ran but the session moved on", zap.Error(err))
+	case err != nil:
+		// It ran; only its record is missing, so a redelivery would run
+		// it again.
+		log.Warn("first_launch ran but could not be recorded", zap.Error(err))
 	}
 	log.Info("first_launch ran", zap.Duration("took", p.now().Sub(start)))
 	return ""

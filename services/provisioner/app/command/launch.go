@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
@@ -83,6 +84,9 @@ func applySettings(c *domain.SessionContainer, sc postgres.SessionContext, u *po
 		}
 	}
 	for _, b := range slices.Sorted(maps.Keys(byBind)) {
+		if c.Profile != "" && b == path.Clean(c.Home) {
+			return fmt.Errorf("volume mapping %s is mounted at the home directory %s, where the persistent profile is", byBind[b].Host, b)
+		}
 		c.Volumes = append(c.Volumes, byBind[b])
 	}
 

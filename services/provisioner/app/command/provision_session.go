@@ -64,8 +64,19 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	if err != nil {
 		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
 	}
+	// The user an on-demand container is made for, with their effective
+	// group: a database that does not answer now is retried (redelivery),
+	// the placement stands.
+	var user *postgres.SessionUser
+	if sc.Session.UserID.Valid {
+		u, err := p.store.LoadSessionUser(ctx, sc.Session.UserID.String)
+		if err != nil {
+			return fmt.Errorf("provisioning session %s: %w", sc.Session.ID, err)
+		}
+		user = &u
+	}
 	createStart := p.now()
-	c, err := p.startContainer(ctx, eng, sc)
+	c, err := p.startContainer(ctx, eng, sc, user)
 	if errors.Is(err, docker.ErrNameInUse) {
 		// Another delivery of this request is making the container right
 		// now; retry later, when it has either finished or given up.
@@ -73,6 +84,9 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	}
 	if errors.Is(err, errImageMissing) {
 		return p.failProvisioning(ctx, sc, domain.ImageMissingDetail(sc.Workspace.Image, sc.Agent.Name), log)
+	}
+	if errors.Is(err, errSettings) {
+		return p.failProvisioning(ctx, sc, fmt.Sprintf("workspace %s: %v", sc.Workspace.Name, err), log)
 	}
 	if err != nil {
 		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
@@ -129,7 +143,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 
 // startContainer returns the running container of sc, creating and
 // starting it unless an earlier delivery already did.
-func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc postgres.SessionContext) (docker.Container, error) {
+func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc postgres.SessionContext, user *postgres.SessionUser) (docker.Container, error) {
 	existing, err := eng.SessionContainers(ctx, sc.Session.ID)
 	if err != nil {
 		return docker.Container{}, err
@@ -155,14 +169,6 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 		Permissions:       perms,
 		AllowOriginDomain: sc.ZoneDomains.AllowOriginDomain, UpstreamAuthAddress: sc.ZoneDomains.UpstreamAuthAddress,
 		DockerEndpoint: sc.Agent.DockerEndpoint, ExtraLabels: p.cfg.ExtraLabels,
-	}
-	var user *postgres.SessionUser
-	if sc.Session.UserID.Valid {
-		u, err := p.store.LoadSessionUser(ctx, sc.Session.UserID.String)
-		if err != nil {
-			return docker.Container{}, err
-		}
-		user = &u
 	}
 	if err := applySettings(&c, sc, user); err != nil {
 		return docker.Container{}, fmt.Errorf("%w: %v", errSettings, err)
