@@ -254,8 +254,10 @@ func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain
 			  AND failure_reason LIKE 'container_gone%' AND failure_reason <> ALL($4)
 			  AND destroyed_at < staged_at + $2::interval
 		), healthy AS (
+			-- removed young says nothing either way: not a success either
 			SELECT max(staged_at) AS at FROM sessions
 			WHERE staging_config_id = $1 AND staged_at IS NOT NULL AND id NOT IN (SELECT id FROM died_young)
+			  AND NOT (status = 'failed' AND failure_reason = ANY($4) AND destroyed_at < staged_at + $2::interval)
 		)
 		SELECT count(*), max(destroyed_at), (array_agg(failure_reason ORDER BY destroyed_at DESC))[1]
 		FROM sessions, healthy
