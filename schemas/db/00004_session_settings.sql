@@ -68,13 +68,13 @@ $$ LANGUAGE plpgsql;
 CREATE TRIGGER workspaces_revision BEFORE UPDATE ON workspaces
     FOR EACH ROW EXECUTE FUNCTION workspaces_revision();
 
--- A policy's containers carry its content, so editing it is a new
--- revision of every workspace that uses it.
+-- A policy's containers carry it (GREENROOM_WEB_FILTER: its name and
+-- content), so editing it is a new revision of every workspace that uses it.
 -- +goose StatementBegin
 CREATE FUNCTION web_filter_policies_revision() RETURNS trigger AS $$
 BEGIN
-    IF (NEW.default_allow, NEW.allowed_domains, NEW.denied_domains)
-       IS DISTINCT FROM (OLD.default_allow, OLD.allowed_domains, OLD.denied_domains) THEN
+    IF (NEW.name, NEW.default_allow, NEW.allowed_domains, NEW.denied_domains)
+       IS DISTINCT FROM (OLD.name, OLD.default_allow, OLD.allowed_domains, OLD.denied_domains) THEN
         UPDATE workspaces SET revision = revision + 1, updated_at = now()
             WHERE web_filter_policy_id = NEW.id;
     END IF;

@@ -80,9 +80,9 @@ func (a *App) UpdateWebFilterPolicy(ctx context.Context, name string, in domain.
 }
 
 // sameContent reports whether two versions of a policy tell a container
-// the same (its name is not part of what a container enforces).
+// the same: GREENROOM_WEB_FILTER carries its name too.
 func sameContent(a, b domain.WebFilterPolicy) bool {
-	return a.DefaultAllow == b.DefaultAllow && slices.Equal(a.AllowedDomains, b.AllowedDomains) &&
+	return a.Name == b.Name && a.DefaultAllow == b.DefaultAllow && slices.Equal(a.AllowedDomains, b.AllowedDomains) &&
 		slices.Equal(a.DeniedDomains, b.DeniedDomains)
 }
 
@@ -117,18 +117,10 @@ func webFilterPolicyUnused(ctx context.Context, tx *sqlx.Tx, p domain.WebFilterP
 	}
 	var users []string
 	if len(groups) > 0 {
-		names := make([]string, len(groups))
-		for i, g := range groups {
-			names[i] = g.Name
-		}
-		users = append(users, "group(s) "+quoted(names))
+		users = append(users, "group(s) "+quoted(names(groups, func(g domain.Group) string { return g.Name })))
 	}
 	if len(workspaces) > 0 {
-		names := make([]string, len(workspaces))
-		for i, w := range workspaces {
-			names[i] = w.Name
-		}
-		users = append(users, "workspace(s) "+quoted(names))
+		users = append(users, "workspace(s) "+quoted(names(workspaces, func(w domain.Workspace) string { return w.Name })))
 	}
 	if len(users) > 0 {
 		return conflict("web filter policy %q is used by %s; set their web_filter_policy to another policy or null first",
@@ -140,4 +132,13 @@ func webFilterPolicyUnused(ctx context.Context, tx *sqlx.Tx, p domain.WebFilterP
 // quoted lists names as "a", "b".
 func quoted(names []string) string {
 	return `"` + strings.Join(names, `", "`) + `"`
+}
+
+// names lists the name of each item.
+func names[T any](items []T, name func(T) string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = name(it)
+	}
+	return out
 }

@@ -132,23 +132,24 @@ func TestWorkspaceRevisionFollowsWhatShapesItsContainers(t *testing.T) {
 	revision(4, "giving it a web filter policy")
 	h.must(200, "PATCH", "/api/v1/web-filter-policies/strict", obj{"name": "tight"}, nil)
 	h.must(200, "GET", "/api/v1/workspaces/demo", nil, &ws)
-	revision(4, "renaming its policy")
+	// Its containers are given the policy with its name.
+	revision(5, "renaming its policy")
 	if ws.str("web_filter_policy") != "tight" {
 		t.Errorf("workspace names policy %v after the rename", ws["web_filter_policy"])
 	}
 	h.must(200, "PATCH", "/api/v1/web-filter-policies/tight", obj{"allowed_domains": []string{"example.com"}}, nil)
 	h.must(200, "GET", "/api/v1/workspaces/demo", nil, &ws)
-	revision(5, "changing its policy's domains")
+	revision(6, "changing its policy's domains")
 	h.must(200, "PATCH", "/api/v1/workspaces/demo", obj{"web_filter_policy": nil}, &ws)
-	revision(6, "clearing its policy")
+	revision(7, "clearing its policy")
 	if ws["web_filter_policy"] != nil {
 		t.Errorf("policy not cleared: %v", ws)
 	}
 }
 
 // TestWebFilterPolicyChangeAnnouncesItsWorkspaces: a workspace's staged
-// containers carry its policy, so a change of the policy's content is a
-// change of each workspace using it, announced as such; a rename is not.
+// containers carry its policy, name and content, so a change of either is
+// a change of each workspace using it, announced as such.
 func TestWebFilterPolicyChangeAnnouncesItsWorkspaces(t *testing.T) {
 	h := newHarness(t)
 	policy := h.create("web-filter-policies", obj{"name": "strict"})
@@ -162,12 +163,13 @@ func TestWebFilterPolicyChangeAnnouncesItsWorkspaces(t *testing.T) {
 
 	h.must(200, "PATCH", "/api/v1/web-filter-policies/strict", obj{"default_allow": false}, nil)
 	h.must(200, "PATCH", "/api/v1/web-filter-policies/strict", obj{"name": "tight"}, nil)
-	if n := h.relayOnce(); n != 3 {
-		t.Fatalf("relay published %d events, want 3", n)
+	if n := h.relayOnce(); n != 4 {
+		t.Fatalf("relay published %d events, want 4", n)
 	}
 	for i, want := range []events.ConfigChanged{
 		{Kind: "workspace", Op: "updated", ID: uses.str("id"), Name: "uses"},
 		{Kind: "web_filter_policy", Op: "updated", ID: policy.str("id"), Name: "strict"},
+		{Kind: "workspace", Op: "updated", ID: uses.str("id"), Name: "uses"},
 		{Kind: "web_filter_policy", Op: "updated", ID: policy.str("id"), Name: "tight"},
 	} {
 		msg := nextEvent(t, c)
