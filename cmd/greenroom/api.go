@@ -152,16 +152,18 @@ func (c *apiClient) show(ctx context.Context, path string, query url.Values, asJ
 
 // apiSession is a session as the API lists it.
 type apiSession struct {
-	ID              string     `json:"id"`
-	RequestID       *string    `json:"request_id"`
-	User            *string    `json:"user"`
-	Workspace       string     `json:"workspace"`
-	Zone            string     `json:"zone"`
-	Agent           *string    `json:"agent"`
-	Server          *string    `json:"server"`
-	ContainerID     string     `json:"container_id"`
-	URL             string     `json:"url"`
-	Origin          string     `json:"origin"`
+	ID          string  `json:"id"`
+	RequestID   *string `json:"request_id"`
+	User        *string `json:"user"`
+	Workspace   string  `json:"workspace"`
+	Zone        string  `json:"zone"`
+	Agent       *string `json:"agent"`
+	Server      *string `json:"server"`
+	ContainerID string  `json:"container_id"`
+	URL         string  `json:"url"`
+	Origin      string  `json:"origin"`
+	// OnDemandReason says why it was made on demand (null when staged).
+	OnDemandReason  *string    `json:"on_demand_reason"`
 	Status          string     `json:"status"`
 	StagingConfigID *string    `json:"staging_config_id"`
 	FailureReason   string     `json:"failure_reason"`

@@ -48,7 +48,7 @@ Needs the admin token (GREENROOM_ADMIN_TOKEN, --admin-token, or the
 				return err
 			}
 			var list struct {
-				Items []listedSession `json:"items"`
+				Items []apiSession `json:"items"`
 			}
 			return api.show(cmd.Context(), "/api/v1/sessions", q, o.JSON, cmd.OutOrStdout(), &list, func() {
 				printSessions(cmd.OutOrStdout(), list.Items, time.Now())
@@ -100,14 +100,7 @@ func (o sessionsOptions) query(ctx context.Context, api *apiClient) (url.Values,
 	return q, nil
 }
 
-// listedSession is a session as the list shows it: with why it was made
-// on demand (null for a staged one).
-type listedSession struct {
-	apiSession
-	OnDemandReason *string `json:"on_demand_reason"`
-}
-
-func printSessions(out io.Writer, items []listedSession, now time.Time) {
+func printSessions(out io.Writer, items []apiSession, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tUSER\tWORKSPACE\tZONE\tSTATUS\tORIGIN\tON-DEMAND REASON\tAGENT/SERVER\tURL\tAGE")
 	for _, s := range items {
