@@ -250,6 +250,38 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a session ends at its group's time limit: container removed, capacity freed", func(t *testing.T) {
+		g.create("/api/v1/groups", map[string]any{"name": "short", "priority": 1, "session_time_limit": "2s"})
+		g.create("/api/v1/users", map[string]any{"username": "frank", "groups": []string{"everyone", "short"}})
+		s, _ := g.session(t, "frank", "demo-none", "zone-a")
+		if s["expires_at"] == nil {
+			t.Fatalf("a session with a time limit shows no expires_at: %v", s)
+		}
+		id := s["id"].(string)
+		apptest.Eventually(t, 30*time.Second, "frank's session destroyed", func() bool {
+			_, now := g.call(http.MethodGet, "/api/v1/sessions/"+id, nil)
+			return now["status"] == "destroyed"
+		})
+		expired := g.rec.Find(events.TypeSessionExpired, "")
+		found := false
+		for _, ev := range expired {
+			var d events.SessionExpired
+			if err := ev.Event.DecodeData(&d); err == nil && d.SessionID == id && d.Reason == events.ExpiredTimeLimit {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no session.expired with reason time_limit for %s", id)
+		}
+		if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=greenroom.session="+id).Output(); strings.TrimSpace(string(out)) != "" {
+			t.Errorf("the container of the ended session is still there: %s", out)
+		}
+		var live int
+		if err := g.env.DB.Get(&live, `SELECT count(*) FROM sessions WHERE id = $1 AND status NOT IN ('destroyed', 'failed')`, id); err != nil || live != 0 {
+			t.Errorf("the ended session still holds its agent's capacity (%d live, %v)", live, err)
+		}
+	})
+
 	t.Run("a duplicate request_id yields one session", func(t *testing.T) {
 		first, _ := g.session(t, "alice", "demo", "zone-a", "order-42")
 		again, _ := g.session(t, "alice", "demo", "zone-a", "order-42")
