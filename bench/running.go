@@ -40,6 +40,8 @@ var runningScenarios = map[string]string{
 	"refill": "",
 	"settings": "it writes persistent profiles and volume mappings into a temporary directory of this machine, " +
 		"which is the agent's only in a private environment",
+	"roll": "it changes a workspace's image, which rolls every staged container of it, and tags a second " +
+		"image on this machine's engine, which is the agent's only in a private environment",
 	"footprint": "",
 	"assign": "it seeds thousands of staged rows without containers, far more than a real pool holds, " +
 		"with the provisioner stopped",
