@@ -181,8 +181,9 @@ const (
 // ExpiryReasons lists every Expired* constant.
 var ExpiryReasons = []string{ExpiredStaged, ExpiredProvisioning, ExpiredAssigning, ExpiredTimeLimit, ExpiredKeepalive}
 
-// SessionKeepalive says a running session is in use (the gateway sees its
-// traffic, or a client called POST /api/v1/sessions/{id}/keepalive): its
+// SessionKeepalive says a running session is in use (a client called POST
+// /api/v1/sessions/{id}/keepalive, or an internal service — the gateway,
+// once there is one — saw its traffic): its
 // keepalive deadline moves to the event's time plus the session's
 // keepalive_expiration. Consumed by the expiry service; replaying it never
 // shortens a deadline.
