@@ -57,26 +57,12 @@ func (s *Sweeper) endRunningSessions(ctx context.Context, now time.Time,
 		}
 		full = len(due) == s.cfg.BatchSize
 		for _, d := range due {
-			_, err := sessions.Transition(ctx, tx, d.ID, sessions.Running, sessions.Destroying, sessions.Change{})
-			if errors.Is(err, sessions.ErrStale) {
-				continue // destroyed meanwhile; cannot happen under our lock
-			}
+			ok, err := s.announceExpired(ctx, tx, d, sessions.Running, reason, now)
 			if err != nil {
 				return fmt.Errorf("error ending running session %s (%s): %w", d.ID, reason, err)
 			}
-			// Its destroying timer runs on this sweeper's clock, as for an
-			// expired staged session.
-			if _, err := touchDestroying(ctx, tx, d.ID, now); err != nil {
-				return err
-			}
-			if _, err := outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionExpired, events.TypeSessionExpired,
-				events.SessionExpired{
-					SessionID:       d.ID,
-					RequestID:       d.RequestID.String,
-					StagingConfigID: d.StagingConfigID.String,
-					Reason:          reason,
-				}, d.RequestID.String); err != nil {
-				return err
+			if !ok {
+				continue // destroyed meanwhile; cannot happen under our lock
 			}
 			s.log.Info("running session ended",
 				zap.String("session_id", d.ID), zap.String("request_id", d.RequestID.String),
@@ -90,4 +76,26 @@ func (s *Sweeper) endRunningSessions(ctx context.Context, now time.Time,
 		return 0, false, err
 	}
 	return changed, full, nil
+}
+
+// announceExpired moves due session d from `from` to destroying and emits
+// greenroom.session.expired with reason, in tx; the provisioner removes
+// the container. Its destroying timer (retryStuckDestroying) runs on this
+// sweeper's clock, so it starts at now, not at PostgreSQL's now(). false
+// when d left `from` meanwhile.
+func (s *Sweeper) announceExpired(ctx context.Context, tx *sqlx.Tx, d dueSession, from sessions.Status, reason string, now time.Time) (bool, error) {
+	_, err := sessions.Transition(ctx, tx, d.ID, from, sessions.Destroying, sessions.Change{})
+	if errors.Is(err, sessions.ErrStale) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := touchDestroying(ctx, tx, d.ID, now); err != nil {
+		return false, err
+	}
+	_, err = outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionExpired, events.TypeSessionExpired,
+		events.SessionExpired{SessionID: d.ID, RequestID: d.RequestID.String, StagingConfigID: d.StagingConfigID.String, Reason: reason},
+		d.RequestID.String)
+	return err == nil, err
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,8 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/db"
-	"github.com/greenroom-dev/greenroom/libs/events"
-	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 )
 
@@ -34,26 +31,12 @@ func (s *Sweeper) expireStagedSessions(ctx context.Context, now time.Time) (chan
 		}
 		full = len(due) == s.cfg.BatchSize
 		for _, d := range due {
-			_, err := sessions.Transition(ctx, tx, d.ID, sessions.Staged, sessions.Destroying, sessions.Change{})
-			if errors.Is(err, sessions.ErrStale) {
-				continue // claimed or destroyed meanwhile; see failStuckProvisioning
-			}
+			ok, err := s.announceExpired(ctx, tx, d, sessions.Staged, reasonStagedExpired, now)
 			if err != nil {
 				return fmt.Errorf("error expiring staged session %s: %w", d.ID, err)
 			}
-			// Its destroying timer (retryStuckDestroying) runs on this
-			// sweeper's clock, so it starts at now, not at PostgreSQL's now().
-			if _, err := touchDestroying(ctx, tx, d.ID, now); err != nil {
-				return err
-			}
-			if _, err := outbox.Emit(ctx, tx, s.cfg.Source, events.TypeSessionExpired, events.TypeSessionExpired,
-				events.SessionExpired{
-					SessionID:       d.ID,
-					RequestID:       d.RequestID.String,
-					StagingConfigID: d.StagingConfigID.String,
-					Reason:          reasonStagedExpired,
-				}, d.RequestID.String); err != nil {
-				return err
+			if !ok {
+				continue // claimed or destroyed meanwhile; see failStuckProvisioning
 			}
 			s.log.Info("staged session expired",
 				zap.String("session_id", d.ID), zap.String("staging_config_id", d.StagingConfigID.String),
