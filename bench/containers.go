@@ -45,27 +45,16 @@ func containerScenarios(quick, staged, refill, settings bool) error {
 		return err
 	}
 	defer nc.Close()
-	cl, err := client.New(nc, client.WithSource("greenroom/bench"))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	h, err := newHops(nc)
 	if err != nil {
 		return err
 	}
 	defer h.close()
-	request := func(ws string) (time.Duration, client.Session, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		id := uuid.NewString()
-		h.send(id)
-		start := time.Now()
-		s, err := cl.Request(ctx, client.Request{RequestID: id, User: e.User, Workspace: e.name(ws), Zone: e.Zone})
-		took := time.Since(start)
-		e.madeSession(s.SessionID)
-		return took, s, err
+	request, closeClient, err := e.busRequester(nc, h.send)
+	if err != nil {
+		return err
 	}
+	defer closeClient()
 	if staged {
 		if err := stagedVsOnDemand(e, samples, request, h); err != nil {
 			return err
@@ -85,6 +74,29 @@ func containerScenarios(quick, staged, refill, settings bool) error {
 }
 
 type requestFunc func(ws string) (time.Duration, client.Session, error)
+
+// busRequester returns a requestFunc asking for sessions of the bench user
+// over the bus, as an internal service does (libs/client), and what closes
+// its client; sent, when set, is told each request id before it goes.
+func (e *env) busRequester(nc *nats.Conn, sent func(id string)) (requestFunc, func(), error) {
+	cl, err := client.New(nc, client.WithSource("greenroom/bench"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(ws string) (time.Duration, client.Session, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		id := uuid.NewString()
+		if sent != nil {
+			sent(id)
+		}
+		start := time.Now()
+		s, err := cl.Request(ctx, client.Request{RequestID: id, User: e.User, Workspace: e.name(ws), Zone: e.Zone})
+		took := time.Since(start)
+		e.madeSession(s.SessionID)
+		return took, s, err
+	}, cl.Close, nil
+}
 
 func stagedVsOnDemand(e *env, samples int, request requestFunc, h *hops) error {
 	dc, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
