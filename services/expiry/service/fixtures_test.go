@@ -236,3 +236,34 @@ func mustRunOnce(t *testing.T, s *service.Sweeper) service.SweepResult {
 	}
 	return res
 }
+
+// raceSweepers starts replicas sweepers on clock c at the same instant,
+// each running one pass, and returns them with what each did.
+func (w *world) raceSweepers(c *clock, replicas int, cfg service.SweeperConfig) ([]*service.Sweeper, []service.SweepResult) {
+	w.t.Helper()
+	sweepers := make([]*service.Sweeper, replicas)
+	for i := range sweepers {
+		sweepers[i] = w.sweeper(c, cfg)
+	}
+	results := make([]service.SweepResult, replicas)
+	errs := make([]error, replicas)
+	var ready, wg sync.WaitGroup
+	ready.Add(replicas)
+	start := make(chan struct{})
+	for i, sw := range sweepers {
+		wg.Go(func() {
+			ready.Done()
+			<-start
+			results[i], errs[i] = sw.RunOnce(context.Background())
+		})
+	}
+	ready.Wait()
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			w.t.Fatalf("sweeper %d: %v", i, err)
+		}
+	}
+	return sweepers, results
+}

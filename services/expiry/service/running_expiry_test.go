@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -142,34 +141,10 @@ func TestRacingSweepersEndEachRunningSessionOnce(t *testing.T) {
 		s = w.running(fmt.Sprintf("req-idle-%d", i), sessions.Limits{TimeLimit: 3 * time.Hour, KeepaliveExpiration: time.Minute})
 		reason[s.ID] = events.ExpiredKeepalive
 	}
-	c := newClock(time.Now().Add(time.Hour))
-	const replicas = 3
-	sweepers := make([]*service.Sweeper, replicas)
-	for i := range sweepers {
-		sweepers[i] = w.sweeper(c, service.SweeperConfig{BatchSize: 3})
-	}
-	results := make([]service.SweepResult, replicas)
-	errs := make([]error, replicas)
-	var ready, wg sync.WaitGroup
-	ready.Add(replicas)
-	start := make(chan struct{})
-	for i, sw := range sweepers {
-		wg.Go(func() {
-			ready.Done()
-			<-start
-			results[i], errs[i] = sw.RunOnce(context.Background())
-		})
-	}
-	ready.Wait()
-	close(start)
-	wg.Wait()
-
+	sweepers, results := w.raceSweepers(newClock(time.Now().Add(time.Hour)), 3, service.SweeperConfig{BatchSize: 3})
 	var total service.SweepResult
-	for i := range replicas {
-		if errs[i] != nil {
-			t.Fatalf("sweeper %d: %v", i, errs[i])
-		}
-		total = total.Add(results[i])
+	for _, r := range results {
+		total = total.Add(r)
 	}
 	if total != (service.SweepResult{TimeLimitReached: perKind, KeepaliveMissed: perKind}) {
 		t.Fatalf("sweepers fired %+v between them (each: %+v), want %d of each", total, results, perKind)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -256,35 +255,11 @@ func TestRacingSweepersFireEachSessionOnce(t *testing.T) {
 		stale[w.staged(&past).ID] = true
 	}
 
-	c := newClock(time.Now().Add(time.Hour))
-	const replicas = 3
-	sweepers := make([]*service.Sweeper, replicas)
-	for i := range sweepers {
-		sweepers[i] = w.sweeper(c, service.SweeperConfig{BatchSize: 4})
-	}
-	results := make([]service.SweepResult, replicas)
-	errs := make([]error, replicas)
-	var ready, wg sync.WaitGroup
-	ready.Add(replicas)
-	start := make(chan struct{})
-	for i, sw := range sweepers {
-		wg.Go(func() {
-			ready.Done()
-			<-start
-			results[i], errs[i] = sw.RunOnce(context.Background())
-		})
-	}
-	ready.Wait()
-	close(start)
-	wg.Wait()
-
+	sweepers, results := w.raceSweepers(newClock(time.Now().Add(time.Hour)), 3, service.SweeperConfig{BatchSize: 4})
 	var total service.SweepResult
-	for i := range replicas {
-		if errs[i] != nil {
-			t.Fatalf("sweeper %d: %v", i, errs[i])
-		}
-		total.ProvisioningTimedOut += results[i].ProvisioningTimedOut
-		total.StagedExpired += results[i].StagedExpired
+	for _, r := range results {
+		total.ProvisioningTimedOut += r.ProvisioningTimedOut
+		total.StagedExpired += r.StagedExpired
 	}
 	if total != (service.SweepResult{ProvisioningTimedOut: perKind, StagedExpired: perKind}) {
 		t.Fatalf("sweepers fired %+v between them (each: %+v), want %d of each", total, results, perKind)
