@@ -208,10 +208,13 @@ func TestPoolRollsToANewImageUnderLoad(t *testing.T) {
 	if err := e.docker.ImageTag(e.ctx, demoImage, newImage); err != nil {
 		t.Fatal(err)
 	}
-	// Registered after newEnv: runs before its containers are removed;
-	// untagging leaves them, and the image, alone.
+	// Registered after newEnv, so it runs before its containers are
+	// removed: the engine refuses to untag a reference a container was
+	// made from unless forced, and forcing only removes this tag (the
+	// image keeps demoImage, and the containers keep running until the
+	// env removes them).
 	t.Cleanup(func() {
-		if _, err := e.docker.ImageRemove(context.Background(), newImage, image.RemoveOptions{}); err != nil {
+		if _, err := e.docker.ImageRemove(context.Background(), newImage, image.RemoveOptions{Force: true}); err != nil {
 			t.Errorf("removing the tag %s: %v", newImage, err)
 		}
 	})
