@@ -189,3 +189,27 @@ func TestExecConfigIsCheckedAsItIsRun(t *testing.T) {
 		}
 	}
 }
+
+func TestAssignHookIsChecked(t *testing.T) {
+	h, ok, errs := ParseAssignHook([]byte(`{"path": "/.greenroom/assign"}`))
+	if !ok || len(errs) > 0 || h.Path != "/.greenroom/assign" || h.Timeout != AssignHookTimeoutDefault {
+		t.Fatalf("%+v %v %v", h, ok, errs)
+	}
+	if _, ok, _ := ParseAssignHook([]byte(`null`)); ok {
+		t.Fatal("null is no hook")
+	}
+	for in, want := range map[string]string{
+		`{"timeout": "5s"}`:                    "path",
+		`{"path": "relative"}`:                 "path",
+		`{"path": "/a/../b"}`:                  "path",
+		`{"path": "/a?x=1"}`:                   "path",
+		`{"path": "/a", "timeout": "forever"}`: "timeout",
+		`{"path": "/a", "timeout": "2m"}`:      "timeout",
+		`{"path": "/a", "timeout": "-1s"}`:     "timeout",
+		`{"path": "/a", "retries": 3}`:         "retries",
+	} {
+		if _, _, errs := ParseAssignHook([]byte(in)); !slices.Contains(fields(errs), want) {
+			t.Errorf("%s: errors %v, want one on %q", in, errs, want)
+		}
+	}
+}

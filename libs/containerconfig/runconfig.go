@@ -348,12 +348,12 @@ func checkCapability(s string) string {
 // ReservedEnv reports whether name is one of the variables Greenroom sets
 // itself to tell a container its session: GREENROOM_SESSION_ID,
 // GREENROOM_USER, GREENROOM_USER_ID and GREENROOM_USER_<KEY>, the
-// GREENROOM_ALLOW_* permissions and domains, GREENROOM_UPSTREAM_AUTH_ADDRESS
-// and GREENROOM_WEB_FILTER. No run_config may set them, so that no
+// GREENROOM_ALLOW_* permissions and domains, GREENROOM_UPSTREAM_AUTH_ADDRESS,
+// GREENROOM_WEB_FILTER and GREENROOM_ASSIGN_SECRET. No run_config may set them, so that no
 // workspace or group can make a container misreport who it is for.
 func ReservedEnv(name string) bool {
 	switch name {
-	case "GREENROOM_SESSION_ID", "GREENROOM_USER", EnvWebFilter, "GREENROOM_UPSTREAM_AUTH_ADDRESS":
+	case "GREENROOM_SESSION_ID", "GREENROOM_USER", EnvWebFilter, "GREENROOM_UPSTREAM_AUTH_ADDRESS", EnvAssignSecret:
 		return true
 	}
 	return strings.HasPrefix(name, UserEnvPrefix) || strings.HasPrefix(name, "GREENROOM_ALLOW_")

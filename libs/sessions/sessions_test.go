@@ -2,6 +2,7 @@ package sessions_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -191,5 +192,18 @@ func TestClaimMatchesThePermissionsTheContainerStartedWith(t *testing.T) {
 	got, err := sessions.ClaimStaged(ctx, conn, c, user, "req-old", old)
 	if err != nil || got.ID != s.ID || got.ExpiresAt.Valid {
 		t.Fatalf("claim with the container's permissions: %+v %v (expires_at must be cleared)", got, err)
+	}
+}
+
+func TestAssignSecretNeverPrints(t *testing.T) {
+	s := sessions.Session{ID: "s", AssignSecret: "hunter2"}
+	b, _ := json.Marshal(s)
+	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s), string(b)} {
+		if strings.Contains(out, "hunter2") {
+			t.Fatalf("the secret leaks: %s", out)
+		}
+	}
+	if s.AssignSecret.Reveal() != "hunter2" {
+		t.Fatal("Reveal must return the secret")
 	}
 }

@@ -56,7 +56,23 @@ type Session struct {
 	TimeLimitAt   sql.NullTime `db:"time_limit_at"`
 	KeepaliveAt   sql.NullTime `db:"keepalive_at"`
 	FirstLaunchAt sql.NullTime `db:"first_launch_at"`
+	// AssignSecret is the staged container's own secret, the bearer token
+	// of its assign hook; "" until the provisioner makes the container.
+	AssignSecret Secret `db:"assign_secret"`
 }
+
+// Secret is a value that must never reach a log, an event or the API: it
+// prints and marshals as "[redacted]". Reveal returns it.
+type Secret string
+
+// Reveal is the secret itself, for the one place that sends it.
+func (s Secret) Reveal() string { return string(s) }
+
+func (s Secret) String() string   { return "[redacted]" }
+func (s Secret) GoString() string { return "[redacted]" }
+
+// MarshalJSON keeps the secret out of any JSON a Session is written in.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
 
 // Limits are how long a running session may last: TimeLimit from when it
 // starts running, KeepaliveExpiration from its last keepalive (or its
@@ -105,7 +121,7 @@ func columnsOf(t string) string {
 	cols := []string{"id", "request_id", "workspace_id", "zone_id", "agent_id", "server_id", "staging_config_id", "user_id",
 		"container_id", "host_port", "url", "origin", "status", "permissions", "cores", "memory_mb", "failure_reason",
 		"created_at", "updated_at", "staged_at", "assigned_at", "running_at", "expires_at", "destroyed_at",
-		"on_demand_reason", "revision", "time_limit_at", "keepalive_at", "first_launch_at"}
+		"on_demand_reason", "revision", "time_limit_at", "keepalive_at", "first_launch_at", "assign_secret"}
 	for i, c := range cols {
 		cols[i] = t + c
 	}
@@ -252,6 +268,7 @@ type Change struct {
 	FailureReason *string
 	ExpiresAt     *time.Time
 	FirstLaunchAt *time.Time
+	AssignSecret  *Secret
 }
 
 // apply calls set for each column the change assigns.
@@ -270,6 +287,7 @@ func (ch Change) apply(set func(col string, v any)) {
 		{"failure_reason", ch.FailureReason != nil, func() any { return *ch.FailureReason }},
 		{"expires_at", ch.ExpiresAt != nil, func() any { return *ch.ExpiresAt }},
 		{"first_launch_at", ch.FirstLaunchAt != nil, func() any { return *ch.FirstLaunchAt }},
+		{"assign_secret", ch.AssignSecret != nil, func() any { return ch.AssignSecret.Reveal() }},
 	} {
 		if c.ok {
 			set(c.col, c.v())
