@@ -9,7 +9,7 @@ import (
 
 const workspaceSelect = `SELECT w.id, w.name, w.image, w.cores, w.memory_mb, w.enabled,
 	w.include_labels, w.exclude_labels, w.home_directory, w.persistent_profile_path, w.volume_mappings,
-	w.docker_exec_config, w.run_config, w.port, w.readiness_path,
+	w.docker_exec_config, w.run_config, w.assign_hook, w.port, w.readiness_path,
 	w.web_filter_policy_id, wf.name AS web_filter_policy,
 	w.server_pool_id, p.name AS server_pool, w.revision, w.created_at, w.updated_at
 	FROM workspaces w
@@ -50,11 +50,11 @@ func InsertWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain
 	_, err := q.ExecContext(ctx, `INSERT INTO workspaces
 		(id, name, image, cores, memory_mb, enabled, include_labels, exclude_labels, persistent_profile_path,
 		 volume_mappings, docker_exec_config, run_config, port, readiness_path, server_pool_id,
-		 home_directory, web_filter_policy_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		 home_directory, web_filter_policy_id, assign_hook)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		w.ID, w.Name, w.Image, w.Cores, w.MemoryMB, w.Enabled, w.IncludeLabels, w.ExcludeLabels, w.PersistentProfilePath,
 		w.VolumeMappings, w.DockerExecConfig, w.RunConfig, w.Port, w.ReadinessPath, w.ServerPoolID,
-		w.HomeDirectory, w.WebFilterPolicyID)
+		w.HomeDirectory, w.WebFilterPolicyID, w.AssignHook)
 	if err != nil {
 		return domain.Workspace{}, fmt.Errorf("inserting workspace %q: %w", w.Name, err)
 	}
@@ -69,11 +69,12 @@ func UpdateWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain
 		SET name = $2, image = $3, cores = $4, memory_mb = $5, enabled = $6, include_labels = $7,
 			exclude_labels = $8, persistent_profile_path = $9, volume_mappings = $10,
 			docker_exec_config = $11, run_config = $12, port = $13, readiness_path = $14,
-			server_pool_id = $15, home_directory = $16, web_filter_policy_id = $17, updated_at = now()
+			server_pool_id = $15, home_directory = $16, web_filter_policy_id = $17, assign_hook = $18,
+			updated_at = now()
 		WHERE id = $1`,
 		w.ID, w.Name, w.Image, w.Cores, w.MemoryMB, w.Enabled, w.IncludeLabels, w.ExcludeLabels, w.PersistentProfilePath,
 		w.VolumeMappings, w.DockerExecConfig, w.RunConfig, w.Port, w.ReadinessPath, w.ServerPoolID,
-		w.HomeDirectory, w.WebFilterPolicyID)
+		w.HomeDirectory, w.WebFilterPolicyID, w.AssignHook)
 	if err != nil {
 		return domain.Workspace{}, err
 	}

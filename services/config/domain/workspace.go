@@ -22,28 +22,29 @@ const (
 // database's: it goes up with every field that shapes its containers, so
 // staged containers of an older revision are replaced.
 type Workspace struct {
-	ID                    string     `db:"id" json:"id"`
-	Name                  string     `db:"name" json:"name"`
-	Image                 string     `db:"image" json:"image"`
-	Cores                 float64    `db:"cores" json:"cores"`
-	MemoryMB              int32      `db:"memory_mb" json:"memory_mb"`
-	Enabled               bool       `db:"enabled" json:"enabled"`
-	IncludeLabels         Labels     `db:"include_labels" json:"include_labels"`
-	ExcludeLabels         Labels     `db:"exclude_labels" json:"exclude_labels"`
-	HomeDirectory         string     `db:"home_directory" json:"home_directory"`
-	PersistentProfilePath string     `db:"persistent_profile_path" json:"persistent_profile_path"`
-	VolumeMappings        JSONObject `db:"volume_mappings" json:"volume_mappings"`
-	DockerExecConfig      JSONObject `db:"docker_exec_config" json:"docker_exec_config"`
-	RunConfig             JSONObject `db:"run_config" json:"run_config"`
-	Port                  int        `db:"port" json:"port"`
-	ReadinessPath         string     `db:"readiness_path" json:"readiness_path"`
-	WebFilterPolicyID     *string    `db:"web_filter_policy_id" json:"-"`
-	WebFilterPolicy       *string    `db:"web_filter_policy" json:"web_filter_policy"`
-	ServerPoolID          *string    `db:"server_pool_id" json:"-"`
-	ServerPool            *string    `db:"server_pool" json:"server_pool"`
-	Revision              int64      `db:"revision" json:"revision"`
-	CreatedAt             time.Time  `db:"created_at" json:"created_at"`
-	UpdatedAt             time.Time  `db:"updated_at" json:"updated_at"`
+	ID                    string      `db:"id" json:"id"`
+	Name                  string      `db:"name" json:"name"`
+	Image                 string      `db:"image" json:"image"`
+	Cores                 float64     `db:"cores" json:"cores"`
+	MemoryMB              int32       `db:"memory_mb" json:"memory_mb"`
+	Enabled               bool        `db:"enabled" json:"enabled"`
+	IncludeLabels         Labels      `db:"include_labels" json:"include_labels"`
+	ExcludeLabels         Labels      `db:"exclude_labels" json:"exclude_labels"`
+	HomeDirectory         string      `db:"home_directory" json:"home_directory"`
+	PersistentProfilePath string      `db:"persistent_profile_path" json:"persistent_profile_path"`
+	VolumeMappings        JSONObject  `db:"volume_mappings" json:"volume_mappings"`
+	DockerExecConfig      JSONObject  `db:"docker_exec_config" json:"docker_exec_config"`
+	RunConfig             JSONObject  `db:"run_config" json:"run_config"`
+	AssignHook            *JSONObject `db:"assign_hook" json:"assign_hook"`
+	Port                  int         `db:"port" json:"port"`
+	ReadinessPath         string      `db:"readiness_path" json:"readiness_path"`
+	WebFilterPolicyID     *string     `db:"web_filter_policy_id" json:"-"`
+	WebFilterPolicy       *string     `db:"web_filter_policy" json:"web_filter_policy"`
+	ServerPoolID          *string     `db:"server_pool_id" json:"-"`
+	ServerPool            *string     `db:"server_pool" json:"server_pool"`
+	Revision              int64       `db:"revision" json:"revision"`
+	CreatedAt             time.Time   `db:"created_at" json:"created_at"`
+	UpdatedAt             time.Time   `db:"updated_at" json:"updated_at"`
 }
 
 // Validate lists the problems only the whole workspace shows, once a body
@@ -58,8 +59,8 @@ func (w Workspace) Validate() FieldErrors {
 }
 
 // WorkspaceUpdate is the body of PATCH /api/v1/workspaces/{name}; object
-// fields are replaced as a whole, and null clears the server pool and the
-// web filter policy.
+// fields are replaced as a whole, and null clears the server pool, the
+// web filter policy and the assign hook.
 type WorkspaceUpdate struct {
 	Name                  Optional[string]                     `json:"name"`
 	Image                 Optional[string]                     `json:"image"`
@@ -73,6 +74,7 @@ type WorkspaceUpdate struct {
 	VolumeMappings        Optional[map[string]json.RawMessage] `json:"volume_mappings"`
 	DockerExecConfig      Optional[map[string]json.RawMessage] `json:"docker_exec_config"`
 	RunConfig             Optional[map[string]json.RawMessage] `json:"run_config"`
+	AssignHook            Optional[map[string]json.RawMessage] `json:"assign_hook"`
 	Port                  Optional[int]                        `json:"port"`
 	ReadinessPath         Optional[string]                     `json:"readiness_path"`
 	WebFilterPolicy       Optional[string]                     `json:"web_filter_policy"`
@@ -145,6 +147,10 @@ func validateWorkspace(in WorkspaceUpdate, name, image presence) FieldErrors {
 		_, problems := containerconfig.ParseRunConfig(objectOf(in.RunConfig.Value))
 		addSettingErrors(&errs, "run_config", problems)
 	}
+	if present(&errs, "assign_hook", in.AssignHook, nullable) {
+		_, _, problems := containerconfig.ParseAssignHook(objectOf(in.AssignHook.Value))
+		addSettingErrors(&errs, "assign_hook", problems)
+	}
 	checkRange(&errs, "port", in.Port, optional, 1, 65535)
 	checkPresent(&errs, "readiness_path", in.ReadinessPath, optional)
 	checkNonEmpty(&errs, "web_filter_policy", in.WebFilterPolicy, nullable)
@@ -177,6 +183,9 @@ func (in WorkspaceUpdate) Apply(w *Workspace) {
 	if in.RunConfig.Has() {
 		w.RunConfig = objectOf(in.RunConfig.Value)
 	}
+	if in.AssignHook.Set {
+		w.AssignHook = assignHookOf(in.AssignHook)
+	}
 	setIfPresent(&w.Port, in.Port)
 	setIfPresent(&w.ReadinessPath, in.ReadinessPath)
 	if in.WebFilterPolicy.Set {
@@ -201,4 +210,15 @@ func checkDockerExecConfig(errs *FieldErrors, field string, m map[string]json.Ra
 	}
 	_, problems := containerconfig.ParseExecConfig(objectOf(m))
 	addSettingErrors(errs, field, problems)
+}
+
+// assignHookOf is the assign_hook to store for a body's: the object as
+// written (its timeout too, so an absent one is the default, 5s, when the
+// provisioner reads it), or nil (NULL) for null, which is none.
+func assignHookOf(o Optional[map[string]json.RawMessage]) *JSONObject {
+	if !o.Has() {
+		return nil
+	}
+	hook := objectOf(o.Value)
+	return &hook
 }
