@@ -83,6 +83,10 @@ type SessionContainer struct {
 	UserEnv map[string]string
 	// WebFilter is the policy handed to the container, or nil.
 	WebFilter *containerconfig.WebFilter
+	// AssignSecret is a staged container's own secret, the bearer token
+	// of its assign hook's request (GREENROOM_ASSIGN_SECRET); "" for an
+	// on-demand one, which is never assigned.
+	AssignSecret string
 	// DockerEndpoint decides the address the port is published on.
 	DockerEndpoint string
 	// ExtraLabels are added to the container's labels (operators' own
@@ -181,6 +185,9 @@ func BuildContainerSpec(s SessionContainer) ContainerSpec {
 	}
 	if s.WebFilter != nil {
 		env[containerconfig.EnvWebFilter] = s.WebFilter.JSON()
+	}
+	if s.AssignSecret != "" {
+		env[containerconfig.EnvAssignSecret] = s.AssignSecret
 	}
 
 	spec := ContainerSpec{

@@ -199,3 +199,16 @@ func (s *Store) MarkFirstLaunched(ctx context.Context, sc *SessionContext, in se
 	sc.Session = updated
 	return nil
 }
+
+// SetAssignSecret stores the secret of the container about to be made for
+// a session still provisioning, before the container exists: a redelivery
+// that finds the container reuses it with the same secret.
+// sessions.ErrStale when the session left provisioning.
+func (s *Store) SetAssignSecret(ctx context.Context, sc *SessionContext, secret sessions.Secret) error {
+	updated, err := sessions.Update(ctx, s.db, sc.Session.ID, sessions.Provisioning, sessions.Change{AssignSecret: &secret})
+	if err != nil {
+		return err
+	}
+	sc.Session = updated
+	return nil
+}

@@ -57,6 +57,9 @@ type Workspace struct {
 	// Revision is the workspace's revision (bumped with every change of
 	// what shapes its containers).
 	Revision int64 `db:"revision"`
+	// AssignHook is the workspace's assign_hook (libs/containerconfig),
+	// or nil.
+	AssignHook []byte `db:"assign_hook"`
 	// ServerPoolID is set for a workspace whose sessions go to the fixed
 	// servers of a server pool instead of containers.
 	ServerPoolID sql.NullString `db:"server_pool_id"`
@@ -136,7 +139,8 @@ func completeContext(ctx context.Context, q sessions.Queryer, sc *SessionContext
 	s := sc.Session
 	if err := q.GetContext(ctx, &sc.Workspace, `SELECT id, name, image, enabled, cores, memory_mb,
 		include_labels, exclude_labels, docker_exec_config, run_config, port, readiness_path, server_pool_id,
-		home_directory, persistent_profile_path, volume_mappings, revision, `+webFilterJSON("web_filter_policy_id")+` AS web_filter
+		home_directory, persistent_profile_path, volume_mappings, revision, assign_hook,
+		`+webFilterJSON("web_filter_policy_id")+` AS web_filter
 		FROM workspaces WHERE id = $1`, s.WorkspaceID); err != nil {
 		return fmt.Errorf("loading workspace of session %s: %w", s.ID, err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
@@ -52,7 +53,20 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 	if err != nil {
 		return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("workspace %s: %v", sc.Workspace.Name, err)), log)
 	}
-	if spec, ok := domain.RenderAssign(execCfg, domain.Tokens{Username: sc.Username, UserID: userID, Workspace: sc.Workspace.Name, SessionID: sc.Session.ID}); ok {
+	tokens := domain.Tokens{Username: sc.Username, UserID: userID, Workspace: sc.Workspace.Name, SessionID: sc.Session.ID}
+	hook, hooked, errs := containerconfig.ParseAssignHook(sc.Workspace.AssignHook)
+	if len(errs) > 0 {
+		return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("workspace %s: assign_hook: %v", sc.Workspace.Name, errs)), log)
+	}
+	if hooked {
+		// The hook replaces the exec: one HTTP request on a kept-alive
+		// connection instead of a process spawned through the engine.
+		took, failure := p.callAssignHook(ctx, sc, hook, execCfg, tokens)
+		if failure != nil {
+			return p.failAssign(ctx, sc, *failure, log)
+		}
+		log = log.With(zap.Duration("assign_hook", took))
+	} else if spec, ok := domain.RenderAssign(execCfg, tokens); ok {
 		eng, err := p.engines.For(sc.Agent.DockerEndpoint)
 		if err != nil {
 			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("agent %s: %v", sc.Agent.Name, err)), log)

@@ -19,6 +19,9 @@ type Metrics struct {
 	ReadinessSeconds prometheus.Histogram
 	// AssignExecSeconds is the assign command of a claimed staged session.
 	AssignExecSeconds prometheus.Histogram
+	// AssignHookSeconds is the assign hook's request, for a workspace that
+	// has one.
+	AssignHookSeconds prometheus.Histogram
 	// Failures counts sessions failed, by reason.
 	Failures *prometheus.CounterVec
 	// ContainerGone counts sessions failed as container_gone, by the status
@@ -53,6 +56,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of the assign command run in a claimed staged session.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
+		AssignHookSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "greenroom_provisioner_assign_hook_seconds",
+			Help:    "Duration of the assign hook's HTTP request to a claimed staged session's container.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		}),
 		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_provisioner_session_failures_total",
 			Help: "Sessions failed by the provisioner, by reason.",
@@ -62,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sessions failed because their container was missing or no longer running, by the status they were in (staged, assigning, running).",
 		}, []string{"status"}),
 	}
-	reg.MustRegister(m.ContainersCreated, m.ContainersRemoved, m.CreateSeconds, m.ReadinessSeconds, m.AssignExecSeconds, m.Failures, m.ContainerGone)
+	reg.MustRegister(m.ContainersCreated, m.ContainersRemoved, m.CreateSeconds, m.ReadinessSeconds, m.AssignExecSeconds, m.AssignHookSeconds, m.Failures, m.ContainerGone)
 	return m
 }
 

@@ -2,6 +2,8 @@ package command
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -173,6 +175,21 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 	if err := applySettings(&c, sc, user); err != nil {
 		return docker.Container{}, fmt.Errorf("%w: %v", errSettings, err)
 	}
+	if sc.Session.Origin == sessions.OriginStaged {
+		// The container's own secret for its assign hook, stored before
+		// the container exists so that a redelivery reusing the container
+		// knows it.
+		if sc.Session.AssignSecret == "" {
+			secret, err := newSecret()
+			if err != nil {
+				return docker.Container{}, err
+			}
+			if err := p.store.SetAssignSecret(ctx, &sc, secret); err != nil {
+				return docker.Container{}, err
+			}
+		}
+		c.AssignSecret = sc.Session.AssignSecret.Reveal()
+	}
 	spec := domain.BuildContainerSpec(c)
 	id, err := eng.Create(ctx, spec)
 	if cerrdefs.IsNotFound(err) {
@@ -190,6 +207,15 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 		return docker.Container{}, err
 	}
 	return eng.Inspect(ctx, id)
+}
+
+// newSecret is 32 random bytes, hex: a staged container's assign secret.
+func newSecret() (sessions.Secret, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("making an assign secret: %w", err)
+	}
+	return sessions.Secret(hex.EncodeToString(b)), nil
 }
 
 // errSettings: the workspace's or the group's settings cannot be applied

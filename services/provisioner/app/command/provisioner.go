@@ -8,6 +8,7 @@ package command
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"time"
 	"unicode"
@@ -52,6 +53,8 @@ type Provisioner struct {
 	log     *zap.Logger
 	pools   PoolTrigger
 	now     func() time.Time
+	// hooks calls assign hooks, keeping connections alive.
+	hooks *http.Client
 }
 
 // New returns a Provisioner. pools is told whenever a staging pool lost or
@@ -66,7 +69,8 @@ func New(cfg Config, store *postgres.Store, engines *docker.Engines, prober *pro
 	if pools == nil {
 		pools = func(string) {}
 	}
-	return &Provisioner{cfg: cfg, store: store, engines: engines, prober: prober, metrics: metrics, log: log, pools: pools, now: time.Now}
+	return &Provisioner{cfg: cfg, store: store, engines: engines, prober: prober, metrics: metrics, log: log, pools: pools,
+		now: time.Now, hooks: newHookClient()}
 }
 
 // poolChanged triggers the reconcile of sc's staging config, if it has one.
