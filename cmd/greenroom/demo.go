@@ -93,6 +93,15 @@ func demoConfiguration(o demoOptions) []demoObject {
 			"port":              8080,
 			"readiness_path":    "/healthz",
 			"web_filter_policy": demoPolicy,
+			// The image answers the HTTP assign hook (checking the
+			// container's GREENROOM_ASSIGN_SECRET) and also has the exec
+			// "assign" below. With both declared the hook runs and the
+			// exec is skipped; the exec stays for workspaces and tests
+			// that declare only it.
+			"assign_hook": map[string]any{
+				"path":    "/.greenroom/assign",
+				"timeout": "5s",
+			},
 			"docker_exec_config": map[string]any{
 				"assign": map[string]any{
 					"cmd": []string{"/demo-workspace", "assign"},
@@ -134,8 +143,10 @@ func newDemoLoadCommand(g *globalOptions) *cobra.Command {
   policy        demo-safe-browsing: web filter policy allowing all but two domains
   workspace     demo: --image, 0.25 cores, 128 MB, port 8080, readiness /healthz,
                 web filter policy demo-safe-browsing,
-                assign exec "/demo-workspace assign" (the user is passed in
-                GREENROOM_USER)
+                assign hook POST /.greenroom/assign (timeout 5s) and assign
+                exec "/demo-workspace assign" (the user is passed in
+                GREENROOM_USER); with both declared the hook runs and the
+                exec is skipped
   group         everyone (priority 100), permissions left at their defaults
   users         alice, bob in everyone
   staging config zone-a/demo: --staged sessions, expiring after 1 hour,

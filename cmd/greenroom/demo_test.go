@@ -52,6 +52,11 @@ func TestDemoLoadCreatesTheDemoConfigurationOnce(t *testing.T) {
 	if string(assign) != `{"assign":{"cmd":["/demo-workspace","assign"],"user":"0"}}` {
 		t.Errorf("docker_exec_config = %s", assign)
 	}
+	// The hook runs and the exec is skipped when both are declared.
+	hook, _ := json.Marshal(ws["assign_hook"])
+	if string(hook) != `{"path":"/.greenroom/assign","timeout":"5s"}` {
+		t.Errorf("assign_hook = %s", hook)
+	}
 	group := byName("/api/v1/groups", "name", "everyone")
 	sc := byName("/api/v1/staging-configs", "zone", "zone-a")
 	if sc["workspace"] != "demo" || sc["desired_sessions"] != 3.0 || sc["expiration_hours"] != 1.0 {
@@ -82,6 +87,19 @@ func TestDemoLoadCreatesTheDemoConfigurationOnce(t *testing.T) {
 	out, errOut, code = runCLI(t, api.env(), "demo", "load")
 	if code != exitOK || !strings.Contains(out, "demo configuration loaded: 0 created, 10 already present") {
 		t.Errorf("second load: exit %d, %s\n%s", code, errOut, out)
+	}
+}
+
+func TestDemoLoadHelpSaysTheHookRunsAndTheExecIsSkipped(t *testing.T) {
+	out, errOut, code := runCLI(t, nil, "demo", "load", "--help")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{"assign hook POST /.greenroom/assign (timeout 5s)", "the hook runs and the exec is skipped"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("demo load --help lacks %q:\n%s", want, out)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 // the container sees, for the tests of the settings Greenroom applies (a
 // persistent profile, volume mappings, SSH keys, the first_launch exec).
 // The image is FROM scratch: there is no shell or cat to do it with.
+// runEnv never prints the assign hook's secret, only that it is set.
 func runFile(args []string, stdout io.Writer) error {
 	if len(args) < 2 {
 		return usageError{"usage: file read PATH | file write PATH TEXT | file append PATH TEXT | file stat PATH"}
@@ -63,6 +64,9 @@ func runEnv(environ []string, stdout io.Writer) error {
 	var lines []string
 	for _, kv := range environ {
 		if strings.HasPrefix(kv, "GREENROOM_") || strings.HasPrefix(kv, "HOME=") {
+			if k, v, _ := strings.Cut(kv, "="); k == "GREENROOM_ASSIGN_SECRET" && v != "" {
+				kv = k + "=(set, not shown)"
+			}
 			lines = append(lines, kv)
 		}
 	}

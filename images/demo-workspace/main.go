@@ -1,9 +1,11 @@
 // Command demo-workspace is the container image Greenroom stages in its demo
 // and end-to-end tests. It stands in for "an image with a lengthy run-time
 // initialisation routine": the server only opens its port after a configurable
-// delay, so the provisioner's readiness probe has something real to wait for,
-// and the "assign" subcommand is the Docker exec hook that hands a staged
-// session to a user, which the page then shows.
+// delay, so the provisioner's readiness probe has something real to wait for.
+// A staged session is handed to a user either by the HTTP assign hook
+// (POST /.greenroom/assign, authenticated by GREENROOM_ASSIGN_SECRET) or by
+// the "assign" subcommand run as the Docker exec hook; the page then shows
+// the user.
 //
 // The binary is static and the image is FROM scratch, so it must not rely on a
 // shell, /tmp, or any file that the image does not create itself.
@@ -31,7 +33,15 @@ Usage:
   demo-workspace env                           print the GREENROOM_* environment, uid and host name
   demo-workspace help                          show this help
 
-serve answers GET / (HTML page), GET /healthz ("ok") and GET /api/state (JSON).
+serve answers GET / (HTML page), GET /healthz ("ok"), GET /api/state (JSON) and
+POST /.greenroom/assign, the HTTP assign hook: with "Authorization: Bearer
+$GREENROOM_ASSIGN_SECRET" and a JSON body {"session_id", "user", "user_id",
+"permissions", "environment"} (at most 64 KiB, unknown fields ignored) it
+records the user as assign does and answers 200 {"assigned": true}. Otherwise:
+404 when GREENROOM_ASSIGN_SECRET is not set (the hook is off), 401 for a
+missing or wrong bearer token, 400 for a body that is not JSON or has no user,
+409 when session_id is not this container's GREENROOM_SESSION_ID, 413 for a
+body over 64 KiB.
 
 Environment:
   PORT                       port to listen on (default 8080)
@@ -44,6 +54,9 @@ Environment:
   GREENROOM_USER_ID          user id, likewise
   GREENROOM_WEB_FILTER       the web filter policy (JSON), shown on the page; enforcing
                              it is the image's job (this demo only shows it)
+  GREENROOM_ASSIGN_SECRET    bearer token of the HTTP assign hook, set by Greenroom per
+                             container; unset turns the hook off. Read once at start,
+                             never logged (env prints only that it is set)
 `
 
 // Exit codes.

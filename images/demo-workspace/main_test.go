@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -341,4 +342,265 @@ func TestFileAndEnvSubcommands(t *testing.T) {
 	if code := run(context.Background(), []string{"env"}, envMap(nil), &out, &errOut); code != 0 || !strings.Contains(out.String(), "uid=") {
 		t.Fatalf("env: exit %d %q", code, out.String())
 	}
+}
+
+// postAssign sends the HTTP assign hook's request; auth is the whole
+// Authorization header ("" for none).
+func postAssign(t *testing.T, h http.Handler, auth, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/.greenroom/assign", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+const hookSecret = "s3cret-0123456789abcdef"
+
+// hookHandler is a staged container of session sess-1 with the hook on
+// (secret non-empty) or off.
+func hookHandler(t *testing.T, secret string) (http.Handler, string) {
+	t.Helper()
+	statePath := filepath.Join(t.TempDir(), "var", "lib", "greenroom-demo", "state.json")
+	cfg, err := configFromEnv(envMap(map[string]string{
+		"GREENROOM_DEMO_STATE": statePath, "GREENROOM_SESSION_ID": "sess-1",
+		"GREENROOM_ASSIGN_SECRET": secret,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHandler(cfg), statePath
+}
+
+const aliceAssignment = `{"session_id":"sess-1","user":"alice","user_id":"u-42",` +
+	`"permissions":{"allow_audio":true,"allow_uploads":false},"environment":{"LANG":"en"},"future_field":[1]}`
+
+func TestAssignHookAssignsWithTheRightSecret(t *testing.T) {
+	t.Parallel()
+	h, statePath := hookHandler(t, hookSecret)
+	if body := get(t, h, "/").Body.String(); !strings.Contains(body, "unassigned") {
+		t.Fatalf("page before the hook:\n%s", body)
+	}
+
+	rec := postAssign(t, h, "Bearer "+hookSecret, aliceAssignment)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("POST /.greenroom/assign = %d %q, want 200", rec.Code, rec.Body)
+	}
+	var answer map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || answer["assigned"] != true || len(answer) != 1 {
+		t.Errorf("answer %q (%v), want {\"assigned\": true}", rec.Body, err)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+
+	body := get(t, h, "/").Body.String()
+	if !strings.Contains(body, "Assigned to alice (user id u-42)") || strings.Contains(body, "unassigned") {
+		t.Errorf("page after the hook does not show alice:\n%s", body)
+	}
+	var st state
+	if err := json.Unmarshal(get(t, h, "/api/state").Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.User != "alice" || st.UserID != "u-42" || st.SessionID != "sess-1" || st.AssignedAt == nil || st.FromCreation {
+		t.Errorf("/api/state after the hook = %+v", st)
+	}
+	// Recorded exactly as the exec assign records it.
+	onDisk, err := readState(statePath)
+	if err != nil || onDisk.User != "alice" || onDisk.UserID != "u-42" || onDisk.SessionID != "sess-1" || onDisk.AssignedAt == nil {
+		t.Errorf("state file %+v (%v)", onDisk, err)
+	}
+
+	// The scheme is case-insensitive; a body without session_id is
+	// accepted (the container's own id is recorded).
+	if rec := postAssign(t, h, "bearer "+hookSecret, `{"user":"bob"}`); rec.Code != http.StatusOK {
+		t.Errorf("lower-case scheme, no session_id: %d %q", rec.Code, rec.Body)
+	}
+	if st, _ := readState(statePath); st.User != "bob" || st.SessionID != "sess-1" {
+		t.Errorf("state after the second assignment %+v", st)
+	}
+}
+
+func TestAssignHookRefusesAMissingOrWrongBearer(t *testing.T) {
+	t.Parallel()
+	h, statePath := hookHandler(t, hookSecret)
+	for name, auth := range map[string]string{
+		"no header":       "",
+		"no token":        "Bearer ",
+		"wrong token":     "Bearer not-the-secret",
+		"prefix":          "Bearer " + hookSecret[:len(hookSecret)-1],
+		"longer":          "Bearer " + hookSecret + "x",
+		"basic scheme":    "Basic " + hookSecret,
+		"token alone":     hookSecret,
+		"other container": "Bearer other-" + hookSecret,
+	} {
+		rec := postAssign(t, h, auth, aliceAssignment)
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s: status %d %q, want 401", name, rec.Code, rec.Body)
+		}
+		if got := rec.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
+			t.Errorf("%s: WWW-Authenticate %q, want Bearer", name, got)
+		}
+		if strings.Contains(rec.Body.String(), hookSecret) {
+			t.Errorf("%s: the answer echoes the secret: %q", name, rec.Body)
+		}
+	}
+	if _, err := os.Stat(statePath); !os.IsNotExist(err) {
+		t.Errorf("a refused hook wrote the state file (stat: %v)", err)
+	}
+	if body := get(t, h, "/").Body.String(); strings.Contains(body, "Assigned to") {
+		t.Errorf("a refused hook assigned the session:\n%s", body)
+	}
+}
+
+func TestAssignHookIsOffWithoutASecret(t *testing.T) {
+	t.Parallel()
+	h, statePath := hookHandler(t, "")
+	for _, auth := range []string{"", "Bearer ", "Bearer anything"} {
+		rec := postAssign(t, h, auth, aliceAssignment)
+		if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "GREENROOM_ASSIGN_SECRET is not set") {
+			t.Errorf("auth %q: %d %q, want 404 saying the hook is off", auth, rec.Code, rec.Body)
+		}
+	}
+	if _, err := os.Stat(statePath); !os.IsNotExist(err) {
+		t.Errorf("the hook is off but wrote the state file (stat: %v)", err)
+	}
+}
+
+func TestAssignHookRefusesBadBodies(t *testing.T) {
+	t.Parallel()
+	h, statePath := hookHandler(t, hookSecret)
+	for _, tt := range []struct {
+		name, body string
+		want       int
+	}{
+		{"no user", `{"session_id":"sess-1","user_id":"u-1","permissions":{},"environment":{}}`, http.StatusBadRequest},
+		{"empty user", `{"user":""}`, http.StatusBadRequest},
+		{"empty body", ``, http.StatusBadRequest},
+		{"not JSON", `user=alice`, http.StatusBadRequest},
+		{"user not a string", `{"user":7}`, http.StatusBadRequest},
+		{"two values", `{"user":"alice"} {"user":"mallory"}`, http.StatusBadRequest},
+		{"too large", `{"user":"alice","environment":{"X":"` + strings.Repeat("x", maxAssignBody) + `"}}`, http.StatusRequestEntityTooLarge},
+		{"another session", `{"session_id":"sess-2","user":"mallory"}`, http.StatusConflict},
+	} {
+		rec := postAssign(t, h, "Bearer "+hookSecret, tt.body)
+		if rec.Code != tt.want {
+			t.Errorf("%s: status %d %q, want %d", tt.name, rec.Code, rec.Body, tt.want)
+		}
+		var answer struct {
+			Assigned bool   `json:"assigned"`
+			Error    string `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || answer.Assigned || answer.Error == "" {
+			t.Errorf("%s: answer %q (%v), want assigned false and an error", tt.name, rec.Body, err)
+		}
+	}
+	if _, err := os.Stat(statePath); !os.IsNotExist(err) {
+		t.Errorf("a refused body wrote the state file (stat: %v)", err)
+	}
+}
+
+func TestAssignHookWithoutAContainerSessionIDAcceptsAny(t *testing.T) {
+	t.Parallel()
+	statePath := filepath.Join(t.TempDir(), "state.json")
+	h := newHandler(serverConfig{statePath: statePath, assignSecret: hookSecret})
+	if rec := postAssign(t, h, "Bearer "+hookSecret, `{"session_id":"sess-9","user":"carol"}`); rec.Code != http.StatusOK {
+		t.Fatalf("status %d %q", rec.Code, rec.Body)
+	}
+	if st, _ := readState(statePath); st.User != "carol" || st.SessionID != "" {
+		t.Errorf("state %+v: the container's own (empty) session id is recorded", st)
+	}
+}
+
+func TestAssignHookOnlyAnswersPOST(t *testing.T) {
+	t.Parallel()
+	h, _ := hookHandler(t, hookSecret)
+	if rec := get(t, h, "/.greenroom/assign"); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /.greenroom/assign = %d, want 405", rec.Code)
+	}
+}
+
+// TestAssignHookOverTheRealServer posts through serve's own HTTP server,
+// twice on one kept-alive connection as the provisioner does, and checks
+// that nothing it logs names the secret.
+func TestAssignHookOverTheRealServer(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs bytes.Buffer
+	logger := log.New(&lockedWriter{w: &logs}, "", 0)
+	cfg := serverConfig{addr: "127.0.0.1:0", statePath: filepath.Join(t.TempDir(), "s.json"), sessionID: "live", assignSecret: hookSecret}
+	done := make(chan error, 1)
+	listened := make(chan net.Addr, 1)
+	go func() { done <- serve(ctx, cfg, logger, func(a net.Addr) { listened <- a }) }()
+	var addr net.Addr
+	select {
+	case addr = <-listened:
+	case err := <-done:
+		t.Fatalf("serve returned before listening: %v", err)
+	}
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, user := range []string{"alice", "bob"} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/.greenroom/assign",
+			strings.NewReader(`{"session_id":"live","user":"`+user+`"}`))
+		req.Header.Set("Authorization", "Bearer "+hookSecret)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"assigned": true}` {
+			t.Errorf("%s: %d %q", user, resp.StatusCode, body)
+		}
+	}
+	if st, _ := readState(cfg.statePath); st.User != "bob" {
+		t.Errorf("state %+v", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve after cancel: %v", err)
+	}
+	if strings.Contains(logs.String(), hookSecret) || strings.Contains(logs.String(), "Authorization") {
+		t.Errorf("the log names the secret:\n%s", logs.String())
+	}
+}
+
+func TestEnvDoesNotPrintTheAssignSecret(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := runEnv([]string{"GREENROOM_ASSIGN_SECRET=" + hookSecret, "GREENROOM_SESSION_ID=s1", "PATH=/"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), hookSecret) || !strings.Contains(out.String(), "GREENROOM_ASSIGN_SECRET=(set, not shown)\n") ||
+		!strings.Contains(out.String(), "GREENROOM_SESSION_ID=s1\n") {
+		t.Errorf("env printed:\n%s", out.String())
+	}
+}
+
+func TestUsageNamesTheAssignHook(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	run(context.Background(), []string{"help"}, envMap(nil), &stdout, &stderr)
+	for _, want := range []string{"POST /.greenroom/assign", "GREENROOM_ASSIGN_SECRET", "401", "404", "409"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("usage lacks %q", want)
+		}
+	}
+}
+
+// lockedWriter serialises writes: serve logs from more than one goroutine.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

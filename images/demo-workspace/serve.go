@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -26,6 +29,9 @@ type serverConfig struct {
 	user, userID string
 	// webFilter is the web filter policy, JSON; empty for none.
 	webFilter string
+	// assignSecret is the bearer token of the HTTP assign hook
+	// (GREENROOM_ASSIGN_SECRET); empty turns the hook off. Never logged.
+	assignSecret string
 }
 
 // configFromEnv reads the server configuration; a malformed delay is an
@@ -44,6 +50,9 @@ func configFromEnv(getenv func(string) string) (serverConfig, error) {
 		user:      getenv("GREENROOM_USER"),
 		userID:    getenv("GREENROOM_USER_ID"),
 		webFilter: getenv("GREENROOM_WEB_FILTER"),
+		// Read once: the variable stays in the environment (docker exec
+		// inherits it), but the server never looks it up again.
+		assignSecret: getenv("GREENROOM_ASSIGN_SECRET"),
 	}, nil
 }
 
@@ -121,8 +130,9 @@ func serve(ctx context.Context, cfg serverConfig, logger *log.Logger, onListen f
 	return err
 }
 
-// newHandler serves the page, the health check and the state API. The state
-// file is read on every request because assign runs in another process.
+// newHandler serves the page, the health check, the state API and the HTTP
+// assign hook. The state file is read on every request because the exec
+// "assign" runs in another process.
 func newHandler(cfg serverConfig) http.Handler {
 	var filter *webFilter
 	if cfg.webFilter != "" {
@@ -171,7 +181,104 @@ func newHandler(cfg serverConfig) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st)
 	})
+	mux.Handle("POST "+assignHookPath, newAssignHook(cfg))
 	return mux
+}
+
+// assignHookPath is where the HTTP assign hook listens: the path the demo
+// workspace's assign_hook names.
+const assignHookPath = "/.greenroom/assign"
+
+// maxAssignBody bounds the assign hook's request body.
+const maxAssignBody = 64 << 10
+
+// assignRequest is the body Greenroom POSTs to the assign hook. Permissions
+// and environment are accepted but not used by the demo; unknown fields are
+// ignored so that Greenroom may add some.
+type assignRequest struct {
+	SessionID   string          `json:"session_id"`
+	User        string          `json:"user"`
+	UserID      string          `json:"user_id"`
+	Permissions json.RawMessage `json:"permissions"`
+	Environment json.RawMessage `json:"environment"`
+}
+
+// newAssignHook is the HTTP assign hook, POST /.greenroom/assign: Greenroom
+// hands the staged container to a user by posting the assignment with
+// "Authorization: Bearer $GREENROOM_ASSIGN_SECRET". It records exactly what
+// the exec "assign" subcommand records and answers at once; the only I/O is
+// the state file. Neither the secret nor the Authorization header is ever
+// logged or echoed.
+func newAssignHook(cfg serverConfig) http.Handler {
+	// The secret's digest, so that the comparison takes the same time
+	// whatever the length of the token presented.
+	want := sha256.Sum256([]byte(cfg.assignSecret))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cfg.assignSecret == "" {
+			hookAnswer(w, http.StatusNotFound, "the assign hook is off: GREENROOM_ASSIGN_SECRET is not set in the container's environment")
+			return
+		}
+		token, ok := bearerToken(r.Header.Get("Authorization"))
+		got := sha256.Sum256([]byte(token))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			hookAnswer(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+
+		var req assignRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAssignBody))
+		err := dec.Decode(&req)
+		if err == nil && dec.Decode(new(json.RawMessage)) != io.EOF {
+			err = errors.New("more than one JSON value")
+		}
+		if err != nil {
+			if errors.As(err, new(*http.MaxBytesError)) {
+				hookAnswer(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxAssignBody))
+				return
+			}
+			hookAnswer(w, http.StatusBadRequest, "body is not a JSON assignment: "+err.Error())
+			return
+		}
+		if req.User == "" {
+			hookAnswer(w, http.StatusBadRequest, `no "user" in the assignment`)
+			return
+		}
+		if req.SessionID != "" && cfg.sessionID != "" && req.SessionID != cfg.sessionID {
+			hookAnswer(w, http.StatusConflict, fmt.Sprintf("this container belongs to session %q, not %q", cfg.sessionID, req.SessionID))
+			return
+		}
+		if _, err := recordAssignment(cfg.statePath, cfg.sessionID, req.User, req.UserID); err != nil {
+			log.Printf("assign hook: %v", err)
+			hookAnswer(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, `{"assigned": true}`+"\n")
+	})
+}
+
+// bearerToken returns the token of an "Authorization: Bearer TOKEN" header
+// (the scheme is case-insensitive).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// hookAnswer writes an assign hook failure as {"assigned": false, "error": msg}.
+func hookAnswer(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(struct {
+		Assigned bool   `json:"assigned"`
+		Error    string `json:"error"`
+	}{false, msg})
 }
 
 // pageTemplate is html/template so a user name can never inject markup.
