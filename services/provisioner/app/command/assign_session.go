@@ -58,7 +58,10 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 	if len(errs) > 0 {
 		return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("workspace %s: assign_hook: %v", sc.Workspace.Name, errs)), log)
 	}
-	if hooked {
+	// A container made before Greenroom gave containers a secret (before
+	// migration 00005) cannot check the hook's request: it gets the exec,
+	// until its pool's roll replaces it.
+	if hooked && sc.Session.AssignSecret != "" {
 		// The hook replaces the exec: one HTTP request on a kept-alive
 		// connection instead of a process spawned through the engine.
 		took, failure := p.callAssignHook(ctx, sc, hook, execCfg, tokens)
