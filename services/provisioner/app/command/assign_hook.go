@@ -107,17 +107,8 @@ func (p *Provisioner) containerState(ctx context.Context, sc postgres.SessionCon
 	if err != nil {
 		return "", false
 	}
-	c, err := eng.Inspect(ctx, sc.Session.ContainerID)
-	var sighting domain.ContainerSighting
-	switch {
-	case errors.Is(err, docker.ErrNotFound):
-	case err != nil:
-		return "", false
-	default:
-		sighting = domain.ContainerSighting{Listed: true, State: c.State, ExitCode: c.ExitCode}
-	}
-	v := domain.JudgeContainer(sighting)
-	return v.Seen, v.Gone
+	seen, gone, _ := judgeContainerOf(ctx, eng, sc.Session.ContainerID) // not answering: not gone
+	return seen, gone
 }
 
 // permissionMap is the seven permissions by their field names.

@@ -120,23 +120,35 @@ func assignFailed(detail string) postgres.Failure {
 // container no longer exists or no longer runs, and what was seen. Only
 // then is it worth an inspect, for the exit code.
 func containerGone(ctx context.Context, eng *docker.Engine, id string, execErr error) (string, bool) {
-	var sighting domain.ContainerSighting
 	switch {
 	case errors.Is(execErr, docker.ErrNotFound):
+		v := domain.JudgeContainer(domain.ContainerSighting{})
+		return v.Seen, v.Gone
 	case errors.Is(execErr, docker.ErrNotRunning):
-		c, err := eng.Inspect(ctx, id)
-		switch {
-		case errors.Is(err, docker.ErrNotFound):
-		case err != nil:
+		seen, gone, err := judgeContainerOf(ctx, eng, id)
+		if err != nil {
 			return "not running", true
-		default:
-			sighting = domain.ContainerSighting{Listed: true, State: c.State, ExitCode: c.ExitCode}
 		}
+		return seen, gone
+	}
+	return "", false
+}
+
+// judgeContainerOf inspects container id and says, as the container audit
+// would, whether it is gone (missing, or no longer running) and what was
+// seen; err when the engine did not answer.
+func judgeContainerOf(ctx context.Context, eng *docker.Engine, id string) (string, bool, error) {
+	var sighting domain.ContainerSighting
+	c, err := eng.Inspect(ctx, id)
+	switch {
+	case errors.Is(err, docker.ErrNotFound):
+	case err != nil:
+		return "", false, err
 	default:
-		return "", false
+		sighting = domain.ContainerSighting{Listed: true, State: c.State, ExitCode: c.ExitCode}
 	}
 	v := domain.JudgeContainer(sighting)
-	return v.Seen, v.Gone
+	return v.Seen, v.Gone, nil
 }
 
 // failAssign fails a session whose assignment failed (f.Reason is
