@@ -64,10 +64,12 @@ func ParseAssignHook(raw []byte) (AssignHook, bool, Errors) {
 
 // AssignRequest is the body of the assign hook's POST.
 type AssignRequest struct {
-	SessionID   string            `json:"session_id"`
-	User        string            `json:"user"`
-	UserID      string            `json:"user_id"`
-	Permissions map[string]bool   `json:"permissions"`
+	SessionID string `json:"session_id"`
+	User      string `json:"user"`
+	UserID    string `json:"user_id"`
+	// Permissions are the seven allow_* the container was started with,
+	// as the session stores them.
+	Permissions json.RawMessage   `json:"permissions"`
 	Environment map[string]string `json:"environment"`
 }
 

@@ -46,12 +46,8 @@ func newHookClient() *http.Client {
 // is never logged, and no failure detail quotes the request.
 func (p *Provisioner) callAssignHook(ctx context.Context, sc postgres.SessionContext, hook containerconfig.AssignHook,
 	execCfg domain.ExecConfig, t domain.Tokens) (time.Duration, *postgres.Failure) {
-	perms, err := sc.Session.Permissions()
-	if err != nil {
-		return 0, ptrTo(assignFailed(fmt.Sprintf("permissions of session %s: %v", sc.Session.ID, err)))
-	}
 	body := containerconfig.AssignRequest{SessionID: sc.Session.ID, User: t.Username, UserID: t.UserID,
-		Permissions: permissionMap(perms)}
+		Permissions: sc.Session.PermissionsJSON}
 	if execCfg.Assign != nil {
 		body.Environment = execCfg.Assign.Render(t, nil).Environment
 	}
@@ -109,15 +105,6 @@ func (p *Provisioner) containerState(ctx context.Context, sc postgres.SessionCon
 	}
 	seen, gone, _ := judgeContainerOf(ctx, eng, sc.Session.ContainerID) // not answering: not gone
 	return seen, gone
-}
-
-// permissionMap is the seven permissions by their field names.
-func permissionMap(p events.Permissions) map[string]bool {
-	return map[string]bool{
-		"allow_audio": p.AllowAudio, "allow_clipboard_down": p.AllowClipboardDown, "allow_clipboard_up": p.AllowClipboardUp,
-		"allow_downloads": p.AllowDownloads, "allow_microphone": p.AllowMicrophone, "allow_uploads": p.AllowUploads,
-		"allow_gamepad": p.AllowGamepad,
-	}
 }
 
 func ptrTo[T any](v T) *T { return &v }
