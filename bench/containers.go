@@ -157,6 +157,7 @@ func stagedVsOnDemand(e *env, samples int, request requestFunc, h *hops) error {
 		return err
 	}
 	var hookLat []time.Duration
+	var hookIDs, hookSessions []string
 	var stagedLat, onDemand []time.Duration
 	var stagedIDs, stagedSessions []string
 	for i := 0; i < samples && !interrupted(); i++ {
@@ -199,6 +200,8 @@ func stagedVsOnDemand(e *env, samples int, request requestFunc, h *hops) error {
 			return fmt.Errorf("expected a staged session of demo-hook, got %s", s.Origin)
 		}
 		hookLat = append(hookLat, d)
+		hookIDs = append(hookIDs, s.RequestID)
+		hookSessions = append(hookSessions, s.SessionID)
 	}
 	if _, err := e.waitStaged(scID, 2, 90*time.Second); err != nil {
 		return err
@@ -240,6 +243,7 @@ func stagedVsOnDemand(e *env, samples int, request requestFunc, h *hops) error {
 			ms(quantile(p, 0.5)), "ms", ms(be.p(0.5)), ms(quantile(p, 0.5))/ms(be.p(0.5)), "", nil)
 		add(stagedScenarioName, "staged p50 of which ready written → received"+m, ms(quantile(d, 0.5)), "ms", 0, 0, "", nil)
 	}
+	hookHops(stagedScenarioName, "staged (http hook)", h.fineSplit(hookIDs), e.execs, hookSessions)
 	if e.execs != nil {
 		if x := e.execs.durations(stagedSessions); len(x) > 0 {
 			add(stagedScenarioName, fmt.Sprintf("staged: the assign exec as the provisioner timed it, p50 (n=%d)", len(x)),
@@ -387,4 +391,31 @@ func poolRefill(e *env, size int, request requestFunc) error {
 	add(refillScenarioName, fmt.Sprintf("burst of %d: served staged", size), float64(staged), "sessions", 0, 0, fmt.Sprintf("= %d", size), ptr(staged == size))
 	add(refillScenarioName, fmt.Sprintf("back to %d after the burst", size), back.Seconds(), "s", 0, 0, "", nil)
 	return nil
+}
+
+// hookHops reports where the time of the hook path's requests goes, hop by
+// hop, p50 each: the assigner's claim, the relay of session.assigned to the
+// bus, the provisioner (its consumer's delivery, loading the session, the
+// hook, the transaction up to session.ready written) and the delivery of
+// session.ready to the requester (the commit, the relay, the bus).
+func hookHops(scenario, what string, f hopSplit, execs *execLog, sessionIDs []string) {
+	if len(f.assign) == 0 {
+		return
+	}
+	m := fmt.Sprintf(" (n=%d)", len(f.assign))
+	row := func(hop string, d []time.Duration) {
+		if len(d) > 0 {
+			add(scenario, what+" p50 of which "+hop+m, ms(quantile(d, 0.5)), "ms", 0, 0, "", nil)
+		}
+	}
+	row("request → assigned written (assigner)", f.assign)
+	row("assigned written → on the bus (commit, outbox relay, publish)", f.relay)
+	row("on the bus → ready written (provisioner)", f.handling)
+	if execs != nil {
+		row("  provisioner: load the session", execs.pick(sessionIDs, func(h handoff) time.Duration { return h.load }))
+		row("  provisioner: the hook", execs.pick(sessionIDs, func(h handoff) time.Duration { return h.hook }))
+		row("  provisioner: commit running + session.ready", execs.pick(sessionIDs, func(h handoff) time.Duration { return h.commit }))
+		row("  provisioner: whole handling", execs.pick(sessionIDs, func(h handoff) time.Duration { return h.handled }))
+	}
+	row("ready written → received (commit, outbox relay, bus)", f.delivery)
 }

@@ -23,11 +23,14 @@ type hops struct {
 	// request id → when the event was written, and when session.ready
 	// reached us.
 	assigned, ready, received map[string]time.Time
+	// request id → when session.assigned reached us: the moment it was on
+	// the bus, which the provisioner's consumer sees about as soon.
+	assignedSeen map[string]time.Time
 }
 
 func newHops(nc *nats.Conn) (*hops, error) {
 	h := &hops{sent: map[string]time.Time{}, assigned: map[string]time.Time{},
-		ready: map[string]time.Time{}, received: map[string]time.Time{}}
+		ready: map[string]time.Time{}, received: map[string]time.Time{}, assignedSeen: map[string]time.Time{}}
 	sub, err := nc.Subscribe("greenroom.session.>", func(m *nats.Msg) {
 		now := time.Now()
 		if m.Subject != events.TypeSessionAssigned && m.Subject != events.TypeSessionReady {
@@ -53,6 +56,7 @@ func newHops(nc *nats.Conn) (*hops, error) {
 		}
 		if m.Subject == events.TypeSessionAssigned {
 			h.assigned[id] = ev.Time
+			h.assignedSeen[id] = now
 			return
 		}
 		h.ready[id] = ev.Time
@@ -77,16 +81,38 @@ func (h *hops) send(id string) {
 // split returns, sorted, the three hops of the requests in ids that have
 // all their events.
 func (h *hops) split(ids []string) (assign, provision, delivery []time.Duration) {
+	f := h.fineSplit(ids)
+	return f.assign, f.provision, f.delivery
+}
+
+// hopSplit is a request's time cut at its events, each hop sorted: assign
+// (request published → session.assigned written), provision
+// (session.assigned written → session.ready written), and delivery
+// (session.ready written → received); the provision hop is further cut
+// where session.assigned was seen on the bus: relay (its commit, the
+// outbox relay, the publish) and the rest (the provisioner's consumer, its
+// handling, up to session.ready written).
+type hopSplit struct {
+	assign, provision, delivery, relay, handling []time.Duration
+}
+
+func (h *hops) fineSplit(ids []string) hopSplit {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var f hopSplit
 	for _, id := range ids {
-		s, a, r, got := h.sent[id], h.assigned[id], h.ready[id], h.received[id]
+		s, a, seen, r, got := h.sent[id], h.assigned[id], h.assignedSeen[id], h.ready[id], h.received[id]
 		if a.IsZero() || r.IsZero() || got.IsZero() {
 			continue
 		}
-		assign = append(assign, a.Sub(s))
-		provision = append(provision, r.Sub(a))
-		delivery = append(delivery, got.Sub(r))
+		f.assign = append(f.assign, a.Sub(s))
+		f.provision = append(f.provision, r.Sub(a))
+		f.delivery = append(f.delivery, got.Sub(r))
+		f.relay = append(f.relay, seen.Sub(a))
+		f.handling = append(f.handling, r.Sub(seen))
 	}
-	return sorted(assign).lat, sorted(provision).lat, sorted(delivery).lat
+	for _, d := range []*[]time.Duration{&f.assign, &f.provision, &f.delivery, &f.relay, &f.handling} {
+		*d = sorted(*d).lat
+	}
+	return f
 }

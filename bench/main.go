@@ -97,7 +97,7 @@ type Options struct {
 }
 
 // Scenarios are the names Options.Only accepts.
-var Scenarios = []string{"assign", "staged", "refill", "settings", "roll", "provision", "idle", "footprint"}
+var Scenarios = []string{"assign", "staged", "handoff", "refill", "settings", "roll", "provision", "idle", "footprint"}
 
 // Run runs the scenarios, writes the JSON report and prints the table. It
 // returns the report's path, and an error if a scenario failed (the report
@@ -158,6 +158,12 @@ func Run(o Options) (string, error) {
 		if err := containerScenarios(quick, want("staged"), want("refill"), want("settings")); err != nil {
 			note("container scenarios failed: %v", err)
 			failed = append(failed, "staged/refill")
+		}
+	}
+	if want("handoff") && !interrupted() {
+		if err := profiled(o.CPUProfile, func() error { return handoffScenario(quick) }); err != nil {
+			note("hand-off scenario failed: %v", err)
+			failed = append(failed, "handoff")
 		}
 	}
 	if want("roll") && !interrupted() {

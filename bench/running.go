@@ -43,6 +43,8 @@ var runningScenarios = map[string]string{
 	"roll": "it changes a workspace's image, which rolls every staged container of it, and tags a second " +
 		"image on this machine's engine, which is the agent's only in a private environment",
 	"footprint": "",
+	"handoff": "it starts up to 150 idle containers of its own and compares the hand-off with a bare exec " +
+		"on a quiet engine",
 	"assign": "it seeds thousands of staged rows without containers, far more than a real pool holds, " +
 		"with the provisioner stopped",
 	"provision": "it compares the provisioner with a bare Docker loop on a quiet machine and engine",

@@ -65,6 +65,6 @@ Scenarios: ` + strings.Join(bench.Scenarios, ", ") + `.`,
 	f.StringVar(&only, "only", "", "comma-separated scenarios to run; empty runs all")
 	f.BoolVar(&running, "running", false, "measure the running deployment (make up) instead of private environments")
 	f.StringVar(&runDir, "run-dir", ".run", "where the running deployment's pid files are (with --running)")
-	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the assignment scenario to this file")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the assignment or hand-off scenario to this file")
 	return cmd
 }
