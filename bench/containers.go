@@ -32,29 +32,12 @@ func containerScenarios(quick, staged, refill, settings bool) error {
 	if quick {
 		samples, poolSize = 5, 10
 	}
-	e, err := startEnv(envFull)
+	r, err := startRequesting()
 	if err != nil {
 		return err
 	}
-	defer e.close()
-	if _, _, err := e.fixture(); err != nil {
-		return err
-	}
-	nc, err := nats.Connect(e.NatsURL)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	h, err := newHops(nc)
-	if err != nil {
-		return err
-	}
-	defer h.close()
-	request, closeClient, err := e.busRequester(nc, h.send)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
+	defer r.close()
+	e, request, h := r.env, r.request, r.hops
 	if staged {
 		if err := stagedVsOnDemand(e, samples, request, h); err != nil {
 			return err
@@ -74,6 +57,55 @@ func containerScenarios(quick, staged, refill, settings bool) error {
 }
 
 type requestFunc func(ws string) (time.Duration, client.Session, error)
+
+// requesting is a full environment with its fixture, and a requester over
+// the bus whose requests are split at their events.
+type requesting struct {
+	env     *env
+	request requestFunc
+	hops    *hops
+	undo    []func()
+}
+
+// startRequesting starts a full environment (startEnv(envFull)), creates
+// its fixture and connects the requester; close undoes it all.
+func startRequesting() (r *requesting, err error) {
+	r = &requesting{}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	if r.env, err = startEnv(envFull); err != nil {
+		return r, err
+	}
+	r.undo = append(r.undo, r.env.close)
+	if _, _, err = r.env.fixture(); err != nil {
+		return r, err
+	}
+	nc, err := nats.Connect(r.env.NatsURL)
+	if err != nil {
+		return r, err
+	}
+	r.undo = append(r.undo, nc.Close)
+	if r.hops, err = newHops(nc); err != nil {
+		return r, err
+	}
+	r.undo = append(r.undo, r.hops.close)
+	request, closeClient, err := r.env.busRequester(nc, r.hops.send)
+	if err != nil {
+		return r, err
+	}
+	r.request = request
+	r.undo = append(r.undo, closeClient)
+	return r, nil
+}
+
+func (r *requesting) close() {
+	for i := len(r.undo) - 1; i >= 0; i-- {
+		r.undo[i]()
+	}
+}
 
 // busRequester returns a requestFunc asking for sessions of the bench user
 // over the bus, as an internal service does (libs/client), and what closes

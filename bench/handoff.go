@@ -11,8 +11,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	dockerclient "github.com/docker/docker/client"
-	"github.com/nats-io/nats.go"
-
 	"github.com/greenroom-dev/greenroom/libs/client"
 )
 
@@ -53,29 +51,12 @@ func handoffScenario(quick bool) error {
 		pool = max(pool, b.n)
 	}
 
-	e, err := startEnv(envFull)
+	r, err := startRequesting()
 	if err != nil {
 		return err
 	}
-	defer e.close()
-	if _, _, err := e.fixture(); err != nil {
-		return err
-	}
-	nc, err := nats.Connect(e.NatsURL)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	h, err := newHops(nc)
-	if err != nil {
-		return err
-	}
-	defer h.close()
-	request, closeClient, err := e.busRequester(nc, h.send)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
+	defer r.close()
+	e, request, h := r.env, r.request, r.hops
 	dc, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
 	if err != nil {
 		return err
