@@ -56,7 +56,10 @@ func readState(path string) (state, error) {
 }
 
 // writeState replaces the state file atomically: the server reads it on
-// every request and must never see a half-written file.
+// every request and must never see a half-written file. It is not synced
+// to disk: the file lives in the container's own layer, which does not
+// outlive a crash of its host (the session is destroyed with it), and an
+// fsync on the overlay was most of the assign hook's time.
 func writeState(path string, st state) (err error) {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -82,9 +85,6 @@ func writeState(path string, st state) (err error) {
 		return fmt.Errorf("write state: %w", err)
 	}
 	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	if err := f.Close(); err != nil {
