@@ -55,6 +55,8 @@ func main() {
 	settings.Duration(fs, &cfg.Provision.AssignTimeout, "GREENROOM_ASSIGN_TIMEOUT", command.AssignTimeoutDefault, "how long a workspace's assign command may run")
 	settings.Duration(fs, &cfg.Reconciler.Interval, "GREENROOM_RECONCILE_INTERVAL", staging.ReconcilerIntervalDefault, "period of the reconcile pass over every staging pool")
 	settings.Int(fs, &cfg.Reconciler.RefillConcurrency, "GREENROOM_REFILL_CONCURRENCY", staging.RefillConcurrencyDefault, "staged sessions provisioning at once, over every pool and replica")
+	settings.Duration(fs, &cfg.Reconciler.RefillQuiet, "GREENROOM_REFILL_QUIET", staging.RefillQuietDefault, "a claimed pool is refilled once its claims pause this long (a burst of hand-offs keeps the CPU)")
+	settings.Duration(fs, &cfg.Reconciler.RefillDelayMax, "GREENROOM_REFILL_DELAY_MAX", staging.RefillDelayMaxDefault, "and at the latest this long after the first claim")
 	settings.Duration(fs, &cfg.ContainerAudit.Interval, "GREENROOM_CONTAINER_AUDIT_INTERVAL", audit.ContainerAuditorIntervalDefault, "period of the pass that fails sessions whose container is gone")
 	fs.Usage = settings.Usage(fs, "greenroom-provisioner", `Creates, probes, assigns and removes session containers on the Docker agents,
 keeps every staging pool at its desired size, and fails the sessions whose

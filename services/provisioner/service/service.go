@@ -110,7 +110,7 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	metrics := command.NewMetrics(deps.Ops.Registry)
 	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry)
 	s.Provisioner = command.New(cfg.Provision, store, s.engines, probe.New(cfg.Probe),
-		metrics, deps.Log, s.Reconciler.Trigger)
+		metrics, deps.Log, command.Pools{Changed: s.Reconciler.Trigger, Claimed: s.Reconciler.Claimed})
 	if cfg.ContainerAudit.OrphanLabels == nil {
 		cfg.ContainerAudit.OrphanLabels = cfg.Provision.ExtraLabels
 	}

@@ -23,12 +23,11 @@ import (
 // no longer exists or no longer runs fails it as container_gone. A session
 // no longer assigning (redelivery, or destroyed meanwhile) is left alone.
 func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssigned) error {
-	// The claim took the session out of its pool: start its replacement
-	// once the assign is done, not on the next tick. Not before: creating
-	// and starting a container loads the engine (and the CPU) the assign
-	// exec waits on, which would delay the user's session by tens of
-	// milliseconds to refill the pool a few milliseconds sooner.
-	defer p.pools(ev.StagingConfigID)
+	// The claim took the session out of its pool: its replacement is
+	// made once the pool's claims pause (domain.ClaimBurst), never before
+	// this assign is done: creating and starting a container loads the
+	// engine and the CPU the hand-off waits on.
+	defer p.claimed(ev.StagingConfigID)
 
 	log := p.log.With(zap.String("session_id", ev.SessionID), zap.String("request_id", ev.RequestID), zap.String("user", ev.User))
 	start := p.now()

@@ -129,7 +129,7 @@ func newDestroyEnv(t *testing.T) *destroyEnv {
 	engines := docker.NewEngines()
 	t.Cleanup(engines.Close)
 	prov := command.New(command.Config{}, store, engines, probe.New(probe.Config{}),
-		command.NewMetrics(prometheus.NewRegistry()), deps.Log, nil)
+		command.NewMetrics(prometheus.NewRegistry()), deps.Log, command.Pools{})
 	consumer, err := bus.NewConsumer(e.ctx, deps.JS, deps.Validator, deps.Log, bus.Config{Source: deps.Source()}, prov, func(string) {})
 	if err != nil {
 		t.Fatal(err)

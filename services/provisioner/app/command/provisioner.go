@@ -43,6 +43,15 @@ type Config struct {
 // PoolTrigger asks for a reconcile of one staging config soon.
 type PoolTrigger func(stagingConfigID string)
 
+// Pools is told when staging pools change, so that they are refilled.
+type Pools struct {
+	// Changed: the pool lost or gained a session; reconcile it soon.
+	Changed PoolTrigger
+	// Claimed: a session was claimed from the pool; refill it once its
+	// claims pause (staging.Reconciler.Claimed).
+	Claimed PoolTrigger
+}
+
 // Provisioner carries out the provisioner's use cases.
 type Provisioner struct {
 	cfg     Config
@@ -52,25 +61,29 @@ type Provisioner struct {
 	metrics *Metrics
 	log     *zap.Logger
 	pools   PoolTrigger
+	claimed PoolTrigger
 	now     func() time.Time
 	// hooks calls assign hooks, keeping connections alive.
 	hooks *http.Client
 }
 
 // New returns a Provisioner. pools is told whenever a staging pool lost or
-// gained a session, so that it is refilled at once.
-func New(cfg Config, store *postgres.Store, engines *docker.Engines, prober *probe.Prober, metrics *Metrics, log *zap.Logger, pools PoolTrigger) *Provisioner {
+// gained a session, so that it is refilled.
+func New(cfg Config, store *postgres.Store, engines *docker.Engines, prober *probe.Prober, metrics *Metrics, log *zap.Logger, pools Pools) *Provisioner {
 	if cfg.ReadinessTimeout == 0 {
 		cfg.ReadinessTimeout = ReadinessTimeoutDefault
 	}
 	if cfg.AssignTimeout == 0 {
 		cfg.AssignTimeout = AssignTimeoutDefault
 	}
-	if pools == nil {
-		pools = func(string) {}
+	if pools.Changed == nil {
+		pools.Changed = func(string) {}
 	}
-	return &Provisioner{cfg: cfg, store: store, engines: engines, prober: prober, metrics: metrics, log: log, pools: pools,
-		now: time.Now, hooks: newHookClient()}
+	if pools.Claimed == nil {
+		pools.Claimed = pools.Changed
+	}
+	return &Provisioner{cfg: cfg, store: store, engines: engines, prober: prober, metrics: metrics, log: log,
+		pools: pools.Changed, claimed: pools.Claimed, now: time.Now, hooks: newHookClient()}
 }
 
 // poolChanged triggers the reconcile of sc's staging config, if it has one.

@@ -45,6 +45,13 @@ const (
 	// configuration change retries at once.
 	PermanentBackoffMinDefault = time.Minute
 	PermanentBackoffMaxDefault = 15 * time.Minute
+	// RefillQuietDefault and RefillDelayMaxDefault time the refill of a
+	// claimed pool (domain.ClaimBurst): it starts once the pool's claims
+	// have paused for 250 ms, and at most 2 s after the first of them, so
+	// that a burst of hand-offs does not share the agent's CPU with the
+	// creation of its replacements.
+	RefillQuietDefault    = 250 * time.Millisecond
+	RefillDelayMaxDefault = 2 * time.Second
 )
 
 // ReconcilerConfig tunes a Reconciler; zero values take the defaults.
@@ -63,6 +70,12 @@ type ReconcilerConfig struct {
 	// its own; it is retried by the periodic pass once that wait is over.
 	PermanentBackoffMin time.Duration
 	PermanentBackoffMax time.Duration
+	// RefillQuiet and RefillDelayMax time the refill of a claimed pool:
+	// once its claims paused for RefillQuiet, at most RefillDelayMax after
+	// the first. Until then the pool is passed over by triggers and the
+	// periodic pass, but not by a change of its configuration.
+	RefillQuiet    time.Duration
+	RefillDelayMax time.Duration
 }
 
 func (c *ReconcilerConfig) withDefaults() {
@@ -83,6 +96,12 @@ func (c *ReconcilerConfig) withDefaults() {
 	}
 	if c.PermanentBackoffMax == 0 {
 		c.PermanentBackoffMax = PermanentBackoffMaxDefault
+	}
+	if c.RefillQuiet == 0 {
+		c.RefillQuiet = RefillQuietDefault
+	}
+	if c.RefillDelayMax == 0 {
+		c.RefillDelayMax = RefillDelayMaxDefault
 	}
 }
 
@@ -123,12 +142,13 @@ type Reconciler struct {
 	metrics *reconcilerMetrics
 
 	mu       sync.Mutex
-	pending  map[string]bool      // configs triggered since the last pass
-	all      bool                 // a pass over every config was asked for
-	forced   map[string]bool      // configs whose configuration changed: retry now
-	forceAll bool                 // every config's configuration may have changed
-	retry    map[string]time.Time // when held-back pools may go on
-	waits    map[string]int       // passes in a row that found no room, by config
+	pending  map[string]bool              // configs triggered since the last pass
+	all      bool                         // a pass over every config was asked for
+	forced   map[string]bool              // configs whose configuration changed: retry now
+	forceAll bool                         // every config's configuration may have changed
+	retry    map[string]time.Time         // when held-back pools may go on
+	waits    map[string]int               // passes in a row that found no room, by config
+	claimed  map[string]domain.ClaimBurst // claimed pools waiting for their refill
 	wake     chan struct{}
 
 	// TestSignals fire as passes finish; tests wait on them instead of
@@ -147,7 +167,8 @@ func NewReconciler(cfg ReconcilerConfig, store *postgres.Store, log *zap.Logger,
 		},
 		store: store, log: log.Named("reconciler"), metrics: newReconcilerMetrics(reg),
 		pending: map[string]bool{}, forced: map[string]bool{}, retry: map[string]time.Time{}, waits: map[string]int{},
-		wake: make(chan struct{}, 1),
+		claimed: map[string]domain.ClaimBurst{},
+		wake:    make(chan struct{}, 1),
 	}
 }
 
@@ -163,6 +184,21 @@ func (r *Reconciler) Trigger(id string) { r.trigger(id, false) }
 // added, an agent re-enabled, a workspace re-enabled or its image fixed),
 // so such a pool tries again at once, whatever its backoff.
 func (r *Reconciler) ConfigChanged(id string) { r.trigger(id, true) }
+
+// Claimed is Trigger for a session claimed from pool id: its replacement
+// is made once the pool's claims pause (domain.ClaimBurst), not at once.
+func (r *Reconciler) Claimed(id string) {
+	if id == "" {
+		return
+	}
+	r.mu.Lock()
+	r.claimed[id] = r.claimed[id].Add(time.Now())
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
 
 func (r *Reconciler) trigger(id string, force bool) {
 	r.mu.Lock()
@@ -196,9 +232,9 @@ func (r *Reconciler) Start(ctx context.Context) {
 		case <-ticker.C:
 			r.Trigger("")
 		case <-retryTimer.C:
-			r.dueRetries()
 		case <-r.wake:
 		}
+		r.dueRetries()
 		p := r.takePending()
 		var res ReconcileResult
 		var err error
@@ -224,13 +260,28 @@ type pendingWork struct {
 	ids      []string
 	forceAll bool
 	forced   map[string]bool
+	// waiting are claimed pools whose refill is not due yet: passed over
+	// unless forced.
+	waiting map[string]bool
+}
+
+// skips says whether the pass passes over pool id.
+func (p pendingWork) skips(id string) bool {
+	return p.waiting[id] && !p.forceAll && !p.forced[id]
 }
 
 func (r *Reconciler) takePending() pendingWork {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := pendingWork{all: r.all, forceAll: r.forceAll, forced: r.forced, ids: make([]string, 0, len(r.pending))}
+	p := pendingWork{all: r.all, forceAll: r.forceAll, forced: r.forced, ids: make([]string, 0, len(r.pending)),
+		waiting: make(map[string]bool, len(r.claimed))}
+	for id := range r.claimed {
+		p.waiting[id] = true
+	}
 	for id := range r.pending {
+		if p.skips(id) {
+			continue // it is visited when its refill is due
+		}
 		p.ids = append(p.ids, id)
 	}
 	r.all, r.forceAll, r.forced = false, false, map[string]bool{}
@@ -238,12 +289,18 @@ func (r *Reconciler) takePending() pendingWork {
 	return p
 }
 
-// setRetryTimer arms t for the earliest held-back pool.
+// setRetryTimer arms t for the earliest held-back pool or claimed pool's
+// refill.
 func (r *Reconciler) setRetryTimer(t *time.Timer) {
 	r.mu.Lock()
 	next := time.Time{}
 	for _, at := range r.retry {
 		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	for _, b := range r.claimed {
+		if at := b.RefillAt(r.cfg.RefillQuiet, r.cfg.RefillDelayMax); next.IsZero() || at.Before(next) {
 			next = at
 		}
 	}
@@ -255,7 +312,8 @@ func (r *Reconciler) setRetryTimer(t *time.Timer) {
 	t.Reset(d)
 }
 
-// dueRetries moves the held-back pools whose time has come to pending.
+// dueRetries moves the held-back pools and the claimed pools whose time
+// has come to pending.
 func (r *Reconciler) dueRetries() {
 	now := time.Now()
 	r.mu.Lock()
@@ -263,6 +321,12 @@ func (r *Reconciler) dueRetries() {
 		if !at.After(now) {
 			r.pending[id] = true
 			delete(r.retry, id)
+		}
+	}
+	for id, b := range r.claimed {
+		if !b.RefillAt(r.cfg.RefillQuiet, r.cfg.RefillDelayMax).After(now) {
+			r.pending[id] = true
+			delete(r.claimed, id)
 		}
 	}
 	r.mu.Unlock()
@@ -283,6 +347,9 @@ func (r *Reconciler) runAll(ctx context.Context, p pendingWork) (ReconcileResult
 	var res ReconcileResult
 	var errs []error
 	for _, id := range ids {
+		if p.skips(id) {
+			continue
+		}
 		one, err := r.reconcile(ctx, id, p.forceAll || p.forced[id])
 		res.add(one)
 		if err != nil {
@@ -311,6 +378,7 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 	plan := out.Plan
 	r.mu.Lock()
 	delete(r.retry, id)
+	delete(r.claimed, id) // reconciled now, with whatever it lacked
 	if !plan.RetryAt.IsZero() {
 		// RetryAt is on the database's clock; the timer runs on ours.
 		r.retry[id] = time.Now().Add(plan.RetryAt.Sub(out.DBNow))

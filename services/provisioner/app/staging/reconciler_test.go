@@ -503,3 +503,52 @@ func TestReEnabledWorkspaceRefillsWithoutWaitingOutItsBackoff(t *testing.T) {
 		t.Fatalf("the workspace is enabled: the pool must refill at once, got %+v", res)
 	}
 }
+
+// TestClaimedPoolIsRefilledOnceItsClaimsPauseNotOnEachClaim: a claimed
+// pool waits for its claims to pause (domain.ClaimBurst) whatever else
+// triggers it, but a change of its configuration reconciles it at once;
+// once the pause is over it is refilled without another trigger.
+func TestClaimedPoolIsRefilledOnceItsClaimsPauseNotOnEachClaim(t *testing.T) {
+	t.Parallel()
+	run := func(t *testing.T, quiet time.Duration) (pool, *staging.Reconciler) {
+		p := newPool(t, 1)
+		r := newReconciler(p, staging.ReconcilerConfig{Interval: time.Hour, RefillQuiet: quiet, RefillDelayMax: quiet})
+		r.TestSignals.Init()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { r.Start(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Created != 1 {
+			t.Fatalf("first pass %+v, want 1 created", res)
+		}
+		// The pool lacks one, as after a claim.
+		p.exec(t, `UPDATE staging_configs SET desired_sessions = 2 WHERE id = $1`, p.config)
+		return p, r
+	}
+
+	t.Run("passed over until its claims pause", func(t *testing.T) {
+		p, r := run(t, time.Hour)
+		r.Claimed(p.config)
+		for _, trigger := range []func(){func() {}, func() { r.Trigger(p.config) }, func() { r.Trigger("") }} {
+			trigger()
+			if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Configs != 0 || res.Created != 0 {
+				t.Fatalf("pass %+v visited the claimed pool before its claims paused", res)
+			}
+		}
+		if n := p.count(t); n != 1 {
+			t.Fatalf("%d sessions, want the 1 of before the claim", n)
+		}
+		r.ConfigChanged(p.config)
+		if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Created != 1 {
+			t.Fatalf("a configuration change must reconcile the claimed pool at once: %+v", res)
+		}
+	})
+	t.Run("refilled once they paused", func(t *testing.T) {
+		p, r := run(t, time.Millisecond)
+		r.Claimed(p.config)
+		deadline := time.Now().Add(10 * time.Second)
+		for p.count(t) != 2 {
+			r.TestSignals.PassDone.WaitOrTimeout(t, time.Until(deadline))
+		}
+	})
+}
