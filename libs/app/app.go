@@ -109,6 +109,13 @@ func (d *Deps) NewRelay() *outbox.Relay {
 	return outbox.NewRelay(outbox.RelayConfig{DatabaseURL: d.Settings.DatabaseURL}, d.DB, d.Publisher, d.Log)
 }
 
+// NewDirect returns what runs the transactions of a hand-off's hot path
+// whose events this service publishes itself after the commit
+// (outbox.Direct), the relays being the safety net.
+func (d *Deps) NewDirect() *outbox.Direct {
+	return outbox.NewDirect(d.DB, d.Publisher, d.Log, 0)
+}
+
 // Close releases the connections.
 func (d *Deps) Close() {
 	if d.NC != nil {

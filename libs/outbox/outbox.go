@@ -36,11 +36,22 @@ func Enqueue(ctx context.Context, tx sqlx.ExecerContext, subject string, ev even
 		headers[events.HeaderRequestID] = requestID
 	}
 	hdr, _ := json.Marshal(headers)
+	// In a transaction of Direct.InTx the committer publishes the row
+	// itself; relays leave it alone for the grace period.
+	var grace any
+	b := batchOf(ctx)
+	if b != nil {
+		grace = b.grace.String()
+	}
 	_, err = tx.ExecContext(ctx,
-		`INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
-		ev.ID, subject, string(payload), string(hdr))
+		`INSERT INTO outbox (id, subject, payload, headers, publish_after)
+		VALUES ($1, $2, $3, $4, now() + $5::interval) ON CONFLICT (id) DO NOTHING`,
+		ev.ID, subject, string(payload), string(hdr), grace)
 	if err != nil {
 		return fmt.Errorf("writing %s to outbox: %w", ev.Type, err)
+	}
+	if b != nil {
+		b.rows = append(b.rows, row{ID: ev.ID, Subject: subject, Payload: payload, Headers: hdr})
 	}
 	return nil
 }
@@ -191,7 +202,10 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 	}
 	defer func() { _ = tx.Rollback() }()
 	// One relay at a time, across every service and replica, so that the
-	// stream (the audit log) holds events in the order they were committed.
+	// stream (the audit log) holds the events it publishes in the order
+	// they were committed. (Events their committer publishes, Direct, are
+	// in the order of their publication: causally ordered, as an event is
+	// published before anything acting on it can write the next.)
 	//
 	// The pass's commit only deletes published rows: if a database crash
 	// loses it, the rows are published again under the same ids, exactly as
@@ -208,7 +222,9 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 	}
 	var rows []row
 	if err := tx.SelectContext(ctx, &rows,
-		`SELECT seq, id, subject, payload, headers FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+		`SELECT seq, id, subject, payload, headers FROM outbox
+		WHERE publish_after IS NULL OR publish_after <= now()
+		ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
 		r.cfg.BatchSize); err != nil {
 		return RelayResult{}, fmt.Errorf("fetching outbox rows: %w", err)
 	}

@@ -2,10 +2,12 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/greenroom-dev/greenroom/libs/apptest"
@@ -124,5 +126,159 @@ func TestEventBreakingItsSchemaIsDeadLetteredNotRetriedForever(t *testing.T) {
 	got := rec.Wait(t, "greenroom.config.changed.zone", "", 5*time.Second)
 	if got.Event.ID != good.ID {
 		t.Fatalf("the valid event behind the bad one must be published, got %s", got.Event.ID)
+	}
+}
+
+// TestCommitterPublishesItsEventsWithoutARelay: events written in
+// Direct.InTx are on the stream when InTx returns, with their ids as
+// Nats-Msg-Id, and their rows are gone; no relay ran.
+func TestCommitterPublishesItsEventsWithoutARelay(t *testing.T) {
+	env := apptest.New(t)
+	deps := env.Deps(t, "test")
+	ctx := context.Background()
+	direct := outbox.NewDirect(env.DB, deps.Publisher, deps.Log, time.Hour)
+	var evs []events.Event
+	err := direct.InTx(ctx, env.DB, func(ctx context.Context, tx *sqlx.Tx) error {
+		for i, op := range []string{"created", "updated"} {
+			ev, err := outbox.Emit(ctx, tx, "test", "greenroom.config.changed.zone", events.TypeConfigChanged,
+				events.ConfigChanged{Kind: "zone", Op: op, ID: fmt.Sprintf("0190c0de-0000-7000-8000-00000000001%d", i), Name: "z"}, "req-1")
+			evs = append(evs, ev)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := deps.Stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Fatalf("stream holds %d messages after InTx returned, want 2", info.State.Msgs)
+	}
+	for i, ev := range evs {
+		msg, err := deps.Stream.GetMsg(ctx, info.State.FirstSeq+uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := msg.Header.Get(jetstream.MsgIDHeader); got != ev.ID {
+			t.Errorf("message %d: Nats-Msg-Id %q, want %q (in the order written)", i, got, ev.ID)
+		}
+		if got := msg.Header.Get(events.HeaderRequestID); got != "req-1" {
+			t.Errorf("message %d: request id header %q", i, got)
+		}
+	}
+	var left int
+	if err := env.DB.Get(&left, `SELECT count(*) FROM outbox`); err != nil || left != 0 {
+		t.Fatalf("outbox rows left: %d %v", left, err)
+	}
+}
+
+// TestEventsOfACommitterThatCouldNotPublishAreLeftToTheRelay simulates a
+// committer that dies between commit and publish (its NATS connection is
+// gone): the events stay in the outbox, a relay leaves them to their
+// committer during the grace and publishes them once, after it.
+func TestEventsOfACommitterThatCouldNotPublishAreLeftToTheRelay(t *testing.T) {
+	env := apptest.New(t)
+	deps := env.Deps(t, "test")
+	ctx := context.Background()
+	dead := env.Deps(t, "dead")
+	dead.NC.Close()
+
+	for _, tt := range []struct {
+		name  string
+		grace time.Duration
+	}{{"within the grace", time.Hour}, {"after the grace", time.Millisecond}} {
+		t.Run(tt.name, func(t *testing.T) {
+			env.DB.MustExec(`DELETE FROM outbox`)
+			direct := outbox.NewDirect(env.DB, dead.Publisher, deps.Log, tt.grace)
+			var ev events.Event
+			err := direct.InTx(ctx, env.DB, func(ctx context.Context, tx *sqlx.Tx) error {
+				var err error
+				ev, err = outbox.Emit(ctx, tx, "test", "greenroom.config.changed.zone", events.TypeConfigChanged,
+					events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000020", Name: "z"}, "")
+				return err
+			})
+			if err != nil {
+				t.Fatalf("the state committed; a failed publish is not the caller's error: %v", err)
+			}
+			var left int
+			if err := env.DB.Get(&left, `SELECT count(*) FROM outbox WHERE id = $1`, ev.ID); err != nil || left != 1 {
+				t.Fatalf("the unpublished event must stay in the outbox: %d rows %v", left, err)
+			}
+			relay := deps.NewRelay()
+			if tt.grace == time.Hour {
+				if res, err := relay.RunOnce(ctx); err != nil || res.Published != 0 {
+					t.Fatalf("a relay took a row still its committer's: %+v %v", res, err)
+				}
+				return
+			}
+			// The grace is over once the database's clock passed it.
+			env.DB.MustExec(`SELECT pg_sleep(0.01)`)
+			if res, err := relay.RunOnce(ctx); err != nil || res.Published != 1 {
+				t.Fatalf("relay pass after the grace: %+v %v", res, err)
+			}
+			msg, err := deps.Stream.GetLastMsgForSubject(ctx, "greenroom.config.changed.zone")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg.Header.Get(jetstream.MsgIDHeader) != ev.ID {
+				t.Fatalf("Nats-Msg-Id %q, want %q", msg.Header.Get(jetstream.MsgIDHeader), ev.ID)
+			}
+		})
+	}
+}
+
+// TestRowsForTheirCommitterDoNotWakeTheRelay: only rows a relay must
+// publish at once notify it.
+func TestRowsForTheirCommitterDoNotWakeTheRelay(t *testing.T) {
+	env := apptest.New(t)
+	deps := env.Deps(t, "test")
+	ctx := context.Background()
+	l := pq.NewListener(env.DatabaseURL, 100*time.Millisecond, time.Second, nil)
+	t.Cleanup(func() { _ = l.Close() })
+	if err := l.Listen(outbox.NotifyChannel); err != nil {
+		t.Fatal(err)
+	}
+	direct := outbox.NewDirect(env.DB, deps.Publisher, deps.Log, time.Hour)
+	emit := func(ctx context.Context, tx *sqlx.Tx, id string) error {
+		_, err := outbox.Emit(ctx, tx, "test", "greenroom.config.changed.zone", events.TypeConfigChanged,
+			events.ConfigChanged{Kind: "zone", Op: "created", ID: id, Name: "z"}, "")
+		return err
+	}
+	if err := direct.InTx(ctx, env.DB, func(ctx context.Context, tx *sqlx.Tx) error {
+		return emit(ctx, tx, "0190c0de-0000-7000-8000-000000000030")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Then one for the relays: the first notification is for it.
+	if err := db.InTx(ctx, env.DB, func(tx *sqlx.Tx) error {
+		return emit(ctx, tx, "0190c0de-0000-7000-8000-000000000031")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A marker after both: the notifications before it are the inserts'
+	// (notifications arrive in commit order).
+	env.DB.MustExec(`SELECT pg_notify($1, 'marker')`, outbox.NotifyChannel)
+	wakes := 0
+	for {
+		select {
+		case n := <-l.Notify:
+			if n == nil { // reconnected: start over would lose nothing here
+				continue
+			}
+			if n.Extra == "marker" {
+				if wakes != 1 {
+					t.Fatalf("%d notifications for two inserts, want 1: the committer's row must not wake the relays", wakes)
+				}
+				return
+			}
+			wakes++
+		case <-time.After(10 * time.Second):
+			t.Fatal("the marker notification never came")
+		}
 	}
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
@@ -34,16 +33,26 @@ func (e *UnknownReferenceError) Error() string {
 type Store struct {
 	db     *sqlx.DB
 	source string
+	// direct publishes a request's events right after their commit; nil
+	// leaves them to the outbox relays.
+	direct *outbox.Direct
 }
 
 // NewStore returns a Store; source is the CloudEvents source of events it
-// writes.
-func NewStore(conn *sqlx.DB, source string) *Store { return &Store{db: conn, source: source} }
+// writes. direct, when not nil, publishes the events of each request
+// itself right after their commit (outbox.Direct): the relay would be one
+// hop more between the claim and the provisioner's hand-off.
+func NewStore(conn *sqlx.DB, source string, direct *outbox.Direct) *Store {
+	return &Store{db: conn, source: source, direct: direct}
+}
 
 // InTx runs fn in one transaction: whatever fn claims, creates and emits
-// commits together or not at all.
-func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
-	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error { return fn(&Tx{tx: tx, source: s.source}) })
+// commits together or not at all. fn's events go out with the ctx it is
+// given.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	return s.direct.InTx(ctx, s.db, func(ctx context.Context, tx *sqlx.Tx) error {
+		return fn(ctx, &Tx{tx: tx, source: s.source})
+	})
 }
 
 // Tx is one request's unit of work.

@@ -53,7 +53,7 @@ type RequestSession struct {
 // Handle serves one request.
 func (h RequestSession) Handle(ctx context.Context, req events.SessionRequested) (Result, error) {
 	var res Result
-	err := h.Store.InTx(ctx, func(tx *adapters.Tx) error {
+	err := h.Store.InTx(ctx, func(ctx context.Context, tx *adapters.Tx) error {
 		var err error
 		res, err = h.serve(ctx, tx, req)
 		return err

@@ -36,7 +36,7 @@ type Service struct {
 
 // New creates the consumer and wires the use case.
 func New(ctx context.Context, deps *app.Deps, cfg Config) (*Service, error) {
-	uc := appcmd.RequestSession{Store: adapters.NewStore(deps.DB, deps.Source()), Log: deps.Log}
+	uc := appcmd.RequestSession{Store: adapters.NewStore(deps.DB, deps.Source(), deps.NewDirect()), Log: deps.Log}
 	metrics := ports.NewMetrics(deps.Ops.Registry)
 	c, err := bus.NewConsumer(ctx, deps.JS, bus.ConsumerConfig{
 		Name:           ConsumerName,

@@ -106,7 +106,7 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	}
 	cfg.Provision.ExtraLabels[DeploymentLabel] = deployment
 	s := &Service{deps: deps, cfg: cfg, log: deps.Log, engines: docker.NewEngines()}
-	store := postgres.New(deps.DB, deps.Source())
+	store := postgres.New(deps.DB, deps.Source()).PublishOutcomesDirectly(deps.NewDirect())
 	metrics := command.NewMetrics(deps.Ops.Registry)
 	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry)
 	s.Provisioner = command.New(cfg.Provision, store, s.engines, probe.New(cfg.Probe),

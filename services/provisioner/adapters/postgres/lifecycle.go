@@ -66,7 +66,7 @@ func (s *Store) toRunning(ctx context.Context, sc *SessionContext, from sessions
 	if sc.Agent == nil {
 		return fmt.Errorf("session %s has no agent", sc.Session.ID)
 	}
-	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	return s.direct.InTx(ctx, s.db, func(ctx context.Context, tx *sqlx.Tx) error {
 		return s.running(ctx, tx, sc, from, origin)
 	})
 }
@@ -94,7 +94,7 @@ func (s *Store) running(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, fr
 // session.failed (the reconciler reads a staged session's failure_reason
 // for its pool's status). sessions.ErrStale when it left `from` meanwhile.
 func (s *Store) FailSession(ctx context.Context, sc *SessionContext, from sessions.Status, f Failure) error {
-	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	return s.direct.InTx(ctx, s.db, func(ctx context.Context, tx *sqlx.Tx) error {
 		return s.fail(ctx, tx, sc, from, f)
 	})
 }

@@ -27,10 +27,22 @@ type Store struct {
 	db *sqlx.DB
 	// source is the CloudEvents source of the events it writes.
 	source string
+	// direct publishes the outcomes a requester waits for (session.ready,
+	// session.failed) right after their commit; nil leaves them to the
+	// outbox relays.
+	direct *outbox.Direct
 }
 
 // New returns a Store writing events as source (e.g. greenroom/provisioner).
 func New(conn *sqlx.DB, source string) *Store { return &Store{db: conn, source: source} }
+
+// PublishOutcomesDirectly has the store publish session.ready and
+// session.failed itself right after their commit (outbox.Direct), one hop
+// fewer than the relay on a hand-off's path.
+func (s *Store) PublishOutcomesDirectly(d *outbox.Direct) *Store {
+	s.direct = d
+	return s
+}
 
 // Workspace is the part of a workspaces row the provisioner uses.
 type Workspace struct {
@@ -134,48 +146,68 @@ func loadContext(ctx context.Context, q sessions.Queryer, id string) (SessionCon
 	return sc, completeContext(ctx, q, &sc)
 }
 
-// completeContext loads what surrounds sc.Session.
+// completeContext loads what surrounds sc.Session, in one round trip: it
+// is on the hot path of every hand-off.
 func completeContext(ctx context.Context, q sessions.Queryer, sc *SessionContext) error {
 	s := sc.Session
-	if err := q.GetContext(ctx, &sc.Workspace, `SELECT id, name, image, enabled, cores, memory_mb,
-		include_labels, exclude_labels, docker_exec_config, run_config, port, readiness_path, server_pool_id,
-		home_directory, persistent_profile_path, volume_mappings, revision, assign_hook,
-		`+webFilterJSON("web_filter_policy_id")+` AS web_filter
-		FROM workspaces WHERE id = $1`, s.WorkspaceID); err != nil {
-		return fmt.Errorf("loading workspace of session %s: %w", s.ID, err)
+	var r struct {
+		Workspace     Workspace       `db:"w"`
+		Zone          ZoneDomains     `db:"z"`
+		AgentID       sql.NullString  `db:"agent_id"`
+		AgentName     sql.NullString  `db:"agent_name"`
+		AgentEndpoint sql.NullString  `db:"agent_docker_endpoint"`
+		AgentHost     sql.NullString  `db:"agent_public_host"`
+		Server        sql.NullString  `db:"server_name"`
+		ConfigID      sql.NullString  `db:"staging_config_id"`
+		Expiration    sql.NullFloat64 `db:"expiration_hours"`
+		Username      sql.NullString  `db:"username"`
 	}
-	if err := q.GetContext(ctx, &sc.ZoneDomains, `SELECT name, allow_origin_domain, upstream_auth_address FROM zones WHERE id = $1`, s.ZoneID); err != nil {
-		return fmt.Errorf("loading zone of session %s: %w", s.ID, err)
+	err := q.GetContext(ctx, &r, `SELECT w.id AS "w.id", w.name AS "w.name", w.image AS "w.image",
+			w.enabled AS "w.enabled", w.cores AS "w.cores", w.memory_mb AS "w.memory_mb",
+			w.include_labels AS "w.include_labels", w.exclude_labels AS "w.exclude_labels",
+			w.docker_exec_config AS "w.docker_exec_config", w.run_config AS "w.run_config", w.port AS "w.port",
+			w.readiness_path AS "w.readiness_path", w.server_pool_id AS "w.server_pool_id",
+			w.home_directory AS "w.home_directory", w.persistent_profile_path AS "w.persistent_profile_path",
+			w.volume_mappings AS "w.volume_mappings", w.revision AS "w.revision", w.assign_hook AS "w.assign_hook",
+			`+webFilterJSON("w.web_filter_policy_id")+` AS "w.web_filter",
+			z.name AS "z.name", z.allow_origin_domain AS "z.allow_origin_domain",
+			z.upstream_auth_address AS "z.upstream_auth_address",
+			a.id AS agent_id, a.name AS agent_name, a.docker_endpoint AS agent_docker_endpoint,
+			a.public_host AS agent_public_host, sv.name AS server_name,
+			c.id AS staging_config_id, c.expiration_hours, u.username
+		FROM workspaces w
+		JOIN zones z ON z.id = $2
+		LEFT JOIN agents a ON a.id = $3
+		LEFT JOIN servers sv ON sv.id = $4
+		LEFT JOIN staging_configs c ON c.id = $5
+		LEFT JOIN users u ON u.id = $6
+		WHERE w.id = $1`,
+		s.WorkspaceID, s.ZoneID, s.AgentID, s.ServerID, s.StagingConfigID, s.UserID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("loading workspace and zone of session %s: %w", s.ID, err)
+	case err != nil:
+		return fmt.Errorf("loading the context of session %s: %w", s.ID, err)
 	}
-	sc.Zone = sc.ZoneDomains.Name
-	sc.Agent = nil
+	sc.Workspace, sc.ZoneDomains, sc.Zone = r.Workspace, r.Zone, r.Zone.Name
+	sc.Agent, sc.Server, sc.StagingConfig, sc.Username = nil, "", nil, r.Username.String
 	if s.AgentID.Valid {
-		var a Agent
-		if err := q.GetContext(ctx, &a, `SELECT id, name, docker_endpoint, public_host FROM agents WHERE id = $1`, s.AgentID.String); err != nil {
-			return fmt.Errorf("loading agent of session %s: %w", s.ID, err)
+		if !r.AgentID.Valid {
+			return fmt.Errorf("loading agent of session %s: %w", s.ID, sql.ErrNoRows)
 		}
-		sc.Agent = &a
+		sc.Agent = &Agent{ID: r.AgentID.String, Name: r.AgentName.String, DockerEndpoint: r.AgentEndpoint.String, PublicHost: r.AgentHost.String}
 	}
-	sc.Server = ""
 	if s.ServerID.Valid {
-		if err := q.GetContext(ctx, &sc.Server, `SELECT name FROM servers WHERE id = $1`, s.ServerID.String); err != nil {
-			return fmt.Errorf("loading server of session %s: %w", s.ID, err)
+		if !r.Server.Valid {
+			return fmt.Errorf("loading server of session %s: %w", s.ID, sql.ErrNoRows)
 		}
+		sc.Server = r.Server.String
 	}
-	sc.StagingConfig = nil
 	if s.StagingConfigID.Valid {
-		var c StagingConfig
-		if err := q.GetContext(ctx, &c, `SELECT id, expiration_hours FROM staging_configs WHERE id = $1`, s.StagingConfigID.String); err != nil {
-			return fmt.Errorf("loading staging config of session %s: %w", s.ID, err)
+		if !r.ConfigID.Valid {
+			return fmt.Errorf("loading staging config of session %s: %w", s.ID, sql.ErrNoRows)
 		}
-		sc.StagingConfig = &c
-	}
-	sc.Username = ""
-	if s.UserID.Valid {
-		err := q.GetContext(ctx, &sc.Username, `SELECT username FROM users WHERE id = $1`, s.UserID.String)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("loading user of session %s: %w", s.ID, err)
-		}
+		sc.StagingConfig = &StagingConfig{ID: r.ConfigID.String, ExpirationHours: r.Expiration.Float64}
 	}
 	return nil
 }
