@@ -130,6 +130,7 @@ func handoffScenario(quick bool) error {
 			// Quiet before each: what follows a container's start and the
 			// last exec (the shim, the exec's state) has settled.
 			time.Sleep(time.Second)
+			waitQuiet(0.25, 15*time.Second)
 			d, err := bareExecAssign(ctx, dc, fillers[i%len(fillers)])
 			if err != nil {
 				return fmt.Errorf("bare exec: %w", err)
@@ -140,6 +141,7 @@ func handoffScenario(quick bool) error {
 					return err
 				}
 				time.Sleep(time.Second)
+				waitQuiet(0.25, 15*time.Second)
 				d, s, err := request(ws[p])
 				if err != nil {
 					return fmt.Errorf("%s request: %w", p, err)
@@ -189,6 +191,7 @@ func handoffScenario(quick bool) error {
 				return nil
 			}
 			time.Sleep(2 * time.Second)
+			waitQuiet(0.25, 30*time.Second)
 			var mu sync.Mutex
 			var lat []time.Duration
 			var ids, sids []string

@@ -59,3 +59,58 @@ func machine() Machine {
 	}
 	return m
 }
+
+// waitQuiet waits, up to limit, until the machine's CPUs were at most
+// busy (a fraction, over every CPU) in two samples in a row, 250 ms
+// apart, so that a timed burst does not share the CPU with what the
+// previous step left running (containers starting, a pool refilling). It
+// says so in a note when the machine never got that quiet.
+func waitQuiet(busy float64, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	prevBusy, prevTotal, ok := cpuTicks()
+	calm := 0
+	last := 1.0
+	for ok && time.Now().Before(deadline) && !interrupted() {
+		time.Sleep(250 * time.Millisecond)
+		b, t, ok2 := cpuTicks()
+		if !ok2 || t == prevTotal {
+			return
+		}
+		last = float64(b-prevBusy) / float64(t-prevTotal)
+		prevBusy, prevTotal = b, t
+		if last <= busy {
+			if calm++; calm == 2 {
+				return
+			}
+		} else {
+			calm = 0
+		}
+	}
+	if ok {
+		note("the machine stayed %.0f%% busy for %s before a timed step (wanted ≤ %.0f%%)", last*100, limit, busy*100)
+	}
+}
+
+// cpuTicks reads the busy and total ticks of every CPU from /proc/stat.
+func cpuTicks() (busy, total uint64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, s := range f[1:] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total, true
+}
