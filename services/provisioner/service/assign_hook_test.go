@@ -46,6 +46,10 @@ func TestAssignHookHandsAStagedSessionOverWithoutAnExec(t *testing.T) {
 		t.Fatalf("assign hook histogram has %d observations, want 1", n)
 	}
 	t.Logf("assign hook took %s", time.Duration(sum*float64(time.Second)).Round(10*time.Microsecond))
+	// Its connection was opened when the container was staged.
+	if reused := e.counter("greenroom_provisioner_assign_hook_connections_total", map[string]string{"reused": "true"}); reused != 1 {
+		t.Errorf("the hand-off reused %v connections warmed at staging, want 1", reused)
+	}
 
 	// The secret is the container's own, given at creation, and never
 	// leaves through an event.

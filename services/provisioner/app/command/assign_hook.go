@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"time"
 
@@ -18,19 +19,23 @@ import (
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
-// newHookClient is the HTTP client of assign hooks: connections to a
-// container are kept alive between its sessions' hand-offs (a staged
-// container is assigned once, but a replica assigns many containers of an
-// agent, and the dial is most of a request on loopback). No proxy from the
+// newHookClient is the HTTP client of assign hooks. A staged container
+// is handed over once, so the connection its hand-off uses is opened when
+// it is staged (warmAssignHook) and kept alive until then, however long
+// the container waits: opening it is a dial through the agent's published
+// port (its docker-proxy dialling the container in turn) and the first
+// accept of a process that has served nothing yet, work that the
+// hand-off need not wait for. An idle connection costs a file descriptor
+// on each side; the container's exit closes it. No proxy from the
 // environment: the container is reached directly.
 func newHookClient() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     90 * time.Second,
+			MaxIdleConns:        0, // one per staged container, however many
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     0, // as long as the container waits
 			DisableCompression:  true,
 		},
 		// A hook answers; it does not send the provisioner elsewhere.
@@ -65,6 +70,15 @@ func (p *Provisioner) callAssignHook(ctx context.Context, sc postgres.SessionCon
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+sc.Session.AssignSecret.Reveal())
+	// A hook is idempotent (a redelivered session.assigned calls it again):
+	// saying so lets the client send it again on a fresh connection when
+	// the kept-alive one turns out closed by the container as it is used.
+	req.Header.Set("Idempotency-Key", sc.Session.ID)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			p.metrics.AssignHookConnections.WithLabelValues(strconv.FormatBool(info.Reused)).Inc()
+		},
+	}))
 	start := p.now()
 	resp, err := p.hooks.Do(req)
 	var status int
@@ -93,6 +107,32 @@ func (p *Provisioner) callAssignHook(ctx context.Context, sc postgres.SessionCon
 		return took, ptrTo(assignFailed(fmt.Sprintf("assign hook POST %s: %v", url, err)))
 	}
 	return took, ptrTo(assignFailed(fmt.Sprintf("assign hook POST %s answered %d: %s", url, status, trimOutput(string(answer)))))
+}
+
+// warmAssignHook opens, for a staged container whose workspace has an
+// assign hook, the connection its hand-off will use: one GET of its
+// readiness path (which the probe has just shown to answer, and which is
+// there to be probed) through the hooks' client, whose answer is read to
+// the end so the connection stays alive in the client's pool. A workspace
+// without a readiness path is not warmed: its hand-off opens the
+// connection. A failure only costs the hand-off that dial.
+func (p *Provisioner) warmAssignHook(ctx context.Context, ws postgres.Workspace, host string, hostPort int) {
+	if ws.ReadinessPath == "" || len(ws.AssignHook) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	url := "http://" + net.JoinHostPort(host, strconv.Itoa(hostPort)) + ws.ReadinessPath
+	req, err := http.NewRequestWithContext(wctx, http.MethodGet, url, nil)
+	if err != nil {
+		return
+	}
+	resp, err := p.hooks.Do(req)
+	if err != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
 }
 
 // containerState says whether the session's container is gone (missing,

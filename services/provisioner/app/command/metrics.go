@@ -22,6 +22,10 @@ type Metrics struct {
 	// AssignHookSeconds is the assign hook's request, for a workspace that
 	// has one.
 	AssignHookSeconds prometheus.Histogram
+	// AssignHookConnections counts the assign hooks' requests by whether
+	// they went on a connection kept alive since the container was staged
+	// (reused) or had to open one.
+	AssignHookConnections *prometheus.CounterVec
 	// Failures counts sessions failed, by reason.
 	Failures *prometheus.CounterVec
 	// ContainerGone counts sessions failed as container_gone, by the status
@@ -61,6 +65,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of the assign hook's HTTP request to a claimed staged session's container.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
 		}),
+		AssignHookConnections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "greenroom_provisioner_assign_hook_connections_total",
+			Help: "Assign hook requests by whether they reused a connection opened when the container was staged (reused=true) or opened one (false: another replica staged it, or it was lost).",
+		}, []string{"reused"}),
 		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_provisioner_session_failures_total",
 			Help: "Sessions failed by the provisioner, by reason.",
@@ -70,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sessions failed because their container was missing or no longer running, by the status they were in (staged, assigning, running).",
 		}, []string{"status"}),
 	}
-	reg.MustRegister(m.ContainersCreated, m.ContainersRemoved, m.CreateSeconds, m.ReadinessSeconds, m.AssignExecSeconds, m.AssignHookSeconds, m.Failures, m.ContainerGone)
+	reg.MustRegister(m.ContainersCreated, m.ContainersRemoved, m.CreateSeconds, m.ReadinessSeconds, m.AssignExecSeconds, m.AssignHookSeconds, m.AssignHookConnections, m.Failures, m.ContainerGone)
 	return m
 }
 

@@ -122,6 +122,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	p.metrics.ReadinessSeconds.Observe(ready.Seconds())
 
 	if sc.Session.Origin == sessions.OriginStaged {
+		p.warmAssignHook(ctx, sc.Workspace, host, hostPort)
 		err = p.store.MarkStaged(ctx, &sc, p.now())
 	} else {
 		if failure := p.firstLaunch(ctx, eng, &sc, sessions.Provisioning, log); failure != "" {
