@@ -47,7 +47,7 @@ Environment:
   PORT                       port to listen on (default 8080)
   GREENROOM_DEMO_INIT_DELAY  initialisation delay before the port opens, a Go
                              duration such as 3s or 500ms (default 3s)
-  GREENROOM_DEMO_STATE       state file path (default /var/lib/greenroom-demo/state.json)
+  GREENROOM_DEMO_STATE       state file path (default /dev/shm/greenroom-demo/state.json)
   GREENROOM_SESSION_ID       session id shown on the page (may be empty)
   GREENROOM_USER             the session's user: set from creation for an on-demand
                              session (the page shows it); for assign when --user is not given

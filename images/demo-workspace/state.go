@@ -10,9 +10,13 @@ import (
 	"time"
 )
 
-// defaultStatePath is where assign records the user. The image is FROM
-// scratch, so assign creates the directory itself.
-const defaultStatePath = "/var/lib/greenroom-demo/state.json"
+// defaultStatePath is where assign records the user: under /dev/shm, a
+// tmpfs in every container, so that recording it is a few system calls in
+// memory, not a round trip each through the engine's storage driver (on a
+// fuse-overlayfs engine every file operation in the container's layer goes
+// through a FUSE daemon). The state is the container's and ends with it.
+// The image is FROM scratch, so assign creates the directory itself.
+const defaultStatePath = "/dev/shm/greenroom-demo/state.json"
 
 // state is what assign records and what serve reports. The zero value means
 // "staged, not yet assigned".
@@ -56,10 +60,11 @@ func readState(path string) (state, error) {
 }
 
 // writeState replaces the state file atomically: the server reads it on
-// every request and must never see a half-written file. It is not synced
-// to disk: the file lives in the container's own layer, which does not
-// outlive a crash of its host (the session is destroyed with it), and an
-// fsync on the overlay was most of the assign hook's time.
+// every request and must never see a half-written file. It is not synced:
+// the state is the container's, which does not outlive a crash of its host
+// (the session is destroyed with it), and where the file is on the
+// container's layer (GREENROOM_DEMO_STATE elsewhere) an fsync was most of
+// the assign hook's time.
 func writeState(path string, st state) (err error) {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
