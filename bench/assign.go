@@ -313,7 +313,7 @@ func newWatcher(nc *nats.Conn, subject string) (*watcher, error) {
 		id := m.Header.Get(events.HeaderRequestID)
 		// The CloudEvents time is set when the service writes the event in
 		// its transaction: it splits the latency into the service's part
-		// and the delivery (commit, outbox relay, stream, subscriber).
+		// and the delivery (commit, its publish, stream, subscriber).
 		var ev struct {
 			Time time.Time `json:"time"`
 		}
@@ -349,7 +349,7 @@ type stats struct {
 	lost int
 	// The two hops of lat, each sorted: request published → event written
 	// by the service (bus in, decision, claim), and event written →
-	// received (commit, outbox relay, stream, subscriber).
+	// received (commit, the publish, stream, subscriber).
 	service, delivery []time.Duration
 }
 

@@ -441,7 +441,7 @@ func hookHops(scenario, what string, f hopSplit, execs *execLog, sessionIDs []st
 		}
 	}
 	row("request → assigned written (assigner)", f.assign)
-	row("assigned written → on the bus (commit, outbox relay, publish)", f.relay)
+	row("assigned written → on the bus (commit, the assigner's publish)", f.relay)
 	row("on the bus → ready written (provisioner)", f.handling)
 	if execs != nil {
 		row("  provisioner: load the session", execs.pick(sessionIDs, func(h handoff) time.Duration { return h.load }))
@@ -449,5 +449,5 @@ func hookHops(scenario, what string, f hopSplit, execs *execLog, sessionIDs []st
 		row("  provisioner: commit running + session.ready", execs.pick(sessionIDs, func(h handoff) time.Duration { return h.commit }))
 		row("  provisioner: whole handling", execs.pick(sessionIDs, func(h handoff) time.Duration { return h.handled }))
 	}
-	row("ready written → received (commit, outbox relay, bus)", f.delivery)
+	row("ready written → received (commit, the provisioner's publish, bus)", f.delivery)
 }

@@ -14,7 +14,7 @@ import (
 // request published → session.assigned written by the assigner (bus in,
 // claim) → session.ready written by the provisioner (delivery to it, the
 // assign exec, its commit) → session.ready received by the requester
-// (outbox relay, stream, subscriber). The times written are the CloudEvents
+// (its publish after the commit, stream, subscriber). The times written are the CloudEvents
 // time each service sets in its transaction, on the same clock as ours.
 type hops struct {
 	sub  *nats.Subscription
@@ -90,7 +90,7 @@ func (h *hops) split(ids []string) (assign, provision, delivery []time.Duration)
 // (session.assigned written → session.ready written), and delivery
 // (session.ready written → received); the provision hop is further cut
 // where session.assigned was seen on the bus: relay (its commit, the
-// outbox relay, the publish) and the rest (the provisioner's consumer, its
+// publish after it) and the rest (the provisioner's consumer, its
 // handling, up to session.ready written).
 type hopSplit struct {
 	assign, provision, delivery, relay, handling []time.Duration
