@@ -70,9 +70,7 @@ func TestStagedSessionWhoseContainerIsGoneIsReplaced(t *testing.T) {
 	if n := e.countSessions(cfg, sessions.Provisioning, sessions.Staged); n != 2 {
 		t.Errorf("%d sessions in the pool after refill, want 2", n)
 	}
-	if n := e.counter("greenroom_provisioner_sessions_container_gone_total", map[string]string{"status": "staged"}); n != 2 {
-		t.Errorf("container_gone counter for staged sessions = %v, want 2", n)
-	}
+	e.waitCounter("greenroom_provisioner_sessions_container_gone_total", map[string]string{"status": "staged"}, 2)
 	if st := e.configStatus(cfg); st == "shortfall" {
 		t.Error("losing staged containers put the pool in shortfall; only failed creations should")
 	}
@@ -102,9 +100,7 @@ func TestRunningSessionWhoseContainerIsGoneFails(t *testing.T) {
 	if s := e.session(sid); s.Status != sessions.Failed || !seenRemoved(s.FailureReason) || !s.DestroyedAt.Valid {
 		t.Errorf("session = %s, failure_reason %q, destroyed_at %v", s.Status, s.FailureReason, s.DestroyedAt)
 	}
-	if n := e.counter("greenroom_provisioner_sessions_container_gone_total", map[string]string{"status": "running"}); n != 1 {
-		t.Errorf("container_gone counter for running sessions = %v, want 1", n)
-	}
+	e.waitCounter("greenroom_provisioner_sessions_container_gone_total", map[string]string{"status": "running"}, 1)
 }
 
 // TestRunningSessionWhoseContainerExitedFailsAndTheContainerIsRemoved: a
@@ -256,9 +252,7 @@ func TestAssigningAStagedSessionWhoseContainerIsGoneFailsAsContainerGone(t *test
 	if s := e.session(claimed.ID); s.Status != sessions.Failed || s.FailureReason != "container_gone: missing" {
 		t.Errorf("session = %s, failure_reason %q", s.Status, s.FailureReason)
 	}
-	if n := e.counter("greenroom_provisioner_sessions_container_gone_total", map[string]string{"status": "assigning"}); n != 1 {
-		t.Errorf("container_gone counter for assigning sessions = %v, want 1", n)
-	}
+	e.waitCounter("greenroom_provisioner_sessions_container_gone_total", map[string]string{"status": "assigning"}, 1)
 	e.waitFor("a replacement staged session", 30*time.Second, func() bool { return e.countSessions(cfg, sessions.Staged) == 1 })
 }
 

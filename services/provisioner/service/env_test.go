@@ -206,6 +206,23 @@ func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) {
 	}
 }
 
+// waitCounter waits until counter name with labels reads want: a metric
+// is counted after the outcome it counts is announced (the committer
+// publishes its events right after the commit), so a test that saw the
+// event may still be ahead of the count.
+func (e *env) waitCounter(name string, labels map[string]string, want float64) {
+	e.t.Helper()
+	var n float64
+	deadline := time.Now().Add(10 * time.Second)
+	for n = e.counter(name, labels); n != want; n = e.counter(name, labels) {
+		if time.Now().After(deadline) {
+			e.t.Errorf("%s%v = %v, want %v", name, labels, n, want)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitEvent waits for an event of type eventType whose data matches, and
 // checks it against its schema.
 func (e *env) waitEvent(eventType string, timeout time.Duration, match func(data map[string]any) bool) events.Event {
