@@ -60,7 +60,7 @@ Scenarios: ` + strings.Join(bench.Scenarios, ", ") + `.`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&o.Quick, "quick", false, "a short version of every scenario (under five minutes)")
+	f.BoolVar(&o.Quick, "quick", false, "a short version of every scenario")
 	f.StringVar(&o.Out, "out", "bench/results", "directory of the JSON results")
 	f.StringVar(&only, "only", "", "comma-separated scenarios to run; empty runs all")
 	f.BoolVar(&running, "running", false, "measure the running deployment (make up) instead of private environments")
