@@ -14,7 +14,9 @@ import (
 // tmpfs in every container, so that recording it is a few system calls in
 // memory, not a round trip each through the engine's storage driver (on a
 // fuse-overlayfs engine every file operation in the container's layer goes
-// through a FUSE daemon). The state is the container's and ends with it.
+// through a FUSE daemon). The state is the container's: it is emptied when
+// the container stops, as a staged container is never restarted (a
+// restarted one would show itself unassigned).
 // The image is FROM scratch, so assign creates the directory itself.
 const defaultStatePath = "/dev/shm/greenroom-demo/state.json"
 

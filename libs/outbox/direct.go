@@ -31,7 +31,12 @@ const DirectGraceDefault = 5 * time.Second
 // together as ever. A committer that publishes deletes its rows; one that
 // dies between commit and publish, or cannot publish, leaves them to the
 // relays once the grace is over. A publish that both did is stored once
-// (Nats-Msg-Id = event id).
+// (Nats-Msg-Id = event id, within the stream's duplicate window: 2 minutes
+// by default, far above the grace).
+//
+// Only the transaction InTx runs may write through the ctx it passes: an
+// Enqueue on another transaction with that ctx would be published by this
+// one's commit.
 type Direct struct {
 	db    *sqlx.DB
 	pub   *bus.Publisher
@@ -72,7 +77,6 @@ func (d *Direct) InTx(ctx context.Context, conn *sqlx.DB, fn func(ctx context.Co
 	}
 	b := &batch{grace: d.grace}
 	err := db.InTx(ctx, conn, func(tx *sqlx.Tx) error {
-		b.rows = b.rows[:0] // a retried transaction writes them again
 		return fn(context.WithValue(ctx, batchKey{}, b), tx)
 	})
 	if err != nil || len(b.rows) == 0 {
@@ -108,8 +112,9 @@ func (d *Direct) publish(ctx context.Context, rows []row) error {
 		// Without waiting for the WAL flush (set for this statement's own
 		// transaction): a delete lost in a database crash only has a relay
 		// publish the same ids again after the grace, which the stream
-		// drops, as for the relay's own delete. Waiting would cost the
-		// committer a second flush per transaction.
+		// drops if that is within its duplicate window, as for the relay's
+		// own delete. Waiting would cost the committer a second flush per
+		// transaction.
 		if _, err := d.db.ExecContext(ctx, `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
 			DELETE FROM outbox WHERE id = ANY($1) AND EXISTS (SELECT 1 FROM async)`, pq.Array(ids)); err != nil {
 			// Published; a relay publishes them again after the grace,

@@ -37,15 +37,16 @@ func Enqueue(ctx context.Context, tx sqlx.ExecerContext, subject string, ev even
 	}
 	hdr, _ := json.Marshal(headers)
 	// In a transaction of Direct.InTx the committer publishes the row
-	// itself; relays leave it alone for the grace period.
+	// itself; relays leave it alone for the grace period, counted from
+	// now rather than from the transaction's start.
 	var grace any
 	b := batchOf(ctx)
 	if b != nil {
-		grace = b.grace.String()
+		grace = b.grace.Seconds()
 	}
 	_, err = tx.ExecContext(ctx,
 		`INSERT INTO outbox (id, subject, payload, headers, publish_after)
-		VALUES ($1, $2, $3, $4, now() + $5::interval) ON CONFLICT (id) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, clock_timestamp() + make_interval(secs => $5)) ON CONFLICT (id) DO NOTHING`,
 		ev.ID, subject, string(payload), string(hdr), grace)
 	if err != nil {
 		return fmt.Errorf("writing %s to outbox: %w", ev.Type, err)
@@ -203,9 +204,11 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 	defer func() { _ = tx.Rollback() }()
 	// One relay at a time, across every service and replica, so that the
 	// stream (the audit log) holds the events it publishes in the order
-	// they were committed. (Events their committer publishes, Direct, are
-	// in the order of their publication: causally ordered, as an event is
-	// published before anything acting on it can write the next.)
+	// they were committed. Events their committer publishes (Direct) are
+	// in the order of their publication instead, so the stream may hold a
+	// session's session.assigned before the session.staged a relay had
+	// not published yet; their CloudEvents times, set in the transactions
+	// that committed one after the other, keep the order.
 	//
 	// The pass's commit only deletes published rows: if a database crash
 	// loses it, the rows are published again under the same ids, exactly as

@@ -26,8 +26,10 @@ import (
 // port (its docker-proxy dialling the container in turn) and the first
 // accept of a process that has served nothing yet, work that the
 // hand-off need not wait for. An idle connection costs a file descriptor
-// on each side; the container's exit closes it. No proxy from the
-// environment: the container is reached directly.
+// on each side; the container's exit closes it, and so does a server of
+// the image that closes idle connections (many do, after seconds to a
+// minute: the hand-off then opens one, and the metric says so). No proxy
+// from the environment: the container is reached directly.
 func newHookClient() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
@@ -120,7 +122,9 @@ func (p *Provisioner) warmAssignHook(ctx context.Context, ws postgres.Workspace,
 	if ws.ReadinessPath == "" || len(ws.AssignHook) == 0 {
 		return
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// The probe has just had an answer: a slow one is not worth holding
+	// the session back from being staged.
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	url := "http://" + net.JoinHostPort(host, strconv.Itoa(hostPort)) + ws.ReadinessPath
 	req, err := http.NewRequestWithContext(wctx, http.MethodGet, url, nil)

@@ -67,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		AssignHookConnections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_provisioner_assign_hook_connections_total",
-			Help: "Assign hook requests by whether they reused a connection opened when the container was staged (reused=true) or opened one (false: another replica staged it, or it was lost).",
+			Help: "Connections the assign hook's requests were sent on, by whether one opened when the container was staged was reused (true) or one was opened (false: another replica staged it, the container closed it, or a resend after it was found closed).",
 		}, []string{"reused"}),
 		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_provisioner_session_failures_total",

@@ -368,6 +368,7 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 	r.mu.Lock()
 	waits := r.waits[id]
 	r.mu.Unlock()
+	started := time.Now()
 	out, err := r.store.ReconcileStagingConfig(ctx, id, postgres.PoolPass{
 		RefillLimit: r.cfg.RefillConcurrency, CapacityWaits: waits, Forced: forced,
 		Decide: func(s domain.PoolState) domain.PoolPlan { return domain.PlanPool(s, r.policy) },
@@ -378,7 +379,11 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 	plan := out.Plan
 	r.mu.Lock()
 	delete(r.retry, id)
-	delete(r.claimed, id) // reconciled now, with whatever it lacked
+	if r.claimed[id].Last.Before(started) {
+		// Reconciled now, with whatever it lacked. A claim that came
+		// during the pass may not be in what it read: it waits its turn.
+		delete(r.claimed, id)
+	}
 	if !plan.RetryAt.IsZero() {
 		// RetryAt is on the database's clock; the timer runs on ours.
 		r.retry[id] = time.Now().Add(plan.RetryAt.Sub(out.DBNow))
