@@ -40,9 +40,11 @@ bench: ## Run the benchmarks against the raw limits; QUICK=1 for a short run, BE
 build: ## Build the four services and the greenroom CLI into bin/
 	@bash scripts/build.sh bin
 
-lint: ## gofmt, go vet (and staticcheck when installed) in every module
+lint: ## gofmt, go vet (and staticcheck when installed) in every module; each module tidy and building on its own
 	@dirs="$(or $(strip $(MODULES)),$$(go list -m -f '{{.Dir}}'))"; out="$$(gofmt -l $$dirs)"; \
 	if [[ -n "$$out" ]]; then echo "lint: gofmt needed:"; echo "$$out"; exit 1; fi; echo "lint: gofmt clean"
+	@$(each_module) env GOWORK=off go mod tidy -diff
+	@$(each_module) env GOWORK=off go build -o /dev/null ./...
 	@$(each_module) go vet ./...
 	@if command -v staticcheck >/dev/null 2>&1; then $(each_module) staticcheck ./...; \
 	else echo "lint: staticcheck not installed; skipped (go install honnef.co/go/tools/cmd/staticcheck@latest)"; fi
