@@ -35,7 +35,7 @@ test: ## Run every module's tests with -race (needs PostgreSQL, installed if mis
 bench: ## Run the benchmarks against the raw limits; QUICK=1 for a short run, BENCH_FLAGS='--only assign' for some (results in bench/results/)
 	@bash scripts/ensure-postgres.sh
 	@bash scripts/build-demo-image.sh
-	@go run ./cmd/greenroom bench $(if $(filter-out 0,$(QUICK)),--quick) $(BENCH_FLAGS)
+	@go run ./bench/cmd/greenroom-bench $(if $(filter-out 0,$(QUICK)),--quick) $(BENCH_FLAGS)
 
 build: ## Build the four services and the greenroom CLI into bin/
 	@bash scripts/build.sh bin

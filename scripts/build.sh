@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the four service binaries (greenroom-config, greenroom-assigner,
-# greenroom-provisioner, greenroom-expiry) and the greenroom CLI as static
-# binaries (CGO_ENABLED=0), so the same files run on the host and in the
-# FROM-scratch images of deploy/.
+# greenroom-provisioner, greenroom-expiry), the greenroom CLI and
+# greenroom-bench as static binaries (CGO_ENABLED=0), so the same files run
+# on the host and in the FROM-scratch images of deploy/.
 # Usage: scripts/build.sh [OUTDIR]      (default: bin)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -16,4 +16,8 @@ for svc in "${services[@]}"; do
 	CGO_ENABLED=0 go build -trimpath -o "$out/greenroom-$svc" "./services/$svc"
 done
 CGO_ENABLED=0 go build -trimpath -o "$out/greenroom" ./cmd/greenroom
-say "built greenroom-{$(IFS=,; echo "${services[*]}")} and greenroom into ${out#"$repo_root"/}/"
+# The benchmarks are a command of their own: they link every service and an
+# embedded nats-server, which the operator CLI does not (greenroom bench
+# runs this one).
+CGO_ENABLED=0 go build -trimpath -o "$out/greenroom-bench" ./bench/cmd/greenroom-bench
+say "built greenroom-{$(IFS=,; echo "${services[*]}")}, greenroom and greenroom-bench into ${out#"$repo_root"/}/"

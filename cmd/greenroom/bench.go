@@ -1,70 +1,83 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/greenroom-dev/greenroom/bench"
 )
 
-func newBenchCommand(g *globalOptions) *cobra.Command {
-	o := bench.Options{}
-	var only, runDir string
-	var running bool
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure Greenroom against the raw limits it is bounded by",
-		Long: `Run the benchmarks of issue 5 and print a Markdown table; the full results
-go to <out>/<timestamp>.json (machine, and for each figure its raw limit, the
-ratio, the target and whether it was met).
+// benchCommandName is the benchmarks' own command. The CLI does not link
+// the benchmarks: they link every service and an embedded nats-server.
+const benchCommandName = "greenroom-bench"
 
-Each scenario starts its own PostgreSQL database (on the local server, as
-scripts/ensure-postgres.sh sets it up), an embedded JetStream server and the
-services on loopback, and removes every container it made when it ends. Every
-loop is bounded in count and time. Run it from the repository: the footprint
-scenario builds the services.
+const benchHelp = `Runs greenroom-bench, the benchmarks' own command, with the arguments given
+(see 'greenroom-bench --help'): it measures Greenroom against the raw limits
+it is bounded by and prints a Markdown table, the full results going to
+bench/results/<timestamp>.json. It is looked up next to this executable, then
+on PATH; 'make build' puts both in bin/, and 'make bench' runs it from the
+source.
 
-With --running it measures the deployment of --api-url, --nats-url,
---database-url and --admin-token instead (by default the one 'make up'
-started): the staged, refill and footprint scenarios run there, under a zone,
-agent, group and user named bench* (kept for the next run) and workspaces
-named bench-<run>-* (deleted with their sessions at the end). The footprint
-reads the services' pid files in --run-dir. The other scenarios need an
-environment of their own and are skipped with a note.
+Its flags include --quick, --only SCENARIOS, --out DIR, --cpuprofile FILE and
+--running (measure the deployment 'make up' started, with --api-url,
+--nats-url, --database-url and --admin-token).`
 
-Scenarios: ` + strings.Join(bench.Scenarios, ", ") + `.`,
-		Example: `  greenroom bench --quick
-  greenroom bench --only assign --cpuprofile assign.prof
-  greenroom bench --running --quick
-  make bench QUICK=1`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if only != "" {
-				o.Only = strings.Split(only, ",")
-			}
-			for _, s := range o.Only {
-				if !slices.Contains(bench.Scenarios, s) {
-					return usageError{fmt.Errorf("unknown scenario %q in --only (known: %s)", s, strings.Join(bench.Scenarios, ", "))}
+// exitCodeError carries the exit code of a command the CLI ran, which has
+// already said what went wrong.
+type exitCodeError struct{ code int }
+
+func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newBenchCommand(getenv func(string) string) *cobra.Command {
+	return &cobra.Command{
+		Use:                "bench [greenroom-bench flags]",
+		Short:              "Measure Greenroom against the raw limits it is bounded by (runs greenroom-bench)",
+		Long:               benchHelp,
+		Example:            "  greenroom bench --quick\n  greenroom bench --only handoff\n  greenroom bench --running --quick",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := findBenchCommand(getenv)
+			if err != nil {
+				if slices.Contains(args, "--help") || slices.Contains(args, "-h") {
+					return cmd.Help()
 				}
+				return err
 			}
-			o.Stdout = cmd.OutOrStdout()
-			if running {
-				o.Running = &bench.Deployment{DatabaseURL: g.DatabaseURL, NatsURL: g.NatsURL,
-					APIURL: g.APIURL, AdminToken: g.token(), RunDir: runDir}
+			c := exec.CommandContext(cmd.Context(), path, args...)
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			err = c.Run()
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && ee.ExitCode() > 0 {
+				return exitCodeError{ee.ExitCode()}
 			}
-			_, err := bench.Run(o)
-			return err
+			if err != nil {
+				return fmt.Errorf("running %s: %w", path, err)
+			}
+			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.BoolVar(&o.Quick, "quick", false, "a short version of every scenario")
-	f.StringVar(&o.Out, "out", "bench/results", "directory of the JSON results")
-	f.StringVar(&only, "only", "", "comma-separated scenarios to run; empty runs all")
-	f.BoolVar(&running, "running", false, "measure the running deployment (make up) instead of private environments")
-	f.StringVar(&runDir, "run-dir", ".run", "where the running deployment's pid files are (with --running)")
-	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the assignment or hand-off scenario to this file")
-	return cmd
+}
+
+// findBenchCommand looks for greenroom-bench next to this executable, then
+// on PATH (as getenv gives it).
+func findBenchCommand(getenv func(string) string) (string, error) {
+	var dirs []string
+	if self, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(self))
+	}
+	dirs = append(dirs, filepath.SplitList(getenv("PATH"))...)
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, benchCommandName)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is neither next to this executable nor on PATH: build it with 'make build' (bin/%s), or run the benchmarks with 'make bench'",
+		benchCommandName, benchCommandName)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,10 +46,25 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	}
 }
 
-func TestBenchRefusesAnUnknownScenarioBeforeStartingAnything(t *testing.T) {
-	_, errOut, code := runCLI(t, nil, "bench", "--only", "assign,nope")
-	if code != exitUsage || !strings.Contains(errOut, `unknown scenario "nope"`) {
-		t.Fatalf("exit %d, stderr %q; want a usage error naming the scenario", code, errOut)
+// TestBenchRunsGreenroomBenchWithItsArgumentsAndExitCode: the CLI does
+// not link the benchmarks; it runs greenroom-bench found on PATH with the
+// arguments as given, and exits with its code.
+func TestBenchRunsGreenroomBenchWithItsArgumentsAndExitCode(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\necho \"args: $*\"\necho 'unknown scenario \"nope\"' >&2\nexit 2\n"
+	if err := os.WriteFile(filepath.Join(dir, benchCommandName), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, map[string]string{"PATH": dir}, "bench", "--only", "assign,nope", "--quick")
+	if code != exitUsage || out != "args: --only assign,nope --quick\n" || !strings.Contains(errOut, `unknown scenario "nope"`) {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want greenroom-bench's output and its exit code 2", code, out, errOut)
+	}
+}
+
+func TestBenchWithoutGreenroomBenchSaysHowToGetIt(t *testing.T) {
+	_, errOut, code := runCLI(t, map[string]string{"PATH": t.TempDir()}, "bench", "--quick")
+	if code != exitFailure || !strings.Contains(errOut, "greenroom-bench") || !strings.Contains(errOut, "make build") {
+		t.Fatalf("exit %d, stderr %q; want a failure naming greenroom-bench and make build", code, errOut)
 	}
 }
 

@@ -39,6 +39,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err == nil {
 		return exitOK
 	}
+	if ec := (exitCodeError{}); errors.As(err, &ec) {
+		return ec.code // the command it ran has said why
+	}
 	fmt.Fprintf(stderr, "greenroom: %s\n", strings.TrimSpace(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {

@@ -76,7 +76,7 @@ defaults match a local deployment started with 'make up'.`,
 		newPoolsCommand(g),
 		newAuditCommand(g),
 		newDemoCommand(g),
-		newBenchCommand(g),
+		newBenchCommand(getenv),
 	)
 	return root
 }
