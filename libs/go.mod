@@ -6,6 +6,7 @@ require (
 	github.com/docker/go-units v0.5.0
 	github.com/greenroom-dev/greenroom/schemas v0.0.0
 	github.com/mattn/go-shellwords v1.0.12
+	github.com/peterbourgon/ff/v3 v3.4.0
 )
 
 require (

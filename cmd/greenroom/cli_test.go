@@ -96,6 +96,9 @@ func TestFlagsDefaultToTheEnvironment(t *testing.T) {
 		"GREENROOM_ADMIN_TOKEN":  "s3cret",
 	}
 	root := newRootCommand(func(k string) string { return env[k] })
+	// The environment fills the flags the command line did not give, as a
+	// command starts (not in --help, which shows the built-in defaults).
+	root.PersistentPreRun(root, nil)
 	pf := root.PersistentFlags()
 	for flag, want := range map[string]string{
 		"nats-url": env["GREENROOM_NATS_URL"], "database-url": env["GREENROOM_DATABASE_URL"],
@@ -163,6 +166,22 @@ func TestAge(t *testing.T) {
 	} {
 		if got := age(d); got != want {
 			t.Errorf("age(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestHelpNeverShowsSecretsFromTheEnvironment(t *testing.T) {
+	env := map[string]string{"GREENROOM_ADMIN_TOKEN": "s3cr3t-token",
+		"GREENROOM_DATABASE_URL": "postgres://greenroom:hunter2@db.internal:5432/greenroom"}
+	for _, args := range [][]string{{"--help"}, {"migrate", "--help"}, {"sessions", "--help"}} {
+		out, _, code := runCLI(t, env, args...)
+		if code != exitOK {
+			t.Fatalf("greenroom %s: exit %d", strings.Join(args, " "), code)
+		}
+		for _, secret := range []string{"s3cr3t-token", "hunter2", ":greenroom@"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("greenroom %s shows %q:\n%s", strings.Join(args, " "), secret, out)
+			}
 		}
 	}
 }

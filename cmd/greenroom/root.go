@@ -59,15 +59,32 @@ defaults match a local deployment started with 'make up'.`,
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
+	// The flags show their built-in defaults in --help, never a value from
+	// the environment (the admin token, a database password); the
+	// environment fills what the command line did not give, below.
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.NatsURL, "nats-url", env("GREENROOM_NATS_URL", settings.NatsURLDefault),
+	pf.StringVar(&g.NatsURL, "nats-url", settings.NatsURLDefault,
 		"NATS server URL(s), comma-separated (env GREENROOM_NATS_URL)")
-	pf.StringVar(&g.DatabaseURL, "database-url", env("GREENROOM_DATABASE_URL", settings.DatabaseURLDefault),
+	g.DatabaseURL = settings.DatabaseURLDefault
+	pf.Var((*redactedURL)(&g.DatabaseURL), "database-url",
 		"PostgreSQL connection URL (env GREENROOM_DATABASE_URL)")
-	pf.StringVar(&g.APIURL, "api-url", env("GREENROOM_API_URL", APIURLDefault),
+	pf.StringVar(&g.APIURL, "api-url", APIURLDefault,
 		"base URL of the config service's admin API (env GREENROOM_API_URL)")
-	pf.StringVar(&g.AdminToken, "admin-token", env("GREENROOM_ADMIN_TOKEN", ""),
-		"admin API bearer token (env GREENROOM_ADMIN_TOKEN; else read from "+adminTokenFile+", written by make up)")
+	pf.StringVar(&g.AdminToken, "admin-token", "",
+		"admin API bearer token (env GREENROOM_ADMIN_TOKEN; else read from "+adminTokenFile+", written by make up; never shown)")
+	fromEnv := map[string]*string{"nats-url": &g.NatsURL, "database-url": &g.DatabaseURL,
+		"api-url": &g.APIURL, "admin-token": &g.AdminToken}
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		for name, p := range fromEnv {
+			f := cmd.Flags().Lookup(name)
+			if f == nil {
+				f = cmd.PersistentFlags().Lookup(name)
+			}
+			if f != nil && !f.Changed {
+				*p = env("GREENROOM_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")), *p)
+			}
+		}
+	}
 
 	root.AddCommand(
 		newMigrateCommand(g),
@@ -80,3 +97,10 @@ defaults match a local deployment started with 'make up'.`,
 	)
 	return root
 }
+
+// redactedURL is a URL flag whose --help default hides its password.
+type redactedURL string
+
+func (v *redactedURL) Set(s string) error { *v = redactedURL(s); return nil }
+func (v *redactedURL) String() string     { return settings.Redact(string(*v)) }
+func (v *redactedURL) Type() string       { return "url" }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -16,6 +17,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
 
+	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/schemas"
 )
 
@@ -32,7 +34,13 @@ const MaxOpenConns = 20
 func Open(ctx context.Context, url string, connectTimeout time.Duration) (*sqlx.DB, error) {
 	cfg, err := pq.NewConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("parsing database URL: %w", err)
+		// A URL's parse error quotes the URL, password and all: keep only
+		// what is wrong with it.
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("parsing database URL %s: %v", settings.Redact(url), err)
 	}
 	cfg.BinaryParameters = true
 	connector, err := pq.NewConnectorConfig(cfg)

@@ -1,15 +1,20 @@
 // Package settings reads the configuration every Greenroom service shares.
 // Each setting is an environment variable (GREENROOM_*) with a flag of the
 // same name in kebab case (GREENROOM_DATABASE_URL ↔ --database-url); the
-// flag wins over the variable, and the defaults work for `make up`.
+// flag wins over the variable, and the defaults work for `make up`. Parse
+// (peterbourgon/ff) fails on a malformed value, naming it; --help shows
+// the built-in defaults, never a secret from the environment.
 package settings
 
 import (
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/peterbourgon/ff/v3"
 )
 
 // Defaults that match the local deployment of `make up`.
@@ -46,43 +51,81 @@ func FlagName(env string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "GREENROOM_")), "_", "-")
 }
 
+// The flags are registered with their built-in defaults, never with the
+// environment's values: --help shows the defaults, so a secret set in the
+// environment never reaches it. Parse reads the environment.
+
 // String registers a string setting read from env and its flag.
 func String(fs *flag.FlagSet, p *string, env, def, usage string) {
-	fs.StringVar(p, FlagName(env), Env(env, def), fmt.Sprintf("%s (env %s)", usage, env))
+	fs.StringVar(p, FlagName(env), def, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// Secret registers a setting whose value is never shown: --help shows no
+// default, and the value is only in *p.
+func Secret(fs *flag.FlagSet, p *string, env, usage string) {
+	fs.Var((*secretValue)(p), FlagName(env), fmt.Sprintf("%s (env %s; never shown)", usage, env))
+}
+
+// URL registers a URL setting whose password, if any, --help shows as
+// "xxxxx".
+func URL(fs *flag.FlagSet, p *string, env, def, usage string) {
+	*p = def
+	fs.Var((*urlValue)(p), FlagName(env), fmt.Sprintf("%s (env %s)", usage, env))
 }
 
 // Duration registers a duration setting read from env and its flag.
 func Duration(fs *flag.FlagSet, p *time.Duration, env string, def time.Duration, usage string) {
-	d := def
-	if v := os.Getenv(env); v != "" {
-		if parsed, err := time.ParseDuration(v); err == nil {
-			d = parsed
-		} else {
-			fmt.Fprintf(os.Stderr, "ignoring %s=%q: %v\n", env, v, err)
-		}
-	}
-	fs.DurationVar(p, FlagName(env), d, fmt.Sprintf("%s (env %s)", usage, env))
+	fs.DurationVar(p, FlagName(env), def, fmt.Sprintf("%s (env %s)", usage, env))
 }
 
 // Int registers an integer setting read from env and its flag.
 func Int(fs *flag.FlagSet, p *int, env string, def int, usage string) {
-	n := def
-	if v := os.Getenv(env); v != "" {
-		if _, err := fmt.Sscan(v, &n); err != nil {
-			fmt.Fprintf(os.Stderr, "ignoring %s=%q: %v\n", env, v, err)
-			n = def
-		}
+	fs.IntVar(p, FlagName(env), def, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// Parse reads the flags from args and, for each flag not given there, its
+// GREENROOM_* environment variable (peterbourgon/ff). A malformed value is
+// an error naming the variable or the flag, never silently replaced by the
+// default.
+func Parse(fs *flag.FlagSet, args []string) error {
+	return ff.Parse(fs, args, ff.WithEnvVarPrefix("GREENROOM"))
+}
+
+// secretValue is a string flag.Value that never shows its value.
+type secretValue string
+
+func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
+func (v *secretValue) String() string     { return "" }
+
+// urlValue is a string flag.Value that shows its URL without a password.
+type urlValue string
+
+func (v *urlValue) Set(s string) error { *v = urlValue(s); return nil }
+func (v *urlValue) String() string {
+	if v == nil {
+		return ""
 	}
-	fs.IntVar(p, FlagName(env), n, fmt.Sprintf("%s (env %s)", usage, env))
+	return Redact(string(*v))
+}
+
+// Redact returns u with its password, if any, replaced by "xxxxx"; a
+// value that is not a URL is returned as "[redacted]", in case it holds
+// a password in another form.
+func Redact(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return "[redacted]"
+	}
+	return parsed.Redacted()
 }
 
 // Register adds the common settings to fs. httpAddrDefault differs per
 // service so that all four can run on one machine.
 func (c *Common) Register(fs *flag.FlagSet, httpAddrDefault string) {
-	String(fs, &c.DatabaseURL, "GREENROOM_DATABASE_URL", DatabaseURLDefault, "PostgreSQL connection URL")
+	URL(fs, &c.DatabaseURL, "GREENROOM_DATABASE_URL", DatabaseURLDefault, "PostgreSQL connection URL")
 	String(fs, &c.NatsURL, "GREENROOM_NATS_URL", NatsURLDefault, "NATS server URL(s), comma-separated")
 	String(fs, &c.HTTPAddr, "GREENROOM_HTTP_ADDR", httpAddrDefault, "address of the HTTP server (health, readiness, metrics)")
-	String(fs, &c.AdminToken, "GREENROOM_ADMIN_TOKEN", "", "bearer token of the admin API")
+	Secret(fs, &c.AdminToken, "GREENROOM_ADMIN_TOKEN", "bearer token of the admin API")
 	String(fs, &c.LogLevel, "GREENROOM_LOG_LEVEL", LogLevelDefault, "log level: debug, info, warn, error")
 	Int(fs, &c.StreamReplicas, "GREENROOM_STREAM_REPLICAS", 1, "replicas of the GREENROOM stream (3 in a NATS cluster)")
 	Duration(fs, &c.ShutdownTimeout, "GREENROOM_SHUTDOWN_TIMEOUT", 20*time.Second, "how long graceful shutdown may take")

@@ -29,7 +29,9 @@ func main() {
 permissions equal the user's, in the request's zone and then (if the zone
 searches alternate zones) in the others; otherwise asks the provisioner for
 an on-demand session. Run as many replicas as load needs.`)
-	_ = fs.Parse(os.Args[1:])
+	if err := settings.Parse(fs, os.Args[1:]); err != nil {
+		app.Fatal("assigner", err)
+	}
 
 	log, err := obs.NewLogger("assigner", common.LogLevel)
 	if err != nil {

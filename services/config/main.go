@@ -32,7 +32,9 @@ listener. Every /api/ call needs "Authorization: Bearer <GREENROOM_ADMIN_TOKEN>"
 Each configuration change is announced on greenroom.config.changed.<kind>;
 POST /api/v1/sessions publishes greenroom.session.requested and waits for
 its outcome. Run as many replicas as load needs.`)
-	_ = fs.Parse(os.Args[1:])
+	if err := settings.Parse(fs, os.Args[1:]); err != nil {
+		app.Fatal("config", err)
+	}
 
 	log, err := obs.NewLogger("config", common.LogLevel)
 	if err != nil {

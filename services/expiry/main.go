@@ -63,7 +63,9 @@ sessions stuck in destroying. Consumes greenroom.session.keepalive (durable
 consumer "expiry"): each moves its running session's keepalive deadline,
 and its expires_at, to the event's time plus its keepalive_expiration.
 Serves /healthz, /readyz and /metrics on the HTTP address.`)
-	_ = fs.Parse(os.Args[1:])
+	if err := settings.Parse(fs, os.Args[1:]); err != nil {
+		app.Fatal(serviceName, err)
+	}
 
 	if err := run(common, cfg, keepalive); err != nil {
 		app.Fatal(serviceName, err)

@@ -61,7 +61,9 @@ func main() {
 	fs.Usage = settings.Usage(fs, "greenroom-provisioner", `Creates, probes, assigns and removes session containers on the Docker agents,
 keeps every staging pool at its desired size, and fails the sessions whose
 container is gone.`)
-	_ = fs.Parse(os.Args[1:])
+	if err := settings.Parse(fs, os.Args[1:]); err != nil {
+		app.Fatal(name, err)
+	}
 
 	log, err := obs.NewLogger(name, common.LogLevel)
 	if err != nil {
