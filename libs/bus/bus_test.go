@@ -112,3 +112,52 @@ func TestSlowLaneDoesNotHoldUpOtherSubjects(t *testing.T) {
 		t.Fatalf("the slow lane ran %d at once, its concurrency is 1", slowStarted.Load())
 	}
 }
+
+// TestShutdownIsBoundedByTheTimeoutWhenAHandlerNeverReturns: a handler
+// that ignores its context and never returns does not hang shutdown; Run
+// returns ErrShutdownTimeout once the timeout is over, and the message,
+// never acked, is delivered again to the next consumer.
+func TestShutdownIsBoundedByTheTimeoutWhenAHandlerNeverReturns(t *testing.T) {
+	env := apptest.New(t)
+	deps := env.Deps(t, "test")
+	never := make(chan struct{})
+	defer close(never) // let the stuck handler go when the test ends
+	var started atomic.Int32
+	cfg := bus.ConsumerConfig{Name: "stuck", FilterSubjects: []string{"greenroom.config.changed.>"},
+		Concurrency: 1, ShutdownTimeout: 200 * time.Millisecond, AckWait: 2 * time.Second}
+	c, err := bus.NewConsumer(context.Background(), deps.JS, cfg, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
+		started.Add(1)
+		<-never // ignores ctx
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(ctx) }()
+	publishChange(t, deps.Publisher, "zone")
+	apptest.Eventually(t, 10*time.Second, "the handler running", func() bool { return started.Load() == 1 })
+
+	cancel()
+	select {
+	case err := <-ran:
+		if !errors.Is(err, bus.ErrShutdownTimeout) {
+			t.Fatalf("Run returned %v, want ErrShutdownTimeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return: a handler that never returns hung shutdown")
+	}
+
+	// Not acked: the next replica gets it again.
+	var again atomic.Int32
+	c2, err := bus.NewConsumer(context.Background(), deps.JS, cfg, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
+		again.Add(1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.Run(t, c2.Run)
+	apptest.Eventually(t, 30*time.Second, "the message delivered again", func() bool { return again.Load() >= 1 })
+}

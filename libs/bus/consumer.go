@@ -67,7 +67,21 @@ type ConsumerConfig struct {
 	Lanes []Lane
 	// Source names the service in dead-letter events.
 	Source string
+	// ShutdownTimeout bounds how long Run, once its context is done, waits
+	// for the handlers in flight (GREENROOM_SHUTDOWN_TIMEOUT). Past it,
+	// their context is cancelled and Run returns ErrShutdownTimeout
+	// without their acks: their messages are redelivered, to this replica
+	// or another, and handlers are idempotent.
+	ShutdownTimeout time.Duration
 }
+
+// ShutdownTimeoutDefault is ConsumerConfig.ShutdownTimeout's default, as
+// GREENROOM_SHUTDOWN_TIMEOUT's.
+const ShutdownTimeoutDefault = 20 * time.Second
+
+// ErrShutdownTimeout is returned by Run when handlers were still running
+// at the end of the shutdown timeout.
+var ErrShutdownTimeout = errors.New("handlers still running at the end of the shutdown timeout; their messages will be redelivered")
 
 func (c *ConsumerConfig) totalConcurrency() int {
 	n := c.Concurrency
@@ -89,6 +103,9 @@ func (c *ConsumerConfig) withDefaults() {
 	}
 	if c.Source == "" {
 		c.Source = "greenroom/" + c.Name
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = ShutdownTimeoutDefault
 	}
 }
 
@@ -149,7 +166,9 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 }
 
 // Run consumes until ctx is done, then stops pulling and waits for the
-// handlers in flight to finish (each gets its message's ack).
+// handlers in flight to finish (each gets its message's ack), at most
+// ShutdownTimeout: then it cancels their context and returns
+// ErrShutdownTimeout without waiting for them any longer.
 func (c *Consumer) Run(ctx context.Context) error {
 	cons, err := c.js.Consumer(ctx, StreamName, c.cfg.Name)
 	if err != nil {
@@ -170,8 +189,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	// Handlers run on their own context so that shutdown lets them finish
-	// and ack instead of abandoning half-done work to redelivery.
-	handlerCtx := context.WithoutCancel(ctx)
+	// and ack instead of abandoning half-done work to redelivery, until
+	// the shutdown timeout cancels it.
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		// Never block here: the client delivers messages one at a time
 		// from this callback. A message waits for a slot of its lane in
@@ -180,9 +201,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			stop := c.keepAlive(msg)
+			stop := c.keepAlive(handlerCtx, msg)
 			defer stop()
-			slot <- struct{}{}
+			select {
+			case slot <- struct{}{}:
+			case <-handlerCtx.Done():
+				return // shut down before its turn: redelivered
+			}
 			defer func() { <-slot }()
 			c.handle(handlerCtx, msg)
 		}()
@@ -195,10 +220,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("consuming %s: %w", c.cfg.Name, err)
 	}
 	<-ctx.Done()
+	deadline, stop := context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)
+	defer stop()
 	cc.Drain()
-	<-cc.Closed()
-	wg.Wait()
-	return nil
+	select {
+	case <-cc.Closed():
+	case <-deadline.Done():
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-deadline.Done():
+	}
+	cancelHandlers()
+	c.log.Warn("shutdown timeout: leaving the handlers still running; their messages will be redelivered",
+		zap.Duration("shutdown_timeout", c.cfg.ShutdownTimeout))
+	return ErrShutdownTimeout
 }
 
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
@@ -236,8 +275,9 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 
 // keepAlive sends in-progress acks for msg every AckWait/3 until stopped,
 // so that neither a message waiting for a slot nor a long handler is
-// redelivered while it is being worked on.
-func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
+// redelivered while it is being worked on; or until ctx is done (the
+// shutdown timeout gave up on its handler), so that it is redelivered.
+func (c *Consumer) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(c.cfg.AckWait / 3)
@@ -245,6 +285,8 @@ func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
 		for {
 			select {
 			case <-done:
+				return
+			case <-ctx.Done():
 				return
 			case <-t.C:
 				_ = msg.InProgress()

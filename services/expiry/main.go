@@ -94,6 +94,7 @@ func run(common settings.Common, cfg service.SweeperConfig, keepaliveCfg service
 	}
 	deps.Ops.Registry.MustRegister(sweeper.Collectors()...)
 	keepaliveCfg.Source = deps.Source()
+	keepaliveCfg.ShutdownTimeout = common.ShutdownTimeout
 	keepalives, err := service.NewKeepaliveConsumer(ctx, deps.JS, deps.Validator, deps.DB, keepaliveCfg, log)
 	if err != nil {
 		return err

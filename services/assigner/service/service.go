@@ -44,6 +44,8 @@ func New(ctx context.Context, deps *app.Deps, cfg Config) (*Service, error) {
 		Concurrency:    cfg.Concurrency,
 		MaxDeliver:     cfg.MaxDeliver,
 		Source:         deps.Source(),
+		// GREENROOM_SHUTDOWN_TIMEOUT: a stuck request never hangs shutdown.
+		ShutdownTimeout: deps.Settings.ShutdownTimeout,
 	}, deps.Validator, deps.Log, ports.SessionRequests(uc, metrics, deps.Log))
 	if err != nil {
 		return nil, fmt.Errorf("creating assigner consumer: %w", err)

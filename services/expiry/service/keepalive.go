@@ -40,6 +40,9 @@ type KeepaliveConfig struct {
 	MaxDeliver int
 	// Source names the service in dead-letter events.
 	Source string
+	// ShutdownTimeout bounds the wait for keepalives in flight at
+	// shutdown (GREENROOM_SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
 	// Now is the consumer's clock; nil means time.Now. A keepalive counts
 	// from its event's time, but never from later than Now, so that a
 	// sender whose clock runs ahead cannot keep a session alive for longer
@@ -81,11 +84,12 @@ func NewKeepaliveConsumer(ctx context.Context, js jetstream.JetStream, validator
 		}, []string{"outcome"}),
 	}
 	c, err := bus.NewConsumer(ctx, js, bus.ConsumerConfig{
-		Name:           ConsumerName,
-		FilterSubjects: []string{events.TypeSessionKeepalive},
-		Concurrency:    cfg.Concurrency,
-		MaxDeliver:     cfg.MaxDeliver,
-		Source:         cfg.Source,
+		Name:            ConsumerName,
+		FilterSubjects:  []string{events.TypeSessionKeepalive},
+		Concurrency:     cfg.Concurrency,
+		MaxDeliver:      cfg.MaxDeliver,
+		Source:          cfg.Source,
+		ShutdownTimeout: cfg.ShutdownTimeout,
 	}, validator, log, k.Handle)
 	if err != nil {
 		return nil, fmt.Errorf("creating the keepalive consumer: %w", err)

@@ -126,7 +126,8 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	var err error
 	s.consumer, err = bus.NewConsumer(ctx, s.deps.JS, s.deps.Validator, s.log,
-		bus.Config{Name: s.cfg.ConsumerName, Concurrency: s.cfg.Concurrency, ProvisionConcurrency: s.cfg.ProvisionConcurrency, Source: s.deps.Source()},
+		bus.Config{Name: s.cfg.ConsumerName, Concurrency: s.cfg.Concurrency, ProvisionConcurrency: s.cfg.ProvisionConcurrency, Source: s.deps.Source(),
+			ShutdownTimeout: s.deps.Settings.ShutdownTimeout},
 		s.Provisioner, s.configChanged)
 	if err != nil {
 		return fmt.Errorf("starting provisioner: %w", err)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -58,6 +59,9 @@ type Config struct {
 	// (greenroom.provision.requested).
 	ProvisionConcurrency int
 	Source               string
+	// ShutdownTimeout bounds the wait for handlers in flight at shutdown
+	// (GREENROOM_SHUTDOWN_TIMEOUT; libbus.ConsumerConfig).
+	ShutdownTimeout time.Duration
 }
 
 // NewConsumer creates (or updates) the durable consumer.
@@ -73,7 +77,7 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, validator libbus.V
 	}
 	h := handler{uc: uc, changed: changed}
 	return libbus.NewConsumer(ctx, js, libbus.ConsumerConfig{
-		Name: cfg.Name, FilterSubjects: Subjects, Concurrency: cfg.Concurrency, Source: cfg.Source,
+		Name: cfg.Name, FilterSubjects: Subjects, Concurrency: cfg.Concurrency, Source: cfg.Source, ShutdownTimeout: cfg.ShutdownTimeout,
 		Lanes: []libbus.Lane{{Subjects: []string{events.TypeProvisionRequested}, Concurrency: cfg.ProvisionConcurrency}},
 	}, validator, log, h.handle)
 }
