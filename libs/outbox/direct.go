@@ -98,11 +98,7 @@ func (d *Direct) publish(ctx context.Context, rows []row) error {
 	ids := make([]string, 0, len(rows))
 	var pubErr error
 	for _, rw := range rows {
-		var requestID string
-		if h := rw.Headers; len(h) > 0 {
-			requestID = headerRequestID(h)
-		}
-		if _, err := d.pub.PublishRaw(ctx, rw.Subject, rw.ID, rw.Payload, requestID); err != nil {
+		if _, err := d.pub.PublishRaw(ctx, rw.Subject, rw.ID, rw.Payload, headerRequestID(rw.Headers)); err != nil {
 			pubErr = err
 			break
 		}
@@ -125,6 +121,8 @@ func (d *Direct) publish(ctx context.Context, rows []row) error {
 	return pubErr
 }
 
+// headerRequestID is the request id an outbox row's headers carry, for the
+// Greenroom-Request-Id header of its message; "" when none.
 func headerRequestID(raw []byte) string {
 	var hdr map[string]string
 	_ = json.Unmarshal(raw, &hdr)

@@ -237,9 +237,7 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 	done := make([]int64, 0, len(rows))
 	var pubErr error
 	for _, rw := range rows {
-		var hdr map[string]string
-		_ = json.Unmarshal(rw.Headers, &hdr)
-		_, err := r.pub.PublishRaw(ctx, rw.Subject, rw.ID, rw.Payload, hdr[events.HeaderRequestID])
+		_, err := r.pub.PublishRaw(ctx, rw.Subject, rw.ID, rw.Payload, headerRequestID(rw.Headers))
 		if errors.Is(err, events.ErrSchema) {
 			// A bug wrote an event that breaks its contract. Retrying cannot
 			// fix it and would block every event behind it: report it on the
