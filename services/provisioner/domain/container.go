@@ -296,8 +296,12 @@ func SessionHost(publicHost, dockerEndpoint string) string {
 }
 
 // SessionURL is the address the user opens: http://host:port/.
-func SessionURL(host string, hostPort int) string {
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(hostPort)) + "/"
+func SessionURL(host string, hostPort int) string { return ContainerURL(host, hostPort, "/") }
+
+// ContainerURL is path on a container's published port, as the
+// provisioner reaches it (its assign hook, its readiness path).
+func ContainerURL(host string, hostPort int, path string) string {
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(hostPort)) + path
 }
 
 func envList(env map[string]string) []string {

@@ -62,7 +62,7 @@ func (p *Provisioner) callAssignHook(ctx context.Context, sc postgres.SessionCon
 		return 0, ptrTo(assignFailed("the staged session has no published port"))
 	}
 	host := domain.SessionHost(sc.Agent.PublicHost, sc.Agent.DockerEndpoint)
-	url := "http://" + net.JoinHostPort(host, strconv.FormatInt(sc.Session.HostPort.Int64, 10)) + hook.Path
+	url := domain.ContainerURL(host, int(sc.Session.HostPort.Int64), hook.Path)
 
 	hctx, cancel := context.WithTimeout(ctx, min(hook.Timeout, p.cfg.AssignTimeout))
 	defer cancel()
@@ -126,7 +126,7 @@ func (p *Provisioner) warmAssignHook(ctx context.Context, ws postgres.Workspace,
 	// the session back from being staged.
 	wctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	url := "http://" + net.JoinHostPort(host, strconv.Itoa(hostPort)) + ws.ReadinessPath
+	url := domain.ContainerURL(host, hostPort, ws.ReadinessPath)
 	req, err := http.NewRequestWithContext(wctx, http.MethodGet, url, nil)
 	if err != nil {
 		return
