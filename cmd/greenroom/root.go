@@ -37,12 +37,6 @@ func (g *globalOptions) token() string {
 }
 
 func newRootCommand(getenv func(string) string) *cobra.Command {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
 	g := &globalOptions{}
 	root := &cobra.Command{
 		Use:   "greenroom",
@@ -66,24 +60,21 @@ defaults match a local deployment started with 'make up'.`,
 	pf.StringVar(&g.NatsURL, "nats-url", settings.NatsURLDefault,
 		"NATS server URL(s), comma-separated (env GREENROOM_NATS_URL)")
 	g.DatabaseURL = settings.DatabaseURLDefault
-	pf.Var((*redactedURL)(&g.DatabaseURL), "database-url",
+	pf.Var((*settings.RedactedURL)(&g.DatabaseURL), "database-url",
 		"PostgreSQL connection URL (env GREENROOM_DATABASE_URL)")
 	pf.StringVar(&g.APIURL, "api-url", APIURLDefault,
 		"base URL of the config service's admin API (env GREENROOM_API_URL)")
 	pf.StringVar(&g.AdminToken, "admin-token", "",
 		"admin API bearer token (env GREENROOM_ADMIN_TOKEN; else read from "+adminTokenFile+", written by make up; never shown)")
-	fromEnv := map[string]*string{"nats-url": &g.NatsURL, "database-url": &g.DatabaseURL,
-		"api-url": &g.APIURL, "admin-token": &g.AdminToken}
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
-		for name, p := range fromEnv {
+		settings.FromEnv(getenv, func(name string) bool {
 			f := cmd.Flags().Lookup(name)
 			if f == nil {
 				f = cmd.PersistentFlags().Lookup(name)
 			}
-			if f != nil && !f.Changed {
-				*p = env("GREENROOM_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")), *p)
-			}
-		}
+			return f != nil && f.Changed
+		}, map[string]*string{"nats-url": &g.NatsURL, "database-url": &g.DatabaseURL,
+			"api-url": &g.APIURL, "admin-token": &g.AdminToken})
 	}
 
 	root.AddCommand(
@@ -97,10 +88,3 @@ defaults match a local deployment started with 'make up'.`,
 	)
 	return root
 }
-
-// redactedURL is a URL flag whose --help default hides its password.
-type redactedURL string
-
-func (v *redactedURL) Set(s string) error { *v = redactedURL(s); return nil }
-func (v *redactedURL) String() string     { return settings.Redact(string(*v)) }
-func (v *redactedURL) Type() string       { return "url" }

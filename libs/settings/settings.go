@@ -70,7 +70,7 @@ func Secret(fs *flag.FlagSet, p *string, env, usage string) {
 // "xxxxx".
 func URL(fs *flag.FlagSet, p *string, env, def, usage string) {
 	*p = def
-	fs.Var((*urlValue)(p), FlagName(env), fmt.Sprintf("%s (env %s)", usage, env))
+	fs.Var((*RedactedURL)(p), FlagName(env), fmt.Sprintf("%s (env %s)", usage, env))
 }
 
 // Duration registers a duration setting read from env and its flag.
@@ -97,15 +97,36 @@ type secretValue string
 func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
 func (v *secretValue) String() string     { return "" }
 
-// urlValue is a string flag.Value that shows its URL without a password.
-type urlValue string
+// RedactedURL is a URL flag's value (a flag.Value, and a pflag.Value for
+// cobra commands) that shows the URL without its password, so that --help
+// never prints one.
+type RedactedURL string
 
-func (v *urlValue) Set(s string) error { *v = urlValue(s); return nil }
-func (v *urlValue) String() string {
+func (v *RedactedURL) Set(s string) error { *v = RedactedURL(s); return nil }
+func (v *RedactedURL) Type() string       { return "url" }
+func (v *RedactedURL) String() string {
 	if v == nil {
 		return ""
 	}
 	return Redact(string(*v))
+}
+
+// EnvName is FlagName's inverse: database-url → GREENROOM_DATABASE_URL.
+func EnvName(flag string) string {
+	return "GREENROOM_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// FromEnv is Parse's environment step for commands whose flags another
+// library parses (cobra): each of vars, by flag name, that the command
+// line did not give (changed reports it) takes its GREENROOM_* variable
+// when that is set. Their flags are registered with built-in defaults, so
+// --help never shows a value from the environment.
+func FromEnv(getenv func(string) string, changed func(flag string) bool, vars map[string]*string) {
+	for name, p := range vars {
+		if v := getenv(EnvName(name)); v != "" && !changed(name) {
+			*p = v
+		}
+	}
 }
 
 // Redact returns u with its password, if any, replaced by "xxxxx"; a

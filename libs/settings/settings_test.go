@@ -87,3 +87,16 @@ func TestTheFlagWinsOverTheVariable(t *testing.T) {
 		t.Errorf("interval %s (flag 2s over env 5s), batch %d (env 7)", *interval, *n)
 	}
 }
+
+func TestFromEnvFillsWhatTheCommandLineDidNotGive(t *testing.T) {
+	env := map[string]string{"GREENROOM_NATS_URL": "nats://env:4222", "GREENROOM_API_URL": "http://env:8080"}
+	nats, api, token := "nats://default:4222", "http://flag:8080", "default-token"
+	FromEnv(func(k string) string { return env[k] }, func(name string) bool { return name == "api-url" },
+		map[string]*string{"nats-url": &nats, "api-url": &api, "admin-token": &token})
+	if nats != "nats://env:4222" || api != "http://flag:8080" || token != "default-token" {
+		t.Errorf("nats %q (from env), api %q (the flag wins), token %q (no env: kept)", nats, api, token)
+	}
+	if EnvName("database-url") != "GREENROOM_DATABASE_URL" || FlagName(EnvName("database-url")) != "database-url" {
+		t.Errorf("EnvName/FlagName do not round-trip: %q", EnvName("database-url"))
+	}
+}

@@ -62,14 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 }
 
 func newCommand(getenv func(string) string) *cobra.Command {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
 	o := bench.Options{}
-	var only, runDir, natsURL, databaseURL, apiURL, adminToken string
+	var only, runDir, natsURL, apiURL, adminToken string
+	databaseURL := settings.DatabaseURLDefault
 	var running bool
 	cmd := &cobra.Command{
 		Use:   "greenroom-bench",
@@ -113,6 +108,8 @@ Scenarios: ` + strings.Join(bench.Scenarios, ", ") + `.`,
 			}
 			o.Stdout = cmd.OutOrStdout()
 			if running {
+				settings.FromEnv(getenv, cmd.Flags().Changed, map[string]*string{"nats-url": &natsURL,
+					"database-url": &databaseURL, "api-url": &apiURL, "admin-token": &adminToken})
 				token := adminToken
 				if token == "" {
 					if b, err := os.ReadFile(adminTokenFile); err == nil {
@@ -134,9 +131,11 @@ Scenarios: ` + strings.Join(bench.Scenarios, ", ") + `.`,
 	f.BoolVar(&running, "running", false, "measure the running deployment (make up) instead of private environments")
 	f.StringVar(&runDir, "run-dir", ".run", "where the running deployment's pid files are (with --running)")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the assignment or hand-off scenario to this file")
-	f.StringVar(&natsURL, "nats-url", env("GREENROOM_NATS_URL", settings.NatsURLDefault), "with --running: NATS server URL(s) (env GREENROOM_NATS_URL)")
-	f.StringVar(&databaseURL, "database-url", env("GREENROOM_DATABASE_URL", settings.DatabaseURLDefault), "with --running: PostgreSQL connection URL (env GREENROOM_DATABASE_URL)")
-	f.StringVar(&apiURL, "api-url", env("GREENROOM_API_URL", apiURLDefault), "with --running: the admin API's base URL (env GREENROOM_API_URL)")
-	f.StringVar(&adminToken, "admin-token", getenv("GREENROOM_ADMIN_TOKEN"), "with --running: admin API bearer token (env GREENROOM_ADMIN_TOKEN; else read from "+adminTokenFile+")")
+	// Built-in defaults in --help, never the environment's values (a
+	// token, a password): the environment fills them as the run starts.
+	f.StringVar(&natsURL, "nats-url", settings.NatsURLDefault, "with --running: NATS server URL(s) (env GREENROOM_NATS_URL)")
+	f.Var((*settings.RedactedURL)(&databaseURL), "database-url", "with --running: PostgreSQL connection URL (env GREENROOM_DATABASE_URL)")
+	f.StringVar(&apiURL, "api-url", apiURLDefault, "with --running: the admin API's base URL (env GREENROOM_API_URL)")
+	f.StringVar(&adminToken, "admin-token", "", "with --running: admin API bearer token (env GREENROOM_ADMIN_TOKEN; else read from "+adminTokenFile+"; never shown)")
 	return cmd
 }

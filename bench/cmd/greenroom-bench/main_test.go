@@ -26,3 +26,17 @@ func TestHelpNamesEveryScenario(t *testing.T) {
 		}
 	}
 }
+
+func TestHelpNeverShowsSecretsFromTheEnvironment(t *testing.T) {
+	env := map[string]string{"GREENROOM_ADMIN_TOKEN": "s3cr3t-token",
+		"GREENROOM_DATABASE_URL": "postgres://greenroom:hunter2@db.internal:5432/greenroom"}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, &out, &errOut, func(k string) string { return env[k] }); code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	for _, secret := range []string{"s3cr3t-token", "hunter2", ":greenroom@"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("--help shows %q:\n%s", secret, out.String())
+		}
+	}
+}
