@@ -25,6 +25,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/dbtest"
 	"github.com/greenroom-dev/greenroom/libs/settings"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 	assigner "github.com/greenroom-dev/greenroom/services/assigner/service"
 	configsvc "github.com/greenroom-dev/greenroom/services/config/service"
 	expiry "github.com/greenroom-dev/greenroom/services/expiry/service"
@@ -152,8 +153,9 @@ func startEnv(mode envMode) (e *env, err error) {
 	if err != nil {
 		return e, err
 	}
-	e.run(cfg.Run)
-	e.undo = append(e.undo, cfg.Close)
+	if err := e.start(cfg); err != nil {
+		return e, err
+	}
 	e.API = httptest.NewServer(cfg.Handler())
 	e.apiURL = e.API.URL
 	e.undo = append(e.undo, e.API.Close)
@@ -162,11 +164,13 @@ func startEnv(mode envMode) (e *env, err error) {
 	if err != nil {
 		return e, err
 	}
-	asg, err := assigner.New(ctx, ad, assigner.Config{Concurrency: concurrency})
+	asg, err := assigner.New(ad, assigner.Config{Concurrency: concurrency})
 	if err != nil {
 		return e, err
 	}
-	e.run(asg.Run)
+	if err := e.start(asg); err != nil {
+		return e, err
+	}
 	if mode != envFull {
 		return e, nil
 	}
@@ -180,12 +184,20 @@ func startEnv(mode envMode) (e *env, err error) {
 	if err != nil {
 		return e, err
 	}
-	e.run(prov.Run)
-	exp, err := expiry.NewSweeper(expiry.SweeperConfig{Interval: time.Second}, e.DB, e.log)
+	if err := e.start(prov); err != nil {
+		return e, err
+	}
+	xd, err := e.connect(ctx, "expiry")
 	if err != nil {
 		return e, err
 	}
-	e.run(func(ctx context.Context) error { exp.Start(ctx); return nil })
+	exp, err := expiry.New(xd, expiry.Config{Sweeper: expiry.SweeperConfig{Interval: time.Second}})
+	if err != nil {
+		return e, err
+	}
+	if err := e.start(exp); err != nil {
+		return e, err
+	}
 	return e, nil
 }
 
@@ -207,24 +219,17 @@ func (e *env) connect(ctx context.Context, name string) (*app.Deps, error) {
 	return d, nil
 }
 
-// run runs fn until close; close cancels it and waits (bounded).
-func (e *env) run(fn func(ctx context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := fn(ctx); err != nil && ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "bench: service stopped: %v\n", err)
-		}
-	}()
+// start starts svc; close stops it (bounded).
+func (e *env) start(svc startstop.Service) error {
+	if err := svc.Start(context.Background()); err != nil {
+		return err
+	}
 	e.cancel = append(e.cancel, func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			fmt.Fprintln(os.Stderr, "bench: a service did not stop within 30s")
+		if err := startstop.StopWithin(30*time.Second, startstop.Part{Name: fmt.Sprintf("%T", svc), Service: svc}); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: stopping a service: %v\n", err)
 		}
 	})
+	return nil
 }
 
 // close stops the services (newest first), then undoes the rest in reverse.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make down`: stops what `make up` started — the four services and the
 # nats-server started by scripts/ensure-nats.sh (by their pid files in .run/,
-# SIGTERM first, SIGKILL after 15 s) — and removes every container Greenroom
+# SIGTERM first, SIGKILL after 25 s) — and removes every container Greenroom
 # made (label greenroom.managed=true). PostgreSQL is left running, and the
 # data in PostgreSQL and .run/nats is kept for the next `make up`.
 set -euo pipefail

@@ -48,7 +48,8 @@ pid_alive() {
 }
 
 # stop_pidfile PIDFILE NAME: stops the process gracefully (SIGTERM, up to
-# 15 s), then with SIGKILL, and removes the pid file.
+# 25 s: a service stops within GREENROOM_SHUTDOWN_TIMEOUT, 20 s by default),
+# then with SIGKILL, and removes the pid file.
 stop_pidfile() {
 	local file="$1" name="$2" pid i
 	if [[ ! -e "$file" ]]; then
@@ -61,12 +62,12 @@ stop_pidfile() {
 	fi
 	pid="$(cat "$file")"
 	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 75; i++)); do
+	for ((i = 0; i < 125; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.2
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		say "$name (pid $pid) ignored SIGTERM for 15s; killing it"
+		say "$name (pid $pid) ignored SIGTERM for 25s; killing it"
 		kill -KILL "$pid" 2>/dev/null || true
 		for ((i = 0; i < 25; i++)); do
 			kill -0 "$pid" 2>/dev/null || break

@@ -1,13 +1,16 @@
 // Package app wires what every Greenroom service needs at start: logger,
 // PostgreSQL, NATS JetStream and the GREENROOM stream, an event publisher
 // and validator, the outbox relay, and the operator HTTP endpoints. Each
-// service's main.go reads: settings → app.Connect → service → run until a signal.
+// service's main.go reads its settings (libs/settings) and calls Run,
+// which goes on in the same order for every service: logger,
+// dependencies, service, serve, wait. See docs/architecture.md.
 package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,6 +28,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/obs"
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/settings"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 )
 
 // Deps are a service's connections. Close releases them.
@@ -124,6 +128,86 @@ func (d *Deps) Close() {
 	if d.DB != nil {
 		_ = d.DB.Close()
 	}
+}
+
+// ConnectTimeout is how long a service waits at start for PostgreSQL and
+// NATS, so that services may start in any order.
+const ConnectTimeout = time.Minute
+
+// Run is every service's main after its settings: logger, dependencies,
+// service (newService, then Start), serve (on common.HTTPAddr, the
+// service's Handler() when it has one, else Deps.Ops: /healthz, /readyz
+// and /metrics), wait (until SIGINT
+// or SIGTERM, or a part failing; then everything stops within
+// common.ShutdownTimeout). Any failure is printed and exits non-zero.
+func Run(name string, common settings.Common, newService func(*Deps) (startstop.Service, error)) {
+	// Logger.
+	log, err := obs.NewLogger(name, common.LogLevel)
+	if err != nil {
+		Fatal(name, err)
+	}
+	defer func() { _ = log.Sync() }()
+
+	// Dependencies.
+	ctx, stop := SignalContext()
+	defer stop()
+	deps, err := Connect(ctx, name, common, log, ConnectTimeout)
+	if err != nil {
+		Fatal(name, err)
+	}
+	defer deps.Close()
+
+	// Service.
+	svc, err := newService(deps)
+	if err != nil {
+		Fatal(name, err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		Fatal(name, err)
+	}
+
+	// Serve.
+	var handler http.Handler = deps.Ops.Mux
+	if h, ok := svc.(interface{ Handler() http.Handler }); ok {
+		handler = h.Handler()
+	}
+	srv := obs.NewServer(common.HTTPAddr, handler, log)
+	if err := srv.Start(ctx); err != nil {
+		Fatal(name, err)
+	}
+	log.Info(name+" running", zap.String("http", "http://"+srv.Addr().String()+"/"))
+
+	// Wait.
+	if err := Wait(ctx, common.ShutdownTimeout, svc, srv); err != nil {
+		log.Error(name+" stopped", zap.Error(err))
+		_ = log.Sync()
+		Fatal(name, err)
+	}
+	log.Info(name+" stopped", zap.Bool("graceful", true))
+}
+
+// Wait is the last step of Run: it returns once ctx is done
+// (SIGINT, SIGTERM) or the service or its HTTP server stopped on its own,
+// having stopped both within the shutdown timeout. Its error says which
+// part failed, or which did not stop in time (startstop.ErrShutdownTimeout).
+func Wait(ctx context.Context, shutdownTimeout time.Duration, svc, srv startstop.Service) error {
+	parts := []startstop.Part{{Name: "http server", Service: srv}, {Name: "service", Service: svc}}
+	var cause error
+	select {
+	case <-ctx.Done():
+	case <-svc.Stopped():
+		cause = stoppedOnItsOwn("the service", svc)
+	case <-srv.Stopped():
+		cause = stoppedOnItsOwn("the http server", srv)
+	}
+	return errors.Join(cause, startstop.StopWithin(shutdownTimeout, parts...))
+}
+
+func stoppedOnItsOwn(what string, s startstop.Service) error {
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("%s stopped on its own: %w", what, err)
+	}
+	return fmt.Errorf("%s stopped on its own", what)
 }
 
 // SignalContext is cancelled on SIGINT or SIGTERM.

@@ -5,6 +5,7 @@ package apptest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/dbtest"
 	"github.com/greenroom-dev/greenroom/libs/natstest"
 	"github.com/greenroom-dev/greenroom/libs/settings"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 )
 
 // Env is one test's PostgreSQL database and NATS server.
@@ -69,6 +71,20 @@ func Run(t testing.TB, fn func(ctx context.Context) error) {
 			}
 		case <-time.After(30 * time.Second):
 			t.Errorf("apptest: service did not stop within 30s")
+		}
+	})
+}
+
+// Start starts svc and stops it when the test ends, failing the test if
+// it does not stop within 30 s or reports an error when it does.
+func Start(t testing.TB, svc startstop.Service) {
+	t.Helper()
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatalf("apptest: starting %T: %v", svc, err)
+	}
+	t.Cleanup(func() {
+		if err := startstop.StopWithin(30*time.Second, startstop.Part{Name: fmt.Sprintf("%T", svc), Service: svc}); err != nil {
+			t.Errorf("apptest: stopping %T: %v", svc, err)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 )
 
 func publishChange(t *testing.T, pub *bus.Publisher, name string) events.Event {
@@ -30,7 +31,7 @@ func TestFailingMessageIsDeadLetteredAfterMaxDeliverAndOthersStillFlow(t *testin
 	deps := env.Deps(t, "test")
 	rec := apptest.NewRecorder(t, deps.NC)
 	var attempts, served atomic.Int32
-	c, err := bus.NewConsumer(context.Background(), deps.JS, bus.ConsumerConfig{
+	c, err := bus.NewConsumer(deps.JS, bus.ConsumerConfig{
 		Name: "flaky", FilterSubjects: []string{"greenroom.config.changed.>"}, MaxDeliver: 3,
 	}, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
 		var ch events.ConfigChanged
@@ -51,7 +52,7 @@ func TestFailingMessageIsDeadLetteredAfterMaxDeliverAndOthersStillFlow(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	apptest.Run(t, c.Run)
+	apptest.Start(t, c)
 	publishChange(t, deps.Publisher, "always-fails")
 	publishChange(t, deps.Publisher, "panics")
 	publishChange(t, deps.Publisher, "fine")
@@ -80,7 +81,7 @@ func TestSlowLaneDoesNotHoldUpOtherSubjects(t *testing.T) {
 	deps := env.Deps(t, "test")
 	release := make(chan struct{})
 	var slowStarted, fastServed atomic.Int32
-	c, err := bus.NewConsumer(context.Background(), deps.JS, bus.ConsumerConfig{
+	c, err := bus.NewConsumer(deps.JS, bus.ConsumerConfig{
 		Name: "laned", FilterSubjects: []string{"greenroom.config.changed.>"}, Concurrency: 1,
 		Lanes: []bus.Lane{{Subjects: []string{"greenroom.config.changed.pool"}, Concurrency: 1}},
 	}, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
@@ -95,7 +96,7 @@ func TestSlowLaneDoesNotHoldUpOtherSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apptest.Run(t, c.Run)
+	apptest.Start(t, c)
 	defer close(release)
 	for i := range 3 {
 		ev, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "pool", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: fmt.Sprint("p", i)})
@@ -114,8 +115,8 @@ func TestSlowLaneDoesNotHoldUpOtherSubjects(t *testing.T) {
 }
 
 // TestShutdownIsBoundedByTheTimeoutWhenAHandlerNeverReturns: a handler
-// that ignores its context and never returns does not hang shutdown; Run
-// returns ErrShutdownTimeout once the timeout is over, and the message,
+// that ignores its context and never returns does not hang shutdown; Stop
+// returns, with ErrShutdownTimeout, once the timeout is over, and the message,
 // never acked, is delivered again to the next consumer.
 func TestShutdownIsBoundedByTheTimeoutWhenAHandlerNeverReturns(t *testing.T) {
 	env := apptest.New(t)
@@ -125,7 +126,7 @@ func TestShutdownIsBoundedByTheTimeoutWhenAHandlerNeverReturns(t *testing.T) {
 	var started atomic.Int32
 	cfg := bus.ConsumerConfig{Name: "stuck", FilterSubjects: []string{"greenroom.config.changed.>"},
 		Concurrency: 1, ShutdownTimeout: 200 * time.Millisecond, AckWait: 2 * time.Second}
-	c, err := bus.NewConsumer(context.Background(), deps.JS, cfg, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
+	c, err := bus.NewConsumer(deps.JS, cfg, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
 		started.Add(1)
 		<-never // ignores ctx
 		return nil
@@ -133,31 +134,32 @@ func TestShutdownIsBoundedByTheTimeoutWhenAHandlerNeverReturns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- c.Run(ctx) }()
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	publishChange(t, deps.Publisher, "zone")
 	apptest.Eventually(t, 10*time.Second, "the handler running", func() bool { return started.Load() == 1 })
 
-	cancel()
+	stopped := make(chan struct{})
+	go func() { c.Stop(); close(stopped) }()
 	select {
-	case err := <-ran:
-		if !errors.Is(err, bus.ErrShutdownTimeout) {
-			t.Fatalf("Run returned %v, want ErrShutdownTimeout", err)
+	case <-stopped:
+		if err := c.Err(); !errors.Is(err, bus.ErrShutdownTimeout) || !errors.Is(err, startstop.ErrShutdownTimeout) {
+			t.Fatalf("the consumer stopped with %v, want ErrShutdownTimeout", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return: a handler that never returns hung shutdown")
+		t.Fatal("Stop did not return: a handler that never returns hung shutdown")
 	}
 
 	// Not acked: the next replica gets it again.
 	var again atomic.Int32
-	c2, err := bus.NewConsumer(context.Background(), deps.JS, cfg, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
+	c2, err := bus.NewConsumer(deps.JS, cfg, deps.Validator, deps.Log, func(ctx context.Context, m bus.Message) error {
 		again.Add(1)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apptest.Run(t, c2.Run)
+	apptest.Start(t, c2)
 	apptest.Eventually(t, 30*time.Second, "the message delivered again", func() bool { return again.Load() >= 1 })
 }

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 )
 
 // Consumer defaults. With them a failing message is retried for about two
@@ -67,9 +69,9 @@ type ConsumerConfig struct {
 	Lanes []Lane
 	// Source names the service in dead-letter events.
 	Source string
-	// ShutdownTimeout bounds how long Run, once its context is done, waits
+	// ShutdownTimeout bounds how long the consumer, once stopping, waits
 	// for the handlers in flight (GREENROOM_SHUTDOWN_TIMEOUT). Past it,
-	// their context is cancelled and Run returns ErrShutdownTimeout
+	// their context is cancelled and the consumer stops with ErrShutdownTimeout
 	// without their acks: their messages are redelivered, to this replica
 	// or another, and handlers are idempotent.
 	ShutdownTimeout time.Duration
@@ -79,9 +81,10 @@ type ConsumerConfig struct {
 // GREENROOM_SHUTDOWN_TIMEOUT's.
 const ShutdownTimeoutDefault = 20 * time.Second
 
-// ErrShutdownTimeout is returned by Run when handlers were still running
-// at the end of the shutdown timeout.
-var ErrShutdownTimeout = errors.New("handlers still running at the end of the shutdown timeout; their messages will be redelivered")
+// ErrShutdownTimeout is the consumer's Err when handlers were still
+// running at the end of the shutdown timeout; their messages will be
+// redelivered.
+var ErrShutdownTimeout = fmt.Errorf("handlers %w; their messages will be redelivered", startstop.ErrShutdownTimeout)
 
 func (c *ConsumerConfig) totalConcurrency() int {
 	n := c.Concurrency
@@ -92,21 +95,11 @@ func (c *ConsumerConfig) totalConcurrency() int {
 }
 
 func (c *ConsumerConfig) withDefaults() {
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = MaxDeliverDefault
-	}
-	if c.AckWait == 0 {
-		c.AckWait = AckWaitDefault
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = ConcurrencyDefault
-	}
-	if c.Source == "" {
-		c.Source = "greenroom/" + c.Name
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = ShutdownTimeoutDefault
-	}
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, MaxDeliverDefault)
+	c.AckWait = cmp.Or(c.AckWait, AckWaitDefault)
+	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
+	c.Source = cmp.Or(c.Source, "greenroom/"+c.Name)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
 }
 
 // Message is one delivered event.
@@ -126,8 +119,12 @@ type Handler func(ctx context.Context, m Message) error
 // DeadLetterSubject is where a consumer reports messages it gave up on.
 func DeadLetterSubject(consumer string) string { return "greenroom.dead." + consumer }
 
-// Consumer runs a durable pull consumer.
+// Consumer runs a durable pull consumer. It is a startstop.Service: Start
+// creates (or updates) the durable consumer and consumes in the
+// background; Stop, or the end of Start's context, stops pulling and
+// waits for the handlers in flight, at most ShutdownTimeout.
 type Consumer struct {
+	startstop.BaseStartStop
 	cfg       ConsumerConfig
 	js        jetstream.JetStream
 	pub       *Publisher
@@ -136,28 +133,14 @@ type Consumer struct {
 	handler   Handler
 }
 
-// NewConsumer creates (or updates) the durable consumer on the GREENROOM
-// stream. validator, when set, checks each event against its schema before
-// the handler sees it; a failure dead-letters the message.
-func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, validator Validator, log *zap.Logger, h Handler) (*Consumer, error) {
+// NewConsumer returns the consumer cfg describes; nothing is created on
+// the server until Start. validator, when set, checks each event against
+// its schema before the handler sees it; a failure dead-letters the
+// message.
+func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, validator Validator, log *zap.Logger, h Handler) (*Consumer, error) {
 	cfg.withDefaults()
-	_, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:        cfg.Name,
-		Description:    "greenroom " + cfg.Name,
-		FilterSubjects: cfg.FilterSubjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        cfg.AckWait,
-		MaxDeliver:     cfg.MaxDeliver,
-		// Messages beyond the handlers' slots wait in the replica with
-		// in-progress acks; this bounds how many.
-		MaxAckPending: cfg.totalConcurrency() * 4,
-		// A consumer created after events were published (a service
-		// started late, or added later) still sees them; handlers are
-		// idempotent, so replaying history is safe.
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating consumer %s: %w", cfg.Name, err)
+	if cfg.Name == "" || len(cfg.FilterSubjects) == 0 || h == nil {
+		return nil, errors.New("a consumer needs a name, subjects and a handler")
 	}
 	return &Consumer{
 		cfg: cfg, js: js, pub: NewPublisher(js, nil), validator: validator,
@@ -165,14 +148,36 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	}, nil
 }
 
-// Run consumes until ctx is done, then stops pulling and waits for the
-// handlers in flight to finish (each gets its message's ack), at most
-// ShutdownTimeout: then it cancels their context and returns
-// ErrShutdownTimeout without waiting for them any longer.
-func (c *Consumer) Run(ctx context.Context) error {
-	cons, err := c.js.Consumer(ctx, StreamName, c.cfg.Name)
+// Start creates (or updates) the durable consumer on the GREENROOM stream
+// and consumes in the background until ctx is done or Stop. Then it stops
+// pulling and waits for the handlers in flight to finish (each gets its
+// message's ack), at most ShutdownTimeout: past it, it cancels their
+// context and stops with ErrShutdownTimeout without waiting for them any
+// longer.
+func (c *Consumer) Start(ctx context.Context) error {
+	ctx, shouldStart, stopped := c.StartInit(ctx)
+	if !shouldStart {
+		return nil
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+		Durable:        c.cfg.Name,
+		Description:    "greenroom " + c.cfg.Name,
+		FilterSubjects: c.cfg.FilterSubjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        c.cfg.AckWait,
+		MaxDeliver:     c.cfg.MaxDeliver,
+		// Messages beyond the handlers' slots wait in the replica with
+		// in-progress acks; this bounds how many.
+		MaxAckPending: c.cfg.totalConcurrency() * 4,
+		// A consumer created after events were published (a service
+		// started late, or added later) still sees them; handlers are
+		// idempotent, so replaying history is safe.
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
 	if err != nil {
-		return fmt.Errorf("looking up consumer %s: %w", c.cfg.Name, err)
+		err = fmt.Errorf("creating consumer %s: %w", c.cfg.Name, err)
+		stopped(err)
+		return err
 	}
 	defaultLane := make(chan struct{}, c.cfg.Concurrency)
 	laneSems := make([]chan struct{}, len(c.cfg.Lanes))
@@ -192,7 +197,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// and ack instead of abandoning half-done work to redelivery, until
 	// the shutdown timeout cancels it.
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHandlers()
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		// Never block here: the client delivers messages one at a time
 		// from this callback. A message waits for a slot of its lane in
@@ -217,9 +221,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}))
 	if err != nil {
-		return fmt.Errorf("consuming %s: %w", c.cfg.Name, err)
+		cancelHandlers()
+		err = fmt.Errorf("consuming %s: %w", c.cfg.Name, err)
+		stopped(err)
+		return err
 	}
-	<-ctx.Done()
+	go func() {
+		defer cancelHandlers()
+		<-ctx.Done()
+		stopped(c.drain(cc, &wg, cancelHandlers))
+	}()
+	return nil
+}
+
+// drain stops pulling and waits for the handlers in flight, at most
+// ShutdownTimeout.
+func (c *Consumer) drain(cc jetstream.ConsumeContext, wg *sync.WaitGroup, cancelHandlers context.CancelFunc) error {
 	deadline, stop := context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)
 	defer stop()
 	cc.Drain()

@@ -6,7 +6,6 @@ package obs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 )
 
 // NewLogger returns a JSON logger at level (debug, info, warn, error) with
@@ -109,26 +110,53 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Serve listens on addr and serves h until ctx is done, then shuts down
-// gracefully. It returns once the listener is bound (errors after that are
-// logged), so callers know the port is open.
-func Serve(ctx context.Context, addr string, h http.Handler, log *zap.Logger) (net.Addr, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+// Server serves a service's HTTP handler (its API, or only /healthz,
+// /readyz and /metrics) as a startstop.Service: Start binds the address
+// (an address in use is a start-up error) and serves in the background;
+// the end of Start's context or Stop stops accepting connections and waits
+// for the requests in flight.
+type Server struct {
+	startstop.BaseStartStop
+	addr    string
+	handler http.Handler
+	log     *zap.Logger
+	bound   net.Addr
+}
+
+// NewServer returns a server of h on addr; Start serves it.
+func NewServer(addr string, h http.Handler, log *zap.Logger) *Server {
+	return &Server{addr: addr, handler: h, log: log}
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start(ctx context.Context) error {
+	ctx, shouldStart, stopped := s.StartInit(ctx)
+	if !shouldStart {
+		return nil
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		err = fmt.Errorf("listening on %s: %w", s.addr, err)
+		stopped(err)
+		return err
+	}
+	s.bound = ln.Addr()
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			// Bounded by whoever waits for the stop (the shutdown timeout).
+			stopped(srv.Shutdown(context.Background()))
+		case err := <-served:
+			s.log.Error("http server stopped", zap.Error(err))
+			stopped(fmt.Errorf("serving %s: %w", s.bound, err))
 		}
 	}()
-	log.Info("http server listening", zap.String("addr", ln.Addr().String()))
-	return ln.Addr(), nil
+	s.log.Info("http server listening", zap.String("addr", s.bound.String()))
+	return nil
 }
+
+// Addr is the address the server listens on, once started.
+func (s *Server) Addr() net.Addr { return s.bound }

@@ -7,6 +7,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
+	"github.com/greenroom-dev/greenroom/libs/testsignal"
 )
 
 // NotifyChannel is the PostgreSQL channel the outbox trigger notifies.
@@ -95,80 +98,89 @@ type RelayResult struct {
 	Busy bool
 }
 
-// Relay publishes committed outbox rows. Any number of replicas may run
-// one: rows are taken with FOR UPDATE SKIP LOCKED.
-type Relay struct {
-	cfg RelayConfig
-	db  *sqlx.DB
-	pub *bus.Publisher
-	log *zap.Logger
+// RelayTestSignals fire as the relay works; tests wait on them instead of
+// sleeping. Call Init to enable them.
+type RelayTestSignals struct {
+	// PassDone receives each pass's result.
+	PassDone testsignal.Signal[RelayResult]
+}
 
-	// TestSignals, when set, receives each pass's result.
-	TestSignals chan RelayResult
+// Init enables the signals; without it they cost nothing.
+func (ts *RelayTestSignals) Init() { ts.PassDone.Init() }
+
+// Relay publishes committed outbox rows. Any number of replicas may run
+// one: rows are taken with FOR UPDATE SKIP LOCKED. It is a startstop.Loop:
+// a pass on every notification and on each poll tick.
+type Relay struct {
+	*startstop.Loop
+	cfg      RelayConfig
+	db       *sqlx.DB
+	pub      *bus.Publisher
+	log      *zap.Logger
+	listener *pq.Listener
+
+	// TestSignals fire as passes finish.
+	TestSignals RelayTestSignals
 }
 
 // NewRelay returns a relay; call Start to run it.
 func NewRelay(cfg RelayConfig, conn *sqlx.DB, pub *bus.Publisher, log *zap.Logger) *Relay {
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = RelayPollIntervalDefault
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = RelayBatchSizeDefault
-	}
-	return &Relay{cfg: cfg, db: conn, pub: pub, log: log.Named("outbox")}
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, RelayPollIntervalDefault)
+	cfg.BatchSize = cmp.Or(cfg.BatchSize, RelayBatchSizeDefault)
+	r := &Relay{cfg: cfg, db: conn, pub: pub, log: log.Named("outbox")}
+	r.Loop = startstop.NewLoop(startstop.LoopConfig{
+		Interval: cfg.PollInterval, Pass: r.pass, Starting: r.listen, Stopping: r.closeListener,
+	})
+	return r
 }
 
-// Start runs passes until ctx is done: on every notification and on each
-// poll tick.
-func (r *Relay) Start(ctx context.Context) {
-	wake := make(chan struct{}, 1)
-	if r.cfg.DatabaseURL != "" {
-		l := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
-			if err != nil {
-				r.log.Warn("outbox listener", zap.Error(err))
-			}
-		})
-		if err := l.Listen(NotifyChannel); err != nil {
-			r.log.Warn("outbox listen failed; polling only", zap.Error(err))
-		}
-		defer l.Close()
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-l.Notify:
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
+// listen turns the committers' notifications into passes; without them
+// the relay polls only.
+func (r *Relay) listen(ctx context.Context) {
+	if r.cfg.DatabaseURL == "" {
+		return
 	}
-	t := time.NewTicker(r.cfg.PollInterval)
-	defer t.Stop()
-	for {
+	l := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			r.log.Warn("outbox listener", zap.Error(err))
+		}
+	})
+	if err := l.Listen(NotifyChannel); err != nil {
+		r.log.Warn("outbox listen failed; polling only", zap.Error(err))
+	}
+	r.listener = l
+	go func() {
 		for {
-			res, err := r.RunOnce(ctx)
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("outbox relay pass failed", zap.Error(err))
-			}
-			if r.TestSignals != nil {
-				select {
-				case r.TestSignals <- res:
-				default:
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-l.Notify:
+				if !ok {
+					return
 				}
-			}
-			if err != nil || res.Published < r.cfg.BatchSize {
-				break
+				r.Trigger()
 			}
 		}
-		select {
-		case <-ctx.Done():
+	}()
+}
+
+func (r *Relay) closeListener() {
+	if r.listener != nil {
+		_ = r.listener.Close()
+		r.listener = nil
+	}
+}
+
+// pass publishes batches until a batch is not full.
+func (r *Relay) pass(ctx context.Context) {
+	for {
+		res, err := r.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("outbox relay pass failed", zap.Error(err))
+		}
+		r.TestSignals.PassDone.Signal(res)
+		if err != nil || res.Published < r.cfg.BatchSize {
 			return
-		case <-wake:
-		case <-t.C:
 		}
 	}
 }

@@ -95,11 +95,11 @@ func TestRelayWakesOnInsertWithoutWaitingForItsPoll(t *testing.T) {
 	env := apptest.New(t)
 	deps := env.Deps(t, "test")
 	relay := outbox.NewRelay(outbox.RelayConfig{DatabaseURL: env.DatabaseURL, PollInterval: time.Hour}, env.DB, deps.Publisher, deps.Log)
-	relay.TestSignals = make(chan outbox.RelayResult, 16)
-	apptest.Run(t, func(ctx context.Context) error { relay.Start(ctx); return nil })
+	relay.TestSignals.Init()
+	apptest.Start(t, relay)
 	rec := apptest.NewRecorder(t, deps.NC)
 	// The first pass runs after LISTEN is registered.
-	<-relay.TestSignals
+	relay.TestSignals.PassDone.WaitOrTimeout(t, 30*time.Second)
 	ev, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000003", Name: "z"})
 	if err := outbox.Enqueue(context.Background(), env.DB, "greenroom.config.changed.zone", ev, ""); err != nil {
 		t.Fatal(err)

@@ -6,17 +6,17 @@ package main
 import (
 	"flag"
 	"os"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
-	"github.com/greenroom-dev/greenroom/libs/obs"
 	"github.com/greenroom-dev/greenroom/libs/settings"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 	"github.com/greenroom-dev/greenroom/services/assigner/service"
 )
 
+const name = "assigner"
+
 func main() {
+	// Settings.
 	var (
 		common settings.Common
 		cfg    service.Config
@@ -30,33 +30,9 @@ permissions equal the user's, in the request's zone and then (if the zone
 searches alternate zones) in the others; otherwise asks the provisioner for
 an on-demand session. Run as many replicas as load needs.`)
 	if err := settings.Parse(fs, os.Args[1:]); err != nil {
-		app.Fatal("assigner", err)
+		app.Fatal(name, err)
 	}
 
-	log, err := obs.NewLogger("assigner", common.LogLevel)
-	if err != nil {
-		app.Fatal("assigner", err)
-	}
-	ctx, stop := app.SignalContext()
-	defer stop()
-
-	deps, err := app.Connect(ctx, "assigner", common, log, time.Minute)
-	if err != nil {
-		app.Fatal("assigner", err)
-	}
-	defer deps.Close()
-	svc, err := service.New(ctx, deps, cfg)
-	if err != nil {
-		app.Fatal("assigner", err)
-	}
-	if _, err := obs.Serve(ctx, common.HTTPAddr, deps.Ops.Mux, log); err != nil {
-		app.Fatal("assigner", err)
-	}
-
-	log.Info("assigner running")
-	if err := svc.Run(ctx); err != nil && ctx.Err() == nil {
-		log.Error("assigner stopped", zap.Error(err))
-		os.Exit(1)
-	}
-	log.Info("assigner stopped", zap.Bool("graceful", true))
+	// Logger, dependencies, service, serve, wait: the same for every service.
+	app.Run(name, common, func(deps *app.Deps) (startstop.Service, error) { return service.New(deps, cfg) })
 }

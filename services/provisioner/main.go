@@ -17,17 +17,16 @@
 //	adapters/postgres   placement with capacity reservation, lifecycle transitions + outbox, pool queries
 //	adapters/docker     every Docker Engine call
 //	adapters/probe      the readiness probe
-//	service             wiring (New, Start, Run)
+//	service             wiring: New, then Start and Stop (a libs/startstop Group)
 package main
 
 import (
 	"flag"
 	"os"
-	"time"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
-	"github.com/greenroom-dev/greenroom/libs/obs"
 	"github.com/greenroom-dev/greenroom/libs/settings"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
@@ -40,11 +39,10 @@ const (
 	// httpAddrDefault matches scripts/lib.sh: config 8080, assigner 8081,
 	// provisioner 8082, expiry 8083.
 	httpAddrDefault = "127.0.0.1:8082"
-	connectTimeout  = 60 * time.Second
 )
 
 func main() {
-	// Configuration.
+	// Settings.
 	fs := flag.NewFlagSet("greenroom-provisioner", flag.ExitOnError)
 	var common settings.Common
 	common.Register(fs, httpAddrDefault)
@@ -65,30 +63,6 @@ container is gone.`)
 		app.Fatal(name, err)
 	}
 
-	log, err := obs.NewLogger(name, common.LogLevel)
-	if err != nil {
-		app.Fatal(name, err)
-	}
-	ctx, stop := app.SignalContext()
-	defer stop()
-
-	// Wiring.
-	deps, err := app.Connect(ctx, name, common, log, connectTimeout)
-	if err != nil {
-		app.Fatal(name, err)
-	}
-	defer deps.Close()
-	svc, err := service.New(deps, cfg)
-	if err != nil {
-		app.Fatal(name, err)
-	}
-	if _, err := obs.Serve(ctx, common.HTTPAddr, deps.Ops.Mux, log); err != nil {
-		app.Fatal(name, err)
-	}
-
-	// Run until SIGINT/SIGTERM, then shut down within the shutdown timeout.
-	if err := svc.Run(ctx); err != nil {
-		app.Fatal(name, err)
-	}
-	log.Info("provisioner stopped")
+	// Logger, dependencies, service, serve, wait: the same for every service.
+	app.Run(name, common, func(deps *app.Deps) (startstop.Service, error) { return service.New(deps, cfg) })
 }

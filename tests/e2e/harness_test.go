@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -65,16 +64,15 @@ func start(t *testing.T) *greenroom {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apptest.Run(t, cfg.Run)
-	t.Cleanup(cfg.Close)
+	apptest.Start(t, cfg)
 	g.api = httptest.NewServer(cfg.Handler())
 	t.Cleanup(g.api.Close)
 
-	asg, err := assigner.New(context.Background(), g.env.Deps(t, "assigner"), assigner.Config{})
+	asg, err := assigner.New(g.env.Deps(t, "assigner"), assigner.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apptest.Run(t, asg.Run)
+	apptest.Start(t, asg)
 
 	prov, err := provisioner.New(g.env.Deps(t, "provisioner"), provisioner.Config{
 		Provision: command.Config{ReadinessTimeout: 30 * time.Second, ExtraLabels: map[string]string{"greenroom.test": g.label}},
@@ -82,13 +80,13 @@ func start(t *testing.T) *greenroom {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apptest.Run(t, prov.Run)
+	apptest.Start(t, prov)
 
-	exp, err := expiry.NewSweeper(expiry.SweeperConfig{Interval: 500 * time.Millisecond}, g.env.DB, g.deps.Log)
+	exp, err := expiry.New(g.env.Deps(t, "expiry"), expiry.Config{Sweeper: expiry.SweeperConfig{Interval: 500 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apptest.Run(t, func(ctx context.Context) error { exp.Start(ctx); return nil })
+	apptest.Start(t, exp)
 	return g
 }
 

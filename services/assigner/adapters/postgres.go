@@ -13,23 +13,16 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/assigner/app"
 	"github.com/greenroom-dev/greenroom/services/assigner/domain"
 )
 
-// UnknownReferenceError says a request named something that does not exist.
-type UnknownReferenceError struct {
-	Field string
-	Name  string
-}
-
-func (e *UnknownReferenceError) Error() string {
-	return fmt.Sprintf("unknown %s %q", e.Field, e.Name)
-}
-
-// Store is the assigner's database.
+// Store is the assigner's database: it implements app.Store, and its Tx
+// app.ClaimTx.
 type Store struct {
 	db     *sqlx.DB
 	source string
@@ -48,12 +41,22 @@ func NewStore(conn *sqlx.DB, source string, direct *outbox.Direct) *Store {
 
 // InTx runs fn in one transaction: whatever fn claims, creates and emits
 // commits together or not at all. fn's events go out with the ctx it is
-// given.
-func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
-	return s.direct.InTx(ctx, s.db, func(ctx context.Context, tx *sqlx.Tx) error {
+// given. A session already made for the same request_id by a concurrent
+// transaction fails it with app.ErrRequestAlreadyServed.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx app.ClaimTx) error) error {
+	err := s.direct.InTx(ctx, s.db, func(ctx context.Context, tx *sqlx.Tx) error {
 		return fn(ctx, &Tx{tx: tx, source: s.source})
 	})
+	if db.IsUniqueViolation(err, "sessions_request_id_key") {
+		return fmt.Errorf("%w: %w", app.ErrRequestAlreadyServed, err)
+	}
+	return err
 }
+
+var (
+	_ app.Store   = (*Store)(nil)
+	_ app.ClaimTx = (*Tx)(nil)
+)
 
 // Tx is one request's unit of work.
 type Tx struct {
@@ -61,33 +64,8 @@ type Tx struct {
 	source string
 }
 
-// RequestContext is what the rules need to plan one request.
-type RequestContext struct {
-	// ExistingSessionID is the session already made for the request's
-	// request_id, if any.
-	ExistingSessionID string
-	UserID            string
-	Workspace         domain.Workspace
-	Cores             float64
-	MemoryMB          int
-	Zone              domain.Zone
-	Zones             []domain.Zone
-	Groups            []domain.Group
-	Configs           []domain.StagingConfig
-}
-
-// ZoneName returns the name of a zone of the context.
-func (rc RequestContext) ZoneName(id string) string {
-	for _, z := range rc.Zones {
-		if z.ID == id {
-			return z.Name
-		}
-	}
-	return ""
-}
-
 // Session loads the session already made for a request (see
-// RequestContext.ExistingSessionID).
+// app.RequestContext.ExistingSessionID).
 func (t *Tx) Session(ctx context.Context, requestID string) (sessions.Session, error) {
 	return sessions.GetByRequestID(ctx, t.tx, requestID)
 }
@@ -131,7 +109,7 @@ SELECT
 // in one query. When req's request_id already has a session,
 // ExistingSessionID is set, whatever else the error says: a repeated
 // request is answered from its session even if its user has gone since.
-func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestContext, error) {
+func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (app.RequestContext, error) {
 	var row struct {
 		Existing  sql.NullString `db:"existing_session_id"`
 		UserID    sql.NullString `db:"user_id"`
@@ -140,17 +118,17 @@ func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestCont
 		Groups    []byte         `db:"groups"`
 		Configs   []byte         `db:"configs"`
 	}
-	var rc RequestContext
+	var rc app.RequestContext
 	if err := t.tx.GetContext(ctx, &row, loadSQL, req.User, req.Workspace, req.RequestID); err != nil {
 		return rc, fmt.Errorf("loading request context: %w", err)
 	}
 	rc.ExistingSessionID = row.Existing.String
 	if !row.UserID.Valid {
-		return rc, &UnknownReferenceError{Field: "user", Name: req.User}
+		return rc, &app.UnknownReferenceError{Field: "user", Name: req.User}
 	}
 	rc.UserID = row.UserID.String
 	if row.Workspace == nil {
-		return rc, &UnknownReferenceError{Field: "workspace", Name: req.Workspace}
+		return rc, &app.UnknownReferenceError{Field: "workspace", Name: req.Workspace}
 	}
 
 	var ws struct {
@@ -209,7 +187,7 @@ func (t *Tx) Load(ctx context.Context, req events.SessionRequested) (RequestCont
 		}
 	}
 	if !found {
-		return rc, &UnknownReferenceError{Field: "zone", Name: req.Zone}
+		return rc, &app.UnknownReferenceError{Field: "zone", Name: req.Zone}
 	}
 	for _, g := range groups {
 		rc.Groups = append(rc.Groups, domain.Group{Name: g.Name, Priority: g.Priority, Permissions: g.Permissions,

@@ -1,4 +1,6 @@
 // Package app holds the assigner's one use case: serve a session request.
+// It reaches the database only through the Store and ClaimTx of store.go,
+// which package adapters implements.
 package app
 
 import (
@@ -10,10 +12,8 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
-	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/assigner/adapters"
 	"github.com/greenroom-dev/greenroom/services/assigner/domain"
 )
 
@@ -46,26 +46,26 @@ type Result struct {
 // Either way the session gets the limits of the user's effective group. A request_id yields one session
 // however often it is delivered.
 type RequestSession struct {
-	Store *adapters.Store
+	Store Store
 	Log   *zap.Logger
 }
 
 // Handle serves one request.
 func (h RequestSession) Handle(ctx context.Context, req events.SessionRequested) (Result, error) {
 	var res Result
-	err := h.Store.InTx(ctx, func(ctx context.Context, tx *adapters.Tx) error {
+	err := h.Store.InTx(ctx, func(ctx context.Context, tx ClaimTx) error {
 		var err error
 		res, err = h.serve(ctx, tx, req)
 		return err
 	})
-	if db.IsUniqueViolation(err, "sessions_request_id_key") {
+	if errors.Is(err, ErrRequestAlreadyServed) {
 		// A concurrent delivery of the same request won the race.
 		return Result{Outcome: OutcomeDuplicate}, nil
 	}
 	return res, err
 }
 
-func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.SessionRequested) (Result, error) {
+func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.SessionRequested) (Result, error) {
 	rc, err := tx.Load(ctx, req)
 	if rc.ExistingSessionID != "" {
 		existing, err := tx.Session(ctx, req.RequestID)
@@ -74,7 +74,7 @@ func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.S
 		}
 		return h.repeated(ctx, tx, req, existing)
 	}
-	var unknown *adapters.UnknownReferenceError
+	var unknown *UnknownReferenceError
 	if errors.As(err, &unknown) {
 		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req.RequestID, events.ReasonUnknownReference, unknown.Error())
 	} else if err != nil {
@@ -148,7 +148,7 @@ func (h RequestSession) serve(ctx context.Context, tx *adapters.Tx, req events.S
 // in progress announces its outcome by itself; a destroyed one is reported
 // as failed, reason destroyed). A request_id reused for another user or
 // workspace is refused: it must never hand over someone else's session.
-func (h RequestSession) repeated(ctx context.Context, tx *adapters.Tx, req events.SessionRequested, s sessions.Session) (Result, error) {
+func (h RequestSession) repeated(ctx context.Context, tx ClaimTx, req events.SessionRequested, s sessions.Session) (Result, error) {
 	ready, err := tx.Outcome(ctx, s.ID)
 	if err != nil {
 		return Result{}, err
@@ -160,7 +160,7 @@ func (h RequestSession) repeated(ctx context.Context, tx *adapters.Tx, req event
 	return Result{Outcome: OutcomeDuplicate, SessionID: s.ID}, h.reannounce(ctx, tx, s, ready)
 }
 
-func (h RequestSession) reannounce(ctx context.Context, tx *adapters.Tx, s sessions.Session, ready events.SessionReady) error {
+func (h RequestSession) reannounce(ctx context.Context, tx ClaimTx, s sessions.Session, ready events.SessionReady) error {
 	switch s.Status {
 	case sessions.Running:
 		return tx.EmitWithID(ctx, "ready-again-"+s.ID+"-"+bucket(), events.TypeSessionReady, events.TypeSessionReady, ready, ready.RequestID)
@@ -186,7 +186,7 @@ func (h RequestSession) reannounce(ctx context.Context, tx *adapters.Tx, s sessi
 	return nil
 }
 
-func (h RequestSession) fail(ctx context.Context, tx *adapters.Tx, requestID, reason, detail string) error {
+func (h RequestSession) fail(ctx context.Context, tx ClaimTx, requestID, reason, detail string) error {
 	h.Log.Info("session request refused", zap.String("request_id", requestID), zap.String("reason", reason), zap.String("detail", detail))
 	return tx.EmitWithID(ctx, "failed-"+requestID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
 		RequestID: requestID, Reason: reason, Detail: detail,

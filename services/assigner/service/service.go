@@ -4,13 +4,12 @@
 package service
 
 import (
-	"context"
 	"fmt"
-	"sync"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 	"github.com/greenroom-dev/greenroom/services/assigner/adapters"
 	appcmd "github.com/greenroom-dev/greenroom/services/assigner/app"
 	"github.com/greenroom-dev/greenroom/services/assigner/ports"
@@ -28,17 +27,18 @@ type Config struct {
 	MaxDeliver int
 }
 
-// Service is a running assigner.
+// Service is an assigner replica: a startstop.Group of the consumer of
+// session requests and the outbox relay.
 type Service struct {
-	deps     *app.Deps
-	consumer *bus.Consumer
+	*startstop.Group
 }
 
-// New creates the consumer and wires the use case.
-func New(ctx context.Context, deps *app.Deps, cfg Config) (*Service, error) {
+// New wires the use case and the consumer. Nothing runs until Start,
+// which creates the durable consumer.
+func New(deps *app.Deps, cfg Config) (*Service, error) {
 	uc := appcmd.RequestSession{Store: adapters.NewStore(deps.DB, deps.Source(), deps.NewDirect()), Log: deps.Log}
 	metrics := ports.NewMetrics(deps.Ops.Registry)
-	c, err := bus.NewConsumer(ctx, deps.JS, bus.ConsumerConfig{
+	c, err := bus.NewConsumer(deps.JS, bus.ConsumerConfig{
 		Name:           ConsumerName,
 		FilterSubjects: []string{events.TypeSessionRequested},
 		Concurrency:    cfg.Concurrency,
@@ -50,16 +50,7 @@ func New(ctx context.Context, deps *app.Deps, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating assigner consumer: %w", err)
 	}
-	return &Service{deps: deps, consumer: c}, nil
-}
-
-// Run serves requests and relays the outbox until ctx is done, then waits
-// for requests in flight.
-func (s *Service) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	relay := s.deps.NewRelay()
-	wg.Go(func() { relay.Start(ctx) })
-	err := s.consumer.Run(ctx)
-	wg.Wait()
-	return err
+	return &Service{startstop.NewGroup(deps.Settings.ShutdownTimeout).
+		Add("session request consumer", c).
+		Add("outbox relay", deps.NewRelay())}, nil
 }

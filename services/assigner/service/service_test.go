@@ -62,11 +62,11 @@ func newWorld(t *testing.T) *world {
 			VALUES ($1, $2, $3, 1, true, true, true, true, true, true, true)`, id, zid, w.ws)
 		w.cfg[zone] = id
 	}
-	svc, err := service.New(context.Background(), deps, service.Config{})
+	svc, err := service.New(deps, service.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apptest.Run(t, svc.Run)
+	apptest.Start(t, svc)
 	w.client, err = client.New(deps.NC)
 	if err != nil {
 		t.Fatal(err)

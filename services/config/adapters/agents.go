@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -23,9 +24,9 @@ const agentSelect = `SELECT a.id, a.name, a.zone_id, z.name AS zone, a.pool_id, 
 	) load`
 
 // GetAgent loads the agent named name.
-func GetAgent(ctx context.Context, q Queryer, name string, lock Lock) (domain.Agent, error) {
+func (q Tables) GetAgent(ctx context.Context, name string, lock app.Lock) (domain.Agent, error) {
 	var a domain.Agent
-	err := get(ctx, q, &a, fmt.Sprintf("agent %q", name), agentSelect+` WHERE a.name = $1`+lock.clause("a"), name)
+	err := get(ctx, q, &a, fmt.Sprintf("agent %q", name), agentSelect+` WHERE a.name = $1`+clause(lock, "a"), name)
 	return a, err
 }
 
@@ -36,7 +37,7 @@ func getAgentByID(ctx context.Context, q Queryer, id string) (domain.Agent, erro
 }
 
 // ListAgents loads every agent, by name.
-func ListAgents(ctx context.Context, q Queryer) ([]domain.Agent, error) {
+func (q Tables) ListAgents(ctx context.Context) ([]domain.Agent, error) {
 	var as []domain.Agent
 	if err := q.SelectContext(ctx, &as, agentSelect+` ORDER BY a.name`); err != nil {
 		return nil, fmt.Errorf("listing agents: %w", err)
@@ -45,13 +46,13 @@ func ListAgents(ctx context.Context, q Queryer) ([]domain.Agent, error) {
 }
 
 // ListAgentsInPools loads the agents of the pools with ids, by name.
-func ListAgentsInPools(ctx context.Context, q Queryer, ids []string) ([]domain.Agent, error) {
+func (q Tables) ListAgentsInPools(ctx context.Context, ids []string) ([]domain.Agent, error) {
 	return listInPools[domain.Agent](ctx, q, "agents", agentSelect, "a.pool_id", ids, "a.name")
 }
 
 // InsertAgent stores a new agent (its zone and pool by id) and returns it
 // as stored.
-func InsertAgent(ctx context.Context, q Queryer, a domain.Agent) (domain.Agent, error) {
+func (q Tables) InsertAgent(ctx context.Context, a domain.Agent) (domain.Agent, error) {
 	_, err := q.ExecContext(ctx, `INSERT INTO agents
 		(id, name, zone_id, pool_id, docker_endpoint, public_host, cores, memory_mb, enabled, labels)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
@@ -63,7 +64,7 @@ func InsertAgent(ctx context.Context, q Queryer, a domain.Agent) (domain.Agent, 
 }
 
 // UpdateAgent stores every field of a and returns it as stored.
-func UpdateAgent(ctx context.Context, q Queryer, a domain.Agent) (domain.Agent, error) {
+func (q Tables) UpdateAgent(ctx context.Context, a domain.Agent) (domain.Agent, error) {
 	err := exec(ctx, q, fmt.Sprintf("updating agent %q", a.Name), `UPDATE agents
 		SET name = $2, zone_id = $3, pool_id = $4, docker_endpoint = $5, public_host = $6,
 			cores = $7, memory_mb = $8, enabled = $9, labels = $10, updated_at = now()
@@ -77,6 +78,6 @@ func UpdateAgent(ctx context.Context, q Queryer, a domain.Agent) (domain.Agent, 
 
 // DeleteAgent deletes the agent with id; a foreign-key violation means
 // sessions still refer to it.
-func DeleteAgent(ctx context.Context, q Queryer, id string) error {
+func (q Tables) DeleteAgent(ctx context.Context, id string) error {
 	return exec(ctx, q, "deleting agent", `DELETE FROM agents WHERE id = $1`, id)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -22,14 +23,14 @@ const (
 )
 
 // GetGroup loads the group named name.
-func GetGroup(ctx context.Context, q Queryer, name string, lock Lock) (domain.Group, error) {
+func (q Tables) GetGroup(ctx context.Context, name string, lock app.Lock) (domain.Group, error) {
 	var g domain.Group
-	err := get(ctx, q, &g, fmt.Sprintf("group %q", name), groupSelect+` WHERE g.name = $1`+lock.clause("g"), name)
+	err := get(ctx, q, &g, fmt.Sprintf("group %q", name), groupSelect+` WHERE g.name = $1`+clause(lock, "g"), name)
 	return g, err
 }
 
 // ListGroups loads every group, by name.
-func ListGroups(ctx context.Context, q Queryer) ([]domain.Group, error) {
+func (q Tables) ListGroups(ctx context.Context) ([]domain.Group, error) {
 	var gs []domain.Group
 	if err := q.SelectContext(ctx, &gs, groupSelect+` ORDER BY g.name`); err != nil {
 		return nil, fmt.Errorf("listing groups: %w", err)
@@ -39,7 +40,7 @@ func ListGroups(ctx context.Context, q Queryer) ([]domain.Group, error) {
 
 // InsertGroup stores a new group (its web filter policy by id) and returns
 // it as stored.
-func InsertGroup(ctx context.Context, q Queryer, g domain.Group) (domain.Group, error) {
+func (q Tables) InsertGroup(ctx context.Context, g domain.Group) (domain.Group, error) {
 	var out domain.Group
 	err := q.GetContext(ctx, &out, `INSERT INTO groups AS g
 		(id, name, priority, allow_audio, allow_clipboard_down, allow_clipboard_up, allow_downloads,
@@ -57,7 +58,7 @@ func InsertGroup(ctx context.Context, q Queryer, g domain.Group) (domain.Group, 
 }
 
 // UpdateGroup stores every field of g and returns it as stored.
-func UpdateGroup(ctx context.Context, q Queryer, g domain.Group) (domain.Group, error) {
+func (q Tables) UpdateGroup(ctx context.Context, g domain.Group) (domain.Group, error) {
 	var out domain.Group
 	err := get(ctx, q, &out, fmt.Sprintf("group %q", g.Name), `UPDATE groups AS g
 		SET name = $2, priority = $3, allow_audio = $4, allow_clipboard_down = $5, allow_clipboard_up = $6,
@@ -74,7 +75,7 @@ func UpdateGroup(ctx context.Context, q Queryer, g domain.Group) (domain.Group, 
 
 // ListGroupsOfWebFilterPolicy loads the groups that use the web filter
 // policy with id, by name.
-func ListGroupsOfWebFilterPolicy(ctx context.Context, q Queryer, id string) ([]domain.Group, error) {
+func (q Tables) ListGroupsOfWebFilterPolicy(ctx context.Context, id string) ([]domain.Group, error) {
 	var gs []domain.Group
 	if err := q.SelectContext(ctx, &gs, groupSelect+` WHERE g.web_filter_policy_id = $1 ORDER BY g.name`, id); err != nil {
 		return nil, fmt.Errorf("listing groups of web filter policy %s: %w", id, err)
@@ -91,6 +92,6 @@ func intervalArg(d *domain.Duration) any {
 }
 
 // DeleteGroup deletes the group with id; its memberships go with it.
-func DeleteGroup(ctx context.Context, q Queryer, id string) error {
+func (q Tables) DeleteGroup(ctx context.Context, id string) error {
 	return exec(ctx, q, "deleting group", `DELETE FROM groups WHERE id = $1`, id)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -13,14 +14,14 @@ const (
 )
 
 // GetPool loads the pool named name.
-func GetPool(ctx context.Context, q Queryer, name string, lock Lock) (domain.Pool, error) {
+func (q Tables) GetPool(ctx context.Context, name string, lock app.Lock) (domain.Pool, error) {
 	var p domain.Pool
-	err := get(ctx, q, &p, fmt.Sprintf("pool %q", name), poolSelect+` WHERE p.name = $1`+lock.clause("p"), name)
+	err := get(ctx, q, &p, fmt.Sprintf("pool %q", name), poolSelect+` WHERE p.name = $1`+clause(lock, "p"), name)
 	return p, err
 }
 
 // ListPools loads every pool, by name.
-func ListPools(ctx context.Context, q Queryer) ([]domain.Pool, error) {
+func (q Tables) ListPools(ctx context.Context) ([]domain.Pool, error) {
 	var ps []domain.Pool
 	if err := q.SelectContext(ctx, &ps, poolSelect+` ORDER BY p.name`); err != nil {
 		return nil, fmt.Errorf("listing pools: %w", err)
@@ -29,7 +30,7 @@ func ListPools(ctx context.Context, q Queryer) ([]domain.Pool, error) {
 }
 
 // InsertPool stores a new pool and returns it as stored.
-func InsertPool(ctx context.Context, q Queryer, p domain.Pool) (domain.Pool, error) {
+func (q Tables) InsertPool(ctx context.Context, p domain.Pool) (domain.Pool, error) {
 	var out domain.Pool
 	err := q.GetContext(ctx, &out, `INSERT INTO pools AS p (id, name, type, server_assignment, labels)
 		VALUES ($1, $2, $3, $4, $5) RETURNING `+poolColumns,
@@ -41,7 +42,7 @@ func InsertPool(ctx context.Context, q Queryer, p domain.Pool) (domain.Pool, err
 }
 
 // UpdatePool stores every field of p and returns it as stored.
-func UpdatePool(ctx context.Context, q Queryer, p domain.Pool) (domain.Pool, error) {
+func (q Tables) UpdatePool(ctx context.Context, p domain.Pool) (domain.Pool, error) {
 	var out domain.Pool
 	err := get(ctx, q, &out, fmt.Sprintf("pool %q", p.Name), `UPDATE pools AS p
 		SET name = $2, type = $3, server_assignment = $4, labels = $5, updated_at = now()
@@ -52,7 +53,7 @@ func UpdatePool(ctx context.Context, q Queryer, p domain.Pool) (domain.Pool, err
 
 // CountPoolReferrers counts the agents, servers and workspaces that refer
 // to the pool with id.
-func CountPoolReferrers(ctx context.Context, q Queryer, id string) (int, error) {
+func (q Tables) CountPoolReferrers(ctx context.Context, id string) (int, error) {
 	var n int
 	err := q.GetContext(ctx, &n, `SELECT
 		(SELECT count(*) FROM agents WHERE pool_id = $1) +
@@ -66,6 +67,6 @@ func CountPoolReferrers(ctx context.Context, q Queryer, id string) (int, error) 
 
 // DeletePool deletes the pool with id; a foreign-key violation means
 // something still refers to it.
-func DeletePool(ctx context.Context, q Queryer, id string) error {
+func (q Tables) DeletePool(ctx context.Context, id string) error {
 	return exec(ctx, q, "deleting pool", `DELETE FROM pools WHERE id = $1`, id)
 }

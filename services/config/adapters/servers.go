@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -22,9 +23,9 @@ const serverSelect = `SELECT s.id, s.name, s.zone_id, z.name AS zone, s.pool_id,
 	) load`
 
 // GetServer loads the server named name.
-func GetServer(ctx context.Context, q Queryer, name string, lock Lock) (domain.Server, error) {
+func (q Tables) GetServer(ctx context.Context, name string, lock app.Lock) (domain.Server, error) {
 	var s domain.Server
-	err := get(ctx, q, &s, fmt.Sprintf("server %q", name), serverSelect+` WHERE s.name = $1`+lock.clause("s"), name)
+	err := get(ctx, q, &s, fmt.Sprintf("server %q", name), serverSelect+` WHERE s.name = $1`+clause(lock, "s"), name)
 	return s, err
 }
 
@@ -35,7 +36,7 @@ func getServerByID(ctx context.Context, q Queryer, id string) (domain.Server, er
 }
 
 // ListServers loads every server, by name.
-func ListServers(ctx context.Context, q Queryer) ([]domain.Server, error) {
+func (q Tables) ListServers(ctx context.Context) ([]domain.Server, error) {
 	var ss []domain.Server
 	if err := q.SelectContext(ctx, &ss, serverSelect+` ORDER BY s.name`); err != nil {
 		return nil, fmt.Errorf("listing servers: %w", err)
@@ -44,13 +45,13 @@ func ListServers(ctx context.Context, q Queryer) ([]domain.Server, error) {
 }
 
 // ListServersInPools loads the servers of the pools with ids, by name.
-func ListServersInPools(ctx context.Context, q Queryer, ids []string) ([]domain.Server, error) {
+func (q Tables) ListServersInPools(ctx context.Context, ids []string) ([]domain.Server, error) {
 	return listInPools[domain.Server](ctx, q, "servers", serverSelect, "s.pool_id", ids, "s.name")
 }
 
 // CountAssignedServers counts the servers of the pool with id that are
 // assigned to a user.
-func CountAssignedServers(ctx context.Context, q Queryer, poolID string) (int, error) {
+func (q Tables) CountAssignedServers(ctx context.Context, poolID string) (int, error) {
 	var n int
 	err := q.GetContext(ctx, &n, `SELECT count(*) FROM servers WHERE pool_id = $1 AND assigned_user IS NOT NULL`, poolID)
 	if err != nil {
@@ -61,7 +62,7 @@ func CountAssignedServers(ctx context.Context, q Queryer, poolID string) (int, e
 
 // InsertServer stores a new server (its zone and pool by id) and returns it
 // as stored.
-func InsertServer(ctx context.Context, q Queryer, s domain.Server) (domain.Server, error) {
+func (q Tables) InsertServer(ctx context.Context, s domain.Server) (domain.Server, error) {
 	_, err := q.ExecContext(ctx, `INSERT INTO servers
 		(id, name, zone_id, pool_id, address, max_sessions, enabled, assigned_user, labels)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -73,7 +74,7 @@ func InsertServer(ctx context.Context, q Queryer, s domain.Server) (domain.Serve
 }
 
 // UpdateServer stores every field of s and returns it as stored.
-func UpdateServer(ctx context.Context, q Queryer, s domain.Server) (domain.Server, error) {
+func (q Tables) UpdateServer(ctx context.Context, s domain.Server) (domain.Server, error) {
 	err := exec(ctx, q, fmt.Sprintf("updating server %q", s.Name), `UPDATE servers
 		SET name = $2, zone_id = $3, pool_id = $4, address = $5, max_sessions = $6, enabled = $7,
 			assigned_user = $8, labels = $9, updated_at = now()
@@ -88,6 +89,6 @@ func UpdateServer(ctx context.Context, q Queryer, s domain.Server) (domain.Serve
 // DeleteServer deletes the server with id; its ended sessions forget it
 // (sessions.server_id is ON DELETE SET NULL), so the caller checks first
 // that none is live.
-func DeleteServer(ctx context.Context, q Queryer, id string) error {
+func (q Tables) DeleteServer(ctx context.Context, id string) error {
 	return exec(ctx, q, "deleting server", `DELETE FROM servers WHERE id = $1`, id)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -24,37 +25,24 @@ const sessionSelect = `SELECT s.id, s.request_id, s.user_id, u.username, s.works
 	LEFT JOIN servers sv ON sv.id = s.server_id`
 
 // GetSession loads the session with id.
-func GetSession(ctx context.Context, q Queryer, id string) (domain.Session, error) {
+func (q Tables) GetSession(ctx context.Context, id string) (domain.Session, error) {
 	var s domain.Session
 	err := get(ctx, q, &s, "session "+id, sessionSelect+` WHERE s.id = $1`, id)
 	return s, err
 }
 
 // GetSessionByRequestID loads the session made or claimed for a request.
-func GetSessionByRequestID(ctx context.Context, q Queryer, requestID string) (domain.Session, error) {
+func (q Tables) GetSessionByRequestID(ctx context.Context, requestID string) (domain.Session, error) {
 	var s domain.Session
 	err := get(ctx, q, &s, fmt.Sprintf("session of request %q", requestID), sessionSelect+` WHERE s.request_id = $1`, requestID)
 	return s, err
 }
 
-// RequestRefs are the user, workspace and zone a session request names,
-// resolved by name (nil: no such one), and whether a session already
-// exists for its request_id.
-type RequestRefs struct {
-	UserID      *string `db:"user_id"`
-	WorkspaceID *string `db:"workspace_id"`
-	Zone        struct {
-		ID                   *string `db:"id"`
-		SearchAlternateZones bool    `db:"search_alternate_zones"`
-	} `db:"zone"`
-	Existing bool `db:"existing"`
-}
-
 // ResolveRequest resolves a session request's names in one round trip:
 // POST /api/v1/sessions is on the path of every request an HTTP client
 // makes.
-func ResolveRequest(ctx context.Context, q Queryer, user, workspace, zone, requestID string) (RequestRefs, error) {
-	var r RequestRefs
+func (q Tables) ResolveRequest(ctx context.Context, user, workspace, zone, requestID string) (app.RequestRefs, error) {
+	var r app.RequestRefs
 	err := q.GetContext(ctx, &r, `SELECT u.id AS user_id, w.id AS workspace_id,
 			z.id AS "zone.id", COALESCE(z.search_alternate_zones, false) AS "zone.search_alternate_zones",
 			EXISTS (SELECT 1 FROM sessions WHERE request_id = $4) AS existing
@@ -68,15 +56,21 @@ func ResolveRequest(ctx context.Context, q Queryer, user, workspace, zone, reque
 	return r, nil
 }
 
-// Columns of sessions that CountLiveSessions counts by.
-const (
-	SessionsOfWorkspace = "workspace_id"
-	SessionsOnServer    = "server_id"
-)
+// CountLiveSessionsOfWorkspace counts the sessions of the workspace with
+// id that are not destroyed or failed.
+func (q Tables) CountLiveSessionsOfWorkspace(ctx context.Context, workspaceID string) (int, error) {
+	return countLiveSessions(ctx, q, "workspace_id", workspaceID)
+}
 
-// CountLiveSessions counts the sessions that are not destroyed or failed
-// whose column (SessionsOfWorkspace, SessionsOnServer) is id.
-func CountLiveSessions(ctx context.Context, q Queryer, column, id string) (int, error) {
+// CountLiveSessionsOnServer counts the sessions on the server with id that
+// are not destroyed or failed.
+func (q Tables) CountLiveSessionsOnServer(ctx context.Context, serverID string) (int, error) {
+	return countLiveSessions(ctx, q, "server_id", serverID)
+}
+
+// countLiveSessions counts the sessions that are not destroyed or failed
+// whose column (workspace_id or server_id) is id.
+func countLiveSessions(ctx context.Context, q Queryer, column, id string) (int, error) {
 	var n int
 	err := q.GetContext(ctx, &n, `SELECT count(*) FROM sessions
 		WHERE `+column+` = $1 AND status NOT IN ('destroyed', 'failed')`, id)
@@ -87,7 +81,7 @@ func CountLiveSessions(ctx context.Context, q Queryer, column, id string) (int, 
 }
 
 // ListSessions loads the sessions f selects, newest first.
-func ListSessions(ctx context.Context, q Queryer, f domain.SessionFilter) ([]domain.Session, error) {
+func (q Tables) ListSessions(ctx context.Context, f domain.SessionFilter) ([]domain.Session, error) {
 	var (
 		where []string
 		args  []any

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -22,14 +23,14 @@ const stagingConfigSelect = `SELECT sc.id, sc.zone_id, z.name AS zone, sc.worksp
 	WHERE sc.deleted_at IS NULL`
 
 // GetStagingConfig loads the live staging config with id.
-func GetStagingConfig(ctx context.Context, q Queryer, id string, lock Lock) (domain.StagingConfig, error) {
+func (q Tables) GetStagingConfig(ctx context.Context, id string, lock app.Lock) (domain.StagingConfig, error) {
 	var sc domain.StagingConfig
-	err := get(ctx, q, &sc, "staging config "+id, stagingConfigSelect+` AND sc.id = $1`+lock.clause("sc"), id)
+	err := get(ctx, q, &sc, "staging config "+id, stagingConfigSelect+` AND sc.id = $1`+clause(lock, "sc"), id)
 	return sc, err
 }
 
 // ListStagingConfigs loads every live staging config, by zone and workspace.
-func ListStagingConfigs(ctx context.Context, q Queryer) ([]domain.StagingConfig, error) {
+func (q Tables) ListStagingConfigs(ctx context.Context) ([]domain.StagingConfig, error) {
 	var scs []domain.StagingConfig
 	if err := q.SelectContext(ctx, &scs, stagingConfigSelect+` ORDER BY z.name, w.name`); err != nil {
 		return nil, fmt.Errorf("listing staging configs: %w", err)
@@ -39,13 +40,13 @@ func ListStagingConfigs(ctx context.Context, q Queryer) ([]domain.StagingConfig,
 
 // CountLiveStagingConfigsInZone counts the staging configs that target the
 // zone with id.
-func CountLiveStagingConfigsInZone(ctx context.Context, q Queryer, zoneID string) (int, error) {
+func (q Tables) CountLiveStagingConfigsInZone(ctx context.Context, zoneID string) (int, error) {
 	return countLiveStagingConfigs(ctx, q, "zone_id", zoneID)
 }
 
 // CountLiveStagingConfigsOfWorkspace counts the staging configs that keep
 // sessions of the workspace with id staged.
-func CountLiveStagingConfigsOfWorkspace(ctx context.Context, q Queryer, workspaceID string) (int, error) {
+func (q Tables) CountLiveStagingConfigsOfWorkspace(ctx context.Context, workspaceID string) (int, error) {
 	return countLiveStagingConfigs(ctx, q, "workspace_id", workspaceID)
 }
 
@@ -63,7 +64,7 @@ func countLiveStagingConfigs(ctx context.Context, q Queryer, column, id string) 
 // InsertStagingConfig stores a new staging config (zone and workspace by
 // id) and returns it as stored. A live config for the same (zone,
 // workspace) violates staging_configs_zone_workspace_idx.
-func InsertStagingConfig(ctx context.Context, q Queryer, sc domain.StagingConfig) (domain.StagingConfig, error) {
+func (q Tables) InsertStagingConfig(ctx context.Context, sc domain.StagingConfig) (domain.StagingConfig, error) {
 	_, err := q.ExecContext(ctx, `INSERT INTO staging_configs
 		(id, zone_id, workspace_id, desired_sessions, expiration_hours,
 		 allow_audio, allow_clipboard_down, allow_clipboard_up, allow_downloads,
@@ -75,13 +76,13 @@ func InsertStagingConfig(ctx context.Context, q Queryer, sc domain.StagingConfig
 	if err != nil {
 		return domain.StagingConfig{}, fmt.Errorf("inserting staging config: %w", err)
 	}
-	return GetStagingConfig(ctx, q, sc.ID, NoLock)
+	return q.GetStagingConfig(ctx, sc.ID, app.NoLock)
 }
 
 // UpdateStagingConfig stores the settable fields of sc (desired sessions,
 // expiration, permissions) and returns it as stored. Status, last_error and
 // the counts are the provisioner's.
-func UpdateStagingConfig(ctx context.Context, q Queryer, sc domain.StagingConfig) (domain.StagingConfig, error) {
+func (q Tables) UpdateStagingConfig(ctx context.Context, sc domain.StagingConfig) (domain.StagingConfig, error) {
 	err := exec(ctx, q, "updating staging config "+sc.ID, `UPDATE staging_configs
 		SET desired_sessions = $2, expiration_hours = $3,
 			allow_audio = $4, allow_clipboard_down = $5, allow_clipboard_up = $6, allow_downloads = $7,
@@ -93,13 +94,13 @@ func UpdateStagingConfig(ctx context.Context, q Queryer, sc domain.StagingConfig
 	if err != nil {
 		return domain.StagingConfig{}, err
 	}
-	return GetStagingConfig(ctx, q, sc.ID, NoLock)
+	return q.GetStagingConfig(ctx, sc.ID, app.NoLock)
 }
 
 // SoftDeleteStagingConfig marks the staging config with id deleted. The row
 // stays while sessions refer to it; the provisioner destroys its staged
 // sessions when it hears of the deletion.
-func SoftDeleteStagingConfig(ctx context.Context, q Queryer, id string) error {
+func (q Tables) SoftDeleteStagingConfig(ctx context.Context, id string) error {
 	return exec(ctx, q, "deleting staging config "+id,
 		`UPDATE staging_configs SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
 }

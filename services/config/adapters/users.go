@@ -7,6 +7,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -17,21 +18,21 @@ const userSelect = `SELECT u.id, u.username,
 	FROM users u`
 
 // GetUser loads the user named username, with their groups.
-func GetUser(ctx context.Context, q Queryer, username string, lock Lock) (domain.User, error) {
+func (q Tables) GetUser(ctx context.Context, username string, lock app.Lock) (domain.User, error) {
 	var u domain.User
-	err := get(ctx, q, &u, fmt.Sprintf("user %q", username), userSelect+` WHERE u.username = $1`+lock.clause("u"), username)
+	err := get(ctx, q, &u, fmt.Sprintf("user %q", username), userSelect+` WHERE u.username = $1`+clause(lock, "u"), username)
 	return u, err
 }
 
 // GetUserByID loads the user with id, with their groups.
-func GetUserByID(ctx context.Context, q Queryer, id string) (domain.User, error) {
+func (q Tables) GetUserByID(ctx context.Context, id string) (domain.User, error) {
 	var u domain.User
 	err := get(ctx, q, &u, "user "+id, userSelect+` WHERE u.id = $1`, id)
 	return u, err
 }
 
 // ListUsers loads every user, by username.
-func ListUsers(ctx context.Context, q Queryer) ([]domain.User, error) {
+func (q Tables) ListUsers(ctx context.Context) ([]domain.User, error) {
 	var us []domain.User
 	if err := q.SelectContext(ctx, &us, userSelect+` ORDER BY u.username`); err != nil {
 		return nil, fmt.Errorf("listing users: %w", err)
@@ -40,7 +41,7 @@ func ListUsers(ctx context.Context, q Queryer) ([]domain.User, error) {
 }
 
 // InsertUser stores a new user; their groups are set with SetUserGroups.
-func InsertUser(ctx context.Context, q Queryer, u domain.User) error {
+func (q Tables) InsertUser(ctx context.Context, u domain.User) error {
 	if _, err := q.ExecContext(ctx, `INSERT INTO users (id, username, ssh_public_keys, attributes) VALUES ($1, $2, $3, $4)`,
 		u.ID, u.Username, u.SSHPublicKeys, u.Attributes); err != nil {
 		return fmt.Errorf("inserting user %q: %w", u.Username, err)
@@ -50,7 +51,7 @@ func InsertUser(ctx context.Context, q Queryer, u domain.User) error {
 
 // UpdateUser stores the username, SSH keys and attributes of u; their
 // groups are set with SetUserGroups.
-func UpdateUser(ctx context.Context, q Queryer, u domain.User) error {
+func (q Tables) UpdateUser(ctx context.Context, u domain.User) error {
 	return exec(ctx, q, fmt.Sprintf("updating user %q", u.Username),
 		`UPDATE users SET username = $2, ssh_public_keys = $3, attributes = $4, updated_at = now() WHERE id = $1`,
 		u.ID, u.Username, u.SSHPublicKeys, u.Attributes)
@@ -58,7 +59,7 @@ func UpdateUser(ctx context.Context, q Queryer, u domain.User) error {
 
 // SetUserGroups makes the groups named groups the user's only groups.
 // Names that name no group are returned as missing, and nothing is changed.
-func SetUserGroups(ctx context.Context, q Queryer, userID string, groups []string) (missing []string, err error) {
+func (q Tables) SetUserGroups(ctx context.Context, userID string, groups []string) (missing []string, err error) {
 	var found []struct {
 		ID   string `db:"id"`
 		Name string `db:"name"`
@@ -92,6 +93,6 @@ func SetUserGroups(ctx context.Context, q Queryer, userID string, groups []strin
 
 // DeleteUser deletes the user with id and their memberships; a foreign-key
 // violation means sessions still refer to them.
-func DeleteUser(ctx context.Context, q Queryer, id string) error {
+func (q Tables) DeleteUser(ctx context.Context, id string) error {
 	return exec(ctx, q, "deleting user", `DELETE FROM users WHERE id = $1`, id)
 }

@@ -9,7 +9,7 @@ import (
 
 // ListViolations loads the violations f selects, newest first. Read only:
 // the assigner records them.
-func ListViolations(ctx context.Context, q Queryer, f domain.ViolationFilter) ([]domain.Violation, error) {
+func (q Tables) ListViolations(ctx context.Context, f domain.ViolationFilter) ([]domain.Violation, error) {
 	var vs []domain.Violation
 	err := q.SelectContext(ctx, &vs, `SELECT id, request_id, username, workspace, setting, session_id, created_at
 		FROM violations

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -14,14 +15,14 @@ const (
 )
 
 // GetWebFilterPolicy loads the web filter policy named name.
-func GetWebFilterPolicy(ctx context.Context, q Queryer, name string, lock Lock) (domain.WebFilterPolicy, error) {
+func (q Tables) GetWebFilterPolicy(ctx context.Context, name string, lock app.Lock) (domain.WebFilterPolicy, error) {
 	var p domain.WebFilterPolicy
-	err := get(ctx, q, &p, fmt.Sprintf("web filter policy %q", name), webFilterPolicySelect+` WHERE wf.name = $1`+lock.clause("wf"), name)
+	err := get(ctx, q, &p, fmt.Sprintf("web filter policy %q", name), webFilterPolicySelect+` WHERE wf.name = $1`+clause(lock, "wf"), name)
 	return p, err
 }
 
 // ListWebFilterPolicies loads every web filter policy, by name.
-func ListWebFilterPolicies(ctx context.Context, q Queryer) ([]domain.WebFilterPolicy, error) {
+func (q Tables) ListWebFilterPolicies(ctx context.Context) ([]domain.WebFilterPolicy, error) {
 	var ps []domain.WebFilterPolicy
 	if err := q.SelectContext(ctx, &ps, webFilterPolicySelect+` ORDER BY wf.name`); err != nil {
 		return nil, fmt.Errorf("listing web filter policies: %w", err)
@@ -31,7 +32,7 @@ func ListWebFilterPolicies(ctx context.Context, q Queryer) ([]domain.WebFilterPo
 
 // InsertWebFilterPolicy stores a new web filter policy and returns it as
 // stored.
-func InsertWebFilterPolicy(ctx context.Context, q Queryer, p domain.WebFilterPolicy) (domain.WebFilterPolicy, error) {
+func (q Tables) InsertWebFilterPolicy(ctx context.Context, p domain.WebFilterPolicy) (domain.WebFilterPolicy, error) {
 	var out domain.WebFilterPolicy
 	err := q.GetContext(ctx, &out, `INSERT INTO web_filter_policies AS wf
 		(id, name, default_allow, allowed_domains, denied_domains)
@@ -46,7 +47,7 @@ func InsertWebFilterPolicy(ctx context.Context, q Queryer, p domain.WebFilterPol
 // UpdateWebFilterPolicy stores every field of p and returns it as stored.
 // A change of its content raises the revision of every workspace that uses
 // it (a trigger), since their containers carry it.
-func UpdateWebFilterPolicy(ctx context.Context, q Queryer, p domain.WebFilterPolicy) (domain.WebFilterPolicy, error) {
+func (q Tables) UpdateWebFilterPolicy(ctx context.Context, p domain.WebFilterPolicy) (domain.WebFilterPolicy, error) {
 	var out domain.WebFilterPolicy
 	err := get(ctx, q, &out, fmt.Sprintf("web filter policy %q", p.Name), `UPDATE web_filter_policies AS wf
 		SET name = $2, default_allow = $3, allowed_domains = $4, denied_domains = $5, updated_at = now()
@@ -57,6 +58,6 @@ func UpdateWebFilterPolicy(ctx context.Context, q Queryer, p domain.WebFilterPol
 
 // DeleteWebFilterPolicy deletes the web filter policy with id; a
 // foreign-key violation means a group or workspace still uses it.
-func DeleteWebFilterPolicy(ctx context.Context, q Queryer, id string) error {
+func (q Tables) DeleteWebFilterPolicy(ctx context.Context, id string) error {
 	return exec(ctx, q, "deleting web filter policy", `DELETE FROM web_filter_policies WHERE id = $1`, id)
 }

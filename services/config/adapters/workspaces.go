@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -17,9 +18,9 @@ const workspaceSelect = `SELECT w.id, w.name, w.image, w.cores, w.memory_mb, w.e
 	LEFT JOIN web_filter_policies wf ON wf.id = w.web_filter_policy_id`
 
 // GetWorkspace loads the workspace named name.
-func GetWorkspace(ctx context.Context, q Queryer, name string, lock Lock) (domain.Workspace, error) {
+func (q Tables) GetWorkspace(ctx context.Context, name string, lock app.Lock) (domain.Workspace, error) {
 	var w domain.Workspace
-	err := get(ctx, q, &w, fmt.Sprintf("workspace %q", name), workspaceSelect+` WHERE w.name = $1`+lock.clause("w"), name)
+	err := get(ctx, q, &w, fmt.Sprintf("workspace %q", name), workspaceSelect+` WHERE w.name = $1`+clause(lock, "w"), name)
 	return w, err
 }
 
@@ -30,7 +31,7 @@ func getWorkspaceByID(ctx context.Context, q Queryer, id string) (domain.Workspa
 }
 
 // ListWorkspaces loads every workspace, by name.
-func ListWorkspaces(ctx context.Context, q Queryer) ([]domain.Workspace, error) {
+func (q Tables) ListWorkspaces(ctx context.Context) ([]domain.Workspace, error) {
 	var ws []domain.Workspace
 	if err := q.SelectContext(ctx, &ws, workspaceSelect+` ORDER BY w.name`); err != nil {
 		return nil, fmt.Errorf("listing workspaces: %w", err)
@@ -40,13 +41,13 @@ func ListWorkspaces(ctx context.Context, q Queryer) ([]domain.Workspace, error) 
 
 // ListWorkspacesOfServerPools loads the workspaces whose server pool is one
 // of the pools with ids, by name.
-func ListWorkspacesOfServerPools(ctx context.Context, q Queryer, ids []string) ([]domain.Workspace, error) {
+func (q Tables) ListWorkspacesOfServerPools(ctx context.Context, ids []string) ([]domain.Workspace, error) {
 	return listInPools[domain.Workspace](ctx, q, "workspaces", workspaceSelect, "w.server_pool_id", ids, "w.name")
 }
 
 // InsertWorkspace stores a new workspace (its server pool and web filter
 // policy by id) and returns it as stored.
-func InsertWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain.Workspace, error) {
+func (q Tables) InsertWorkspace(ctx context.Context, w domain.Workspace) (domain.Workspace, error) {
 	_, err := q.ExecContext(ctx, `INSERT INTO workspaces
 		(id, name, image, cores, memory_mb, enabled, include_labels, exclude_labels, persistent_profile_path,
 		 volume_mappings, docker_exec_config, run_config, port, readiness_path, server_pool_id,
@@ -64,7 +65,7 @@ func InsertWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain
 // UpdateWorkspace stores every field of w and returns it as stored, with
 // the revision the database gave it (a trigger raises it when a field
 // that shapes its containers changed).
-func UpdateWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain.Workspace, error) {
+func (q Tables) UpdateWorkspace(ctx context.Context, w domain.Workspace) (domain.Workspace, error) {
 	err := exec(ctx, q, fmt.Sprintf("updating workspace %q", w.Name), `UPDATE workspaces
 		SET name = $2, image = $3, cores = $4, memory_mb = $5, enabled = $6, include_labels = $7,
 			exclude_labels = $8, persistent_profile_path = $9, volume_mappings = $10,
@@ -83,7 +84,7 @@ func UpdateWorkspace(ctx context.Context, q Queryer, w domain.Workspace) (domain
 
 // ListWorkspacesOfWebFilterPolicy loads the workspaces that use the web
 // filter policy with id, by name.
-func ListWorkspacesOfWebFilterPolicy(ctx context.Context, q Queryer, id string) ([]domain.Workspace, error) {
+func (q Tables) ListWorkspacesOfWebFilterPolicy(ctx context.Context, id string) ([]domain.Workspace, error) {
 	var ws []domain.Workspace
 	if err := q.SelectContext(ctx, &ws, workspaceSelect+` WHERE w.web_filter_policy_id = $1 ORDER BY w.name`, id); err != nil {
 		return nil, fmt.Errorf("listing workspaces of web filter policy %s: %w", id, err)
@@ -93,7 +94,7 @@ func ListWorkspacesOfWebFilterPolicy(ctx context.Context, q Queryer, id string) 
 
 // DeleteWorkspace deletes the workspace with id and its ended sessions; a
 // foreign-key violation means staging configs still refer to it.
-func DeleteWorkspace(ctx context.Context, q Queryer, id string) error {
+func (q Tables) DeleteWorkspace(ctx context.Context, id string) error {
 	// Its ended sessions go with it (their events stay in the audit log),
 	// and with them what kept its deleted staging configs; the caller
 	// checked that no session of it is live.

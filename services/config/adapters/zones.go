@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -12,14 +13,14 @@ const zoneSelect = `SELECT z.id, z.name, z.search_alternate_zones, z.allow_origi
 	FROM zones z`
 
 // GetZone loads the zone named name.
-func GetZone(ctx context.Context, q Queryer, name string, lock Lock) (domain.Zone, error) {
+func (q Tables) GetZone(ctx context.Context, name string, lock app.Lock) (domain.Zone, error) {
 	var z domain.Zone
-	err := get(ctx, q, &z, fmt.Sprintf("zone %q", name), zoneSelect+` WHERE z.name = $1`+lock.clause("z"), name)
+	err := get(ctx, q, &z, fmt.Sprintf("zone %q", name), zoneSelect+` WHERE z.name = $1`+clause(lock, "z"), name)
 	return z, err
 }
 
 // ListZones loads every zone, by name.
-func ListZones(ctx context.Context, q Queryer) ([]domain.Zone, error) {
+func (q Tables) ListZones(ctx context.Context) ([]domain.Zone, error) {
 	var zs []domain.Zone
 	if err := q.SelectContext(ctx, &zs, zoneSelect+` ORDER BY z.name`); err != nil {
 		return nil, fmt.Errorf("listing zones: %w", err)
@@ -28,7 +29,7 @@ func ListZones(ctx context.Context, q Queryer) ([]domain.Zone, error) {
 }
 
 // InsertZone stores a new zone and returns it as stored.
-func InsertZone(ctx context.Context, q Queryer, z domain.Zone) (domain.Zone, error) {
+func (q Tables) InsertZone(ctx context.Context, z domain.Zone) (domain.Zone, error) {
 	var out domain.Zone
 	err := q.GetContext(ctx, &out, `INSERT INTO zones AS z
 		(id, name, search_alternate_zones, allow_origin_domain, upstream_auth_address, load_balancing, priority)
@@ -43,7 +44,7 @@ func InsertZone(ctx context.Context, q Queryer, z domain.Zone) (domain.Zone, err
 }
 
 // UpdateZone stores every field of z and returns it as stored.
-func UpdateZone(ctx context.Context, q Queryer, z domain.Zone) (domain.Zone, error) {
+func (q Tables) UpdateZone(ctx context.Context, z domain.Zone) (domain.Zone, error) {
 	var out domain.Zone
 	err := get(ctx, q, &out, fmt.Sprintf("zone %q", z.Name), `UPDATE zones AS z
 		SET name = $2, search_alternate_zones = $3, allow_origin_domain = $4, upstream_auth_address = $5,
@@ -57,7 +58,7 @@ func UpdateZone(ctx context.Context, q Queryer, z domain.Zone) (domain.Zone, err
 
 // DeleteZone deletes the zone with id; a foreign-key violation means
 // something still refers to it.
-func DeleteZone(ctx context.Context, q Queryer, id string) error {
+func (q Tables) DeleteZone(ctx context.Context, id string) error {
 	if err := purgeDeletedStagingConfigs(ctx, q, "zone_id", id); err != nil {
 		return err
 	}

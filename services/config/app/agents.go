@@ -4,20 +4,17 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListAgents returns every agent with its load.
 func (a *App) ListAgents(ctx context.Context) ([]domain.Agent, error) {
-	return adapters.ListAgents(ctx, a.db)
+	return a.store.ListAgents(ctx)
 }
 
 // GetAgent returns the agent named name.
 func (a *App) GetAgent(ctx context.Context, name string) (domain.Agent, error) {
-	ag, err := adapters.GetAgent(ctx, a.db, name, adapters.NoLock)
+	ag, err := a.store.GetAgent(ctx, name, NoLock)
 	return ag, notFoundOr(err, "no agent named %q", name)
 }
 
@@ -29,11 +26,11 @@ func (a *App) CreateAgent(ctx context.Context, in domain.AgentCreate) (domain.Ag
 	}
 	ag := in.Agent()
 	ag.ID = domain.NewID()
-	err := a.change(ctx, KindAgent, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindAgent, OpCreated, func(tx Tx) (_, _ string, err error) {
 		if err := a.resolveAgentRefs(ctx, tx, &ag, true, true); err != nil {
 			return "", "", err
 		}
-		ag, err = adapters.InsertAgent(ctx, tx, ag)
+		ag, err = tx.InsertAgent(ctx, ag)
 		return ag.ID, ag.Name, err
 	})
 	return ag, explain(err, fmt.Sprintf("agent %q", in.Name.Value))
@@ -45,22 +42,22 @@ func (a *App) UpdateAgent(ctx context.Context, name string, in domain.AgentUpdat
 		return domain.Agent{}, invalid(errs)
 	}
 	var ag domain.Agent
-	err := a.change(ctx, KindAgent, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		if ag, err = adapters.GetAgent(ctx, tx, name, adapters.ForUpdate); err != nil {
+	err := a.change(ctx, KindAgent, OpUpdated, func(tx Tx) (_, _ string, err error) {
+		if ag, err = tx.GetAgent(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no agent named %q", name)
 		}
 		in.Apply(&ag)
 		if err := a.resolveAgentRefs(ctx, tx, &ag, in.Zone.Set, in.Pool.Set); err != nil {
 			return "", "", err
 		}
-		ag, err = adapters.UpdateAgent(ctx, tx, ag)
+		ag, err = tx.UpdateAgent(ctx, ag)
 		return ag.ID, ag.Name, err
 	})
 	return ag, explain(err, fmt.Sprintf("agent %q", in.Name.Or(name)))
 }
 
 // resolveAgentRefs sets the ids of the zone and pool the body named.
-func (a *App) resolveAgentRefs(ctx context.Context, tx *sqlx.Tx, ag *domain.Agent, zone, pool bool) error {
+func (a *App) resolveAgentRefs(ctx context.Context, tx Tx, ag *domain.Agent, zone, pool bool) error {
 	if zone {
 		z, err := zoneRef(ctx, tx, "zone", ag.Zone)
 		if err != nil {
@@ -80,12 +77,12 @@ func (a *App) resolveAgentRefs(ctx context.Context, tx *sqlx.Tx, ag *domain.Agen
 
 // DeleteAgent deletes the agent named name, unless sessions refer to it.
 func (a *App) DeleteAgent(ctx context.Context, name string) error {
-	err := a.change(ctx, KindAgent, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
-		ag, err := adapters.GetAgent(ctx, tx, name, adapters.ForUpdate)
+	err := a.change(ctx, KindAgent, OpDeleted, func(tx Tx) (_, _ string, err error) {
+		ag, err := tx.GetAgent(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no agent named %q", name)
 		}
-		return ag.ID, ag.Name, adapters.DeleteAgent(ctx, tx, ag.ID)
+		return ag.ID, ag.Name, tx.DeleteAgent(ctx, ag.ID)
 	})
 	return explain(err, fmt.Sprintf("agent %q", name))
 }

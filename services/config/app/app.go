@@ -3,24 +3,19 @@
 // by name, the $request_host$ rule, what still refers to what), write the
 // change, and announce it on greenroom.config.changed.<kind> through the
 // outbox in the same transaction, so a change and its announcement never
-// diverge. Session requests go to the bus through libs/client.
+// diverge. Session requests go to the bus through libs/client. The
+// database is reached only through the interfaces of store.go (Store, Tx,
+// one per table), which package adapters implements.
 package app
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
-
 	"github.com/greenroom-dev/greenroom/libs/client"
-	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
-	"github.com/greenroom-dev/greenroom/libs/outbox"
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 )
 
 // SessionRequester publishes session requests and waits for their outcome
@@ -39,8 +34,8 @@ type Gauge interface {
 
 // Config is what an App needs.
 type Config struct {
-	// DB is the config service's database.
-	DB *sqlx.DB
+	// Store is the config service's database.
+	Store Store
 	// Source is the CloudEvents source of its events ("greenroom/config").
 	Source string
 	// Requests publishes session requests and waits for their outcome.
@@ -54,7 +49,7 @@ type Config struct {
 
 // App runs the config service's use cases.
 type App struct {
-	db       *sqlx.DB
+	store    Store
 	source   string
 	requests SessionRequester
 	stopping context.Context
@@ -63,7 +58,7 @@ type App struct {
 
 // New returns an App.
 func New(cfg Config) *App {
-	return &App{db: cfg.DB, source: cfg.Source, requests: cfg.Requests, stopping: cfg.Stopping, waiting: cfg.Waiting}
+	return &App{store: cfg.Store, source: cfg.Source, requests: cfg.Requests, stopping: cfg.Stopping, waiting: cfg.Waiting}
 }
 
 // Kinds of configuration announced on greenroom.config.changed.<kind>.
@@ -89,8 +84,8 @@ const (
 // change runs fn in a transaction, and announces in that transaction the
 // change fn reports: greenroom.config.changed.<kind> with op, the object's
 // id and name.
-func (a *App) change(ctx context.Context, kind, op string, fn func(tx *sqlx.Tx) (id, name string, err error)) error {
-	return db.InTx(ctx, a.db, func(tx *sqlx.Tx) error {
+func (a *App) change(ctx context.Context, kind, op string, fn func(tx Tx) (id, name string, err error)) error {
+	return a.store.InTx(ctx, func(tx Tx) error {
 		id, name, err := fn(tx)
 		if err != nil {
 			return err
@@ -102,40 +97,37 @@ func (a *App) change(ctx context.Context, kind, op string, fn func(tx *sqlx.Tx) 
 // announce writes greenroom.config.changed.<kind> into the outbox of tx:
 // for the change itself (change does), and for objects a change also
 // changed (the workspaces of an edited web filter policy).
-func (a *App) announce(ctx context.Context, tx *sqlx.Tx, kind, op, id, name string) error {
-	_, err := outbox.Emit(ctx, tx, a.source, events.Subject(events.TypeConfigChanged, kind), events.TypeConfigChanged,
+func (a *App) announce(ctx context.Context, tx Tx, kind, op, id, name string) error {
+	return a.emit(ctx, tx, events.Subject(events.TypeConfigChanged, kind), events.TypeConfigChanged,
 		events.ConfigChanged{Kind: kind, Op: op, ID: id, Name: name}, "")
-	return err
 }
 
-// snapshot runs the reads of fn in one read-only transaction that sees the
-// database as of its first statement, so that what they return together
-// (a pool and its members) is consistent.
-func (a *App) snapshot(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := a.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+// emit writes an event of this service into the outbox of tx.
+func (a *App) emit(ctx context.Context, tx Tx, subject, eventType string, data any, requestID string) error {
+	ev, err := events.New(a.source, eventType, data)
 	if err != nil {
-		return fmt.Errorf("beginning a read-only transaction: %w", err)
+		return err
 	}
-	defer func() { _ = tx.Rollback() }()
-	return fn(tx)
+	return tx.Enqueue(ctx, subject, ev, requestID)
 }
 
 // explain turns the database's refusals of a change to the object called
 // noun (`zone "eu"`) into the errors the API answers; other errors pass.
 func explain(err error, noun string) error {
-	var pqErr *pq.Error
+	var refused *RefusedError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, new(*Error)):
 		return err
-	case db.IsUniqueViolation(err):
+	case !errors.As(err, &refused):
+		return err
+	case refused.Refusal == RefusedDuplicate:
 		return conflict("%s already exists", noun)
-	case db.IsForeignKeyViolation(err) && errors.As(err, &pqErr):
-		return conflict("%s is still referred to by %s", noun, referrers(pqErr.Table))
-	case errors.As(err, &pqErr) && (pqErr.Code.Class() == "22" || pqErr.Code == "23514"):
-		// A data exception or a CHECK the validation did not foresee.
-		return &Error{Kind: Invalid, Detail: "the database refused a value: " + pqErr.Message}
+	case refused.Refusal == RefusedReferenced:
+		return conflict("%s is still referred to by %s", noun, referrers(refused.Table))
+	case refused.Refusal == RefusedValue:
+		return &Error{Kind: Invalid, Detail: "the database refused a value: " + refused.Message}
 	}
 	return err
 }
@@ -156,10 +148,10 @@ func referrers(table string) string {
 	return table
 }
 
-// notFoundOr turns adapters.ErrNotFound into a 404 naming what the path
+// notFoundOr turns ErrNotFound into a 404 naming what the path
 // named; other errors pass.
 func notFoundOr(err error, format string, args ...any) error {
-	if errors.Is(err, adapters.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return &Error{Kind: NotFound, Detail: fmt.Sprintf(format, args...)}
 	}
 	return err

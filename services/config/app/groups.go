@@ -4,20 +4,17 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListGroups returns every group.
 func (a *App) ListGroups(ctx context.Context) ([]domain.Group, error) {
-	return adapters.ListGroups(ctx, a.db)
+	return a.store.ListGroups(ctx)
 }
 
 // GetGroup returns the group named name.
 func (a *App) GetGroup(ctx context.Context, name string) (domain.Group, error) {
-	g, err := adapters.GetGroup(ctx, a.db, name, adapters.NoLock)
+	g, err := a.store.GetGroup(ctx, name, NoLock)
 	return g, notFoundOr(err, "no group named %q", name)
 }
 
@@ -28,11 +25,11 @@ func (a *App) CreateGroup(ctx context.Context, in domain.GroupCreate) (domain.Gr
 	}
 	g := in.Group()
 	g.ID = domain.NewID()
-	err := a.change(ctx, KindGroup, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindGroup, OpCreated, func(tx Tx) (_, _ string, err error) {
 		if g.WebFilterPolicyID, err = webFilterPolicyRef(ctx, tx, "web_filter_policy", g.WebFilterPolicy); err != nil {
 			return "", "", err
 		}
-		g, err = adapters.InsertGroup(ctx, tx, g)
+		g, err = tx.InsertGroup(ctx, g)
 		return g.ID, g.Name, err
 	})
 	return g, explain(err, fmt.Sprintf("group %q", in.Name.Value))
@@ -44,8 +41,8 @@ func (a *App) UpdateGroup(ctx context.Context, name string, in domain.GroupUpdat
 		return domain.Group{}, invalid(errs)
 	}
 	var g domain.Group
-	err := a.change(ctx, KindGroup, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		if g, err = adapters.GetGroup(ctx, tx, name, adapters.ForUpdate); err != nil {
+	err := a.change(ctx, KindGroup, OpUpdated, func(tx Tx) (_, _ string, err error) {
+		if g, err = tx.GetGroup(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no group named %q", name)
 		}
 		in.Apply(&g)
@@ -54,7 +51,7 @@ func (a *App) UpdateGroup(ctx context.Context, name string, in domain.GroupUpdat
 				return "", "", err
 			}
 		}
-		g, err = adapters.UpdateGroup(ctx, tx, g)
+		g, err = tx.UpdateGroup(ctx, g)
 		return g.ID, g.Name, err
 	})
 	return g, explain(err, fmt.Sprintf("group %q", in.Name.Or(name)))
@@ -62,12 +59,12 @@ func (a *App) UpdateGroup(ctx context.Context, name string, in domain.GroupUpdat
 
 // DeleteGroup deletes the group named name and removes it from its members.
 func (a *App) DeleteGroup(ctx context.Context, name string) error {
-	err := a.change(ctx, KindGroup, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
-		g, err := adapters.GetGroup(ctx, tx, name, adapters.ForUpdate)
+	err := a.change(ctx, KindGroup, OpDeleted, func(tx Tx) (_, _ string, err error) {
+		g, err := tx.GetGroup(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no group named %q", name)
 		}
-		return g.ID, g.Name, adapters.DeleteGroup(ctx, tx, g.ID)
+		return g.ID, g.Name, tx.DeleteGroup(ctx, g.ID)
 	})
 	return explain(err, fmt.Sprintf("group %q", name))
 }

@@ -4,17 +4,14 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListPools returns every pool with its members and workspaces.
 func (a *App) ListPools(ctx context.Context) ([]domain.Pool, error) {
 	var ps []domain.Pool
-	err := a.snapshot(ctx, func(tx *sqlx.Tx) (err error) {
-		if ps, err = adapters.ListPools(ctx, tx); err != nil {
+	err := a.store.Snapshot(ctx, func(tx Tables) (err error) {
+		if ps, err = tx.ListPools(ctx); err != nil {
 			return err
 		}
 		return setMembers(ctx, tx, ps)
@@ -25,8 +22,8 @@ func (a *App) ListPools(ctx context.Context) ([]domain.Pool, error) {
 // GetPool returns the pool named name with its members and workspaces.
 func (a *App) GetPool(ctx context.Context, name string) (domain.Pool, error) {
 	var p domain.Pool
-	err := a.snapshot(ctx, func(tx *sqlx.Tx) (err error) {
-		if p, err = adapters.GetPool(ctx, tx, name, adapters.NoLock); err != nil {
+	err := a.store.Snapshot(ctx, func(tx Tables) (err error) {
+		if p, err = tx.GetPool(ctx, name, NoLock); err != nil {
 			return notFoundOr(err, "no pool named %q", name)
 		}
 		p, err = withMembers(ctx, tx, p)
@@ -38,20 +35,20 @@ func (a *App) GetPool(ctx context.Context, name string) (domain.Pool, error) {
 // setMembers fills in the members and workspaces of the pools ps. The
 // members' session counts come from the sessions table, counted by the
 // queries that read the members, so they never drift from the sessions.
-func setMembers(ctx context.Context, q adapters.Queryer, ps []domain.Pool) error {
+func setMembers(ctx context.Context, q Tables, ps []domain.Pool) error {
 	ids := make([]string, len(ps))
 	for i, p := range ps {
 		ids[i] = p.ID
 	}
-	servers, err := adapters.ListServersInPools(ctx, q, ids)
+	servers, err := q.ListServersInPools(ctx, ids)
 	if err != nil {
 		return err
 	}
-	agents, err := adapters.ListAgentsInPools(ctx, q, ids)
+	agents, err := q.ListAgentsInPools(ctx, ids)
 	if err != nil {
 		return err
 	}
-	workspaces, err := adapters.ListWorkspacesOfServerPools(ctx, q, ids)
+	workspaces, err := q.ListWorkspacesOfServerPools(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -62,7 +59,7 @@ func setMembers(ctx context.Context, q adapters.Queryer, ps []domain.Pool) error
 }
 
 // withMembers returns p with its members and workspaces.
-func withMembers(ctx context.Context, q adapters.Queryer, p domain.Pool) (domain.Pool, error) {
+func withMembers(ctx context.Context, q Tables, p domain.Pool) (domain.Pool, error) {
 	ps := []domain.Pool{p}
 	err := setMembers(ctx, q, ps)
 	return ps[0], err
@@ -78,8 +75,8 @@ func (a *App) CreatePool(ctx context.Context, in domain.PoolCreate) (domain.Pool
 		return domain.Pool{}, invalid(errs)
 	}
 	p.ID = domain.NewID()
-	err := a.change(ctx, KindPool, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		p, err = adapters.InsertPool(ctx, tx, p)
+	err := a.change(ctx, KindPool, OpCreated, func(tx Tx) (_, _ string, err error) {
+		p, err = tx.InsertPool(ctx, p)
 		p.SetMembers(nil, nil, nil)
 		return p.ID, p.Name, err
 	})
@@ -95,11 +92,11 @@ func (a *App) UpdatePool(ctx context.Context, name string, in domain.PoolUpdate)
 		return domain.Pool{}, invalid(errs)
 	}
 	var p domain.Pool
-	err := a.change(ctx, KindPool, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindPool, OpUpdated, func(tx Tx) (_, _ string, err error) {
 		// The lock keeps agents, servers and workspaces from joining the
 		// pool, and servers from being assigned, until this commits: they
 		// read the pool FOR SHARE.
-		if p, err = adapters.GetPool(ctx, tx, name, adapters.ForUpdate); err != nil {
+		if p, err = tx.GetPool(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no pool named %q", name)
 		}
 		old := p
@@ -110,7 +107,7 @@ func (a *App) UpdatePool(ctx context.Context, name string, in domain.PoolUpdate)
 		if err := poolChangeAllowed(ctx, tx, old, p); err != nil {
 			return "", "", err
 		}
-		if p, err = adapters.UpdatePool(ctx, tx, p); err != nil {
+		if p, err = tx.UpdatePool(ctx, p); err != nil {
 			return "", "", err
 		}
 		p, err = withMembers(ctx, tx, p)
@@ -121,9 +118,9 @@ func (a *App) UpdatePool(ctx context.Context, name string, in domain.PoolUpdate)
 
 // poolChangeAllowed refuses (409) a change from old to p that what is in
 // the pool forbids.
-func poolChangeAllowed(ctx context.Context, tx *sqlx.Tx, old, p domain.Pool) error {
+func poolChangeAllowed(ctx context.Context, tx Tx, old, p domain.Pool) error {
 	if p.Type != old.Type {
-		n, err := adapters.CountPoolReferrers(ctx, tx, old.ID)
+		n, err := tx.CountPoolReferrers(ctx, old.ID)
 		if err != nil {
 			return err
 		}
@@ -133,7 +130,7 @@ func poolChangeAllowed(ctx context.Context, tx *sqlx.Tx, old, p domain.Pool) err
 		}
 	}
 	if old.ServerAssignment && !p.ServerAssignment {
-		n, err := adapters.CountAssignedServers(ctx, tx, old.ID)
+		n, err := tx.CountAssignedServers(ctx, old.ID)
 		if err != nil {
 			return err
 		}
@@ -147,12 +144,12 @@ func poolChangeAllowed(ctx context.Context, tx *sqlx.Tx, old, p domain.Pool) err
 
 // DeletePool deletes the pool named name, unless something refers to it.
 func (a *App) DeletePool(ctx context.Context, name string) error {
-	err := a.change(ctx, KindPool, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
-		p, err := adapters.GetPool(ctx, tx, name, adapters.ForUpdate)
+	err := a.change(ctx, KindPool, OpDeleted, func(tx Tx) (_, _ string, err error) {
+		p, err := tx.GetPool(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no pool named %q", name)
 		}
-		return p.ID, p.Name, adapters.DeletePool(ctx, tx, p.ID)
+		return p.ID, p.Name, tx.DeletePool(ctx, p.ID)
 	})
 	return explain(err, fmt.Sprintf("pool %q", name))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -12,7 +11,7 @@ import (
 // (Invalid in a configuration body, NotFound in a session request) naming
 // the field; other errors pass.
 func refError(err error, kind Kind, field, noun, name string) error {
-	if errors.Is(err, adapters.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return fieldError(kind, field, "no %s named %q", noun, name)
 	}
 	return err
@@ -20,18 +19,18 @@ func refError(err error, kind Kind, field, noun, name string) error {
 
 // zoneRef resolves the zone named in field, and keeps it from changing
 // until the transaction ends.
-func zoneRef(ctx context.Context, q adapters.Queryer, field, name string) (domain.Zone, error) {
-	z, err := adapters.GetZone(ctx, q, name, adapters.ForShare)
+func zoneRef(ctx context.Context, q Tables, field, name string) (domain.Zone, error) {
+	z, err := q.GetZone(ctx, name, ForShare)
 	return z, refError(err, Invalid, field, "zone", name)
 }
 
 // poolRef resolves the pool named in field (nil: none), which must be of
 // type want, and keeps its type from changing until the transaction ends.
-func poolRef(ctx context.Context, q adapters.Queryer, field string, name *string, want string) (*domain.Pool, error) {
+func poolRef(ctx context.Context, q Tables, field string, name *string, want string) (*domain.Pool, error) {
 	if name == nil {
 		return nil, nil
 	}
-	p, err := adapters.GetPool(ctx, q, *name, adapters.ForShare)
+	p, err := q.GetPool(ctx, *name, ForShare)
 	if err != nil {
 		return nil, refError(err, Invalid, field, "pool", *name)
 	}
@@ -52,11 +51,11 @@ func poolID(p *domain.Pool) *string {
 // webFilterPolicyRef resolves the web filter policy named in field (nil:
 // none) to its id, and keeps it from being deleted until the transaction
 // ends.
-func webFilterPolicyRef(ctx context.Context, q adapters.Queryer, field string, name *string) (*string, error) {
+func webFilterPolicyRef(ctx context.Context, q Tables, field string, name *string) (*string, error) {
 	if name == nil {
 		return nil, nil
 	}
-	p, err := adapters.GetWebFilterPolicy(ctx, q, *name, adapters.ForShare)
+	p, err := q.GetWebFilterPolicy(ctx, *name, ForShare)
 	if err != nil {
 		return nil, refError(err, Invalid, field, "web filter policy", *name)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/client"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -51,7 +50,7 @@ func (a *App) RequestSession(ctx context.Context, in domain.SessionRequest, idem
 	if requestID == "" {
 		requestID = uuid.NewString()
 	}
-	refs, err := adapters.ResolveRequest(ctx, a.db, in.User.Value, in.Workspace.Value, in.Zone.Value, requestID)
+	refs, err := a.store.ResolveRequest(ctx, in.User.Value, in.Workspace.Value, in.Zone.Value, requestID)
 	if err != nil {
 		return SessionOutcome{}, err
 	}
@@ -61,11 +60,11 @@ func (a *App) RequestSession(ctx context.Context, in domain.SessionRequest, idem
 	}{{"user", refs.UserID}, {"workspace", refs.WorkspaceID}, {"zone", refs.Zone.ID}} {
 		if ref.id == nil {
 			name := map[string]string{"user": in.User.Value, "workspace": in.Workspace.Value, "zone": in.Zone.Value}[ref.field]
-			return SessionOutcome{}, refError(adapters.ErrNotFound, NotFound, ref.field, ref.field, name)
+			return SessionOutcome{}, refError(ErrNotFound, NotFound, ref.field, ref.field, name)
 		}
 	}
 	if refs.Existing {
-		existing, err := adapters.GetSessionByRequestID(ctx, a.db, requestID)
+		existing, err := a.store.GetSessionByRequestID(ctx, requestID)
 		if err != nil {
 			return SessionOutcome{}, err
 		}
@@ -123,7 +122,7 @@ func (a *App) await(ctx context.Context, requestID string, wait time.Duration, r
 	var failed *client.FailedError
 	switch {
 	case err == nil:
-		s, err := adapters.GetSession(ctx, a.db, ready.SessionID)
+		s, err := a.store.GetSession(ctx, ready.SessionID)
 		if err != nil {
 			return SessionOutcome{}, err
 		}
@@ -142,11 +141,11 @@ func (a *App) await(ctx context.Context, requestID string, wait time.Duration, r
 // session if one exists by now.
 func (a *App) pending(ctx context.Context, requestID string) (SessionOutcome, error) {
 	out := SessionOutcome{Result: SessionPending, Accepted: domain.SessionAccepted{RequestID: requestID, Status: domain.SessionRequested}}
-	s, err := adapters.GetSessionByRequestID(ctx, a.db, requestID)
+	s, err := a.store.GetSessionByRequestID(ctx, requestID)
 	switch {
 	case err == nil:
 		out.Accepted.Session, out.Accepted.Status = &s, s.Status
-	case !errors.Is(err, adapters.ErrNotFound):
+	case !errors.Is(err, ErrNotFound):
 		return SessionOutcome{}, err
 	}
 	return out, nil

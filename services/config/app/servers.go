@@ -4,20 +4,17 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListServers returns every fixed server.
 func (a *App) ListServers(ctx context.Context) ([]domain.Server, error) {
-	return adapters.ListServers(ctx, a.db)
+	return a.store.ListServers(ctx)
 }
 
 // GetServer returns the server named name.
 func (a *App) GetServer(ctx context.Context, name string) (domain.Server, error) {
-	s, err := adapters.GetServer(ctx, a.db, name, adapters.NoLock)
+	s, err := a.store.GetServer(ctx, name, NoLock)
 	return s, notFoundOr(err, "no server named %q", name)
 }
 
@@ -29,11 +26,11 @@ func (a *App) CreateServer(ctx context.Context, in domain.ServerCreate) (domain.
 	}
 	s := in.Server()
 	s.ID = domain.NewID()
-	err := a.change(ctx, KindServer, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindServer, OpCreated, func(tx Tx) (_, _ string, err error) {
 		if err := a.resolveServerRefs(ctx, tx, &s, true); err != nil {
 			return "", "", err
 		}
-		s, err = adapters.InsertServer(ctx, tx, s)
+		s, err = tx.InsertServer(ctx, s)
 		return s.ID, s.Name, err
 	})
 	return s, explain(err, fmt.Sprintf("server %q", in.Name.Value))
@@ -45,8 +42,8 @@ func (a *App) UpdateServer(ctx context.Context, name string, in domain.ServerUpd
 		return domain.Server{}, invalid(errs)
 	}
 	var s domain.Server
-	err := a.change(ctx, KindServer, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		if s, err = adapters.GetServer(ctx, tx, name, adapters.ForUpdate); err != nil {
+	err := a.change(ctx, KindServer, OpUpdated, func(tx Tx) (_, _ string, err error) {
+		if s, err = tx.GetServer(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no server named %q", name)
 		}
 		old := s
@@ -57,7 +54,7 @@ func (a *App) UpdateServer(ctx context.Context, name string, in domain.ServerUpd
 		if err := serverMoveAllowed(ctx, tx, old, s); err != nil {
 			return "", "", err
 		}
-		s, err = adapters.UpdateServer(ctx, tx, s)
+		s, err = tx.UpdateServer(ctx, s)
 		return s.ID, s.Name, err
 	})
 	return s, explain(err, fmt.Sprintf("server %q", in.Name.Or(name)))
@@ -67,7 +64,7 @@ func (a *App) UpdateServer(ctx context.Context, name string, in domain.ServerUpd
 // to another pool or zone: its sessions belong to the old pool's workspaces
 // and zone, and would count against the new ones. (A lower max_sessions or
 // another assigned_user only steers new sessions.)
-func serverMoveAllowed(ctx context.Context, tx *sqlx.Tx, old, s domain.Server) error {
+func serverMoveAllowed(ctx context.Context, tx Tx, old, s domain.Server) error {
 	field := ""
 	switch {
 	case !equalRef(old.PoolID, s.PoolID):
@@ -77,7 +74,7 @@ func serverMoveAllowed(ctx context.Context, tx *sqlx.Tx, old, s domain.Server) e
 	default:
 		return nil
 	}
-	live, err := adapters.CountLiveSessions(ctx, tx, adapters.SessionsOnServer, old.ID)
+	live, err := tx.CountLiveSessionsOnServer(ctx, old.ID)
 	if err != nil || live == 0 {
 		return err
 	}
@@ -91,7 +88,7 @@ func equalRef(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil 
 // resolveServerRefs sets the ids of the zone (when the body named one) and
 // pool, and checks the assigned user: a server can only be assigned to a
 // user who exists, in a pool that allows server assignment.
-func (a *App) resolveServerRefs(ctx context.Context, tx *sqlx.Tx, s *domain.Server, zone bool) error {
+func (a *App) resolveServerRefs(ctx context.Context, tx Tx, s *domain.Server, zone bool) error {
 	if zone {
 		z, err := zoneRef(ctx, tx, "zone", s.Zone)
 		if err != nil {
@@ -107,7 +104,7 @@ func (a *App) resolveServerRefs(ctx context.Context, tx *sqlx.Tx, s *domain.Serv
 	if s.AssignedUser == nil {
 		return nil
 	}
-	if _, err := adapters.GetUser(ctx, tx, *s.AssignedUser, adapters.ForShare); err != nil {
+	if _, err := tx.GetUser(ctx, *s.AssignedUser, ForShare); err != nil {
 		return refError(err, Invalid, "assigned_user", "user", *s.AssignedUser)
 	}
 	if p == nil || !p.ServerAssignment {
@@ -119,22 +116,22 @@ func (a *App) resolveServerRefs(ctx context.Context, tx *sqlx.Tx, s *domain.Serv
 // DeleteServer deletes the server named name, unless sessions still live
 // on it; its ended sessions forget it.
 func (a *App) DeleteServer(ctx context.Context, name string) error {
-	err := a.change(ctx, KindServer, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
-		s, err := adapters.GetServer(ctx, tx, name, adapters.ForUpdate)
+	err := a.change(ctx, KindServer, OpDeleted, func(tx Tx) (_, _ string, err error) {
+		s, err := tx.GetServer(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no server named %q", name)
 		}
 		// Counted after the lock, in a statement of its own: a session
 		// assigned to the server while the lock was awaited is seen, and no
 		// new one can be assigned until this transaction ends.
-		live, err := adapters.CountLiveSessions(ctx, tx, adapters.SessionsOnServer, s.ID)
+		live, err := tx.CountLiveSessionsOnServer(ctx, s.ID)
 		if err != nil {
 			return "", "", err
 		}
 		if live > 0 {
 			return "", "", conflict("server %q has %d live session(s) (not destroyed or failed); destroy them or wait for them to end, then delete the server", s.Name, live)
 		}
-		return s.ID, s.Name, adapters.DeleteServer(ctx, tx, s.ID)
+		return s.ID, s.Name, tx.DeleteServer(ctx, s.ID)
 	})
 	return explain(err, fmt.Sprintf("server %q", name))
 }

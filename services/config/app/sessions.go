@@ -5,13 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
-	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -20,7 +15,7 @@ func (a *App) ListSessions(ctx context.Context, f domain.SessionFilter) ([]domai
 	if errs := f.Validate(); len(errs) > 0 {
 		return nil, invalid(errs)
 	}
-	return adapters.ListSessions(ctx, a.db, f)
+	return a.store.ListSessions(ctx, f)
 }
 
 // GetSession returns the session with id.
@@ -28,7 +23,7 @@ func (a *App) GetSession(ctx context.Context, id string) (domain.Session, error)
 	if err := checkID(id); err != nil {
 		return domain.Session{}, err
 	}
-	s, err := adapters.GetSession(ctx, a.db, id)
+	s, err := a.store.GetSession(ctx, id)
 	return s, notFoundOr(err, "no session with id %s", id)
 }
 
@@ -40,16 +35,15 @@ func (a *App) DestroySession(ctx context.Context, id string) (domain.Session, er
 		return domain.Session{}, err
 	}
 	var s domain.Session
-	err := db.InTx(ctx, a.db, func(tx *sqlx.Tx) (err error) {
-		if s, err = adapters.GetSession(ctx, tx, id); err != nil {
+	err := a.store.InTx(ctx, func(tx Tx) (err error) {
+		if s, err = tx.GetSession(ctx, id); err != nil {
 			return notFoundOr(err, "no session with id %s", id)
 		}
 		if !sessions.Status(s.Status).Live() {
 			return nil
 		}
-		_, err = outbox.Emit(ctx, tx, a.source, events.TypeSessionDestroy, events.TypeSessionDestroy,
+		return a.emit(ctx, tx, events.TypeSessionDestroy, events.TypeSessionDestroy,
 			events.SessionDestroy{SessionID: s.ID, Reason: "api"}, deref(s.RequestID))
-		return err
 	})
 	return s, err
 }
@@ -67,11 +61,11 @@ func (a *App) KeepSessionAlive(ctx context.Context, id string) (domain.Session, 
 		return domain.Session{}, err
 	}
 	var s domain.Session
-	err := db.InTx(ctx, a.db, func(tx *sqlx.Tx) error {
+	err := a.store.InTx(ctx, func(tx Tx) error {
 		// PostgreSQL keeps microseconds: the event says exactly the time
 		// the row was kept alive from.
 		at := time.Now().UTC().Truncate(time.Microsecond)
-		kept, err := sessions.Keepalive(ctx, tx, id, at)
+		kept, err := tx.KeepSessionAlive(ctx, id, at)
 		switch {
 		case errors.Is(err, sessions.ErrNotFound):
 			return &Error{Kind: NotFound, Detail: "no session with id " + id}
@@ -86,10 +80,10 @@ func (a *App) KeepSessionAlive(ctx context.Context, id string) (domain.Session, 
 			return err
 		}
 		ev.Time = at
-		if err := outbox.Enqueue(ctx, tx, events.TypeSessionKeepalive, ev, requestID); err != nil {
+		if err := tx.Enqueue(ctx, events.TypeSessionKeepalive, ev, requestID); err != nil {
 			return err
 		}
-		s, err = adapters.GetSession(ctx, tx, id)
+		s, err = tx.GetSession(ctx, id)
 		return err
 	})
 	return s, err

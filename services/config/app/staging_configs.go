@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListStagingConfigs returns every staging config with its current state.
 func (a *App) ListStagingConfigs(ctx context.Context) ([]domain.StagingConfig, error) {
-	return adapters.ListStagingConfigs(ctx, a.db)
+	return a.store.ListStagingConfigs(ctx)
 }
 
 // GetStagingConfig returns the staging config with id.
@@ -20,7 +17,7 @@ func (a *App) GetStagingConfig(ctx context.Context, id string) (domain.StagingCo
 	if err := checkID(id); err != nil {
 		return domain.StagingConfig{}, err
 	}
-	sc, err := adapters.GetStagingConfig(ctx, a.db, id, adapters.NoLock)
+	sc, err := a.store.GetStagingConfig(ctx, id, NoLock)
 	return sc, notFoundOr(err, "no staging config with id %s", id)
 }
 
@@ -35,7 +32,7 @@ func (a *App) CreateStagingConfig(ctx context.Context, in domain.StagingConfigCr
 	}
 	sc := in.StagingConfig()
 	sc.ID = domain.NewID()
-	err := a.change(ctx, KindStagingConfig, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindStagingConfig, OpCreated, func(tx Tx) (_, _ string, err error) {
 		// zoneRef reads the zone FOR SHARE: it cannot go back to
 		// $request_host$ until this config is committed, and then the
 		// zone's update sees the config.
@@ -48,7 +45,7 @@ func (a *App) CreateStagingConfig(ctx context.Context, in domain.StagingConfigCr
 		}
 		// Read FOR SHARE: the workspace cannot move to a server pool until
 		// this config is committed, and then the workspace's update sees it.
-		ws, err := adapters.GetWorkspace(ctx, tx, sc.Workspace, adapters.ForShare)
+		ws, err := tx.GetWorkspace(ctx, sc.Workspace, ForShare)
 		if err != nil {
 			return "", "", refError(err, Invalid, "workspace", "workspace", sc.Workspace)
 		}
@@ -58,7 +55,7 @@ func (a *App) CreateStagingConfig(ctx context.Context, in domain.StagingConfigCr
 				ws.Name, *ws.ServerPool)
 		}
 		sc.ZoneID, sc.WorkspaceID = zone.ID, ws.ID
-		sc, err = adapters.InsertStagingConfig(ctx, tx, sc)
+		sc, err = tx.InsertStagingConfig(ctx, sc)
 		return sc.ID, "", err
 	})
 	return sc, explain(err, fmt.Sprintf("a staging config for workspace %q in zone %q", in.Workspace.Value, in.Zone.Value))
@@ -84,8 +81,8 @@ func (a *App) UpdateStagingConfig(ctx context.Context, id string, in domain.Stag
 		return domain.StagingConfig{}, invalid(errs)
 	}
 	var sc domain.StagingConfig
-	err := a.change(ctx, KindStagingConfig, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		if sc, err = adapters.GetStagingConfig(ctx, tx, id, adapters.ForUpdate); err != nil {
+	err := a.change(ctx, KindStagingConfig, OpUpdated, func(tx Tx) (_, _ string, err error) {
+		if sc, err = tx.GetStagingConfig(ctx, id, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no staging config with id %s", id)
 		}
 		zone, err := zoneRef(ctx, tx, "zone", sc.Zone)
@@ -96,7 +93,7 @@ func (a *App) UpdateStagingConfig(ctx context.Context, id string, in domain.Stag
 			return "", "", err
 		}
 		in.Apply(&sc)
-		sc, err = adapters.UpdateStagingConfig(ctx, tx, sc)
+		sc, err = tx.UpdateStagingConfig(ctx, sc)
 		return sc.ID, "", err
 	})
 	return sc, explain(err, "staging config "+id)
@@ -109,8 +106,8 @@ func (a *App) DeleteStagingConfig(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	err := a.change(ctx, KindStagingConfig, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
-		err = adapters.SoftDeleteStagingConfig(ctx, tx, id)
+	err := a.change(ctx, KindStagingConfig, OpDeleted, func(tx Tx) (_, _ string, err error) {
+		err = tx.SoftDeleteStagingConfig(ctx, id)
 		return id, "", notFoundOr(err, "no staging config with id %s", id)
 	})
 	return explain(err, "staging config "+id)

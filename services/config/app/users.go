@@ -5,20 +5,17 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListUsers returns every user with their groups.
 func (a *App) ListUsers(ctx context.Context) ([]domain.User, error) {
-	return adapters.ListUsers(ctx, a.db)
+	return a.store.ListUsers(ctx)
 }
 
 // GetUser returns the user named username.
 func (a *App) GetUser(ctx context.Context, username string) (domain.User, error) {
-	u, err := adapters.GetUser(ctx, a.db, username, adapters.NoLock)
+	u, err := a.store.GetUser(ctx, username, NoLock)
 	return u, notFoundOr(err, "no user named %q", username)
 }
 
@@ -29,14 +26,14 @@ func (a *App) CreateUser(ctx context.Context, in domain.UserCreate) (domain.User
 	}
 	u := in.User()
 	u.ID = domain.NewID()
-	err := a.change(ctx, KindUser, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		if err := adapters.InsertUser(ctx, tx, u); err != nil {
+	err := a.change(ctx, KindUser, OpCreated, func(tx Tx) (_, _ string, err error) {
+		if err := tx.InsertUser(ctx, u); err != nil {
 			return "", "", err
 		}
 		if err := setGroups(ctx, tx, u); err != nil {
 			return "", "", err
 		}
-		u, err = adapters.GetUserByID(ctx, tx, u.ID)
+		u, err = tx.GetUserByID(ctx, u.ID)
 		return u.ID, u.Username, err
 	})
 	return u, explain(err, fmt.Sprintf("user %q", in.Username.Value))
@@ -49,12 +46,12 @@ func (a *App) UpdateUser(ctx context.Context, username string, in domain.UserUpd
 		return domain.User{}, invalid(errs)
 	}
 	var u domain.User
-	err := a.change(ctx, KindUser, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		if u, err = adapters.GetUser(ctx, tx, username, adapters.ForUpdate); err != nil {
+	err := a.change(ctx, KindUser, OpUpdated, func(tx Tx) (_, _ string, err error) {
+		if u, err = tx.GetUser(ctx, username, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no user named %q", username)
 		}
 		in.Apply(&u)
-		if err := adapters.UpdateUser(ctx, tx, u); err != nil {
+		if err := tx.UpdateUser(ctx, u); err != nil {
 			return "", "", err
 		}
 		if in.Groups.Has() {
@@ -62,15 +59,15 @@ func (a *App) UpdateUser(ctx context.Context, username string, in domain.UserUpd
 				return "", "", err
 			}
 		}
-		u, err = adapters.GetUserByID(ctx, tx, u.ID)
+		u, err = tx.GetUserByID(ctx, u.ID)
 		return u.ID, u.Username, err
 	})
 	return u, explain(err, fmt.Sprintf("user %q", in.Username.Or(username)))
 }
 
 // setGroups makes u.Groups the user's memberships.
-func setGroups(ctx context.Context, tx *sqlx.Tx, u domain.User) error {
-	missing, err := adapters.SetUserGroups(ctx, tx, u.ID, u.Groups)
+func setGroups(ctx context.Context, tx Tx, u domain.User) error {
+	missing, err := tx.SetUserGroups(ctx, u.ID, u.Groups)
 	if err != nil {
 		return err
 	}
@@ -83,12 +80,12 @@ func setGroups(ctx context.Context, tx *sqlx.Tx, u domain.User) error {
 // DeleteUser deletes the user named username, unless sessions refer to
 // them.
 func (a *App) DeleteUser(ctx context.Context, username string) error {
-	err := a.change(ctx, KindUser, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
-		u, err := adapters.GetUser(ctx, tx, username, adapters.ForUpdate)
+	err := a.change(ctx, KindUser, OpDeleted, func(tx Tx) (_, _ string, err error) {
+		u, err := tx.GetUser(ctx, username, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no user named %q", username)
 		}
-		return u.ID, u.Username, adapters.DeleteUser(ctx, tx, u.ID)
+		return u.ID, u.Username, tx.DeleteUser(ctx, u.ID)
 	})
 	return explain(err, fmt.Sprintf("user %q", username))
 }

@@ -3,11 +3,10 @@ package app
 import (
 	"context"
 
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListViolations returns the violations f selects, newest first.
 func (a *App) ListViolations(ctx context.Context, f domain.ViolationFilter) ([]domain.Violation, error) {
-	return adapters.ListViolations(ctx, a.db, f)
+	return a.store.ListViolations(ctx, f)
 }

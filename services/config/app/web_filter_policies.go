@@ -6,20 +6,17 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListWebFilterPolicies returns every web filter policy.
 func (a *App) ListWebFilterPolicies(ctx context.Context) ([]domain.WebFilterPolicy, error) {
-	return adapters.ListWebFilterPolicies(ctx, a.db)
+	return a.store.ListWebFilterPolicies(ctx)
 }
 
 // GetWebFilterPolicy returns the web filter policy named name.
 func (a *App) GetWebFilterPolicy(ctx context.Context, name string) (domain.WebFilterPolicy, error) {
-	p, err := adapters.GetWebFilterPolicy(ctx, a.db, name, adapters.NoLock)
+	p, err := a.store.GetWebFilterPolicy(ctx, name, NoLock)
 	return p, notFoundOr(err, "no web filter policy named %q", name)
 }
 
@@ -34,8 +31,8 @@ func (a *App) CreateWebFilterPolicy(ctx context.Context, in domain.WebFilterPoli
 		return domain.WebFilterPolicy{}, invalid(errs)
 	}
 	p.ID = domain.NewID()
-	err := a.change(ctx, KindWebFilterPolicy, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		p, err = adapters.InsertWebFilterPolicy(ctx, tx, p)
+	err := a.change(ctx, KindWebFilterPolicy, OpCreated, func(tx Tx) (_, _ string, err error) {
+		p, err = tx.InsertWebFilterPolicy(ctx, p)
 		return p.ID, p.Name, err
 	})
 	return p, explain(err, fmt.Sprintf("web filter policy %q", in.Name.Value))
@@ -50,8 +47,8 @@ func (a *App) UpdateWebFilterPolicy(ctx context.Context, name string, in domain.
 		return domain.WebFilterPolicy{}, invalid(errs)
 	}
 	var p domain.WebFilterPolicy
-	err := a.change(ctx, KindWebFilterPolicy, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		if p, err = adapters.GetWebFilterPolicy(ctx, tx, name, adapters.ForUpdate); err != nil {
+	err := a.change(ctx, KindWebFilterPolicy, OpUpdated, func(tx Tx) (_, _ string, err error) {
+		if p, err = tx.GetWebFilterPolicy(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no web filter policy named %q", name)
 		}
 		old := p
@@ -59,13 +56,13 @@ func (a *App) UpdateWebFilterPolicy(ctx context.Context, name string, in domain.
 		if errs := p.Validate(); len(errs) > 0 {
 			return "", "", invalid(errs)
 		}
-		if p, err = adapters.UpdateWebFilterPolicy(ctx, tx, p); err != nil {
+		if p, err = tx.UpdateWebFilterPolicy(ctx, p); err != nil {
 			return "", "", err
 		}
 		if sameContent(old, p) {
 			return p.ID, p.Name, nil
 		}
-		ws, err := adapters.ListWorkspacesOfWebFilterPolicy(ctx, tx, p.ID)
+		ws, err := tx.ListWorkspacesOfWebFilterPolicy(ctx, p.ID)
 		if err != nil {
 			return "", "", err
 		}
@@ -89,29 +86,29 @@ func sameContent(a, b domain.WebFilterPolicy) bool {
 // DeleteWebFilterPolicy deletes the web filter policy named name, unless a
 // group or workspace uses it (409 naming them).
 func (a *App) DeleteWebFilterPolicy(ctx context.Context, name string) error {
-	err := a.change(ctx, KindWebFilterPolicy, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindWebFilterPolicy, OpDeleted, func(tx Tx) (_, _ string, err error) {
 		// The lock waits for groups and workspaces being given the policy
 		// (they read it FOR SHARE), so the users counted next are all.
-		p, err := adapters.GetWebFilterPolicy(ctx, tx, name, adapters.ForUpdate)
+		p, err := tx.GetWebFilterPolicy(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no web filter policy named %q", name)
 		}
 		if err := webFilterPolicyUnused(ctx, tx, p); err != nil {
 			return "", "", err
 		}
-		return p.ID, p.Name, adapters.DeleteWebFilterPolicy(ctx, tx, p.ID)
+		return p.ID, p.Name, tx.DeleteWebFilterPolicy(ctx, p.ID)
 	})
 	return explain(err, fmt.Sprintf("web filter policy %q", name))
 }
 
 // webFilterPolicyUnused refuses (409) to delete a policy that groups or
 // workspaces use, naming them.
-func webFilterPolicyUnused(ctx context.Context, tx *sqlx.Tx, p domain.WebFilterPolicy) error {
-	groups, err := adapters.ListGroupsOfWebFilterPolicy(ctx, tx, p.ID)
+func webFilterPolicyUnused(ctx context.Context, tx Tx, p domain.WebFilterPolicy) error {
+	groups, err := tx.ListGroupsOfWebFilterPolicy(ctx, p.ID)
 	if err != nil {
 		return err
 	}
-	workspaces, err := adapters.ListWorkspacesOfWebFilterPolicy(ctx, tx, p.ID)
+	workspaces, err := tx.ListWorkspacesOfWebFilterPolicy(ctx, p.ID)
 	if err != nil {
 		return err
 	}

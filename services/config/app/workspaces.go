@@ -4,20 +4,17 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListWorkspaces returns every workspace.
 func (a *App) ListWorkspaces(ctx context.Context) ([]domain.Workspace, error) {
-	return adapters.ListWorkspaces(ctx, a.db)
+	return a.store.ListWorkspaces(ctx)
 }
 
 // GetWorkspace returns the workspace named name.
 func (a *App) GetWorkspace(ctx context.Context, name string) (domain.Workspace, error) {
-	w, err := adapters.GetWorkspace(ctx, a.db, name, adapters.NoLock)
+	w, err := a.store.GetWorkspace(ctx, name, NoLock)
 	return w, notFoundOr(err, "no workspace named %q", name)
 }
 
@@ -31,7 +28,7 @@ func (a *App) CreateWorkspace(ctx context.Context, in domain.WorkspaceCreate) (d
 		return domain.Workspace{}, invalid(errs)
 	}
 	w.ID = domain.NewID()
-	err := a.change(ctx, KindWorkspace, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindWorkspace, OpCreated, func(tx Tx) (_, _ string, err error) {
 		p, err := poolRef(ctx, tx, "server_pool", w.ServerPool, domain.PoolServer)
 		if err != nil {
 			return "", "", err
@@ -40,7 +37,7 @@ func (a *App) CreateWorkspace(ctx context.Context, in domain.WorkspaceCreate) (d
 		if w.WebFilterPolicyID, err = webFilterPolicyRef(ctx, tx, "web_filter_policy", w.WebFilterPolicy); err != nil {
 			return "", "", err
 		}
-		w, err = adapters.InsertWorkspace(ctx, tx, w)
+		w, err = tx.InsertWorkspace(ctx, w)
 		return w.ID, w.Name, err
 	})
 	return w, explain(err, fmt.Sprintf("workspace %q", in.Name.Value))
@@ -56,8 +53,8 @@ func (a *App) UpdateWorkspace(ctx context.Context, name string, in domain.Worksp
 		return domain.Workspace{}, invalid(errs)
 	}
 	var w domain.Workspace
-	err := a.change(ctx, KindWorkspace, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		if w, err = adapters.GetWorkspace(ctx, tx, name, adapters.ForUpdate); err != nil {
+	err := a.change(ctx, KindWorkspace, OpUpdated, func(tx Tx) (_, _ string, err error) {
+		if w, err = tx.GetWorkspace(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no workspace named %q", name)
 		}
 		in.Apply(&w)
@@ -81,7 +78,7 @@ func (a *App) UpdateWorkspace(ctx context.Context, name string, in domain.Worksp
 				return "", "", err
 			}
 		}
-		w, err = adapters.UpdateWorkspace(ctx, tx, w)
+		w, err = tx.UpdateWorkspace(ctx, w)
 		return w.ID, w.Name, err
 	})
 	return w, explain(err, fmt.Sprintf("workspace %q", in.Name.Or(name)))
@@ -91,8 +88,8 @@ func (a *App) UpdateWorkspace(ctx context.Context, name string, in domain.Worksp
 // configs keep its sessions staged: sessions on fixed servers are
 // assignments, not containers, and cannot be staged. w was read FOR UPDATE,
 // which keeps a staging config from being created for it meanwhile.
-func serverPoolAllowed(ctx context.Context, tx *sqlx.Tx, w domain.Workspace) error {
-	n, err := adapters.CountLiveStagingConfigsOfWorkspace(ctx, tx, w.ID)
+func serverPoolAllowed(ctx context.Context, tx Tx, w domain.Workspace) error {
+	n, err := tx.CountLiveStagingConfigsOfWorkspace(ctx, w.ID)
 	if err != nil {
 		return err
 	}
@@ -106,22 +103,22 @@ func serverPoolAllowed(ctx context.Context, tx *sqlx.Tx, w domain.Workspace) err
 // DeleteWorkspace deletes the workspace named name, unless staging configs
 // or sessions refer to it.
 func (a *App) DeleteWorkspace(ctx context.Context, name string) error {
-	err := a.change(ctx, KindWorkspace, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
-		w, err := adapters.GetWorkspace(ctx, tx, name, adapters.ForUpdate)
+	err := a.change(ctx, KindWorkspace, OpDeleted, func(tx Tx) (_, _ string, err error) {
+		w, err := tx.GetWorkspace(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no workspace named %q", name)
 		}
 		// Counted after the lock: a session being made for the workspace
 		// either committed before (and is seen) or waits for this
 		// transaction and then finds the workspace gone.
-		live, err := adapters.CountLiveSessions(ctx, tx, adapters.SessionsOfWorkspace, w.ID)
+		live, err := tx.CountLiveSessionsOfWorkspace(ctx, w.ID)
 		if err != nil {
 			return "", "", err
 		}
 		if live > 0 {
 			return "", "", conflict("workspace %q has %d live session(s) (not destroyed or failed); destroy them or wait for them to end, then delete the workspace", w.Name, live)
 		}
-		return w.ID, w.Name, adapters.DeleteWorkspace(ctx, tx, w.ID)
+		return w.ID, w.Name, tx.DeleteWorkspace(ctx, w.ID)
 	})
 	return explain(err, fmt.Sprintf("workspace %q", name))
 }

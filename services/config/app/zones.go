@@ -4,20 +4,17 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // ListZones returns every zone.
 func (a *App) ListZones(ctx context.Context) ([]domain.Zone, error) {
-	return adapters.ListZones(ctx, a.db)
+	return a.store.ListZones(ctx)
 }
 
 // GetZone returns the zone named name.
 func (a *App) GetZone(ctx context.Context, name string) (domain.Zone, error) {
-	z, err := adapters.GetZone(ctx, a.db, name, adapters.NoLock)
+	z, err := a.store.GetZone(ctx, name, NoLock)
 	return z, notFoundOr(err, "no zone named %q", name)
 }
 
@@ -28,8 +25,8 @@ func (a *App) CreateZone(ctx context.Context, in domain.ZoneCreate) (domain.Zone
 	}
 	z := in.Zone()
 	z.ID = domain.NewID()
-	err := a.change(ctx, KindZone, OpCreated, func(tx *sqlx.Tx) (_, _ string, err error) {
-		z, err = adapters.InsertZone(ctx, tx, z)
+	err := a.change(ctx, KindZone, OpCreated, func(tx Tx) (_, _ string, err error) {
+		z, err = tx.InsertZone(ctx, z)
 		return z.ID, z.Name, err
 	})
 	return z, explain(err, fmt.Sprintf("zone %q", in.Name.Value))
@@ -43,14 +40,14 @@ func (a *App) UpdateZone(ctx context.Context, name string, in domain.ZoneUpdate)
 		return domain.Zone{}, invalid(errs)
 	}
 	var z domain.Zone
-	err := a.change(ctx, KindZone, OpUpdated, func(tx *sqlx.Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindZone, OpUpdated, func(tx Tx) (_, _ string, err error) {
 		// FOR UPDATE orders this against a staging config being created
 		// for the zone, which reads it FOR SHARE.
-		if z, err = adapters.GetZone(ctx, tx, name, adapters.ForUpdate); err != nil {
+		if z, err = tx.GetZone(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no zone named %q", name)
 		}
 		if field := in.SetsRequestHost(); field != "" {
-			n, err := adapters.CountLiveStagingConfigsInZone(ctx, tx, z.ID)
+			n, err := tx.CountLiveStagingConfigsInZone(ctx, z.ID)
 			if err != nil {
 				return "", "", err
 			}
@@ -61,7 +58,7 @@ func (a *App) UpdateZone(ctx context.Context, name string, in domain.ZoneUpdate)
 			}
 		}
 		in.Apply(&z)
-		z, err = adapters.UpdateZone(ctx, tx, z)
+		z, err = tx.UpdateZone(ctx, z)
 		return z.ID, z.Name, err
 	})
 	return z, explain(err, fmt.Sprintf("zone %q", in.Name.Or(name)))
@@ -69,12 +66,12 @@ func (a *App) UpdateZone(ctx context.Context, name string, in domain.ZoneUpdate)
 
 // DeleteZone deletes the zone named name, unless something refers to it.
 func (a *App) DeleteZone(ctx context.Context, name string) error {
-	err := a.change(ctx, KindZone, OpDeleted, func(tx *sqlx.Tx) (_, _ string, err error) {
-		z, err := adapters.GetZone(ctx, tx, name, adapters.ForUpdate)
+	err := a.change(ctx, KindZone, OpDeleted, func(tx Tx) (_, _ string, err error) {
+		z, err := tx.GetZone(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no zone named %q", name)
 		}
-		return z.ID, z.Name, adapters.DeleteZone(ctx, tx, z.ID)
+		return z.ID, z.Name, tx.DeleteZone(ctx, z.ID)
 	})
 	return explain(err, fmt.Sprintf("zone %q", name))
 }

@@ -52,7 +52,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(svc.Close)
+	t.Cleanup(svc.Stop)
 	h.svc = svc
 	h.contract = newContract(t)
 	srv := httptest.NewServer(h.contract.check(svc.Handler()))

@@ -4,7 +4,7 @@
 // in-process:
 //
 //	svc, err := service.New(deps, service.Config{AdminToken: token})
-//	svc.Start(ctx)
+//	err = svc.Start(ctx)
 //	srv := httptest.NewServer(svc.Handler())
 package service
 
@@ -13,10 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 
 	libapp "github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/client"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
+	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/ports"
 )
@@ -28,18 +29,17 @@ type Config struct {
 	AdminToken string
 }
 
-// Service is the config service.
+// Service is the config service: its HTTP handler, and a
+// startstop.Group of the outbox relay and the end of the session waits.
 type Service struct {
-	deps    *libapp.Deps
-	client  *client.Client
+	*startstop.Group
 	handler http.Handler
-	// stopWaits ends the session requests waiting for an outcome.
-	stopWaits context.CancelFunc
-	running   sync.WaitGroup
 }
 
 // New wires the config service on deps. Nothing runs until Start; the
-// handler serves at once.
+// handler serves at once. When the service stops, session requests still
+// waiting for their outcome are answered 202 at once, so that the HTTP
+// server can drain quickly.
 func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 	if cfg.AdminToken == "" {
 		return nil, errors.New("an admin token is required (GREENROOM_ADMIN_TOKEN or --admin-token): the API must not be open")
@@ -55,15 +55,22 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 	}
 	stopping, stopWaits := context.WithCancel(context.Background())
 	uc := app.New(app.Config{
-		DB:       deps.DB,
+		Store:    adapters.NewStore(deps.DB),
 		Source:   deps.Source(),
 		Requests: c,
 		Stopping: stopping,
 		Waiting:  metrics.SessionWaits,
 	})
+	g := startstop.NewGroup(deps.Settings.ShutdownTimeout).
+		Add("outbox relay", deps.NewRelay()).
+		Add("session waits", startstop.Func(func(ctx context.Context) error {
+			<-ctx.Done()
+			stopWaits()
+			return nil
+		})).
+		AfterStop(c.Close)
 	return &Service{
-		deps:   deps,
-		client: c,
+		Group: g,
 		handler: ports.NewHandler(ports.Config{
 			App:        uc,
 			Ops:        deps.Ops.Mux,
@@ -71,37 +78,9 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 			Metrics:    metrics,
 			Log:        deps.Log,
 		}),
-		stopWaits: stopWaits,
 	}, nil
 }
 
 // Handler serves the API under /api/v1, the admin UI at /, and /healthz,
 // /readyz and /metrics.
 func (s *Service) Handler() http.Handler { return s.handler }
-
-// Start runs the outbox relay in the background until ctx is done. When ctx
-// is done, session requests still waiting for their outcome are answered
-// 202 at once, so that the HTTP server can drain quickly.
-func (s *Service) Start(ctx context.Context) {
-	relay := s.deps.NewRelay()
-	s.running.Go(func() { relay.Start(ctx) })
-	context.AfterFunc(ctx, s.stopWaits)
-}
-
-// Wait returns once what Start started has stopped.
-func (s *Service) Wait() { s.running.Wait() }
-
-// Run starts the service and blocks until ctx is done and it has stopped.
-func (s *Service) Run(ctx context.Context) error {
-	s.Start(ctx)
-	<-ctx.Done()
-	s.Wait()
-	return nil
-}
-
-// Close ends any session wait and stops listening for session outcomes;
-// call it after the HTTP server has stopped.
-func (s *Service) Close() {
-	s.stopWaits()
-	s.client.Close()
-}

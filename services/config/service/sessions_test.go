@@ -259,11 +259,13 @@ func TestSessionWaitEndsInAcceptedWhenTheServiceStops(t *testing.T) {
 	h := newHarness(t)
 	h.world()
 	ctx, stop := context.WithCancel(context.Background())
-	h.svc.Start(ctx)
+	if err := h.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	answer := h.sendAsync("POST", "/api/v1/sessions?wait=5m", sessionRequest("request_id", "slow-1"))
 	nextEvent(t, h.streamConsumer(events.TypeSessionRequested)) // it is waiting now
 	stop()
-	h.svc.Wait()
+	<-h.svc.Stopped()
 	res := h.answer(answer)
 	got := decodeAs[obj](t, res)
 	if res.Status != http.StatusAccepted || got.str("request_id") != "slow-1" || got.str("status") != "requested" {

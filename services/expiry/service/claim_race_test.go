@@ -13,7 +13,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/expiry/service"
+	"github.com/greenroom-dev/greenroom/services/expiry/app"
 )
 
 // Issue 4, point 3: expiry, claim and shrink race safely — a container is
@@ -35,9 +35,9 @@ func TestClaimExpiryAndShrinkRacingNeverHandOutADestroyedSession(t *testing.T) {
 		shrinkOut = 8 // the newest sessions of a round the shrink asks to remove
 	)
 	c := newClock(time.Now())
-	sweepers := make([]*service.Sweeper, replicas)
+	sweepers := make([]*app.Sweeper, replicas)
 	for i := range sweepers {
-		sweepers[i] = w.sweeper(c, service.SweeperConfig{BatchSize: 3})
+		sweepers[i] = w.sweeper(c, app.SweeperConfig{BatchSize: 3})
 	}
 
 	var (
@@ -45,7 +45,7 @@ func TestClaimExpiryAndShrinkRacingNeverHandOutADestroyedSession(t *testing.T) {
 		all     []string
 		claimed = map[string]string{} // session → request it was claimed for
 		shrunk  = map[string]bool{}
-		fired   service.SweepResult
+		fired   app.SweepResult
 	)
 	for round := range rounds {
 		past := time.Now().Add(-time.Minute)

@@ -14,7 +14,8 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/dbtest"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/expiry/service"
+	"github.com/greenroom-dev/greenroom/services/expiry/adapters/postgres"
+	"github.com/greenroom-dev/greenroom/services/expiry/app"
 )
 
 // clock is the sweeper's injectable clock: tests move it instead of sleeping.
@@ -76,10 +77,11 @@ func newWorld(t *testing.T) *world {
 }
 
 // sweeper returns a sweeper over w's database reading the given clock.
-func (w *world) sweeper(c *clock, cfg service.SweeperConfig) *service.Sweeper {
+func (w *world) sweeper(c *clock, cfg app.SweeperConfig) *app.Sweeper {
 	w.t.Helper()
 	cfg.Now = c.Now
-	s, err := service.NewSweeper(cfg, w.db, zaptest.NewLogger(w.t))
+	log := zaptest.NewLogger(w.t)
+	s, err := app.NewSweeper(cfg, postgres.NewSessionTimers(w.db, log), log)
 	if err != nil {
 		w.t.Fatalf("NewSweeper: %v", err)
 	}
@@ -228,7 +230,7 @@ func validator(t *testing.T) *events.Validator {
 	return v
 }
 
-func mustRunOnce(t *testing.T, s *service.Sweeper) service.SweepResult {
+func mustRunOnce(t *testing.T, s *app.Sweeper) app.SweepResult {
 	t.Helper()
 	res, err := s.RunOnce(context.Background())
 	if err != nil {
@@ -239,13 +241,13 @@ func mustRunOnce(t *testing.T, s *service.Sweeper) service.SweepResult {
 
 // raceSweepers starts replicas sweepers on clock c at the same instant,
 // each running one pass, and returns them with what each did.
-func (w *world) raceSweepers(c *clock, replicas int, cfg service.SweeperConfig) ([]*service.Sweeper, []service.SweepResult) {
+func (w *world) raceSweepers(c *clock, replicas int, cfg app.SweeperConfig) ([]*app.Sweeper, []app.SweepResult) {
 	w.t.Helper()
-	sweepers := make([]*service.Sweeper, replicas)
+	sweepers := make([]*app.Sweeper, replicas)
 	for i := range sweepers {
 		sweepers[i] = w.sweeper(c, cfg)
 	}
-	results := make([]service.SweepResult, replicas)
+	results := make([]app.SweepResult, replicas)
 	errs := make([]error, replicas)
 	var ready, wg sync.WaitGroup
 	ready.Add(replicas)

@@ -11,14 +11,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/greenroom-dev/greenroom/libs/app"
+	libapp "github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/natstest"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/libs/settings"
-	"github.com/greenroom-dev/greenroom/services/expiry/service"
+	"github.com/greenroom-dev/greenroom/services/expiry/adapters/postgres"
+	"github.com/greenroom-dev/greenroom/services/expiry/app"
+	ports "github.com/greenroom-dev/greenroom/services/expiry/ports/bus"
 )
 
 // keepalives counts the consumer's handled keepalives by outcome.
@@ -55,7 +57,7 @@ func TestKeepaliveOnTheBusMovesTheDeadline(t *testing.T) {
 	srv := natstest.Start(t)
 	log := zaptest.NewLogger(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	deps, err := app.Connect(ctx, "expiry", settings.Common{DatabaseURL: w.url, NatsURL: srv.ClientURL()}, log, 10*time.Second)
+	deps, err := libapp.Connect(ctx, "expiry", settings.Common{DatabaseURL: w.url, NatsURL: srv.ClientURL()}, log, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,15 +71,20 @@ func TestKeepaliveOnTheBusMovesTheDeadline(t *testing.T) {
 	oldDeadline := s.KeepaliveAt.Time
 	// The consumer's clock: a keepalive never counts from later than it.
 	c := newClock(s.RunningAt.Time.Add(8 * time.Minute))
-	k, err := service.NewKeepaliveConsumer(ctx, deps.JS, deps.Validator, deps.DB,
-		service.KeepaliveConfig{Source: deps.Source(), Now: c.Now}, log)
+	k, err := ports.NewKeepaliveConsumer(deps.JS, deps.Validator,
+		app.ExtendSession{Sessions: postgres.NewKeepalives(deps.DB), Now: c.Now},
+		ports.KeepaliveConfig{Source: deps.Source()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(k.Collectors()...)
+	if err := k.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	wg.Go(func() {
-		if err := k.Run(ctx); err != nil {
+		<-k.Stopped()
+		if err := k.Err(); err != nil {
 			t.Errorf("keepalive consumer: %v", err)
 		}
 	})
@@ -106,7 +113,7 @@ func TestKeepaliveOnTheBusMovesTheDeadline(t *testing.T) {
 	apptest.Eventually(t, 10*time.Second, "each keepalive handled and the invalid one dead-lettered", func() bool {
 		n := keepalives(t, reg)
 		return n["extended"] == 1 && n["unknown_session"] == 1 && n["not_running"] == 1 &&
-			len(rec.Find(bus.DeadLetterSubject(service.ConsumerName), "")) == 1
+			len(rec.Find(bus.DeadLetterSubject(ports.ConsumerName), "")) == 1
 	})
 	want := s.RunningAt.Time.Add(8*time.Minute + expiration)
 	got := w.status(s.ID)
@@ -133,7 +140,7 @@ func TestKeepaliveOnTheBusMovesTheDeadline(t *testing.T) {
 
 	sweep := newClock(oldDeadline.Add(time.Second))
 	// The session still provisioning is not what this test is about.
-	sw := w.sweeper(sweep, service.SweeperConfig{ProvisioningTimeout: 24 * time.Hour})
+	sw := w.sweeper(sweep, app.SweeperConfig{ProvisioningTimeout: 24 * time.Hour})
 	if res := mustRunOnce(t, sw); res.Total() != 0 || w.status(s.ID).Status != sessions.Running {
 		t.Fatalf("at the old deadline: %+v, want the kept-alive session left running", res)
 	}

@@ -9,12 +9,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/greenroom-dev/greenroom/libs/app"
+	libapp "github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/natstest"
 	"github.com/greenroom-dev/greenroom/libs/settings"
-	"github.com/greenroom-dev/greenroom/services/expiry/service"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
+	"github.com/greenroom-dev/greenroom/services/expiry/app"
+	"github.com/greenroom-dev/greenroom/services/expiry/domain"
 )
 
 // The service as main wires it — sweeper ticking plus the outbox relay —
@@ -25,7 +27,7 @@ func TestExpiryEventsReachTheStreamValid(t *testing.T) {
 	srv := natstest.Start(t)
 	log := zaptest.NewLogger(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	deps, err := app.Connect(ctx, "expiry", settings.Common{DatabaseURL: w.url, NatsURL: srv.ClientURL()}, log, 10*time.Second)
+	deps, err := libapp.Connect(ctx, "expiry", settings.Common{DatabaseURL: w.url, NatsURL: srv.ClientURL()}, log, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,22 +41,26 @@ func TestExpiryEventsReachTheStreamValid(t *testing.T) {
 	destroying := w.destroying()
 
 	c := newClock(time.Now().Add(time.Hour))
-	sw := w.sweeper(c, service.SweeperConfig{Interval: 10 * time.Millisecond, Source: deps.Source()})
-	sw.TestSignals.PassCompleted = make(chan service.SweepResult, 100)
-	wg.Go(func() { deps.NewRelay().Start(ctx) })
-	wg.Go(func() { sw.Start(ctx) })
+	sw := w.sweeper(c, app.SweeperConfig{Interval: 10 * time.Millisecond, Source: deps.Source()})
+	sw.TestSignals.Init()
+	for _, part := range []startstop.Service{deps.NewRelay(), sw} {
+		if err := part.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { <-part.Stopped() })
+	}
 
-	var fired service.SweepResult
+	var fired app.SweepResult
 	deadline := time.After(15 * time.Second)
 	for fired.Total() < 4 {
 		select {
-		case res := <-sw.TestSignals.PassCompleted:
+		case res := <-sw.TestSignals.PassDone.C():
 			fired = fired.Add(res)
 		case <-deadline:
 			t.Fatalf("sweeper fired %+v, want all four sessions", fired)
 		}
 	}
-	if fired != (service.SweepResult{ProvisioningTimedOut: 1, StagedExpired: 1, AssignTimedOut: 1, DestroyRetried: 1}) {
+	if fired != (app.SweepResult{ProvisioningTimedOut: 1, StagedExpired: 1, AssignTimedOut: 1, DestroyRetried: 1}) {
 		t.Fatalf("fired %+v", fired)
 	}
 
@@ -118,7 +124,7 @@ func TestExpiryEventsReachTheStreamValid(t *testing.T) {
 			s.data.Reason == events.ExpiredAssigning && s.data.StagingConfigID == w.stagingConfigID:
 			expiredAssign++
 		case s.subject == events.TypeSessionDestroy && s.destroy.SessionID == destroying.ID &&
-			s.destroy.Reason == service.ReasonDestroyRetry:
+			s.destroy.Reason == domain.ReasonDestroyRetry:
 			destroyRetry++
 		default:
 			t.Errorf("unexpected event %+v", s)

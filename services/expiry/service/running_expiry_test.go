@@ -10,7 +10,7 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/expiry/service"
+	"github.com/greenroom-dev/greenroom/services/expiry/app"
 )
 
 // running inserts an on-demand session of alice for requestID with the
@@ -64,13 +64,13 @@ func TestRunningSessionPastItsTimeLimitEnds(t *testing.T) {
 				t.Fatalf("running session: time_limit_at %v expires_at %v, want expires_at at the time limit", s.TimeLimitAt, s.ExpiresAt)
 			}
 			c := newClock(s.TimeLimitAt.Time.Add(-time.Second))
-			sw := w.sweeper(c, service.SweeperConfig{})
+			sw := w.sweeper(c, app.SweeperConfig{})
 			if res := mustRunOnce(t, sw); res.Total() != 0 || w.status(s.ID).Status != sessions.Running {
 				t.Fatalf("a second before the time limit: %+v, want nothing fired", res)
 			}
 
 			c.Set(s.TimeLimitAt.Time.Add(time.Second))
-			if res := mustRunOnce(t, sw); res != (service.SweepResult{TimeLimitReached: 1}) {
+			if res := mustRunOnce(t, sw); res != (app.SweepResult{TimeLimitReached: 1}) {
 				t.Fatalf("past the time limit: %+v, want one time limit reached", res)
 			}
 			if got := w.status(s.ID); got.Status != sessions.Destroying {
@@ -95,12 +95,12 @@ func TestRunningSessionWithoutKeepaliveEnds(t *testing.T) {
 			s.TimeLimitAt, s.KeepaliveAt, s.ExpiresAt, s.RunningAt)
 	}
 	c := newClock(s.KeepaliveAt.Time.Add(-time.Second))
-	sw := w.sweeper(c, service.SweeperConfig{})
+	sw := w.sweeper(c, app.SweeperConfig{})
 	if res := mustRunOnce(t, sw); res.Total() != 0 {
 		t.Fatalf("before the keepalive deadline: %+v, want nothing fired", res)
 	}
 	c.Set(s.KeepaliveAt.Time)
-	if res := mustRunOnce(t, sw); res != (service.SweepResult{KeepaliveMissed: 1}) {
+	if res := mustRunOnce(t, sw); res != (app.SweepResult{KeepaliveMissed: 1}) {
 		t.Fatalf("at the keepalive deadline: %+v, want one keepalive missed", res)
 	}
 	if got := w.status(s.ID).Status; got != sessions.Destroying {
@@ -117,7 +117,7 @@ func TestRunningSessionWithoutLimitsNeverEnds(t *testing.T) {
 	if s.ExpiresAt.Valid || s.TimeLimitAt.Valid || s.KeepaliveAt.Valid {
 		t.Fatalf("a session without limits has deadlines: %v %v %v", s.ExpiresAt, s.TimeLimitAt, s.KeepaliveAt)
 	}
-	sw := w.sweeper(newClock(time.Now().AddDate(100, 0, 0)), service.SweeperConfig{})
+	sw := w.sweeper(newClock(time.Now().AddDate(100, 0, 0)), app.SweeperConfig{})
 	if res := mustRunOnce(t, sw); res.Total() != 0 {
 		t.Fatalf("%+v, want nothing fired", res)
 	}
@@ -141,12 +141,12 @@ func TestRacingSweepersEndEachRunningSessionOnce(t *testing.T) {
 		s = w.running(fmt.Sprintf("req-idle-%d", i), sessions.Limits{TimeLimit: 3 * time.Hour, KeepaliveExpiration: time.Minute})
 		reason[s.ID] = events.ExpiredKeepalive
 	}
-	sweepers, results := w.raceSweepers(newClock(time.Now().Add(time.Hour)), 3, service.SweeperConfig{BatchSize: 3})
-	var total service.SweepResult
+	sweepers, results := w.raceSweepers(newClock(time.Now().Add(time.Hour)), 3, app.SweeperConfig{BatchSize: 3})
+	var total app.SweepResult
 	for _, r := range results {
 		total = total.Add(r)
 	}
-	if total != (service.SweepResult{TimeLimitReached: perKind, KeepaliveMissed: perKind}) {
+	if total != (app.SweepResult{TimeLimitReached: perKind, KeepaliveMissed: perKind}) {
 		t.Fatalf("sweepers fired %+v between them (each: %+v), want %d of each", total, results, perKind)
 	}
 	seen := map[string]int{}

@@ -12,7 +12,8 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/expiry/service"
+	"github.com/greenroom-dev/greenroom/services/expiry/app"
+	"github.com/greenroom-dev/greenroom/services/expiry/domain"
 )
 
 // A claimed staged session whose assign command never reports back (its
@@ -24,7 +25,7 @@ func TestSessionStuckInAssigningFailsAfterAssignTimeout(t *testing.T) {
 	v := validator(t)
 	s := w.claimed("req-assign")
 	c := newClock(s.AssignedAt.Time.Add(2*time.Minute - time.Second))
-	sw := w.sweeper(c, service.SweeperConfig{})
+	sw := w.sweeper(c, app.SweeperConfig{})
 
 	if res := mustRunOnce(t, sw); res.Total() != 0 {
 		t.Fatalf("before the timeout: %+v, want nothing fired", res)
@@ -34,7 +35,7 @@ func TestSessionStuckInAssigningFailsAfterAssignTimeout(t *testing.T) {
 	}
 
 	c.Set(s.AssignedAt.Time.Add(2*time.Minute + time.Second))
-	if res := mustRunOnce(t, sw); res != (service.SweepResult{AssignTimedOut: 1}) {
+	if res := mustRunOnce(t, sw); res != (app.SweepResult{AssignTimedOut: 1}) {
 		t.Fatalf("after the timeout: %+v, want one assign timeout", res)
 	}
 	got := w.status(s.ID)
@@ -73,12 +74,12 @@ func TestAssignTimeoutIsConfigurable(t *testing.T) {
 	w := newWorld(t)
 	s := w.claimed("req-assign-fast")
 	c := newClock(s.AssignedAt.Time.Add(29 * time.Second))
-	sw := w.sweeper(c, service.SweeperConfig{AssignTimeout: 30 * time.Second})
+	sw := w.sweeper(c, app.SweeperConfig{AssignTimeout: 30 * time.Second})
 	if res := mustRunOnce(t, sw); res.Total() != 0 {
 		t.Fatalf("before 30s: %+v", res)
 	}
 	c.Set(s.AssignedAt.Time.Add(31 * time.Second))
-	if res := mustRunOnce(t, sw); res != (service.SweepResult{AssignTimedOut: 1}) {
+	if res := mustRunOnce(t, sw); res != (app.SweepResult{AssignTimedOut: 1}) {
 		t.Fatalf("after 30s: %+v, want one assign timeout", res)
 	}
 	if got := w.status(s.ID).FailureReason; got != "assign_failed: no outcome within 30s" {
@@ -94,7 +95,7 @@ func TestAssignOutcomeAndAssignTimeoutNeverBothHappen(t *testing.T) {
 	t.Run("outcome first", func(t *testing.T) {
 		w := newWorld(t)
 		s := w.claimed("req-outcome-first")
-		sw := w.sweeper(newClock(s.AssignedAt.Time.Add(time.Hour)), service.SweeperConfig{})
+		sw := w.sweeper(newClock(s.AssignedAt.Time.Add(time.Hour)), app.SweeperConfig{})
 
 		// The provisioner's CompleteAssign, caught before it commits.
 		tx, err := w.db.BeginTxx(ctx, nil)
@@ -121,7 +122,7 @@ func TestAssignOutcomeAndAssignTimeoutNeverBothHappen(t *testing.T) {
 	t.Run("timer first", func(t *testing.T) {
 		w := newWorld(t)
 		s := w.claimed("req-timer-first")
-		sw := w.sweeper(newClock(s.AssignedAt.Time.Add(time.Hour)), service.SweeperConfig{})
+		sw := w.sweeper(newClock(s.AssignedAt.Time.Add(time.Hour)), app.SweeperConfig{})
 		if res := mustRunOnce(t, sw); res.AssignTimedOut != 1 {
 			t.Fatalf("%+v, want one assign timeout", res)
 		}
@@ -142,7 +143,7 @@ func TestSessionStuckInDestroyingIsAskedToDestroyAgain(t *testing.T) {
 	s := w.destroying()
 	entered := s.UpdatedAt
 	c := newClock(entered.Add(2*time.Minute - time.Second))
-	sw := w.sweeper(c, service.SweeperConfig{})
+	sw := w.sweeper(c, app.SweeperConfig{})
 
 	if res := mustRunOnce(t, sw); res.Total() != 0 {
 		t.Fatalf("before the timeout: %+v, want nothing fired", res)
@@ -150,7 +151,7 @@ func TestSessionStuckInDestroyingIsAskedToDestroyAgain(t *testing.T) {
 
 	first := entered.Add(2*time.Minute + time.Second)
 	c.Set(first)
-	if res := mustRunOnce(t, sw); res != (service.SweepResult{DestroyRetried: 1}) {
+	if res := mustRunOnce(t, sw); res != (app.SweepResult{DestroyRetried: 1}) {
 		t.Fatalf("after the timeout: %+v, want one destroy retried", res)
 	}
 	got := w.status(s.ID)
@@ -161,7 +162,7 @@ func TestSessionStuckInDestroyingIsAskedToDestroyAgain(t *testing.T) {
 	if len(evs) != 1 || evs[0].Subject != events.TypeSessionDestroy {
 		t.Fatalf("events = %+v, want one session.destroy", evs)
 	}
-	if d := decode[events.SessionDestroy](t, evs[0].Event); d != (events.SessionDestroy{SessionID: s.ID, Reason: service.ReasonDestroyRetry}) {
+	if d := decode[events.SessionDestroy](t, evs[0].Event); d != (events.SessionDestroy{SessionID: s.ID, Reason: domain.ReasonDestroyRetry}) {
 		t.Errorf("session.destroy data = %+v", d)
 	}
 	if want := "destroy-retry-" + s.ID + "-"; !strings.HasPrefix(evs[0].Event.ID, want) {
@@ -177,7 +178,7 @@ func TestSessionStuckInDestroyingIsAskedToDestroyAgain(t *testing.T) {
 	}
 
 	c.Set(first.Add(2*time.Minute + time.Second))
-	if res := mustRunOnce(t, sw); res != (service.SweepResult{DestroyRetried: 1}) {
+	if res := mustRunOnce(t, sw); res != (app.SweepResult{DestroyRetried: 1}) {
 		t.Fatalf("a timeout after the retry: %+v, want a second retry", res)
 	}
 	evs = w.outbox(v)
@@ -204,7 +205,7 @@ func TestDestroyRetryTwiceInOneTimeSlotIsOneEvent(t *testing.T) {
 	// passes below fall in it.
 	const timeout = 2 * time.Minute
 	slot := time.Unix(0, s.UpdatedAt.Add(time.Hour).UnixNano()/int64(timeout)*int64(timeout)).Add(timeout / 2)
-	sw := w.sweeper(newClock(slot), service.SweeperConfig{DestroyTimeout: timeout})
+	sw := w.sweeper(newClock(slot), app.SweeperConfig{DestroyTimeout: timeout})
 	for i := range 2 {
 		if res := mustRunOnce(t, sw); res.DestroyRetried != 1 {
 			t.Fatalf("pass %d: %+v, want one retry", i, res)
@@ -227,8 +228,8 @@ func TestExpiredStagedSessionIsRetriedOnlyAfterDestroyTimeout(t *testing.T) {
 	s := w.staged(&past)
 	expiredAt := time.Now().Add(time.Hour)
 	c := newClock(expiredAt)
-	sw := w.sweeper(c, service.SweeperConfig{})
-	if res := mustRunOnce(t, sw); res != (service.SweepResult{StagedExpired: 1}) {
+	sw := w.sweeper(c, app.SweeperConfig{})
+	if res := mustRunOnce(t, sw); res != (app.SweepResult{StagedExpired: 1}) {
 		t.Fatalf("%+v, want only the staged expiry", res)
 	}
 	c.Set(expiredAt.Add(2*time.Minute - time.Second))
@@ -236,7 +237,7 @@ func TestExpiredStagedSessionIsRetriedOnlyAfterDestroyTimeout(t *testing.T) {
 		t.Fatalf("within the destroy timeout: %+v", res)
 	}
 	c.Set(expiredAt.Add(2*time.Minute + time.Second))
-	if res := mustRunOnce(t, sw); res != (service.SweepResult{DestroyRetried: 1}) {
+	if res := mustRunOnce(t, sw); res != (app.SweepResult{DestroyRetried: 1}) {
 		t.Fatalf("after the destroy timeout: %+v, want one retry", res)
 	}
 	if got := w.status(s.ID).Status; got != sessions.Destroying {
@@ -252,8 +253,8 @@ func TestAssigningAndDestroyingSessionsFireOnlyTheirOwnTimers(t *testing.T) {
 	destroying := w.staged(&past)
 	w.move(destroying.ID, sessions.Staged, sessions.Destroying)
 
-	sw := w.sweeper(newClock(time.Now().Add(72*time.Hour)), service.SweeperConfig{})
-	if res := mustRunOnce(t, sw); res != (service.SweepResult{AssignTimedOut: 1, DestroyRetried: 1}) {
+	sw := w.sweeper(newClock(time.Now().Add(72*time.Hour)), app.SweeperConfig{})
+	if res := mustRunOnce(t, sw); res != (app.SweepResult{AssignTimedOut: 1, DestroyRetried: 1}) {
 		t.Fatalf("%+v, want one assign timeout and one destroy retry, no staged expiry", res)
 	}
 	if got := w.status(assigning.ID).Status; got != sessions.Failed {
@@ -280,18 +281,18 @@ func TestRacingSweepersFireStuckAssigningAndDestroyingOnce(t *testing.T) {
 
 	c := newClock(time.Now().Add(time.Hour))
 	const replicas = 3
-	sweepers := make([]*service.Sweeper, replicas)
+	sweepers := make([]*app.Sweeper, replicas)
 	for i := range sweepers {
-		sweepers[i] = w.sweeper(c, service.SweeperConfig{BatchSize: 3})
+		sweepers[i] = w.sweeper(c, app.SweeperConfig{BatchSize: 3})
 	}
-	var total service.SweepResult
+	var total app.SweepResult
 	for i, r := range race(sweepers) {
 		if r.err != nil {
 			t.Fatalf("sweeper %d: %v", i, r.err)
 		}
 		total = total.Add(r.res)
 	}
-	if total != (service.SweepResult{AssignTimedOut: perKind, DestroyRetried: perKind}) {
+	if total != (app.SweepResult{AssignTimedOut: perKind, DestroyRetried: perKind}) {
 		t.Fatalf("sweepers fired %+v between them, want %d of each", total, perKind)
 	}
 
@@ -320,12 +321,12 @@ func TestRacingSweepersFireStuckAssigningAndDestroyingOnce(t *testing.T) {
 }
 
 type raceResult struct {
-	res service.SweepResult
+	res app.SweepResult
 	err error
 }
 
 // race runs one pass of every sweeper at the same moment.
-func race(sweepers []*service.Sweeper) []raceResult {
+func race(sweepers []*app.Sweeper) []raceResult {
 	out := make([]raceResult, len(sweepers))
 	var ready, wg sync.WaitGroup
 	ready.Add(len(sweepers))

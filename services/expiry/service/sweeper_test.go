@@ -10,50 +10,15 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/expiry/service"
+	"github.com/greenroom-dev/greenroom/services/expiry/app"
 )
-
-func TestSweeperConfigDefaults(t *testing.T) {
-	w := &world{t: t}
-	s := w.sweeper(newClock(time.Now()), service.SweeperConfig{})
-	cfg := s.Config()
-	if cfg.Interval != service.SweeperIntervalDefault || cfg.Interval < time.Second || cfg.Interval > 5*time.Second {
-		t.Errorf("Interval = %s, want the default %s within 1s–5s", cfg.Interval, service.SweeperIntervalDefault)
-	}
-	if cfg.ProvisioningTimeout != 2*time.Minute {
-		t.Errorf("ProvisioningTimeout = %s, want 2m", cfg.ProvisioningTimeout)
-	}
-	if service.AssignTimeoutDefault != 2*time.Minute || cfg.AssignTimeout != service.AssignTimeoutDefault {
-		t.Errorf("AssignTimeout = %s, want the default 2m", cfg.AssignTimeout)
-	}
-	if service.DestroyTimeoutDefault != 2*time.Minute || cfg.DestroyTimeout != service.DestroyTimeoutDefault {
-		t.Errorf("DestroyTimeout = %s, want the default 2m", cfg.DestroyTimeout)
-	}
-	if cfg.BatchSize != service.SweeperBatchSizeDefault || cfg.Source != service.SourceDefault {
-		t.Errorf("BatchSize, Source = %d, %q", cfg.BatchSize, cfg.Source)
-	}
-}
-
-func TestSweeperConfigRejectsNegativeValues(t *testing.T) {
-	for name, cfg := range map[string]service.SweeperConfig{
-		"interval":  {Interval: -time.Second},
-		"timeout":   {ProvisioningTimeout: -time.Second},
-		"assign":    {AssignTimeout: -time.Second},
-		"destroy":   {DestroyTimeout: -time.Second},
-		"batchsize": {BatchSize: -1},
-	} {
-		if _, err := service.NewSweeper(cfg, nil, nil); err == nil {
-			t.Errorf("%s: NewSweeper accepted %+v", name, cfg)
-		}
-	}
-}
 
 func TestSessionStuckInProvisioningFailsAfterTimeout(t *testing.T) {
 	w := newWorld(t)
 	v := validator(t)
 	s := w.onDemand("req-stuck")
 	c := newClock(s.CreatedAt.Add(2*time.Minute - time.Second))
-	sw := w.sweeper(c, service.SweeperConfig{ProvisioningTimeout: 2 * time.Minute})
+	sw := w.sweeper(c, app.SweeperConfig{ProvisioningTimeout: 2 * time.Minute})
 
 	if res := mustRunOnce(t, sw); res.Total() != 0 {
 		t.Fatalf("before the timeout: %+v, want nothing fired", res)
@@ -63,7 +28,7 @@ func TestSessionStuckInProvisioningFailsAfterTimeout(t *testing.T) {
 	}
 
 	c.Set(s.CreatedAt.Add(2*time.Minute + time.Second))
-	if res := mustRunOnce(t, sw); res != (service.SweepResult{ProvisioningTimedOut: 1}) {
+	if res := mustRunOnce(t, sw); res != (app.SweepResult{ProvisioningTimedOut: 1}) {
 		t.Fatalf("after the timeout: %+v, want one provisioning timeout", res)
 	}
 	got := w.status(s.ID)
@@ -92,7 +57,7 @@ func TestSessionStuckInProvisioningFailsAfterTimeout(t *testing.T) {
 	}) {
 		t.Errorf("session.expired data = %+v", e)
 	}
-	if failed.Event.Source != service.SourceDefault {
+	if failed.Event.Source != app.SourceDefault {
 		t.Errorf("source = %q", failed.Event.Source)
 	}
 
@@ -104,7 +69,7 @@ func TestSessionStuckInProvisioningFailsAfterTimeout(t *testing.T) {
 func TestStagingSessionStuckInProvisioningCarriesItsStagingConfig(t *testing.T) {
 	w := newWorld(t)
 	s := w.provisioningStaged()
-	sw := w.sweeper(newClock(s.CreatedAt.Add(time.Hour)), service.SweeperConfig{})
+	sw := w.sweeper(newClock(s.CreatedAt.Add(time.Hour)), app.SweeperConfig{})
 	if res := mustRunOnce(t, sw); res.ProvisioningTimedOut != 1 {
 		t.Fatalf("%+v, want one provisioning timeout", res)
 	}
@@ -155,7 +120,7 @@ func TestStagedSessionUnassignedForExpirationHoursIsExpired(t *testing.T) {
 			if _, err := w.db.Exec(`UPDATE staging_configs SET expiration_hours = $2 WHERE id = $1`, w.stagingConfigID, tc.expirationHours); err != nil {
 				t.Fatal(err)
 			}
-			sw := w.sweeper(newClock(s.StagedAt.Time.Add(tc.clockAfter)), service.SweeperConfig{})
+			sw := w.sweeper(newClock(s.StagedAt.Time.Add(tc.clockAfter)), app.SweeperConfig{})
 
 			res := mustRunOnce(t, sw)
 			got := w.status(s.ID).Status
@@ -166,7 +131,7 @@ func TestStagedSessionUnassignedForExpirationHoursIsExpired(t *testing.T) {
 				}
 				return
 			}
-			if res != (service.SweepResult{StagedExpired: 1}) || got != sessions.Destroying {
+			if res != (app.SweepResult{StagedExpired: 1}) || got != sessions.Destroying {
 				t.Fatalf("expires_at=%v: %+v, status %s; want one staged expiry, destroying", expiresAt, res, got)
 			}
 			if len(evs) != 1 || evs[0].Subject != events.TypeSessionExpired || evs[0].RequestID != "" {
@@ -198,7 +163,7 @@ func TestSessionsPastTheirTimersInOtherStatusesAreLeftAlone(t *testing.T) {
 	failed := w.onDemand("req-failed")
 	w.move(failed.ID, sessions.Provisioning, sessions.Failed)
 
-	sw := w.sweeper(newClock(time.Now().Add(72*time.Hour)), service.SweeperConfig{})
+	sw := w.sweeper(newClock(time.Now().Add(72*time.Hour)), app.SweeperConfig{})
 	if res := mustRunOnce(t, sw); res.Total() != 0 {
 		t.Fatalf("%+v, want nothing fired", res)
 	}
@@ -214,7 +179,7 @@ func TestStagedSessionBeingClaimedIsNotExpired(t *testing.T) {
 	w := newWorld(t)
 	past := time.Now().Add(-time.Minute)
 	s := w.staged(&past)
-	sw := w.sweeper(newClock(time.Now()), service.SweeperConfig{})
+	sw := w.sweeper(newClock(time.Now()), app.SweeperConfig{})
 
 	ctx := context.Background()
 	claim, err := w.db.BeginTxx(ctx, nil)
@@ -255,13 +220,13 @@ func TestRacingSweepersFireEachSessionOnce(t *testing.T) {
 		stale[w.staged(&past).ID] = true
 	}
 
-	sweepers, results := w.raceSweepers(newClock(time.Now().Add(time.Hour)), 3, service.SweeperConfig{BatchSize: 4})
-	var total service.SweepResult
+	sweepers, results := w.raceSweepers(newClock(time.Now().Add(time.Hour)), 3, app.SweeperConfig{BatchSize: 4})
+	var total app.SweepResult
 	for _, r := range results {
 		total.ProvisioningTimedOut += r.ProvisioningTimedOut
 		total.StagedExpired += r.StagedExpired
 	}
-	if total != (service.SweepResult{ProvisioningTimedOut: perKind, StagedExpired: perKind}) {
+	if total != (app.SweepResult{ProvisioningTimedOut: perKind, StagedExpired: perKind}) {
 		t.Fatalf("sweepers fired %+v between them (each: %+v), want %d of each", total, results, perKind)
 	}
 

@@ -5,5 +5,6 @@
 // assigned (assign.go), how far a staging pool is from its desired size
 // and what to do about it (pool.go), and whether a session has lost its
 // container or a container its session (container_audit.go). The
-// adapters carry these decisions out.
+// adapters carry these decisions out, and report what they find as the
+// plain values of engine.go (a container, an exec's result).
 package domain

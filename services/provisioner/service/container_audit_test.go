@@ -299,7 +299,7 @@ func (e *env) newAuditorWithRegistry(grace time.Duration, pools command.PoolTrig
 	e.t.Cleanup(engines.Close)
 	reg := prometheus.NewRegistry()
 	return audit.NewContainerAuditor(audit.ContainerAuditorConfig{GracePeriod: grace, OrphanLabels: map[string]string{testLabel: e.label}},
-		postgres.New(e.db, e.deps.Source()), engines, command.NewMetrics(reg), reg,
+		postgres.New(e.db, e.deps.Source()), engines.AsAuditEngines(), command.NewMetrics(reg), reg,
 		zaptest.NewLogger(e.t), pools), reg
 }
 

@@ -262,7 +262,8 @@ func (e *env) startWatched() {
 	}
 	e.t.Cleanup(func() {
 		cancel()
-		if err := e.svc.Wait(); err != nil {
+		e.svc.Stop()
+		if err := e.svc.Err(); err != nil {
 			e.t.Errorf("provisioner stopped with: %v", err)
 		}
 	})

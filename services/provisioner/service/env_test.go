@@ -156,7 +156,8 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	t.Cleanup(func() {
 		cancel()
-		if err := e.svc.Wait(); err != nil {
+		e.svc.Stop()
+		if err := e.svc.Err(); err != nil {
 			t.Errorf("provisioner stopped with: %v", err)
 		}
 	})

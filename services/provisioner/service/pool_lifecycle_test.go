@@ -681,7 +681,8 @@ func (e *env) poolReplica(cfg service.Config) *service.Service {
 	}
 	e.t.Cleanup(func() {
 		cancel()
-		if err := svc.Wait(); err != nil {
+		svc.Stop()
+		if err := svc.Err(); err != nil {
 			e.t.Errorf("second replica stopped with: %v", err)
 		}
 	})

@@ -506,7 +506,8 @@ func (e *env) startReplica(cfg service.Config) replica {
 	stop := func() {
 		once.Do(func() {
 			cancel()
-			if err := svc.Wait(); err != nil {
+			svc.Stop()
+			if err := svc.Err(); err != nil {
 				e.t.Errorf("provisioner stopped with: %v", err)
 			}
 			deps.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 )
 
 // listener is a fixed server: a real TCP listener on loopback that accepts
@@ -297,7 +298,7 @@ func TestConcurrentServerPlacementsNeverExceedMaxSessions(t *testing.T) {
 				_, failure, err := store.PlaceOnServer(e.ctx, id, []string{p.zone}, reached)
 				mu.Lock()
 				switch {
-				case err != nil && !errors.Is(err, postgres.ErrNotProvisioning):
+				case err != nil && !errors.Is(err, command.ErrNotProvisioning):
 					t.Errorf("placing %s: %v", id, err)
 				case failure != nil && failure.Reason == events.ReasonNoCapacity:
 					full++

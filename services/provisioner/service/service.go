@@ -2,23 +2,22 @@
 // consumer (ports/bus) feeding the use cases (app/command), the staging
 // pool reconciler (app/staging), the container auditor and engine
 // watcher (app/audit), and the outbox relay publishing the events they
-// write. main.go and the component tests both start it through New and
-// Start, so the tests run exactly what production runs.
+// write, as one startstop.Group. main.go and the component tests both
+// start it through New and Start, so the tests run exactly what
+// production runs.
 package service
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
-	libbus "github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/outbox"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
@@ -51,20 +50,18 @@ type Config struct {
 	ContainerAudit audit.ContainerAuditorConfig
 	// EngineWatcher tunes the watcher of the engines' container events.
 	EngineWatcher audit.EngineWatcherConfig
-	// ShutdownTimeout bounds how long Run waits, once its context is done,
-	// for events in flight; unfinished ones are redelivered.
+	// ShutdownTimeout bounds how long the service waits, once stopping,
+	// for its parts and the events in flight; unfinished events are
+	// redelivered (GREENROOM_SHUTDOWN_TIMEOUT by default).
 	ShutdownTimeout time.Duration
 }
 
 // DeploymentLabel names the deployment a container belongs to.
 const DeploymentLabel = "greenroom.deployment"
 
-// Service is a running provisioner replica.
+// Service is a provisioner replica.
 type Service struct {
-	deps    *app.Deps
-	cfg     Config
-	log     *zap.Logger
-	engines *docker.Engines
+	*startstop.Group
 
 	// Provisioner carries out the use cases.
 	Provisioner *command.Provisioner
@@ -78,14 +75,11 @@ type Service struct {
 	EngineWatcher *audit.EngineWatcher
 	// Relay publishes the events written to the outbox.
 	Relay *outbox.Relay
-
-	consumer *libbus.Consumer
-	wg       sync.WaitGroup
-	errMu    sync.Mutex
-	err      error
 }
 
-// New wires a provisioner on deps. Nothing runs until Start.
+// New wires a provisioner on deps. Nothing runs until Start, which
+// creates the durable consumer and runs every part until its context is
+// done or Stop; the Docker clients are released once all have stopped.
 func New(deps *app.Deps, cfg Config) (*Service, error) {
 	if deps == nil || deps.DB == nil || deps.JS == nil {
 		return nil, errors.New("provisioner: deps need a database and JetStream")
@@ -105,40 +99,35 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 		cfg.Provision.ExtraLabels = map[string]string{}
 	}
 	cfg.Provision.ExtraLabels[DeploymentLabel] = deployment
-	s := &Service{deps: deps, cfg: cfg, log: deps.Log, engines: docker.NewEngines()}
+	s := &Service{}
+	engines := docker.NewEngines()
 	store := postgres.New(deps.DB, deps.Source()).PublishOutcomesDirectly(deps.NewDirect())
 	metrics := command.NewMetrics(deps.Ops.Registry)
 	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry)
-	s.Provisioner = command.New(cfg.Provision, store, s.engines, probe.New(cfg.Probe),
+	s.Provisioner = command.New(cfg.Provision, store, engines.AsCommandEngines(), probe.New(cfg.Probe),
 		metrics, deps.Log, command.Pools{Changed: s.Reconciler.Trigger, Claimed: s.Reconciler.Claimed})
 	if cfg.ContainerAudit.OrphanLabels == nil {
 		cfg.ContainerAudit.OrphanLabels = cfg.Provision.ExtraLabels
 	}
-	s.ContainerAuditor = audit.NewContainerAuditor(cfg.ContainerAudit, store, s.engines, metrics, deps.Ops.Registry, deps.Log, s.Reconciler.Trigger)
-	s.EngineWatcher = audit.NewEngineWatcher(cfg.EngineWatcher, store, s.engines, s.ContainerAuditor, deps.Ops.Registry, deps.Log)
+	s.ContainerAuditor = audit.NewContainerAuditor(cfg.ContainerAudit, store, engines.AsAuditEngines(), metrics, deps.Ops.Registry, deps.Log, s.Reconciler.Trigger)
+	s.EngineWatcher = audit.NewEngineWatcher(cfg.EngineWatcher, store, engines.AsAuditEngines(), s.ContainerAuditor, deps.Ops.Registry, deps.Log)
 	s.Relay = deps.NewRelay()
-	return s, nil
-}
-
-// Start creates the consumer and runs the consumer, the reconciler, the
-// container auditor and the relay in the background until ctx is done;
-// Wait waits for them.
-func (s *Service) Start(ctx context.Context) error {
-	var err error
-	s.consumer, err = bus.NewConsumer(ctx, s.deps.JS, s.deps.Validator, s.log,
-		bus.Config{Name: s.cfg.ConsumerName, Concurrency: s.cfg.Concurrency, ProvisionConcurrency: s.cfg.ProvisionConcurrency, Source: s.deps.Source(),
-			ShutdownTimeout: s.deps.Settings.ShutdownTimeout},
+	consumer, err := bus.NewConsumer(deps.JS, deps.Validator, deps.Log,
+		bus.Config{Name: cfg.ConsumerName, Concurrency: cfg.Concurrency, ProvisionConcurrency: cfg.ProvisionConcurrency,
+			Source: deps.Source(), ShutdownTimeout: cfg.ShutdownTimeout},
 		s.Provisioner, s.configChanged)
 	if err != nil {
-		return fmt.Errorf("starting provisioner: %w", err)
+		return nil, fmt.Errorf("provisioner: %w", err)
 	}
-	s.goRun(func() error { return s.consumer.Run(ctx) })
-	s.goRun(func() error { s.Reconciler.Start(ctx); return nil })
-	s.goRun(func() error { s.ContainerAuditor.Start(ctx); return nil })
-	s.goRun(func() error { s.EngineWatcher.Start(ctx); return nil })
-	s.goRun(func() error { s.Relay.Start(ctx); return nil })
-	s.log.Info("provisioner started", zap.Strings("subjects", bus.Subjects))
-	return nil
+	s.Group = startstop.NewGroup(cfg.ShutdownTimeout).
+		Add("consumer", consumer).
+		Add("staging reconciler", s.Reconciler).
+		Add("container auditor", s.ContainerAuditor).
+		Add("engine watcher", s.EngineWatcher).
+		Add("outbox relay", s.Relay).
+		AfterStop(engines.Close)
+	deps.Log.Info("provisioner ready", zap.Strings("subjects", bus.Subjects))
+	return s, nil
 }
 
 // configChanged reconciles the staging config that changed, or every
@@ -150,46 +139,4 @@ func (s *Service) configChanged(stagingConfigID string) {
 	if stagingConfigID == "" {
 		s.EngineWatcher.Trigger()
 	}
-}
-
-func (s *Service) goRun(f func() error) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := f(); err != nil {
-			s.errMu.Lock()
-			s.err = errors.Join(s.err, err)
-			s.errMu.Unlock()
-		}
-	}()
-}
-
-// Wait waits until everything Start runs has stopped (after its context is
-// done), at most ShutdownTimeout when that is set, and releases the Docker
-// clients.
-func (s *Service) Wait() error {
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	if s.cfg.ShutdownTimeout > 0 {
-		select {
-		case <-done:
-		case <-time.After(s.cfg.ShutdownTimeout):
-			s.log.Warn("shutdown timed out; events in flight will be redelivered", zap.Duration("timeout", s.cfg.ShutdownTimeout))
-		}
-	} else {
-		<-done
-	}
-	s.engines.Close()
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	return s.err
-}
-
-// Run starts the provisioner and returns once ctx is done and it stopped.
-func (s *Service) Run(ctx context.Context) error {
-	if err := s.Start(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return s.Wait()
 }

@@ -38,17 +38,6 @@ const (
 	ExecOutputLimit = 16 << 10
 )
 
-var (
-	// ErrNotFound is returned when a container does not exist.
-	ErrNotFound = errors.New("container not found")
-	// ErrNameInUse is returned by Create when a container of that name
-	// exists already.
-	ErrNameInUse = errors.New("container name in use")
-	// ErrNotRunning is returned by Exec when the container exists but is
-	// not running (exited, dead, or never started).
-	ErrNotRunning = errors.New("container not running")
-)
-
 // Engines hands out one Engine per Docker endpoint, created on first use
 // and kept: clients hold connection pools worth reusing.
 type Engines struct {
@@ -109,26 +98,6 @@ type Engine struct {
 // Endpoint is the engine's address.
 func (e *Engine) Endpoint() string { return e.endpoint }
 
-// Container is what the provisioner needs to know about a container.
-type Container struct {
-	ID      string
-	Name    string
-	Running bool
-	// State is Docker's state: created, running, paused, restarting,
-	// removing, exited or dead.
-	State string
-	// ExitCode is meaningful when not Running.
-	ExitCode int
-	Labels   map[string]string
-	// HostPorts maps a container port to the host port it is published on.
-	HostPorts map[int]int
-	// Created is when the container was created, by the engine's clock; in
-	// a list it is never earlier than the real time (the engine gives whole
-	// seconds there; they are rounded up, so that an age computed from it
-	// is never more than the container's).
-	Created time.Time
-}
-
 // Create creates (but does not start) the container of spec.
 func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string, error) {
 	port, err := nat.NewPort("tcp", strconv.Itoa(spec.Port))
@@ -164,7 +133,7 @@ func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string,
 	}
 	resp, err := e.c.ContainerCreate(ctx, cfg, hcfg, nil, nil, spec.Name)
 	if cerrdefs.IsConflict(err) {
-		return "", fmt.Errorf("%w: %s: %v", ErrNameInUse, spec.Name, err)
+		return "", fmt.Errorf("%w: %s: %v", domain.ErrContainerNameInUse, spec.Name, err)
 	}
 	if err != nil {
 		return "", fmt.Errorf("creating container %s from %s: %w", spec.Name, spec.Image, err)
@@ -186,7 +155,7 @@ func (e *Engine) Upload(ctx context.Context, id string, u domain.Upload) error {
 			break
 		}
 		if !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("looking up %s in container %s: %w", at, ShortID(id), err)
+			return fmt.Errorf("looking up %s in container %s: %w", at, domain.ShortID(id), err)
 		}
 		missing = append([]string{path.Base(at)}, missing...)
 		at = path.Dir(at)
@@ -224,7 +193,7 @@ func (e *Engine) Upload(ctx context.Context, id string, u domain.Upload) error {
 	// it would give everything to the container's configured user.
 	err := e.c.CopyToContainer(ctx, id, at, &buf, container.CopyToContainerOptions{})
 	if err != nil {
-		return fmt.Errorf("writing %s into container %s: %w", u.Dir, ShortID(id), err)
+		return fmt.Errorf("writing %s into container %s: %w", u.Dir, domain.ShortID(id), err)
 	}
 	return nil
 }
@@ -232,21 +201,21 @@ func (e *Engine) Upload(ctx context.Context, id string, u domain.Upload) error {
 // Start starts a created container.
 func (e *Engine) Start(ctx context.Context, id string) error {
 	if err := e.c.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return fmt.Errorf("starting container %s: %w", ShortID(id), err)
+		return fmt.Errorf("starting container %s: %w", domain.ShortID(id), err)
 	}
 	return nil
 }
 
 // Inspect reads a container's state, labels and published ports.
-func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
+func (e *Engine) Inspect(ctx context.Context, id string) (domain.Container, error) {
 	in, err := e.c.ContainerInspect(ctx, id)
 	if cerrdefs.IsNotFound(err) {
-		return Container{}, fmt.Errorf("%w: %s", ErrNotFound, ShortID(id))
+		return domain.Container{}, fmt.Errorf("%w: %s", domain.ErrContainerNotFound, domain.ShortID(id))
 	}
 	if err != nil {
-		return Container{}, fmt.Errorf("inspecting container %s: %w", ShortID(id), err)
+		return domain.Container{}, fmt.Errorf("inspecting container %s: %w", domain.ShortID(id), err)
 	}
-	c := Container{ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), HostPorts: map[int]int{}}
+	c := domain.Container{ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), HostPorts: map[int]int{}}
 	if created, err := time.Parse(time.RFC3339Nano, in.Created); err == nil {
 		c.Created = created
 	}
@@ -275,7 +244,7 @@ func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
 // given (key=value, or key alone for "any value"). The exit code of an
 // exited container is read from its status line, so that checking many
 // containers takes this one call rather than an inspect each.
-func (e *Engine) ListByLabels(ctx context.Context, labels map[string]string) ([]Container, error) {
+func (e *Engine) ListByLabels(ctx context.Context, labels map[string]string) ([]domain.Container, error) {
 	args := filters.NewArgs()
 	for k, v := range labels {
 		if v == "" {
@@ -288,9 +257,9 @@ func (e *Engine) ListByLabels(ctx context.Context, labels map[string]string) ([]
 	if err != nil {
 		return nil, fmt.Errorf("listing containers on %s: %w", e.endpoint, err)
 	}
-	out := make([]Container, 0, len(list))
+	out := make([]domain.Container, 0, len(list))
 	for _, s := range list {
-		c := Container{ID: s.ID, Labels: s.Labels, Running: s.State == "running", State: string(s.State),
+		c := domain.Container{ID: s.ID, Labels: s.Labels, Running: s.State == "running", State: string(s.State),
 			ExitCode: exitCodeOf(s.Status), HostPorts: map[int]int{}, Created: time.Unix(s.Created+1, 0)}
 		if len(s.Names) > 0 {
 			c.Name = strings.TrimPrefix(s.Names[0], "/")
@@ -306,7 +275,7 @@ func (e *Engine) ListByLabels(ctx context.Context, labels map[string]string) ([]
 }
 
 // SessionContainers lists the containers labelled as session sessionID's.
-func (e *Engine) SessionContainers(ctx context.Context, sessionID string) ([]Container, error) {
+func (e *Engine) SessionContainers(ctx context.Context, sessionID string) ([]domain.Container, error) {
 	return e.ListByLabels(ctx, map[string]string{domain.LabelSession: sessionID})
 }
 
@@ -320,7 +289,7 @@ func (e *Engine) Remove(ctx context.Context, id string) error {
 	_ = e.c.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
 	err := e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !cerrdefs.IsNotFound(err) && !isRemovalInProgress(err) {
-		return fmt.Errorf("removing container %s: %w", ShortID(id), err)
+		return fmt.Errorf("removing container %s: %w", domain.ShortID(id), err)
 	}
 	return nil
 }
@@ -349,32 +318,24 @@ func (e *Engine) RemoveSession(ctx context.Context, sessionID, containerID strin
 	return len(ids) - len(errs), errors.Join(errs...)
 }
 
-// ExecResult is how an exec ended.
-type ExecResult struct {
-	ExitCode int
-	// Output is stdout and stderr interleaved, at most ExecOutputLimit
-	// bytes (the tail is kept: errors come last).
-	Output string
-}
-
 // Exec runs spec inside container id and waits for it to finish.
-func (e *Engine) Exec(ctx context.Context, id string, spec domain.ExecSpec) (ExecResult, error) {
+func (e *Engine) Exec(ctx context.Context, id string, spec domain.ExecSpec) (domain.ExecResult, error) {
 	created, err := e.c.ContainerExecCreate(ctx, id, container.ExecOptions{
 		User: spec.User, Privileged: spec.Privileged, Env: spec.Env, WorkingDir: spec.Workdir,
 		Cmd: spec.Cmd, AttachStdout: true, AttachStderr: true,
 	})
 	switch {
 	case cerrdefs.IsNotFound(err):
-		return ExecResult{}, fmt.Errorf("%w: %s: %v", ErrNotFound, ShortID(id), err)
+		return domain.ExecResult{}, fmt.Errorf("%w: %s: %v", domain.ErrContainerNotFound, domain.ShortID(id), err)
 	case isNotRunning(err):
-		return ExecResult{}, fmt.Errorf("%w: %s: %v", ErrNotRunning, ShortID(id), err)
+		return domain.ExecResult{}, fmt.Errorf("%w: %s: %v", domain.ErrContainerNotRunning, domain.ShortID(id), err)
 	}
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("creating exec %q in %s: %w", spec.Cmd, ShortID(id), err)
+		return domain.ExecResult{}, fmt.Errorf("creating exec %q in %s: %w", spec.Cmd, domain.ShortID(id), err)
 	}
 	att, err := e.c.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("starting exec %q in %s: %w", spec.Cmd, ShortID(id), err)
+		return domain.ExecResult{}, fmt.Errorf("starting exec %q in %s: %w", spec.Cmd, domain.ShortID(id), err)
 	}
 	defer att.Close()
 	out := &tailBuffer{limit: ExecOutputLimit}
@@ -387,24 +348,24 @@ func (e *Engine) Exec(ctx context.Context, id string, spec domain.ExecSpec) (Exe
 	case err = <-copied:
 	case <-ctx.Done():
 		att.Close()
-		return ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, ShortID(id), ctx.Err())
+		return domain.ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, domain.ShortID(id), ctx.Err())
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return ExecResult{}, fmt.Errorf("reading exec output in %s: %w", ShortID(id), err)
+		return domain.ExecResult{}, fmt.Errorf("reading exec output in %s: %w", domain.ShortID(id), err)
 	}
 	// The output stream ends when the process exits, but the engine may
 	// record the exit code a moment later.
 	for {
 		in, err := e.c.ContainerExecInspect(ctx, created.ID)
 		if err != nil {
-			return ExecResult{}, fmt.Errorf("inspecting exec in %s: %w", ShortID(id), err)
+			return domain.ExecResult{}, fmt.Errorf("inspecting exec in %s: %w", domain.ShortID(id), err)
 		}
 		if !in.Running {
-			return ExecResult{ExitCode: in.ExitCode, Output: out.String()}, nil
+			return domain.ExecResult{ExitCode: in.ExitCode, Output: out.String()}, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, ShortID(id), ctx.Err())
+			return domain.ExecResult{}, fmt.Errorf("exec %q in %s: %w", spec.Cmd, domain.ShortID(id), ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -459,12 +420,4 @@ func exitCodeOf(status string) int {
 	}
 	code, _ := strconv.Atoi(m[1])
 	return code
-}
-
-// ShortID is a container id as Docker shows it: its first 12 characters.
-func ShortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -8,37 +8,9 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 )
-
-// ContainerEvent is one event of a container, as the engine reported it.
-type ContainerEvent struct {
-	// Action is what happened: "die", "destroy", "oom", ….
-	Action      string
-	ContainerID string
-	// Labels are the container's labels.
-	Labels map[string]string
-	// ExitCode is the code a died container ended with; HasExitCode says
-	// whether the engine gave one ("die" events do).
-	ExitCode    int
-	HasExitCode bool
-	// Time is when it happened, by the engine's clock; a later
-	// subscription may resume from it.
-	Time time.Time
-}
-
-// ContainerEventsOptions selects the events of a subscription.
-type ContainerEventsOptions struct {
-	// Actions are the actions wanted ("die", "destroy", …); empty means
-	// every action.
-	Actions []string
-	// Labels are labels every container must carry (key=value, or key
-	// alone for any value).
-	Labels map[string]string
-	// Since, when set, makes the engine first replay the events it still
-	// holds from that time on (it keeps the last 256 or so), so that a
-	// subscription renewed after a drop loses nothing the engine kept.
-	Since time.Time
-}
 
 // ContainerEvents subscribes to the engine's container events. Events
 // arrive on the first channel until ctx is done or the stream breaks; the
@@ -46,7 +18,7 @@ type ContainerEventsOptions struct {
 // engine sends nothing back until there is an event, so a broken
 // subscription shows only as that error; call Ping first to know the
 // engine answers.
-func (e *Engine) ContainerEvents(ctx context.Context, opts ContainerEventsOptions) (<-chan ContainerEvent, <-chan error) {
+func (e *Engine) ContainerEvents(ctx context.Context, opts audit.ContainerEventsOptions) (<-chan audit.ContainerEvent, <-chan error) {
 	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))
 	for _, a := range opts.Actions {
 		args.Add("event", a)
@@ -63,7 +35,7 @@ func (e *Engine) ContainerEvents(ctx context.Context, opts ContainerEventsOption
 		lo.Since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
 	}
 	msgs, errs := e.c.Events(ctx, lo)
-	out := make(chan ContainerEvent)
+	out := make(chan audit.ContainerEvent)
 	outErr := make(chan error, 1)
 	go func() {
 		for {
@@ -98,8 +70,8 @@ func (e *Engine) Ping(ctx context.Context) error {
 // containerEvent keeps what Greenroom needs of an engine event. A
 // container's event attributes are its labels plus "name", "image" and,
 // for "die", "exitCode".
-func containerEvent(m events.Message) ContainerEvent {
-	ev := ContainerEvent{Action: string(m.Action), ContainerID: m.Actor.ID, Labels: m.Actor.Attributes}
+func containerEvent(m events.Message) audit.ContainerEvent {
+	ev := audit.ContainerEvent{Action: string(m.Action), ContainerID: m.Actor.ID, Labels: m.Actor.Attributes}
 	if code, ok := m.Actor.Attributes["exitCode"]; ok {
 		if n, err := strconv.Atoi(code); err == nil {
 			ev.ExitCode, ev.HasExitCode = n, true

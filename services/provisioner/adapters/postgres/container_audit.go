@@ -2,25 +2,23 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/greenroom-dev/greenroom/libs/db"
-	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 )
 
 // ListWatchedAgents returns, by endpoint, the Docker engines whose
 // containers are watched and audited: every enabled agent, and every
 // disabled one that still hosts live sessions (an agent being drained still
 // has sessions whose containers may die).
-func (s *Store) ListWatchedAgents(ctx context.Context) ([]Agent, error) {
-	var agents []Agent
+func (s *Store) ListWatchedAgents(ctx context.Context) ([]command.Agent, error) {
+	var agents []command.Agent
 	if err := s.db.SelectContext(ctx, &agents, `SELECT id, name, docker_endpoint, public_host
 		FROM agents a
 		WHERE enabled OR EXISTS (SELECT 1 FROM sessions s WHERE s.agent_id = a.id AND s.status NOT IN ('destroyed', 'failed'))
@@ -30,34 +28,13 @@ func (s *Store) ListWatchedAgents(ctx context.Context) ([]Agent, error) {
 	return agents, nil
 }
 
-// ContainerAuditCandidate is a session that should have a running
-// container, as it was when read.
-type ContainerAuditCandidate struct {
-	SessionID       string          `db:"id"`
-	AgentID         string          `db:"agent_id"`
-	AgentName       string          `db:"agent_name"`
-	ContainerID     string          `db:"container_id"`
-	Status          sessions.Status `db:"status"`
-	StagingConfigID sql.NullString  `db:"staging_config_id"`
-	UpdatedAt       time.Time       `db:"updated_at"`
-}
-
-// ListContainerAuditCandidatesParams selects the sessions to check.
-type ListContainerAuditCandidatesParams struct {
-	// AgentIDs are the agents of one Docker endpoint.
-	AgentIDs []string
-	// GracePeriod leaves out sessions whose row changed more recently than
-	// this (by the database's clock); zero or less leaves out none.
-	GracePeriod time.Duration
-}
-
 // ListContainerAuditCandidates returns the staged, assigning and running
 // sessions on p.AgentIDs that have a container recorded, and have not
 // changed within the grace period. A session still provisioning is never
 // one: its container may be being created right now, and the expiry
 // service's provisioning timeout takes care of it.
-func (s *Store) ListContainerAuditCandidates(ctx context.Context, p ListContainerAuditCandidatesParams) ([]ContainerAuditCandidate, error) {
-	var out []ContainerAuditCandidate
+func (s *Store) ListContainerAuditCandidates(ctx context.Context, p audit.ListContainerAuditCandidatesParams) ([]audit.ContainerAuditCandidate, error) {
+	var out []audit.ContainerAuditCandidate
 	err := s.db.SelectContext(ctx, &out, `SELECT s.id, s.agent_id, a.name AS agent_name, s.container_id, s.status,
 			s.staging_config_id, s.updated_at
 		FROM sessions s JOIN agents a ON a.id = s.agent_id
@@ -72,15 +49,6 @@ func (s *Store) ListContainerAuditCandidates(ctx context.Context, p ListContaine
 	return out, nil
 }
 
-// FailContainerGoneParams names the session whose container is gone.
-type FailContainerGoneParams struct {
-	// Candidate is the session as it was read before its container was
-	// looked for.
-	Candidate ContainerAuditCandidate
-	// Failure is reason container_gone, what was seen and the detail.
-	Failure Failure
-}
-
 // FailContainerGone moves a session whose container is gone to failed
 // and emits session.failed, in one transaction. The row is taken with FOR
 // UPDATE SKIP LOCKED and only if it is still exactly as it was read (same
@@ -88,9 +56,9 @@ type FailContainerGoneParams struct {
 // failing right now, that a claim or a destroy is moving, or that changed
 // since it was read is skipped (false), and the next pass judges it
 // afresh. It returns the failed session with its context.
-func (s *Store) FailContainerGone(ctx context.Context, p FailContainerGoneParams) (SessionContext, bool, error) {
+func (s *Store) FailContainerGone(ctx context.Context, p audit.FailContainerGoneParams) (command.SessionContext, bool, error) {
 	c := p.Candidate
-	var sc SessionContext
+	var sc command.SessionContext
 	failed := false
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var id string
@@ -113,7 +81,7 @@ func (s *Store) FailContainerGone(ctx context.Context, p FailContainerGoneParams
 		return nil
 	})
 	if err != nil {
-		return SessionContext{}, false, fmt.Errorf("error failing session %s whose container is gone: %w", c.SessionID, err)
+		return command.SessionContext{}, false, fmt.Errorf("error failing session %s whose container is gone: %w", c.SessionID, err)
 	}
 	return sc, failed, nil
 }
@@ -121,8 +89,8 @@ func (s *Store) FailContainerGone(ctx context.Context, p FailContainerGoneParams
 // GetContainerAuditCandidate reads session id as the container auditor
 // judges it, whatever its status; false when there is no such session
 // (or id is no session id at all: it comes from a container's label).
-func (s *Store) GetContainerAuditCandidate(ctx context.Context, id string) (ContainerAuditCandidate, bool, error) {
-	var c ContainerAuditCandidate
+func (s *Store) GetContainerAuditCandidate(ctx context.Context, id string) (audit.ContainerAuditCandidate, bool, error) {
+	var c audit.ContainerAuditCandidate
 	if uuid.Validate(id) != nil {
 		return c, false, nil
 	}
@@ -144,16 +112,6 @@ func (s *Store) GetContainerAuditCandidate(ctx context.Context, id string) (Cont
 // reaps the orphan containers of one Docker endpoint.
 const orphanReapLockClass int32 = 0x6772_6f72 // "gror"
 
-// ErrOrphanReapHeld is returned by ReapOrphans when another replica is
-// reaping the endpoint's orphans right now.
-var ErrOrphanReapHeld = errors.New("another replica is reaping this endpoint's orphan containers")
-
-// ReapOrphansParams names the endpoint whose orphans are reaped.
-type ReapOrphansParams struct {
-	// Endpoint is the Docker endpoint, e.g. unix:///var/run/docker.sock.
-	Endpoint string
-}
-
 // ReapOrphans runs reap while holding the endpoint's orphan reaping lock,
 // a transaction-level advisory lock, so that one replica at a time lists
 // and removes an endpoint's orphan containers and each is removed (and
@@ -161,7 +119,7 @@ type ReapOrphansParams struct {
 // removed what it found. ErrOrphanReapHeld, without running reap, when
 // another replica holds it. The lock goes with the transaction, also when
 // the replica dies.
-func (s *Store) ReapOrphans(ctx context.Context, p ReapOrphansParams, reap func(ctx context.Context) error) error {
+func (s *Store) ReapOrphans(ctx context.Context, p audit.ReapOrphansParams, reap func(ctx context.Context) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("error beginning orphan reaping on %s: %w", p.Endpoint, err)
@@ -173,7 +131,7 @@ func (s *Store) ReapOrphans(ctx context.Context, p ReapOrphansParams, reap func(
 		return fmt.Errorf("error taking the orphan reaping lock of %s: %w", p.Endpoint, err)
 	}
 	if !mine {
-		return ErrOrphanReapHeld
+		return audit.ErrOrphanReapHeld
 	}
 	if err := reap(ctx); err != nil {
 		return err
@@ -181,16 +139,10 @@ func (s *Store) ReapOrphans(ctx context.Context, p ReapOrphansParams, reap func(
 	return tx.Commit()
 }
 
-// SessionStatus is a session's status, by id.
-type SessionStatus struct {
-	SessionID string          `db:"id"`
-	Status    sessions.Status `db:"status"`
-}
-
 // ListSessionStatuses returns the status of each of ids that has a row;
 // ids that are not session ids (they come from containers' labels) are
 // ignored.
-func (s *Store) ListSessionStatuses(ctx context.Context, ids []string) ([]SessionStatus, error) {
+func (s *Store) ListSessionStatuses(ctx context.Context, ids []string) ([]audit.SessionStatus, error) {
 	valid := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if uuid.Validate(id) == nil {
@@ -200,7 +152,7 @@ func (s *Store) ListSessionStatuses(ctx context.Context, ids []string) ([]Sessio
 	if len(valid) == 0 {
 		return nil, nil
 	}
-	var out []SessionStatus
+	var out []audit.SessionStatus
 	if err := s.db.SelectContext(ctx, &out, `SELECT id, status FROM sessions WHERE id = ANY($1::uuid[])`,
 		pq.Array(valid)); err != nil {
 		return nil, fmt.Errorf("error reading the sessions of containers: %w", err)

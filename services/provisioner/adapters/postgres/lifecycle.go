@@ -11,12 +11,13 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 )
 
 // RecordContainer stores the container of a session still provisioning,
 // so that a destroy or the orphan collector can find it from now on.
 // sessions.ErrStale when the session has left provisioning.
-func (s *Store) RecordContainer(ctx context.Context, sc *SessionContext, containerID string, hostPort int, url string) error {
+func (s *Store) RecordContainer(ctx context.Context, sc *command.SessionContext, containerID string, hostPort int, url string) error {
 	updated, err := sessions.Update(ctx, s.db, sc.Session.ID, sessions.Provisioning, sessions.Change{
 		ContainerID: &containerID, HostPort: &hostPort, URL: &url,
 	})
@@ -30,7 +31,7 @@ func (s *Store) RecordContainer(ctx context.Context, sc *SessionContext, contain
 // MarkStaged moves a staged session whose container answers to staged,
 // expiring after its staging config's expiration_hours, and emits
 // session.staged. sessions.ErrStale when it left provisioning meanwhile.
-func (s *Store) MarkStaged(ctx context.Context, sc *SessionContext, now time.Time) error {
+func (s *Store) MarkStaged(ctx context.Context, sc *command.SessionContext, now time.Time) error {
 	if sc.StagingConfig == nil || sc.Agent == nil {
 		return fmt.Errorf("session %s is not a placed staged session", sc.Session.ID)
 	}
@@ -51,18 +52,18 @@ func (s *Store) MarkStaged(ctx context.Context, sc *SessionContext, now time.Tim
 // MarkRunning moves an on-demand session whose container answers to
 // running and emits session.ready, the outcome its requester waits for.
 // sessions.ErrStale when it left provisioning meanwhile.
-func (s *Store) MarkRunning(ctx context.Context, sc *SessionContext) error {
+func (s *Store) MarkRunning(ctx context.Context, sc *command.SessionContext) error {
 	return s.toRunning(ctx, sc, sessions.Provisioning, sessions.OriginOnDemand)
 }
 
 // CompleteAssign moves a claimed staged session whose assign command ran
 // to running and emits session.ready. sessions.ErrStale when it left
 // assigning meanwhile (destroyed, or failed).
-func (s *Store) CompleteAssign(ctx context.Context, sc *SessionContext) error {
+func (s *Store) CompleteAssign(ctx context.Context, sc *command.SessionContext) error {
 	return s.toRunning(ctx, sc, sessions.Assigning, sessions.OriginStaged)
 }
 
-func (s *Store) toRunning(ctx context.Context, sc *SessionContext, from sessions.Status, origin string) error {
+func (s *Store) toRunning(ctx context.Context, sc *command.SessionContext, from sessions.Status, origin string) error {
 	if sc.Agent == nil {
 		return fmt.Errorf("session %s has no agent", sc.Session.ID)
 	}
@@ -73,7 +74,7 @@ func (s *Store) toRunning(ctx context.Context, sc *SessionContext, from sessions
 
 // running moves sc from `from` to running in tx and emits session.ready,
 // which names its agent and container, or its server.
-func (s *Store) running(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, from sessions.Status, origin string) error {
+func (s *Store) running(ctx context.Context, tx *sqlx.Tx, sc *command.SessionContext, from sessions.Status, origin string) error {
 	updated, err := sessions.Transition(ctx, tx, sc.Session.ID, from, sessions.Running, sessions.Change{})
 	if err != nil {
 		return err
@@ -93,14 +94,14 @@ func (s *Store) running(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, fr
 // FailSession moves a session from `from` to failed and emits
 // session.failed (the reconciler reads a staged session's failure_reason
 // for its pool's status). sessions.ErrStale when it left `from` meanwhile.
-func (s *Store) FailSession(ctx context.Context, sc *SessionContext, from sessions.Status, f Failure) error {
+func (s *Store) FailSession(ctx context.Context, sc *command.SessionContext, from sessions.Status, f command.Failure) error {
 	return s.direct.InTx(ctx, s.db, func(ctx context.Context, tx *sqlx.Tx) error {
 		return s.fail(ctx, tx, sc, from, f)
 	})
 }
 
-func (s *Store) fail(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, from sessions.Status, f Failure) error {
-	updated, err := sessions.Transition(ctx, tx, sc.Session.ID, from, sessions.Failed, sessions.Change{FailureReason: sessions.Ptr(f.recorded())})
+func (s *Store) fail(ctx context.Context, tx *sqlx.Tx, sc *command.SessionContext, from sessions.Status, f command.Failure) error {
+	updated, err := sessions.Transition(ctx, tx, sc.Session.ID, from, sessions.Failed, sessions.Change{FailureReason: sessions.Ptr(f.Recorded())})
 	if err != nil {
 		return err
 	}
@@ -120,8 +121,8 @@ func (s *Store) fail(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, from 
 // reason in the detail), recorded in failure_reason too so that a repeat
 // of the request is answered alike. It is announced once, by the
 // transition: a redelivered destroy finds the session destroying.
-func (s *Store) BeginDestroy(ctx context.Context, id, reason string) (SessionContext, error) {
-	var sc SessionContext
+func (s *Store) BeginDestroy(ctx context.Context, id, reason string) (command.SessionContext, error) {
+	var sc command.SessionContext
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		if err := lockSession(ctx, tx, id); err != nil {
 			return err
@@ -152,7 +153,7 @@ func (s *Store) BeginDestroy(ctx context.Context, id, reason string) (SessionCon
 
 // FinishDestroy moves a destroying session, whose container is gone, to
 // destroyed and emits session.destroyed.
-func (s *Store) FinishDestroy(ctx context.Context, sc *SessionContext, reason string) error {
+func (s *Store) FinishDestroy(ctx context.Context, sc *command.SessionContext, reason string) error {
 	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		updated, err := sessions.Transition(ctx, tx, sc.Session.ID, sessions.Destroying, sessions.Destroyed, sessions.Change{})
 		if err != nil {
@@ -169,7 +170,7 @@ func (s *Store) FinishDestroy(ctx context.Context, sc *SessionContext, reason st
 // redelivered request announces it once. What a failed creation means for
 // its pool (status, last_error, staging.shortfall) is the reconciler's to
 // say, once per change of cause: it reads the session's failure_reason.
-func (s *Store) AnnounceFailedRemoved(ctx context.Context, sc *SessionContext, reason string) error {
+func (s *Store) AnnounceFailedRemoved(ctx context.Context, sc *command.SessionContext, reason string) error {
 	ev, err := events.NewWithID("destroyed-"+sc.Session.ID, s.source, events.TypeSessionDestroyed, s.destroyed(sc, reason))
 	if err != nil {
 		return err
@@ -182,7 +183,7 @@ func (s *Store) AnnounceFailedRemoved(ctx context.Context, sc *SessionContext, r
 	})
 }
 
-func (s *Store) destroyed(sc *SessionContext, reason string) events.SessionDestroyed {
+func (s *Store) destroyed(sc *command.SessionContext, reason string) events.SessionDestroyed {
 	return events.SessionDestroyed{
 		SessionID: sc.Session.ID, RequestID: sc.RequestID(), StagingConfigID: sc.StagingConfigID(), Reason: reason,
 	}
@@ -191,7 +192,7 @@ func (s *Store) destroyed(sc *SessionContext, reason string) events.SessionDestr
 // MarkFirstLaunched records that the workspace's first_launch command ran
 // for the session (still in status `in`), so that it never runs again.
 // sessions.ErrStale when it left `in` meanwhile.
-func (s *Store) MarkFirstLaunched(ctx context.Context, sc *SessionContext, in sessions.Status, at time.Time) error {
+func (s *Store) MarkFirstLaunched(ctx context.Context, sc *command.SessionContext, in sessions.Status, at time.Time) error {
 	updated, err := sessions.Update(ctx, s.db, sc.Session.ID, in, sessions.Change{FirstLaunchAt: &at})
 	if err != nil {
 		return err
@@ -204,7 +205,7 @@ func (s *Store) MarkFirstLaunched(ctx context.Context, sc *SessionContext, in se
 // a session still provisioning, before the container exists: a redelivery
 // that finds the container reuses it with the same secret.
 // sessions.ErrStale when the session left provisioning.
-func (s *Store) SetAssignSecret(ctx context.Context, sc *SessionContext, secret sessions.Secret) error {
+func (s *Store) SetAssignSecret(ctx context.Context, sc *command.SessionContext, secret sessions.Secret) error {
 	updated, err := sessions.Update(ctx, s.db, sc.Session.ID, sessions.Provisioning, sessions.Change{AssignSecret: &secret})
 	if err != nil {
 		return err

@@ -11,31 +11,9 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
-
-// ErrNotProvisioning means the session has left status provisioning (it
-// was failed by the expiry service, destroyed, or already provisioned by an
-// earlier delivery), so there is nothing to provision.
-var ErrNotProvisioning = errors.New("session is not provisioning")
-
-// Failure is why a session failed, as session.failed reports it.
-type Failure struct {
-	Reason string
-	Detail string
-	// Observed, when set, is what was seen, recorded with Reason as the
-	// session's failure_reason ("container_gone: exited (code 137)");
-	// without it failure_reason is Reason alone.
-	Observed string
-}
-
-// recorded is the session's failure_reason.
-func (f Failure) recorded() string {
-	if f.Observed == "" {
-		return f.Reason
-	}
-	return f.Reason + ": " + f.Observed
-}
 
 // PlaceSession decides which agent hosts session id, trying zones (names)
 // in order, and reserves its capacity there, all in one transaction:
@@ -49,9 +27,9 @@ func (f Failure) recorded() string {
 // workspace is disabled or no zone has room, the session is failed (and
 // session.failed emitted) in the same transaction and the returned Failure
 // says why. ErrNotProvisioning when the session has moved on.
-func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (SessionContext, *Failure, error) {
-	var sc SessionContext
-	var failure *Failure
+func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (command.SessionContext, *command.Failure, error) {
+	var sc command.SessionContext
+	var failure *command.Failure
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var err error
 		if sc, err = lockProvisioning(ctx, tx, id); err != nil || sc.Agent != nil {
@@ -71,7 +49,7 @@ func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (Se
 		})
 		var noCap *domain.NoCapacityError
 		if errors.As(err, &noCap) {
-			failure = &Failure{Reason: events.ReasonNoCapacity, Detail: noCap.Error()}
+			failure = &command.Failure{Reason: events.ReasonNoCapacity, Detail: noCap.Error()}
 			return s.failCreation(ctx, tx, &sc, *failure)
 		}
 		if err != nil {
@@ -90,34 +68,34 @@ func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (Se
 
 // lockProvisioning locks session id for the transaction and loads it with
 // its context; ErrNotProvisioning when it has moved on.
-func lockProvisioning(ctx context.Context, tx *sqlx.Tx, id string) (SessionContext, error) {
+func lockProvisioning(ctx context.Context, tx *sqlx.Tx, id string) (command.SessionContext, error) {
 	if err := lockSession(ctx, tx, id); err != nil {
-		return SessionContext{}, err
+		return command.SessionContext{}, err
 	}
 	sc, err := loadContext(ctx, tx, id)
 	if err != nil {
 		return sc, err
 	}
 	if sc.Session.Status != sessions.Provisioning {
-		return sc, fmt.Errorf("%w: %s is %s", ErrNotProvisioning, id, sc.Session.Status)
+		return sc, fmt.Errorf("%w: %s is %s", command.ErrNotProvisioning, id, sc.Session.Status)
 	}
 	return sc, nil
 }
 
 // failDisabled fails sc, in tx, when its workspace is disabled, and says
 // why; nil when it is enabled.
-func (s *Store) failDisabled(ctx context.Context, tx *sqlx.Tx, sc *SessionContext) (*Failure, error) {
+func (s *Store) failDisabled(ctx context.Context, tx *sqlx.Tx, sc *command.SessionContext) (*command.Failure, error) {
 	if sc.Workspace.Enabled {
 		return nil, nil
 	}
-	f := &Failure{Reason: events.ReasonWorkspaceDisabled, Detail: fmt.Sprintf("workspace %s is disabled", sc.Workspace.Name)}
+	f := &command.Failure{Reason: events.ReasonWorkspaceDisabled, Detail: fmt.Sprintf("workspace %s is disabled", sc.Workspace.Name)}
 	return f, s.failCreation(ctx, tx, sc, *f)
 }
 
 // FailCreation fails a session whose container could not be made (it is
 // still provisioning) and emits session.failed. sessions.ErrStale when it
 // left provisioning meanwhile.
-func (s *Store) FailCreation(ctx context.Context, sc *SessionContext, f Failure) error {
+func (s *Store) FailCreation(ctx context.Context, sc *command.SessionContext, f command.Failure) error {
 	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		return s.failCreation(ctx, tx, sc, f)
 	})
@@ -129,9 +107,9 @@ func (s *Store) FailCreation(ctx context.Context, sc *SessionContext, f Failure)
 // status once per change of cause (pools.go). Writing the config here
 // would also lock it after the session, the reverse of a reconcile pass,
 // which locks the config and then moves its sessions.
-func (s *Store) failCreation(ctx context.Context, tx *sqlx.Tx, sc *SessionContext, f Failure) error {
+func (s *Store) failCreation(ctx context.Context, tx *sqlx.Tx, sc *command.SessionContext, f command.Failure) error {
 	updated, err := sessions.Transition(ctx, tx, sc.Session.ID, sessions.Provisioning, sessions.Failed,
-		sessions.Change{FailureReason: sessions.Ptr(f.recorded())})
+		sessions.Change{FailureReason: sessions.Ptr(f.Recorded())})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
@@ -42,26 +43,6 @@ func (s *Store) ListStagingConfigs(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("listing staging configs: %w", err)
 	}
 	return ids, nil
-}
-
-// PoolOutcome is what one reconcile of a staging config did.
-type PoolOutcome struct {
-	Plan domain.PoolPlan
-	// Created are the sessions inserted (and their provisioning requested).
-	Created []string
-	// Destroyed are the sessions moved to destroying.
-	Destroyed []string
-	// Gone is true when the staging config no longer exists.
-	Gone bool
-	// Announced is set when the pass put a new cause of shortfall on the
-	// config's status and emitted staging.shortfall: once per change of
-	// cause, over every replica.
-	Announced *domain.Shortfall
-	// DBNow is the database's clock when the pass decided; Plan.RetryAt
-	// is on that clock.
-	DBNow time.Time
-	// Recovered is true when the pass took the config out of shortfall.
-	Recovered bool
 }
 
 // stagingConfigRow is a staging config with its workspace and zone.
@@ -94,20 +75,6 @@ func (c stagingConfigRow) revision() string {
 	return domain.PoolRevision(c.WorkspaceRevision, c.Permissions, c.AllowOriginDomain, c.UpstreamAuthAddress)
 }
 
-// PoolPass is what a reconcile pass brings to ReconcileStagingConfig
-// besides the config's id.
-type PoolPass struct {
-	// RefillLimit bounds the staged sessions provisioning at once over
-	// every pool.
-	RefillLimit int
-	// CapacityWaits and Forced go to domain.PoolState as they are.
-	CapacityWaits int
-	Forced        bool
-	// Decide is the pure decision: domain.PlanPool with the reconciler's
-	// settings.
-	Decide func(domain.PoolState) domain.PoolPlan
-}
-
 // ReconcileStagingConfig brings one staging config towards its desired
 // size in one transaction holding the config's row lock, so that any number
 // of replicas reconciling it at once act one after the other on what the
@@ -122,8 +89,8 @@ type PoolPass struct {
 // revision differs from the pool's later is stale, and rolled. The
 // status is written when it changes; a new cause of shortfall also goes to
 // last_error and last_error_at and is announced by staging.shortfall.
-func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass PoolPass) (PoolOutcome, error) {
-	var out PoolOutcome
+func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass staging.PoolPass) (staging.PoolOutcome, error) {
+	var out staging.PoolOutcome
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var c stagingConfigRow
 		err := tx.GetContext(ctx, &c, `SELECT c.id, c.zone_id, c.workspace_id, c.desired_sessions,

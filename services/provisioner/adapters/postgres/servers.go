@@ -11,22 +11,15 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
-
-// ServerTarget is a server of a pool to check for reachability before a
-// placement.
-type ServerTarget struct {
-	ID      string `db:"id"`
-	Name    string `db:"name"`
-	Address string `db:"address"`
-}
 
 // ServerPoolTargets returns, when session id's workspace has a server pool,
 // that pool's enabled servers in the zones named (none when the session is
 // no longer provisioning); ok is false for a workspace of containers. It reads without locks: what it returns is only
 // the list of addresses to check; PlaceOnServer decides under locks.
-func (s *Store) ServerPoolTargets(ctx context.Context, id string, zones []string) (targets []ServerTarget, ok bool, err error) {
+func (s *Store) ServerPoolTargets(ctx context.Context, id string, zones []string) (targets []command.ServerTarget, ok bool, err error) {
 	var row struct {
 		Pool   *string         `db:"server_pool_id"`
 		Status sessions.Status `db:"status"`
@@ -64,9 +57,9 @@ func (s *Store) ServerPoolTargets(ctx context.Context, id string, zones []string
 // failed (session.failed emitted) in the same transaction and the returned
 // Failure says why, server by server. ErrNotProvisioning when the session
 // has moved on.
-func (s *Store) PlaceOnServer(ctx context.Context, id string, zones []string, checked map[string]string) (SessionContext, *Failure, error) {
-	var sc SessionContext
-	var failure *Failure
+func (s *Store) PlaceOnServer(ctx context.Context, id string, zones []string, checked map[string]string) (command.SessionContext, *command.Failure, error) {
+	var sc command.SessionContext
+	var failure *command.Failure
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var err error
 		if sc, err = lockProvisioning(ctx, tx, id); err != nil {
@@ -106,7 +99,7 @@ func (s *Store) PlaceOnServer(ctx context.Context, id string, zones []string, ch
 		})
 		var noCap *domain.NoCapacityError
 		if errors.As(err, &noCap) {
-			failure = &Failure{Reason: events.ReasonNoCapacity,
+			failure = &command.Failure{Reason: events.ReasonNoCapacity,
 				Detail: fmt.Sprintf("no server of pool %s can take the session: %s", pool.Name, noCap.Error())}
 			return s.failCreation(ctx, tx, &sc, *failure)
 		}

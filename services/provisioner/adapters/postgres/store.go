@@ -20,6 +20,9 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
 )
 
 // Store reads and writes the provisioner's state.
@@ -33,6 +36,13 @@ type Store struct {
 	direct *outbox.Direct
 }
 
+// The interfaces of the use cases the Store implements.
+var (
+	_ command.SessionStore  = (*Store)(nil)
+	_ staging.Pools         = (*Store)(nil)
+	_ audit.AuditedSessions = (*Store)(nil)
+)
+
 // New returns a Store writing events as source (e.g. greenroom/provisioner).
 func New(conn *sqlx.DB, source string) *Store { return &Store{db: conn, source: source} }
 
@@ -44,101 +54,20 @@ func (s *Store) PublishOutcomesDirectly(d *outbox.Direct) *Store {
 	return s
 }
 
-// Workspace is the part of a workspaces row the provisioner uses.
-type Workspace struct {
-	ID               string         `db:"id"`
-	Name             string         `db:"name"`
-	Image            string         `db:"image"`
-	Enabled          bool           `db:"enabled"`
-	Cores            float64        `db:"cores"`
-	MemoryMB         int64          `db:"memory_mb"`
-	IncludeLabels    pq.StringArray `db:"include_labels"`
-	ExcludeLabels    pq.StringArray `db:"exclude_labels"`
-	DockerExecConfig []byte         `db:"docker_exec_config"`
-	RunConfig        []byte         `db:"run_config"`
-	Port             int            `db:"port"`
-	ReadinessPath    string         `db:"readiness_path"`
-	// HomeDirectory, PersistentProfilePath and VolumeMappings shape the
-	// container's mounts (libs/containerconfig).
-	HomeDirectory         string `db:"home_directory"`
-	PersistentProfilePath string `db:"persistent_profile_path"`
-	VolumeMappings        []byte `db:"volume_mappings"`
-	// WebFilter is the workspace's web filter policy as JSON
-	// (containerconfig.WebFilter), or nil.
-	WebFilter []byte `db:"web_filter"`
-	// Revision is the workspace's revision (bumped with every change of
-	// what shapes its containers).
-	Revision int64 `db:"revision"`
-	// AssignHook is the workspace's assign_hook (libs/containerconfig),
-	// or nil.
-	AssignHook []byte `db:"assign_hook"`
-	// ServerPoolID is set for a workspace whose sessions go to the fixed
-	// servers of a server pool instead of containers.
-	ServerPoolID sql.NullString `db:"server_pool_id"`
-}
-
-// Agent is where a session's container runs.
-type Agent struct {
-	ID             string `db:"id"`
-	Name           string `db:"name"`
-	DockerEndpoint string `db:"docker_endpoint"`
-	PublicHost     string `db:"public_host"`
-}
-
-// StagingConfig is the part of a staging config a staged session needs.
-type StagingConfig struct {
-	ID              string  `db:"id"`
-	ExpirationHours float64 `db:"expiration_hours"`
-}
-
-// SessionContext is a session with the names and settings around it.
-type SessionContext struct {
-	Session   sessions.Session
-	Workspace Workspace
-	// Zone is the name of the session's zone.
-	Zone string
-	// ZoneDomains are the zone's allow_origin_domain and
-	// upstream_auth_address, given to the container when it is made.
-	ZoneDomains ZoneDomains
-	// Agent is nil until the session is placed, and for a session on a
-	// server.
-	Agent *Agent
-	// Server is the name of the fixed server a session of a server pool
-	// was assigned to, or "".
-	Server string
-	// StagingConfig is nil for on-demand sessions.
-	StagingConfig *StagingConfig
-	// Username is empty for a staged session nobody was given yet.
-	Username string
-}
-
-// ZoneDomains are a zone's two domain settings.
-type ZoneDomains struct {
-	Name                string `db:"name"`
-	AllowOriginDomain   string `db:"allow_origin_domain"`
-	UpstreamAuthAddress string `db:"upstream_auth_address"`
-}
-
 // webFilterJSON selects the web filter policy with id col as JSON.
 func webFilterJSON(col string) string {
 	return `(SELECT row_to_json(p) FROM (SELECT name, default_allow, allowed_domains, denied_domains
 		FROM web_filter_policies WHERE id = ` + col + `) p)`
 }
 
-// RequestID is the request the session serves, or "".
-func (sc SessionContext) RequestID() string { return sc.Session.RequestID.String }
-
-// StagingConfigID is the session's staging config, or "".
-func (sc SessionContext) StagingConfigID() string { return sc.Session.StagingConfigID.String }
-
 // LoadSession loads session id with its context. sessions.ErrNotFound
 // when there is no such session.
-func (s *Store) LoadSession(ctx context.Context, id string) (SessionContext, error) {
+func (s *Store) LoadSession(ctx context.Context, id string) (command.SessionContext, error) {
 	return loadContext(ctx, s.db, id)
 }
 
-func loadContext(ctx context.Context, q sessions.Queryer, id string) (SessionContext, error) {
-	var sc SessionContext
+func loadContext(ctx context.Context, q sessions.Queryer, id string) (command.SessionContext, error) {
+	var sc command.SessionContext
 	var err error
 	if sc.Session, err = sessions.Get(ctx, q, id); err != nil {
 		return sc, err
@@ -148,19 +77,23 @@ func loadContext(ctx context.Context, q sessions.Queryer, id string) (SessionCon
 
 // completeContext loads what surrounds sc.Session, in one round trip: it
 // is on the hot path of every hand-off.
-func completeContext(ctx context.Context, q sessions.Queryer, sc *SessionContext) error {
+func completeContext(ctx context.Context, q sessions.Queryer, sc *command.SessionContext) error {
 	s := sc.Session
 	var r struct {
-		Workspace     Workspace       `db:"w"`
-		Zone          ZoneDomains     `db:"z"`
-		AgentID       sql.NullString  `db:"agent_id"`
-		AgentName     sql.NullString  `db:"agent_name"`
-		AgentEndpoint sql.NullString  `db:"agent_docker_endpoint"`
-		AgentHost     sql.NullString  `db:"agent_public_host"`
-		Server        sql.NullString  `db:"server_name"`
-		ConfigID      sql.NullString  `db:"staging_config_id"`
-		Expiration    sql.NullFloat64 `db:"expiration_hours"`
-		Username      sql.NullString  `db:"username"`
+		Workspace struct {
+			command.Workspace
+			IncludeLabels pq.StringArray `db:"include_labels"`
+			ExcludeLabels pq.StringArray `db:"exclude_labels"`
+		} `db:"w"`
+		Zone          command.ZoneDomains `db:"z"`
+		AgentID       sql.NullString      `db:"agent_id"`
+		AgentName     sql.NullString      `db:"agent_name"`
+		AgentEndpoint sql.NullString      `db:"agent_docker_endpoint"`
+		AgentHost     sql.NullString      `db:"agent_public_host"`
+		Server        sql.NullString      `db:"server_name"`
+		ConfigID      sql.NullString      `db:"staging_config_id"`
+		Expiration    sql.NullFloat64     `db:"expiration_hours"`
+		Username      sql.NullString      `db:"username"`
 	}
 	err := q.GetContext(ctx, &r, `SELECT w.id AS "w.id", w.name AS "w.name", w.image AS "w.image",
 			w.enabled AS "w.enabled", w.cores AS "w.cores", w.memory_mb AS "w.memory_mb",
@@ -189,13 +122,14 @@ func completeContext(ctx context.Context, q sessions.Queryer, sc *SessionContext
 	case err != nil:
 		return fmt.Errorf("loading the context of session %s: %w", s.ID, err)
 	}
-	sc.Workspace, sc.ZoneDomains, sc.Zone = r.Workspace, r.Zone, r.Zone.Name
+	sc.Workspace, sc.ZoneDomains, sc.Zone = r.Workspace.Workspace, r.Zone, r.Zone.Name
+	sc.Workspace.IncludeLabels, sc.Workspace.ExcludeLabels = r.Workspace.IncludeLabels, r.Workspace.ExcludeLabels
 	sc.Agent, sc.Server, sc.StagingConfig, sc.Username = nil, "", nil, r.Username.String
 	if s.AgentID.Valid {
 		if !r.AgentID.Valid {
 			return fmt.Errorf("loading agent of session %s: %w", s.ID, sql.ErrNoRows)
 		}
-		sc.Agent = &Agent{ID: r.AgentID.String, Name: r.AgentName.String, DockerEndpoint: r.AgentEndpoint.String, PublicHost: r.AgentHost.String}
+		sc.Agent = &command.Agent{ID: r.AgentID.String, Name: r.AgentName.String, DockerEndpoint: r.AgentEndpoint.String, PublicHost: r.AgentHost.String}
 	}
 	if s.ServerID.Valid {
 		if !r.Server.Valid {
@@ -207,7 +141,7 @@ func completeContext(ctx context.Context, q sessions.Queryer, sc *SessionContext
 		if !r.ConfigID.Valid {
 			return fmt.Errorf("loading staging config of session %s: %w", s.ID, sql.ErrNoRows)
 		}
-		sc.StagingConfig = &StagingConfig{ID: r.ConfigID.String, ExpirationHours: r.Expiration.Float64}
+		sc.StagingConfig = &command.StagingConfig{ID: r.ConfigID.String, ExpirationHours: r.Expiration.Float64}
 	}
 	return nil
 }
@@ -232,37 +166,18 @@ func (s *Store) emit(ctx context.Context, tx *sqlx.Tx, eventType string, data an
 	return err
 }
 
-// SessionUser is the user a session is made for, with what the user's
-// effective group says to bring into the container.
-type SessionUser struct {
-	ID            string         `db:"id"`
-	Name          string         `db:"username"`
-	SSHPublicKeys pq.StringArray `db:"ssh_public_keys"`
-	Attributes    []byte         `db:"attributes"`
-	// Group is the user's effective group (the best priority, then the
-	// name), nil when the user is in none.
-	Group *EffectiveGroup
-}
-
-// EffectiveGroup is the settings of a user's effective group that shape a
-// container.
-type EffectiveGroup struct {
-	Name                      string `db:"name"`
-	InjectSSHKeys             bool   `db:"inject_ssh_keys"`
-	ExposeUserEnvironmentVars bool   `db:"expose_user_environment_vars"`
-	RunConfig                 []byte `db:"run_config"`
-	VolumeMapping             []byte `db:"volume_mapping"`
-	// WebFilter is the group's web filter policy as JSON, or nil.
-	WebFilter []byte `db:"web_filter"`
-}
-
 // LoadSessionUser loads the user with id and their effective group.
-func (s *Store) LoadSessionUser(ctx context.Context, id string) (SessionUser, error) {
-	var u SessionUser
-	if err := s.db.GetContext(ctx, &u, `SELECT id, username, ssh_public_keys, attributes FROM users WHERE id = $1`, id); err != nil {
-		return u, fmt.Errorf("loading user %s: %w", id, err)
+func (s *Store) LoadSessionUser(ctx context.Context, id string) (command.SessionUser, error) {
+	var row struct {
+		command.SessionUser
+		SSHPublicKeys pq.StringArray `db:"ssh_public_keys"`
 	}
-	var g EffectiveGroup
+	if err := s.db.GetContext(ctx, &row, `SELECT id, username, ssh_public_keys, attributes FROM users WHERE id = $1`, id); err != nil {
+		return command.SessionUser{}, fmt.Errorf("loading user %s: %w", id, err)
+	}
+	u := row.SessionUser
+	u.SSHPublicKeys = row.SSHPublicKeys
+	var g command.EffectiveGroup
 	err := s.db.GetContext(ctx, &g, `SELECT g.name, g.inject_ssh_keys, g.expose_user_environment_vars,
 			g.run_config, g.volume_mapping, `+webFilterJSON("g.web_filter_policy_id")+` AS web_filter
 		FROM groups g JOIN user_groups ug ON ug.group_id = g.id

@@ -5,6 +5,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,9 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
 // Defaults.
@@ -44,20 +48,14 @@ type Prober struct {
 	client *http.Client
 }
 
+var _ command.ReadinessProbe = (*Prober)(nil)
+
 // New returns a Prober.
 func New(cfg Config) *Prober {
-	if cfg.Interval == 0 {
-		cfg.Interval = IntervalDefault
-	}
-	if cfg.AttemptTimeout == 0 {
-		cfg.AttemptTimeout = AttemptTimeoutDefault
-	}
-	if cfg.TCPSettle == 0 {
-		cfg.TCPSettle = TCPSettleDefault
-	}
-	if cfg.AliveCheckEvery == 0 {
-		cfg.AliveCheckEvery = AliveCheckEveryDefault
-	}
+	cfg.Interval = cmp.Or(cfg.Interval, IntervalDefault)
+	cfg.AttemptTimeout = cmp.Or(cfg.AttemptTimeout, AttemptTimeoutDefault)
+	cfg.TCPSettle = cmp.Or(cfg.TCPSettle, TCPSettleDefault)
+	cfg.AliveCheckEvery = cmp.Or(cfg.AliveCheckEvery, AliveCheckEveryDefault)
 	return &Prober{cfg: cfg, client: &http.Client{
 		Timeout: cfg.AttemptTimeout,
 		// Each attempt is a fresh connection (an idle one kept from before
@@ -70,30 +68,13 @@ func New(cfg Config) *Prober {
 	}}
 }
 
-// Target is what to probe.
-type Target struct {
-	Host string
-	Port int
-	// Path, when set, is GET and must answer 2xx or 3xx; when empty the
-	// port is probed over TCP.
-	Path string
-}
-
-func (t Target) String() string {
-	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
-	if t.Path == "" {
-		return "tcp://" + addr
-	}
-	return "http://" + addr + t.Path
-}
-
 // ErrNotReady wraps the last probe failure when ctx ends first.
 var ErrNotReady = errors.New("not ready")
 
 // WaitReady probes t every Interval until it answers, ctx ends (its
 // deadline is the readiness timeout), or alive — called every
 // AliveCheckEvery — reports the container cannot become ready.
-func (p *Prober) WaitReady(ctx context.Context, t Target, alive func(context.Context) error) error {
+func (p *Prober) WaitReady(ctx context.Context, t domain.ProbeTarget, alive func(context.Context) error) error {
 	var last error
 	lastAlive := time.Now()
 	for {
@@ -115,14 +96,14 @@ func (p *Prober) WaitReady(ctx context.Context, t Target, alive func(context.Con
 }
 
 // Once probes t one time.
-func (p *Prober) Once(ctx context.Context, t Target) error {
+func (p *Prober) Once(ctx context.Context, t domain.ProbeTarget) error {
 	if t.Path == "" {
 		return p.tcp(ctx, t)
 	}
 	return p.http(ctx, t)
 }
 
-func (p *Prober) http(ctx context.Context, t Target) error {
+func (p *Prober) http(ctx context.Context, t domain.ProbeTarget) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.String(), nil)
 	if err != nil {
 		return err
@@ -139,7 +120,7 @@ func (p *Prober) http(ctx context.Context, t Target) error {
 	return nil
 }
 
-func (p *Prober) tcp(ctx context.Context, t Target) error {
+func (p *Prober) tcp(ctx context.Context, t domain.ProbeTarget) error {
 	d := net.Dialer{Timeout: p.cfg.AttemptTimeout}
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(t.Host, strconv.Itoa(t.Port)))
 	if err != nil {

@@ -11,16 +11,18 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
-func target(t *testing.T, rawURL, path string) Target {
+func target(t *testing.T, rawURL, path string) domain.ProbeTarget {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	port, _ := strconv.Atoi(u.Port())
-	return Target{Host: u.Hostname(), Port: port, Path: path}
+	return domain.ProbeTarget{Host: u.Hostname(), Port: port, Path: path}
 }
 
 func TestHTTPProbeAcceptsOnly2xxAnd3xx(t *testing.T) {
@@ -73,7 +75,7 @@ func TestTCPProbeSeesThroughAProxyThatHangsUp(t *testing.T) {
 			}()
 		}
 	}()
-	tg := Target{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
+	tg := domain.ProbeTarget{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
 	p := New(Config{TCPSettle: 100 * time.Millisecond})
 	if err := p.Once(context.Background(), tg); err == nil {
 		t.Fatal("probe called a hang-up proxy ready")
@@ -97,7 +99,7 @@ func TestWaitReadyStopsWhenTheContainerDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	err = p.WaitReady(ctx, Target{Host: "127.0.0.1", Port: port}, func(context.Context) error { return dead })
+	err = p.WaitReady(ctx, domain.ProbeTarget{Host: "127.0.0.1", Port: port}, func(context.Context) error { return dead })
 	if !errors.Is(err, dead) {
 		t.Fatalf("WaitReady = %v, want the liveness error", err)
 	}

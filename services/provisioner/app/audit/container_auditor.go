@@ -10,10 +10,13 @@
 // answer to containers that go behind Greenroom's back: `make down`, an
 // operator's `docker rm`, an engine restart, an out-of-memory kill.
 // Without them a staged session without a container would be handed to
-// the next user, whose assign would then fail.
+// the next user, whose assign would then fail. They reach PostgreSQL and
+// the engines through AuditedSessions (store.go) and Engines (engines.go),
+// which adapters/ implements.
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,11 +28,10 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
+	"github.com/greenroom-dev/greenroom/libs/testsignal"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
-	"github.com/greenroom-dev/greenroom/services/provisioner/internal/testsignal"
 )
 
 // Defaults of ContainerAuditorConfig.
@@ -78,9 +80,7 @@ func (c *ContainerAuditorConfig) withDefaults() {
 	if c.Interval <= 0 {
 		c.Interval = ContainerAuditorIntervalDefault
 	}
-	if c.GracePeriod == 0 {
-		c.GracePeriod = ContainerAuditorGracePeriodDefault
-	}
+	c.GracePeriod = cmp.Or(c.GracePeriod, ContainerAuditorGracePeriodDefault)
 }
 
 // AuditResult counts what a pass, or the judgment of one engine event,
@@ -137,9 +137,12 @@ func (ts *ContainerAuditorTestSignals) Init() { ts.PassDone.Init() }
 // replica holds, so it is failed, announced and counted once; and one
 // replica at a time reaps an endpoint's orphans, under an advisory lock.
 type ContainerAuditor struct {
+	// Loop runs a pass at once, then one every Interval (startstop:
+	// Start, Stop).
+	*startstop.Loop
 	cfg     ContainerAuditorConfig
-	store   *postgres.Store
-	engines *docker.Engines
+	store   AuditedSessions
+	engines Engines
 	metrics *command.Metrics
 	orphans prometheus.Counter
 	pools   command.PoolTrigger
@@ -154,7 +157,7 @@ type ContainerAuditor struct {
 // pools is told the staging config of each staged session failed, so that
 // its pool is refilled at once. Its own metrics are registered on reg
 // (none when nil).
-func NewContainerAuditor(cfg ContainerAuditorConfig, store *postgres.Store, engines *docker.Engines,
+func NewContainerAuditor(cfg ContainerAuditorConfig, store AuditedSessions, engines Engines,
 	metrics *command.Metrics, reg prometheus.Registerer, log *zap.Logger, pools command.PoolTrigger) *ContainerAuditor {
 	cfg.withDefaults()
 	if pools == nil {
@@ -167,26 +170,18 @@ func NewContainerAuditor(cfg ContainerAuditorConfig, store *postgres.Store, engi
 	if reg != nil {
 		reg.MustRegister(orphans)
 	}
-	return &ContainerAuditor{cfg: cfg, store: store, engines: engines, metrics: metrics, orphans: orphans,
+	a := &ContainerAuditor{cfg: cfg, store: store, engines: engines, metrics: metrics, orphans: orphans,
 		pools: pools, log: log.Named("container_auditor")}
+	a.Loop = startstop.NewLoop(startstop.LoopConfig{Interval: cfg.Interval, Pass: a.pass})
+	return a
 }
 
-// Start runs a pass at once, then one every Interval, until ctx is done.
-func (a *ContainerAuditor) Start(ctx context.Context) {
-	ticker := time.NewTicker(a.cfg.Interval)
-	defer ticker.Stop()
-	for {
-		res, err := a.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			a.log.Warn("container audit pass failed", zap.Error(err))
-		}
-		a.TestSignals.PassDone.Signal(res)
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+func (a *ContainerAuditor) pass(ctx context.Context) {
+	res, err := a.RunOnce(ctx)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("container audit pass failed", zap.Error(err))
 	}
+	a.TestSignals.PassDone.Signal(res)
 }
 
 // RunOnce audits every watched agent's Docker endpoint once (enabled, or
@@ -235,7 +230,7 @@ type endpoint struct {
 	ids     []string // agent ids
 }
 
-func byEndpoint(agents []postgres.Agent) []*endpoint {
+func byEndpoint(agents []command.Agent) []*endpoint {
 	var out []*endpoint
 	index := map[string]*endpoint{}
 	for _, ag := range agents {
@@ -273,7 +268,7 @@ func (a *ContainerAuditor) failSessionsWithoutContainer(ctx context.Context, ep 
 	// Sessions first, containers second: every session judged had its
 	// container recorded before the list was taken, so a container made
 	// meanwhile can never be the one found missing.
-	candidates, err := a.store.ListContainerAuditCandidates(ctx, postgres.ListContainerAuditCandidatesParams{
+	candidates, err := a.store.ListContainerAuditCandidates(ctx, ListContainerAuditCandidatesParams{
 		AgentIDs: ep.ids, GracePeriod: a.cfg.GracePeriod,
 	})
 	if err != nil {
@@ -283,7 +278,7 @@ func (a *ContainerAuditor) failSessionsWithoutContainer(ctx context.Context, ep 
 		return res, nil
 	}
 	eng, err := a.engines.For(ep.address)
-	var list []docker.Container
+	var list []domain.Container
 	if err == nil {
 		// Every managed container, not only those carrying OrphanLabels:
 		// one made before those labels were set must not be taken for
@@ -295,7 +290,7 @@ func (a *ContainerAuditor) failSessionsWithoutContainer(ctx context.Context, ep 
 		return res, fmt.Errorf("error auditing containers on %s; its %d sessions were not checked: %w", ep.address, len(candidates), err)
 	}
 	res.Endpoints = 1
-	listed := make(map[string]docker.Container, len(list))
+	listed := make(map[string]domain.Container, len(list))
 	for _, c := range list {
 		listed[c.ID] = c
 	}
@@ -374,13 +369,13 @@ func judged(st sessions.Status) bool {
 // between leaves a dead container of a failed session, which the orphan
 // collector removes, never a session without a container. noticedBy says
 // how the loss was noticed, for the log.
-func (a *ContainerAuditor) failSession(ctx context.Context, eng *docker.Engine, c postgres.ContainerAuditCandidate,
+func (a *ContainerAuditor) failSession(ctx context.Context, eng Engine, c ContainerAuditCandidate,
 	verdict domain.ContainerVerdict, noticedBy string, res *AuditResult) error {
-	sc, failed, err := a.store.FailContainerGone(ctx, postgres.FailContainerGoneParams{
+	sc, failed, err := a.store.FailContainerGone(ctx, FailContainerGoneParams{
 		Candidate: c,
-		Failure: postgres.Failure{Reason: events.ReasonContainerGone, Observed: verdict.Seen,
+		Failure: command.Failure{Reason: events.ReasonContainerGone, Observed: verdict.Seen,
 			Detail: fmt.Sprintf("container %s of the %s session on agent %s: %s",
-				docker.ShortID(c.ContainerID), c.Status, c.AgentName, verdict.Seen)},
+				domain.ShortID(c.ContainerID), c.Status, c.AgentName, verdict.Seen)},
 	})
 	if err != nil {
 		return err
@@ -392,7 +387,7 @@ func (a *ContainerAuditor) failSession(ctx context.Context, eng *docker.Engine, 
 	res.Failed++
 	a.metrics.SessionFailed(events.ReasonContainerGone, c.Status)
 	log := a.log.With(zap.String("session_id", c.SessionID), zap.String("status", string(c.Status)),
-		zap.String("agent", c.AgentName), zap.String("container_id", docker.ShortID(c.ContainerID)))
+		zap.String("agent", c.AgentName), zap.String("container_id", domain.ShortID(c.ContainerID)))
 	if rid := sc.RequestID(); rid != "" {
 		log = log.With(zap.String("request_id", rid))
 	}
@@ -419,9 +414,9 @@ func (a *ContainerAuditor) failSession(ctx context.Context, eng *docker.Engine, 
 // replica at a time does it.
 func (a *ContainerAuditor) reapOrphans(ctx context.Context, address string) (AuditResult, error) {
 	var res AuditResult
-	err := a.store.ReapOrphans(ctx, postgres.ReapOrphansParams{Endpoint: address}, func(ctx context.Context) error {
+	err := a.store.ReapOrphans(ctx, ReapOrphansParams{Endpoint: address}, func(ctx context.Context) error {
 		eng, err := a.engines.For(address)
-		var list []docker.Container
+		var list []domain.Container
 		if err == nil {
 			labels := maps.Clone(a.cfg.OrphanLabels)
 			if labels == nil {
@@ -465,19 +460,19 @@ func (a *ContainerAuditor) reapOrphans(ctx context.Context, address string) (Aud
 				continue
 			}
 			if err := eng.Remove(ctx, c.ID); err != nil {
-				errs = append(errs, fmt.Errorf("error removing orphan container %s on %s: %w", docker.ShortID(c.ID), address, err))
+				errs = append(errs, fmt.Errorf("error removing orphan container %s on %s: %w", domain.ShortID(c.ID), address, err))
 				continue
 			}
 			res.OrphansRemoved++
 			a.orphans.Inc()
 			a.metrics.ContainersRemoved.Inc()
-			a.log.Info("orphan container removed", zap.String("container_id", docker.ShortID(c.ID)),
+			a.log.Info("orphan container removed", zap.String("container_id", domain.ShortID(c.ID)),
 				zap.String("session_id", id), zap.String("why", verdict.Why), zap.String("endpoint", address),
 				zap.Duration("age", now.Sub(c.Created).Round(time.Second)))
 		}
 		return errors.Join(errs...)
 	})
-	if errors.Is(err, postgres.ErrOrphanReapHeld) {
+	if errors.Is(err, ErrOrphanReapHeld) {
 		res.ReapHeld = 1
 		return res, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/dbtest"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
@@ -58,7 +59,7 @@ func newAuditor(t *testing.T, conn *sqlx.DB, cfg audit.ContainerAuditorConfig) *
 	engines := docker.NewEngines()
 	t.Cleanup(engines.Close)
 	reg := prometheus.NewRegistry()
-	return audit.NewContainerAuditor(cfg, postgres.New(conn, "greenroom/provisioner"), engines,
+	return audit.NewContainerAuditor(cfg, postgres.New(conn, "greenroom/provisioner"), engines.AsAuditEngines(),
 		command.NewMetrics(reg), reg, zaptest.NewLogger(t), nil)
 }
 
@@ -85,10 +86,7 @@ func TestStartAuditsAtOnce(t *testing.T) {
 	w := newWorld(t, "tcp://127.0.0.1:1")
 	a := newAuditor(t, w.conn, audit.ContainerAuditorConfig{Interval: time.Hour, GracePeriod: -1})
 	a.TestSignals.Init()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { a.Start(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	apptest.Start(t, a)
 
 	if res := a.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Unreachable != 1 {
 		t.Errorf("first pass %+v, want the agent's endpoint tried", res)

@@ -11,10 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
+	"github.com/greenroom-dev/greenroom/libs/testsignal"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
-	"github.com/greenroom-dev/greenroom/services/provisioner/internal/testsignal"
 )
 
 // Defaults of EngineWatcherConfig.
@@ -142,14 +141,22 @@ func (ts *EngineWatcherTestSignals) Init() {
 // Each replica watches every engine: every replica sees every event, and
 // the first to fail the session wins (the others find it failed).
 type EngineWatcher struct {
+	// Loop reads the watched agents at once, then every AgentsInterval
+	// and on Trigger: call it when an agent was added, enabled, disabled
+	// or moved (startstop: Start, Stop).
+	*startstop.Loop
 	cfg     EngineWatcherConfig
-	store   *postgres.Store
-	engines *docker.Engines
+	store   WatchedAgents
+	engines Engines
 	auditor *ContainerAuditor
 	log     *zap.Logger
 	metrics *watcherMetrics
-	wake    chan struct{}
 	jitter  func() float64
+
+	// watching are the endpoints watched now, each with what stops its
+	// stream; streams is their goroutines. Only the loop touches them.
+	watching map[string]context.CancelFunc
+	streams  sync.WaitGroup
 
 	// TestSignals fire as streams open and events are judged; tests wait
 	// on them instead of sleeping. Call TestSignals.Init to enable them.
@@ -158,56 +165,44 @@ type EngineWatcher struct {
 
 // NewEngineWatcher returns an EngineWatcher judging events with auditor;
 // call Start to run it. Its metrics are registered on reg (none when nil).
-func NewEngineWatcher(cfg EngineWatcherConfig, store *postgres.Store, engines *docker.Engines,
+func NewEngineWatcher(cfg EngineWatcherConfig, store WatchedAgents, engines Engines,
 	auditor *ContainerAuditor, reg prometheus.Registerer, log *zap.Logger) *EngineWatcher {
 	cfg.withDefaults()
-	return &EngineWatcher{cfg: cfg, store: store, engines: engines, auditor: auditor,
+	w := &EngineWatcher{cfg: cfg, store: store, engines: engines, auditor: auditor,
 		log: log.Named("engine_watcher"), metrics: newWatcherMetrics(reg),
-		wake: make(chan struct{}, 1), jitter: rand.Float64}
+		jitter: rand.Float64, watching: map[string]context.CancelFunc{}}
+	w.Loop = startstop.NewLoop(startstop.LoopConfig{Interval: cfg.AgentsInterval, Pass: w.pass, Stopping: w.stopWatching})
+	return w
 }
 
-// Trigger asks for the watched agents to be read again soon (an agent was
-// added, enabled, disabled or moved). It never blocks; triggers coalesce.
-func (w *EngineWatcher) Trigger() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-// Start watches the engines of the watched agents until ctx is done,
-// reading the agents at once, then every AgentsInterval and on Trigger.
-// A disabled watcher returns at once.
-func (w *EngineWatcher) Start(ctx context.Context) {
+// Start watches the engines of the watched agents until ctx is done or
+// Stop. A disabled watcher does not start.
+func (w *EngineWatcher) Start(ctx context.Context) error {
 	if w.cfg.Disabled {
-		return
+		return nil
 	}
-	var wg sync.WaitGroup
-	watching := map[string]context.CancelFunc{}
-	defer func() {
-		for _, stop := range watching {
-			stop()
-		}
-		wg.Wait()
-	}()
-	ticker := time.NewTicker(w.cfg.AgentsInterval)
-	defer ticker.Stop()
-	for {
-		if err := w.syncEndpoints(ctx, watching, &wg); err != nil && ctx.Err() == nil {
-			w.log.Warn("could not read the agents whose engines to watch", zap.Error(err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		case <-w.wake:
-		}
+	return w.Loop.Start(ctx)
+}
+
+func (w *EngineWatcher) pass(ctx context.Context) {
+	if err := w.syncEndpoints(ctx); err != nil && ctx.Err() == nil {
+		w.log.Warn("could not read the agents whose engines to watch", zap.Error(err))
 	}
+}
+
+// stopWatching stops every stream and waits for them.
+func (w *EngineWatcher) stopWatching() {
+	for address, stop := range w.watching {
+		stop()
+		delete(w.watching, address)
+	}
+	w.streams.Wait()
 }
 
 // syncEndpoints starts watching the endpoints of watched agents not
 // watched yet and stops watching those no watched agent uses.
-func (w *EngineWatcher) syncEndpoints(ctx context.Context, watching map[string]context.CancelFunc, wg *sync.WaitGroup) error {
+func (w *EngineWatcher) syncEndpoints(ctx context.Context) error {
+	watching := w.watching
 	agents, err := w.store.ListWatchedAgents(ctx)
 	if err != nil {
 		return err
@@ -229,7 +224,7 @@ func (w *EngineWatcher) syncEndpoints(ctx context.Context, watching map[string]c
 		}
 		wctx, stop := context.WithCancel(ctx)
 		watching[address] = stop
-		wg.Go(func() { w.watch(wctx, address) })
+		w.streams.Go(func() { w.watch(wctx, address) })
 	}
 	now := make([]string, 0, len(watching))
 	for address := range watching {
@@ -293,7 +288,7 @@ func (w *EngineWatcher) stream(ctx context.Context, address string, since *time.
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opened := time.Now()
-	evs, errs := eng.ContainerEvents(sctx, docker.ContainerEventsOptions{
+	evs, errs := eng.ContainerEvents(sctx, ContainerEventsOptions{
 		Actions: watchedActions, Labels: map[string]string{domain.LabelManaged: "true"}, Since: *since,
 	})
 	// This subscription replayed everything since *since; the next one
@@ -332,7 +327,7 @@ func (w *EngineWatcher) stream(ctx context.Context, address string, since *time.
 
 // judge acts on one container event; replayed says it happened before
 // the stream opened (the engine replays the last resumeMargin).
-func (w *EngineWatcher) judge(ctx context.Context, address string, ev docker.ContainerEvent, oom map[string]bool, replayed bool) {
+func (w *EngineWatcher) judge(ctx context.Context, address string, ev ContainerEvent, oom map[string]bool, replayed bool) {
 	w.metrics.events.WithLabelValues(ev.Action).Inc()
 	if ev.Action == domain.ContainerOOM {
 		if len(oom) > 1000 { // "die" never came for them; keep the map small
@@ -359,7 +354,7 @@ func (w *EngineWatcher) judge(ctx context.Context, address string, ev docker.Con
 	res, err := w.auditor.ContainerGone(ctx, address, sessionID, ev.ContainerID, verdict)
 	if err != nil && ctx.Err() == nil {
 		w.log.Warn("could not act on a container event; the next audit pass will", zap.String("endpoint", address),
-			zap.String("action", ev.Action), zap.String("container_id", docker.ShortID(ev.ContainerID)),
+			zap.String("action", ev.Action), zap.String("container_id", domain.ShortID(ev.ContainerID)),
 			zap.String("session_id", sessionID), zap.Error(err))
 	}
 	w.TestSignals.EventJudged.Signal(EngineEvent{Endpoint: address, Action: ev.Action, ContainerID: ev.ContainerID,
@@ -374,7 +369,7 @@ func (w *EngineWatcher) removedSince(ctx context.Context, address, id string) bo
 		return false
 	}
 	_, err = eng.Inspect(ctx, id)
-	return errors.Is(err, docker.ErrNotFound)
+	return errors.Is(err, domain.ErrContainerNotFound)
 }
 
 // reconnectDelay is the wait before reconnection attempt n (0 is the

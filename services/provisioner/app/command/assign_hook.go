@@ -14,8 +14,6 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
@@ -51,8 +49,8 @@ func newHookClient() *http.Client {
 // assign_failed — unless the container is gone, which is container_gone
 // as for the exec. The secret goes in the Authorization header only; it
 // is never logged, and no failure detail quotes the request.
-func (p *Provisioner) callAssignHook(ctx context.Context, sc postgres.SessionContext, hook containerconfig.AssignHook,
-	execCfg domain.ExecConfig, t domain.Tokens) (time.Duration, *postgres.Failure) {
+func (p *Provisioner) callAssignHook(ctx context.Context, sc SessionContext, hook containerconfig.AssignHook,
+	execCfg domain.ExecConfig, t domain.Tokens) (time.Duration, *Failure) {
 	body := containerconfig.AssignRequest{SessionID: sc.Session.ID, User: t.Username, UserID: t.UserID,
 		Permissions: sc.Session.PermissionsJSON}
 	if execCfg.Assign != nil {
@@ -98,9 +96,9 @@ func (p *Provisioner) callAssignHook(ctx context.Context, sc postgres.SessionCon
 		return took, nil
 	}
 	if seen, gone := p.containerState(ctx, sc); gone {
-		return took, &postgres.Failure{Reason: events.ReasonContainerGone, Observed: seen,
+		return took, &Failure{Reason: events.ReasonContainerGone, Observed: seen,
 			Detail: fmt.Sprintf("container %s of the assigning session on agent %s: %s; its assign hook could not answer",
-				docker.ShortID(sc.Session.ContainerID), sc.Agent.Name, seen)}
+				domain.ShortID(sc.Session.ContainerID), sc.Agent.Name, seen)}
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(hctx.Err(), context.DeadlineExceeded):
@@ -118,7 +116,7 @@ func (p *Provisioner) callAssignHook(ctx context.Context, sc postgres.SessionCon
 // the end so the connection stays alive in the client's pool. A workspace
 // without a readiness path is not warmed: its hand-off opens the
 // connection. A failure only costs the hand-off that dial.
-func (p *Provisioner) warmAssignHook(ctx context.Context, ws postgres.Workspace, host string, hostPort int) {
+func (p *Provisioner) warmAssignHook(ctx context.Context, ws Workspace, host string, hostPort int) {
 	if ws.ReadinessPath == "" || len(ws.AssignHook) == 0 {
 		return
 	}
@@ -142,7 +140,7 @@ func (p *Provisioner) warmAssignHook(ctx context.Context, ws postgres.Workspace,
 // containerState says whether the session's container is gone (missing,
 // or no longer running) and what was seen; an engine that does not answer
 // says nothing.
-func (p *Provisioner) containerState(ctx context.Context, sc postgres.SessionContext) (string, bool) {
+func (p *Provisioner) containerState(ctx context.Context, sc SessionContext) (string, bool) {
 	eng, err := p.engines.For(sc.Agent.DockerEndpoint)
 	if err != nil {
 		return "", false

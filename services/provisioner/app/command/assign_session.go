@@ -10,8 +10,6 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
@@ -82,9 +80,9 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 		cancel()
 		p.metrics.AssignExecSeconds.Observe(took.Seconds())
 		if seen, gone := containerGone(ctx, eng, sc.Session.ContainerID, err); gone {
-			return p.failAssign(ctx, sc, postgres.Failure{Reason: events.ReasonContainerGone, Observed: seen,
+			return p.failAssign(ctx, sc, Failure{Reason: events.ReasonContainerGone, Observed: seen,
 				Detail: fmt.Sprintf("container %s of the assigning session on agent %s: %s; the assign command could not run",
-					docker.ShortID(sc.Session.ContainerID), sc.Agent.Name, seen)}, log)
+					domain.ShortID(sc.Session.ContainerID), sc.Agent.Name, seen)}, log)
 		}
 		if err != nil {
 			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("assign command %q: %v", spec.Cmd, err)), log)
@@ -118,19 +116,19 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 	return nil
 }
 
-func assignFailed(detail string) postgres.Failure {
-	return postgres.Failure{Reason: events.ReasonAssignFailed, Detail: detail}
+func assignFailed(detail string) Failure {
+	return Failure{Reason: events.ReasonAssignFailed, Detail: detail}
 }
 
 // containerGone tells, from the error of the assign exec, whether the
 // container no longer exists or no longer runs, and what was seen. Only
 // then is it worth an inspect, for the exit code.
-func containerGone(ctx context.Context, eng *docker.Engine, id string, execErr error) (string, bool) {
+func containerGone(ctx context.Context, eng Engine, id string, execErr error) (string, bool) {
 	switch {
-	case errors.Is(execErr, docker.ErrNotFound):
+	case errors.Is(execErr, domain.ErrContainerNotFound):
 		v := domain.JudgeContainer(domain.ContainerSighting{})
 		return v.Seen, v.Gone
-	case errors.Is(execErr, docker.ErrNotRunning):
+	case errors.Is(execErr, domain.ErrContainerNotRunning):
 		seen, gone, err := judgeContainerOf(ctx, eng, id)
 		if err != nil {
 			return "not running", true
@@ -143,11 +141,11 @@ func containerGone(ctx context.Context, eng *docker.Engine, id string, execErr e
 // judgeContainerOf inspects container id and says, as the container audit
 // would, whether it is gone (missing, or no longer running) and what was
 // seen; err when the engine did not answer.
-func judgeContainerOf(ctx context.Context, eng *docker.Engine, id string) (string, bool, error) {
+func judgeContainerOf(ctx context.Context, eng Engine, id string) (string, bool, error) {
 	var sighting domain.ContainerSighting
 	c, err := eng.Inspect(ctx, id)
 	switch {
-	case errors.Is(err, docker.ErrNotFound):
+	case errors.Is(err, domain.ErrContainerNotFound):
 	case err != nil:
 		return "", false, err
 	default:
@@ -160,7 +158,7 @@ func judgeContainerOf(ctx context.Context, eng *docker.Engine, id string) (strin
 // failAssign fails a session whose assignment failed (f.Reason is
 // assign_failed or container_gone), announcing session.failed to the
 // requester, and removes its container.
-func (p *Provisioner) failAssign(ctx context.Context, sc postgres.SessionContext, f postgres.Failure, log *zap.Logger) error {
+func (p *Provisioner) failAssign(ctx context.Context, sc SessionContext, f Failure, log *zap.Logger) error {
 	err := p.store.FailSession(ctx, &sc, sessions.Assigning, f)
 	if errors.Is(err, sessions.ErrStale) {
 		p.abandon(ctx, sc, err, log)
@@ -180,7 +178,7 @@ func (p *Provisioner) failAssign(ctx context.Context, sc postgres.SessionContext
 // one, provisioning for an on-demand one), and records that it ran, so a
 // redelivery never runs it again. It returns why it failed, "" when it ran
 // or there is none to run.
-func (p *Provisioner) firstLaunch(ctx context.Context, eng *docker.Engine, sc *postgres.SessionContext, in sessions.Status, log *zap.Logger) string {
+func (p *Provisioner) firstLaunch(ctx context.Context, eng Engine, sc *SessionContext, in sessions.Status, log *zap.Logger) string {
 	if sc.Session.FirstLaunchAt.Valid {
 		return ""
 	}

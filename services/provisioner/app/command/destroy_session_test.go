@@ -128,15 +128,14 @@ func newDestroyEnv(t *testing.T) *destroyEnv {
 	store := postgres.New(deps.DB, deps.Source())
 	engines := docker.NewEngines()
 	t.Cleanup(engines.Close)
-	prov := command.New(command.Config{}, store, engines, probe.New(probe.Config{}),
+	prov := command.New(command.Config{}, store, engines.AsCommandEngines(), probe.New(probe.Config{}),
 		command.NewMetrics(prometheus.NewRegistry()), deps.Log, command.Pools{})
-	consumer, err := bus.NewConsumer(e.ctx, deps.JS, deps.Validator, deps.Log, bus.Config{Source: deps.Source()}, prov, func(string) {})
+	consumer, err := bus.NewConsumer(deps.JS, deps.Validator, deps.Log, bus.Config{Source: deps.Source()}, prov, func(string) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apptest.Run(t, consumer.Run)
-	relay := deps.NewRelay()
-	apptest.Run(t, func(ctx context.Context) error { relay.Start(ctx); return nil })
+	apptest.Start(t, consumer)
+	apptest.Start(t, deps.NewRelay())
 	return e
 }
 

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
@@ -20,10 +19,10 @@ import (
 // workspace's). A staged container has no user yet: it gets the
 // workspace's settings that need none, which are the only ones a staged
 // session may have (rule 4); the user's own arrive on demand.
-func applySettings(c *domain.SessionContainer, sc postgres.SessionContext, u *postgres.SessionUser) error {
+func applySettings(c *domain.SessionContainer, sc SessionContext, u *SessionUser) error {
 	ws := sc.Workspace
 	t := containerconfig.Tokens{Workspace: ws.Name, SessionID: sc.Session.ID}
-	var g *postgres.EffectiveGroup
+	var g *EffectiveGroup
 	if u != nil {
 		t.Username, t.UserID = u.Name, u.ID
 		c.User = &domain.SessionUser{Name: u.Name, ID: u.ID}

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
@@ -20,10 +19,10 @@ import (
 // timeout, outside any transaction; PlaceOnServer then picks, under
 // locks, the reachable server with the fewest sessions and moves the
 // session to running (session.ready), or fails it with the reason.
-func (p *Provisioner) provisionOnServer(ctx context.Context, req events.ProvisionRequested, targets []postgres.ServerTarget, log *zap.Logger) error {
+func (p *Provisioner) provisionOnServer(ctx context.Context, req events.ProvisionRequested, targets []ServerTarget, log *zap.Logger) error {
 	checked := p.reach(ctx, targets)
 	sc, failure, err := p.store.PlaceOnServer(ctx, req.SessionID, req.Zones, checked)
-	if errors.Is(err, postgres.ErrNotProvisioning) {
+	if errors.Is(err, ErrNotProvisioning) {
 		log.Debug("session no longer provisioning; nothing to do", zap.String("status", string(sc.Session.Status)))
 		return nil
 	}
@@ -41,7 +40,7 @@ func (p *Provisioner) provisionOnServer(ctx context.Context, req events.Provisio
 
 // reach checks every target at once and maps its id to why it could not
 // be reached, "" when it could.
-func (p *Provisioner) reach(ctx context.Context, targets []postgres.ServerTarget) map[string]string {
+func (p *Provisioner) reach(ctx context.Context, targets []ServerTarget) map[string]string {
 	checked := make(map[string]string, len(targets))
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -12,9 +12,6 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
@@ -46,7 +43,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 		return p.provisionOnServer(ctx, req, targets, log)
 	}
 	sc, failure, err := p.store.PlaceSession(ctx, req.SessionID, req.Zones)
-	if errors.Is(err, postgres.ErrNotProvisioning) {
+	if errors.Is(err, ErrNotProvisioning) {
 		log.Debug("session no longer provisioning; nothing to do", zap.String("status", string(sc.Session.Status)))
 		if sc.Session.Status.Terminal() {
 			p.removeContainers(ctx, sc, log) // left by an attempt that was interrupted
@@ -69,7 +66,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	// The user an on-demand container is made for, with their effective
 	// group: a database that does not answer now is retried (redelivery),
 	// the placement stands.
-	var user *postgres.SessionUser
+	var user *SessionUser
 	if sc.Session.UserID.Valid {
 		u, err := p.store.LoadSessionUser(ctx, sc.Session.UserID.String)
 		if err != nil {
@@ -79,7 +76,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	}
 	createStart := p.now()
 	c, err := p.startContainer(ctx, eng, sc, user)
-	if errors.Is(err, docker.ErrNameInUse) {
+	if errors.Is(err, domain.ErrContainerNameInUse) {
 		// Another delivery of this request is making the container right
 		// now; retry later, when it has either finished or given up.
 		return fmt.Errorf("provisioning session %s: %w", sc.Session.ID, err)
@@ -112,7 +109,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 
 	readyStart := p.now()
 	rctx, cancel := context.WithTimeout(ctx, p.cfg.ReadinessTimeout)
-	err = p.prober.WaitReady(rctx, probe.Target{Host: host, Port: hostPort, Path: sc.Workspace.ReadinessPath}, containerAlive(eng, c.ID))
+	err = p.prober.WaitReady(rctx, domain.ProbeTarget{Host: host, Port: hostPort, Path: sc.Workspace.ReadinessPath}, containerAlive(eng, c.ID))
 	cancel()
 	if err != nil {
 		return p.failProvisioning(ctx, sc, fmt.Sprintf("container %s on agent %s did not become ready within %s: %v",
@@ -146,10 +143,10 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 
 // startContainer returns the running container of sc, creating and
 // starting it unless an earlier delivery already did.
-func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc postgres.SessionContext, user *postgres.SessionUser) (docker.Container, error) {
+func (p *Provisioner) startContainer(ctx context.Context, eng Engine, sc SessionContext, user *SessionUser) (domain.Container, error) {
 	existing, err := eng.SessionContainers(ctx, sc.Session.ID)
 	if err != nil {
-		return docker.Container{}, err
+		return domain.Container{}, err
 	}
 	for _, c := range existing {
 		if c.Running {
@@ -157,12 +154,12 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 		}
 		// Created but never started, or exited: start afresh.
 		if err := eng.Remove(ctx, c.ID); err != nil {
-			return docker.Container{}, err
+			return domain.Container{}, err
 		}
 	}
 	perms, err := sc.Session.Permissions()
 	if err != nil {
-		return docker.Container{}, fmt.Errorf("permissions of session %s: %w", sc.Session.ID, err)
+		return domain.Container{}, fmt.Errorf("permissions of session %s: %w", sc.Session.ID, err)
 	}
 	c := domain.SessionContainer{
 		SessionID: sc.Session.ID, StagingConfigID: sc.StagingConfigID(),
@@ -174,7 +171,7 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 		DockerEndpoint: sc.Agent.DockerEndpoint, ExtraLabels: p.cfg.ExtraLabels,
 	}
 	if err := applySettings(&c, sc, user); err != nil {
-		return docker.Container{}, fmt.Errorf("%w: %v", errSettings, err)
+		return domain.Container{}, fmt.Errorf("%w: %v", errSettings, err)
 	}
 	if sc.Session.Origin == sessions.OriginStaged {
 		// The container's own secret for its assign hook, stored before
@@ -183,10 +180,10 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 		if sc.Session.AssignSecret == "" {
 			secret, err := newSecret()
 			if err != nil {
-				return docker.Container{}, err
+				return domain.Container{}, err
 			}
 			if err := p.store.SetAssignSecret(ctx, &sc, secret); err != nil {
-				return docker.Container{}, err
+				return domain.Container{}, err
 			}
 		}
 		c.AssignSecret = sc.Session.AssignSecret.Reveal()
@@ -194,18 +191,18 @@ func (p *Provisioner) startContainer(ctx context.Context, eng *docker.Engine, sc
 	spec := domain.BuildContainerSpec(c)
 	id, err := eng.Create(ctx, spec)
 	if cerrdefs.IsNotFound(err) {
-		return docker.Container{}, fmt.Errorf("%w: %s: %v", errImageMissing, spec.Image, err)
+		return domain.Container{}, fmt.Errorf("%w: %s: %v", errImageMissing, spec.Image, err)
 	}
 	if err != nil {
-		return docker.Container{}, err
+		return domain.Container{}, err
 	}
 	for _, u := range spec.Uploads {
 		if err := eng.Upload(ctx, id, u); err != nil {
-			return docker.Container{}, err
+			return domain.Container{}, err
 		}
 	}
 	if err := eng.Start(ctx, id); err != nil {
-		return docker.Container{}, err
+		return domain.Container{}, err
 	}
 	return eng.Inspect(ctx, id)
 }
@@ -232,11 +229,11 @@ var errImageMissing = errors.New("image missing")
 
 // containerAlive tells the prober to give up once the container has
 // exited or is gone: it will never answer.
-func containerAlive(eng *docker.Engine, id string) func(context.Context) error {
+func containerAlive(eng Engine, id string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		c, err := eng.Inspect(ctx, id)
 		switch {
-		case errors.Is(err, docker.ErrNotFound):
+		case errors.Is(err, domain.ErrContainerNotFound):
 			return errors.New("container was removed")
 		case err != nil:
 			return nil // the engine hiccuped; keep probing until the timeout
@@ -254,8 +251,8 @@ func containerAlive(eng *docker.Engine, id string) func(context.Context) error {
 // the orphan collector) removes, never a container of a session still
 // provisioning that nobody will take care of. A session that moved on
 // meanwhile is handled by abandon.
-func (p *Provisioner) failProvisioning(ctx context.Context, sc postgres.SessionContext, detail string, log *zap.Logger) error {
-	err := p.store.FailCreation(ctx, &sc, postgres.Failure{Reason: events.ReasonProvisioningFailed, Detail: detail, Observed: detail})
+func (p *Provisioner) failProvisioning(ctx context.Context, sc SessionContext, detail string, log *zap.Logger) error {
+	err := p.store.FailCreation(ctx, &sc, Failure{Reason: events.ReasonProvisioningFailed, Detail: detail, Observed: detail})
 	if errors.Is(err, sessions.ErrStale) {
 		p.abandon(ctx, sc, err, log)
 		return nil
@@ -273,7 +270,7 @@ func (p *Provisioner) failProvisioning(ctx context.Context, sc postgres.SessionC
 // failureLog is how a failed creation is logged: a warning for a user's
 // session; for a staged one, information only, since its pool warns once
 // per cause however often its creations fail (app/staging).
-func failureLog(log *zap.Logger, sc postgres.SessionContext) func(string, ...zap.Field) {
+func failureLog(log *zap.Logger, sc SessionContext) func(string, ...zap.Field) {
 	if sc.StagingConfigID() != "" {
 		return log.Info
 	}

@@ -4,6 +4,11 @@
 // session (destroy_session.go). Each is idempotent: a redelivered event
 // never makes a second container for a session nor announces a second
 // outcome, because every outcome is a conditional status transition.
+//
+// The use cases act through the interfaces this package declares, each
+// listing only what they call: SessionStore (sessions.go) for placements
+// and lifecycle transitions, Engines (engines.go) for Docker and
+// ReadinessProbe for the readiness probe. adapters/ implements them.
 package command
 
 import (
@@ -16,9 +21,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
 )
 
 // Defaults of Config.
@@ -55,9 +57,9 @@ type Pools struct {
 // Provisioner carries out the provisioner's use cases.
 type Provisioner struct {
 	cfg     Config
-	store   *postgres.Store
-	engines *docker.Engines
-	prober  *probe.Prober
+	store   SessionStore
+	engines Engines
+	prober  ReadinessProbe
 	metrics *Metrics
 	log     *zap.Logger
 	pools   PoolTrigger
@@ -69,7 +71,7 @@ type Provisioner struct {
 
 // New returns a Provisioner. pools is told whenever a staging pool lost or
 // gained a session, so that it is refilled.
-func New(cfg Config, store *postgres.Store, engines *docker.Engines, prober *probe.Prober, metrics *Metrics, log *zap.Logger, pools Pools) *Provisioner {
+func New(cfg Config, store SessionStore, engines Engines, prober ReadinessProbe, metrics *Metrics, log *zap.Logger, pools Pools) *Provisioner {
 	if cfg.ReadinessTimeout == 0 {
 		cfg.ReadinessTimeout = ReadinessTimeoutDefault
 	}
@@ -87,7 +89,7 @@ func New(cfg Config, store *postgres.Store, engines *docker.Engines, prober *pro
 }
 
 // poolChanged triggers the reconcile of sc's staging config, if it has one.
-func (p *Provisioner) poolChanged(sc postgres.SessionContext) {
+func (p *Provisioner) poolChanged(sc SessionContext) {
 	if id := sc.StagingConfigID(); id != "" {
 		p.pools(id)
 	}
@@ -95,7 +97,7 @@ func (p *Provisioner) poolChanged(sc postgres.SessionContext) {
 
 // placementFailed reports a session its placement failed (the store has
 // failed it and emitted session.failed) and has its pool, if any, refilled.
-func (p *Provisioner) placementFailed(sc postgres.SessionContext, f postgres.Failure, log *zap.Logger) {
+func (p *Provisioner) placementFailed(sc SessionContext, f Failure, log *zap.Logger) {
 	p.metrics.Failures.WithLabelValues(f.Reason).Inc()
 	failureLog(log, sc)("session failed", zap.String("reason", f.Reason), zap.String("detail", f.Detail))
 	p.poolChanged(sc)
@@ -103,7 +105,7 @@ func (p *Provisioner) placementFailed(sc postgres.SessionContext, f postgres.Fai
 
 // removeContainers removes whatever container session sc has on its agent,
 // logging rather than failing: the orphan collector is the safety net.
-func (p *Provisioner) removeContainers(ctx context.Context, sc postgres.SessionContext, log *zap.Logger) {
+func (p *Provisioner) removeContainers(ctx context.Context, sc SessionContext, log *zap.Logger) {
 	if sc.Agent == nil {
 		return
 	}
@@ -123,7 +125,7 @@ func (p *Provisioner) removeContainers(ctx context.Context, sc postgres.SessionC
 // expiry service's provisioning timeout) or is being destroyed, its
 // container must not outlive it; when another delivery of the same event
 // completed it, the container is that session's and stays.
-func (p *Provisioner) abandon(ctx context.Context, sc postgres.SessionContext, stale error, log *zap.Logger) {
+func (p *Provisioner) abandon(ctx context.Context, sc SessionContext, stale error, log *zap.Logger) {
 	cur, err := p.store.LoadSession(ctx, sc.Session.ID)
 	if err != nil {
 		log.Warn("session moved on and could not be reloaded; leaving its container to the orphan collector", zap.Error(err))

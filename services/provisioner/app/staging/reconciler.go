@@ -1,15 +1,16 @@
 // Package staging keeps every staging pool at its desired size: the
 // Reconciler compares each staging config with its sessions, destroys what
 // is too much or stale and creates what is missing (domain.PlanPool
-// decides, adapters/postgres acts under the config's row lock), and when a
-// pool cannot be filled it says why on the config's status, once per
-// change of cause, and retries with backoff. A pool whose configuration
-// changed (a new workspace revision, permissions or zone domains) is
-// rolled by a surge: replacements are staged before the stale sessions,
-// which keep being handed out meanwhile, go.
+// decides; Pools, in adapters/postgres, acts under the config's row
+// lock), and when a pool cannot be filled it says why on the config's
+// status, once per change of cause, and retries with backoff. A pool
+// whose configuration changed (a new workspace revision, permissions or
+// zone domains) is rolled by a surge: replacements are staged before the
+// stale sessions, which keep being handed out meanwhile, go.
 package staging
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
+	"github.com/greenroom-dev/greenroom/libs/startstop"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
@@ -79,30 +80,14 @@ type ReconcilerConfig struct {
 }
 
 func (c *ReconcilerConfig) withDefaults() {
-	if c.Interval == 0 {
-		c.Interval = ReconcilerIntervalDefault
-	}
-	if c.RefillConcurrency == 0 {
-		c.RefillConcurrency = RefillConcurrencyDefault
-	}
-	if c.BackoffMin == 0 {
-		c.BackoffMin = BackoffMinDefault
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = BackoffMaxDefault
-	}
-	if c.PermanentBackoffMin == 0 {
-		c.PermanentBackoffMin = PermanentBackoffMinDefault
-	}
-	if c.PermanentBackoffMax == 0 {
-		c.PermanentBackoffMax = PermanentBackoffMaxDefault
-	}
-	if c.RefillQuiet == 0 {
-		c.RefillQuiet = RefillQuietDefault
-	}
-	if c.RefillDelayMax == 0 {
-		c.RefillDelayMax = RefillDelayMaxDefault
-	}
+	c.Interval = cmp.Or(c.Interval, ReconcilerIntervalDefault)
+	c.RefillConcurrency = cmp.Or(c.RefillConcurrency, RefillConcurrencyDefault)
+	c.BackoffMin = cmp.Or(c.BackoffMin, BackoffMinDefault)
+	c.BackoffMax = cmp.Or(c.BackoffMax, BackoffMaxDefault)
+	c.PermanentBackoffMin = cmp.Or(c.PermanentBackoffMin, PermanentBackoffMinDefault)
+	c.PermanentBackoffMax = cmp.Or(c.PermanentBackoffMax, PermanentBackoffMaxDefault)
+	c.RefillQuiet = cmp.Or(c.RefillQuiet, RefillQuietDefault)
+	c.RefillDelayMax = cmp.Or(c.RefillDelayMax, RefillDelayMaxDefault)
 }
 
 // ReconcileResult counts what a pass did.
@@ -135,9 +120,11 @@ func (r *ReconcileResult) add(o ReconcileResult) {
 // it keeps in memory (which pools to visit, when to retry) only decides
 // when it looks again, never what it finds.
 type Reconciler struct {
+	// Loop runs the passes (startstop: Start, Stop).
+	*startstop.Loop
 	cfg     ReconcilerConfig
 	policy  domain.RetryPolicy
-	store   *postgres.Store
+	pools   Pools
 	log     *zap.Logger
 	metrics *reconcilerMetrics
 
@@ -149,7 +136,7 @@ type Reconciler struct {
 	retry    map[string]time.Time         // when held-back pools may go on
 	waits    map[string]int               // passes in a row that found no room, by config
 	claimed  map[string]domain.ClaimBurst // claimed pools waiting for their refill
-	wake     chan struct{}
+	nextAll  time.Time                    // when the next pass over every config is due
 
 	// TestSignals fire as passes finish; tests wait on them instead of
 	// sleeping. Call TestSignals.Init to enable them.
@@ -157,19 +144,22 @@ type Reconciler struct {
 }
 
 // NewReconciler returns a Reconciler; call Start to run it.
-func NewReconciler(cfg ReconcilerConfig, store *postgres.Store, log *zap.Logger, reg prometheus.Registerer) *Reconciler {
+func NewReconciler(cfg ReconcilerConfig, pools Pools, log *zap.Logger, reg prometheus.Registerer) *Reconciler {
 	cfg.withDefaults()
-	return &Reconciler{
+	r := &Reconciler{
 		cfg: cfg,
 		policy: domain.RetryPolicy{
 			Transient: domain.Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax},
 			Permanent: domain.Backoff{Min: cfg.PermanentBackoffMin, Max: cfg.PermanentBackoffMax},
 		},
-		store: store, log: log.Named("reconciler"), metrics: newReconcilerMetrics(reg),
+		pools: pools, log: log.Named("reconciler"), metrics: newReconcilerMetrics(reg),
 		pending: map[string]bool{}, forced: map[string]bool{}, retry: map[string]time.Time{}, waits: map[string]int{},
 		claimed: map[string]domain.ClaimBurst{},
-		wake:    make(chan struct{}, 1),
 	}
+	// No ticker: a pass over every config is one of the times NextRun
+	// gives, so that it is never skipped by a triggered pass just before.
+	r.Loop = startstop.NewLoop(startstop.LoopConfig{Pass: r.pass, NextRun: r.nextRun})
+	return r
 }
 
 // Trigger asks for a reconcile of one staging config soon, or of every
@@ -194,10 +184,7 @@ func (r *Reconciler) Claimed(id string) {
 	r.mu.Lock()
 	r.claimed[id] = r.claimed[id].Add(time.Now())
 	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	r.Loop.Trigger()
 }
 
 func (r *Reconciler) trigger(id string, force bool) {
@@ -210,48 +197,36 @@ func (r *Reconciler) trigger(id string, force bool) {
 		r.forced[id] = r.forced[id] || force
 	}
 	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	r.Loop.Trigger()
 }
 
-// Start reconciles until ctx is done: every pool at start and on each
-// tick, and the pools triggered or held back as soon as they are due.
-func (r *Reconciler) Start(ctx context.Context) {
-	r.Trigger("")
-	ticker := time.NewTicker(r.cfg.Interval)
-	defer ticker.Stop()
-	retryTimer := time.NewTimer(time.Hour)
-	defer retryTimer.Stop()
-	for {
-		r.setRetryTimer(retryTimer)
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			r.Trigger("")
-		case <-retryTimer.C:
-		case <-r.wake:
-		}
-		r.dueRetries()
-		p := r.takePending()
-		var res ReconcileResult
-		var err error
-		if p.all {
-			res, err = r.runAll(ctx, p)
-		} else {
-			for _, id := range p.ids {
-				one, oerr := r.reconcile(ctx, id, p.forced[id])
-				res.add(one)
-				err = errors.Join(err, oerr)
-			}
-		}
-		if err != nil && ctx.Err() == nil {
-			r.log.Warn("reconcile pass failed", zap.Error(err))
-		}
-		r.TestSignals.PassDone.Signal(res)
+// pass reconciles every pool when that is due (at start, then every
+// Interval), and otherwise the pools triggered or held back whose time
+// has come.
+func (r *Reconciler) pass(ctx context.Context) {
+	if now := time.Now(); !now.Before(r.nextAll) {
+		r.mu.Lock()
+		r.nextAll = now.Add(r.cfg.Interval)
+		r.all = true
+		r.mu.Unlock()
 	}
+	r.dueRetries()
+	p := r.takePending()
+	var res ReconcileResult
+	var err error
+	if p.all {
+		res, err = r.runAll(ctx, p)
+	} else {
+		for _, id := range p.ids {
+			one, oerr := r.reconcile(ctx, id, p.forced[id])
+			res.add(one)
+			err = errors.Join(err, oerr)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("reconcile pass failed", zap.Error(err))
+	}
+	r.TestSignals.PassDone.Signal(res)
 }
 
 // pendingWork is what the triggers since the last pass asked for.
@@ -289,27 +264,23 @@ func (r *Reconciler) takePending() pendingWork {
 	return p
 }
 
-// setRetryTimer arms t for the earliest held-back pool or claimed pool's
-// refill.
-func (r *Reconciler) setRetryTimer(t *time.Timer) {
+// nextRun is when the next pass is due: the pass over every pool, or the
+// earliest held-back pool's retry or claimed pool's refill.
+func (r *Reconciler) nextRun() time.Time {
 	r.mu.Lock()
-	next := time.Time{}
+	defer r.mu.Unlock()
+	next := r.nextAll
 	for _, at := range r.retry {
-		if next.IsZero() || at.Before(next) {
+		if at.Before(next) {
 			next = at
 		}
 	}
 	for _, b := range r.claimed {
-		if at := b.RefillAt(r.cfg.RefillQuiet, r.cfg.RefillDelayMax); next.IsZero() || at.Before(next) {
+		if at := b.RefillAt(r.cfg.RefillQuiet, r.cfg.RefillDelayMax); at.Before(next) {
 			next = at
 		}
 	}
-	r.mu.Unlock()
-	d := time.Hour
-	if !next.IsZero() {
-		d = max(time.Until(next), time.Millisecond)
-	}
-	t.Reset(d)
+	return next
 }
 
 // dueRetries moves the held-back pools and the claimed pools whose time
@@ -340,7 +311,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (ReconcileResult, error) {
 }
 
 func (r *Reconciler) runAll(ctx context.Context, p pendingWork) (ReconcileResult, error) {
-	ids, err := r.store.ListStagingConfigs(ctx)
+	ids, err := r.pools.ListStagingConfigs(ctx)
 	if err != nil {
 		return ReconcileResult{}, err
 	}
@@ -369,7 +340,7 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 	waits := r.waits[id]
 	r.mu.Unlock()
 	started := time.Now()
-	out, err := r.store.ReconcileStagingConfig(ctx, id, postgres.PoolPass{
+	out, err := r.pools.ReconcileStagingConfig(ctx, id, PoolPass{
 		RefillLimit: r.cfg.RefillConcurrency, CapacityWaits: waits, Forced: forced,
 		Decide: func(s domain.PoolState) domain.PoolPlan { return domain.PlanPool(s, r.policy) },
 	})

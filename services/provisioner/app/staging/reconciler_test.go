@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"go.uber.org/zap"
 
+	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/dbtest"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
@@ -192,10 +193,7 @@ func TestStartReconcilesAtOnceWhenTriggered(t *testing.T) {
 	p := newPool(t, 1)
 	r := newReconciler(p, staging.ReconcilerConfig{Interval: time.Hour})
 	r.TestSignals.Init()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Start(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	apptest.Start(t, r)
 
 	if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Created != 1 {
 		t.Errorf("first pass %+v, want 1 created", res)
@@ -408,10 +406,7 @@ func TestConfigChangeRetriesAPermanentFailureAtOnce(t *testing.T) {
 		"provisioning_failed: "+domain.ImageMissingDetail("img", "a1"))
 	r := newReconciler(p, staging.ReconcilerConfig{Interval: time.Hour})
 	r.TestSignals.Init()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Start(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	apptest.Start(t, r)
 
 	if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Created != 0 || res.Shortfalls != 1 {
 		t.Errorf("first pass %+v, want nothing created and a shortfall", res)
@@ -514,10 +509,7 @@ func TestClaimedPoolIsRefilledOnceItsClaimsPauseNotOnEachClaim(t *testing.T) {
 		p := newPool(t, 1)
 		r := newReconciler(p, staging.ReconcilerConfig{Interval: time.Hour, RefillQuiet: quiet, RefillDelayMax: quiet})
 		r.TestSignals.Init()
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { r.Start(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
+		apptest.Start(t, r)
 		if res := r.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second); res.Created != 1 {
 			t.Fatalf("first pass %+v, want 1 created", res)
 		}

@@ -1,6 +1,6 @@
 package staging
 
-import "github.com/greenroom-dev/greenroom/services/provisioner/internal/testsignal"
+import "github.com/greenroom-dev/greenroom/libs/testsignal"
 
 // ReconcilerTestSignals fire when the Reconciler's loop finishes a pass.
 type ReconcilerTestSignals struct {

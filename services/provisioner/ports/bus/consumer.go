@@ -65,7 +65,7 @@ type Config struct {
 }
 
 // NewConsumer creates (or updates) the durable consumer.
-func NewConsumer(ctx context.Context, js jetstream.JetStream, validator libbus.Validator, log *zap.Logger, cfg Config, uc UseCases, changed ConfigChanged) (*libbus.Consumer, error) {
+func NewConsumer(js jetstream.JetStream, validator libbus.Validator, log *zap.Logger, cfg Config, uc UseCases, changed ConfigChanged) (*libbus.Consumer, error) {
 	if cfg.Name == "" {
 		cfg.Name = ConsumerName
 	}
@@ -76,7 +76,7 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, validator libbus.V
 		cfg.ProvisionConcurrency = ProvisionConcurrencyDefault
 	}
 	h := handler{uc: uc, changed: changed}
-	return libbus.NewConsumer(ctx, js, libbus.ConsumerConfig{
+	return libbus.NewConsumer(js, libbus.ConsumerConfig{
 		Name: cfg.Name, FilterSubjects: Subjects, Concurrency: cfg.Concurrency, Source: cfg.Source, ShutdownTimeout: cfg.ShutdownTimeout,
 		Lanes: []libbus.Lane{{Subjects: []string{events.TypeProvisionRequested}, Concurrency: cfg.ProvisionConcurrency}},
 	}, validator, log, h.handle)

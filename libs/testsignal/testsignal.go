@@ -1,7 +1,9 @@
-// Package testsignal lets the provisioner's background services (the
-// staging pool reconciler, the container auditor) tell tests that a pass
-// finished, so tests wait for an event with a deadline instead of
-// sleeping.
+// Package testsignal is how every Greenroom service and background loop
+// tells tests what it just did (a pass finished, a stream opened), so that
+// tests wait for an event with a deadline instead of sleeping. It is
+// river's rivertest signal idea: each loop has a TestSignals struct of
+// Signal fields, zero (disabled, free) in production, enabled by the test
+// with Init.
 package testsignal
 
 import "time"
@@ -12,8 +14,12 @@ type Signal[T any] struct {
 	ch chan T
 }
 
+// signalBuffer is how many unread values an enabled signal keeps; more are
+// dropped rather than ever blocking the service.
+const signalBuffer = 1000
+
 // Init enables the signal.
-func (s *Signal[T]) Init() { s.ch = make(chan T, 1000) }
+func (s *Signal[T]) Init() { s.ch = make(chan T, signalBuffer) }
 
 // Signal records v without ever blocking the service.
 func (s *Signal[T]) Signal(v T) {
@@ -29,6 +35,9 @@ func (s *Signal[T]) Signal(v T) {
 // WaitOrTimeout returns the next value, failing t after timeout.
 func (s *Signal[T]) WaitOrTimeout(t TestingTB, timeout time.Duration) T {
 	t.Helper()
+	if s.ch == nil {
+		t.Fatalf("test signal waited on but never enabled (call Init)")
+	}
 	select {
 	case v := <-s.ch:
 		return v
@@ -38,6 +47,10 @@ func (s *Signal[T]) WaitOrTimeout(t TestingTB, timeout time.Duration) T {
 		return zero
 	}
 }
+
+// C is the channel of values, for a test that selects over several
+// signals or drains one; nil (never ready) while disabled.
+func (s *Signal[T]) C() <-chan T { return s.ch }
 
 // TestingTB is the part of testing.TB a Signal uses; taking it as an
 // interface keeps package testing out of the service binary.

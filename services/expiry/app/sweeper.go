@@ -1,39 +1,29 @@
-// Package service is Greenroom's expiry service: the timers that end
-// sessions nobody else is going to end. Its Sweeper
-//   - fails sessions stuck in `provisioning` and in `assigning` (a request
-//     never waits forever: its requester gets greenroom.session.failed);
-//   - expires staged sessions left unassigned past their staging config's
-//     expiration (rule 2 of DESIGN.md);
-//   - ends running sessions past their user's session_time_limit or
-//     keepalive_expiration (the deadlines libs/sessions stamps when they
-//     start running and moves on each keepalive);
-//   - asks again for the destruction of sessions stuck in `destroying`.
-//
-// Its KeepaliveConsumer extends running sessions on greenroom.session.keepalive.
-//
-// Each decision is a status change made through libs/sessions (or, for a
-// retried destroy, a restarted timer) announced through the outbox in the
-// same transaction; the provisioner acts on the greenroom.session.expired
-// and greenroom.session.destroy events (removes the container and refills
-// the staging pool).
-//
-// Every replica may sweep at the same time: due sessions are selected with
-// FOR UPDATE SKIP LOCKED, so each one is fired by exactly one replica, and a
-// session being claimed by the assigner at that moment is skipped rather
-// than expired under it (the claim takes staged rows with SKIP LOCKED too,
-// so it skips a session being expired: a container is never both handed to
-// a user and destroyed).
-package service
+// Package app holds the expiry service's use cases. The Sweeper fires the
+// session timers: it fails sessions stuck in `provisioning` or `assigning`
+// (a request never waits forever: its requester gets
+// greenroom.session.failed), expires staged sessions left unassigned past
+// their staging config's expiration (rule 2 of DESIGN.md), ends running
+// sessions past their session_time_limit or keepalive_expiration, and asks
+// again for the destruction of sessions stuck in `destroying`. Its loop,
+// its batches and its counts are here; each batch of each timer is one
+// call of SessionTimers (session_timers.go), which adapters/postgres
+// implements. ExtendSession moves a running session's keepalive deadline
+// on a keepalive, over Keepalives (extend_session.go).
+package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/greenroom-dev/greenroom/libs/startstop"
+	"github.com/greenroom-dev/greenroom/libs/testsignal"
+	"github.com/greenroom-dev/greenroom/services/expiry/domain"
 )
 
 // Sweeper defaults.
@@ -67,7 +57,7 @@ const (
 
 // SweeperConfig configures a Sweeper. Zero values take the defaults above.
 type SweeperConfig struct {
-	// Interval is the time between two passes of Start.
+	// Interval is the time between two passes of the loop.
 	Interval time.Duration
 
 	// ProvisioningTimeout is how long after its creation a session still in
@@ -114,24 +104,12 @@ func (c SweeperConfig) withDefaults() (SweeperConfig, error) {
 	case c.BatchSize < 0:
 		return c, fmt.Errorf("sweeper batch size %d is negative", c.BatchSize)
 	}
-	if c.Interval == 0 {
-		c.Interval = SweeperIntervalDefault
-	}
-	if c.ProvisioningTimeout == 0 {
-		c.ProvisioningTimeout = ProvisioningTimeoutDefault
-	}
-	if c.AssignTimeout == 0 {
-		c.AssignTimeout = AssignTimeoutDefault
-	}
-	if c.DestroyTimeout == 0 {
-		c.DestroyTimeout = DestroyTimeoutDefault
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = SweeperBatchSizeDefault
-	}
-	if c.Source == "" {
-		c.Source = SourceDefault
-	}
+	c.Interval = cmp.Or(c.Interval, SweeperIntervalDefault)
+	c.ProvisioningTimeout = cmp.Or(c.ProvisioningTimeout, ProvisioningTimeoutDefault)
+	c.AssignTimeout = cmp.Or(c.AssignTimeout, AssignTimeoutDefault)
+	c.DestroyTimeout = cmp.Or(c.DestroyTimeout, DestroyTimeoutDefault)
+	c.BatchSize = cmp.Or(c.BatchSize, SweeperBatchSizeDefault)
+	c.Source = cmp.Or(c.Source, SourceDefault)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -188,29 +166,22 @@ func (r SweepResult) fields() []zap.Field {
 	}
 }
 
-// SweeperTestSignals lets tests wait for the sweeper instead of sleeping.
-// Each channel is nil (no signal) unless a test sets it; sends never block,
-// so give the channel enough buffer for the passes the test waits for.
+// SweeperTestSignals let tests wait for the sweeper instead of sleeping.
 type SweeperTestSignals struct {
-	// PassCompleted receives the result of every pass Start runs.
-	PassCompleted chan SweepResult
+	// PassDone receives the result of every pass the loop runs.
+	PassDone testsignal.Signal[SweepResult]
 }
 
-func (s SweeperTestSignals) passCompleted(r SweepResult) {
-	if s.PassCompleted == nil {
-		return
-	}
-	select {
-	case s.PassCompleted <- r:
-	default:
-	}
-}
+// Init enables the signals; without it they cost nothing.
+func (ts *SweeperTestSignals) Init() { ts.PassDone.Init() }
 
-// Sweeper fires the session timers. Start runs it; RunOnce is one pass.
+// Sweeper fires the session timers. It is a startstop.Loop (Start, Stop)
+// running a pass at once and then every Interval; RunOnce is one pass.
 type Sweeper struct {
-	cfg SweeperConfig
-	db  *sqlx.DB
-	log *zap.Logger
+	*startstop.Loop
+	cfg    SweeperConfig
+	timers SessionTimers
+	log    *zap.Logger
 
 	fired   *prometheus.CounterVec
 	errors  prometheus.Counter
@@ -220,17 +191,17 @@ type Sweeper struct {
 	TestSignals SweeperTestSignals
 }
 
-// NewSweeper returns a sweeper over the sessions in conn. It fails only on
-// a configuration that makes no sense (a negative interval, timeout or batch).
-func NewSweeper(cfg SweeperConfig, conn *sqlx.DB, log *zap.Logger) (*Sweeper, error) {
+// NewSweeper returns a sweeper firing timers. It fails only on a
+// configuration that makes no sense (a negative interval, timeout or batch).
+func NewSweeper(cfg SweeperConfig, timers SessionTimers, log *zap.Logger) (*Sweeper, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	return &Sweeper{
-		cfg: cfg,
-		db:  conn,
-		log: log.Named("sweeper"),
+	s := &Sweeper{
+		cfg:    cfg,
+		timers: timers,
+		log:    log.Named("sweeper"),
 		fired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_expiry_sessions_fired_total",
 			Help: "Sessions an expiry timer fired for, by reason (provisioning_timeout, staged_expired, assign_timeout, time_limit, keepalive, destroy_retry).",
@@ -244,7 +215,9 @@ func NewSweeper(cfg SweeperConfig, conn *sqlx.DB, log *zap.Logger) (*Sweeper, er
 			Help:    "Duration of one sweeper pass.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}),
-	}, nil
+	}
+	s.Loop = startstop.NewLoop(startstop.LoopConfig{Interval: cfg.Interval, Pass: s.pass})
+	return s, nil
 }
 
 // Config returns the configuration in effect, defaults applied.
@@ -255,27 +228,18 @@ func (s *Sweeper) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{s.fired, s.errors, s.elapsed}
 }
 
-// Start runs a pass at once and then every Interval until ctx is done. A
-// failed pass is logged and retried on the next tick: every change is
-// transactional, so a half-done pass leaves nothing half-changed.
-func (s *Sweeper) Start(ctx context.Context) {
-	ticker := time.NewTicker(s.cfg.Interval)
-	defer ticker.Stop()
-	for {
-		res, err := s.RunOnce(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Error("expiry pass failed; retrying next tick", append(res.fields(), zap.Error(err))...)
-		case res.Total() > 0:
-			s.log.Info("expiry pass", res.fields()...)
-		}
-		s.TestSignals.passCompleted(res)
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+// pass runs one pass for the loop. A failed pass is logged and retried on
+// the next tick: every change is transactional, so a half-done pass leaves
+// nothing half-changed.
+func (s *Sweeper) pass(ctx context.Context) {
+	res, err := s.RunOnce(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Error("expiry pass failed; retrying next tick", append(res.fields(), zap.Error(err))...)
+	case res.Total() > 0:
+		s.log.Info("expiry pass", res.fields()...)
 	}
+	s.TestSignals.PassDone.Signal(res)
 }
 
 // RunOnce fires every timer that is due at the sweeper clock's current time:
@@ -292,21 +256,32 @@ func (s *Sweeper) RunOnce(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
 	var errs []error
 	for _, timer := range []struct {
-		what   string
-		reason string
-		batch  func(context.Context, time.Time) (int, bool, error)
-		count  *int
+		what    string
+		reason  string
+		fire    func(context.Context, TimerParams) (int, bool, error)
+		timeout time.Duration // zero for a deadline
+		count   *int
 	}{
-		{"failing sessions stuck in provisioning", reasonProvisioningTimeout, s.failStuckProvisioning, &res.ProvisioningTimedOut},
-		{"expiring staged sessions", reasonStagedExpired, s.expireStagedSessions, &res.StagedExpired},
-		{"failing sessions stuck in assigning", reasonAssignTimeout, s.failStuckAssigning, &res.AssignTimedOut},
+		{"failing sessions stuck in provisioning", domain.ReasonProvisioningTimeout, s.timers.FailStuckProvisioning,
+			s.cfg.ProvisioningTimeout, &res.ProvisioningTimedOut},
+		{"expiring staged sessions", domain.ReasonStagedExpired, s.timers.ExpireStagedSessions,
+			0, &res.StagedExpired},
+		{"failing sessions stuck in assigning", domain.ReasonAssignTimeout, s.timers.FailStuckAssigning,
+			s.cfg.AssignTimeout, &res.AssignTimedOut},
 		// Time limit before keepalive: a session past both ends for its
 		// time limit.
-		{"ending running sessions past their time limit", reasonTimeLimit, s.endSessionsPastTimeLimit, &res.TimeLimitReached},
-		{"ending running sessions past their keepalive", reasonKeepalive, s.endSessionsPastKeepalive, &res.KeepaliveMissed},
-		{"retrying the destroy of sessions stuck in destroying", ReasonDestroyRetry, s.retryStuckDestroying, &res.DestroyRetried},
+		{"ending running sessions past their time limit", domain.ReasonTimeLimit, s.timers.EndSessionsPastTimeLimit,
+			0, &res.TimeLimitReached},
+		{"ending running sessions past their keepalive", domain.ReasonKeepalive, s.timers.EndSessionsPastKeepalive,
+			0, &res.KeepaliveMissed},
+		{"retrying the destroy of sessions stuck in destroying", domain.ReasonDestroyRetry, s.timers.RetryStuckDestroying,
+			s.cfg.DestroyTimeout, &res.DestroyRetried},
 	} {
-		n, err := s.drain(ctx, func(ctx context.Context) (int, bool, error) { return timer.batch(ctx, now) })
+		p := TimerParams{
+			Now: now, Cutoff: domain.Cutoff(now, timer.timeout), Timeout: timer.timeout,
+			Limit: s.cfg.BatchSize, Source: s.cfg.Source,
+		}
+		n, err := s.drain(ctx, func(ctx context.Context) (int, bool, error) { return timer.fire(ctx, p) })
 		*timer.count = n
 		s.fired.WithLabelValues(timer.reason).Add(float64(n))
 		if err != nil {

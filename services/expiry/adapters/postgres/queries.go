@@ -1,4 +1,4 @@
-package service
+package postgres
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/expiry/app"
 )
 
 // dueSession is a session whose timer has fired, locked by this replica's
@@ -22,14 +23,6 @@ type dueSession struct {
 	// that status (or, for destroying, was last asked to destroy again),
 	// or when a running session started running.
 	Since time.Time `db:"since"`
-}
-
-// dueParams select one batch of due sessions.
-type dueParams struct {
-	// Cutoff: sessions whose timer ran out at or before it are due.
-	Cutoff time.Time
-	// Limit is the batch size.
-	Limit int
 }
 
 // Every select locks what it returns and skips what another transaction
@@ -105,7 +98,7 @@ FOR UPDATE SKIP LOCKED`
 
 // touchDestroyingSQL restarts the destroying timer of a session whose
 // destroy was just sent again. It writes the sweeper's clock, not now(),
-// because the timer is read against that clock (SweeperConfig.Now); the
+// because the timer is read against that clock (app.SweeperConfig.Now); the
 // status guard keeps it from touching a session that moved on. It is the
 // only column of sessions the expiry service writes outside libs/sessions,
 // and it is not a status.
@@ -114,7 +107,7 @@ UPDATE sessions SET updated_at = $2 WHERE id = $1 AND status = 'destroying'`
 
 // selectDue runs one of the timers' selections: sessions due at p.Cutoff,
 // at most p.Limit, locked with SKIP LOCKED.
-func selectDue(ctx context.Context, q sessions.Queryer, query, what string, p dueParams) ([]dueSession, error) {
+func selectDue(ctx context.Context, q sessions.Queryer, query, what string, p app.TimerParams) ([]dueSession, error) {
 	var due []dueSession
 	if err := q.SelectContext(ctx, &due, query, p.Cutoff, p.Limit); err != nil {
 		return nil, fmt.Errorf("error fetching %s: %w", what, err)
@@ -122,27 +115,27 @@ func selectDue(ctx context.Context, q sessions.Queryer, query, what string, p du
 	return due, nil
 }
 
-func selectStuckProvisioning(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+func selectStuckProvisioning(ctx context.Context, q sessions.Queryer, p app.TimerParams) ([]dueSession, error) {
 	return selectDue(ctx, q, selectStuckProvisioningSQL, "sessions stuck in provisioning", p)
 }
 
-func selectExpiredStaged(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+func selectExpiredStaged(ctx context.Context, q sessions.Queryer, p app.TimerParams) ([]dueSession, error) {
 	return selectDue(ctx, q, selectExpiredStagedSQL, "expired staged sessions", p)
 }
 
-func selectStuckAssigning(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+func selectStuckAssigning(ctx context.Context, q sessions.Queryer, p app.TimerParams) ([]dueSession, error) {
 	return selectDue(ctx, q, selectStuckAssigningSQL, "sessions stuck in assigning", p)
 }
 
-func selectStuckDestroying(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+func selectStuckDestroying(ctx context.Context, q sessions.Queryer, p app.TimerParams) ([]dueSession, error) {
 	return selectDue(ctx, q, selectStuckDestroyingSQL, "sessions stuck in destroying", p)
 }
 
-func selectRunningPastTimeLimit(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+func selectRunningPastTimeLimit(ctx context.Context, q sessions.Queryer, p app.TimerParams) ([]dueSession, error) {
 	return selectDue(ctx, q, selectRunningPastTimeLimitSQL, "running sessions past their time limit", p)
 }
 
-func selectRunningPastKeepalive(ctx context.Context, q sessions.Queryer, p dueParams) ([]dueSession, error) {
+func selectRunningPastKeepalive(ctx context.Context, q sessions.Queryer, p app.TimerParams) ([]dueSession, error) {
 	return selectDue(ctx, q, selectRunningPastKeepaliveSQL, "running sessions past their keepalive", p)
 }
 

@@ -1,0 +1,49 @@
+package command
+
+import (
+	"context"
+
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
+)
+
+// Engines hands out the Docker engine of an agent (adapters/docker).
+type Engines interface {
+	// For returns the engine at endpoint, e.g. unix:///var/run/docker.sock.
+	For(endpoint string) (Engine, error)
+}
+
+// Engine is the Docker calls the use cases make on one engine. Errors
+// wrap domain.ErrContainerNotFound, ErrContainerNameInUse and
+// ErrContainerNotRunning where those apply.
+type Engine interface {
+	// SessionContainers lists the containers labelled as session
+	// sessionID's, running or not.
+	SessionContainers(ctx context.Context, sessionID string) ([]domain.Container, error)
+	// Inspect reads a container's state, labels and published ports.
+	Inspect(ctx context.Context, id string) (domain.Container, error)
+	// Create creates (but does not start) the container of spec and
+	// returns its id.
+	Create(ctx context.Context, spec domain.ContainerSpec) (string, error)
+	// Upload writes u into a created container.
+	Upload(ctx context.Context, id string, u domain.Upload) error
+	// Start starts a created container.
+	Start(ctx context.Context, id string) error
+	// Exec runs spec inside container id and waits for it to finish.
+	Exec(ctx context.Context, id string, spec domain.ExecSpec) (domain.ExecResult, error)
+	// Remove stops and removes a container; one that does not exist counts
+	// as removed.
+	Remove(ctx context.Context, id string) error
+	// RemoveSession removes container containerID (when set) and any
+	// other container of session sessionID, returning how many it removed.
+	RemoveSession(ctx context.Context, sessionID, containerID string) (int, error)
+}
+
+// ReadinessProbe tells when a new container answers on its published port,
+// and whether a fixed server can be reached (adapters/probe).
+type ReadinessProbe interface {
+	// WaitReady probes t until it answers, ctx ends, or alive reports the
+	// container cannot become ready.
+	WaitReady(ctx context.Context, t domain.ProbeTarget, alive func(context.Context) error) error
+	// Reach checks that address (host:port) accepts a TCP connection.
+	Reach(ctx context.Context, address string) error
+}

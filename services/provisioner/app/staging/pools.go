@@ -1,0 +1,55 @@
+package staging
+
+import (
+	"context"
+	"time"
+
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
+)
+
+// Pools are the staging pools (adapters/postgres). Each is reconciled in
+// one transaction holding its staging config's row lock, so that replicas
+// reconciling it at once act one after the other.
+type Pools interface {
+	// ListStagingConfigs returns the staging configs a pass visits: every
+	// live one, and deleted ones that still hold staged or provisioning
+	// sessions.
+	ListStagingConfigs(ctx context.Context) ([]string, error)
+	// ReconcileStagingConfig brings staging config id towards its desired
+	// size as pass.Decide plans it, and says what it did.
+	ReconcileStagingConfig(ctx context.Context, id string, pass PoolPass) (PoolOutcome, error)
+}
+
+// PoolPass is what a reconcile pass brings to ReconcileStagingConfig
+// besides the config's id.
+type PoolPass struct {
+	// RefillLimit bounds the staged sessions provisioning at once over
+	// every pool.
+	RefillLimit int
+	// CapacityWaits and Forced go to domain.PoolState as they are.
+	CapacityWaits int
+	Forced        bool
+	// Decide is the pure decision: domain.PlanPool with the reconciler's
+	// settings.
+	Decide func(domain.PoolState) domain.PoolPlan
+}
+
+// PoolOutcome is what one reconcile of a staging config did.
+type PoolOutcome struct {
+	Plan domain.PoolPlan
+	// Created are the sessions inserted (and their provisioning requested).
+	Created []string
+	// Destroyed are the sessions moved to destroying.
+	Destroyed []string
+	// Gone is true when the staging config no longer exists.
+	Gone bool
+	// Announced is set when the pass put a new cause of shortfall on the
+	// config's status and emitted staging.shortfall: once per change of
+	// cause, over every replica.
+	Announced *domain.Shortfall
+	// DBNow is the database's clock when the pass decided; Plan.RetryAt
+	// is on that clock.
+	DBNow time.Time
+	// Recovered is true when the pass took the config out of shortfall.
+	Recovered bool
+}
