@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	dockerclient "github.com/docker/docker/client"
 	"github.com/nats-io/nats.go"
@@ -55,7 +56,7 @@ func rollScenario(quick bool) error {
 	newImage := "greenroom/demo-workspace:bench-roll-" + e.Label
 	defer func() {
 		e.close()
-		if _, err := dc.ImageRemove(context.Background(), newImage, image.RemoveOptions{}); err != nil && !dockerclient.IsErrNotFound(err) {
+		if _, err := dc.ImageRemove(context.Background(), newImage, image.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 			fmt.Fprintf(os.Stderr, "bench: removing image %s: %v\n", newImage, err)
 		}
 		_ = dc.Close()

@@ -173,6 +173,9 @@ func Run(name string, common settings.Common, newService func(*Deps) (startstop.
 	}
 	srv := obs.NewServer(common.HTTPAddr, handler, log)
 	if err := srv.Start(ctx); err != nil {
+		// The service runs already: stop it (its work in flight finishes
+		// or is redelivered) before exiting.
+		err = errors.Join(err, startstop.StopWithin(common.ShutdownTimeout, startstop.Part{Name: "service", Service: svc}))
 		Fatal(name, err)
 	}
 	log.Info(name+" running", zap.String("http", "http://"+srv.Addr().String()+"/"))
@@ -186,10 +189,12 @@ func Run(name string, common settings.Common, newService func(*Deps) (startstop.
 	log.Info(name+" stopped", zap.Bool("graceful", true))
 }
 
-// Wait is the last step of Run: it returns once ctx is done
-// (SIGINT, SIGTERM) or the service or its HTTP server stopped on its own,
-// having stopped both within the shutdown timeout. Its error says which
-// part failed, or which did not stop in time (startstop.ErrShutdownTimeout).
+// Wait is the last step of Run: it returns once ctx is done (SIGINT,
+// SIGTERM) or the service or its HTTP server stopped on its own, having
+// stopped both. Its error says which part failed, or which did not stop in
+// time (startstop.ErrShutdownTimeout). The service bounds its own stop by
+// the shutdown timeout and names its parts still running then; Wait gives
+// it stopReportGrace more to say so before giving up on it.
 func Wait(ctx context.Context, shutdownTimeout time.Duration, svc, srv startstop.Service) error {
 	parts := []startstop.Part{{Name: "http server", Service: srv}, {Name: "service", Service: svc}}
 	var cause error
@@ -200,8 +205,21 @@ func Wait(ctx context.Context, shutdownTimeout time.Duration, svc, srv startstop
 	case <-srv.Stopped():
 		cause = stoppedOnItsOwn("the http server", srv)
 	}
-	return errors.Join(cause, startstop.StopWithin(shutdownTimeout, parts...))
+	if ctx.Err() != nil {
+		// Both were started on ctx: at a signal they stop by themselves,
+		// and may be seen stopped before the signal is.
+		cause = nil
+	}
+	bound := shutdownTimeout
+	if bound > 0 {
+		bound += stopReportGrace
+	}
+	return errors.Join(cause, startstop.StopWithin(bound, parts...))
 }
+
+// stopReportGrace is how long Wait waits past the shutdown timeout for
+// the service's own report of what did not stop.
+const stopReportGrace = time.Second
 
 func stoppedOnItsOwn(what string, s startstop.Service) error {
 	if err := s.Err(); err != nil {

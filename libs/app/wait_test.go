@@ -77,3 +77,21 @@ func TestWaitGivesUpOnAServiceStuckPastTheShutdownTimeout(t *testing.T) {
 		t.Fatalf("Wait = %v, want ErrShutdownTimeout naming the service only", err)
 	}
 }
+
+// The service and the server run on the signal's context, so they may have
+// stopped by themselves before Wait sees the signal: still a clean stop.
+func TestWaitIsACleanStopWhenThePartsStoppedAtTheSignalFirst(t *testing.T) {
+	ctx, signal := context.WithCancel(context.Background())
+	svc, srv := idle(), idle()
+	for _, s := range []startstop.Service{svc, srv} {
+		if err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signal()
+	<-svc.Stopped()
+	<-srv.Stopped()
+	if err := waitReturns(t, func() error { return app.Wait(ctx, time.Minute, svc, srv) }); err != nil {
+		t.Fatalf("Wait = %v, want a clean stop", err)
+	}
+}

@@ -55,26 +55,6 @@ func (e *Env) Deps(t testing.TB, name string) *app.Deps {
 	return d
 }
 
-// Run runs fn in the background until the test ends, then cancels it and
-// waits for it to return.
-func Run(t testing.TB, fn func(ctx context.Context) error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("apptest: service returned %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("apptest: service did not stop within 30s")
-		}
-	})
-}
-
 // Start starts svc and stops it when the test ends, failing the test if
 // it does not stop within 30 s or reports an error when it does.
 func Start(t testing.TB, svc startstop.Service) {

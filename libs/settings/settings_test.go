@@ -26,7 +26,7 @@ func TestSecretsFromTheEnvironmentNeverAppearInHelp(t *testing.T) {
 	t.Setenv("GREENROOM_ADMIN_TOKEN", "s3cr3t-token")
 	t.Setenv("GREENROOM_DATABASE_URL", "postgres://greenroom:hunter2@db.internal:5432/greenroom")
 	var out bytes.Buffer
-	fs, c, _, _ := newFlagSet(&out)
+	fs, _, _, _ := newFlagSet(&out)
 	if err := Parse(fs, []string{"--help"}); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("--help: %v, want flag.ErrHelp", err)
 	}
@@ -44,7 +44,7 @@ func TestSecretsFromTheEnvironmentNeverAppearInHelp(t *testing.T) {
 
 	// The values still reach the code.
 	out.Reset()
-	fs, c, _, _ = newFlagSet(&out)
+	fs, c, _, _ := newFlagSet(&out)
 	if err := Parse(fs, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,10 @@ import (
 // start); they all stop together, when the group's context is done, Stop
 // is called, or a part stops on its own with an error (which becomes the
 // group's Err: a replica that can no longer do its job exits rather than
-// limp on). Stopping waits at most the shutdown timeout; parts still
-// running then are named in an error wrapping ErrShutdownTimeout.
+// limp on). A part that ends cleanly on its own (its work is done, or it
+// is disabled and never started) is not a failure. Stopping waits at most
+// the shutdown timeout; parts still running then are named in an error
+// wrapping ErrShutdownTimeout.
 type Group struct {
 	BaseStartStop
 	timeout   time.Duration

@@ -80,6 +80,11 @@ func (l *Loop) run(ctx context.Context) {
 	due.Stop()
 	defer due.Stop()
 	for {
+		// A tick or trigger ready together with the end of ctx may win the
+		// select below: no pass runs once the loop is stopping.
+		if ctx.Err() != nil {
+			return
+		}
 		l.cfg.Pass(ctx)
 		var dueC <-chan time.Time
 		if l.cfg.NextRun != nil {

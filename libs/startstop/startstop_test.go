@@ -27,12 +27,13 @@ func TestLoopPassesAtStartOnTriggerAndAtNextRun(t *testing.T) {
 	var passes testsignal.Signal[int]
 	passes.Init()
 	var n atomic.Int32
-	var due atomic.Bool
 	loop := startstop.NewLoop(startstop.LoopConfig{
 		Interval: time.Hour, // never ticks during the test
 		Pass:     func(context.Context) { passes.Signal(int(n.Add(1))) },
+		// After the second pass, and only then, the next one is due
+		// shortly.
 		NextRun: func() time.Time {
-			if due.CompareAndSwap(true, false) {
+			if n.Load() == 2 {
 				return time.Now().Add(time.Millisecond)
 			}
 			return time.Time{}
@@ -45,13 +46,12 @@ func TestLoopPassesAtStartOnTriggerAndAtNextRun(t *testing.T) {
 	if got := passes.WaitOrTimeout(t, 10*time.Second); got != 1 {
 		t.Fatalf("first pass is #%d, want the one at start", got)
 	}
-	due.Store(true)
 	loop.Trigger()
 	if got := passes.WaitOrTimeout(t, 10*time.Second); got != 2 {
 		t.Fatalf("pass after Trigger is #%d, want 2", got)
 	}
-	// The pass after the trigger asked for another one shortly: it runs
-	// without a trigger or tick.
+	// The second pass asked for another one shortly: it runs without a
+	// trigger or tick.
 	if got := passes.WaitOrTimeout(t, 10*time.Second); got != 3 {
 		t.Fatalf("pass at NextRun is #%d, want 3", got)
 	}
@@ -95,8 +95,10 @@ func TestLoopStopWaitsForThePassInFlightAndStopping(t *testing.T) {
 }
 
 func TestStartingARunningServiceDoesNothing(t *testing.T) {
-	var passes atomic.Int32
-	loop := startstop.NewLoop(startstop.LoopConfig{Pass: func(context.Context) { passes.Add(1) }})
+	var passes testsignal.Signal[int32]
+	passes.Init()
+	var n atomic.Int32
+	loop := startstop.NewLoop(startstop.LoopConfig{Pass: func(context.Context) { passes.Signal(n.Add(1)) }})
 	ctx := context.Background()
 	if err := loop.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -104,8 +106,9 @@ func TestStartingARunningServiceDoesNothing(t *testing.T) {
 	if err := loop.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	passes.WaitOrTimeout(t, 10*time.Second)
 	loop.Stop()
-	if got := passes.Load(); got != 1 {
+	if got := n.Load(); got != 1 {
 		t.Fatalf("%d passes, want 1: the second Start started a second loop", got)
 	}
 }

@@ -30,7 +30,8 @@ var layerRules = []struct {
 		layer: regexp.MustCompile(`^github\.com/greenroom-dev/greenroom/services/[a-z]+/app(/|$)`),
 		forbidden: []string{"{svc}/adapters", "{svc}/ports", "{svc}/service",
 			"github.com/jmoiron/sqlx", "github.com/lib/pq", "github.com/docker/", "github.com/moby/",
-			"github.com/greenroom-dev/greenroom/libs/db"},
+			"github.com/containerd/", "github.com/nats-io/", "github.com/greenroom-dev/greenroom/libs/db",
+			"github.com/greenroom-dev/greenroom/libs/outbox", "github.com/greenroom-dev/greenroom/libs/bus"},
 		why: "app depends on the small interfaces it declares, implemented in adapters",
 	},
 	{

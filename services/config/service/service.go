@@ -36,8 +36,9 @@ type Service struct {
 	handler http.Handler
 }
 
-// New wires the config service on deps. Nothing runs until Start; the
-// handler serves at once. When the service stops, session requests still
+// New wires the config service on deps: the handler serves at once (its
+// session-request client listens for outcomes from now on); the relay runs
+// from Start. When the service stops, session requests still
 // waiting for their outcome are answered 202 at once, so that the HTTP
 // server can drain quickly.
 func New(deps *libapp.Deps, cfg Config) (*Service, error) {

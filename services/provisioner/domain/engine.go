@@ -19,6 +19,11 @@ var (
 	// ErrContainerNotRunning: an exec found the container existing but not
 	// running (exited, dead, or never started).
 	ErrContainerNotRunning = errors.New("container not running")
+	// ErrImageNotFound: a create found no such image on the agent. Images
+	// are never pulled (DESIGN.md), so retrying cannot help until someone
+	// builds or loads it there; the failure says so, and a staging pool
+	// waits long before trying again (ShortfallOfFailure).
+	ErrImageNotFound = errors.New("image not found")
 )
 
 // Container is what the provisioner needs to know about a container.

@@ -135,6 +135,9 @@ func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string,
 	if cerrdefs.IsConflict(err) {
 		return "", fmt.Errorf("%w: %s: %v", domain.ErrContainerNameInUse, spec.Name, err)
 	}
+	if cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("%w: %s: %v", domain.ErrImageNotFound, spec.Image, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("creating container %s from %s: %w", spec.Name, spec.Image, err)
 	}

@@ -13,8 +13,8 @@ type Engines interface {
 }
 
 // Engine is the Docker calls the use cases make on one engine. Errors
-// wrap domain.ErrContainerNotFound, ErrContainerNameInUse and
-// ErrContainerNotRunning where those apply.
+// wrap domain.ErrContainerNotFound, ErrContainerNameInUse,
+// ErrContainerNotRunning and ErrImageNotFound where those apply.
 type Engine interface {
 	// SessionContainers lists the containers labelled as session
 	// sessionID's, running or not.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -81,7 +80,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 		// now; retry later, when it has either finished or given up.
 		return fmt.Errorf("provisioning session %s: %w", sc.Session.ID, err)
 	}
-	if errors.Is(err, errImageMissing) {
+	if errors.Is(err, domain.ErrImageNotFound) {
 		return p.failProvisioning(ctx, sc, domain.ImageMissingDetail(sc.Workspace.Image, sc.Agent.Name), log)
 	}
 	if errors.Is(err, errSettings) {
@@ -190,9 +189,6 @@ func (p *Provisioner) startContainer(ctx context.Context, eng Engine, sc Session
 	}
 	spec := domain.BuildContainerSpec(c)
 	id, err := eng.Create(ctx, spec)
-	if cerrdefs.IsNotFound(err) {
-		return domain.Container{}, fmt.Errorf("%w: %s: %v", errImageMissing, spec.Image, err)
-	}
 	if err != nil {
 		return domain.Container{}, err
 	}
@@ -220,12 +216,6 @@ func newSecret() (sessions.Secret, error) {
 // (the config service validates them, so this is a value stored before
 // that, or a user whose name makes a path unusable).
 var errSettings = errors.New("settings cannot be applied")
-
-// errImageMissing: the agent has no such image. Images are never pulled
-// (DESIGN.md), so retrying cannot help until someone builds or loads it
-// there; the failure says so, and a staging pool waits long before trying
-// again (domain.ShortfallOfFailure).
-var errImageMissing = errors.New("image missing")
 
 // containerAlive tells the prober to give up once the container has
 // exited or is gone: it will never answer.

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"testing"
 
-	cerrdefs "github.com/containerd/errdefs"
-
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
@@ -58,7 +56,7 @@ func TestProvisionFailsTheSessionWhenTheEngineCannotCreateTheContainer(t *testin
 // which is what makes its pool wait long before trying again.
 func TestProvisionFailsAsImageMissingWhenTheAgentLacksTheImage(t *testing.T) {
 	w := newFakeWorld(t, newSession("pool-1"))
-	w.engine.CreateErr = fmt.Errorf("creating container: %w", cerrdefs.ErrNotFound)
+	w.engine.CreateErr = fmt.Errorf("%w: img", domain.ErrImageNotFound)
 
 	if err := w.provision(t); err != nil {
 		t.Fatal(err)

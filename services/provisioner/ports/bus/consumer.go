@@ -64,7 +64,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 }
 
-// NewConsumer creates (or updates) the durable consumer.
+// NewConsumer returns the provisioner's consumer; its Start creates (or
+// updates) the durable consumer.
 func NewConsumer(js jetstream.JetStream, validator libbus.Validator, log *zap.Logger, cfg Config, uc UseCases, changed ConfigChanged) (*libbus.Consumer, error) {
 	if cfg.Name == "" {
 		cfg.Name = ConsumerName
