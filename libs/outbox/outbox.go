@@ -73,7 +73,11 @@ func Emit(ctx context.Context, tx sqlx.ExecerContext, source, subject, eventType
 // Relay defaults.
 const (
 	RelayPollIntervalDefault = time.Second
-	RelayBatchSizeDefault    = 256
+	// relayBusyRetry is how soon a relay that found another publishing
+	// looks again: the other may have fetched its rows before the commit
+	// that woke this one, and the poll interval is long to wait for that.
+	relayBusyRetry        = 50 * time.Millisecond
+	RelayBatchSizeDefault = 256
 )
 
 // RelayConfig configures a Relay.
@@ -118,6 +122,7 @@ type Relay struct {
 	pub      *bus.Publisher
 	log      *zap.Logger
 	listener *pq.Listener
+	busy     bool // the last pass found another relay publishing
 
 	// TestSignals fire as passes finish.
 	TestSignals RelayTestSignals
@@ -130,6 +135,12 @@ func NewRelay(cfg RelayConfig, conn *sqlx.DB, pub *bus.Publisher, log *zap.Logge
 	r := &Relay{cfg: cfg, db: conn, pub: pub, log: log.Named("outbox")}
 	r.Loop = startstop.NewLoop(startstop.LoopConfig{
 		Interval: cfg.PollInterval, Pass: r.pass, Starting: r.listen, Stopping: r.closeListener,
+		NextRun: func() time.Time {
+			if r.busy {
+				return time.Now().Add(relayBusyRetry)
+			}
+			return time.Time{}
+		},
 	})
 	return r
 }
@@ -179,6 +190,7 @@ func (r *Relay) pass(ctx context.Context) {
 			r.log.Warn("outbox relay pass failed", zap.Error(err))
 		}
 		r.TestSignals.PassDone.Signal(res)
+		r.busy = res.Busy
 		if err != nil || res.Published < r.cfg.BatchSize {
 			return
 		}

@@ -107,6 +107,43 @@ func TestRelayWakesOnInsertWithoutWaitingForItsPoll(t *testing.T) {
 	rec.Wait(t, "greenroom.config.changed.zone", "", 5*time.Second)
 }
 
+// TestRelayThatFoundAnotherPublishingLooksAgainSoon: a relay woken while
+// another held the relay lock leaves the rows to it; but the other may
+// have fetched its batch before the commit that woke this one, so this one
+// looks again shortly instead of at its next poll (an hour here).
+func TestRelayThatFoundAnotherPublishingLooksAgainSoon(t *testing.T) {
+	env := apptest.New(t)
+	deps := env.Deps(t, "test")
+	ctx := context.Background()
+	relay := outbox.NewRelay(outbox.RelayConfig{DatabaseURL: env.DatabaseURL, PollInterval: time.Hour}, env.DB, deps.Publisher, deps.Log)
+	relay.TestSignals.Init()
+	apptest.Start(t, relay)
+	rec := apptest.NewRecorder(t, deps.NC)
+	relay.TestSignals.PassDone.WaitOrTimeout(t, 30*time.Second) // LISTEN registered
+
+	// Another relay publishing: it holds the relay lock (outbox.go's
+	// relayLockKey) and has fetched its batch already.
+	other, err := env.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Rollback() }()
+	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(0x6772_6e72_6f6f_6d01)); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000009", Name: "z"})
+	if err := outbox.Enqueue(ctx, env.DB, "greenroom.config.changed.zone", ev, ""); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if res := relay.TestSignals.PassDone.WaitOrTimeout(t, 30*time.Second); res.Busy {
+			break
+		}
+	}
+	_ = other.Rollback() // the other finished without the new row
+	rec.Wait(t, "greenroom.config.changed.zone", "", 30*time.Second)
+}
+
 func TestEventBreakingItsSchemaIsDeadLetteredNotRetriedForever(t *testing.T) {
 	env := apptest.New(t)
 	deps := env.Deps(t, "test")

@@ -9,6 +9,7 @@ require (
 	github.com/greenroom-dev/greenroom/services/config v0.0.0
 	github.com/greenroom-dev/greenroom/services/expiry v0.0.0
 	github.com/greenroom-dev/greenroom/services/provisioner v0.0.0
+	github.com/lib/pq v1.12.3
 	github.com/nats-io/nats.go v1.55.0
 )
 
@@ -33,7 +34,6 @@ require (
 	github.com/greenroom-dev/greenroom/schemas v0.0.0 // indirect
 	github.com/jmoiron/sqlx v1.4.0 // indirect
 	github.com/klauspost/compress v1.20.1 // indirect
-	github.com/lib/pq v1.12.3 // indirect
 	github.com/mattn/go-shellwords v1.0.12 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect
 	github.com/minio/highwayhash v1.0.4-0.20251030100505-070ab1a87a76 // indirect

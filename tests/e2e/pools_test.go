@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/greenroom-dev/greenroom/libs/apptest"
 )
 
@@ -174,9 +176,12 @@ func TestServerPoolEndToEnd(t *testing.T) {
 	var fails []string
 	wg.Go(func() { fails = burst(5, "zone-a") })
 	wg.Wait()
-	apptest.Eventually(t, 30*time.Second, "no session destroying or provisioning", func() bool {
+	// A DELETE asks for the destroy (greenroom.session.destroy): wait for
+	// the 15 to be destroyed, not merely for none to be destroying.
+	apptest.Eventually(t, 30*time.Second, "the ended sessions destroyed, none destroying or provisioning", func() bool {
 		var n int
-		_ = g.env.DB.Get(&n, `SELECT count(*) FROM sessions WHERE status IN ('destroying', 'provisioning')`)
+		_ = g.env.DB.Get(&n, `SELECT count(*) FROM sessions
+			WHERE status IN ('destroying', 'provisioning') OR (id = ANY($1) AND status <> 'destroyed')`, pq.Array(ids[:15]))
 		return n == 0
 	})
 	made := len(ids) - created

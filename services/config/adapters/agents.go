@@ -11,7 +11,7 @@ import (
 // agentSelect reads agents with the load of their live sessions (the
 // partial index sessions_agent_live_idx serves the lateral join).
 const agentSelect = `SELECT a.id, a.name, a.zone_id, z.name AS zone, a.pool_id, p.name AS pool,
-	a.docker_endpoint, a.public_host, a.cores, a.memory_mb, a.enabled, a.labels,
+	a.docker_endpoint, a.internal_address, a.cores, a.memory_mb, a.enabled, a.labels,
 	load.sessions, a.cores - load.cores AS free_cores, a.memory_mb - load.memory_mb AS free_memory_mb,
 	a.last_heartbeat_at, a.created_at, a.updated_at
 	FROM agents a
@@ -54,9 +54,9 @@ func (q Tables) ListAgentsInPools(ctx context.Context, ids []string) ([]domain.A
 // as stored.
 func (q Tables) InsertAgent(ctx context.Context, a domain.Agent) (domain.Agent, error) {
 	_, err := q.ExecContext(ctx, `INSERT INTO agents
-		(id, name, zone_id, pool_id, docker_endpoint, public_host, cores, memory_mb, enabled, labels)
+		(id, name, zone_id, pool_id, docker_endpoint, internal_address, cores, memory_mb, enabled, labels)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.PublicHost, a.Cores, a.MemoryMB, a.Enabled, a.Labels)
+		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.InternalAddress, a.Cores, a.MemoryMB, a.Enabled, a.Labels)
 	if err != nil {
 		return domain.Agent{}, fmt.Errorf("inserting agent %q: %w", a.Name, err)
 	}
@@ -66,10 +66,10 @@ func (q Tables) InsertAgent(ctx context.Context, a domain.Agent) (domain.Agent, 
 // UpdateAgent stores every field of a and returns it as stored.
 func (q Tables) UpdateAgent(ctx context.Context, a domain.Agent) (domain.Agent, error) {
 	err := exec(ctx, q, fmt.Sprintf("updating agent %q", a.Name), `UPDATE agents
-		SET name = $2, zone_id = $3, pool_id = $4, docker_endpoint = $5, public_host = $6,
+		SET name = $2, zone_id = $3, pool_id = $4, docker_endpoint = $5, internal_address = $6,
 			cores = $7, memory_mb = $8, enabled = $9, labels = $10, updated_at = now()
 		WHERE id = $1`,
-		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.PublicHost, a.Cores, a.MemoryMB, a.Enabled, a.Labels)
+		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.InternalAddress, a.Cores, a.MemoryMB, a.Enabled, a.Labels)
 	if err != nil {
 		return domain.Agent{}, err
 	}

@@ -25,6 +25,9 @@ func (a *App) CreateAgent(ctx context.Context, in domain.AgentCreate) (domain.Ag
 		return domain.Agent{}, invalid(errs)
 	}
 	ag := in.Agent()
+	if errs := ag.CheckAddress(); len(errs) > 0 {
+		return domain.Agent{}, invalid(errs)
+	}
 	ag.ID = domain.NewID()
 	err := a.change(ctx, KindAgent, OpCreated, func(tx Tx) (_, _ string, err error) {
 		if err := a.resolveAgentRefs(ctx, tx, &ag, true, true); err != nil {
@@ -47,6 +50,9 @@ func (a *App) UpdateAgent(ctx context.Context, name string, in domain.AgentUpdat
 			return "", "", notFoundOr(err, "no agent named %q", name)
 		}
 		in.Apply(&ag)
+		if errs := ag.CheckAddress(); len(errs) > 0 {
+			return "", "", invalid(errs)
+		}
 		if err := a.resolveAgentRefs(ctx, tx, &ag, in.Zone.Set, in.Pool.Set); err != nil {
 			return "", "", err
 		}

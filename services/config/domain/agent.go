@@ -1,6 +1,10 @@
 package domain
 
-import "time"
+import (
+	"net"
+	"net/url"
+	"time"
+)
 
 // Agent is a Docker Engine endpoint that runs session containers, with the
 // load its live sessions put on it.
@@ -12,7 +16,7 @@ type Agent struct {
 	PoolID          *string    `db:"pool_id" json:"-"`
 	Pool            *string    `db:"pool" json:"pool"`
 	DockerEndpoint  string     `db:"docker_endpoint" json:"docker_endpoint"`
-	PublicHost      string     `db:"public_host" json:"public_host"`
+	InternalAddress string     `db:"internal_address" json:"internal_address"`
 	Cores           float64    `db:"cores" json:"cores"`
 	MemoryMB        int32      `db:"memory_mb" json:"memory_mb"`
 	Enabled         bool       `db:"enabled" json:"enabled"`
@@ -27,15 +31,15 @@ type Agent struct {
 
 // AgentUpdate is the body of PATCH /api/v1/agents/{name}.
 type AgentUpdate struct {
-	Name           Optional[string]   `json:"name"`
-	Zone           Optional[string]   `json:"zone"`
-	Pool           Optional[string]   `json:"pool"`
-	DockerEndpoint Optional[string]   `json:"docker_endpoint"`
-	PublicHost     Optional[string]   `json:"public_host"`
-	Cores          Optional[float64]  `json:"cores"`
-	MemoryMB       Optional[int32]    `json:"memory_mb"`
-	Enabled        Optional[bool]     `json:"enabled"`
-	Labels         Optional[[]string] `json:"labels"`
+	Name            Optional[string]   `json:"name"`
+	Zone            Optional[string]   `json:"zone"`
+	Pool            Optional[string]   `json:"pool"`
+	DockerEndpoint  Optional[string]   `json:"docker_endpoint"`
+	InternalAddress Optional[string]   `json:"internal_address"`
+	Cores           Optional[float64]  `json:"cores"`
+	MemoryMB        Optional[int32]    `json:"memory_mb"`
+	Enabled         Optional[bool]     `json:"enabled"`
+	Labels          Optional[[]string] `json:"labels"`
 }
 
 // AgentCreate is the body of POST /api/v1/agents: the same fields, name,
@@ -54,7 +58,10 @@ func validateAgent(in AgentUpdate, p presence) FieldErrors {
 	checkNonEmpty(&errs, "zone", in.Zone, p)
 	checkNonEmpty(&errs, "pool", in.Pool, nullable)
 	checkNonEmpty(&errs, "docker_endpoint", in.DockerEndpoint, p)
-	checkPresent(&errs, "public_host", in.PublicHost, optional)
+	if present(&errs, "internal_address", in.InternalAddress, optional) && in.InternalAddress.Value != "" &&
+		net.ParseIP(in.InternalAddress.Value) == nil {
+		errs.Add("internal_address", "must be an IP address (the agent's private address its sessions' ports are published on), or empty")
+	}
 	checkCores(&errs, "cores", in.Cores, p)
 	checkMin(&errs, "memory_mb", in.MemoryMB, p, 1)
 	checkPresent(&errs, "enabled", in.Enabled, optional)
@@ -78,11 +85,29 @@ func (in AgentUpdate) Apply(a *Agent) {
 		a.Pool = in.Pool.Ptr()
 	}
 	setIfPresent(&a.DockerEndpoint, in.DockerEndpoint)
-	setIfPresent(&a.PublicHost, in.PublicHost)
+	setIfPresent(&a.InternalAddress, in.InternalAddress)
 	setIfPresent(&a.Cores, in.Cores)
 	setIfPresent(&a.MemoryMB, in.MemoryMB)
 	setIfPresent(&a.Enabled, in.Enabled)
 	if in.Labels.Has() {
 		a.Labels = Labels(in.Labels.Value)
 	}
+}
+
+// CheckAddress is the rule that holds between an agent's fields: its
+// sessions' ports are published on an IP address, never on every
+// interface, so an agent whose engine is reached by host name needs
+// internal_address (the provisioner's domain.AgentInternalAddress falls
+// back to loopback for a local engine and to an endpoint's IP address).
+func (a Agent) CheckAddress() FieldErrors {
+	if a.InternalAddress != "" {
+		return nil
+	}
+	u, err := url.Parse(a.DockerEndpoint)
+	if err != nil || u.Scheme == "unix" || u.Scheme == "npipe" || u.Hostname() == "" || net.ParseIP(u.Hostname()) != nil {
+		return nil
+	}
+	var errs FieldErrors
+	errs.Add("internal_address", "is required when docker_endpoint names its host (%s): the agent's private IP address its sessions' ports are published on", u.Hostname())
+	return errs
 }

@@ -49,9 +49,9 @@ func TestOpenAPIConformance(t *testing.T) {
 	// Agents.
 	h.create("agents", obj{"name": "agent-1", "zone": "eu", "pool": "gpu-agents", "docker_endpoint": "unix:///var/run/docker.sock",
 		"cores": 4, "memory_mb": 8192, "labels": []string{"ssd"}})
-	h.problem(400, "zone", "POST", "/api/v1/agents", obj{"name": "agent-2", "zone": "mars", "docker_endpoint": "tcp://h:2375", "cores": 1, "memory_mb": 1})
-	h.problem(400, "pool", "POST", "/api/v1/agents", obj{"name": "agent-2", "zone": "eu", "pool": "desktops", "docker_endpoint": "tcp://h:2375", "cores": 1, "memory_mb": 1})
-	h.problem(400, "cores", "POST", "/api/v1/agents", obj{"name": "agent-2", "zone": "eu", "docker_endpoint": "tcp://h:2375", "cores": 0, "memory_mb": 1})
+	h.problem(400, "zone", "POST", "/api/v1/agents", obj{"name": "agent-2", "zone": "mars", "docker_endpoint": "tcp://10.0.0.9:2375", "cores": 1, "memory_mb": 1})
+	h.problem(400, "pool", "POST", "/api/v1/agents", obj{"name": "agent-2", "zone": "eu", "pool": "desktops", "docker_endpoint": "tcp://10.0.0.9:2375", "cores": 1, "memory_mb": 1})
+	h.problem(400, "cores", "POST", "/api/v1/agents", obj{"name": "agent-2", "zone": "eu", "docker_endpoint": "tcp://10.0.0.9:2375", "cores": 0, "memory_mb": 1})
 	h.must(200, "GET", "/api/v1/agents", nil, nil)
 	var agent obj
 	h.must(200, "GET", "/api/v1/agents/agent-1", nil, &agent)

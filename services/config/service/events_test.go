@@ -22,7 +22,7 @@ func TestConfigChangePublishesEvent(t *testing.T) {
 	zone := h.stagingZone("eu")
 	created("zone", "name", zone)
 	created("pool", "name", h.create("pools", obj{"name": "p1", "type": "docker_agent"}))
-	created("agent", "name", h.create("agents", obj{"name": "a1", "zone": "eu", "docker_endpoint": "tcp://h:2375", "cores": 1, "memory_mb": 512}))
+	created("agent", "name", h.create("agents", obj{"name": "a1", "zone": "eu", "docker_endpoint": "tcp://10.0.0.9:2375", "cores": 1, "memory_mb": 512}))
 	created("server", "name", h.create("servers", obj{"name": "s1", "zone": "eu", "address": "10.0.0.1"}))
 	created("workspace", "name", h.create("workspaces", obj{"name": "demo", "image": "x"}))
 	created("group", "name", h.create("groups", obj{"name": "everyone"}))

@@ -252,9 +252,9 @@ func TestPoolMembersShowSessionsCapacityAndEffectiveLabels(t *testing.T) {
 
 	// A docker_agent pool lists its agents with their free capacity.
 	h.create("pools", obj{"name": "gpu-agents", "type": "docker_agent", "labels": []string{"gpu"}})
-	a1 := h.create("agents", obj{"name": "a1", "zone": "eu", "pool": "gpu-agents", "docker_endpoint": "tcp://h:2375",
+	a1 := h.create("agents", obj{"name": "a1", "zone": "eu", "pool": "gpu-agents", "docker_endpoint": "tcp://10.0.0.9:2375",
 		"cores": 4, "memory_mb": 4096, "labels": []string{"ssd", "gpu"}})
-	h.create("agents", obj{"name": "a2", "zone": "eu", "docker_endpoint": "tcp://h:2376", "cores": 1, "memory_mb": 512})
+	h.create("agents", obj{"name": "a2", "zone": "eu", "docker_endpoint": "tcp://10.0.0.9:2376", "cores": 1, "memory_mb": 512})
 	var demo obj
 	h.must(200, "GET", "/api/v1/workspaces/demo", nil, &demo)
 	h.deps.DB.MustExec(`INSERT INTO sessions (id, workspace_id, zone_id, agent_id, origin, status, cores, memory_mb)
@@ -336,7 +336,7 @@ func TestPoolMembersMustMatchThePoolType(t *testing.T) {
 	h.world()
 	h.create("pools", obj{"name": "desktops", "type": "server"})
 	h.create("pools", obj{"name": "agents", "type": "docker_agent"})
-	h.create("agents", obj{"name": "a1", "zone": "eu", "docker_endpoint": "tcp://h:2375", "cores": 1, "memory_mb": 512})
+	h.create("agents", obj{"name": "a1", "zone": "eu", "docker_endpoint": "tcp://10.0.0.9:2375", "cores": 1, "memory_mb": 512})
 	h.create("servers", obj{"name": "s1", "zone": "eu", "address": "10.0.0.1"})
 	for _, tc := range []struct {
 		name, method, path string
@@ -344,7 +344,7 @@ func TestPoolMembersMustMatchThePoolType(t *testing.T) {
 		field, want        string
 	}{
 		{"new agent in a server pool", "POST", "/api/v1/agents",
-			obj{"name": "a2", "zone": "eu", "pool": "desktops", "docker_endpoint": "tcp://h:2376", "cores": 1, "memory_mb": 512}, "pool", "docker_agent"},
+			obj{"name": "a2", "zone": "eu", "pool": "desktops", "docker_endpoint": "tcp://10.0.0.9:2376", "cores": 1, "memory_mb": 512}, "pool", "docker_agent"},
 		{"agent moved to a server pool", "PATCH", "/api/v1/agents/a1", obj{"pool": "desktops"}, "pool", "docker_agent"},
 		{"new server in an agent pool", "POST", "/api/v1/servers", obj{"name": "s2", "zone": "eu", "address": "h", "pool": "agents"}, "pool", "server"},
 		{"server moved to an agent pool", "PATCH", "/api/v1/servers/s1", obj{"pool": "agents"}, "pool", "server"},

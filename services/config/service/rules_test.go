@@ -13,7 +13,7 @@ func TestBadBodyNamesTheField(t *testing.T) {
 	h := newHarness(t)
 	h.world()
 	h.create("pools", obj{"name": "desktops", "type": "server"})
-	agent := `"name":"a1","zone":"eu","docker_endpoint":"tcp://h:2375","cores":1,"memory_mb":512`
+	agent := `"name":"a1","zone":"eu","docker_endpoint":"tcp://10.0.0.9:2375","cores":1,"memory_mb":512`
 	for _, tc := range []struct {
 		name, method, path, body, field string
 	}{
@@ -52,14 +52,14 @@ func TestDuplicateNameIsConflict(t *testing.T) {
 	h := newHarness(t)
 	h.world()
 	h.create("pools", obj{"name": "p1", "type": "docker_agent"})
-	h.create("agents", obj{"name": "a1", "zone": "eu", "docker_endpoint": "tcp://h:2375", "cores": 1, "memory_mb": 512})
+	h.create("agents", obj{"name": "a1", "zone": "eu", "docker_endpoint": "tcp://10.0.0.9:2375", "cores": 1, "memory_mb": 512})
 	h.create("servers", obj{"name": "s1", "zone": "eu", "address": "10.0.0.1"})
 	h.create("staging-configs", obj{"zone": "eu", "workspace": "demo", "desired_sessions": 1})
 	before := h.outboxRows()
 	for _, tc := range []struct{ collection, body string }{
 		{"zones", `{"name":"eu"}`},
 		{"pools", `{"name":"p1","type":"server"}`},
-		{"agents", `{"name":"a1","zone":"eu","docker_endpoint":"tcp://h:2376","cores":2,"memory_mb":512}`},
+		{"agents", `{"name":"a1","zone":"eu","docker_endpoint":"tcp://10.0.0.9:2376","cores":2,"memory_mb":512}`},
 		{"servers", `{"name":"s1","zone":"eu","address":"10.0.0.2"}`},
 		{"workspaces", `{"name":"demo","image":"other"}`},
 		{"groups", `{"name":"everyone"}`},
@@ -127,7 +127,7 @@ func TestDeleteOfReferencedRowIsConflict(t *testing.T) {
 	h := newHarness(t)
 	w := h.world()
 	h.create("pools", obj{"name": "p1", "type": "docker_agent"})
-	h.create("agents", obj{"name": "a1", "zone": "eu", "pool": "p1", "docker_endpoint": "tcp://h:2375", "cores": 1, "memory_mb": 512})
+	h.create("agents", obj{"name": "a1", "zone": "eu", "pool": "p1", "docker_endpoint": "tcp://10.0.0.9:2375", "cores": 1, "memory_mb": 512})
 	sc := h.create("staging-configs", obj{"zone": "eu", "workspace": "demo", "desired_sessions": 1})
 
 	for path, referrer := range map[string]string{

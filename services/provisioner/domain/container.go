@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"maps"
 	"net"
 	"net/url"
@@ -87,8 +88,9 @@ type SessionContainer struct {
 	// of its assign hook's request (GREENROOM_ASSIGN_SECRET); "" for an
 	// on-demand one, which is never assigned.
 	AssignSecret string
-	// DockerEndpoint decides the address the port is published on.
-	DockerEndpoint string
+	// InternalAddress is the agent address the port is published on
+	// (AgentInternalAddress), never every interface.
+	InternalAddress string
 	// ExtraLabels are added to the container's labels (operators' own
 	// markers; tests use one to find what they made). Greenroom's labels win.
 	ExtraLabels map[string]string
@@ -198,7 +200,7 @@ func BuildContainerSpec(s SessionContainer) ContainerSpec {
 		NanoCPUs:    s.Need.MilliCores * 1_000_000,
 		MemoryBytes: s.Need.MemoryMB * 1024 * 1024,
 		Port:        s.Port,
-		HostIP:      PublishHostIP(s.DockerEndpoint),
+		HostIP:      s.InternalAddress,
 		Hostname:    s.RunConfig.Hostname,
 		User:        s.RunConfig.User,
 		WorkingDir:  s.RunConfig.WorkingDir,
@@ -272,27 +274,28 @@ func PermissionEnv(p events.Permissions) map[string]string {
 	}
 }
 
-// PublishHostIP is the host address a session port is published on: the
-// loopback interface for a local (unix socket) engine, whose sessions are
-// reached from this host, and every interface for a remote engine.
-func PublishHostIP(dockerEndpoint string) string {
-	if strings.HasPrefix(dockerEndpoint, "unix://") {
-		return "127.0.0.1"
-	}
-	return "0.0.0.0"
-}
+// ErrNoInternalAddress: an agent whose engine is reached by host name has
+// no internal_address to publish its sessions' ports on.
+var ErrNoInternalAddress = errors.New("the agent has no internal_address (its docker_endpoint's host is not an IP address)")
 
-// SessionHost is the host a session's published port is reached on: the
-// agent's public_host when set, else the host of a tcp:// endpoint, else
-// 127.0.0.1 (a local engine).
-func SessionHost(publicHost, dockerEndpoint string) string {
-	if publicHost != "" {
-		return publicHost
+// AgentInternalAddress is the address of an agent its sessions' ports are
+// published on and Greenroom reaches them at (the provisioner's probe and
+// assign hook, the gateway): the agent's internal_address; else the
+// loopback interface for a local engine (unix socket, named pipe); else
+// the host of a tcp:// endpoint, when it is an IP address. Never every
+// interface: a container is reached only through Greenroom.
+func AgentInternalAddress(internalAddress, dockerEndpoint string) (string, error) {
+	if internalAddress != "" {
+		return internalAddress, nil
 	}
-	if u, err := url.Parse(dockerEndpoint); err == nil && u.Scheme != "unix" && u.Hostname() != "" {
-		return u.Hostname()
+	u, err := url.Parse(dockerEndpoint)
+	if err != nil || u.Scheme == "unix" || u.Scheme == "npipe" || u.Hostname() == "" {
+		return "127.0.0.1", nil
 	}
-	return "127.0.0.1"
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		return ip.String(), nil
+	}
+	return "", ErrNoInternalAddress
 }
 
 // SessionURL is the address the user opens: http://host:port/.

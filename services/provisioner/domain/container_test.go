@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -21,8 +22,8 @@ func TestContainerSpecCarriesLabelsEnvironmentAndLimits(t *testing.T) {
 			"PORT":                      "9999", // Greenroom's own value wins
 			"GREENROOM_ALLOW_AUDIO":     "false",
 		}},
-		DockerEndpoint: "unix:///var/run/docker.sock",
-		ExtraLabels:    map[string]string{"greenroom.test": "t1", LabelSession: "spoofed"},
+		InternalAddress: "127.0.0.1",
+		ExtraLabels:     map[string]string{"greenroom.test": "t1", LabelSession: "spoofed"},
 	})
 	if spec.Name != "greenroom-s-1" || spec.Image != "greenroom/demo-workspace:latest" {
 		t.Errorf("name/image = %q/%q", spec.Name, spec.Image)
@@ -62,31 +63,57 @@ func TestContainerSpecCarriesLabelsEnvironmentAndLimits(t *testing.T) {
 
 func TestOnDemandContainerHasNoStagingConfigLabel(t *testing.T) {
 	t.Parallel()
-	spec := BuildContainerSpec(SessionContainer{SessionID: "s", Port: 80, DockerEndpoint: "tcp://10.0.0.5:2375"})
+	spec := BuildContainerSpec(SessionContainer{SessionID: "s", Port: 80, InternalAddress: "10.0.0.5"})
 	if _, ok := spec.Labels[LabelStagingConfig]; ok {
 		t.Errorf("on-demand container labelled with a staging config: %v", spec.Labels)
 	}
-	if spec.HostIP != "0.0.0.0" {
-		t.Errorf("remote engine publishes on %s, want 0.0.0.0", spec.HostIP)
+	if spec.HostIP != "10.0.0.5" {
+		t.Errorf("port published on %s, want the agent's internal address 10.0.0.5", spec.HostIP)
+	}
+}
+
+// A session's port is published on the agent's private address only, never
+// on every interface: containers are reached through Greenroom.
+func TestPortsArePublishedOnTheAgentsInternalAddressOnly(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		internalAddress, endpoint string
+		want                      string
+		err                       error
+	}{
+		{"", "unix:///var/run/docker.sock", "127.0.0.1", nil},
+		{"", "npipe:////./pipe/docker_engine", "127.0.0.1", nil},
+		{"", "tcp://10.0.0.5:2375", "10.0.0.5", nil},
+		{"", "tcp://[fd00::5]:2376", "fd00::5", nil},
+		{"10.1.0.7", "tcp://docker-1.example.com:2376", "10.1.0.7", nil},
+		{"192.168.5.2", "unix:///var/run/docker.sock", "192.168.5.2", nil},
+		{"", "tcp://docker-1.example.com:2376", "", ErrNoInternalAddress},
+	}
+	for _, tt := range tests {
+		got, err := AgentInternalAddress(tt.internalAddress, tt.endpoint)
+		if got != tt.want || !errors.Is(err, tt.err) {
+			t.Errorf("AgentInternalAddress(%q, %q) = %q, %v; want %q, %v", tt.internalAddress, tt.endpoint, got, err, tt.want, tt.err)
+		}
+		if got == "0.0.0.0" || got == "::" {
+			t.Errorf("AgentInternalAddress(%q, %q) publishes on every interface", tt.internalAddress, tt.endpoint)
+		}
 	}
 }
 
 func TestSessionURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		publicHost, endpoint string
-		port                 int
-		want                 string
+		host string
+		port int
+		want string
 	}{
-		{"", "unix:///var/run/docker.sock", 32768, "http://127.0.0.1:32768/"},
-		{"", "tcp://10.0.0.5:2375", 40000, "http://10.0.0.5:40000/"},
-		{"ws1.example.com", "tcp://10.0.0.5:2375", 40000, "http://ws1.example.com:40000/"},
-		{"", "tcp://[fd00::5]:2376", 40000, "http://[fd00::5]:40000/"},
-		{"", "npipe:////./pipe/docker_engine", 1, "http://127.0.0.1:1/"},
+		{"127.0.0.1", 32768, "http://127.0.0.1:32768/"},
+		{"10.0.0.5", 40000, "http://10.0.0.5:40000/"},
+		{"fd00::5", 40000, "http://[fd00::5]:40000/"},
 	}
 	for _, tt := range tests {
-		if got := SessionURL(SessionHost(tt.publicHost, tt.endpoint), tt.port); got != tt.want {
-			t.Errorf("SessionURL(%q, %q, %d) = %q, want %q", tt.publicHost, tt.endpoint, tt.port, got, tt.want)
+		if got := SessionURL(tt.host, tt.port); got != tt.want {
+			t.Errorf("SessionURL(%q, %d) = %q, want %q", tt.host, tt.port, got, tt.want)
 		}
 	}
 }
@@ -105,10 +132,10 @@ func TestOnDemandContainerKnowsItsUserAndGetsItsSettings(t *testing.T) {
 			{Host: "/srv/alice", Bind: "/data", UID: &uid, GID: &uid},
 			{Host: "/srv/shared", Bind: "/shared", ReadOnly: true},
 		},
-		AuthorizedKeys: []byte("ssh-ed25519 AAAA alice\n"),
-		UserEnv:        map[string]string{"GREENROOM_USER_TEAM": "blue"},
-		WebFilter:      &containerconfig.WebFilter{Name: "kids", AllowedDomains: []string{"example.com"}},
-		DockerEndpoint: "unix:///var/run/docker.sock",
+		AuthorizedKeys:  []byte("ssh-ed25519 AAAA alice\n"),
+		UserEnv:         map[string]string{"GREENROOM_USER_TEAM": "blue"},
+		WebFilter:       &containerconfig.WebFilter{Name: "kids", AllowedDomains: []string{"example.com"}},
+		InternalAddress: "127.0.0.1",
 	})
 	for _, want := range []string{"GREENROOM_USER=alice", "GREENROOM_USER_ID=u-1", "GREENROOM_SESSION_ID=s-2", "X=1",
 		"GREENROOM_ALLOW_ORIGIN_DOMAIN=ws.example.com", "GREENROOM_UPSTREAM_AUTH_ADDRESS=auth.example.com",

@@ -19,7 +19,7 @@ import (
 // has sessions whose containers may die).
 func (s *Store) ListWatchedAgents(ctx context.Context) ([]command.Agent, error) {
 	var agents []command.Agent
-	if err := s.db.SelectContext(ctx, &agents, `SELECT id, name, docker_endpoint, public_host
+	if err := s.db.SelectContext(ctx, &agents, `SELECT id, name, docker_endpoint, internal_address
 		FROM agents a
 		WHERE enabled OR EXISTS (SELECT 1 FROM sessions s WHERE s.agent_id = a.id AND s.status NOT IN ('destroyed', 'failed'))
 		ORDER BY docker_endpoint, name`); err != nil {

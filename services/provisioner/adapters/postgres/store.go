@@ -89,7 +89,7 @@ func completeContext(ctx context.Context, q sessions.Queryer, sc *command.Sessio
 		AgentID       sql.NullString      `db:"agent_id"`
 		AgentName     sql.NullString      `db:"agent_name"`
 		AgentEndpoint sql.NullString      `db:"agent_docker_endpoint"`
-		AgentHost     sql.NullString      `db:"agent_public_host"`
+		AgentAddress  sql.NullString      `db:"agent_internal_address"`
 		Server        sql.NullString      `db:"server_name"`
 		ConfigID      sql.NullString      `db:"staging_config_id"`
 		Expiration    sql.NullFloat64     `db:"expiration_hours"`
@@ -106,7 +106,7 @@ func completeContext(ctx context.Context, q sessions.Queryer, sc *command.Sessio
 			z.name AS "z.name", z.allow_origin_domain AS "z.allow_origin_domain",
 			z.upstream_auth_address AS "z.upstream_auth_address",
 			a.id AS agent_id, a.name AS agent_name, a.docker_endpoint AS agent_docker_endpoint,
-			a.public_host AS agent_public_host, sv.name AS server_name,
+			a.internal_address AS agent_internal_address, sv.name AS server_name,
 			c.id AS staging_config_id, c.expiration_hours, u.username
 		FROM workspaces w
 		JOIN zones z ON z.id = $2
@@ -129,7 +129,7 @@ func completeContext(ctx context.Context, q sessions.Queryer, sc *command.Sessio
 		if !r.AgentID.Valid {
 			return fmt.Errorf("loading agent of session %s: %w", s.ID, sql.ErrNoRows)
 		}
-		sc.Agent = &command.Agent{ID: r.AgentID.String, Name: r.AgentName.String, DockerEndpoint: r.AgentEndpoint.String, PublicHost: r.AgentHost.String}
+		sc.Agent = &command.Agent{ID: r.AgentID.String, Name: r.AgentName.String, DockerEndpoint: r.AgentEndpoint.String, InternalAddress: r.AgentAddress.String}
 	}
 	if s.ServerID.Valid {
 		if !r.Server.Valid {

@@ -21,7 +21,7 @@ import (
 // The fakes below stand for PostgreSQL and one Docker engine in memory,
 // so that the audit's own judgment is tested without them.
 
-const fakeEndpoint = "tcp://agent-1.test:2375"
+const fakeEndpoint = "tcp://10.9.0.1:2375"
 
 // fakeSessions are sessions on agent-1, by id, with the failures asked
 // for.

@@ -59,7 +59,10 @@ func (p *Provisioner) callAssignHook(ctx context.Context, sc SessionContext, hoo
 	if !sc.Session.HostPort.Valid {
 		return 0, ptrTo(assignFailed("the staged session has no published port"))
 	}
-	host := domain.SessionHost(sc.Agent.PublicHost, sc.Agent.DockerEndpoint)
+	host, err := sc.Agent.Address()
+	if err != nil {
+		return 0, ptrTo(assignFailed(err.Error()))
+	}
 	url := domain.ContainerURL(host, int(sc.Session.HostPort.Int64), hook.Path)
 
 	hctx, cancel := context.WithTimeout(ctx, min(hook.Timeout, p.cfg.AssignTimeout))

@@ -22,7 +22,7 @@ import (
 // in memory, so that a use case's own logic is tested without them: what
 // it asks of each, in which order, and what it does with the answers.
 
-const fakeEndpoint = "tcp://agent-1.test:2375"
+const fakeEndpoint = "tcp://10.9.0.1:2375"
 
 // newSession is a session placed on agent-1: staged for pool "pool-1",
 // or on demand when stagingConfig is "".

@@ -95,7 +95,10 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	if hostPort == 0 {
 		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: container %s has no published port for %d", sc.Agent.Name, c.ID[:12], sc.Workspace.Port), log)
 	}
-	host := domain.SessionHost(sc.Agent.PublicHost, sc.Agent.DockerEndpoint)
+	host, err := sc.Agent.Address()
+	if err != nil {
+		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
+	}
 	err = p.store.RecordContainer(ctx, &sc, c.ID, hostPort, domain.SessionURL(host, hostPort))
 	if errors.Is(err, sessions.ErrStale) {
 		p.abandon(ctx, sc, err, log)
@@ -160,6 +163,10 @@ func (p *Provisioner) startContainer(ctx context.Context, eng Engine, sc Session
 	if err != nil {
 		return domain.Container{}, fmt.Errorf("permissions of session %s: %w", sc.Session.ID, err)
 	}
+	address, err := sc.Agent.Address()
+	if err != nil {
+		return domain.Container{}, err
+	}
 	c := domain.SessionContainer{
 		SessionID: sc.Session.ID, StagingConfigID: sc.StagingConfigID(),
 		Workspace: sc.Workspace.Name, Zone: sc.Zone, Agent: sc.Agent.Name,
@@ -167,7 +174,7 @@ func (p *Provisioner) startContainer(ctx context.Context, eng Engine, sc Session
 		Need:              domain.Resources{MilliCores: domain.MilliCores(sc.Session.Cores), MemoryMB: int64(sc.Session.MemoryMB)},
 		Permissions:       perms,
 		AllowOriginDomain: sc.ZoneDomains.AllowOriginDomain, UpstreamAuthAddress: sc.ZoneDomains.UpstreamAuthAddress,
-		DockerEndpoint: sc.Agent.DockerEndpoint, ExtraLabels: p.cfg.ExtraLabels,
+		InternalAddress: address, ExtraLabels: p.cfg.ExtraLabels,
 	}
 	if err := applySettings(&c, sc, user); err != nil {
 		return domain.Container{}, fmt.Errorf("%w: %v", errSettings, err)

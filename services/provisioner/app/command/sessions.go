@@ -8,6 +8,7 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
 // SessionStore is the provisioner's state (adapters/postgres): where
@@ -165,7 +166,15 @@ type Agent struct {
 	ID             string `db:"id"`
 	Name           string `db:"name"`
 	DockerEndpoint string `db:"docker_endpoint"`
-	PublicHost     string `db:"public_host"`
+	// InternalAddress is the agent's internal_address ("" when unset;
+	// see domain.AgentInternalAddress).
+	InternalAddress string `db:"internal_address"`
+}
+
+// Address is where the agent publishes its sessions' ports and Greenroom
+// reaches them (domain.AgentInternalAddress).
+func (a Agent) Address() (string, error) {
+	return domain.AgentInternalAddress(a.InternalAddress, a.DockerEndpoint)
 }
 
 // StagingConfig is the part of a staging config a staged session needs.

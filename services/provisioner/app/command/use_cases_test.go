@@ -100,7 +100,7 @@ func TestProvisionHandsAnOnDemandSessionToItsUserOnceItsContainerAnswers(t *test
 	}
 	c := list[0]
 	got := w.store.sc.Session
-	host := domain.SessionHost("", fakeEndpoint)
+	host, _ := domain.AgentInternalAddress("", fakeEndpoint)
 	port := c.HostPorts[8080]
 	if !c.Running || got.ContainerID != c.ID || got.URL != domain.SessionURL(host, port) {
 		t.Errorf("session records container %q at %q; want the running container %q at port %d", got.ContainerID, got.URL, c.ID, port)
