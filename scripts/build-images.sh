@@ -2,7 +2,7 @@
 # `make images`: the container images of docker-compose.yml, built from
 # static binaries compiled on this machine (deploy/build/) on `scratch`, so
 # no image is pulled from a registry:
-#   greenroom/{config,assigner,provisioner,expiry,cli,nats-server}:$TAG
+#   greenroom/{config,assigner,provisioner,expiry,gateway,cli,nats-server}:$TAG
 # Usage: scripts/build-images.sh        (TAG from GREENROOM_IMAGE_TAG, default latest)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh

@@ -7,11 +7,14 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 run_dir="$repo_root/.run"
 log_dir="$run_dir/logs"
 
-# The four services, in start order, and the port of each one's HTTP server
-# (the config service's is the admin API and UI; the others serve /healthz,
-# /readyz and /metrics).
-services=(config assigner provisioner expiry)
-declare -A service_port=([config]=8080 [assigner]=8081 [provisioner]=8082 [expiry]=8083)
+# The services, in start order, and the port of each one's HTTP server (the
+# config service's is the admin API and UI, the gateway's the users'
+# dashboard and sessions; the others serve /healthz, /readyz and /metrics).
+services=(config assigner provisioner expiry gateway)
+declare -A service_port=([config]=8080 [assigner]=8081 [provisioner]=8082 [expiry]=8083 [gateway]=8090)
+# The variable of each service's HTTP address.
+declare -A service_addr_env=([config]=GREENROOM_HTTP_ADDR [assigner]=GREENROOM_HTTP_ADDR [provisioner]=GREENROOM_HTTP_ADDR
+	[expiry]=GREENROOM_HTTP_ADDR [gateway]=GREENROOM_GATEWAY_ADDR)
 
 # The defaults every component agrees on (libs/settings).
 default_database_url="postgres://greenroom:greenroom@127.0.0.1:5432/greenroom?sslmode=disable"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make up`: a complete local Greenroom on this machine.
 #   PostgreSQL (installed and started if missing) → nats-server with JetStream
-#   → demo workspace image → the four services and the CLI built into bin/
+#   → demo workspace image → the five services and the CLI built into bin/
 #   → migrations → the services started in the background (.run/<svc>.pid,
 #   .run/logs/<svc>.log) → the demo configuration → 3 staged sessions.
-# Prints the admin URL, the admin token and a command to request a session.
+# Prints the admin URL and token, the users' dashboard URL with the demo
+# users' passwords, and a command to request a session.
 #
 # Running it again is harmless: it rebuilds and restarts the services and
 # leaves the configuration and data as they are. `make down` stops it all.
@@ -76,7 +77,9 @@ for svc in "${services[@]}"; do
 	fi
 	addr="127.0.0.1:$port"
 	[[ "$svc" == config ]] && addr="$config_addr"
-	GREENROOM_HTTP_ADDR="$addr" background "$log_dir/$svc.log" "$pidfile" "$repo_root/bin/greenroom-$svc"
+	export "${service_addr_env[$svc]}=$addr"
+	background "$log_dir/$svc.log" "$pidfile" "$repo_root/bin/greenroom-$svc"
+	unset "${service_addr_env[$svc]}"
 	say "started greenroom-$svc (pid $(cat "$pidfile"), http://127.0.0.1:$port, log .run/logs/$svc.log)"
 done
 
@@ -101,7 +104,19 @@ for svc in "${services[@]}"; do
 done
 
 say "8/8 loading the demo configuration and waiting for $staged staged sessions"
-bin/greenroom demo load --staged "$staged"
+# The demo users' passwords: kept in .run/demo-passwords (mode 600), made
+# once, so that running make up again keeps them.
+passwords_file="$run_dir/demo-passwords"
+if [[ ! -s "$passwords_file" ]]; then
+	(umask 077 && for u in alice bob; do
+		printf '%s=%s\n' "$u" "$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')"
+	done >"$passwords_file")
+fi
+password_flags=()
+while IFS= read -r line; do
+	[[ -n "$line" ]] && password_flags+=(--password "$line")
+done <"$passwords_file"
+bin/greenroom demo load --staged "$staged" "${password_flags[@]}"
 bin/greenroom demo wait --staged "$staged" --timeout 120s
 
 cat <<EOF
@@ -109,6 +124,8 @@ cat <<EOF
 Greenroom is up.
   admin UI and API  $GREENROOM_API_URL/
   admin token       $GREENROOM_ADMIN_TOKEN   (also in .run/admin-token)
+  user dashboard    http://greenroom.localhost:${service_port[gateway]}/   (the gateway; sessions open at /session/<id>/)
+  demo users        $(tr '\n' ' ' <"$passwords_file" | sed 's/=/ password /g; s/ $//')   (also in .run/demo-passwords)
   logs              .run/logs/
 
 Request a session (served from the staged pool in milliseconds):

@@ -24,10 +24,12 @@ type fakeAPI struct {
 	created map[string][]map[string]any // collection path → bodies
 	gets    map[string]func(r *http.Request) any
 	queries []string
+	patched map[string]map[string]any // path → last body
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
-	f := &fakeAPI{t: t, created: map[string][]map[string]any{}, gets: map[string]func(*http.Request) any{}}
+	f := &fakeAPI{t: t, created: map[string][]map[string]any{}, gets: map[string]func(*http.Request) any{},
+		patched: map[string]map[string]any{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
 	return f
@@ -82,9 +84,24 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		f.created[r.URL.Path] = append(f.created[r.URL.Path], body)
 		w.WriteHeader(http.StatusCreated)
 		_, _ = w.Write(raw)
+	case http.MethodPatch:
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			problemJSON(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		f.patched[r.URL.Path] = body
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(body)
 	default:
 		problemJSON(w, http.StatusMethodNotAllowed, r.Method)
 	}
+}
+
+func (f *fakeAPI) patchedAt(path string) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.patched[path]
 }
 
 func (f *fakeAPI) createdIn(path string) []map[string]any {

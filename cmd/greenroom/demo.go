@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,7 +40,12 @@ type demoOptions struct {
 	Image          string
 	DockerEndpoint string
 	Domain         string
-	Staged         int
+	// AuthAddress is the zones' upstream_auth_address: where the gateway
+	// checks sign-ins (the config service; by default the API's host).
+	AuthAddress string
+	// Passwords are the demo users' passwords, by user name.
+	Passwords map[string]string
+	Staged    int
 }
 
 // demoObject is one resource of the demo configuration.
@@ -48,6 +54,9 @@ type demoObject struct {
 	Name string
 	Path string // collection to POST to
 	Body map[string]any
+	// Patch, when set, is applied to an object that exists already (the
+	// demo users' passwords, so that make up's stay the ones it prints).
+	Patch map[string]any
 }
 
 // demoPolicy is the demo workspace's web filter policy: fixed per
@@ -58,18 +67,20 @@ const demoPolicy = "demo-safe-browsing"
 func demoConfiguration(o demoOptions) []demoObject {
 	var objs []demoObject
 	for i, zone := range []string{"zone-a", "zone-b"} {
-		objs = append(objs, demoObject{"zone", zone, "/api/v1/zones", map[string]any{
+		objs = append(objs, demoObject{Kind: "zone", Name: zone, Path: "/api/v1/zones", Body: map[string]any{
 			"name":                   zone,
 			"search_alternate_zones": true,
-			// Staged sessions cannot use the $request_host$ default.
+			// Staged sessions cannot use the $request_host$ default. The
+			// gateway serves the zone's sessions on o.Domain and checks
+			// sign-ins at the config service.
 			"allow_origin_domain":   o.Domain,
-			"upstream_auth_address": o.Domain,
+			"upstream_auth_address": o.AuthAddress,
 			"load_balancing":        "least_load",
 			"priority":              i + 1,
 		}})
 	}
 	for _, zone := range []string{"zone-a", "zone-b"} {
-		objs = append(objs, demoObject{"agent", "agent-" + zone, "/api/v1/agents", map[string]any{
+		objs = append(objs, demoObject{Kind: "agent", Name: "agent-" + zone, Path: "/api/v1/agents", Body: map[string]any{
 			"name":            "agent-" + zone,
 			"zone":            zone,
 			"docker_endpoint": o.DockerEndpoint,
@@ -79,12 +90,12 @@ func demoConfiguration(o demoOptions) []demoObject {
 		}})
 	}
 	objs = append(objs,
-		demoObject{"web filter policy", demoPolicy, "/api/v1/web-filter-policies", map[string]any{
+		demoObject{Kind: "web filter policy", Name: demoPolicy, Path: "/api/v1/web-filter-policies", Body: map[string]any{
 			"name":           demoPolicy,
 			"default_allow":  true,
 			"denied_domains": []string{"ads.example.com", "*.tracker.example"},
 		}},
-		demoObject{"workspace", demoWorkspace, "/api/v1/workspaces", map[string]any{
+		demoObject{Kind: "workspace", Name: demoWorkspace, Path: "/api/v1/workspaces", Body: map[string]any{
 			"name":              demoWorkspace,
 			"image":             o.Image,
 			"cores":             0.25,
@@ -114,13 +125,12 @@ func demoConfiguration(o demoOptions) []demoObject {
 		// The group and the staging config name no allow_* permission:
 		// both get the same defaults, so alice and bob match the staged
 		// sessions (rule 3) with the smallest configuration one can write.
-		demoObject{"group", "everyone", "/api/v1/groups", map[string]any{
+		demoObject{Kind: "group", Name: "everyone", Path: "/api/v1/groups", Body: map[string]any{
 			"name":     "everyone",
 			"priority": 100,
 		}},
-		demoObject{"user", "alice", "/api/v1/users", map[string]any{"username": "alice", "groups": []string{"everyone"}}},
-		demoObject{"user", "bob", "/api/v1/users", map[string]any{"username": "bob", "groups": []string{"everyone"}}},
-		demoObject{"staging config", demoZone + "/" + demoWorkspace, "/api/v1/staging-configs", map[string]any{
+		demoUser("alice", o.Passwords), demoUser("bob", o.Passwords),
+		demoObject{Kind: "staging config", Name: demoZone + "/" + demoWorkspace, Path: "/api/v1/staging-configs", Body: map[string]any{
 			"zone":             demoZone,
 			"workspace":        demoWorkspace,
 			"desired_sessions": o.Staged,
@@ -130,6 +140,17 @@ func demoConfiguration(o demoOptions) []demoObject {
 	return objs
 }
 
+// demoUser is a demo user in group everyone, with its password when one
+// is given.
+func demoUser(name string, passwords map[string]string) demoObject {
+	u := demoObject{Kind: "user", Name: name, Path: "/api/v1/users", Body: map[string]any{"username": name, "groups": []string{"everyone"}}}
+	if pw, ok := passwords[name]; ok {
+		u.Body["password"] = pw
+		u.Patch = map[string]any{"password": pw}
+	}
+	return u
+}
+
 func newDemoLoadCommand(g *globalOptions) *cobra.Command {
 	o := demoOptions{}
 	cmd := &cobra.Command{
@@ -137,8 +158,9 @@ func newDemoLoadCommand(g *globalOptions) *cobra.Command {
 		Short: "Create the demo configuration through the admin API (idempotent)",
 		Long: `Create, through the admin API, the demo configuration:
 
-  zones         zone-a, zone-b (search alternate zones; origin domain and
-                upstream auth address set to --domain, as staging requires)
+  zones         zone-a, zone-b (search alternate zones; allow origin domain
+                --domain, upstream auth address --auth-address, as staging
+                requires)
   agents        agent-zone-a, agent-zone-b at --docker-endpoint, 2 cores, 2048 MB
   policy        demo-safe-browsing: web filter policy allowing all but two domains
   workspace     demo: --image, 0.25 cores, 128 MB, port 8080, readiness /healthz,
@@ -148,7 +170,8 @@ func newDemoLoadCommand(g *globalOptions) *cobra.Command {
                 GREENROOM_USER); with both declared the hook runs and the
                 exec is skipped
   group         everyone (priority 100), permissions left at their defaults
-  users         alice, bob in everyone
+  users         alice, bob in everyone, with the passwords of --password
+                (set again when they exist), to sign in at the gateway
   staging config zone-a/demo: --staged sessions, expiring after 1 hour,
                 permissions left at their defaults (the same as a group's), so
                 alice and bob match the staged sessions
@@ -166,13 +189,19 @@ harmless.`,
 			if err != nil {
 				return err
 			}
+			if o.AuthAddress == "" {
+				u, _ := url.Parse(g.APIURL) // checked by newAPIClient
+				o.AuthAddress = u.Host
+			}
 			return loadDemo(cmd.Context(), api, demoConfiguration(o), cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Image, "image", demoImageDefault, "image of the demo workspace (built by scripts/build-demo-image.sh)")
 	f.StringVar(&o.DockerEndpoint, "docker-endpoint", demoDockerEndpointDefault, "Docker endpoint of both demo agents")
-	f.StringVar(&o.Domain, "domain", demoDomainDefault, "allow_origin_domain and upstream_auth_address of the zones")
+	f.StringVar(&o.Domain, "domain", demoDomainDefault, "allow_origin_domain of the zones: the host the gateway serves their sessions on")
+	f.StringVar(&o.AuthAddress, "auth-address", "", "upstream_auth_address of the zones, where the gateway checks sign-ins (default: the host of --api-url)")
+	f.StringToStringVar(&o.Passwords, "password", nil, "a demo user's password, as NAME=PASSWORD (repeatable)")
 	f.IntVar(&o.Staged, "staged", demoStagedDefault, "desired staged sessions of zone-a/demo")
 	return cmd
 }
@@ -188,6 +217,11 @@ func loadDemo(ctx context.Context, api *apiClient, objs []demoObject, out io.Wri
 		case isStatus(err, http.StatusConflict):
 			existing++
 			fmt.Fprintf(out, "exists  %s %s\n", obj.Kind, obj.Name)
+			if obj.Patch != nil {
+				if err := api.do(ctx, http.MethodPatch, obj.Path+"/"+url.PathEscape(obj.Name), nil, obj.Patch, nil); err != nil {
+					return fmt.Errorf("updating %s %s: %w", obj.Kind, obj.Name, err)
+				}
+			}
 		default:
 			return fmt.Errorf("creating %s %s: %w", obj.Kind, obj.Name, err)
 		}

@@ -35,7 +35,7 @@ func TestDemoLoadCreatesTheDemoConfigurationOnce(t *testing.T) {
 	for _, zone := range []string{"zone-a", "zone-b"} {
 		z := byName("/api/v1/zones", "name", zone)
 		if z["search_alternate_zones"] != true || z["allow_origin_domain"] != "greenroom.localhost" ||
-			z["upstream_auth_address"] != "greenroom.localhost" {
+			z["upstream_auth_address"] != strings.TrimPrefix(api.URL, "http://") {
 			t.Errorf("zone %s = %v; staging needs real origin/upstream values", zone, z)
 		}
 		a := byName("/api/v1/agents", "name", "agent-"+zone)
@@ -100,6 +100,28 @@ func TestDemoLoadHelpSaysTheHookRunsAndTheExecIsSkipped(t *testing.T) {
 		if !strings.Contains(flat, want) {
 			t.Errorf("demo load --help lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// The demo users get the passwords make up prints, also when they exist
+// already, so that they can sign in at the gateway.
+func TestDemoLoadGivesTheDemoUsersTheirPasswords(t *testing.T) {
+	api := newFakeAPI(t)
+	args := []string{"demo", "load", "--password", "alice=alice-pw-1234", "--password", "bob=bob-pw-12345"}
+	if _, errOut, code := runCLI(t, api.env(), args...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := map[string]string{"alice": "alice-pw-1234", "bob": "bob-pw-12345"}
+	for _, u := range api.createdIn("/api/v1/users") {
+		if name, _ := u["username"].(string); u["password"] != want[name] {
+			t.Errorf("user %s created with password %v, want %q", name, u["password"], want[name])
+		}
+	}
+	if _, errOut, code := runCLI(t, api.env(), args...); code != exitOK {
+		t.Fatalf("second load: exit %d: %s", code, errOut)
+	}
+	if got := api.patchedAt("/api/v1/users/alice"); got["password"] != "alice-pw-1234" {
+		t.Errorf("existing alice patched with %v, want her password", got)
 	}
 }
 

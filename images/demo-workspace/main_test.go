@@ -604,3 +604,20 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// Through the gateway the page names the user the gateway let in
+// (X-Greenroom-User), escaped.
+func TestThePageNamesTheViewerTheGatewaySays(t *testing.T) {
+	t.Parallel()
+	h := newHandler(serverConfig{statePath: filepath.Join(t.TempDir(), "state.json"), sessionID: "sess-9"})
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("X-Greenroom-User", "alice<b>")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if body := rec.Body.String(); !strings.Contains(body, "Viewed through the gateway by alice&lt;b&gt;") {
+		t.Fatalf("page without the viewer:\n%s", body)
+	}
+	if body := get(t, h, "/").Body.String(); strings.Contains(body, "Viewed through the gateway") {
+		t.Fatalf("a page not seen through the gateway names a viewer:\n%s", body)
+	}
+}

@@ -165,7 +165,8 @@ func newHandler(cfg serverConfig) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := pageTemplate.Execute(w, st); err != nil {
+		// Through Greenroom's gateway the page also says who is looking.
+		if err := pageTemplate.Execute(w, page{state: st, Viewer: r.Header.Get("X-Greenroom-User")}); err != nil {
 			log.Printf("render page: %v", err)
 		}
 	})
@@ -281,6 +282,13 @@ func hookAnswer(w http.ResponseWriter, code int, msg string) {
 	}{false, msg})
 }
 
+// page is what the page shows: the state, and the user the gateway says
+// is looking (X-Greenroom-User), if any.
+type page struct {
+	state
+	Viewer string
+}
+
 // pageTemplate is html/template so a user name can never inject markup.
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en">
@@ -298,6 +306,9 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 {{- else -}}
 <p id="status">Staged: unassigned, waiting for a user.</p>
 {{- end}}
+{{with .Viewer -}}
+<p id="viewer">Viewed through the gateway by {{.}}</p>
+{{end -}}
 {{with .WebFilter -}}
 <p id="web-filter">Web filter policy {{.Name}}: {{if .DefaultAllow}}allows{{else}}denies{{end}} by default{{with .AllowedDomains}}; allowed: {{range $i, $d := .}}{{if $i}}, {{end}}{{$d}}{{end}}{{end}}{{with .DeniedDomains}}; denied: {{range $i, $d := .}}{{if $i}}, {{end}}{{$d}}{{end}}{{end}}</p>
 {{- else -}}

@@ -137,7 +137,7 @@ const ConnectTimeout = time.Minute
 // Run is every service's main after its settings: logger, dependencies,
 // service (newService, then Start), serve (on common.HTTPAddr, the
 // service's Handler() when it has one, else Deps.Ops: /healthz, /readyz
-// and /metrics), wait (until SIGINT
+// and /metrics; HTTPS when it has TLSFiles()), wait (until SIGINT
 // or SIGTERM, or a part failing; then everything stops within
 // common.ShutdownTimeout). Any failure is printed and exits non-zero.
 func Run(name string, common settings.Common, newService func(*Deps) (startstop.Service, error)) {
@@ -172,6 +172,11 @@ func Run(name string, common settings.Common, newService func(*Deps) (startstop.
 		handler = h.Handler()
 	}
 	srv := obs.NewServer(common.HTTPAddr, handler, log)
+	if t, ok := svc.(interface{ TLSFiles() (cert, key string) }); ok {
+		if cert, key := t.TLSFiles(); cert != "" {
+			srv.WithTLS(cert, key)
+		}
+	}
 	if err := srv.Start(ctx); err != nil {
 		// The service runs already: stop it (its work in flight finishes
 		// or is redelivered) before exiting.

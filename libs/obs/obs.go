@@ -5,6 +5,7 @@ package obs
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -121,11 +122,20 @@ type Server struct {
 	handler http.Handler
 	log     *zap.Logger
 	bound   net.Addr
+	// certFile and keyFile, when set, make it serve HTTPS.
+	certFile, keyFile string
 }
 
 // NewServer returns a server of h on addr; Start serves it.
 func NewServer(addr string, h http.Handler, log *zap.Logger) *Server {
 	return &Server{addr: addr, handler: h, log: log}
+}
+
+// WithTLS makes the server serve HTTPS with the PEM certificate (chain)
+// and key in these files; call it before Start.
+func (s *Server) WithTLS(certFile, keyFile string) *Server {
+	s.certFile, s.keyFile = certFile, keyFile
+	return s
 }
 
 // Start listens and serves in the background.
@@ -142,6 +152,17 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.bound = ln.Addr()
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	if s.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
+		if err != nil {
+			_ = ln.Close()
+			err = fmt.Errorf("loading the TLS certificate %s and key %s: %w", s.certFile, s.keyFile, err)
+			stopped(err)
+			return err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	go func() {
@@ -154,7 +175,7 @@ func (s *Server) Start(ctx context.Context) error {
 			stopped(fmt.Errorf("serving %s: %w", s.bound, err))
 		}
 	}()
-	s.log.Info("http server listening", zap.String("addr", s.bound.String()))
+	s.log.Info("http server listening", zap.String("addr", s.bound.String()), zap.Bool("tls", s.certFile != ""))
 	return nil
 }
 

@@ -23,12 +23,17 @@ type Session struct {
 	AgentID     sql.NullString `db:"agent_id"`
 	// ServerID is set instead of AgentID for a session on a fixed server
 	// (a workspace with a server pool): no container, only an assignment.
-	ServerID        sql.NullString  `db:"server_id"`
-	StagingConfigID sql.NullString  `db:"staging_config_id"`
-	UserID          sql.NullString  `db:"user_id"`
-	ContainerID     string          `db:"container_id"`
-	HostPort        sql.NullInt64   `db:"host_port"`
-	URL             string          `db:"url"`
+	ServerID        sql.NullString `db:"server_id"`
+	StagingConfigID sql.NullString `db:"staging_config_id"`
+	UserID          sql.NullString `db:"user_id"`
+	ContainerID     string         `db:"container_id"`
+	HostPort        sql.NullInt64  `db:"host_port"`
+	// URL is where the user opens the session: at the gateway for a
+	// container (a fixed server's address for a server session).
+	URL string `db:"url"`
+	// UpstreamURL is where the gateway reaches a session's container: its
+	// agent's internal address and published port.
+	UpstreamURL     string          `db:"upstream_url"`
 	Origin          string          `db:"origin"`
 	Status          Status          `db:"status"`
 	PermissionsJSON json.RawMessage `db:"permissions"`
@@ -119,7 +124,7 @@ type Queryer interface {
 // columnsOf lists the columns of Session, of table alias t ("s.") or none.
 func columnsOf(t string) string {
 	cols := []string{"id", "request_id", "workspace_id", "zone_id", "agent_id", "server_id", "staging_config_id", "user_id",
-		"container_id", "host_port", "url", "origin", "status", "permissions", "cores", "memory_mb", "failure_reason",
+		"container_id", "host_port", "url", "upstream_url", "origin", "status", "permissions", "cores", "memory_mb", "failure_reason",
 		"created_at", "updated_at", "staged_at", "assigned_at", "running_at", "expires_at", "destroyed_at",
 		"on_demand_reason", "revision", "time_limit_at", "keepalive_at", "first_launch_at", "assign_secret"}
 	for i, c := range cols {
@@ -265,6 +270,7 @@ type Change struct {
 	ContainerID   *string
 	HostPort      *int
 	URL           *string
+	UpstreamURL   *string
 	FailureReason *string
 	ExpiresAt     *time.Time
 	FirstLaunchAt *time.Time
@@ -284,6 +290,7 @@ func (ch Change) apply(set func(col string, v any)) {
 		{"container_id", ch.ContainerID != nil, func() any { return *ch.ContainerID }},
 		{"host_port", ch.HostPort != nil, func() any { return *ch.HostPort }},
 		{"url", ch.URL != nil, func() any { return *ch.URL }},
+		{"upstream_url", ch.UpstreamURL != nil, func() any { return *ch.UpstreamURL }},
 		{"failure_reason", ch.FailureReason != nil, func() any { return *ch.FailureReason }},
 		{"expires_at", ch.ExpiresAt != nil, func() any { return *ch.ExpiresAt }},
 		{"first_launch_at", ch.FirstLaunchAt != nil, func() any { return *ch.FirstLaunchAt }},

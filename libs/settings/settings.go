@@ -60,6 +60,11 @@ func String(fs *flag.FlagSet, p *string, env, def, usage string) {
 	fs.StringVar(p, FlagName(env), def, fmt.Sprintf("%s (env %s)", usage, env))
 }
 
+// Bool registers a true/false setting read from env and its flag.
+func Bool(fs *flag.FlagSet, p *bool, env string, def bool, usage string) {
+	fs.BoolVar(p, FlagName(env), def, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
 // Secret registers a setting whose value is never shown: --help shows no
 // default, and the value is only in *p.
 func Secret(fs *flag.FlagSet, p *string, env, usage string) {
@@ -71,6 +76,34 @@ func Secret(fs *flag.FlagSet, p *string, env, usage string) {
 func URL(fs *flag.FlagSet, p *string, env, def, usage string) {
 	*p = def
 	fs.Var((*RedactedURL)(p), FlagName(env), fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// WebURL registers the http(s) URL setting of a place users' browsers go
+// to; a value that is not one is a start-up error naming env.
+func WebURL(fs *flag.FlagSet, p **url.URL, env, def, usage string) {
+	v := &webURLValue{p: p}
+	if err := v.Set(def); err != nil {
+		panic(fmt.Sprintf("settings: default of %s: %v", env, err))
+	}
+	fs.Var(v, FlagName(env), fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+type webURLValue struct{ p **url.URL }
+
+func (v *webURLValue) Set(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// or https:// URL with a host", s)
+	}
+	*v.p = u
+	return nil
+}
+
+func (v *webURLValue) String() string {
+	if v == nil || v.p == nil || *v.p == nil {
+		return ""
+	}
+	return (*v.p).String()
 }
 
 // Duration registers a duration setting read from env and its flag.
@@ -143,9 +176,15 @@ func Redact(u string) string {
 // Register adds the common settings to fs. httpAddrDefault differs per
 // service so that all four can run on one machine.
 func (c *Common) Register(fs *flag.FlagSet, httpAddrDefault string) {
+	c.RegisterAs(fs, "GREENROOM_HTTP_ADDR", httpAddrDefault, "address of the HTTP server (health, readiness, metrics)")
+}
+
+// RegisterAs is Register for a service whose HTTP address has a variable
+// of its own (the gateway's GREENROOM_GATEWAY_ADDR).
+func (c *Common) RegisterAs(fs *flag.FlagSet, httpAddrEnv, httpAddrDefault, httpAddrUsage string) {
 	URL(fs, &c.DatabaseURL, "GREENROOM_DATABASE_URL", DatabaseURLDefault, "PostgreSQL connection URL")
 	String(fs, &c.NatsURL, "GREENROOM_NATS_URL", NatsURLDefault, "NATS server URL(s), comma-separated")
-	String(fs, &c.HTTPAddr, "GREENROOM_HTTP_ADDR", httpAddrDefault, "address of the HTTP server (health, readiness, metrics)")
+	String(fs, &c.HTTPAddr, httpAddrEnv, httpAddrDefault, httpAddrUsage)
 	Secret(fs, &c.AdminToken, "GREENROOM_ADMIN_TOKEN", "bearer token of the admin API")
 	String(fs, &c.LogLevel, "GREENROOM_LOG_LEVEL", LogLevelDefault, "log level: debug, info, warn, error")
 	Int(fs, &c.StreamReplicas, "GREENROOM_STREAM_REPLICAS", 1, "replicas of the GREENROOM stream (3 in a NATS cluster)")

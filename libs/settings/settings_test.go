@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +100,28 @@ func TestFromEnvFillsWhatTheCommandLineDidNotGive(t *testing.T) {
 	}
 	if EnvName("database-url") != "GREENROOM_DATABASE_URL" || FlagName(EnvName("database-url")) != "database-url" {
 		t.Errorf("EnvName/FlagName do not round-trip: %q", EnvName("database-url"))
+	}
+}
+
+func TestWebURLIsAnHTTPURLOrAStartupError(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"https://desktops.example.com", true}, {"http://127.0.0.1:8090", true},
+		{"127.0.0.1:8090", false}, {"ftp://x", false}, {"http://", false},
+	} {
+		t.Setenv("GREENROOM_GATEWAY_URL", tc.value)
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var u *url.URL
+		WebURL(fs, &u, "GREENROOM_GATEWAY_URL", "http://127.0.0.1:8090", "the gateway")
+		err := Parse(fs, nil)
+		switch {
+		case tc.ok && (err != nil || u.String() != tc.value):
+			t.Errorf("%q: %v, %v", tc.value, u, err)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "GREENROOM_GATEWAY_URL")):
+			t.Errorf("%q: error %v, want one naming GREENROOM_GATEWAY_URL", tc.value, err)
+		}
 	}
 }

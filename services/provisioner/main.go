@@ -55,6 +55,8 @@ func main() {
 	settings.Int(fs, &cfg.Reconciler.RefillConcurrency, "GREENROOM_REFILL_CONCURRENCY", staging.RefillConcurrencyDefault, "staged sessions provisioning at once, over every pool and replica")
 	settings.Duration(fs, &cfg.Reconciler.RefillQuiet, "GREENROOM_REFILL_QUIET", staging.RefillQuietDefault, "a claimed pool is refilled once its claims pause this long (a burst of hand-offs keeps the CPU)")
 	settings.Duration(fs, &cfg.Reconciler.RefillDelayMax, "GREENROOM_REFILL_DELAY_MAX", staging.RefillDelayMaxDefault, "and at the latest this long after the first claim")
+	settings.WebURL(fs, &cfg.Provision.GatewayURL, "GREENROOM_GATEWAY_URL", command.GatewayURLDefault,
+		"the gateway users open sessions at: a container session's url is this, on its zone's allow_origin_domain, at /session/{id}/")
 	settings.Duration(fs, &cfg.ContainerAudit.Interval, "GREENROOM_CONTAINER_AUDIT_INTERVAL", audit.ContainerAuditorIntervalDefault, "period of the pass that fails sessions whose container is gone")
 	fs.Usage = settings.Usage(fs, "greenroom-provisioner", `Creates, probes, assigns and removes session containers on the Docker agents,
 keeps every staging pool at its desired size, and fails the sessions whose

@@ -16,14 +16,14 @@ import (
 )
 
 // TestEveryServiceBinaryStartsServesAndStopsGracefullyOnSIGTERM runs the
-// four service binaries as operators do, against a real PostgreSQL and
+// service binaries as operators do, against a real PostgreSQL and
 // JetStream: each one's main goes through the same steps (libs/app.Run),
 // answers /readyz, and on SIGTERM stops every part within the shutdown
 // timeout and exits 0, saying so in its log.
 func TestEveryServiceBinaryStartsServesAndStopsGracefullyOnSIGTERM(t *testing.T) {
 	env := apptest.New(t)
 	bin := t.TempDir()
-	services := []string{"assigner", "config", "provisioner", "expiry"}
+	services := []string{"assigner", "config", "provisioner", "expiry", "gateway"}
 	args := []string{"build", "-o", bin + string(filepath.Separator)}
 	for _, s := range services {
 		args = append(args, "github.com/greenroom-dev/greenroom/services/"+s)
@@ -54,6 +54,7 @@ func runUntilSIGTERM(t *testing.T, path, name string, env *apptest.Env) {
 		"GREENROOM_DATABASE_URL="+env.DatabaseURL,
 		"GREENROOM_NATS_URL="+env.NATS.ClientURL(),
 		"GREENROOM_HTTP_ADDR=127.0.0.1:0",
+		"GREENROOM_GATEWAY_ADDR=127.0.0.1:0",
 		"GREENROOM_ADMIN_TOKEN=e2e-binaries",
 		"GREENROOM_SHUTDOWN_TIMEOUT=20s",
 		"GREENROOM_LOG_LEVEL=info",

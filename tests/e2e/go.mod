@@ -3,11 +3,13 @@ module github.com/greenroom-dev/greenroom/tests/e2e
 go 1.26.8
 
 require (
+	github.com/chromedp/chromedp v0.23.1
 	github.com/google/uuid v1.6.0
 	github.com/greenroom-dev/greenroom/libs v0.0.0
 	github.com/greenroom-dev/greenroom/services/assigner v0.0.0
 	github.com/greenroom-dev/greenroom/services/config v0.0.0
 	github.com/greenroom-dev/greenroom/services/expiry v0.0.0
+	github.com/greenroom-dev/greenroom/services/gateway v0.0.0
 	github.com/greenroom-dev/greenroom/services/provisioner v0.0.0
 	github.com/lib/pq v1.12.3
 	github.com/nats-io/nats.go v1.55.0
@@ -20,6 +22,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/chromedp/cdproto v0.160.1 // indirect
 	github.com/containerd/errdefs v1.0.0 // indirect
 	github.com/containerd/errdefs/pkg v0.3.0 // indirect
 	github.com/distribution/reference v0.6.0 // indirect
@@ -28,6 +31,7 @@ require (
 	github.com/docker/go-units v0.5.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-chi/chi/v5 v5.5.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/go-tpm v0.9.7 // indirect
@@ -65,10 +69,10 @@ require (
 	go.opentelemetry.io/proto/otlp v1.11.1 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.28.0 // indirect
-	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/time v0.14.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
@@ -79,5 +83,6 @@ replace (
 	github.com/greenroom-dev/greenroom/services/assigner => ../../services/assigner
 	github.com/greenroom-dev/greenroom/services/config => ../../services/config
 	github.com/greenroom-dev/greenroom/services/expiry => ../../services/expiry
+	github.com/greenroom-dev/greenroom/services/gateway => ../../services/gateway
 	github.com/greenroom-dev/greenroom/services/provisioner => ../../services/provisioner
 )

@@ -1,4 +1,4 @@
-// Package e2e runs all four Greenroom services in-process against real
+// Package e2e runs all Greenroom services in-process against real
 // PostgreSQL, an embedded JetStream server and the real Docker Engine, and
 // drives them through the public HTTP API and the bus, as clients do.
 package e2e
@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -23,6 +24,8 @@ import (
 	assigner "github.com/greenroom-dev/greenroom/services/assigner/service"
 	configsvc "github.com/greenroom-dev/greenroom/services/config/service"
 	expiry "github.com/greenroom-dev/greenroom/services/expiry/service"
+	gwapp "github.com/greenroom-dev/greenroom/services/gateway/app"
+	gateway "github.com/greenroom-dev/greenroom/services/gateway/service"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	provisioner "github.com/greenroom-dev/greenroom/services/provisioner/service"
 )
@@ -42,10 +45,12 @@ func TestMain(m *testing.M) {
 
 // greenroom is one complete deployment for a test.
 type greenroom struct {
-	t     *testing.T
-	env   *apptest.Env
-	deps  *app.Deps // the config service's connections; also used to watch the bus
-	api   *httptest.Server
+	t    *testing.T
+	env  *apptest.Env
+	deps *app.Deps // the config service's connections; also used to watch the bus
+	api  *httptest.Server
+	// gw is the gateway; sessions' URLs point at it.
+	gw    *httptest.Server
 	token string
 	rec   *apptest.Recorder
 	label string
@@ -74,8 +79,17 @@ func start(t *testing.T) *greenroom {
 	}
 	apptest.Start(t, asg)
 
+	gw, err := gateway.New(g.env.Deps(t, "gateway"), gateway.Config{Config: gwapp.Config{AuthFallback: mustURL(t, g.api.URL)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.Start(t, gw)
+	g.gw = httptest.NewServer(gw.Handler())
+	t.Cleanup(g.gw.Close)
+
 	prov, err := provisioner.New(g.env.Deps(t, "provisioner"), provisioner.Config{
-		Provision: command.Config{ReadinessTimeout: 30 * time.Second, ExtraLabels: map[string]string{"greenroom.test": g.label}},
+		Provision: command.Config{ReadinessTimeout: 30 * time.Second, ExtraLabels: map[string]string{"greenroom.test": g.label},
+			GatewayURL: mustURL(t, g.gw.URL)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +102,15 @@ func start(t *testing.T) *greenroom {
 	}
 	apptest.Start(t, exp)
 	return g
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func removeContainers(t *testing.T, label string) {
@@ -183,9 +206,13 @@ func (g *greenroom) waitStaged(id string, want int, timeout time.Duration) {
 	})
 }
 
-// page fetches a session's URL.
-func page(t *testing.T, url string) string {
+// page fetches a session's page from its container.
+func (g *greenroom) page(t *testing.T, sessionID string) string {
 	t.Helper()
+	var url string
+	if err := g.env.DB.Get(&url, `SELECT upstream_url FROM sessions WHERE id = $1`, sessionID); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)

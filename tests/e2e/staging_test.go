@@ -72,7 +72,7 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 			t.Fatalf("session %v", s)
 		}
 		t.Logf("staged session for alice over HTTP in %s", took)
-		if body := page(t, s["url"].(string)); !strings.Contains(body, "alice") {
+		if body := g.page(t, s["id"].(string)); !strings.Contains(body, "alice") {
 			t.Fatalf("the assign exec did not run: the page does not name alice:\n%s", body)
 		}
 		// The pool replaces what was assigned.
@@ -107,7 +107,7 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 			t.Fatalf("want on demand in zone-b, no staging config searched: %v", s)
 		}
 		t.Logf("on-demand session for carol over HTTP in %s", took)
-		if body := page(t, s["url"].(string)); !strings.Contains(body, "Created for carol") {
+		if body := g.page(t, s["id"].(string)); !strings.Contains(body, "Created for carol") {
 			t.Fatalf("the on-demand container does not know its user:\n%s", body)
 		}
 	})

@@ -13,7 +13,7 @@ import (
 // reads: libs/sessions owns the table and every change to it. A staged
 // session has no on_demand_reason: null, not an empty string.
 const sessionSelect = `SELECT s.id, s.request_id, s.user_id, u.username, s.workspace_id, w.name AS workspace,
-	s.zone_id, z.name AS zone, a.name AS agent, sv.name AS server, s.container_id, s.url, s.origin, s.status,
+	s.zone_id, z.name AS zone, a.name AS agent, sv.name AS server, s.container_id, s.url, s.upstream_url, s.origin, s.status,
 	s.staging_config_id, s.failure_reason,
 	CASE WHEN s.origin = 'on_demand' AND s.on_demand_reason <> '' THEN s.on_demand_reason END AS on_demand_reason,
 	s.created_at, s.staged_at, s.assigned_at, s.expires_at, s.destroyed_at

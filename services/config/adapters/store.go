@@ -1,8 +1,8 @@
 // Package adapters is the config service's PostgreSQL: one file per table
 // it owns (zones, pools, agents, servers, workspaces, groups, users and
-// user_groups, staging_configs, web_filter_policies), and read-only views of the sessions and
+// user_groups, staging_configs, web_filter_policies, api_keys), and read-only views of the sessions and
 // violations tables, which other services write (sessions only through
-// libs/sessions). Rows come back as domain types, with references resolved
+// libs/sessions), and of sign_ins (through libs/signin). Rows come back as domain types, with references resolved
 // to names. Store implements app.Store.
 package adapters
 

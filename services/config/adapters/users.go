@@ -7,6 +7,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/greenroom-dev/greenroom/libs/signin"
 	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
@@ -14,7 +15,7 @@ import (
 const userSelect = `SELECT u.id, u.username,
 	ARRAY(SELECT g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id
 	      WHERE ug.user_id = u.id ORDER BY g.name) AS groups,
-	u.ssh_public_keys, u.attributes, u.created_at, u.updated_at
+	u.ssh_public_keys, u.attributes, u.password_hash IS NOT NULL AS has_password, u.created_at, u.updated_at
 	FROM users u`
 
 // GetUser loads the user named username, with their groups.
@@ -55,6 +56,13 @@ func (q Tables) UpdateUser(ctx context.Context, u domain.User) error {
 	return exec(ctx, q, fmt.Sprintf("updating user %q", u.Username),
 		`UPDATE users SET username = $2, ssh_public_keys = $3, attributes = $4, updated_at = now() WHERE id = $1`,
 		u.ID, u.Username, u.SSHPublicKeys, u.Attributes)
+}
+
+// SetUserPassword stores the password hash of the user with id (bcrypt,
+// from libs/signin.HashPassword; nil removes it) and ends the user's
+// sign-ins (libs/signin.SetPassword).
+func (q Tables) SetUserPassword(ctx context.Context, id string, hash *string) error {
+	return signin.SetPassword(ctx, q.Queryer, id, hash)
 }
 
 // SetUserGroups makes the groups named groups the user's only groups.

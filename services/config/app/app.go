@@ -3,7 +3,9 @@
 // by name, the $request_host$ rule, what still refers to what), write the
 // change, and announce it on greenroom.config.changed.<kind> through the
 // outbox in the same transaction, so a change and its announcement never
-// diverge. Session requests go to the bus through libs/client. The
+// diverge. Session requests go to the bus through libs/client; a user's
+// sign-in is checked against a session in session_auth.go; the API keys of
+// internal services are issued and checked in api_keys.go. The
 // database is reached only through the interfaces of store.go (Store, Tx,
 // one per table), which package adapters implements.
 package app
@@ -45,20 +47,26 @@ type Config struct {
 	Stopping context.Context
 	// Waiting counts the session requests waiting for their outcome.
 	Waiting Gauge
+	// HashPassword returns the hash of a user's password to store
+	// (libs/signin.HashPassword); its error says why the password is
+	// refused.
+	HashPassword func(password string) (hash string, err error)
 }
 
 // App runs the config service's use cases.
 type App struct {
-	store    Store
-	source   string
-	requests SessionRequester
-	stopping context.Context
-	waiting  Gauge
+	store        Store
+	source       string
+	requests     SessionRequester
+	stopping     context.Context
+	waiting      Gauge
+	hashPassword func(password string) (string, error)
 }
 
 // New returns an App.
 func New(cfg Config) *App {
-	return &App{store: cfg.Store, source: cfg.Source, requests: cfg.Requests, stopping: cfg.Stopping, waiting: cfg.Waiting}
+	return &App{store: cfg.Store, source: cfg.Source, requests: cfg.Requests, stopping: cfg.Stopping, waiting: cfg.Waiting,
+		hashPassword: cfg.HashPassword}
 }
 
 // Kinds of configuration announced on greenroom.config.changed.<kind>.
@@ -72,6 +80,7 @@ const (
 	KindUser            = "user"
 	KindStagingConfig   = "staging_config"
 	KindWebFilterPolicy = "web_filter_policy"
+	KindAPIKey          = "api_key"
 )
 
 // What happened to a configuration object.

@@ -23,6 +23,11 @@ const (
 	// ProvisioningFailed: the session could not be made for another reason
 	// (502).
 	ProvisioningFailed
+	// Unauthenticated: the request carries no live sign-in token (401).
+	Unauthenticated
+	// Forbidden: the signed-in user may not reach what the request names
+	// (403).
+	Forbidden
 )
 
 // Error is a use case's refusal. When Fields is set, its first entry names

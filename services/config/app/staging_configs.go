@@ -114,9 +114,13 @@ func (a *App) DeleteStagingConfig(ctx context.Context, id string) error {
 }
 
 // checkID refuses a path id that is not a UUID.
-func checkID(id string) error {
+func checkID(id string) error { return checkUUID("id", id) }
+
+// checkUUID refuses an id given in field (a path or query parameter) that
+// is not a UUID.
+func checkUUID(field, id string) error {
 	if !domain.IsUUID(id) {
-		return fieldError(Invalid, "id", "%q is not a UUID", id)
+		return fieldError(Invalid, field, "%q is not a UUID", id)
 	}
 	return nil
 }

@@ -72,6 +72,8 @@ type Tables interface {
 	WebFilterPolicies
 	Sessions
 	Violations
+	SignIns
+	APIKeys
 }
 
 // Zones are the deployment zones.
@@ -148,6 +150,9 @@ type Users interface {
 	ListUsers(ctx context.Context) ([]domain.User, error)
 	InsertUser(ctx context.Context, u domain.User) error
 	UpdateUser(ctx context.Context, u domain.User) error
+	// SetUserPassword stores the password hash of the user with id; nil
+	// removes it, and the user can no longer sign in.
+	SetUserPassword(ctx context.Context, id string, hash *string) error
 	// SetUserGroups makes the groups named groups the user's only groups;
 	// names of no group come back as missing, and nothing changes.
 	SetUserGroups(ctx context.Context, userID string, groups []string) (missing []string, err error)
@@ -190,6 +195,37 @@ type Sessions interface {
 // Violations are the incompatible settings the assigner records.
 type Violations interface {
 	ListViolations(ctx context.Context, f domain.ViolationFilter) ([]domain.Violation, error)
+}
+
+// SignIns are the users' sign-ins, read only: libs/signin owns them.
+type SignIns interface {
+	// SignedInUser returns the user whose live sign-in token is token;
+	// ErrNotSignedIn when there is no such sign-in, or it expired.
+	SignedInUser(ctx context.Context, token string) (SignedInUser, error)
+}
+
+// APIKeys are the API keys of internal services. A key is never changed,
+// only created and deleted; its secret is known here only by its hash.
+type APIKeys interface {
+	GetAPIKey(ctx context.Context, name string) (domain.APIKey, error)
+	// GetAPIKeyBySecretHash loads the key whose secret has this hash
+	// (domain.HashAPIKeySecret), expired or not.
+	GetAPIKeyBySecretHash(ctx context.Context, secretHash []byte) (domain.APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]domain.APIKey, error)
+	InsertAPIKey(ctx context.Context, k domain.APIKey, secretHash []byte) (domain.APIKey, error)
+	// RecordAPIKeyUse sets the key's last_used_at to now; a key deleted
+	// meanwhile is no error.
+	RecordAPIKeyUse(ctx context.Context, id string) error
+	DeleteAPIKey(ctx context.Context, id string) error
+}
+
+// ErrNotSignedIn means a sign-in token is unknown or expired.
+var ErrNotSignedIn = errors.New("not signed in (unknown or expired sign-in)")
+
+// SignedInUser is whom a sign-in token belongs to.
+type SignedInUser struct {
+	ID   string
+	Name string
 }
 
 // RequestRefs are the user, workspace and zone a session request names,

@@ -19,19 +19,26 @@ func (a *App) GetUser(ctx context.Context, username string) (domain.User, error)
 	return u, notFoundOr(err, "no user named %q", username)
 }
 
-// CreateUser stores a new user in the groups the body names.
+// CreateUser stores a new user in the groups the body names, with the
+// hash of their password when the body gives one.
 func (a *App) CreateUser(ctx context.Context, in domain.UserCreate) (domain.User, error) {
-	if errs := in.Validate(); len(errs) > 0 {
-		return domain.User{}, invalid(errs)
+	hash, err := a.passwordHash(in.Validate(), in.Password)
+	if err != nil {
+		return domain.User{}, err
 	}
 	u := in.User()
 	u.ID = domain.NewID()
-	err := a.change(ctx, KindUser, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err = a.change(ctx, KindUser, OpCreated, func(tx Tx) (_, _ string, err error) {
 		if err := tx.InsertUser(ctx, u); err != nil {
 			return "", "", err
 		}
 		if err := setGroups(ctx, tx, u); err != nil {
 			return "", "", err
+		}
+		if hash != nil {
+			if err := tx.SetUserPassword(ctx, u.ID, hash); err != nil {
+				return "", "", err
+			}
 		}
 		u, err = tx.GetUserByID(ctx, u.ID)
 		return u.ID, u.Username, err
@@ -40,13 +47,14 @@ func (a *App) CreateUser(ctx context.Context, in domain.UserCreate) (domain.User
 }
 
 // UpdateUser changes the user named username; groups, when given, replace
-// their memberships.
+// their memberships; a password replaces theirs, null removes it.
 func (a *App) UpdateUser(ctx context.Context, username string, in domain.UserUpdate) (domain.User, error) {
-	if errs := in.Validate(); len(errs) > 0 {
-		return domain.User{}, invalid(errs)
+	hash, err := a.passwordHash(in.Validate(), in.Password)
+	if err != nil {
+		return domain.User{}, err
 	}
 	var u domain.User
-	err := a.change(ctx, KindUser, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err = a.change(ctx, KindUser, OpUpdated, func(tx Tx) (_, _ string, err error) {
 		if u, err = tx.GetUser(ctx, username, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no user named %q", username)
 		}
@@ -59,10 +67,34 @@ func (a *App) UpdateUser(ctx context.Context, username string, in domain.UserUpd
 				return "", "", err
 			}
 		}
+		if in.Password.Set {
+			if err := tx.SetUserPassword(ctx, u.ID, hash); err != nil {
+				return "", "", err
+			}
+		}
 		u, err = tx.GetUserByID(ctx, u.ID)
 		return u.ID, u.Username, err
 	})
 	return u, explain(err, fmt.Sprintf("user %q", in.Username.Or(username)))
+}
+
+// passwordHash refuses a user body with problems — errs, and a password
+// libs/signin's rules refuse — and otherwise returns the hash of its
+// password: nil when it gives none, or null. The hash is made before any
+// transaction begins: bcrypt is slow on purpose.
+func (a *App) passwordHash(errs domain.FieldErrors, password domain.Optional[string]) (*string, error) {
+	var hash *string
+	if password.Has() {
+		h, err := a.hashPassword(password.Value)
+		if err != nil {
+			errs.Add("password", "%s", err)
+		}
+		hash = &h
+	}
+	if len(errs) > 0 {
+		return nil, invalid(errs)
+	}
+	return hash, nil
 }
 
 // setGroups makes u.Groups the user's memberships.

@@ -14,7 +14,9 @@ import (
 // (no_staging_config, none_staged, permissions_differ:<field>,
 // incompatible:<setting>); it is nil for a staged one. ExpiresAt is the
 // session's own deadline: for a staged one its expiration, for a running
-// one the earlier of its time limit and keepalive deadline.
+// one the earlier of its time limit and keepalive deadline. UpstreamURL,
+// the container's internal address, is told only to whoever checks a
+// user's access to the session (session-auth), never listed.
 type Session struct {
 	ID              string     `db:"id" json:"id"`
 	RequestID       *string    `db:"request_id" json:"request_id"`
@@ -28,6 +30,7 @@ type Session struct {
 	Server          *string    `db:"server" json:"server"`
 	ContainerID     string     `db:"container_id" json:"container_id"`
 	URL             string     `db:"url" json:"url"`
+	UpstreamURL     string     `db:"upstream_url" json:"-"`
 	Origin          string     `db:"origin" json:"origin"`
 	Status          string     `db:"status" json:"status"`
 	StagingConfigID *string    `db:"staging_config_id" json:"staging_config_id"`

@@ -1,5 +1,7 @@
 // Package ports is how the world talks to the config service: the admin
-// HTTP API of schemas/api/openapi.yaml under /api/v1 (bearer token), the
+// HTTP API of schemas/api/openapi.yaml under /api/v1 (bearer token: the
+// admin token, or an API key limited to its scopes), the one call of a
+// signed-in user, /api/v1/session-auth (their own sign-in token), the
 // admin web UI at /, and the operator endpoints /healthz, /readyz and
 // /metrics, all on one listener.
 package ports
@@ -11,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/services/config/app"
+	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
 // Config is what the HTTP handler serves.
@@ -19,7 +22,9 @@ type Config struct {
 	App *app.App
 	// Ops serves /healthz, /readyz and /metrics (deps.Ops.Mux).
 	Ops http.Handler
-	// AdminToken is the bearer token every /api/ call needs.
+	// AdminToken is the bearer token that may make every /api/ call but
+	// session-auth; API keys (/api/v1/api-keys) may make those their
+	// scopes grant.
 	AdminToken string
 	// Metrics measures every request.
 	Metrics *Metrics
@@ -42,18 +47,42 @@ func NewHandler(cfg Config) http.Handler {
 	r.Get("/", adminUI)
 
 	r.Route("/api", func(r chi.Router) {
-		r.Use(requireToken(rs, cfg.AdminToken))
-		r.NotFound(notFound(rs))
-		r.MethodNotAllowed(methodNotAllowed(rs))
-		r.Route("/v1", func(r chi.Router) { apiV1(r, rs, a) })
+		auth := newAuthenticator(rs, a, cfg.AdminToken)
+		r.NotFound(auth.authenticated(notFound(rs)).ServeHTTP)
+		r.MethodNotAllowed(auth.authenticated(methodNotAllowed(rs)).ServeHTTP)
+		r.Route("/v1", func(r chi.Router) {
+			// A user's call, authenticated by their sign-in token: the
+			// admin token is neither needed nor accepted.
+			r.Get("/session-auth", sessionAuth(rs, a))
+			r.Group(func(r chi.Router) {
+				r.Use(auth.require(domain.ScopeSessions))
+				sessionsV1(r, rs, a)
+			})
+			r.Group(func(r chi.Router) {
+				r.Use(auth.require(domain.ScopeAdmin))
+				adminV1(r, rs, a)
+			})
+		})
 	})
 	return r
 }
 
-// apiV1 routes /api/v1: each line is one operation of openapi.yaml.
-func apiV1(r chi.Router, rs responder, a *app.App) {
+// sessionsV1 routes the operations of /api/v1 an API key with scope
+// sessions may call (as may the admin token and admin keys): each line is
+// one operation of openapi.yaml.
+func sessionsV1(r chi.Router, rs responder, a *app.App) {
 	s := sessionHandlers{rs: rs, app: a}
 
+	r.Get("/sessions", s.list)
+	r.Post("/sessions", s.request)
+	r.Get("/sessions/{id}", get(rs, "id", a.GetSession))
+	r.Delete("/sessions/{id}", s.destroy)
+	r.Post("/sessions/{id}/keepalive", s.keepalive)
+}
+
+// adminV1 routes the other operations of /api/v1, for the admin token and
+// API keys with scope admin: each line is one operation of openapi.yaml.
+func adminV1(r chi.Router, rs responder, a *app.App) {
 	r.Get("/zones", list(rs, a.ListZones))
 	r.Post("/zones", create(rs, a.CreateZone))
 	r.Get("/zones/{name}", get(rs, "name", a.GetZone))
@@ -108,13 +137,12 @@ func apiV1(r chi.Router, rs responder, a *app.App) {
 	r.Patch("/staging-configs/{id}", update(rs, "id", a.UpdateStagingConfig))
 	r.Delete("/staging-configs/{id}", remove(rs, "id", a.DeleteStagingConfig))
 
-	r.Get("/sessions", s.list)
-	r.Post("/sessions", s.request)
-	r.Get("/sessions/{id}", get(rs, "id", a.GetSession))
-	r.Delete("/sessions/{id}", s.destroy)
-	r.Post("/sessions/{id}/keepalive", s.keepalive)
+	r.Get("/violations", sessionHandlers{rs: rs, app: a}.violations)
 
-	r.Get("/violations", s.violations)
+	r.Get("/api-keys", list(rs, a.ListAPIKeys))
+	r.Post("/api-keys", create(rs, a.CreateAPIKey))
+	r.Get("/api-keys/{name}", get(rs, "name", a.GetAPIKey))
+	r.Delete("/api-keys/{name}", remove(rs, "name", a.DeleteAPIKey))
 }
 
 func notFound(rs responder) http.HandlerFunc {

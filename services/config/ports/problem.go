@@ -30,6 +30,8 @@ var statusOf = map[app.Kind]int{
 	app.Conflict:           http.StatusConflict,
 	app.NoCapacity:         http.StatusServiceUnavailable,
 	app.ProvisioningFailed: http.StatusBadGateway,
+	app.Unauthenticated:    http.StatusUnauthorized,
+	app.Forbidden:          http.StatusForbidden,
 }
 
 // responder writes answers, and logs what the client cannot be told.
@@ -72,6 +74,9 @@ func (rs responder) fail(w http.ResponseWriter, r *http.Request, err error) {
 		rs.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		rs.problem(w, Problem{Status: http.StatusInternalServerError, Detail: "internal error; the service log has the cause"})
 		return
+	}
+	if refusal.Kind == app.Unauthenticated {
+		w.Header().Set("WWW-Authenticate", bearerChallenge)
 	}
 	rs.problem(w, problemOf(statusOf[refusal.Kind], refusal.Detail, refusal.Fields))
 }

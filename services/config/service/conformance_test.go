@@ -3,6 +3,7 @@ package service_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -10,8 +11,8 @@ import (
 )
 
 // TestOpenAPIConformance runs one scenario through every operation of
-// schemas/api/openapi.yaml — each resource's CRUD and its 400, 401, 404 and
-// 409 answers — while the harness validates every request and response
+// schemas/api/openapi.yaml — each resource's CRUD and its 400, 401, 403, 404
+// and 409 answers — while the harness validates every request and response
 // against the spec. It fails if any operation was not exercised.
 func TestOpenAPIConformance(t *testing.T) {
 	h := newHarness(t)
@@ -96,16 +97,18 @@ func TestOpenAPIConformance(t *testing.T) {
 	h.create("groups", obj{"name": "temp", "web_filter_policy": nil})
 
 	alice := h.create("users", obj{"username": "alice", "groups": []string{"everyone", "temp"},
-		"ssh_public_keys": []string{testSSHKey}, "attributes": obj{"department": "design"}})
+		"ssh_public_keys": []string{testSSHKey}, "attributes": obj{"department": "design"}, "password": "correct horse"})
 	h.problem(400, "groups", "POST", "/api/v1/users", obj{"username": "bob", "groups": []string{"nobody"}})
 	h.problem(400, "ssh_public_keys[0]", "POST", "/api/v1/users", obj{"username": "bob", "ssh_public_keys": []string{"not a key"}})
 	h.problem(400, "attributes.cost-centre", "POST", "/api/v1/users", obj{"username": "bob", "attributes": obj{"cost-centre": "7"}})
 	h.problem(400, "username", "POST", "/api/v1/users", obj{"username": "Bob"})
+	h.problem(400, "password", "POST", "/api/v1/users", obj{"username": "bob", "password": "short"})
 	h.problem(409, "", "POST", "/api/v1/users", obj{"username": "alice"})
 	h.must(200, "GET", "/api/v1/users", nil, nil)
 	h.must(200, "GET", "/api/v1/users/alice", nil, nil)
 	h.problem(404, "", "GET", "/api/v1/users/bob", nil)
 	h.must(200, "PATCH", "/api/v1/users/alice", obj{"groups": []string{"everyone"}, "attributes": obj{"department": "ops"}}, nil)
+	h.must(200, "PATCH", "/api/v1/users/alice", obj{"password": nil}, nil)
 
 	// Servers.
 	h.create("servers", obj{"name": "desk-1", "zone": "eu", "pool": "desktops", "address": "10.0.0.5", "max_sessions": 2, "assigned_user": "alice",
@@ -209,11 +212,31 @@ func TestOpenAPIConformance(t *testing.T) {
 	h.problem(400, "wait", "POST", "/api/v1/sessions?wait=1h", obj{"user": "alice", "workspace": "demo", "zone": "eu"})
 	h.problem(409, "workspace", "POST", "/api/v1/sessions", obj{"user": "alice", "workspace": "desktop", "zone": "eu"},
 		withHeader("Idempotency-Key", "req-1"))
+	signedIn := h.signIn(alice, time.Hour)
+	h.must(200, "GET", "/api/v1/session-auth", nil, nil, signedIn.bearer())
+	h.must(200, "GET", "/api/v1/session-auth?session="+running.ID, nil, nil, signedIn.cookie())
+	h.problem(401, "", "GET", "/api/v1/session-auth?session="+running.ID, nil)
+	h.problem(403, "", "GET", "/api/v1/session-auth?session="+staged.ID, nil, signedIn.bearer())
+	h.problem(404, "", "GET", "/api/v1/session-auth?session="+uuid.NewString(), nil, signedIn.bearer())
+	h.problem(400, "session", "GET", "/api/v1/session-auth?session=42", nil, signedIn.bearer())
 	h.must(200, "POST", "/api/v1/sessions/"+running.ID+"/keepalive", nil, nil)
 	h.problem(409, "", "POST", "/api/v1/sessions/"+staged.ID+"/keepalive", nil)
 	h.problem(404, "", "POST", "/api/v1/sessions/"+uuid.NewString()+"/keepalive", nil)
 	h.must(202, "DELETE", "/api/v1/sessions/"+running.ID, nil, nil)
 	h.problem(404, "", "DELETE", "/api/v1/sessions/"+uuid.NewString(), nil)
+
+	// API keys: a sessions key may only manage sessions.
+	kiosk := h.create("api-keys", obj{"name": "kiosk", "scopes": []string{"sessions"}})
+	h.problem(400, "scopes[0]", "POST", "/api/v1/api-keys", obj{"name": "k2", "scopes": []string{"root"}})
+	h.problem(409, "", "POST", "/api/v1/api-keys", obj{"name": "kiosk", "scopes": []string{"admin"}})
+	h.must(200, "GET", "/api/v1/api-keys", nil, nil)
+	h.must(200, "GET", "/api/v1/api-keys/kiosk", nil, nil)
+	h.problem(404, "", "GET", "/api/v1/api-keys/none", nil)
+	h.must(200, "GET", "/api/v1/sessions/"+running.ID, nil, nil, withKey(kiosk.str("secret")))
+	h.problem(403, "", "GET", "/api/v1/violations", nil, withKey(kiosk.str("secret")))
+	h.must(204, "DELETE", "/api/v1/api-keys/kiosk", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/api-keys/kiosk", nil)
+	h.problem(401, "", "GET", "/api/v1/sessions", nil, withKey(kiosk.str("secret")))
 
 	// Violations.
 	var violations struct{ Items []obj }

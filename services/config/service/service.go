@@ -16,6 +16,7 @@ import (
 
 	libapp "github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/client"
+	"github.com/greenroom-dev/greenroom/libs/signin"
 	"github.com/greenroom-dev/greenroom/libs/startstop"
 	"github.com/greenroom-dev/greenroom/services/config/adapters"
 	"github.com/greenroom-dev/greenroom/services/config/app"
@@ -24,8 +25,10 @@ import (
 
 // Config configures the config service.
 type Config struct {
-	// AdminToken is the bearer token every /api/ call needs
-	// (GREENROOM_ADMIN_TOKEN). It is required: the API changes what runs.
+	// AdminToken is the bearer token that may make every /api/ call but
+	// session-auth (GREENROOM_ADMIN_TOKEN); API keys, which it issues, may
+	// make those their scopes grant. It is required: the API changes what
+	// runs.
 	AdminToken string
 }
 
@@ -56,11 +59,12 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 	}
 	stopping, stopWaits := context.WithCancel(context.Background())
 	uc := app.New(app.Config{
-		Store:    adapters.NewStore(deps.DB),
-		Source:   deps.Source(),
-		Requests: c,
-		Stopping: stopping,
-		Waiting:  metrics.SessionWaits,
+		Store:        adapters.NewStore(deps.DB),
+		Source:       deps.Source(),
+		Requests:     c,
+		Stopping:     stopping,
+		Waiting:      metrics.SessionWaits,
+		HashPassword: signin.HashPassword,
 	})
 	g := startstop.NewGroup(deps.Settings.ShutdownTimeout).
 		Add("outbox relay", deps.NewRelay()).

@@ -298,7 +298,28 @@ func AgentInternalAddress(internalAddress, dockerEndpoint string) (string, error
 	return "", ErrNoInternalAddress
 }
 
-// SessionURL is the address the user opens: http://host:port/.
+// RequestHost is a zone's allow_origin_domain meaning "the host the user's
+// request came in on".
+const RequestHost = "$request_host$"
+
+// GatewaySessionURL is the address a user opens a container session at:
+// the gateway's, on the zone's allow_origin_domain when it names a domain
+// (RequestHost keeps the gateway's own host), at /session/{id}/.
+func GatewaySessionURL(gateway url.URL, allowOriginDomain, sessionID string) string {
+	if allowOriginDomain != "" && allowOriginDomain != RequestHost {
+		if port := gateway.Port(); port != "" {
+			gateway.Host = net.JoinHostPort(allowOriginDomain, port)
+		} else {
+			gateway.Host = allowOriginDomain
+		}
+	}
+	gateway.Path = "/session/" + sessionID + "/"
+	gateway.RawQuery, gateway.Fragment = "", ""
+	return gateway.String()
+}
+
+// SessionURL is a container's address at host: http://host:port/ (the
+// gateway's upstream of the session).
 func SessionURL(host string, hostPort int) string { return ContainerURL(host, hostPort, "/") }
 
 // ContainerURL is path on a container's published port, as the

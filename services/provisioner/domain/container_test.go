@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -184,5 +185,26 @@ func TestStagedContainerCarriesItsPermissionsAndDomainsButNoUser(t *testing.T) {
 	}
 	if len(spec.Binds) != 0 || len(spec.Uploads) != 0 {
 		t.Errorf("nothing to mount: %v %v", spec.Binds, spec.Uploads)
+	}
+}
+
+func TestSessionURLsPointAtTheGatewayOnTheZonesDomain(t *testing.T) {
+	t.Parallel()
+	gw, _ := url.Parse("http://127.0.0.1:8090")
+	tls, _ := url.Parse("https://gateway.internal")
+	tests := []struct {
+		gateway *url.URL
+		domain  string
+		want    string
+	}{
+		{gw, "greenroom.localhost", "http://greenroom.localhost:8090/session/s-1/"},
+		{gw, RequestHost, "http://127.0.0.1:8090/session/s-1/"},
+		{gw, "", "http://127.0.0.1:8090/session/s-1/"},
+		{tls, "desktops.example.com", "https://desktops.example.com/session/s-1/"},
+	}
+	for _, tt := range tests {
+		if got := GatewaySessionURL(*tt.gateway, tt.domain, "s-1"); got != tt.want {
+			t.Errorf("GatewaySessionURL(%s, %q) = %q, want %q", tt.gateway, tt.domain, got, tt.want)
+		}
 	}
 }

@@ -35,7 +35,7 @@ func TestAssignHookHandsAStagedSessionOverWithoutAnExec(t *testing.T) {
 	if ready.SessionID != claimed.ID || ready.User != f.user {
 		t.Fatalf("session.ready = %+v", ready)
 	}
-	if code, body := httpGet(t, claimed.URL); code != 200 || !strings.Contains(body, "Assigned to "+f.user) {
+	if code, body := httpGet(t, claimed.UpstreamURL); code != 200 || !strings.Contains(body, "Assigned to "+f.user) {
 		t.Errorf("the hook did not hand the session over: %d\n%s", code, body)
 	}
 	if _, n := e.histogram("greenroom_provisioner_assign_exec_seconds"); n != 0 {

@@ -58,7 +58,7 @@ func TestThreeDesiredGivesThreeReadyContainers(t *testing.T) {
 		if s.UserID.Valid {
 			t.Errorf("staged session %s has a user", s.ID)
 		}
-		if code, body := httpGet(t, strings.TrimSuffix(s.URL, "/")+"/healthz"); code != 200 {
+		if code, body := httpGet(t, strings.TrimSuffix(s.UpstreamURL, "/")+"/healthz"); code != 200 {
 			t.Errorf("staged session %s does not answer: %d %q", s.ID, code, body)
 		}
 	}

@@ -61,8 +61,8 @@ func TestSessionPortIsReachableOnlyOnTheAgentsInternalAddress(t *testing.T) {
 			}
 		}
 		want := "http://" + net.JoinHostPort(wantAddress, strconv.FormatInt(s.HostPort.Int64, 10)) + "/"
-		if s.URL != want {
-			t.Errorf("session url %q, want %q", s.URL, want)
+		if s.UpstreamURL != want {
+			t.Errorf("session upstream_url %q, want %q", s.UpstreamURL, want)
 		}
 		if err := dial(wantAddress, s.HostPort.Int64); err != nil {
 			t.Fatalf("the container does not answer on its internal address %s: %v", wantAddress, err)

@@ -69,8 +69,8 @@ func TestOnDemandSessionRunsWithLabelsLimitsAndPublishedPort(t *testing.T) {
 			t.Errorf("container env lacks %s: %v", want, in.Config.Env)
 		}
 	}
-	if code, body := httpGet(t, s.URL); code != 200 || !strings.Contains(body, sid) {
-		t.Errorf("GET %s = %d %q", s.URL, code, body)
+	if code, body := httpGet(t, s.UpstreamURL); code != 200 || !strings.Contains(body, sid) {
+		t.Errorf("GET %s = %d %q", s.UpstreamURL, code, body)
 	}
 
 	// A second delivery of the request makes no second container.
@@ -151,8 +151,9 @@ func TestTCPProbeWaitsUntilTheWorkspaceListens(t *testing.T) {
 	if took := time.Since(start); took < 1500*time.Millisecond {
 		t.Errorf("ready after %s, before the workspace's 1.5 s initialisation ended", took)
 	}
-	if code, _ := httpGet(t, ready.URL); code != 200 {
-		t.Errorf("GET %s right after session.ready = %d", ready.URL, code)
+	up := e.session(ready.SessionID).UpstreamURL
+	if code, _ := httpGet(t, up); code != 200 {
+		t.Errorf("GET %s right after session.ready = %d", up, code)
 	}
 }
 
@@ -237,9 +238,9 @@ func TestAssigningStagedSessionRunsAssignCommandAndRefillsThePool(t *testing.T) 
 	if s := e.session(claimed.ID); s.Status != sessions.Running {
 		t.Errorf("claimed session is %s, want running", s.Status)
 	}
-	code, body := httpGet(t, claimed.URL)
+	code, body := httpGet(t, claimed.UpstreamURL)
 	if code != 200 || !strings.Contains(body, "Assigned to "+f.user) || !strings.Contains(body, f.userID) {
-		t.Errorf("GET %s after assign = %d:\n%s", claimed.URL, code, body)
+		t.Errorf("GET %s after assign = %d:\n%s", claimed.UpstreamURL, code, body)
 	}
 	if sum, n := e.histogram("greenroom_provisioner_assign_exec_seconds"); n != 1 {
 		t.Errorf("assign exec histogram has %d observations, want 1", n)

@@ -173,7 +173,7 @@ func TestOnDemandSessionGetsTheSettingsOfItsWorkspaceAndGroup(t *testing.T) {
 	if !e.session(s.ID).FirstLaunchAt.Valid {
 		t.Error("first_launch_at not recorded")
 	}
-	if code, body := httpGet(t, s.URL); code != 200 || !strings.Contains(body, "Created for alice") || !strings.Contains(body, "Web filter policy kids") {
+	if code, body := httpGet(t, s.UpstreamURL); code != 200 || !strings.Contains(body, "Created for alice") || !strings.Contains(body, "Web filter policy kids") {
 		t.Errorf("the page does not show its user and policy: %d\n%s", code, body)
 	}
 
@@ -253,7 +253,7 @@ func TestStagedContainerCarriesItsConfigFromCreationAndLearnsItsUserOnAssign(t *
 	if fl, _ := e.inContainer(claimed.ContainerID, "file", "read", "/var/lib/greenroom-demo/first-launch"); fl != claimed.ID+" "+f.user+"\n" {
 		t.Errorf("first_launch after assign wrote %q", fl)
 	}
-	if code, body := httpGet(t, claimed.URL); code != 200 || !strings.Contains(body, "Assigned to "+f.user) {
+	if code, body := httpGet(t, claimed.UpstreamURL); code != 200 || !strings.Contains(body, "Assigned to "+f.user) {
 		t.Errorf("page after assign: %d\n%s", code, body)
 	}
 	// A redelivered assignment runs neither command again.

@@ -17,9 +17,9 @@ import (
 // RecordContainer stores the container of a session still provisioning,
 // so that a destroy or the orphan collector can find it from now on.
 // sessions.ErrStale when the session has left provisioning.
-func (s *Store) RecordContainer(ctx context.Context, sc *command.SessionContext, containerID string, hostPort int, url string) error {
+func (s *Store) RecordContainer(ctx context.Context, sc *command.SessionContext, containerID string, hostPort int, url, upstreamURL string) error {
 	updated, err := sessions.Update(ctx, s.db, sc.Session.ID, sessions.Provisioning, sessions.Change{
-		ContainerID: &containerID, HostPort: &hostPort, URL: &url,
+		ContainerID: &containerID, HostPort: &hostPort, URL: &url, UpstreamURL: &upstreamURL,
 	})
 	if err != nil {
 		return err

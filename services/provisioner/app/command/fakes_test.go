@@ -111,14 +111,14 @@ func (s *fakeStore) SetAssignSecret(_ context.Context, sc *command.SessionContex
 		func(x *sessions.Session) { x.AssignSecret = secret })
 }
 
-func (s *fakeStore) RecordContainer(_ context.Context, sc *command.SessionContext, containerID string, hostPort int, url string) error {
+func (s *fakeStore) RecordContainer(_ context.Context, sc *command.SessionContext, containerID string, hostPort int, url, upstreamURL string) error {
 	s.mu.Lock()
 	if s.staleOnRecord != "" {
 		s.sc.Session.Status = s.staleOnRecord
 	}
 	s.mu.Unlock()
 	return s.transition("RecordContainer", sc, sessions.Provisioning, sessions.Provisioning, func(x *sessions.Session) {
-		x.ContainerID, x.HostPort, x.URL = containerID, sql.NullInt64{Int64: int64(hostPort), Valid: true}, url
+		x.ContainerID, x.HostPort, x.URL, x.UpstreamURL = containerID, sql.NullInt64{Int64: int64(hostPort), Valid: true}, url, upstreamURL
 	})
 }
 

@@ -99,7 +99,8 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	if err != nil {
 		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
 	}
-	err = p.store.RecordContainer(ctx, &sc, c.ID, hostPort, domain.SessionURL(host, hostPort))
+	err = p.store.RecordContainer(ctx, &sc, c.ID, hostPort,
+		domain.GatewaySessionURL(*p.cfg.GatewayURL, sc.ZoneDomains.AllowOriginDomain, sc.Session.ID), domain.SessionURL(host, hostPort))
 	if errors.Is(err, sessions.ErrStale) {
 		p.abandon(ctx, sc, err, log)
 		return nil

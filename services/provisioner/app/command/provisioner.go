@@ -14,6 +14,7 @@ package command
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode"
@@ -40,7 +41,13 @@ type Config struct {
 	AssignTimeout    time.Duration
 	// ExtraLabels are put on every container besides Greenroom's own.
 	ExtraLabels map[string]string
+	// GatewayURL is the gateway's address, which container sessions' URLs
+	// point at (GREENROOM_GATEWAY_URL; GatewayURLDefault).
+	GatewayURL *url.URL
 }
+
+// GatewayURLDefault is where make up's gateway listens.
+const GatewayURLDefault = "http://127.0.0.1:8090"
 
 // PoolTrigger asks for a reconcile of one staging config soon.
 type PoolTrigger func(stagingConfigID string)
@@ -77,6 +84,9 @@ func New(cfg Config, store SessionStore, engines Engines, prober ReadinessProbe,
 	}
 	if cfg.AssignTimeout == 0 {
 		cfg.AssignTimeout = AssignTimeoutDefault
+	}
+	if cfg.GatewayURL == nil {
+		cfg.GatewayURL, _ = url.Parse(GatewayURLDefault)
 	}
 	if pools.Changed == nil {
 		pools.Changed = func(string) {}

@@ -53,7 +53,7 @@ type Sessions interface {
 	SetAssignSecret(ctx context.Context, sc *SessionContext, secret sessions.Secret) error
 	// RecordContainer stores the container of a session still
 	// provisioning.
-	RecordContainer(ctx context.Context, sc *SessionContext, containerID string, hostPort int, url string) error
+	RecordContainer(ctx context.Context, sc *SessionContext, containerID string, hostPort int, url, upstreamURL string) error
 	// MarkStaged moves a staged session whose container answers to staged
 	// (session.staged).
 	MarkStaged(ctx context.Context, sc *SessionContext, now time.Time) error

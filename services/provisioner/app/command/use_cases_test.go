@@ -102,8 +102,10 @@ func TestProvisionHandsAnOnDemandSessionToItsUserOnceItsContainerAnswers(t *test
 	got := w.store.sc.Session
 	host, _ := domain.AgentInternalAddress("", fakeEndpoint)
 	port := c.HostPorts[8080]
-	if !c.Running || got.ContainerID != c.ID || got.URL != domain.SessionURL(host, port) {
-		t.Errorf("session records container %q at %q; want the running container %q at port %d", got.ContainerID, got.URL, c.ID, port)
+	if !c.Running || got.ContainerID != c.ID || got.UpstreamURL != domain.SessionURL(host, port) ||
+		got.URL != "http://127.0.0.1:8090/session/"+got.ID+"/" {
+		t.Errorf("session records container %q at %q (url %q); want the running container %q at port %d, opened at the gateway",
+			got.ContainerID, got.UpstreamURL, got.URL, c.ID, port)
 	}
 	want := []domain.ProbeTarget{{Host: host, Port: port, Path: "/healthz"}}
 	if !slices.Equal(w.probe.targets, want) {
