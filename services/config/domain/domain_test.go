@@ -217,3 +217,32 @@ func TestEmptyListsAndObjectsAreNeverNull(t *testing.T) {
 		}
 	}
 }
+
+// A zone's domains are where the gateway serves and checks: a host name
+// for the origin (a scheme or port would never match a Host), a host[:port]
+// or URL for the auth address.
+func TestZoneDomainsAreHostNamesTheGatewayCanUse(t *testing.T) {
+	for _, tc := range []struct {
+		origin, auth string
+		bad          []string
+	}{
+		{"desktops.example.com", "127.0.0.1:8080", nil},
+		{"greenroom.localhost", "https://auth.example.com/", nil},
+		{domain.RequestHost, domain.RequestHost, nil},
+		{"10.0.0.5", "config.internal", nil},
+		{"desk.example.com:8443", "auth.example.com:0", []string{"allow_origin_domain", "upstream_auth_address"}},
+		{"https://desk.example.com", "ftp://auth.example.com", []string{"allow_origin_domain", "upstream_auth_address"}},
+		{"", "http://auth.example.com/?x=1", []string{"allow_origin_domain", "upstream_auth_address"}},
+	} {
+		errs := domain.ZoneCreate{Name: domain.Optional[string]{Set: true, Value: "z"},
+			AllowOriginDomain:   domain.Optional[string]{Set: true, Value: tc.origin},
+			UpstreamAuthAddress: domain.Optional[string]{Set: true, Value: tc.auth}}.Validate()
+		var fields []string
+		for _, e := range errs {
+			fields = append(fields, e.Field)
+		}
+		if strings.Join(fields, ",") != strings.Join(tc.bad, ",") {
+			t.Errorf("%q / %q: errors on %v, want %v", tc.origin, tc.auth, fields, tc.bad)
+		}
+	}
+}

@@ -1,6 +1,13 @@
 package domain
 
-import "time"
+import (
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // RequestHost is the default of a zone's allow_origin_domain and
 // upstream_auth_address: "whatever host the user's request came in on". A
@@ -71,8 +78,12 @@ func validateZone(in ZoneUpdate, name presence) FieldErrors {
 	var errs FieldErrors
 	checkName(&errs, "name", in.Name, name)
 	checkPresent(&errs, "search_alternate_zones", in.SearchAlternateZones, optional)
-	checkPresent(&errs, "allow_origin_domain", in.AllowOriginDomain, optional)
-	checkPresent(&errs, "upstream_auth_address", in.UpstreamAuthAddress, optional)
+	if present(&errs, "allow_origin_domain", in.AllowOriginDomain, optional) && !validOriginDomain(in.AllowOriginDomain.Value) {
+		errs.Add("allow_origin_domain", "must be a host name such as desktops.example.com (no scheme, port or path; the gateway serves the zone's sessions on it), or %s", RequestHost)
+	}
+	if present(&errs, "upstream_auth_address", in.UpstreamAuthAddress, optional) && !validAuthAddress(in.UpstreamAuthAddress.Value) {
+		errs.Add("upstream_auth_address", "must be the config service's host[:port] or http(s):// URL (where the gateway checks sign-ins), or %s", RequestHost)
+	}
 	checkEnum(&errs, "load_balancing", in.LoadBalancing, optional, LeastLoad, MostLoad)
 	checkMin(&errs, "priority", in.Priority, optional, 1)
 	return errs
@@ -110,4 +121,32 @@ func (in ZoneUpdate) SetsRequestHost() string {
 		return "upstream_auth_address"
 	}
 	return ""
+}
+
+// hostName is a DNS host name (letters, digits, hyphens; dot-separated).
+var hostName = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+// validOriginDomain: RequestHost, a host name or an IP address.
+func validOriginDomain(v string) bool {
+	return v == RequestHost || (len(v) <= 253 && hostName.MatchString(v)) || net.ParseIP(v) != nil
+}
+
+// validAuthAddress: RequestHost, host[:port], or an http(s) URL with a
+// host and nothing after its path.
+func validAuthAddress(v string) bool {
+	if v == RequestHost {
+		return true
+	}
+	if strings.Contains(v, "://") {
+		u, err := url.Parse(v)
+		return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
+	}
+	host := v
+	if h, port, err := net.SplitHostPort(v); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+		host = h
+	}
+	return validOriginDomain(host) && host != RequestHost
 }
