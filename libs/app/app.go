@@ -172,9 +172,11 @@ func Run(name string, common settings.Common, newService func(*Deps) (startstop.
 		handler = h.Handler()
 	}
 	srv := obs.NewServer(common.HTTPAddr, handler, log)
+	scheme := "http"
 	if t, ok := svc.(interface{ TLSFiles() (cert, key string) }); ok {
 		if cert, key := t.TLSFiles(); cert != "" {
 			srv.WithTLS(cert, key)
+			scheme = "https"
 		}
 	}
 	if err := srv.Start(ctx); err != nil {
@@ -183,7 +185,7 @@ func Run(name string, common settings.Common, newService func(*Deps) (startstop.
 		err = errors.Join(err, startstop.StopWithin(common.ShutdownTimeout, startstop.Part{Name: "service", Service: svc}))
 		Fatal(name, err)
 	}
-	log.Info(name+" running", zap.String("http", "http://"+srv.Addr().String()+"/"))
+	log.Info(name+" running", zap.String("url", scheme+"://"+srv.Addr().String()+"/"))
 
 	// Wait.
 	if err := Wait(ctx, common.ShutdownTimeout, svc, srv); err != nil {
