@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make down`: stops what `make up` started — the four services and the
+# `make down`: stops what `make up` started — the five services and the
 # nats-server started by scripts/ensure-nats.sh (by their pid files in .run/,
 # SIGTERM first, SIGKILL after 25 s) — and removes every container Greenroom
 # made (label greenroom.managed=true). PostgreSQL is left running, and the
@@ -8,9 +8,10 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Stop taking requests first; the provisioner last, so nothing it is doing
-# is left half-done by a vanished dependency.
-for svc in config assigner expiry provisioner; do
+# Stop taking requests first (the gateway, then the config service); the
+# provisioner last, so nothing it is doing is left half-done by a vanished
+# dependency.
+for svc in gateway config assigner expiry provisioner; do
 	stop_pidfile "$run_dir/$svc.pid" "greenroom-$svc"
 done
 stop_pidfile "$run_dir/nats-server.pid" nats-server
