@@ -2,8 +2,9 @@ package domain
 
 import (
 	"net"
-	"net/url"
 	"time"
+
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 )
 
 // Agent is a Docker Engine endpoint that runs session containers, with the
@@ -97,17 +98,13 @@ func (in AgentUpdate) Apply(a *Agent) {
 // CheckAddress is the rule that holds between an agent's fields: its
 // sessions' ports are published on an IP address, never on every
 // interface, so an agent whose engine is reached by host name needs
-// internal_address (the provisioner's domain.AgentInternalAddress falls
-// back to loopback for a local engine and to an endpoint's IP address).
+// internal_address (containerconfig.PublishAddress, the provisioner's
+// rule, falls back to loopback for a local engine and to an endpoint's IP
+// address).
 func (a Agent) CheckAddress() FieldErrors {
-	if a.InternalAddress != "" {
-		return nil
-	}
-	u, err := url.Parse(a.DockerEndpoint)
-	if err != nil || u.Scheme == "unix" || u.Scheme == "npipe" || u.Hostname() == "" || net.ParseIP(u.Hostname()) != nil {
-		return nil
-	}
 	var errs FieldErrors
-	errs.Add("internal_address", "is required when docker_endpoint names its host (%s): the agent's private IP address its sessions' ports are published on", u.Hostname())
+	if _, err := containerconfig.PublishAddress(a.InternalAddress, a.DockerEndpoint); err != nil {
+		errs.Add("internal_address", "is required: %v; give the agent's private IP address, which its sessions' ports are published on", err)
+	}
 	return errs
 }

@@ -384,7 +384,7 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 			res.Header.Del("Service-Worker-Allowed")
 			kept := res.Header.Values("Set-Cookie")[:0:0]
 			for _, c := range res.Header.Values("Set-Cookie") {
-				if name, _, _ := strings.Cut(c, "="); strings.TrimSpace(name) != signin.CookieName {
+				if !isSignInCookie(c) {
 					kept = append(kept, c)
 				}
 			}
@@ -402,6 +402,13 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 	proxy.ServeHTTP(w, r)
 }
 
+// isSignInCookie says whether a cookie, as a Cookie header's name=value
+// pair or a Set-Cookie value, is the gateway's sign-in cookie.
+func isSignInCookie(c string) bool {
+	name, _, _ := strings.Cut(c, "=")
+	return strings.TrimSpace(name) == signin.CookieName
+}
+
 // withoutSignIn removes the sign-in cookie from a request's Cookie
 // headers, leaving the others exactly as the browser wrote them.
 func withoutSignIn(h http.Header) {
@@ -409,7 +416,7 @@ func withoutSignIn(h http.Header) {
 	for _, line := range h.Values("Cookie") {
 		var parts []string
 		for _, part := range strings.Split(line, ";") {
-			if name, _, _ := strings.Cut(part, "="); strings.TrimSpace(name) != signin.CookieName {
+			if !isSignInCookie(part) {
 				parts = append(parts, strings.TrimSpace(part))
 			}
 		}

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"errors"
 	"maps"
 	"net"
 	"net/url"
@@ -89,7 +88,7 @@ type SessionContainer struct {
 	// on-demand one, which is never assigned.
 	AssignSecret string
 	// InternalAddress is the agent address the port is published on
-	// (AgentInternalAddress), never every interface.
+	// (containerconfig.PublishAddress), never every interface.
 	InternalAddress string
 	// ExtraLabels are added to the container's labels (operators' own
 	// markers; tests use one to find what they made). Greenroom's labels win.
@@ -272,30 +271,6 @@ func PermissionEnv(p events.Permissions) map[string]string {
 		"GREENROOM_ALLOW_UPLOADS":        b(p.AllowUploads),
 		"GREENROOM_ALLOW_GAMEPAD":        b(p.AllowGamepad),
 	}
-}
-
-// ErrNoInternalAddress: an agent whose engine is reached by host name has
-// no internal_address to publish its sessions' ports on.
-var ErrNoInternalAddress = errors.New("the agent has no internal_address (its docker_endpoint's host is not an IP address)")
-
-// AgentInternalAddress is the address of an agent its sessions' ports are
-// published on and Greenroom reaches them at (the provisioner's probe and
-// assign hook, the gateway): the agent's internal_address; else the
-// loopback interface for a local engine (unix socket, named pipe); else
-// the host of a tcp:// endpoint, when it is an IP address. Never every
-// interface: a container is reached only through Greenroom.
-func AgentInternalAddress(internalAddress, dockerEndpoint string) (string, error) {
-	if internalAddress != "" {
-		return internalAddress, nil
-	}
-	u, err := url.Parse(dockerEndpoint)
-	if err != nil || u.Scheme == "unix" || u.Scheme == "npipe" || u.Hostname() == "" {
-		return "127.0.0.1", nil
-	}
-	if ip := net.ParseIP(u.Hostname()); ip != nil {
-		return ip.String(), nil
-	}
-	return "", ErrNoInternalAddress
 }
 
 // RequestHost is a zone's allow_origin_domain meaning "the host the user's

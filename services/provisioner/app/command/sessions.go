@@ -6,9 +6,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
-	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
 // SessionStore is the provisioner's state (adapters/postgres): where
@@ -167,14 +167,14 @@ type Agent struct {
 	Name           string `db:"name"`
 	DockerEndpoint string `db:"docker_endpoint"`
 	// InternalAddress is the agent's internal_address ("" when unset;
-	// see domain.AgentInternalAddress).
+	// see containerconfig.PublishAddress).
 	InternalAddress string `db:"internal_address"`
 }
 
 // Address is where the agent publishes its sessions' ports and Greenroom
-// reaches them (domain.AgentInternalAddress).
+// reaches them (containerconfig.PublishAddress).
 func (a Agent) Address() (string, error) {
-	return domain.AgentInternalAddress(a.InternalAddress, a.DockerEndpoint)
+	return containerconfig.PublishAddress(a.InternalAddress, a.DockerEndpoint)
 }
 
 // StagingConfig is the part of a staging config a staged session needs.

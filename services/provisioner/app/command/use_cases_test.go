@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
@@ -100,7 +101,7 @@ func TestProvisionHandsAnOnDemandSessionToItsUserOnceItsContainerAnswers(t *test
 	}
 	c := list[0]
 	got := w.store.sc.Session
-	host, _ := domain.AgentInternalAddress("", fakeEndpoint)
+	host, _ := containerconfig.PublishAddress("", fakeEndpoint)
 	port := c.HostPorts[8080]
 	if !c.Running || got.ContainerID != c.ID || got.UpstreamURL != domain.SessionURL(host, port) ||
 		got.URL != "http://127.0.0.1:8090/session/"+got.ID+"/" {
