@@ -225,7 +225,7 @@ func rollScenario(quick bool) error {
 func rollState(ctx context.Context, e *env, dc *dockerclient.Client, scID, newImage string, patched time.Time,
 	images map[string]string) (int, bool, string) {
 	list := func(status string) ([]map[string]any, error) {
-		code, out, err := e.call(http.MethodGet, "/api/v1/sessions?staging_config="+url.QueryEscape(scID)+"&status="+status, nil)
+		code, out, err := e.call(http.MethodGet, "/api/v1/sessions?limit=1000&staging_config="+url.QueryEscape(scID)+"&status="+status, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -36,13 +36,10 @@ func getAgentByID(ctx context.Context, q Queryer, id string) (domain.Agent, erro
 	return a, err
 }
 
-// ListAgents loads every agent, by name.
-func (q Tables) ListAgents(ctx context.Context) ([]domain.Agent, error) {
-	var as []domain.Agent
-	if err := q.SelectContext(ctx, &as, agentSelect+` ORDER BY a.name`); err != nil {
-		return nil, fmt.Errorf("listing agents: %w", err)
-	}
-	return as, nil
+// ListAgents loads one page of the agents, by name.
+func (q Tables) ListAgents(ctx context.Context, p domain.Page) (domain.Paged[domain.Agent], error) {
+	return listPage(ctx, q, "agents", agentSelect, nil, nil,
+		byName("a.name", func(v domain.Agent) string { return v.Name }), p)
 }
 
 // ListAgentsInPools loads the agents of the pools with ids, by name.

@@ -28,13 +28,10 @@ func (q Tables) GetAPIKeyBySecretHash(ctx context.Context, secretHash []byte) (d
 	return k, err
 }
 
-// ListAPIKeys loads every API key, by name.
-func (q Tables) ListAPIKeys(ctx context.Context) ([]domain.APIKey, error) {
-	var ks []domain.APIKey
-	if err := q.SelectContext(ctx, &ks, apiKeySelect+` ORDER BY name`); err != nil {
-		return nil, fmt.Errorf("listing API keys: %w", err)
-	}
-	return ks, nil
+// ListAPIKeys loads one page of the API keys, by name.
+func (q Tables) ListAPIKeys(ctx context.Context, p domain.Page) (domain.Paged[domain.APIKey], error) {
+	return listPage(ctx, q, "API keys", apiKeySelect, nil, nil,
+		byName("name", func(v domain.APIKey) string { return v.Name }), p)
 }
 
 // InsertAPIKey stores a new API key with the hash of its secret and

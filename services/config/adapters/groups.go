@@ -29,13 +29,10 @@ func (q Tables) GetGroup(ctx context.Context, name string, lock app.Lock) (domai
 	return g, err
 }
 
-// ListGroups loads every group, by name.
-func (q Tables) ListGroups(ctx context.Context) ([]domain.Group, error) {
-	var gs []domain.Group
-	if err := q.SelectContext(ctx, &gs, groupSelect+` ORDER BY g.name`); err != nil {
-		return nil, fmt.Errorf("listing groups: %w", err)
-	}
-	return gs, nil
+// ListGroups loads one page of the groups, by name.
+func (q Tables) ListGroups(ctx context.Context, p domain.Page) (domain.Paged[domain.Group], error) {
+	return listPage(ctx, q, "groups", groupSelect, nil, nil,
+		byName("g.name", func(v domain.Group) string { return v.Name }), p)
 }
 
 // InsertGroup stores a new group (its web filter policy by id) and returns

@@ -20,13 +20,10 @@ func (q Tables) GetPool(ctx context.Context, name string, lock app.Lock) (domain
 	return p, err
 }
 
-// ListPools loads every pool, by name.
-func (q Tables) ListPools(ctx context.Context) ([]domain.Pool, error) {
-	var ps []domain.Pool
-	if err := q.SelectContext(ctx, &ps, poolSelect+` ORDER BY p.name`); err != nil {
-		return nil, fmt.Errorf("listing pools: %w", err)
-	}
-	return ps, nil
+// ListPools loads one page of the pools, by name.
+func (q Tables) ListPools(ctx context.Context, p domain.Page) (domain.Paged[domain.Pool], error) {
+	return listPage(ctx, q, "pools", poolSelect, nil, nil,
+		byName("p.name", func(v domain.Pool) string { return v.Name }), p)
 }
 
 // InsertPool stores a new pool and returns it as stored.

@@ -35,13 +35,10 @@ func getServerByID(ctx context.Context, q Queryer, id string) (domain.Server, er
 	return s, err
 }
 
-// ListServers loads every server, by name.
-func (q Tables) ListServers(ctx context.Context) ([]domain.Server, error) {
-	var ss []domain.Server
-	if err := q.SelectContext(ctx, &ss, serverSelect+` ORDER BY s.name`); err != nil {
-		return nil, fmt.Errorf("listing servers: %w", err)
-	}
-	return ss, nil
+// ListServers loads one page of the servers, by name.
+func (q Tables) ListServers(ctx context.Context, p domain.Page) (domain.Paged[domain.Server], error) {
+	return listPage(ctx, q, "servers", serverSelect, nil, nil,
+		byName("s.name", func(v domain.Server) string { return v.Name }), p)
 }
 
 // ListServersInPools loads the servers of the pools with ids, by name.

@@ -3,7 +3,7 @@ package adapters
 import (
 	"context"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/greenroom-dev/greenroom/services/config/app"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
@@ -80,29 +80,30 @@ func countLiveSessions(ctx context.Context, q Queryer, column, id string) (int, 
 	return n, nil
 }
 
-// ListSessions loads the sessions f selects, newest first.
-func (q Tables) ListSessions(ctx context.Context, f domain.SessionFilter) ([]domain.Session, error) {
+// ListSessions loads one page of the sessions f selects, newest first.
+func (q Tables) ListSessions(ctx context.Context, f domain.SessionFilter, p domain.Page) (domain.Paged[domain.Session], error) {
 	var (
-		where []string
+		conds []string
 		args  []any
 	)
 	add := func(cond, arg string) {
 		if arg != "" {
 			args = append(args, arg)
-			where = append(where, fmt.Sprintf(cond, len(args)))
+			conds = append(conds, fmt.Sprintf(cond, len(args)))
 		}
 	}
 	add("u.username = $%d", f.User)
 	add("s.status = $%d", f.Status)
 	add("s.staging_config_id = $%d", f.StagingConfig)
 	add("s.origin = $%d", f.Origin)
-	query := sessionSelect
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+	if f.Ended != nil {
+		not := "NOT "
+		if *f.Ended {
+			not = ""
+		}
+		conds = append(conds, "s.status "+not+"IN ('destroyed', 'failed')")
 	}
-	var ss []domain.Session
-	if err := q.SelectContext(ctx, &ss, query+` ORDER BY s.created_at DESC, s.id DESC`, args...); err != nil {
-		return nil, fmt.Errorf("listing sessions: %w", err)
-	}
-	return ss, nil
+	return listPage(ctx, q, "sessions", sessionSelect, conds, args, newestFirst(func(s domain.Session) (time.Time, string) {
+		return s.CreatedAt, s.ID
+	}, "s"), p)
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// stagingConfigSelect reads live (not deleted) staging configs with the
+// stagingConfigSelect reads staging configs (live ones: deleted_at IS NULL) with the
 // number of their sessions currently staged, which the partial index
 // sessions_staged_claim_idx counts.
 const stagingConfigSelect = `SELECT sc.id, sc.zone_id, z.name AS zone, sc.workspace_id, w.name AS workspace,
@@ -19,23 +19,23 @@ const stagingConfigSelect = `SELECT sc.id, sc.zone_id, z.name AS zone, sc.worksp
 	sc.status, sc.last_error, sc.last_error_at, sc.created_at, sc.updated_at
 	FROM staging_configs sc
 	JOIN zones z ON z.id = sc.zone_id
-	JOIN workspaces w ON w.id = sc.workspace_id
-	WHERE sc.deleted_at IS NULL`
+	JOIN workspaces w ON w.id = sc.workspace_id`
 
 // GetStagingConfig loads the live staging config with id.
 func (q Tables) GetStagingConfig(ctx context.Context, id string, lock app.Lock) (domain.StagingConfig, error) {
 	var sc domain.StagingConfig
-	err := get(ctx, q, &sc, "staging config "+id, stagingConfigSelect+` AND sc.id = $1`+clause(lock, "sc"), id)
+	err := get(ctx, q, &sc, "staging config "+id, stagingConfigSelect+` WHERE sc.deleted_at IS NULL AND sc.id = $1`+clause(lock, "sc"), id)
 	return sc, err
 }
 
-// ListStagingConfigs loads every live staging config, by zone and workspace.
-func (q Tables) ListStagingConfigs(ctx context.Context) ([]domain.StagingConfig, error) {
-	var scs []domain.StagingConfig
-	if err := q.SelectContext(ctx, &scs, stagingConfigSelect+` ORDER BY z.name, w.name`); err != nil {
-		return nil, fmt.Errorf("listing staging configs: %w", err)
-	}
-	return scs, nil
+// ListStagingConfigs loads one page of the live staging configs, by zone
+// and workspace.
+func (q Tables) ListStagingConfigs(ctx context.Context, p domain.Page) (domain.Paged[domain.StagingConfig], error) {
+	return listPage(ctx, q, "staging configs", stagingConfigSelect, []string{"sc.deleted_at IS NULL"}, nil,
+		keyset[domain.StagingConfig]{
+			columns: []string{"z.name", "w.name", "sc.id"},
+			key:     func(sc domain.StagingConfig) []string { return []string{sc.Zone, sc.Workspace, sc.ID} },
+		}, p)
 }
 
 // CountLiveStagingConfigsInZone counts the staging configs that target the

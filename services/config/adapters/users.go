@@ -32,13 +32,10 @@ func (q Tables) GetUserByID(ctx context.Context, id string) (domain.User, error)
 	return u, err
 }
 
-// ListUsers loads every user, by username.
-func (q Tables) ListUsers(ctx context.Context) ([]domain.User, error) {
-	var us []domain.User
-	if err := q.SelectContext(ctx, &us, userSelect+` ORDER BY u.username`); err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	return us, nil
+// ListUsers loads one page of the users, by username.
+func (q Tables) ListUsers(ctx context.Context, p domain.Page) (domain.Paged[domain.User], error) {
+	return listPage(ctx, q, "users", userSelect, nil, nil,
+		byName("u.username", func(v domain.User) string { return v.Username }), p)
 }
 
 // InsertUser stores a new user; their groups are set with SetUserGroups.

@@ -21,13 +21,10 @@ func (q Tables) GetWebFilterPolicy(ctx context.Context, name string, lock app.Lo
 	return p, err
 }
 
-// ListWebFilterPolicies loads every web filter policy, by name.
-func (q Tables) ListWebFilterPolicies(ctx context.Context) ([]domain.WebFilterPolicy, error) {
-	var ps []domain.WebFilterPolicy
-	if err := q.SelectContext(ctx, &ps, webFilterPolicySelect+` ORDER BY wf.name`); err != nil {
-		return nil, fmt.Errorf("listing web filter policies: %w", err)
-	}
-	return ps, nil
+// ListWebFilterPolicies loads one page of the web filter policies, by name.
+func (q Tables) ListWebFilterPolicies(ctx context.Context, p domain.Page) (domain.Paged[domain.WebFilterPolicy], error) {
+	return listPage(ctx, q, "web filter policies", webFilterPolicySelect, nil, nil,
+		byName("wf.name", func(v domain.WebFilterPolicy) string { return v.Name }), p)
 }
 
 // InsertWebFilterPolicy stores a new web filter policy and returns it as

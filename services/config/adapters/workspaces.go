@@ -30,13 +30,10 @@ func getWorkspaceByID(ctx context.Context, q Queryer, id string) (domain.Workspa
 	return w, err
 }
 
-// ListWorkspaces loads every workspace, by name.
-func (q Tables) ListWorkspaces(ctx context.Context) ([]domain.Workspace, error) {
-	var ws []domain.Workspace
-	if err := q.SelectContext(ctx, &ws, workspaceSelect+` ORDER BY w.name`); err != nil {
-		return nil, fmt.Errorf("listing workspaces: %w", err)
-	}
-	return ws, nil
+// ListWorkspaces loads one page of the workspaces, by name.
+func (q Tables) ListWorkspaces(ctx context.Context, p domain.Page) (domain.Paged[domain.Workspace], error) {
+	return listPage(ctx, q, "workspaces", workspaceSelect, nil, nil,
+		byName("w.name", func(v domain.Workspace) string { return v.Name }), p)
 }
 
 // ListWorkspacesOfServerPools loads the workspaces whose server pool is one

@@ -19,13 +19,10 @@ func (q Tables) GetZone(ctx context.Context, name string, lock app.Lock) (domain
 	return z, err
 }
 
-// ListZones loads every zone, by name.
-func (q Tables) ListZones(ctx context.Context) ([]domain.Zone, error) {
-	var zs []domain.Zone
-	if err := q.SelectContext(ctx, &zs, zoneSelect+` ORDER BY z.name`); err != nil {
-		return nil, fmt.Errorf("listing zones: %w", err)
-	}
-	return zs, nil
+// ListZones loads one page of the zones, by name.
+func (q Tables) ListZones(ctx context.Context, p domain.Page) (domain.Paged[domain.Zone], error) {
+	return listPage(ctx, q, "zones", zoneSelect, nil, nil,
+		byName("z.name", func(v domain.Zone) string { return v.Name }), p)
 }
 
 // InsertZone stores a new zone and returns it as stored.

@@ -7,9 +7,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListAgents returns every agent with its load.
-func (a *App) ListAgents(ctx context.Context) ([]domain.Agent, error) {
-	return a.store.ListAgents(ctx)
+// ListAgents returns one page (p) of every agent with its load.
+func (a *App) ListAgents(ctx context.Context, p domain.Page) (domain.Paged[domain.Agent], error) {
+	return paged(a.store.ListAgents(ctx, p))
 }
 
 // GetAgent returns the agent named name.

@@ -10,9 +10,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListAPIKeys returns every API key, without secrets.
-func (a *App) ListAPIKeys(ctx context.Context) ([]domain.APIKey, error) {
-	return a.store.ListAPIKeys(ctx)
+// ListAPIKeys returns one page (p) of every API key, without secrets.
+func (a *App) ListAPIKeys(ctx context.Context, p domain.Page) (domain.Paged[domain.APIKey], error) {
+	return paged(a.store.ListAPIKeys(ctx, p))
 }
 
 // GetAPIKey returns the API key named name, without its secret.

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/greenroom-dev/greenroom/services/config/domain"
@@ -54,6 +55,14 @@ func invalid(errs domain.FieldErrors) *Error {
 func fieldError(kind Kind, field, format string, args ...any) *Error {
 	detail := fmt.Sprintf(format, args...)
 	return &Error{Kind: kind, Detail: field + ": " + detail, Fields: domain.FieldErrors{{Field: field, Detail: detail}}}
+}
+
+// paged turns a list's ErrBadCursor into the refusal of its ?cursor=.
+func paged[T any](page domain.Paged[T], err error) (domain.Paged[T], error) {
+	if errors.Is(err, ErrBadCursor) {
+		return page, fieldError(Invalid, "cursor", "is not a cursor of this list (use next_cursor of its previous page as it is)")
+	}
+	return page, err
 }
 
 func conflict(format string, args ...any) *Error {

@@ -7,9 +7,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListGroups returns every group.
-func (a *App) ListGroups(ctx context.Context) ([]domain.Group, error) {
-	return a.store.ListGroups(ctx)
+// ListGroups returns one page (p) of every group.
+func (a *App) ListGroups(ctx context.Context, p domain.Page) (domain.Paged[domain.Group], error) {
+	return paged(a.store.ListGroups(ctx, p))
 }
 
 // GetGroup returns the group named name.

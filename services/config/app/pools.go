@@ -7,16 +7,16 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListPools returns every pool with its members and workspaces.
-func (a *App) ListPools(ctx context.Context) ([]domain.Pool, error) {
-	var ps []domain.Pool
+// ListPools returns one page (p) of every pool with its members and workspaces.
+func (a *App) ListPools(ctx context.Context, p domain.Page) (domain.Paged[domain.Pool], error) {
+	var ps domain.Paged[domain.Pool]
 	err := a.store.Snapshot(ctx, func(tx Tables) (err error) {
-		if ps, err = tx.ListPools(ctx); err != nil {
+		if ps, err = tx.ListPools(ctx, p); err != nil {
 			return err
 		}
-		return setMembers(ctx, tx, ps)
+		return setMembers(ctx, tx, ps.Items)
 	})
-	return ps, err
+	return paged(ps, err)
 }
 
 // GetPool returns the pool named name with its members and workspaces.

@@ -7,9 +7,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListServers returns every fixed server.
-func (a *App) ListServers(ctx context.Context) ([]domain.Server, error) {
-	return a.store.ListServers(ctx)
+// ListServers returns one page (p) of every fixed server.
+func (a *App) ListServers(ctx context.Context, p domain.Page) (domain.Paged[domain.Server], error) {
+	return paged(a.store.ListServers(ctx, p))
 }
 
 // GetServer returns the server named name.

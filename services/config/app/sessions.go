@@ -10,12 +10,13 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListSessions returns the sessions f selects; staged ones have no user.
-func (a *App) ListSessions(ctx context.Context, f domain.SessionFilter) ([]domain.Session, error) {
+// ListSessions returns one page of the sessions f selects; staged ones
+// have no user.
+func (a *App) ListSessions(ctx context.Context, f domain.SessionFilter, p domain.Page) (domain.Paged[domain.Session], error) {
 	if errs := f.Validate(); len(errs) > 0 {
-		return nil, invalid(errs)
+		return domain.Paged[domain.Session]{}, invalid(errs)
 	}
-	return a.store.ListSessions(ctx, f)
+	return paged(a.store.ListSessions(ctx, f, p))
 }
 
 // GetSession returns the session with id.

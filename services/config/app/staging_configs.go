@@ -7,9 +7,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListStagingConfigs returns every staging config with its current state.
-func (a *App) ListStagingConfigs(ctx context.Context) ([]domain.StagingConfig, error) {
-	return a.store.ListStagingConfigs(ctx)
+// ListStagingConfigs returns one page (p) of every staging config with its current state.
+func (a *App) ListStagingConfigs(ctx context.Context, p domain.Page) (domain.Paged[domain.StagingConfig], error) {
+	return paged(a.store.ListStagingConfigs(ctx, p))
 }
 
 // GetStagingConfig returns the staging config with id.

@@ -18,6 +18,10 @@ import (
 // ErrNotFound means no row matched.
 var ErrNotFound = errors.New("not found")
 
+// ErrBadCursor means a list's ?cursor= is not one of its pages'
+// (domain.Page): another list's, or made up.
+var ErrBadCursor = errors.New("not a cursor of this list")
+
 // Lock is the row lock a read takes on the row it returns, inside the
 // caller's transaction.
 type Lock int
@@ -79,7 +83,7 @@ type Tables interface {
 // Zones are the deployment zones.
 type Zones interface {
 	GetZone(ctx context.Context, name string, lock Lock) (domain.Zone, error)
-	ListZones(ctx context.Context) ([]domain.Zone, error)
+	ListZones(ctx context.Context, p domain.Page) (domain.Paged[domain.Zone], error)
 	InsertZone(ctx context.Context, z domain.Zone) (domain.Zone, error)
 	UpdateZone(ctx context.Context, z domain.Zone) (domain.Zone, error)
 	// DeleteZone deletes the zone with id (and what is left of its deleted
@@ -90,7 +94,7 @@ type Zones interface {
 // Pools are the pools of agents and of servers.
 type Pools interface {
 	GetPool(ctx context.Context, name string, lock Lock) (domain.Pool, error)
-	ListPools(ctx context.Context) ([]domain.Pool, error)
+	ListPools(ctx context.Context, p domain.Page) (domain.Paged[domain.Pool], error)
 	InsertPool(ctx context.Context, p domain.Pool) (domain.Pool, error)
 	UpdatePool(ctx context.Context, p domain.Pool) (domain.Pool, error)
 	// CountPoolReferrers counts the agents, servers and workspaces in the
@@ -102,7 +106,7 @@ type Pools interface {
 // Agents are the Docker agents.
 type Agents interface {
 	GetAgent(ctx context.Context, name string, lock Lock) (domain.Agent, error)
-	ListAgents(ctx context.Context) ([]domain.Agent, error)
+	ListAgents(ctx context.Context, p domain.Page) (domain.Paged[domain.Agent], error)
 	ListAgentsInPools(ctx context.Context, poolIDs []string) ([]domain.Agent, error)
 	InsertAgent(ctx context.Context, a domain.Agent) (domain.Agent, error)
 	UpdateAgent(ctx context.Context, a domain.Agent) (domain.Agent, error)
@@ -112,7 +116,7 @@ type Agents interface {
 // Servers are the fixed servers.
 type Servers interface {
 	GetServer(ctx context.Context, name string, lock Lock) (domain.Server, error)
-	ListServers(ctx context.Context) ([]domain.Server, error)
+	ListServers(ctx context.Context, p domain.Page) (domain.Paged[domain.Server], error)
 	ListServersInPools(ctx context.Context, poolIDs []string) ([]domain.Server, error)
 	// CountAssignedServers counts the servers of a pool assigned to a user.
 	CountAssignedServers(ctx context.Context, poolID string) (int, error)
@@ -124,7 +128,7 @@ type Servers interface {
 // Workspaces are the workspaces.
 type Workspaces interface {
 	GetWorkspace(ctx context.Context, name string, lock Lock) (domain.Workspace, error)
-	ListWorkspaces(ctx context.Context) ([]domain.Workspace, error)
+	ListWorkspaces(ctx context.Context, p domain.Page) (domain.Paged[domain.Workspace], error)
 	ListWorkspacesOfServerPools(ctx context.Context, poolIDs []string) ([]domain.Workspace, error)
 	ListWorkspacesOfWebFilterPolicy(ctx context.Context, id string) ([]domain.Workspace, error)
 	InsertWorkspace(ctx context.Context, w domain.Workspace) (domain.Workspace, error)
@@ -136,7 +140,7 @@ type Workspaces interface {
 // Groups are the user groups.
 type Groups interface {
 	GetGroup(ctx context.Context, name string, lock Lock) (domain.Group, error)
-	ListGroups(ctx context.Context) ([]domain.Group, error)
+	ListGroups(ctx context.Context, p domain.Page) (domain.Paged[domain.Group], error)
 	ListGroupsOfWebFilterPolicy(ctx context.Context, id string) ([]domain.Group, error)
 	InsertGroup(ctx context.Context, g domain.Group) (domain.Group, error)
 	UpdateGroup(ctx context.Context, g domain.Group) (domain.Group, error)
@@ -147,7 +151,7 @@ type Groups interface {
 type Users interface {
 	GetUser(ctx context.Context, username string, lock Lock) (domain.User, error)
 	GetUserByID(ctx context.Context, id string) (domain.User, error)
-	ListUsers(ctx context.Context) ([]domain.User, error)
+	ListUsers(ctx context.Context, p domain.Page) (domain.Paged[domain.User], error)
 	InsertUser(ctx context.Context, u domain.User) error
 	UpdateUser(ctx context.Context, u domain.User) error
 	// SetUserPassword stores the password hash of the user with id; nil
@@ -162,7 +166,7 @@ type Users interface {
 // StagingConfigs are the live (not deleted) staging configs.
 type StagingConfigs interface {
 	GetStagingConfig(ctx context.Context, id string, lock Lock) (domain.StagingConfig, error)
-	ListStagingConfigs(ctx context.Context) ([]domain.StagingConfig, error)
+	ListStagingConfigs(ctx context.Context, p domain.Page) (domain.Paged[domain.StagingConfig], error)
 	CountLiveStagingConfigsInZone(ctx context.Context, zoneID string) (int, error)
 	CountLiveStagingConfigsOfWorkspace(ctx context.Context, workspaceID string) (int, error)
 	InsertStagingConfig(ctx context.Context, sc domain.StagingConfig) (domain.StagingConfig, error)
@@ -173,7 +177,7 @@ type StagingConfigs interface {
 // WebFilterPolicies are the web filter policies.
 type WebFilterPolicies interface {
 	GetWebFilterPolicy(ctx context.Context, name string, lock Lock) (domain.WebFilterPolicy, error)
-	ListWebFilterPolicies(ctx context.Context) ([]domain.WebFilterPolicy, error)
+	ListWebFilterPolicies(ctx context.Context, p domain.Page) (domain.Paged[domain.WebFilterPolicy], error)
 	InsertWebFilterPolicy(ctx context.Context, p domain.WebFilterPolicy) (domain.WebFilterPolicy, error)
 	UpdateWebFilterPolicy(ctx context.Context, p domain.WebFilterPolicy) (domain.WebFilterPolicy, error)
 	DeleteWebFilterPolicy(ctx context.Context, id string) error
@@ -183,7 +187,7 @@ type WebFilterPolicies interface {
 type Sessions interface {
 	GetSession(ctx context.Context, id string) (domain.Session, error)
 	GetSessionByRequestID(ctx context.Context, requestID string) (domain.Session, error)
-	ListSessions(ctx context.Context, f domain.SessionFilter) ([]domain.Session, error)
+	ListSessions(ctx context.Context, f domain.SessionFilter, p domain.Page) (domain.Paged[domain.Session], error)
 	// ResolveRequest resolves a session request's names in one round trip.
 	ResolveRequest(ctx context.Context, user, workspace, zone, requestID string) (RequestRefs, error)
 	// CountLiveSessionsOfWorkspace and CountLiveSessionsOnServer count the
@@ -194,7 +198,7 @@ type Sessions interface {
 
 // Violations are the incompatible settings the assigner records.
 type Violations interface {
-	ListViolations(ctx context.Context, f domain.ViolationFilter) ([]domain.Violation, error)
+	ListViolations(ctx context.Context, f domain.ViolationFilter, p domain.Page) (domain.Paged[domain.Violation], error)
 }
 
 // SignIns are the users' sign-ins, read only: libs/signin owns them.
@@ -211,7 +215,7 @@ type APIKeys interface {
 	// GetAPIKeyBySecretHash loads the key whose secret has this hash
 	// (domain.HashAPIKeySecret), expired or not.
 	GetAPIKeyBySecretHash(ctx context.Context, secretHash []byte) (domain.APIKey, error)
-	ListAPIKeys(ctx context.Context) ([]domain.APIKey, error)
+	ListAPIKeys(ctx context.Context, p domain.Page) (domain.Paged[domain.APIKey], error)
 	InsertAPIKey(ctx context.Context, k domain.APIKey, secretHash []byte) (domain.APIKey, error)
 	// RecordAPIKeyUse sets the key's last_used_at to now; a key deleted
 	// meanwhile is no error.

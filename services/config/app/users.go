@@ -8,9 +8,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListUsers returns every user with their groups.
-func (a *App) ListUsers(ctx context.Context) ([]domain.User, error) {
-	return a.store.ListUsers(ctx)
+// ListUsers returns one page (p) of every user with their groups.
+func (a *App) ListUsers(ctx context.Context, p domain.Page) (domain.Paged[domain.User], error) {
+	return paged(a.store.ListUsers(ctx, p))
 }
 
 // GetUser returns the user named username.

@@ -9,9 +9,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListWebFilterPolicies returns every web filter policy.
-func (a *App) ListWebFilterPolicies(ctx context.Context) ([]domain.WebFilterPolicy, error) {
-	return a.store.ListWebFilterPolicies(ctx)
+// ListWebFilterPolicies returns one page (p) of every web filter policy.
+func (a *App) ListWebFilterPolicies(ctx context.Context, p domain.Page) (domain.Paged[domain.WebFilterPolicy], error) {
+	return paged(a.store.ListWebFilterPolicies(ctx, p))
 }
 
 // GetWebFilterPolicy returns the web filter policy named name.

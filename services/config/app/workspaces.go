@@ -7,9 +7,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListWorkspaces returns every workspace.
-func (a *App) ListWorkspaces(ctx context.Context) ([]domain.Workspace, error) {
-	return a.store.ListWorkspaces(ctx)
+// ListWorkspaces returns one page (p) of every workspace.
+func (a *App) ListWorkspaces(ctx context.Context, p domain.Page) (domain.Paged[domain.Workspace], error) {
+	return paged(a.store.ListWorkspaces(ctx, p))
 }
 
 // GetWorkspace returns the workspace named name.

@@ -7,9 +7,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
-// ListZones returns every zone.
-func (a *App) ListZones(ctx context.Context) ([]domain.Zone, error) {
-	return a.store.ListZones(ctx)
+// ListZones returns one page (p) of every zone.
+func (a *App) ListZones(ctx context.Context, p domain.Page) (domain.Paged[domain.Zone], error) {
+	return paged(a.store.ListZones(ctx, p))
 }
 
 // GetZone returns the zone named name.

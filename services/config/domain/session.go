@@ -135,6 +135,9 @@ type SessionFilter struct {
 	Status        string
 	StagingConfig string // id
 	Origin        string
+	// Ended, when set, selects only the sessions that ended (destroyed or
+	// failed) or only those that did not.
+	Ended *bool
 }
 
 // Validate lists the filter's problems, by query parameter.

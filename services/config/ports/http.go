@@ -30,6 +30,8 @@ type Config struct {
 	Metrics *Metrics
 	// Log receives the causes of 500s.
 	Log *zap.Logger
+	// Events feeds GET /api/v1/events, the admin console's live views.
+	Events app.EventFeed
 }
 
 // NewHandler returns the config service's whole HTTP surface.
@@ -61,6 +63,7 @@ func NewHandler(cfg Config) http.Handler {
 			r.Group(func(r chi.Router) {
 				r.Use(auth.require(domain.ScopeAdmin))
 				adminV1(r, rs, a)
+				r.Get("/events", events(cfg.Events))
 			})
 		})
 	})

@@ -2,6 +2,7 @@ package ports
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -44,13 +45,26 @@ func (h sessionHandlers) request(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h sessionHandlers) list(w http.ResponseWriter, r *http.Request) {
+	page, ok := pageOf(h.rs, w, r)
+	if !ok {
+		return
+	}
 	q := r.URL.Query()
-	ss, err := h.app.ListSessions(r.Context(), domain.SessionFilter{
+	f := domain.SessionFilter{
 		User:          q.Get("user"),
 		Status:        q.Get("status"),
 		StagingConfig: q.Get("staging_config"),
 		Origin:        q.Get("origin"),
-	})
+	}
+	if v := q.Get("ended"); v != "" {
+		ended, err := strconv.ParseBool(v)
+		if err != nil {
+			h.rs.invalid(w, domain.FieldErrors{{Field: "ended", Detail: "must be true or false"}})
+			return
+		}
+		f.Ended = &ended
+	}
+	ss, err := h.app.ListSessions(r.Context(), f, page)
 	if err != nil {
 		h.rs.fail(w, r, err)
 		return
@@ -81,8 +95,12 @@ func (h sessionHandlers) keepalive(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h sessionHandlers) violations(w http.ResponseWriter, r *http.Request) {
+	page, ok := pageOf(h.rs, w, r)
+	if !ok {
+		return
+	}
 	q := r.URL.Query()
-	vs, err := h.app.ListViolations(r.Context(), domain.ViolationFilter{User: q.Get("user"), Workspace: q.Get("workspace")})
+	vs, err := h.app.ListViolations(r.Context(), domain.ViolationFilter{User: q.Get("user"), Workspace: q.Get("workspace")}, page)
 	if err != nil {
 		h.rs.fail(w, r, err)
 		return

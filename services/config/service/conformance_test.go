@@ -276,6 +276,11 @@ func TestOpenAPIConformance(t *testing.T) {
 	h.must(204, "DELETE", "/api/v1/zones/us", nil, nil)
 	h.problem(404, "", "DELETE", "/api/v1/zones/us", nil)
 
+	// The event stream answers 401 without a token like every call (its
+	// stream is TestEventsStreamTheBusAsServerSentEventsUntilTheServiceStops).
+	h.problem(401, "", "GET", "/api/v1/events", nil, withoutToken())
+	h.problem(400, "limit", "GET", "/api/v1/zones?limit=0", nil)
+
 	if missing := h.contract.missing(); len(missing) > 0 {
 		t.Errorf("operations of openapi.yaml not exercised: %v", missing)
 	}

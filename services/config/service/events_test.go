@@ -1,65 +1,117 @@
 package service_test
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
-
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/greenroom-dev/greenroom/libs/events"
+	"time"
 )
 
-// TestConfigChangePublishesEvent checks that every create, update and
-// delete announces itself on greenroom.config.changed.<kind>, through the
-// outbox: nothing is published until the relay runs, then each change is
-// one event, valid against its schema, with Nats-Msg-Id = the event id.
-func TestConfigChangePublishesEvent(t *testing.T) {
-	h := newHarness(t)
-	type change struct{ kind, op, id, name string }
-	var want []change
-	created := func(kind, nameKey string, o obj) {
-		want = append(want, change{kind, "created", o.str("id"), o.str(nameKey)})
-	}
-	zone := h.stagingZone("eu")
-	created("zone", "name", zone)
-	created("pool", "name", h.create("pools", obj{"name": "p1", "type": "docker_agent"}))
-	created("agent", "name", h.create("agents", obj{"name": "a1", "zone": "eu", "docker_endpoint": "tcp://10.0.0.9:2375", "cores": 1, "memory_mb": 512}))
-	created("server", "name", h.create("servers", obj{"name": "s1", "zone": "eu", "address": "10.0.0.1"}))
-	created("workspace", "name", h.create("workspaces", obj{"name": "demo", "image": "x"}))
-	created("group", "name", h.create("groups", obj{"name": "everyone"}))
-	created("user", "username", h.create("users", obj{"username": "alice"}))
-	sc := h.create("staging-configs", obj{"zone": "eu", "workspace": "demo", "desired_sessions": 2})
-	want = append(want, change{"staging_config", "created", sc.str("id"), ""})
-	h.must(200, "PATCH", "/api/v1/staging-configs/"+sc.str("id"), obj{"desired_sessions": 0}, nil)
-	want = append(want, change{"staging_config", "updated", sc.str("id"), ""})
-	h.must(200, "PATCH", "/api/v1/zones/eu", obj{"name": "europe"}, nil)
-	want = append(want, change{"zone", "updated", zone.str("id"), "europe"})
-	h.must(204, "DELETE", "/api/v1/staging-configs/"+sc.str("id"), nil, nil)
-	want = append(want, change{"staging_config", "deleted", sc.str("id"), ""})
-	h.must(204, "DELETE", "/api/v1/users/alice", nil, nil)
-	want = append(want, change{"user", "deleted", want[6].id, "alice"})
+// sse is one Server-Sent Event as a client reads it.
+type sse struct {
+	ID, Name string
+	Data     string
+}
 
-	if n := len(h.events.Find("greenroom.config.changed.zone", "")); n != 0 {
-		t.Fatalf("%d events published before the relay ran", n)
+// openEvents opens GET /api/v1/events and returns its events as they come;
+// the channel closes when the stream ends.
+func (h *harness) openEvents(ctx context.Context) (*http.Response, <-chan sse) {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url+"/api/v1/events", nil)
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	if n := h.relayOnce(); n != len(want) {
-		t.Fatalf("relay published %d events, want %d", n, len(want))
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	c := h.streamConsumer("greenroom.config.changed.>")
-	for i, w := range want {
-		msg := nextEvent(t, c)
-		var got events.ConfigChanged
-		ev := h.decodeEvent(msg.Data(), &got)
-		if msg.Subject() != "greenroom.config.changed."+w.kind {
-			t.Errorf("event %d on %s, want kind %s", i, msg.Subject(), w.kind)
+	ch := make(chan sse, 64)
+	go func() {
+		defer close(ch)
+		defer res.Body.Close()
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var ev sse
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.Name != "" || ev.Data != "" {
+					ch <- ev
+				}
+				ev = sse{}
+			case strings.HasPrefix(line, "id: "):
+				ev.ID = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				ev.Name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.Data += strings.TrimPrefix(line, "data: ")
+			}
 		}
-		if got != (events.ConfigChanged{Kind: w.kind, Op: w.op, ID: w.id, Name: w.name}) {
-			t.Errorf("event %d: %+v, want %+v", i, got, w)
-		}
-		if ev.Type != events.TypeConfigChanged || ev.Source != "greenroom/config" || msg.Headers().Get(jetstream.MsgIDHeader) != ev.ID {
-			t.Errorf("event %d envelope: type %s source %s msg id %q (event id %s)", i, ev.Type, ev.Source, msg.Headers().Get(jetstream.MsgIDHeader), ev.ID)
+	}()
+	return res, ch
+}
+
+// nextSSE returns the next event named name, skipping others.
+func nextSSE(t *testing.T, ch <-chan sse, name string) sse {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("the stream ended before an event %q", name)
+			}
+			if ev.Name == name {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no event %q on the stream", name)
 		}
 	}
-	if h.outboxRows() != 0 {
-		t.Error("the relay left events in the outbox")
+}
+
+func TestEventsStreamTheBusAsServerSentEventsUntilTheServiceStops(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := h.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	res, ch := h.openEvents(ctx)
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("GET /api/v1/events: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	nextSSE(t, ch, "ready")
+
+	// A configuration change, committed and relayed, reaches the stream as
+	// the CloudEvent it is on the bus.
+	h.stagingZone("eu")
+	ev := nextSSE(t, ch, "greenroom.config.changed")
+	var ce struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+		Data struct {
+			Kind, Op, Name string
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(ev.Data), &ce); err != nil {
+		t.Fatalf("event data is not JSON: %v: %s", err, ev.Data)
+	}
+	if ce.Type != "greenroom.config.changed" || ce.ID == "" || ev.ID != ce.ID || ce.Data.Name != "eu" || ce.Data.Kind != "zone" {
+		t.Fatalf("event %+v from %q", ce, ev.Data)
+	}
+
+	// Without the token: 401, no stream.
+	h.problem(401, "", "GET", "/api/v1/events", nil, withoutToken())
+
+	// Stopping the service ends open streams, so the HTTP server drains.
+	h.svc.Stop()
+	for range ch {
 	}
 }

@@ -322,6 +322,17 @@ func (c *contract) check(next http.Handler) http.Handler {
 			return
 		}
 
+		if route.Operation.OperationID == "streamEvents" {
+			// A stream that lasts until the client goes: served as it
+			// is, its framing checked by the test that reads it.
+			c.mu.Lock()
+			c.seen[route.Operation.OperationID] = true
+			c.mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			next.ServeHTTP(w, r)
+			return
+		}
+
 		// The server gets the exact bytes sent; the validator a copy (it
 		// could otherwise fill in defaults).
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -66,8 +66,10 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 		Waiting:      metrics.SessionWaits,
 		HashPassword: signin.HashPassword,
 	})
+	feed := adapters.NewFeed(deps.NC)
 	g := startstop.NewGroup(deps.Settings.ShutdownTimeout).
 		Add("outbox relay", deps.NewRelay()).
+		Add("event feed", feed).
 		Add("session waits", startstop.Func(func(ctx context.Context) error {
 			<-ctx.Done()
 			stopWaits()
@@ -82,6 +84,7 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 			AdminToken: cfg.AdminToken,
 			Metrics:    metrics,
 			Log:        deps.Log,
+			Events:     feed,
 		}),
 	}, nil
 }
