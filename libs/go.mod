@@ -7,13 +7,13 @@ require (
 	github.com/greenroom-dev/greenroom/schemas v0.0.0
 	github.com/mattn/go-shellwords v1.0.12
 	github.com/peterbourgon/ff/v3 v3.4.0
+	github.com/prometheus/client_model v0.6.3
 )
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect

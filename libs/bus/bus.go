@@ -2,7 +2,9 @@
 // one durable pull consumer per service, publishing with Nats-Msg-Id, and a
 // consume loop that acks explicitly, retries with backoff, keeps long
 // handlers alive with in-progress acks, and dead-letters what it cannot
-// handle on greenroom.dead.<consumer> instead of retrying it forever.
+// handle on greenroom.dead.<consumer> instead of retrying it forever. Each
+// consumer counts its deliveries, redeliveries and dead letters and reports
+// its lag, read from the server at each scrape (metrics.go).
 package bus
 
 import (

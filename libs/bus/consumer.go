@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -75,6 +76,11 @@ type ConsumerConfig struct {
 	// without their acks: their messages are redelivered, to this replica
 	// or another, and handlers are idempotent.
 	ShutdownTimeout time.Duration
+	// Registerer, when set, gets the consumer's metrics (metrics.go):
+	// deliveries by outcome, redeliveries and dead letters counted by
+	// this replica, and the durable consumer's lag read from the server
+	// at each scrape. Usually the service's deps.Ops.Registry.
+	Registerer prometheus.Registerer
 }
 
 // ShutdownTimeoutDefault is ConsumerConfig.ShutdownTimeout's default, as
@@ -131,6 +137,7 @@ type Consumer struct {
 	validator Validator
 	log       *zap.Logger
 	handler   Handler
+	metrics   *consumerMetrics
 }
 
 // NewConsumer returns the consumer cfg describes; nothing is created on
@@ -142,9 +149,13 @@ func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, validator Validator
 	if cfg.Name == "" || len(cfg.FilterSubjects) == 0 || h == nil {
 		return nil, errors.New("a consumer needs a name, subjects and a handler")
 	}
+	metrics, err := newConsumerMetrics(cfg.Registerer, js, cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", cfg.Name, err)
+	}
 	return &Consumer{
 		cfg: cfg, js: js, pub: NewPublisher(js, nil), validator: validator,
-		log: log.With(zap.String("consumer", cfg.Name)), handler: h,
+		log: log.With(zap.String("consumer", cfg.Name)), handler: h, metrics: metrics,
 	}, nil
 }
 
@@ -266,6 +277,9 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	m := Message{Subject: msg.Subject(), Headers: msg.Headers(), NumDelivered: md.NumDelivered, StreamSequence: md.Sequence.Stream}
 	log := c.log.With(zap.String("subject", m.Subject), zap.Uint64("stream_seq", m.StreamSequence), zap.Uint64("delivery", m.NumDelivered))
+	if m.NumDelivered > 1 {
+		c.metrics.redeliveries.Inc()
+	}
 
 	m.Event, err = events.Decode(msg.Data())
 	if err == nil && c.validator != nil {
@@ -280,6 +294,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		if aerr := msg.Ack(); aerr != nil {
 			log.Warn("ack failed", zap.Error(aerr))
 		}
+		c.metrics.handledAs(OutcomeAcked)
 	case IsPermanent(err) || m.NumDelivered >= uint64(c.cfg.MaxDeliver):
 		log.Error("dead-lettering message", zap.Error(err))
 		c.deadLetter(ctx, msg, m, err)
@@ -287,6 +302,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		delay := retryDelay(m.NumDelivered)
 		log.Warn("handler failed, will retry", zap.Error(err), zap.Duration("retry_in", delay))
 		_ = msg.NakWithDelay(delay)
+		c.metrics.handledAs(OutcomeRetried)
 	}
 }
 
@@ -348,9 +364,12 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, m Message,
 		c.log.Error("dead-lettering failed; the message is kept in the stream only", zap.Uint64("stream_seq", m.StreamSequence),
 			zap.String("subject", m.Subject), zap.Error(err))
 		_ = msg.NakWithDelay(RetryDelayMax)
+		c.metrics.handledAs(OutcomeDeadLetterFailed)
 		return
 	}
 	_ = msg.TermWithReason(truncate(cause.Error(), 200))
+	c.metrics.deadLetters.Inc()
+	c.metrics.handledAs(OutcomeDeadLettered)
 }
 
 func retryDelay(numDelivered uint64) time.Duration {

@@ -36,7 +36,14 @@ type Result struct {
 	// OnDemandReason is what an on-demand session records about why it
 	// was not served staged.
 	OnDemandReason string
-	Zone           string
+	// Zone is the zone of the staged session claimed, or the zone
+	// requested for an on-demand one.
+	Zone string
+	// Workspace is the workspace requested, when it exists.
+	Workspace string
+	// StagingConfigID is the staging config a staged session was claimed
+	// from.
+	StagingConfigID string
 }
 
 // RequestSession serves greenroom.session.requested: in one transaction it
@@ -100,7 +107,7 @@ func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.Sessio
 			RequestID: req.RequestID, SessionID: s.ID, User: req.User, UserID: rc.UserID,
 			Workspace: rc.Workspace.Name, Zone: zone, StagingConfigID: cfg.ID,
 		}, req.RequestID)
-		return Result{Outcome: OutcomeStaged, SessionID: s.ID, Zone: zone}, err
+		return Result{Outcome: OutcomeStaged, SessionID: s.ID, Zone: zone, Workspace: rc.Workspace.Name, StagingConfigID: cfg.ID}, err
 	}
 	if plan.Miss == domain.MissNone {
 		plan.Miss = domain.MissNoneStaged
@@ -139,7 +146,8 @@ func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.Sessio
 		RequestID: req.RequestID, SessionID: s.ID, Workspace: rc.Workspace.Name, Zones: zones,
 		Origin: sessions.OriginOnDemand, OnDemandReason: reason,
 	}, req.RequestID)
-	return Result{Outcome: OutcomeOnDemand, SessionID: s.ID, Miss: plan.Miss, OnDemandReason: reason, Zone: rc.Zone.Name}, err
+	return Result{Outcome: OutcomeOnDemand, SessionID: s.ID, Miss: plan.Miss, OnDemandReason: reason, Zone: rc.Zone.Name,
+		Workspace: rc.Workspace.Name}, err
 }
 
 // repeated answers a request whose request_id already has a session. The

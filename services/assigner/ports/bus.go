@@ -6,41 +6,12 @@ import (
 	"context"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/services/assigner/app"
 )
-
-// Metrics of the assigner.
-type Metrics struct {
-	Requests *prometheus.CounterVec
-	Misses   *prometheus.CounterVec
-	Duration *prometheus.HistogramVec
-}
-
-// NewMetrics registers the assigner's metrics on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "greenroom_assigner_requests_total",
-			Help: "Session requests by outcome (staged, on_demand, failed, duplicate).",
-		}, []string{"outcome"}),
-		Misses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "greenroom_assigner_staged_misses_total",
-			Help: "Requests not served from a staged pool, by reason.",
-		}, []string{"reason"}),
-		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "greenroom_assigner_decision_seconds",
-			Help:    "Time to decide and commit a request (claim or on-demand row), by outcome.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}, []string{"outcome"}),
-	}
-	reg.MustRegister(m.Requests, m.Misses, m.Duration)
-	return m
-}
 
 // SessionRequests returns the bus handler for greenroom.session.requested.
 func SessionRequests(uc app.RequestSession, m *Metrics, log *zap.Logger) bus.Handler {
@@ -54,11 +25,7 @@ func SessionRequests(uc app.RequestSession, m *Metrics, log *zap.Logger) bus.Han
 		if err != nil {
 			return err
 		}
-		m.Requests.WithLabelValues(string(res.Outcome)).Inc()
-		m.Duration.WithLabelValues(string(res.Outcome)).Observe(time.Since(start).Seconds())
-		if res.Miss != "" {
-			m.Misses.WithLabelValues(string(res.Miss)).Inc()
-		}
+		m.served(res, time.Since(start))
 		log.Info("session request served",
 			zap.String("request_id", req.RequestID), zap.String("user", req.User),
 			zap.String("workspace", req.Workspace), zap.String("zone", req.Zone),

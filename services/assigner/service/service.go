@@ -46,6 +46,7 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 		Source:         deps.Source(),
 		// GREENROOM_SHUTDOWN_TIMEOUT: a stuck request never hangs shutdown.
 		ShutdownTimeout: deps.Settings.ShutdownTimeout,
+		Registerer:      deps.Ops.Registry,
 	}, deps.Validator, deps.Log, ports.SessionRequests(uc, metrics, deps.Log))
 	if err != nil {
 		return nil, fmt.Errorf("creating assigner consumer: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/bus"
@@ -34,12 +35,15 @@ type world struct {
 	ws     string
 	cfg    map[string]string
 	group  string
+	// reg is the assigner's metrics registry (deps.Ops.Registry).
+	reg *prometheus.Registry
 }
 
 func newWorld(t *testing.T) *world {
 	env := apptest.New(t)
 	deps := env.Deps(t, "assigner")
-	w := &world{t: t, db: env.DB, nc: deps.NC, pub: deps.Publisher, zone: map[string]string{}, cfg: map[string]string{}}
+	w := &world{t: t, db: env.DB, nc: deps.NC, pub: deps.Publisher, zone: map[string]string{}, cfg: map[string]string{},
+		reg: deps.Ops.Registry}
 	w.rec = apptest.NewRecorder(t, deps.NC)
 	for _, z := range []struct {
 		name   string

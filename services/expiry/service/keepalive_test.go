@@ -46,6 +46,29 @@ func keepalives(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	return out
 }
 
+// deadLetters is the consumer's greenroom_bus_dead_letters_total on reg.
+func deadLetters(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "greenroom_bus_dead_letters_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "consumer" && l.GetValue() == ports.ConsumerName {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no greenroom_bus_dead_letters_total{consumer=%q}", ports.ConsumerName)
+	return 0
+}
+
 // Issue 10, point 3: greenroom.session.keepalive, consumed from JetStream by
 // the expiry service's durable consumer, moves a running session's
 // keepalive deadline and expires_at: the sweeper no longer ends it at the
@@ -71,13 +94,13 @@ func TestKeepaliveOnTheBusMovesTheDeadline(t *testing.T) {
 	oldDeadline := s.KeepaliveAt.Time
 	// The consumer's clock: a keepalive never counts from later than it.
 	c := newClock(s.RunningAt.Time.Add(8 * time.Minute))
+	reg := prometheus.NewRegistry()
 	k, err := ports.NewKeepaliveConsumer(deps.JS, deps.Validator,
 		app.ExtendSession{Sessions: postgres.NewKeepalives(deps.DB), Now: c.Now},
-		ports.KeepaliveConfig{Source: deps.Source()}, log)
+		ports.KeepaliveConfig{Source: deps.Source(), Registerer: reg}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(k.Collectors()...)
 	if err := k.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -115,6 +138,10 @@ func TestKeepaliveOnTheBusMovesTheDeadline(t *testing.T) {
 		return n["extended"] == 1 && n["unknown_session"] == 1 && n["not_running"] == 1 &&
 			len(rec.Find(bus.DeadLetterSubject(ports.ConsumerName), "")) == 1
 	})
+	// The dead letter is counted on the consumer's bus metrics.
+	if v := deadLetters(t, reg); v != 1 {
+		t.Errorf("greenroom_bus_dead_letters_total{consumer=%q} = %v, want 1", ports.ConsumerName, v)
+	}
 	want := s.RunningAt.Time.Add(8*time.Minute + expiration)
 	got := w.status(s.ID)
 	if !got.KeepaliveAt.Time.Equal(want) || !got.ExpiresAt.Time.Equal(want) || !got.TimeLimitAt.Time.Equal(s.TimeLimitAt.Time) {

@@ -64,6 +64,9 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 	if cfg.Keepalive.ShutdownTimeout == 0 {
 		cfg.Keepalive.ShutdownTimeout = deps.Settings.ShutdownTimeout
 	}
+	if cfg.Keepalive.Registerer == nil {
+		cfg.Keepalive.Registerer = deps.Ops.Registry
+	}
 	keepalives, err := bus.NewKeepaliveConsumer(deps.JS, deps.Validator,
 		app.ExtendSession{Sessions: postgres.NewKeepalives(deps.DB)}, cfg.Keepalive, deps.Log)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/poolstate"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
 	"github.com/greenroom-dev/greenroom/services/provisioner/ports/bus"
 )
@@ -112,9 +113,14 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	s.ContainerAuditor = audit.NewContainerAuditor(cfg.ContainerAudit, store, engines.AsAuditEngines(), metrics, deps.Ops.Registry, deps.Log, s.Reconciler.Trigger)
 	s.EngineWatcher = audit.NewEngineWatcher(cfg.EngineWatcher, store, engines.AsAuditEngines(), s.ContainerAuditor, deps.Ops.Registry, deps.Log)
 	s.Relay = deps.NewRelay()
+	// The pools' state, read from PostgreSQL at each scrape: every replica
+	// reports the same values (aggregate with max, not sum).
+	if err := deps.Ops.Registry.Register(poolstate.NewCollector(store, 0, deps.Log)); err != nil {
+		return nil, fmt.Errorf("provisioner: registering the pool state metrics: %w", err)
+	}
 	consumer, err := bus.NewConsumer(deps.JS, deps.Validator, deps.Log,
 		bus.Config{Name: cfg.ConsumerName, Concurrency: cfg.Concurrency, ProvisionConcurrency: cfg.ProvisionConcurrency,
-			Source: deps.Source(), ShutdownTimeout: cfg.ShutdownTimeout},
+			Source: deps.Source(), ShutdownTimeout: cfg.ShutdownTimeout, Registerer: deps.Ops.Registry},
 		s.Provisioner, s.configChanged)
 	if err != nil {
 		return nil, fmt.Errorf("provisioner: %w", err)

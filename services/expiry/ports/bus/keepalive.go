@@ -36,6 +36,9 @@ type KeepaliveConfig struct {
 	// ShutdownTimeout bounds the wait for keepalives in flight at
 	// shutdown (GREENROOM_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+	// Registerer, when set, gets the consumer's bus metrics: deliveries
+	// by outcome, redeliveries, dead letters and lag (libs/bus).
+	Registerer prometheus.Registerer
 }
 
 // KeepaliveConsumer consumes greenroom.session.keepalive and extends the
@@ -69,6 +72,7 @@ func NewKeepaliveConsumer(js jetstream.JetStream, validator libbus.Validator, ex
 		MaxDeliver:      cfg.MaxDeliver,
 		Source:          cfg.Source,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		Registerer:      cfg.Registerer,
 	}, validator, log, k.Handle)
 	if err != nil {
 		return nil, fmt.Errorf("creating the keepalive consumer: %w", err)

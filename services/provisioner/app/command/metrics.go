@@ -32,7 +32,31 @@ type Metrics struct {
 	// they were in: staged losses cost a refill, running ones cost a user
 	// their session.
 	ContainerGone *prometheus.CounterVec
+	// ProvisionSeconds is the whole provisioning of a session's container,
+	// from its provision.requested being handled to the session staged or
+	// running, by origin.
+	ProvisionSeconds *prometheus.HistogramVec
+	// ProvisioningFailures counts sessions whose provisioning failed, by
+	// origin and by what failed (the placement's reason, or a Cause*).
+	ProvisioningFailures *prometheus.CounterVec
 }
+
+// Causes of a failed provisioning after placement: the reason label of
+// greenroom_provisioner_provisioning_failures_total besides the
+// placement's own reasons (no_capacity, workspace_disabled, …).
+const (
+	// CauseEngine: the agent's engine refused or did not answer, or the
+	// agent's address is unusable.
+	CauseEngine = "engine"
+	// CauseImageMissing: the agent has no such image.
+	CauseImageMissing = "image_missing"
+	// CauseSettings: the workspace's or group's settings cannot be applied.
+	CauseSettings = "settings"
+	// CauseNotReady: the container never answered its readiness probe.
+	CauseNotReady = "not_ready"
+	// CauseFirstLaunch: the workspace's first_launch command failed.
+	CauseFirstLaunch = "first_launch"
+)
 
 // NewMetrics registers the metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -77,8 +101,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "greenroom_provisioner_sessions_container_gone_total",
 			Help: "Sessions failed because their container was missing or no longer running, by the status they were in (staged, assigning, running).",
 		}, []string{"status"}),
+		ProvisionSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "greenroom_provisioner_provision_seconds",
+			Help:    "Time from a provision request being handled to its session staged (origin staged) or running (on_demand): placement, create, start, readiness.",
+			Buckets: []float64{.1, .25, .5, 1, 2, 4, 8, 15, 30, 60, 120},
+		}, []string{"origin"}),
+		ProvisioningFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "greenroom_provisioner_provisioning_failures_total",
+			Help: "Sessions whose provisioning failed, by origin and reason (no_capacity, workspace_disabled, engine, image_missing, settings, not_ready, first_launch, …).",
+		}, []string{"origin", "reason"}),
 	}
-	reg.MustRegister(m.ContainersCreated, m.ContainersRemoved, m.CreateSeconds, m.ReadinessSeconds, m.AssignExecSeconds, m.AssignHookSeconds, m.AssignHookConnections, m.Failures, m.ContainerGone)
+	reg.MustRegister(m.ContainersCreated, m.ContainersRemoved, m.CreateSeconds, m.ReadinessSeconds, m.AssignExecSeconds, m.AssignHookSeconds, m.AssignHookConnections, m.Failures, m.ContainerGone,
+		m.ProvisionSeconds, m.ProvisioningFailures)
 	return m
 }
 

@@ -33,6 +33,7 @@ import (
 // next one finds it stale and removes the container (abandon): nothing
 // outlives such a session.
 func (p *Provisioner) ProvisionSession(ctx context.Context, req events.ProvisionRequested) error {
+	start := p.now()
 	log := p.log.With(zap.String("session_id", req.SessionID), zap.String("origin", req.Origin), zap.String("request_id", req.RequestID))
 	targets, onServer, err := p.store.ServerPoolTargets(ctx, req.SessionID, req.Zones)
 	if err != nil {
@@ -60,7 +61,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 
 	eng, err := p.engines.For(sc.Agent.DockerEndpoint)
 	if err != nil {
-		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
+		return p.failProvisioning(ctx, sc, CauseEngine, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
 	}
 	// The user an on-demand container is made for, with their effective
 	// group: a database that does not answer now is retried (redelivery),
@@ -81,23 +82,23 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 		return fmt.Errorf("provisioning session %s: %w", sc.Session.ID, err)
 	}
 	if errors.Is(err, domain.ErrImageNotFound) {
-		return p.failProvisioning(ctx, sc, domain.ImageMissingDetail(sc.Workspace.Image, sc.Agent.Name), log)
+		return p.failProvisioning(ctx, sc, CauseImageMissing, domain.ImageMissingDetail(sc.Workspace.Image, sc.Agent.Name), log)
 	}
 	if errors.Is(err, errSettings) {
-		return p.failProvisioning(ctx, sc, fmt.Sprintf("workspace %s: %v", sc.Workspace.Name, err), log)
+		return p.failProvisioning(ctx, sc, CauseSettings, fmt.Sprintf("workspace %s: %v", sc.Workspace.Name, err), log)
 	}
 	if err != nil {
-		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
+		return p.failProvisioning(ctx, sc, CauseEngine, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
 	}
 	created := p.now().Sub(createStart)
 	p.metrics.CreateSeconds.Observe(created.Seconds())
 	hostPort := c.HostPorts[sc.Workspace.Port]
 	if hostPort == 0 {
-		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: container %s has no published port for %d", sc.Agent.Name, c.ID[:12], sc.Workspace.Port), log)
+		return p.failProvisioning(ctx, sc, CauseEngine, fmt.Sprintf("agent %s: container %s has no published port for %d", sc.Agent.Name, c.ID[:12], sc.Workspace.Port), log)
 	}
 	host, err := sc.Agent.Address()
 	if err != nil {
-		return p.failProvisioning(ctx, sc, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
+		return p.failProvisioning(ctx, sc, CauseEngine, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
 	}
 	err = p.store.RecordContainer(ctx, &sc, c.ID, hostPort,
 		domain.GatewaySessionURL(*p.cfg.GatewayURL, sc.ZoneDomains.AllowOriginDomain, sc.Session.ID), domain.SessionURL(host, hostPort))
@@ -115,7 +116,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	err = p.prober.WaitReady(rctx, domain.ProbeTarget{Host: host, Port: hostPort, Path: sc.Workspace.ReadinessPath}, containerAlive(eng, c.ID))
 	cancel()
 	if err != nil {
-		return p.failProvisioning(ctx, sc, fmt.Sprintf("container %s on agent %s did not become ready within %s: %v",
+		return p.failProvisioning(ctx, sc, CauseNotReady, fmt.Sprintf("container %s on agent %s did not become ready within %s: %v",
 			c.ID[:12], sc.Agent.Name, p.cfg.ReadinessTimeout, err), log)
 	}
 	ready := p.now().Sub(readyStart)
@@ -126,7 +127,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 		err = p.store.MarkStaged(ctx, &sc, p.now())
 	} else {
 		if failure := p.firstLaunch(ctx, eng, &sc, sessions.Provisioning, log); failure != "" {
-			return p.failProvisioning(ctx, sc, failure, log)
+			return p.failProvisioning(ctx, sc, CauseFirstLaunch, failure, log)
 		}
 		err = p.store.MarkRunning(ctx, &sc)
 	}
@@ -138,6 +139,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 		return fmt.Errorf("completing session %s: %w", sc.Session.ID, err)
 	}
 	p.metrics.ContainersCreated.WithLabelValues(sc.Session.Origin).Inc()
+	p.metrics.ProvisionSeconds.WithLabelValues(sc.Session.Origin).Observe(p.now().Sub(start).Seconds())
 	log.Info("session container ready", zap.String("status", string(sc.Session.Status)), zap.String("url", sc.Session.URL),
 		zap.Duration("create", created), zap.Duration("readiness", ready))
 	p.poolChanged(sc)
@@ -249,7 +251,7 @@ func containerAlive(eng Engine, id string) func(context.Context) error {
 // the orphan collector) removes, never a container of a session still
 // provisioning that nobody will take care of. A session that moved on
 // meanwhile is handled by abandon.
-func (p *Provisioner) failProvisioning(ctx context.Context, sc SessionContext, detail string, log *zap.Logger) error {
+func (p *Provisioner) failProvisioning(ctx context.Context, sc SessionContext, cause, detail string, log *zap.Logger) error {
 	err := p.store.FailCreation(ctx, &sc, Failure{Reason: events.ReasonProvisioningFailed, Detail: detail, Observed: detail})
 	if errors.Is(err, sessions.ErrStale) {
 		p.abandon(ctx, sc, err, log)
@@ -260,6 +262,7 @@ func (p *Provisioner) failProvisioning(ctx context.Context, sc SessionContext, d
 	}
 	p.removeContainers(ctx, sc, log)
 	p.metrics.Failures.WithLabelValues(events.ReasonProvisioningFailed).Inc()
+	p.metrics.ProvisioningFailures.WithLabelValues(sc.Session.Origin, cause).Inc()
 	failureLog(log, sc)("session failed", zap.String("reason", events.ReasonProvisioningFailed), zap.String("detail", detail))
 	p.poolChanged(sc)
 	return nil

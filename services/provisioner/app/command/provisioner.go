@@ -109,6 +109,7 @@ func (p *Provisioner) poolChanged(sc SessionContext) {
 // failed it and emitted session.failed) and has its pool, if any, refilled.
 func (p *Provisioner) placementFailed(sc SessionContext, f Failure, log *zap.Logger) {
 	p.metrics.Failures.WithLabelValues(f.Reason).Inc()
+	p.metrics.ProvisioningFailures.WithLabelValues(sc.Session.Origin, f.Reason).Inc()
 	failureLog(log, sc)("session failed", zap.String("reason", f.Reason), zap.String("detail", f.Detail))
 	p.poolChanged(sc)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	libbus "github.com/greenroom-dev/greenroom/libs/bus"
@@ -62,6 +63,8 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for handlers in flight at shutdown
 	// (GREENROOM_SHUTDOWN_TIMEOUT; libbus.ConsumerConfig).
 	ShutdownTimeout time.Duration
+	// Registerer gets the consumer's metrics (libbus.ConsumerConfig).
+	Registerer prometheus.Registerer
 }
 
 // NewConsumer returns the provisioner's consumer; its Start creates (or
@@ -79,7 +82,8 @@ func NewConsumer(js jetstream.JetStream, validator libbus.Validator, log *zap.Lo
 	h := handler{uc: uc, changed: changed}
 	return libbus.NewConsumer(js, libbus.ConsumerConfig{
 		Name: cfg.Name, FilterSubjects: Subjects, Concurrency: cfg.Concurrency, Source: cfg.Source, ShutdownTimeout: cfg.ShutdownTimeout,
-		Lanes: []libbus.Lane{{Subjects: []string{events.TypeProvisionRequested}, Concurrency: cfg.ProvisionConcurrency}},
+		Registerer: cfg.Registerer,
+		Lanes:      []libbus.Lane{{Subjects: []string{events.TypeProvisionRequested}, Concurrency: cfg.ProvisionConcurrency}},
 	}, validator, log, h.handle)
 }
 
