@@ -7,6 +7,7 @@
 package ports
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -35,9 +36,13 @@ type Config struct {
 }
 
 // NewHandler returns the config service's whole HTTP surface.
-func NewHandler(cfg Config) http.Handler {
+func NewHandler(cfg Config) (http.Handler, error) {
 	rs := responder{log: cfg.Log}
 	a := cfg.App
+	ui, err := newConsole(context.Background())
+	if err != nil {
+		return nil, err
+	}
 
 	r := chi.NewRouter()
 	r.Use(cfg.Metrics.measure)
@@ -46,7 +51,8 @@ func NewHandler(cfg Config) http.Handler {
 	r.Method(http.MethodGet, "/healthz", cfg.Ops)
 	r.Method(http.MethodGet, "/readyz", cfg.Ops)
 	r.Method(http.MethodGet, "/metrics", cfg.Ops)
-	r.Get("/", adminUI)
+	r.Get("/", ui.servePage)
+	r.Get("/console/*", ui.serveFile)
 
 	r.Route("/api", func(r chi.Router) {
 		auth := newAuthenticator(rs, a, cfg.AdminToken)
@@ -67,7 +73,7 @@ func NewHandler(cfg Config) http.Handler {
 			})
 		})
 	})
-	return r
+	return r, nil
 }
 
 // sessionsV1 routes the operations of /api/v1 an API key with scope

@@ -309,8 +309,8 @@ func (c *contract) check(next http.Handler) http.Handler {
 			return
 		}
 		route, params, err := c.router.FindRoute(r)
-		if r.URL.Path == "/" {
-			// The admin web UI is a page, not an operation of the API.
+		if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/console/") {
+			// The admin console is a page, not an operation of the API.
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			next.ServeHTTP(w, r)
 			return

@@ -3,6 +3,7 @@ package service_test
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -258,17 +259,53 @@ func TestUnauthorizedWithoutToken(t *testing.T) {
 	h.must(200, "GET", "/healthz", nil, nil, withoutToken())
 }
 
-func TestAdminUIIsServedAtRoot(t *testing.T) {
+// TestAdminConsoleIsServedAtRootWithoutInlineScript (issue 14, point 4):
+// the console is one page with the seeds' words, its script and styles are
+// files of the binary, and its Content-Security-Policy allows no inline
+// script or style (the browser test drives it: tests/e2e/console_test.go).
+func TestAdminConsoleIsServedAtRootWithoutInlineScript(t *testing.T) {
 	h := newHarness(t)
 	res := h.call("GET", "/", nil, withoutToken())
 	if res.Status != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /: %d %v", res.Status, res.Header)
 	}
-	for _, want := range []string{"/api/v1/", "Bearer", "staging-configs", "\"pools\"", "effective_labels", "setInterval(refresh, 2000)",
-		"web-filter-policies", "on_demand_reason"} {
-		if !strings.Contains(string(res.Body), want) {
+	csp := res.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+		t.Errorf("Content-Security-Policy %q must allow only the console's own script", csp)
+	}
+	page := string(res.Body)
+	scripts := regexp.MustCompile(`(?s)<script([^>]*)>(.*?)</script>`).FindAllStringSubmatch(page, -1)
+	if len(scripts) != 1 || !strings.Contains(scripts[0][1], `src="/console/app.js"`) || strings.TrimSpace(scripts[0][2]) != "" {
+		t.Errorf("the page's scripts are %q, want only /console/app.js and nothing inline", scripts)
+	}
+	if regexp.MustCompile(`\son[a-z]+=`).MatchString(page) || strings.Contains(page, "<style") || strings.Contains(page, " style=") {
+		t.Error("the page has an inline event handler or style")
+	}
+	for _, want := range []string{
+		// The navigation of the seeds.
+		">Staging<", ">Zones<", ">Infrastructure<", ">Pools<", ">Docker Agents<", ">Servers<", ">Workspaces<", ">Groups<", ">Users<", ">Sessions<", ">Violations<",
+		// Staging's button and form, in the seed's words.
+		">Create New Config<", ">Zone<", ">Workspace<", ">Desired Sessions<", ">Expiration (Hours)<", " Allow Audio<", " Allow Clipboard Down<",
+		" Allow Clipboard Up<", " Allow Downloads<", " Allow Microphone<", " Allow Uploads<", " Allow Gamepad<", ">Submit<",
+		">Current Sessions<", ">Shortfall Reason<",
+		// Zones and Pools.
+		">Allow Origin Domain<", ">Upstream Auth Address<", " Search Alternate Zones<", ">Add<", ">Name<", ">Type<", " Server Assignment<", ">Labels<", ">Assign<",
+		// Sessions.
+		">On Demand Reason<", "Hide ended sessions",
+	} {
+		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}
+	}
+	js := h.call("GET", "/console/app.js", nil, withoutToken())
+	if js.Status != 200 || !strings.Contains(js.Header.Get("Content-Type"), "javascript") || !strings.Contains(string(js.Body), "/api/v1/events") {
+		t.Errorf("GET /console/app.js: %d %s", js.Status, js.Header.Get("Content-Type"))
+	}
+	if css := h.call("GET", "/console/style.css", nil, withoutToken()); css.Status != 200 || !strings.HasPrefix(css.Header.Get("Content-Type"), "text/css") {
+		t.Errorf("GET /console/style.css: %d %s", css.Status, css.Header.Get("Content-Type"))
+	}
+	if raw := h.call("GET", "/console/console.html", nil, withoutToken()); raw.Status != 404 {
+		t.Errorf("the raw template is served: %d", raw.Status)
 	}
 }
 

@@ -76,17 +76,20 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 			return nil
 		})).
 		AfterStop(c.Close)
-	return &Service{
-		Group: g,
-		handler: ports.NewHandler(ports.Config{
-			App:        uc,
-			Ops:        deps.Ops.Mux,
-			AdminToken: cfg.AdminToken,
-			Metrics:    metrics,
-			Log:        deps.Log,
-			Events:     feed,
-		}),
-	}, nil
+	handler, err := ports.NewHandler(ports.Config{
+		App:        uc,
+		Ops:        deps.Ops.Mux,
+		AdminToken: cfg.AdminToken,
+		Metrics:    metrics,
+		Log:        deps.Log,
+		Events:     feed,
+	})
+	if err != nil {
+		c.Close()
+		stopWaits()
+		return nil, err
+	}
+	return &Service{Group: g, handler: handler}, nil
 }
 
 // Handler serves the API under /api/v1, the admin UI at /, and /healthz,
