@@ -112,17 +112,21 @@ if [[ ! -s "$passwords_file" ]]; then
 		printf '%s=%s\n' "$u" "$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')"
 	done >"$passwords_file")
 fi
-password_flags=()
-while IFS= read -r line; do
-	[[ -n "$line" ]] && password_flags+=(--password "$line")
+# deploy/demo/greenroom.yaml reads them as DEMO_PASSWORD_<USER>, with
+# DEMO_STAGED and DEMO_AUTH_ADDRESS (the zones' upstream_auth_address: the
+# config service, where the gateway checks sign-ins).
+while IFS='=' read -r user password; do
+	if [[ -n "$user" ]]; then export "DEMO_PASSWORD_${user^^}=$password"; fi
 done <"$passwords_file"
-bin/greenroom demo load --staged "$staged" "${password_flags[@]}"
+DEMO_STAGED="$staged" DEMO_AUTH_ADDRESS="${GREENROOM_API_URL#http://}" \
+	bin/greenroom apply -f deploy/demo/greenroom.yaml
 bin/greenroom demo wait --staged "$staged" --timeout 120s
 
 cat <<EOF
 
 Greenroom is up.
-  admin UI and API  $GREENROOM_API_URL/
+  admin console     $GREENROOM_API_URL/   (sign in with the admin token; Staging, Zones, Infrastructure → Pools, Sessions, …)
+  admin API         $GREENROOM_API_URL/api/v1/   (schemas/api/openapi.yaml; live events: /api/v1/events)
   admin token       $GREENROOM_ADMIN_TOKEN   (also in .run/admin-token)
   user dashboard    http://greenroom.localhost:${service_port[gateway]}/   (the gateway; sessions open at /session/<id>/)
   demo users        $(tr '\n' ' ' <"$passwords_file" | sed 's/=/ password /g; s/ $//')   (also in .run/demo-passwords)

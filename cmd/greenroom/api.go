@@ -133,6 +133,54 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	return nil
 }
 
+// listPageLimit is the ?limit= of list calls: the most the API gives in
+// one page (a variable so that a test can make pages small).
+var listPageLimit = 1000
+
+// list GETs every page of the list at path with query, following
+// next_cursor until it is absent or empty, and calls page with each
+// page's items (a JSON array).
+func (c *apiClient) list(ctx context.Context, path string, query url.Values, page func(items json.RawMessage) error) error {
+	q := url.Values{}
+	for k, v := range query {
+		q[k] = v
+	}
+	q.Set("limit", fmt.Sprint(listPageLimit))
+	seen := map[string]bool{}
+	for {
+		var answer struct {
+			Items      json.RawMessage `json:"items"`
+			NextCursor string          `json:"next_cursor"`
+		}
+		if err := c.do(ctx, http.MethodGet, path, q, nil, &answer); err != nil {
+			return err
+		}
+		if err := page(answer.Items); err != nil {
+			return fmt.Errorf("decoding the items of GET %s: %w", path, err)
+		}
+		if answer.NextCursor == "" {
+			return nil
+		}
+		if seen[answer.NextCursor] {
+			return fmt.Errorf("GET %s: the API gave cursor %q twice", path, answer.NextCursor)
+		}
+		seen[answer.NextCursor] = true
+		q.Set("cursor", answer.NextCursor)
+	}
+}
+
+// listObjects GETs every item of the list at path, as JSON objects.
+func (c *apiClient) listObjects(ctx context.Context, path string, query url.Values) ([]map[string]any, error) {
+	var all []map[string]any
+	err := c.list(ctx, path, query, func(items json.RawMessage) error {
+		var page []map[string]any
+		err := json.Unmarshal(items, &page)
+		all = append(all, page...)
+		return err
+	})
+	return all, err
+}
+
 // show GETs path with query and shows the answer: with asJSON as the API
 // gave it, indented; else decoded into out, which table then prints.
 func (c *apiClient) show(ctx context.Context, path string, query url.Values, asJSON bool, w io.Writer, out any, table func()) error {
@@ -185,13 +233,14 @@ type apiStagingConfig struct {
 }
 
 func (c *apiClient) listStagingConfigs(ctx context.Context) ([]apiStagingConfig, error) {
-	var list struct {
-		Items []apiStagingConfig `json:"items"`
-	}
-	if err := c.do(ctx, http.MethodGet, "/api/v1/staging-configs", nil, nil, &list); err != nil {
-		return nil, err
-	}
-	return list.Items, nil
+	var all []apiStagingConfig
+	err := c.list(ctx, "/api/v1/staging-configs", nil, func(items json.RawMessage) error {
+		var page []apiStagingConfig
+		err := json.Unmarshal(items, &page)
+		all = append(all, page...)
+		return err
+	})
+	return all, err
 }
 
 // findStagingConfig returns the live staging config of zone and workspace.

@@ -172,7 +172,7 @@ func TestSessionsPassesFiltersAndResolvesStagingConfigNames(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if q := api.lastQuery(); q != "origin=staged&staging_config=0192f3a4-0000-7000-8000-0000000000aa&status=running&user=alice" {
+	if q := api.lastQuery(); q != "limit=1000&origin=staged&staging_config=0192f3a4-0000-7000-8000-0000000000aa&status=running&user=alice" {
 		t.Errorf("query %q", q)
 	}
 	if !strings.Contains(out, "(no sessions)") {

@@ -177,7 +177,9 @@ func newDemoLoadCommand(g *globalOptions) *cobra.Command {
                 alice and bob match the staged sessions
 
 Objects that already exist (409) are left as they are, so running it again is
-harmless.`,
+harmless. 'make up' applies deploy/demo/greenroom.yaml instead, the same
+configuration as a file ('greenroom apply --help'); a test keeps the two
+equal.`,
 		Example: `  greenroom demo load
   greenroom demo load --staged 5 --docker-endpoint tcp://10.0.0.7:2375`,
 		Args: noArgs,

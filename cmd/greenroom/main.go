@@ -1,7 +1,8 @@
 // Command greenroom is the operator CLI of Greenroom: it migrates the
 // database, requests sessions over NATS, lists sessions and pools through
-// the admin API, replays the audit log from JetStream and loads the demo
-// configuration. Run `greenroom --help` for the list of commands.
+// the admin API, applies, shows and deletes configuration resources
+// (apply, get, delete), replays the audit log from JetStream and loads the
+// demo configuration. Run `greenroom --help` for the list of commands.
 package main
 
 import (
@@ -31,8 +32,14 @@ func main() {
 
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return runWithStdin(ctx, args, os.Stdin, stdout, stderr, getenv)
+}
+
+// runWithStdin is run with stdin as the standard input (`apply -f -`).
+func runWithStdin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	root := newRootCommand(getenv)
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)

@@ -40,11 +40,8 @@ Needs the admin token (GREENROOM_ADMIN_TOKEN, --admin-token, or the
 					printPools(out, []apiPool{p})
 				})
 			}
-			var list struct {
-				Items []apiPool `json:"items"`
-			}
-			return api.show(cmd.Context(), "/api/v1/pools", nil, asJSON, out, &list, func() {
-				printPools(out, list.Items)
+			return showList(cmd.Context(), api, "/api/v1/pools", nil, asJSON, out, func(items []apiPool) {
+				printPools(out, items)
 			})
 		},
 	}

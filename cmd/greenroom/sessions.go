@@ -47,11 +47,8 @@ Needs the admin token (GREENROOM_ADMIN_TOKEN, --admin-token, or the
 			if err != nil {
 				return err
 			}
-			var list struct {
-				Items []apiSession `json:"items"`
-			}
-			return api.show(cmd.Context(), "/api/v1/sessions", q, o.JSON, cmd.OutOrStdout(), &list, func() {
-				printSessions(cmd.OutOrStdout(), list.Items, time.Now())
+			return showList(cmd.Context(), api, "/api/v1/sessions", q, o.JSON, cmd.OutOrStdout(), func(items []apiSession) {
+				printSessions(cmd.OutOrStdout(), items, time.Now())
 			})
 		},
 	}
@@ -147,6 +144,43 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// showList GETs every page of the list at path (see apiClient.list) and
+// shows its items: with asJSON as one answer {"items": [...]} with the
+// items as the API gave them, indented; else decoded, through table.
+func showList[T any](ctx context.Context, api *apiClient, path string, query url.Values, asJSON bool, w io.Writer, table func([]T)) error {
+	var raw []json.RawMessage
+	var items []T
+	err := api.list(ctx, path, query, func(page json.RawMessage) error {
+		var pageRaw []json.RawMessage
+		if err := json.Unmarshal(page, &pageRaw); err != nil {
+			return err
+		}
+		raw = append(raw, pageRaw...)
+		if asJSON {
+			return nil
+		}
+		var pageItems []T
+		err := json.Unmarshal(page, &pageItems)
+		items = append(items, pageItems...)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if raw == nil {
+			raw = []json.RawMessage{}
+		}
+		all, err := json.Marshal(map[string]any{"items": raw})
+		if err != nil {
+			return err
+		}
+		return writeIndentedJSON(w, all)
+	}
+	table(items)
+	return nil
 }
 
 func writeIndentedJSON(out io.Writer, raw json.RawMessage) error {
