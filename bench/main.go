@@ -97,7 +97,7 @@ type Options struct {
 }
 
 // Scenarios are the names Options.Only accepts.
-var Scenarios = []string{"assign", "staged", "handoff", "refill", "settings", "roll", "provision", "idle", "footprint"}
+var Scenarios = []string{"assign", "staged", "handoff", "refill", "settings", "roll", "provision", "idle", "footprint", "console"}
 
 // Run runs the scenarios, writes the JSON report and prints the table. It
 // returns the report's path, and an error if a scenario failed (the report
@@ -176,6 +176,12 @@ func Run(o Options) (string, error) {
 		if err := provisionScenarios(quick, want("provision"), want("idle")); err != nil {
 			note("provisioning scenarios failed: %v", err)
 			failed = append(failed, "provision/idle")
+		}
+	}
+	if want("console") && !interrupted() {
+		if err := consoleScenario(quick); err != nil {
+			note("admin console scenario failed: %v", err)
+			failed = append(failed, "console")
 		}
 	}
 	if target != nil && want("footprint") {

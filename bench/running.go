@@ -49,6 +49,8 @@ var runningScenarios = map[string]string{
 		"with the provisioner stopped",
 	"provision": "it compares the provisioner with a bare Docker loop on a quiet machine and engine",
 	"idle":      "it compares CPU with 50 staged containers against none, which needs a quiet deployment",
+	"console": "it inserts 1,000 staged session rows without containers directly into the database, which a " +
+		"deployment's provisioner and expiry would act on",
 }
 
 // benchServices are the services scripts/up.sh starts, by pid file name.

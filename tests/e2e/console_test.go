@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,31 @@ func openConsole(t *testing.T, g *greenroom) *adminConsole {
 	if err := chromedp.Do(c.ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("starting Chromium: %v", err)
 	}
+	// An exception the console's script does not catch fails the test.
+	var (
+		mu         sync.Mutex
+		exceptions []string
+	)
+	messages := chromedp.Console(c.ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.IsException() {
+				mu.Lock()
+				exceptions = append(exceptions, m.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range exceptions {
+			t.Errorf("the console's script threw: %s", e)
+		}
+	})
 	c.do("opening the console and signing in",
 		chromedp.Navigate(g.api.URL+"/"),
 		chromedp.SendKeys(shown+"//label[normalize-space(.)='Admin Token']/following-sibling::input[1]", g.token),
@@ -227,9 +253,30 @@ func TestTheAdminConsoleWalksTheSeedsClickPaths(t *testing.T) {
 	c.submit()
 	screenshot(t, c.ctx, "1-zones")
 
+	// ---- Infrastructure → Docker Agents → Add, and Servers → Add.
+	c.nav("Infrastructure", "Docker Agents")
+	c.openForm("Add")
+	c.fill("Name", "agent-a")
+	c.choose("Zone", "zone-a")
+	c.fill("Docker Endpoint", "unix:///var/run/docker.sock")
+	c.fill("Cores", "8")
+	c.fill("Memory (MiB)", "8192")
+	c.tick("Enabled", true)
+	c.submit()
+	if agent := g.apiGet(t, "/api/v1/agents/agent-a"); agent["zone"] != "zone-a" || agent["cores"] != float64(8) || agent["memory_mb"] != float64(8192) {
+		t.Fatalf("agent-a after Add: %v", agent)
+	}
+	c.nav("Infrastructure", "Servers")
+	c.openForm("Add")
+	c.fill("Name", "desk-1")
+	c.choose("Zone", "zone-a")
+	c.fill("Address", "desk-1.internal")
+	c.submit()
+	if server := g.apiGet(t, "/api/v1/servers/desk-1"); server["address"] != "desk-1.internal" {
+		t.Fatalf("desk-1 after Add: %v", server)
+	}
+
 	// ---- Infrastructure → Pools → Add; the pool's page → Assign.
-	g.create("/api/v1/agents", map[string]any{"name": "agent-a", "zone": "zone-a",
-		"docker_endpoint": "unix:///var/run/docker.sock", "cores": 8, "memory_mb": 8192})
 	c.nav("Infrastructure", "Pools")
 	c.openForm("Add")
 	c.fill("Name", "agents")
@@ -245,8 +292,10 @@ func TestTheAdminConsoleWalksTheSeedsClickPaths(t *testing.T) {
 		t.Fatalf("agent-a after Assign: pool %v", agent["pool"])
 	}
 	screenshot(t, c.ctx, "2-pool-assigned")
+	if pool := g.apiGet(t, "/api/v1/pools/agents"); fmt.Sprint(pool["labels"]) != "[ssd fast]" || pool["type"] != "docker_agent" {
+		t.Fatalf("pool agents: %v", pool)
+	}
 	// A server pool with Server Assignment, and a server assigned to it.
-	g.create("/api/v1/servers", map[string]any{"name": "desk-1", "zone": "zone-a", "address": "desk-1.internal"})
 	c.nav("Infrastructure", "Pools")
 	c.openForm("Add")
 	c.fill("Name", "desktops")
@@ -307,6 +356,15 @@ func TestTheAdminConsoleWalksTheSeedsClickPaths(t *testing.T) {
 	c.fill("Priority", "1")
 	c.tick("Inject SSH Keys", true)
 	c.submit()
+	group := g.apiGet(t, "/api/v1/groups/everyone")
+	for _, p := range permissions {
+		if group[p] != true {
+			t.Errorf("group everyone after Add: %s is %v", p, group[p])
+		}
+	}
+	if group["priority"] != float64(100) || !strings.HasPrefix(fmt.Sprint(group["keepalive_expiration"]), "10m") {
+		t.Errorf("group everyone after Add: %v", group)
+	}
 	for _, u := range []struct{ name, group string }{{"alice", "everyone"}, {"carol", "ssh"}} {
 		c.nav("Users")
 		c.openForm("Add")
@@ -365,6 +423,9 @@ func TestTheAdminConsoleWalksTheSeedsClickPaths(t *testing.T) {
 	if g.staged(id) != 2 {
 		t.Errorf("the page shows 2 current sessions, the database %d", g.staged(id))
 	}
+	if got := c.cell(id, "Desired Sessions"); got != "2" {
+		t.Errorf("Desired Sessions on the page %q, want 2", got)
+	}
 	if got := c.cell(id, "Status"); got != "ok" {
 		t.Errorf("staging config status on the page %q, want ok", got)
 	}
@@ -404,14 +465,43 @@ func TestTheAdminConsoleWalksTheSeedsClickPaths(t *testing.T) {
 	c.waitFor("carol's violation", `[...document.querySelectorAll("main > section:not([hidden]) tbody tr")].some((tr) => tr.textContent.includes("carol") && tr.textContent.includes("inject_ssh_keys"))`)
 	screenshot(t, c.ctx, "6-violations")
 
-	// ---- Delete, with its confirmation.
-	c.nav("Zones")
+	// ---- Pages: one row a page (?page_size=1), Next Page and First Page.
+	c.do("opening the console with pages of one row", chromedp.Navigate(g.api.URL+"/?page_size=1#/zones"),
+		chromedp.WaitVisible(shown+"//tbody/tr"))
+	rows := func() string {
+		text, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("main > section:not([hidden]) tbody tr")].map((tr) => tr.dataset.key).join(",")`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return text
+	}
+	c.waitFor("zone-a alone on the first page", `document.querySelectorAll("main > section:not([hidden]) tbody tr").length === 1`)
+	if got := rows(); got != "zone-a" {
+		t.Fatalf("first page of zones: %q", got)
+	}
+	c.click("Next Page")
+	c.waitFor("the second page", `[...document.querySelectorAll("main > section:not([hidden]) tbody tr")].map((tr) => tr.dataset.key).join(",") === "zone-rh"`)
+	c.click("First Page")
+	c.waitFor("the first page again", `[...document.querySelectorAll("main > section:not([hidden]) tbody tr")].map((tr) => tr.dataset.key).join(",") === "zone-a"`)
+
+	// ---- Delete, with its confirmation: a zone (on the second page), and
+	// the staging config.
+	c.click("Next Page")
+	c.waitFor("the second page", `[...document.querySelectorAll("main > section:not([hidden]) tbody tr")].map((tr) => tr.dataset.key).join(",") === "zone-rh"`)
 	c.rowAction("zone-rh", "Delete")
 	c.rowAction("zone-rh", "Confirm Delete")
 	apptest.Eventually(t, 10*time.Second, "zone-rh deleted", func() bool {
 		status, _ := g.call(http.MethodGet, "/api/v1/zones/zone-rh", nil)
 		return status == http.StatusNotFound
 	})
+	c.nav("Staging")
+	c.rowAction("zone-a", "Delete")
+	c.rowAction("zone-a", "Confirm Delete")
+	apptest.Eventually(t, 10*time.Second, "the staging config deleted", func() bool {
+		status, _ := g.call(http.MethodGet, "/api/v1/staging-configs/"+id, nil)
+		return status == http.StatusNotFound
+	})
+	c.waitFor("the staging table empty", `document.querySelectorAll("main > section:not([hidden]) tbody tr").length === 0`)
 }
 
 func (c *adminConsole) liveRefreshes() string {

@@ -3,7 +3,9 @@ package ports
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -36,6 +38,9 @@ type navItem struct {
 type console struct {
 	page   []byte
 	static http.Handler
+	// etags are the console files' content hashes, by path under
+	// /console/: a browser revalidates and gets 304 while they are the same.
+	etags map[string]string
 }
 
 func newConsole(ctx context.Context) (*console, error) {
@@ -68,7 +73,23 @@ func newConsole(ctx context.Context) (*console, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &console{page: page.Bytes(), static: http.StripPrefix("/console/", http.FileServerFS(files))}, nil
+	etags := map[string]string{}
+	err = fs.WalkDir(files, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(files, path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		etags[path] = `"` + hex.EncodeToString(sum[:12]) + `"`
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &console{page: page.Bytes(), static: http.StripPrefix("/console/", http.FileServerFS(files)), etags: etags}, nil
 }
 
 func consoleHeaders(w http.ResponseWriter) {
@@ -94,6 +115,9 @@ func (c *console) serveFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	consoleHeaders(w)
+	if etag, ok := c.etags[strings.TrimPrefix(r.URL.Path, "/console/")]; ok {
+		w.Header().Set("ETag", etag) // http.FileServer answers If-None-Match with 304
+	}
 	c.static.ServeHTTP(w, r)
 }
 

@@ -115,6 +115,13 @@ var consoleRefs = map[string]struct{ collection, filter string }{
 // the choices of a reference do.
 const genericRefHelp = "The name of another resource."
 
+// consoleSchemaRefs are the references whose choices depend on the
+// resource: an agent joins a Docker agent pool, a server a server pool.
+var consoleSchemaRefs = map[string]map[string]string{
+	"Agent":  {"pool": "type=docker_agent"},
+	"Server": {"pool": "type=server"},
+}
+
 // consoleViews are the console's pages, in navigation order.
 func consoleViews() []consoleView {
 	configEvents := []string{"greenroom.config."}
@@ -203,6 +210,11 @@ func buildConsole(ctx context.Context) ([]consoleView, error) {
 			update = u.Value
 		}
 		v.Form = formOf(create.Value, update, orders[v.Schema+"Create"])
+		for i, f := range v.Form {
+			if filter, ok := consoleSchemaRefs[v.Schema][f.Name]; ok {
+				v.Form[i].RefFilter = filter
+			}
+		}
 	}
 	return views, nil
 }

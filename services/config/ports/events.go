@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/greenroom-dev/greenroom/services/config/app"
 )
 
@@ -18,6 +20,13 @@ const (
 	// eventHeartbeat keeps idle streams open through proxies, and tells a
 	// browser the stream is alive.
 	eventHeartbeat = 15 * time.Second
+	// eventWriteTimeout bounds one write: a client that stops reading is
+	// dropped instead of holding its handler (and the server's shutdown).
+	eventWriteTimeout = 10 * time.Second
+	// eventStreamMaxAge ends every stream after a while; the client
+	// reconnects, which checks its token again (a deleted or expired API
+	// key stops hearing events within this time).
+	eventStreamMaxAge = 15 * time.Minute
 )
 
 // events serves GET /api/v1/events: the bus's events as Server-Sent
@@ -25,35 +34,51 @@ const (
 // not an event) with the event as its data, for the admin console's live
 // views. The stream starts with a "ready" event; a stream that ends
 // without the client closing it lost events (the client fell behind, or
-// the service is stopping): reconnect and reload.
-func events(feed app.EventFeed) http.HandlerFunc {
+// the service is stopping, the stream reached its maximum age): reconnect
+// and reload. open counts the streams open.
+func events(feed app.EventFeed, open prometheus.Gauge) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		evs, cancel := feed.Subscribe(eventBuffer)
 		defer cancel()
+		open.Inc()
+		defer open.Dec()
+		// Each write gets its own deadline (where the connection allows
+		// one: not under httptest's recorder).
+		send := func(write func() error) bool {
+			_ = rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+			return write() == nil && rc.Flush() == nil
+		}
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Accel-Buffering", "no")
 		w.WriteHeader(http.StatusOK)
-		if _, err := fmt.Fprint(w, "retry: 2000\nevent: ready\ndata: {}\n\n"); err != nil || rc.Flush() != nil {
+		text := func(s string) func() error {
+			return func() error { _, err := fmt.Fprint(w, s); return err }
+		}
+		if !send(text("retry: 2000\nevent: ready\ndata: {}\n\n")) {
 			return
 		}
 		heartbeat := time.NewTicker(eventHeartbeat)
 		defer heartbeat.Stop()
+		maxAge := time.NewTimer(eventStreamMaxAge)
+		defer maxAge.Stop()
 		for {
 			select {
 			case <-r.Context().Done():
 				return
+			case <-maxAge.C:
+				return
 			case <-heartbeat.C:
-				if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {
+				if !send(text(": heartbeat\n\n")) {
 					return
 				}
 			case ev, ok := <-evs:
 				if !ok {
 					return
 				}
-				if err := writeEvent(w, ev); err != nil || rc.Flush() != nil {
+				if !send(func() error { return writeEvent(w, ev) }) {
 					return
 				}
 			}

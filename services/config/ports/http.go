@@ -69,7 +69,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 			r.Group(func(r chi.Router) {
 				r.Use(auth.require(domain.ScopeAdmin))
 				adminV1(r, rs, a)
-				r.Get("/events", events(cfg.Events))
+				r.Get("/events", events(cfg.Events, cfg.Metrics.EventStreams))
 			})
 		})
 	})

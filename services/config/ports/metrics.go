@@ -19,6 +19,8 @@ type Metrics struct {
 	// SessionWaits counts POST /api/v1/sessions calls waiting for their
 	// session's outcome.
 	SessionWaits prometheus.Gauge
+	// EventStreams counts the GET /api/v1/events streams open.
+	EventStreams prometheus.Gauge
 }
 
 // NewMetrics registers the metrics on reg (deps.Ops.Registry). Registering
@@ -40,7 +42,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Metrics{duration: duration, SessionWaits: waits}, nil
+	streams, err := register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "greenroom_event_streams",
+		Help: "Event streams (GET /api/v1/events, the admin console's live views) open.",
+	}))
+	if err != nil {
+		return nil, err
+	}
+	return &Metrics{duration: duration, SessionWaits: waits, EventStreams: streams}, nil
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
@@ -69,9 +78,16 @@ func (m *Metrics) measure(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		m.duration.WithLabelValues(route(r), strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+		rt := route(r)
+		if rt == eventsRoute {
+			return // a stream lasts as long as its client: counted in EventStreams, not timed
+		}
+		m.duration.WithLabelValues(rt, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 	})
 }
+
+// eventsRoute is the route of the event stream.
+const eventsRoute = "GET /api/v1/events"
 
 func route(r *http.Request) string {
 	pattern := chi.RouteContext(r.Context()).RoutePattern()

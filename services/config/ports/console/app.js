@@ -7,7 +7,9 @@
 // bus's events (GET /api/v1/events, Server-Sent Events).
 "use strict";
 
-const PAGE_SIZE = 50;
+// PAGE_SIZE is the rows of a table page: 50, or ?page_size= (1 to 1000)
+// of the console's address.
+const PAGE_SIZE = Math.min(1000, Math.max(1, Number(new URLSearchParams(location.search).get("page_size")) || 50));
 const TOKEN_KEY = "greenroom-admin-token";
 
 const state = {
@@ -19,6 +21,8 @@ const state = {
   pendingEvent: null, // the event a scheduled refresh is for
   refreshTimer: 0,
   rendered: 0, // live refreshes done
+  renders: 0, // renders started: a response older than the latest is dropped
+  armed: null, // the confirm button armed: {id, timer}
 };
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -186,20 +190,30 @@ function cell(value, format, item, view) {
 }
 
 // confirmButton is a button that acts on its second click (the first
-// asks), so that nothing is deleted by one slip.
-function confirmButton(label, act) {
+// asks), so that nothing is deleted by one slip. id names the row and
+// action: a button redrawn by a live refresh stays armed.
+function confirmButton(label, id, act) {
   const b = document.createElement("button");
   b.type = "button";
   b.className = "danger";
-  b.textContent = label;
-  let armed = 0;
+  b.dataset.confirm = id;
+  const armed = () => state.armed !== null && state.armed.id === id;
+  b.textContent = armed() ? `Confirm ${label}` : label;
   b.addEventListener("click", async () => {
-    if (!armed) {
+    if (!armed()) {
+      if (state.armed) clearTimeout(state.armed.timer);
+      state.armed = {
+        id,
+        timer: setTimeout(() => {
+          state.armed = null;
+          for (const x of $$(`[data-confirm="${CSS.escape(id)}"]`)) x.textContent = label;
+        }, 5000),
+      };
       b.textContent = `Confirm ${label}`;
-      armed = setTimeout(() => { armed = 0; b.textContent = label; }, 5000);
       return;
     }
-    clearTimeout(armed);
+    clearTimeout(state.armed.timer);
+    state.armed = null;
     b.disabled = true;
     await act();
   });
@@ -209,6 +223,7 @@ function confirmButton(label, act) {
 async function showList(view) {
   if (state.page !== view) show(view);
   const render = async () => {
+    const seq = ++state.renders;
     const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (state.cursor) q.set("cursor", state.cursor);
     if (view.dataset.collection === "sessions" && $("#hide-ended").checked) q.set("ended", "false");
@@ -221,7 +236,7 @@ async function showList(view) {
       error.textContent = e.message;
       return;
     }
-    if (state.page !== view) return;
+    if (state.page !== view || seq !== state.renders) return; // a later render is under way
     const cols = $$("thead th[data-col]", view);
     const rows = page.items.map((item) => {
       const tr = document.createElement("tr");
@@ -263,9 +278,9 @@ function actions(view, item, key) {
     }
     if (state.refresh) await state.refresh();
   };
-  if ("delete" in view.dataset) td.append(confirmButton("Delete", remove));
+  if ("delete" in view.dataset) td.append(confirmButton("Delete", `${view.dataset.route}/${key}/delete`, remove));
   const live = item.status !== "destroyed" && item.status !== "failed" && item.status !== "destroying";
-  if (view.dataset.destroy && live) td.append(confirmButton(view.dataset.destroy, remove));
+  if (view.dataset.destroy && live) td.append(confirmButton(view.dataset.destroy, `${view.dataset.route}/${key}/destroy`, remove));
   return td;
 }
 
@@ -496,6 +511,7 @@ async function showPool(name) {
   const error = $(".page-error", page);
   const form = $("#assign-form");
   const render = async () => {
+    const seq = ++state.renders;
     let pool;
     let members;
     try {
@@ -508,7 +524,7 @@ async function showPool(name) {
       error.textContent = e.message;
       return;
     }
-    if (state.page !== page) return;
+    if (state.page !== page || seq !== state.renders) return; // a later render is under way
     const servers = pool.type === "server";
     $(".pool-name", page).textContent = pool.name;
     $("[data-pool-edit]", page).href = `#/pools/edit/${encodeURIComponent(pool.name)}`;
@@ -545,7 +561,7 @@ async function showPool(name) {
       }
       const td = document.createElement("td");
       td.className = "actions";
-      td.append(confirmButton("Unassign", async () => {
+      td.append(confirmButton("Unassign", `pool/${name}/${m.name}/unassign`, async () => {
         try {
           await api("PATCH", `/api/v1/${page.dataset.kind}/${encodeURIComponent(m.name)}`, { pool: null });
         } catch (e) {
@@ -615,10 +631,14 @@ async function listen() {
     }
     live.textContent = "reconnecting";
     live.className = "live off";
-    await new Promise((r) => setTimeout(r, 2000));
-    if (state.refresh) state.refresh(); // what happened while away
+    document.body.dataset.live = "false";
+    await new Promise((r) => setTimeout(r, 2000)); // then "ready" re-reads the page
   }
 }
+
+// QUIET_EVENTS change nothing a page shows but a deadline: a busy
+// deployment sends many, and a page re-read for each would never rest.
+const QUIET_EVENTS = new Set(["greenroom.session.keepalive"]);
 
 function onEvent(block, live) {
   let name = "message";
@@ -631,19 +651,24 @@ function onEvent(block, live) {
     live.textContent = "live";
     live.className = "live on";
     document.body.dataset.live = "true";
+    // Subscribed from now on: re-read what may have changed before.
+    if (state.refresh) state.refresh();
     return;
   }
   const page = state.page;
-  if (!page || !state.refresh) return;
+  if (!page || !state.refresh || QUIET_EVENTS.has(name)) return;
   const prefixes = (page.dataset.events || "").split(" ").filter(Boolean);
   if (!prefixes.some((p) => name.startsWith(p))) return;
   let ev = {};
   try { ev = JSON.parse(data); } catch { /* not an event: refresh all the same */ }
   if (!state.pendingEvent) state.pendingEvent = ev;
-  clearTimeout(state.refreshTimer);
-  // Events come in bursts (a request, its decision, its container): one
-  // refresh for a burst.
-  state.refreshTimer = setTimeout(() => { if (state.refresh) state.refresh(); }, 100);
+  // Events come in bursts (a request, its decision, its container): at
+  // most one re-read every 100 ms, never put off by the next event.
+  if (state.refreshTimer) return;
+  state.refreshTimer = setTimeout(() => {
+    state.refreshTimer = 0;
+    if (state.refresh) state.refresh();
+  }, 100);
 }
 
 // ------------------------------------------------------------------ start
@@ -670,6 +695,16 @@ function start() {
     for (const d of $$("#nav details")) if (!d.contains(ev.target)) d.open = false;
   });
   window.addEventListener("hashchange", route);
+  // A page kept in the back/forward cache must not hold its stream open:
+  // over HTTP/1.1 a browser has six connections to a host, and hidden
+  // pages' streams would leave the shown page's API calls waiting.
+  window.addEventListener("pagehide", () => {
+    if (state.events) state.events.abort();
+    state.events = null;
+  });
+  window.addEventListener("pageshow", (ev) => {
+    if (ev.persisted && state.token) listen();
+  });
   if (state.token) listen();
   route();
 }
