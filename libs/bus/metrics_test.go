@@ -8,62 +8,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
-
-// sample is the value of the series of family name whose labels include
-// want; ok is false when there is none.
-func sample(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) (float64, bool) {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if got[k] != v {
-					continue series
-				}
-			}
-			return value(m), true
-		}
-	}
-	return 0, false
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
-	}
-	return 0
-}
-
-func mustSample(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
-	t.Helper()
-	v, ok := sample(t, reg, name, labels)
-	if !ok {
-		t.Fatalf("no series %s%v", name, labels)
-	}
-	return v
-}
 
 // TestConsumerCountsOutcomesRedeliveriesAndDeadLetters: a message that
 // always fails (dead-lettered at its third delivery), one that fails once,
@@ -97,7 +46,7 @@ func TestConsumerCountsOutcomesRedeliveriesAndDeadLetters(t *testing.T) {
 	}
 	consumer := map[string]string{"consumer": "counted"}
 	for _, name := range []string{"greenroom_bus_dead_letters_total", "greenroom_bus_redeliveries_total"} {
-		if v := mustSample(t, reg, name, consumer); v != 0 {
+		if v := apptest.MustMetric(t, reg, name, consumer); v != 0 {
 			t.Fatalf("%s starts at %v", name, v)
 		}
 	}
@@ -106,17 +55,17 @@ func TestConsumerCountsOutcomesRedeliveriesAndDeadLetters(t *testing.T) {
 	publishChange(t, deps.Publisher, "fails-once")
 	publishChange(t, deps.Publisher, "fine")
 	outcome := func(o string) float64 {
-		return mustSample(t, reg, "greenroom_bus_messages_handled_total", map[string]string{"consumer": "counted", "outcome": o})
+		return apptest.MustMetric(t, reg, "greenroom_bus_messages_handled_total", map[string]string{"consumer": "counted", "outcome": o})
 	}
 	apptest.Eventually(t, 20*time.Second, "the dead letter and both good messages acked", func() bool {
 		return len(rec.Find(bus.DeadLetterSubject("counted"), "")) == 1 && outcome(bus.OutcomeAcked) == 2 &&
 			outcome(bus.OutcomeDeadLettered) == 1
 	})
-	if got := mustSample(t, reg, "greenroom_bus_dead_letters_total", consumer); got != 1 {
+	if got := apptest.MustMetric(t, reg, "greenroom_bus_dead_letters_total", consumer); got != 1 {
 		t.Errorf("dead letters %v, want 1", got)
 	}
 	// always-fails: deliveries 2 and 3; fails-once: delivery 2.
-	if got := mustSample(t, reg, "greenroom_bus_redeliveries_total", consumer); got != 3 {
+	if got := apptest.MustMetric(t, reg, "greenroom_bus_redeliveries_total", consumer); got != 3 {
 		t.Errorf("redeliveries %v, want 3", got)
 	}
 	// always-fails: deliveries 1 and 2; fails-once: delivery 1.
@@ -149,11 +98,11 @@ func TestConsumerLagIsReadFromTheServerAtScrapeTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	consumer := map[string]string{"consumer": "lagging"}
-	if _, ok := sample(t, reg, "greenroom_bus_consumer_pending_messages", consumer); ok {
+	if _, ok := apptest.Metric(t, reg, "greenroom_bus_consumer_pending_messages", consumer); ok {
 		t.Fatal("a lag gauge for a consumer that does not exist yet")
 	}
 	// That was one scrape, this is the second.
-	if got := mustSample(t, reg, "greenroom_bus_consumer_info_errors_total", consumer); got != 2 {
+	if got := apptest.MustMetric(t, reg, "greenroom_bus_consumer_info_errors_total", consumer); got != 2 {
 		t.Fatalf("info errors %v after two scrapes of a missing consumer, want 2", got)
 	}
 
@@ -172,19 +121,19 @@ func TestConsumerLagIsReadFromTheServerAtScrapeTime(t *testing.T) {
 	// rest wait on the server.
 	var pending, ackPending float64
 	apptest.Eventually(t, 10*time.Second, "the consumer holding what it may and the rest pending", func() bool {
-		pending = mustSample(t, reg, "greenroom_bus_consumer_pending_messages", consumer)
-		ackPending = mustSample(t, reg, "greenroom_bus_consumer_ack_pending_messages", consumer)
+		pending = apptest.MustMetric(t, reg, "greenroom_bus_consumer_pending_messages", consumer)
+		ackPending = apptest.MustMetric(t, reg, "greenroom_bus_consumer_ack_pending_messages", consumer)
 		return ackPending == 4 && pending == n-4
 	})
-	if v := mustSample(t, reg, "greenroom_bus_consumer_redelivered_messages", consumer); v != 0 {
+	if v := apptest.MustMetric(t, reg, "greenroom_bus_consumer_redelivered_messages", consumer); v != 0 {
 		t.Errorf("redelivered %v, want 0", v)
 	}
 	close(release)
 	released = true
 	apptest.Eventually(t, 10*time.Second, "every message served and the lag gone", func() bool {
 		return served.Load() == n &&
-			mustSample(t, reg, "greenroom_bus_consumer_pending_messages", consumer) == 0 &&
-			mustSample(t, reg, "greenroom_bus_consumer_ack_pending_messages", consumer) == 0
+			apptest.MustMetric(t, reg, "greenroom_bus_consumer_pending_messages", consumer) == 0 &&
+			apptest.MustMetric(t, reg, "greenroom_bus_consumer_ack_pending_messages", consumer) == 0
 	})
 }
 
@@ -203,6 +152,6 @@ func TestConsumersOfOneServiceShareTheirMetrics(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"one", "two"} {
-		mustSample(t, reg, "greenroom_bus_dead_letters_total", map[string]string{"consumer": name})
+		apptest.MustMetric(t, reg, "greenroom_bus_dead_letters_total", map[string]string{"consumer": name})
 	}
 }

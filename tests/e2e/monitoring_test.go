@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,8 +20,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/template"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/apptest"
@@ -38,8 +42,8 @@ const (
 	dashboardFile  = "../../deploy/grafana/greenroom.json"
 )
 
-// promql parses PromQL as Prometheus does, with its standard functions.
-var promql = parser.NewParser(parser.Options{})
+// promqlParser parses PromQL as Prometheus does, with its standard functions.
+var promqlParser = parser.NewParser(parser.Options{})
 
 // TestAlertRulesAndDashboardUseOnlyMetricsTheServicesServe parses the
 // Prometheus alert rules (as Prometheus loads them: rulefmt, with their
@@ -84,13 +88,7 @@ func TestAlertRulesAndDashboardUseOnlyMetricsTheServicesServe(t *testing.T) {
 // the metric names their expressions select, with the alerts using each.
 func alertRuleMetrics(t *testing.T) map[string][]string {
 	t.Helper()
-	groups, errs := rulefmt.ParseFile(alertRulesFile, false, model.LegacyValidation, promql, slog.New(slog.DiscardHandler))
-	for _, err := range errs {
-		t.Errorf("alert rules: %v", err)
-	}
-	if len(errs) > 0 {
-		t.FailNow()
-	}
+	groups := loadAlertRules(t)
 	used := map[string][]string{}
 	var alerts int
 	for _, g := range groups.Groups {
@@ -105,12 +103,113 @@ func alertRuleMetrics(t *testing.T) map[string][]string {
 			for _, name := range exprMetrics(t, r.Expr) {
 				used[name] = append(used[name], "alert "+r.Alert)
 			}
+			// The queries its annotations run (templated queries).
+			expandAnnotations(t, r, alertLabels, func(q string) promql.Vector {
+				for _, name := range exprMetrics(t, q) {
+					used[name] = append(used[name], "alert "+r.Alert+"'s annotations")
+				}
+				return nil
+			})
 		}
 	}
 	if alerts == 0 {
 		t.Fatal("no alert rules")
 	}
 	return used
+}
+
+// loadAlertRules loads the alert rules as Prometheus does: rulefmt,
+// which parses their PromQL and templates.
+func loadAlertRules(t *testing.T) *rulefmt.RuleGroups {
+	t.Helper()
+	groups, errs := rulefmt.ParseFile(alertRulesFile, false, model.LegacyValidation, promqlParser, slog.New(slog.DiscardHandler))
+	for _, err := range errs {
+		t.Errorf("alert rules: %v", err)
+	}
+	if len(errs) > 0 {
+		t.FailNow()
+	}
+	return groups
+}
+
+// alertLabels are the labels an alert of alerts.yml may carry, with
+// example values, for expanding the annotations' templates.
+var alertLabels = map[string]string{"zone": "zone-a", "workspace": "demo", "consumer": "assigner", "instance": "provisioner:8080"}
+
+// expandAnnotations renders the annotations of alert rule r as Prometheus
+// does for an alert with labels, answering the templates' queries with
+// query; a template that fails to render fails the test.
+func expandAnnotations(t *testing.T, r rulefmt.Rule, labels map[string]string, query func(q string) promql.Vector) map[string]string {
+	t.Helper()
+	data := template.AlertTemplateData(labels, nil, "", promql.Sample{F: 1})
+	defs := "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}"
+	queryFunc := func(_ context.Context, q string, _ time.Time) (promql.Vector, error) { return query(q), nil }
+	out := map[string]string{}
+	for name, text := range r.Annotations {
+		e := template.NewTemplateExpander(context.Background(), defs+text, "__alert_"+r.Alert, data, model.Now(), queryFunc, nil, nil)
+		got, err := e.Expand()
+		if err != nil {
+			t.Errorf("alert %s: annotation %s: %v", r.Alert, name, err)
+		}
+		out[name] = got
+	}
+	return out
+}
+
+// TestShortfallAlertKeepsItsClockWhenTheCauseChanges: the shortfall alert
+// is one per staging pool (zone and workspace), whatever its cause, so a
+// cause that changes does not start its 10 minutes again; the cause, read
+// when the alert is rendered, is in its summary.
+func TestShortfallAlertKeepsItsClockWhenTheCauseChanges(t *testing.T) {
+	var rule *rulefmt.Rule
+	for _, g := range loadAlertRules(t).Groups {
+		for i, r := range g.Rules {
+			if r.Alert == "GreenroomStagingPoolShortfall" {
+				rule = &g.Rules[i]
+			}
+		}
+	}
+	if rule == nil {
+		t.Fatal("no alert GreenroomStagingPoolShortfall")
+	}
+	e, err := promqlParser.ParseExpr(rule.Expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if a, ok := n.(*parser.AggregateExpr); ok && (a.Without || !slices.Equal(a.Grouping, []string{"zone", "workspace"})) {
+			t.Errorf("%s aggregates by %v, want by (zone, workspace): the alert's labels", a, a.Grouping)
+		}
+		if vs, ok := n.(*parser.VectorSelector); ok && vs.Name != "greenroom_staging_config_status" {
+			t.Errorf("the alert selects %s, want greenroom_staging_config_status{status=\"shortfall\"}", vs)
+		}
+		return nil
+	})
+
+	for _, c := range []struct {
+		reasons []string
+		want    string
+	}{
+		{[]string{"image_missing"}, "(image_missing)"},
+		{[]string{"no_capacity", "image_missing"}, "(no_capacity, image_missing)"}, // replicas disagreeing for a scrape
+		{nil, "(cause not reported)"},
+	} {
+		var queries []string
+		got := expandAnnotations(t, *rule, map[string]string{"zone": "zone-a", "workspace": "demo"}, func(q string) promql.Vector {
+			queries = append(queries, q)
+			var v promql.Vector
+			for _, r := range c.reasons {
+				v = append(v, promql.Sample{Metric: labels.FromStrings("reason", r), F: 1})
+			}
+			return v
+		})
+		if !strings.Contains(got["summary"], c.want) {
+			t.Errorf("with reasons %v the summary is %q, want it to say %s", c.reasons, got["summary"], c.want)
+		}
+		if len(queries) != 1 || !strings.Contains(queries[0], `greenroom_staging_config_shortfall{zone="zone-a", workspace="demo"}`) {
+			t.Errorf("the summary's queries %q, want one of zone-a/demo's shortfall", queries)
+		}
+	}
 }
 
 // grafanaVariables are what Grafana replaces in a query before Prometheus
@@ -200,7 +299,7 @@ func dashboardMetrics(t *testing.T) map[string][]string {
 // without a name.
 func exprMetrics(t *testing.T, expr string) []string {
 	t.Helper()
-	e, err := promql.ParseExpr(expr)
+	e, err := promqlParser.ParseExpr(expr)
 	if err != nil {
 		t.Errorf("PromQL %q: %v", expr, err)
 		return nil

@@ -41,9 +41,6 @@ type Result struct {
 	Zone string
 	// Workspace is the workspace requested, when it exists.
 	Workspace string
-	// StagingConfigID is the staging config a staged session was claimed
-	// from.
-	StagingConfigID string
 }
 
 // RequestSession serves greenroom.session.requested: in one transaction it
@@ -107,7 +104,7 @@ func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.Sessio
 			RequestID: req.RequestID, SessionID: s.ID, User: req.User, UserID: rc.UserID,
 			Workspace: rc.Workspace.Name, Zone: zone, StagingConfigID: cfg.ID,
 		}, req.RequestID)
-		return Result{Outcome: OutcomeStaged, SessionID: s.ID, Zone: zone, Workspace: rc.Workspace.Name, StagingConfigID: cfg.ID}, err
+		return Result{Outcome: OutcomeStaged, SessionID: s.ID, Zone: zone, Workspace: rc.Workspace.Name}, err
 	}
 	if plan.Miss == domain.MissNone {
 		plan.Miss = domain.MissNoneStaged

@@ -9,9 +9,11 @@ import (
 )
 
 // Metrics of the assigner. Each replica counts the requests it served:
-// sum them over replicas. Labels are bounded by the configuration (staging
-// config ids, zone and workspace names that exist); never a user, a
-// session or a request.
+// sum them over replicas. Labels are bounded by the configuration (zone
+// and workspace names that exist); never a user, a session or a request,
+// nor a staging config's id: zone and workspace name the one live staging
+// config of a pool, and an id would start new series each time a config
+// is recreated.
 type Metrics struct {
 	// Requests counts requests by outcome.
 	Requests *prometheus.CounterVec
@@ -20,11 +22,11 @@ type Metrics struct {
 	Misses *prometheus.CounterVec
 	// Duration is the time to decide and commit a request, by outcome.
 	Duration *prometheus.HistogramVec
-	// Claims counts staged sessions claimed, by the staging config (and
-	// its zone and workspace) they were claimed from.
+	// Claims counts staged sessions claimed, by the staging config they
+	// were claimed from (its zone and workspace).
 	Claims *prometheus.CounterVec
 	// ClaimSeconds is the time from a request's delivery to its claim
-	// committed, by the staging config claimed from.
+	// committed, by the staging config claimed from (zone, workspace).
 	ClaimSeconds *prometheus.HistogramVec
 }
 
@@ -33,7 +35,7 @@ var decisionBuckets = prometheus.ExponentialBuckets(0.0005, 2, 14)
 
 // NewMetrics registers the assigner's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	pool := []string{"staging_config_id", "zone", "workspace"}
+	pool := []string{"zone", "workspace"}
 	m := &Metrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_assigner_requests_total",
@@ -50,11 +52,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		Claims: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_assigner_claims_total",
-			Help: "Staged sessions claimed for a request, by the staging config (id, zone, workspace) they were claimed from.",
+			Help: "Staged sessions claimed for a request, by the staging config (zone, workspace) they were claimed from.",
 		}, pool),
 		ClaimSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "greenroom_assigner_claim_seconds",
-			Help:    "Time from a request's delivery to the assigner until its staged session's claim committed, by staging config.",
+			Help:    "Time from a request's delivery to the assigner until its staged session's claim committed, by the staging config (zone, workspace) claimed from.",
 			Buckets: decisionBuckets,
 		}, pool),
 	}
@@ -67,8 +69,8 @@ func (m *Metrics) served(res app.Result, took time.Duration) {
 	m.Requests.WithLabelValues(string(res.Outcome)).Inc()
 	m.Duration.WithLabelValues(string(res.Outcome)).Observe(took.Seconds())
 	if res.Outcome == app.OutcomeStaged {
-		m.Claims.WithLabelValues(res.StagingConfigID, res.Zone, res.Workspace).Inc()
-		m.ClaimSeconds.WithLabelValues(res.StagingConfigID, res.Zone, res.Workspace).Observe(took.Seconds())
+		m.Claims.WithLabelValues(res.Zone, res.Workspace).Inc()
+		m.ClaimSeconds.WithLabelValues(res.Zone, res.Workspace).Observe(took.Seconds())
 	}
 	if res.Miss != "" {
 		m.Misses.WithLabelValues(res.Zone, res.Workspace, string(res.Miss)).Inc()

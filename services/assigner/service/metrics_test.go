@@ -3,52 +3,9 @@ package service_test
 import (
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
+	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
-
-// series returns the value of the series of family name with exactly
-// labels (a histogram's sample count), and whether there is one.
-func series(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if !sameLabels(m, labels) {
-				continue
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount()), true
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			}
-		}
-	}
-	return 0, false
-}
-
-func sameLabels(m *dto.Metric, want map[string]string) bool {
-	if len(m.GetLabel()) != len(want) {
-		return false
-	}
-	for _, l := range m.GetLabel() {
-		if want[l.GetName()] != l.GetValue() {
-			return false
-		}
-	}
-	return true
-}
 
 // TestClaimsAndMissesAreCountedPerStagingConfig: a claim counts on the
 // staging config it came from (with its latency), in the zone it was
@@ -61,15 +18,15 @@ func TestClaimsAndMissesAreCountedPerStagingConfig(t *testing.T) {
 	if got.Subject != events.TypeSessionAssigned {
 		t.Fatalf("want session.assigned, got %s", got.Subject)
 	}
-	poolB := map[string]string{"staging_config_id": w.cfg["zone-b"], "zone": "zone-b", "workspace": "demo"}
-	if v, _ := series(t, w.reg, "greenroom_assigner_claims_total", poolB); v != 1 {
+	poolB := map[string]string{"zone": "zone-b", "workspace": "demo"}
+	if v, _ := apptest.Metric(t, w.reg, "greenroom_assigner_claims_total", poolB); v != 1 {
 		t.Errorf("claims of zone-b/demo = %v, want 1", v)
 	}
-	if v, _ := series(t, w.reg, "greenroom_assigner_claim_seconds", poolB); v != 1 {
+	if v, _ := apptest.Metric(t, w.reg, "greenroom_assigner_claim_seconds", poolB); v != 1 {
 		t.Errorf("claim latency observations of zone-b/demo = %v, want 1", v)
 	}
-	poolA := map[string]string{"staging_config_id": w.cfg["zone-a"], "zone": "zone-a", "workspace": "demo"}
-	if _, ok := series(t, w.reg, "greenroom_assigner_claims_total", poolA); ok {
+	poolA := map[string]string{"zone": "zone-a", "workspace": "demo"}
+	if _, ok := apptest.Metric(t, w.reg, "greenroom_assigner_claims_total", poolA); ok {
 		t.Error("a claim counted on zone-a/demo, which had nothing staged")
 	}
 
@@ -77,7 +34,7 @@ func TestClaimsAndMissesAreCountedPerStagingConfig(t *testing.T) {
 	_, got = w.request(t, "alice", "zone-a")
 	w.onDemand(t, got, "none_staged")
 	miss := func(reason string) float64 {
-		v, _ := series(t, w.reg, "greenroom_assigner_staged_misses_total", map[string]string{"zone": "zone-a", "workspace": "demo", "reason": reason})
+		v, _ := apptest.Metric(t, w.reg, "greenroom_assigner_staged_misses_total", map[string]string{"zone": "zone-a", "workspace": "demo", "reason": reason})
 		return v
 	}
 	if v := miss("none_staged"); v != 1 {
@@ -94,15 +51,15 @@ func TestClaimsAndMissesAreCountedPerStagingConfig(t *testing.T) {
 	if v := miss("permissions_differ"); v != 1 {
 		t.Errorf("permissions_differ misses in zone-a = %v, want 1", v)
 	}
-	if v, _ := series(t, w.reg, "greenroom_assigner_claims_total", poolA); v != 0 {
+	if v, _ := apptest.Metric(t, w.reg, "greenroom_assigner_claims_total", poolA); v != 0 {
 		t.Errorf("claims of zone-a/demo = %v, want 0: bob's permissions differ", v)
 	}
 
 	// The consumer's own metrics are on the same registry.
-	if _, ok := series(t, w.reg, "greenroom_bus_dead_letters_total", map[string]string{"consumer": "assigner"}); !ok {
+	if _, ok := apptest.Metric(t, w.reg, "greenroom_bus_dead_letters_total", map[string]string{"consumer": "assigner"}); !ok {
 		t.Error("no greenroom_bus_dead_letters_total for the assigner's consumer")
 	}
-	if _, ok := series(t, w.reg, "greenroom_bus_consumer_pending_messages", map[string]string{"consumer": "assigner"}); !ok {
+	if _, ok := apptest.Metric(t, w.reg, "greenroom_bus_consumer_pending_messages", map[string]string{"consumer": "assigner"}); !ok {
 		t.Error("no lag gauge for the assigner's consumer")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/services/expiry/app"
 	"github.com/greenroom-dev/greenroom/services/expiry/domain"
 )
@@ -26,32 +27,13 @@ func sweeper(t *testing.T, timers app.SessionTimers, now time.Time, cfg app.Swee
 }
 
 // counter reads a counter of the sweeper's metrics, by name and reason
-// label ("" for none).
+// label ("" for none); 0 before anything counted.
 func counter(t *testing.T, s *app.Sweeper, name, reason string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s.Collectors()...)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			label := ""
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" {
-					label = l.GetValue()
-				}
-			}
-			if label == reason {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	v, _ := apptest.Metric(t, reg, name, map[string]string{"reason": reason})
+	return v
 }
 
 func TestSweeperConfigDefaults(t *testing.T) {

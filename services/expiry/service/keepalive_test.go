@@ -26,47 +26,11 @@ import (
 // keepalives counts the consumer's handled keepalives by outcome.
 func keepalives(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
-	for _, f := range families {
-		if f.GetName() != "greenroom_expiry_keepalives_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" {
-					out[l.GetValue()] = m.GetCounter().GetValue()
-				}
-			}
-		}
+	for _, outcome := range []string{"extended", "not_running", "unknown_session"} {
+		out[outcome], _ = apptest.Metric(t, reg, "greenroom_expiry_keepalives_total", map[string]string{"outcome": outcome})
 	}
 	return out
-}
-
-// deadLetters is the consumer's greenroom_bus_dead_letters_total on reg.
-func deadLetters(t *testing.T, reg *prometheus.Registry) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "greenroom_bus_dead_letters_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "consumer" && l.GetValue() == ports.ConsumerName {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no greenroom_bus_dead_letters_total{consumer=%q}", ports.ConsumerName)
-	return 0
 }
 
 // Issue 10, point 3: greenroom.session.keepalive, consumed from JetStream by
@@ -139,7 +103,7 @@ func TestKeepaliveOnTheBusMovesTheDeadline(t *testing.T) {
 			len(rec.Find(bus.DeadLetterSubject(ports.ConsumerName), "")) == 1
 	})
 	// The dead letter is counted on the consumer's bus metrics.
-	if v := deadLetters(t, reg); v != 1 {
+	if v := apptest.MustMetric(t, reg, "greenroom_bus_dead_letters_total", map[string]string{"consumer": ports.ConsumerName}); v != 1 {
 		t.Errorf("greenroom_bus_dead_letters_total{consumer=%q} = %v, want 1", ports.ConsumerName, v)
 	}
 	want := s.RunningAt.Time.Add(8*time.Minute + expiration)

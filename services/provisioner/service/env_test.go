@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
+	"github.com/greenroom-dev/greenroom/libs/apptest"
 	libbus "github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/dbtest"
@@ -516,42 +517,17 @@ func (e *env) waitIdle() {
 	})
 }
 
-// counter returns the value of a counter metric with the given labels.
+// counter returns the value of the counter name that labels select (0
+// before anything counted).
 func (e *env) counter(name string, labels map[string]string) float64 {
 	e.t.Helper()
-	families, err := e.deps.Ops.Registry.Gather()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, mf := range families {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	v, _ := apptest.Metric(e.t, e.deps.Ops.Registry, name, labels)
+	return v
 }
 
-// histogram returns the sum and count of a histogram metric.
+// histogram returns the sum and count of the (unlabelled) histogram name.
 func (e *env) histogram(name string) (float64, uint64) {
 	e.t.Helper()
-	families, err := e.deps.Ops.Registry.Gather()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, mf := range families {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			h := mf.GetMetric()[0].GetHistogram()
-			return h.GetSampleSum(), h.GetSampleCount()
-		}
-	}
-	return 0, 0
+	h := apptest.Series(e.t, e.deps.Ops.Registry, name, nil).GetHistogram()
+	return h.GetSampleSum(), h.GetSampleCount()
 }

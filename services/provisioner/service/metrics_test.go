@@ -7,64 +7,25 @@ import (
 
 	"github.com/docker/docker/api/types/image"
 	"github.com/google/uuid"
-	dto "github.com/prometheus/client_model/go"
 
+	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
 	"github.com/greenroom-dev/greenroom/services/provisioner/service"
 )
 
-// metric returns the value of the series of family name with exactly
-// labels (a histogram's sample count) as /metrics would show it now, and
-// whether there is one.
+// metric returns the value of the series of family name that labels
+// select as /metrics would show it now, and whether there is one.
 func (e *env) metric(name string, labels map[string]string) (float64, bool) {
 	e.t.Helper()
-	families, err := e.deps.Ops.Registry.Gather()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if !labelsAre(m, labels) {
-				continue
-			}
-			switch {
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount()), true
-			}
-		}
-	}
-	return 0, false
-}
-
-func labelsAre(m *dto.Metric, want map[string]string) bool {
-	if len(m.GetLabel()) != len(want) {
-		return false
-	}
-	for _, l := range m.GetLabel() {
-		if v, ok := want[l.GetName()]; !ok || v != l.GetValue() {
-			return false
-		}
-	}
-	return true
+	return apptest.Metric(e.t, e.deps.Ops.Registry, name, labels)
 }
 
 // mustMetric is metric, failing the test when there is no such series.
 func (e *env) mustMetric(name string, labels map[string]string) float64 {
 	e.t.Helper()
-	v, ok := e.metric(name, labels)
-	if !ok {
-		e.t.Fatalf("no series %s%v", name, labels)
-	}
-	return v
+	return apptest.MustMetric(e.t, e.deps.Ops.Registry, name, labels)
 }
 
 // with returns labels plus k=v.
@@ -85,7 +46,7 @@ func TestStagingPoolGaugesAreReadFromTheDatabase(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	f := e.standardFixture(workspaceOptions{initDelay: "0s", cores: 0.5, memoryMB: 64})
 	cfg := e.addStagingConfig(f, 2, events.Permissions{})
-	pool := map[string]string{"staging_config_id": cfg, "zone": "zone-a", "workspace": "demo"}
+	pool := map[string]string{"zone": "zone-a", "workspace": "demo"}
 	if v := e.mustMetric("greenroom_staging_config_desired_sessions", pool); v != 2 {
 		t.Errorf("desired %v, want 2", v)
 	}
@@ -199,7 +160,7 @@ func TestShortfallGaugeNamesItsCauseAndFailuresCountByReason(t *testing.T) {
 	f := e.standardFixture(workspaceOptions{image: img, initDelay: "0s"})
 	cfg := e.addStagingConfig(f, 1, events.Permissions{})
 	e.poolConfigChanged(cfg, "created")
-	pool := map[string]string{"staging_config_id": cfg, "zone": "zone-a", "workspace": "demo"}
+	pool := map[string]string{"zone": "zone-a", "workspace": "demo"}
 	e.waitFor("the shortfall gauge", 20*time.Second, func() bool {
 		v, ok := e.metric("greenroom_staging_config_shortfall", with(pool, "reason", "image_missing"))
 		return ok && v == 1

@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
@@ -98,7 +98,7 @@ func TestOrphanContainerIsReapedAfterGracePeriod(t *testing.T) {
 	if s := e.session(live); s.Status != sessions.Running {
 		t.Errorf("live session is %s, want running", s.Status)
 	}
-	if n := counterValue(t, reg, "greenroom_provisioner_orphan_containers_removed_total"); n != float64(len(created)) {
+	if n := apptest.MustMetric(t, reg, "greenroom_provisioner_orphan_containers_removed_total", nil); n != float64(len(created)) {
 		t.Errorf("orphan counter = %v, want %d", n, len(created))
 	}
 }
@@ -211,8 +211,8 @@ func TestOnlyOneReplicaReapsAtATime(t *testing.T) {
 			t.Errorf("orphan container %s is still there", id[:12])
 		}
 	}
-	if n := counterValue(t, reg1, "greenroom_provisioner_orphan_containers_removed_total") +
-		counterValue(t, reg2, "greenroom_provisioner_orphan_containers_removed_total"); n != float64(len(orphans)) {
+	if n := apptest.MustMetric(t, reg1, "greenroom_provisioner_orphan_containers_removed_total", nil) +
+		apptest.MustMetric(t, reg2, "greenroom_provisioner_orphan_containers_removed_total", nil); n != float64(len(orphans)) {
 		t.Errorf("orphan counters add up to %v, want %d", n, len(orphans))
 	}
 	t.Logf("passes that found another replica reaping: %d of 6", total.ReapHeld)
@@ -254,19 +254,4 @@ func (e *env) containerExists(id string) bool {
 		}
 	}
 	return false
-}
-
-// counterValue is the value of an unlabelled counter in reg.
-func counterValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range families {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return 0
 }

@@ -14,7 +14,7 @@ var _ poolstate.Reader = (*Store)(nil)
 // sessions_pending_idx), by zone and workspace.
 func (s *Store) StagingPools(ctx context.Context) ([]poolstate.StagingPool, error) {
 	var pools []poolstate.StagingPool
-	err := s.db.SelectContext(ctx, &pools, `SELECT c.id, z.name AS zone, w.name AS workspace, c.desired_sessions,
+	err := s.db.SelectContext(ctx, &pools, `SELECT z.name AS zone, w.name AS workspace, c.desired_sessions,
 			c.status, c.last_error,
 			count(s.id) FILTER (WHERE s.status = 'staged') AS staged,
 			count(s.id) FILTER (WHERE s.status = 'provisioning') AS provisioning

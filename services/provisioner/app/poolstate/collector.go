@@ -51,7 +51,10 @@ func NewCollector(reader Reader, timeout time.Duration, log *zap.Logger) *Collec
 	if timeout <= 0 {
 		timeout = TimeoutDefault
 	}
-	staging := []string{"staging_config_id", "zone", "workspace"}
+	// A staging config is labelled by its zone and workspace, which name
+	// the one live config of a pool (staging_configs_zone_workspace_idx);
+	// its id would start new series each time a config is recreated.
+	staging := []string{"zone", "workspace"}
 	pool := []string{"pool", "type", "zone"}
 	return &Collector{
 		reader: reader, timeout: timeout, log: log.Named("pool_state"),
@@ -121,14 +124,14 @@ func (c *Collector) sendStaging(ch chan<- prometheus.Metric, pools []StagingPool
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	for _, p := range pools {
-		gauge(c.desired, float64(p.Desired), p.ID, p.Zone, p.Workspace)
-		gauge(c.current, float64(p.Staged), p.ID, p.Zone, p.Workspace)
-		gauge(c.provisioning, float64(p.Provisioning), p.ID, p.Zone, p.Workspace)
+		gauge(c.desired, float64(p.Desired), p.Zone, p.Workspace)
+		gauge(c.current, float64(p.Staged), p.Zone, p.Workspace)
+		gauge(c.provisioning, float64(p.Provisioning), p.Zone, p.Workspace)
 		for _, s := range Statuses {
-			gauge(c.status, boolValue(p.Status == s), p.ID, p.Zone, p.Workspace, s)
+			gauge(c.status, boolValue(p.Status == s), p.Zone, p.Workspace, s)
 		}
 		if p.Status == "shortfall" {
-			gauge(c.shortfall, 1, p.ID, p.Zone, p.Workspace, ShortfallReason(p.LastError))
+			gauge(c.shortfall, 1, p.Zone, p.Workspace, ShortfallReason(p.LastError))
 		}
 	}
 }

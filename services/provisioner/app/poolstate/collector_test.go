@@ -36,9 +36,9 @@ func (f *fakeReader) Pools(context.Context) ([]poolstate.Pool, error) { return f
 func TestCollectorReportsStatusAsAStateSetAndShortfallWithItsCause(t *testing.T) {
 	r := &fakeReader{
 		staging: []poolstate.StagingPool{
-			{ID: "c1", Zone: "zone-a", Workspace: "demo", Desired: 3, Staged: 1, Provisioning: 1, Status: "shortfall",
+			{Zone: "zone-a", Workspace: "demo", Desired: 3, Staged: 1, Provisioning: 1, Status: "shortfall",
 				LastError: "no_capacity: zone-a: no room"},
-			{ID: "c2", Zone: "zone-b", Workspace: "demo", Desired: 2, Staged: 2, Status: "ok", LastError: "image_missing: gone since"},
+			{Zone: "zone-b", Workspace: "demo", Desired: 2, Staged: 2, Status: "ok", LastError: "image_missing: gone since"},
 		},
 		pools: []poolstate.Pool{{Name: "fixed", Type: "server", Zone: "zone-a", Members: 2, Slots: 4, FreeSlots: 1, Sessions: 3}},
 	}
@@ -46,15 +46,15 @@ func TestCollectorReportsStatusAsAStateSetAndShortfallWithItsCause(t *testing.T)
 	want := `
 # HELP greenroom_staging_config_shortfall 1 while a staging config is in shortfall, labelled with the cause its last_error names (no_capacity, workspace_disabled, image_missing, provisioning_failed, provisioning_timeout, other).
 # TYPE greenroom_staging_config_shortfall gauge
-greenroom_staging_config_shortfall{reason="no_capacity",staging_config_id="c1",workspace="demo",zone="zone-a"} 1
+greenroom_staging_config_shortfall{reason="no_capacity",workspace="demo",zone="zone-a"} 1
 # HELP greenroom_staging_config_status 1 for a staging config's status (ok, filling, shortfall), 0 for the others.
 # TYPE greenroom_staging_config_status gauge
-greenroom_staging_config_status{staging_config_id="c1",status="filling",workspace="demo",zone="zone-a"} 0
-greenroom_staging_config_status{staging_config_id="c1",status="ok",workspace="demo",zone="zone-a"} 0
-greenroom_staging_config_status{staging_config_id="c1",status="shortfall",workspace="demo",zone="zone-a"} 1
-greenroom_staging_config_status{staging_config_id="c2",status="filling",workspace="demo",zone="zone-b"} 0
-greenroom_staging_config_status{staging_config_id="c2",status="ok",workspace="demo",zone="zone-b"} 1
-greenroom_staging_config_status{staging_config_id="c2",status="shortfall",workspace="demo",zone="zone-b"} 0
+greenroom_staging_config_status{status="filling",workspace="demo",zone="zone-a"} 0
+greenroom_staging_config_status{status="ok",workspace="demo",zone="zone-a"} 0
+greenroom_staging_config_status{status="shortfall",workspace="demo",zone="zone-a"} 1
+greenroom_staging_config_status{status="filling",workspace="demo",zone="zone-b"} 0
+greenroom_staging_config_status{status="ok",workspace="demo",zone="zone-b"} 1
+greenroom_staging_config_status{status="shortfall",workspace="demo",zone="zone-b"} 0
 # HELP greenroom_pool_free_sessions Sessions a server pool's enabled servers in a zone accept beyond their live ones.
 # TYPE greenroom_pool_free_sessions gauge
 greenroom_pool_free_sessions{pool="fixed",type="server",zone="zone-a"} 1

@@ -23,9 +23,9 @@ type Reader interface {
 	Pools(ctx context.Context) ([]Pool, error)
 }
 
-// StagingPool is one live staging config and its sessions.
+// StagingPool is one live staging config and its sessions. Its zone and
+// workspace identify it: one live config per pair.
 type StagingPool struct {
-	ID        string `db:"id"`
 	Zone      string `db:"zone"`
 	Workspace string `db:"workspace"`
 	Desired   int    `db:"desired_sessions"`
