@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,8 +78,14 @@ left alone (an empty file prunes nothing). Before deleting the workspace or
 zone of a staging config it deleted, it waits (showing progress on stderr,
 at most --wait-timeout) until that config's staged sessions are destroyed.
 
---dry-run reports the same lines and changes nothing. Apply stops at the
-first error, naming the resource and where the file gives it.`,
+Apply plans every resource (and every deletion) before its first change:
+a field that differs but cannot be changed, a pool's type while something
+is in it, or a prune the API would refuse because sessions of a deleted
+staging config still refer to a zone or agent it deletes (their workspace
+stays) is refused with nothing changed, every such resource named.
+--dry-run reports the same lines, or the same refusal, and changes nothing.
+Otherwise apply stops at the first error from the API, naming the resource
+and where the file gives it.`,
 		Example: `  greenroom apply -f deploy/demo/greenroom.yaml
   greenroom apply -f config.yaml --dry-run
   greenroom apply -f config.yaml --prune
@@ -163,8 +170,60 @@ func (s applySummary) String() string {
 
 // applyResources makes the API's configuration match rs (see `greenroom
 // apply --help`), reporting each resource on out and waits on progress.
+// It plans every change first (planApply) and makes none when the plan
+// refuses something.
 func applyResources(ctx context.Context, api *apiClient, rs []resource, o applyOptions, out, progress io.Writer) (applySummary, error) {
 	sum := applySummary{DryRun: o.DryRun}
+	plan, err := planApply(ctx, api, rs, o.Prune)
+	if err != nil {
+		return sum, err
+	}
+	for _, s := range plan.Steps {
+		line, err := s.run(ctx, api, o.DryRun, &sum)
+		if err != nil {
+			return sum, fmt.Errorf("%s (%s): %w", s.R, s.R.Source, err)
+		}
+		fmt.Fprintln(out, line)
+	}
+	err = prune(ctx, api, plan.Prune, o, &sum, out, progress)
+	return sum, err
+}
+
+// applyPlan is everything an apply will do, computed before its first
+// change.
+type applyPlan struct {
+	// Steps are the files' resources in the order they are applied.
+	Steps []applyStep
+	// Prune lists the resources --prune deletes, in that order.
+	Prune []pruneStep
+}
+
+// applyStep is what apply does with one resource of the files: create it
+// (Have is nil), or change what Diff says.
+type applyStep struct {
+	R    resource
+	Have map[string]any
+	Diff fieldDiff
+}
+
+// pruneStep is one resource --prune deletes: of kind K, with key Key, as
+// the API listed it.
+type pruneStep struct {
+	K   *kind
+	Key string
+	Obj map[string]any
+}
+
+func (p pruneStep) String() string { return p.K.Name + "/" + p.Key }
+
+// planApply lists the existing resources of the kinds rs mention and
+// decides, for every resource, whether it is created, changed (and how) or
+// unchanged, and with prune what is deleted. A refusal — a field that
+// differs but cannot be changed, a deletion the API would refuse — is an
+// error naming every such resource, so that apply changes nothing rather
+// than stopping halfway; a dry run reports the same error.
+func planApply(ctx context.Context, api *apiClient, rs []resource, withPrune bool) (applyPlan, error) {
+	var plan applyPlan
 	mentioned := map[*kind]bool{}
 	for _, r := range rs {
 		mentioned[r.Kind] = true
@@ -176,7 +235,7 @@ func applyResources(ctx context.Context, api *apiClient, rs []resource, o applyO
 		}
 		objs, err := api.listObjects(ctx, k.path(), nil)
 		if err != nil {
-			return sum, fmt.Errorf("listing %s: %w", k.Plural, err)
+			return plan, fmt.Errorf("listing %s: %w", k.Plural, err)
 		}
 		existing[k] = map[string]map[string]any{}
 		for _, obj := range objs {
@@ -184,78 +243,145 @@ func applyResources(ctx context.Context, api *apiClient, rs []resource, o applyO
 		}
 	}
 
+	var refusals []error
 	for _, k := range kinds {
 		for _, r := range rs {
 			if r.Kind != k {
 				continue
 			}
-			line, err := applyOne(ctx, api, r, existing[k][r.key()], o.DryRun, &sum)
-			if err != nil {
-				return sum, fmt.Errorf("%s (%s): %w", r, r.Source, err)
+			s := applyStep{R: r, Have: existing[k][r.key()]}
+			if s.Have != nil {
+				fs, err := fieldsOf(k)
+				if err != nil {
+					return plan, err
+				}
+				if s.Diff, err = diff(r, fs, s.Have); err == nil {
+					err = changeRefused(r, s.Have, s.Diff)
+				}
+				if err != nil {
+					refusals = append(refusals, fmt.Errorf("%s (%s): %w", r, r.Source, err))
+					continue
+				}
 			}
-			fmt.Fprintln(out, line)
+			plan.Steps = append(plan.Steps, s)
 		}
 	}
-	if !o.Prune {
-		return sum, nil
+	if withPrune {
+		named := map[string]bool{}
+		for _, r := range rs {
+			named[r.String()] = true
+		}
+		for i := len(kinds) - 1; i >= 0; i-- {
+			k := kinds[i]
+			for _, key := range sortedKeys(existing[k]) {
+				if p := (pruneStep{K: k, Key: key, Obj: existing[k][key]}); !named[p.String()] {
+					plan.Prune = append(plan.Prune, p)
+				}
+			}
+		}
+		kept, err := pruneKeptSessions(ctx, api, plan.Prune)
+		if err != nil {
+			return plan, err
+		}
+		refusals = append(refusals, kept...)
 	}
-	named := map[string]bool{}
-	for _, r := range rs {
-		named[r.String()] = true
+	if len(refusals) > 0 {
+		return applyPlan{}, fmt.Errorf("nothing was changed: %w", errors.Join(refusals...))
 	}
-	err := prune(ctx, api, existing, named, o, &sum, out, progress)
-	return sum, err
+	return plan, nil
 }
 
-// prune deletes, in the reverse of the apply order, the resources of
-// existing (the kinds the files mention) that are not named.
-func prune(ctx context.Context, api *apiClient, existing map[*kind]map[string]map[string]any, named map[string]bool,
-	o applyOptions, sum *applySummary, out, progress io.Writer) error {
-	suffix := ""
-	if o.DryRun {
-		suffix = " (dry run)"
+// changeRefused says why the API would refuse the change d of r, whose
+// object is have, whatever else the files change (nil if it would not):
+// a pool's type while agents, servers or workspaces are in it, or its
+// server_assignment turned off while servers of it are assigned to users.
+// Pools are applied before their members, so moving those in the same
+// files comes too late.
+func changeRefused(r resource, have map[string]any, d fieldDiff) error {
+	if r.Kind.Name != "pool" {
+		return nil
 	}
-	var gone []map[string]any // staging configs deleted, whose staged sessions are waited for
-	for i := len(kinds) - 1; i >= 0; i-- {
-		k := kinds[i]
-		for _, key := range sortedKeys(existing[k]) {
-			obj := existing[k][key]
-			name := k.Name + "/" + key
-			if named[name] {
-				continue
+	members, _ := have["members"].([]any)
+	workspaces, _ := have["workspaces"].([]any)
+	if slices.Contains(d.Changed, "type") && len(members)+len(workspaces) > 0 {
+		return fmt.Errorf("%s: field type differs (%v, the API has %v) but the API refuses to change it while %d member(s) and %d workspace(s) are in the pool: move them first",
+			r, r.Fields["type"], have["type"], len(members), len(workspaces))
+	}
+	if slices.Contains(d.Changed, "server_assignment") && r.Fields["server_assignment"] == false {
+		assigned := 0
+		for _, m := range members {
+			if m, ok := m.(map[string]any); ok && m["assigned_user"] != nil {
+				assigned++
 			}
-			if !o.DryRun {
-				if k.Name == "workspace" || k.Name == "zone" {
-					if err := waitStagedGone(ctx, api, gone, k, key, o.WaitTimeout, progress); err != nil {
-						return err
-					}
-				}
-				if err := api.do(ctx, http.MethodDelete, k.itemPath(pathKey(k, obj)), nil, nil, nil); err != nil {
-					return fmt.Errorf("deleting %s: %w", name, err)
-				}
-			}
-			if k.Name == "staging-config" {
-				gone = append(gone, obj)
-			}
-			sum.Deleted++
-			fmt.Fprintln(out, name+" deleted"+suffix)
+		}
+		if assigned > 0 {
+			return fmt.Errorf("%s: server_assignment cannot be turned off while %d server(s) of the pool are assigned to a user: set their assigned_user to null first",
+				r, assigned)
 		}
 	}
 	return nil
 }
 
-// applyOne creates r when have is nil, else changes what differs; it
-// returns the line that reports it.
-func applyOne(ctx context.Context, api *apiClient, r resource, have map[string]any, dryRun bool, sum *applySummary) (string, error) {
-	fs, err := fieldsOf(r.Kind)
-	if err != nil {
-		return "", err
+// pruneKeptSessions refuses the deletions of prune that the API would
+// refuse because of the sessions of a staging config prune deletes: the
+// API keeps a session, ended or not, as history until its workspace is
+// deleted, and a zone or agent a session refers to cannot be deleted. When
+// the workspace stays, its deleted staging configs' sessions keep their
+// zone and agent.
+func pruneKeptSessions(ctx context.Context, api *apiClient, prune []pruneStep) ([]error, error) {
+	deleted := map[string]bool{} // kind/key
+	for _, p := range prune {
+		deleted[p.String()] = true
 	}
+	var refusals []error
+	for _, p := range prune {
+		if p.K.Name != "staging-config" {
+			continue
+		}
+		ws, _ := p.Obj["workspace"].(string)
+		if deleted["workspace/"+ws] {
+			continue // its ended sessions go with the workspace
+		}
+		id, _ := p.Obj["id"].(string)
+		var sessions []map[string]any
+		listed := false
+		for _, ref := range []string{"zone", "agent"} {
+			if !slices.ContainsFunc(prune, func(q pruneStep) bool { return q.K.Name == ref }) {
+				continue
+			}
+			if !listed {
+				var err error
+				if sessions, err = api.listObjects(ctx, "/api/v1/sessions", url.Values{"staging_config": {id}}); err != nil {
+					return nil, fmt.Errorf("listing the sessions of %s: %w", p, err)
+				}
+				listed = true
+			}
+			counts := map[string]int{}
+			for _, s := range sessions {
+				if name, _ := s[ref].(string); deleted[ref+"/"+name] {
+					counts[name]++
+				}
+			}
+			for _, name := range sortedKeys(counts) {
+				refusals = append(refusals, fmt.Errorf("--prune would delete %s/%s, which %d session(s) of %s refer to; "+
+					"the API keeps them (ended ones too) until workspace/%s is deleted and would refuse (409): "+
+					"have the files leave out workspace/%s as well, or keep %s/%s in them",
+					ref, name, counts[name], p, ws, ws, ref, name))
+			}
+		}
+	}
+	return refusals, nil
+}
+
+// run makes the change of s (none in a dry run) and returns the line that
+// reports it.
+func (s applyStep) run(ctx context.Context, api *apiClient, dryRun bool, sum *applySummary) (string, error) {
+	r := s.R
 	dry := ""
 	if dryRun {
 		dry = " (dry run)"
 	}
-	if have == nil {
+	if s.Have == nil {
 		if !dryRun {
 			if err := api.do(ctx, http.MethodPost, r.Kind.path(), nil, r.Fields, nil); err != nil {
 				return "", err
@@ -264,12 +390,9 @@ func applyOne(ctx context.Context, api *apiClient, r resource, have map[string]a
 		sum.Created++
 		return r.String() + " created" + dry, nil
 	}
-	d, err := diff(r, fs, have)
-	if err != nil {
-		return "", err
-	}
+	d := s.Diff
 	if len(d.Patch) > 0 && !dryRun {
-		if err := api.do(ctx, http.MethodPatch, r.Kind.itemPath(pathKey(r.Kind, have)), nil, d.Patch, nil); err != nil {
+		if err := api.do(ctx, http.MethodPatch, r.Kind.itemPath(pathKey(r.Kind, s.Have)), nil, d.Patch, nil); err != nil {
 			return "", err
 		}
 	}
@@ -290,6 +413,33 @@ func applyOne(ctx context.Context, api *apiClient, r resource, have map[string]a
 	return line, nil
 }
 
+// prune makes the deletions of steps. Before deleting the workspace or
+// zone of a staging config it deleted, it waits for that config's staged
+// sessions to go.
+func prune(ctx context.Context, api *apiClient, steps []pruneStep, o applyOptions, sum *applySummary, out, progress io.Writer) error {
+	suffix := ""
+	if o.DryRun {
+		suffix = " (dry run)"
+	}
+	var gone []map[string]any // staging configs deleted, whose staged sessions are waited for
+	for _, p := range steps {
+		if !o.DryRun {
+			if err := waitStagedGone(ctx, api, gone, p.K, p.Key, o.WaitTimeout, progress); err != nil {
+				return err
+			}
+			if err := api.do(ctx, http.MethodDelete, p.K.itemPath(pathKey(p.K, p.Obj)), nil, nil, nil); err != nil {
+				return fmt.Errorf("deleting %s: %w", p, err)
+			}
+		}
+		if p.K.Name == "staging-config" {
+			gone = append(gone, p.Obj)
+		}
+		sum.Deleted++
+		fmt.Fprintln(out, p.String()+" deleted"+suffix)
+	}
+	return nil
+}
+
 // pathKey is what the API's item path names a resource by: its name, or
 // a staging config's id.
 func pathKey(k *kind, obj map[string]any) string {
@@ -301,12 +451,19 @@ func pathKey(k *kind, obj map[string]any) string {
 	return s
 }
 
-// waitStagedGone waits until the staging configs in gone that are of the
-// workspace or zone k/name have no staged session left that is not
-// destroyed or failed — the provisioner destroys them once it hears of
-// the deletion —, showing progress on progress. Sessions already assigned
-// to a user keep running; the deletion then says so.
+// waitStagedGone waits, before the workspace or zone k/name is deleted,
+// until the staging configs in gone that are of it have no staged session
+// left: one not ended (destroyed or failed) and not assigned to a user —
+// the provisioner destroys them once it hears of the deletion —, showing
+// progress on progress. Sessions already assigned to a user keep running;
+// the deletion then says so. (An agent needs no wait: the sessions on it
+// of a deleted workspace went with the workspace, deleted before it, and
+// planApply refuses the prune when the workspace stays; a server hosts no
+// staged sessions.)
 func waitStagedGone(ctx context.Context, api *apiClient, gone []map[string]any, k *kind, name string, timeout time.Duration, progress io.Writer) error {
+	if k.Name != "workspace" && k.Name != "zone" {
+		return nil
+	}
 	var ids []string
 	for _, sc := range gone {
 		if sc[k.Name] == name { // the staging config's zone or workspace
@@ -349,12 +506,14 @@ func waitStagedGone(ctx context.Context, api *apiClient, gone []map[string]any, 
 	}
 }
 
-// stagedLeft counts the sessions of the staging configs ids that have no
-// user and are not destroyed or failed.
+// stagedLeft counts the sessions of the staging configs ids that have not
+// ended (the API's ended=false: neither destroyed nor
+// failed) and have no user. Only sessions that have not ended are listed,
+// not a staging config's whole history.
 func stagedLeft(ctx context.Context, api *apiClient, ids []string) (int, error) {
 	left := 0
 	for _, id := range ids {
-		sessions, err := api.listObjects(ctx, "/api/v1/sessions", url.Values{"staging_config": {id}})
+		sessions, err := api.listObjects(ctx, "/api/v1/sessions", url.Values{"staging_config": {id}, "ended": {"false"}})
 		if err != nil {
 			return 0, err
 		}

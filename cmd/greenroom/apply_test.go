@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -676,5 +677,235 @@ func TestPruneWaitsForTheStagedSessionsOfADeletedStagingConfig(t *testing.T) {
 	}
 	if code := c.get("/api/v1/workspaces/browser", nil); code != http.StatusNotFound {
 		t.Errorf("workspace browser still there (%d)", code)
+	}
+}
+
+// TestApplyPlansEveryResourceBeforeChangingAnything: a change the API
+// would refuse — a pool's type while an agent is in it, or a field the
+// update body lacks — stops apply before its first write, though other
+// resources (a zone to change, one to create) come earlier in the apply
+// order; every refusal is named, and --dry-run reports the same error.
+func TestApplyPlansEveryResourceBeforeChangingAnything(t *testing.T) {
+	c := startConfigService(t)
+	c.cli("kind: zone\nname: zone-a\npriority: 1\n---\nkind: pool\nname: p\ntype: docker_agent\n---\n"+
+		"kind: agent\nname: agent-1\nzone: zone-a\npool: p\ndocker_endpoint: unix:///var/run/docker.sock\ncores: 4\nmemory_mb: 4096\n",
+		exitOK, nil, "apply", "-f", "-")
+	file := "kind: zone\nname: zone-a\npriority: 5\n---\nkind: zone\nname: zone-new\n---\nkind: pool\nname: p\ntype: server\n---\n" +
+		"kind: group\nname: staff\npriority: 3\n"
+
+	for _, args := range [][]string{{"apply", "-f", "-", "--dry-run"}, {"apply", "-f", "-"}} {
+		out, errOut := c.cli(file, exitFailure, nil, args...)
+		if !strings.Contains(errOut, "nothing was changed: pool/p (stdin:8): pool/p: field type differs (server, the API has docker_agent) but the API refuses to change it while 1 member(s)") {
+			t.Errorf("%v: stderr:\n%s", args, errOut)
+		}
+		if !strings.HasPrefix(out, "apply: 0 created, 0 changed, 0 unchanged, 0 deleted") {
+			t.Errorf("%v: stdout:\n%s", args, out)
+		}
+	}
+	var zone map[string]any
+	c.get("/api/v1/zones/zone-a", &zone)
+	if zone["priority"] != 1.0 {
+		t.Errorf("zone-a changed before the refusal: %v", zone)
+	}
+	for _, path := range []string{"/api/v1/zones/zone-new", "/api/v1/groups/staff"} {
+		if code := c.get(path, nil); code != http.StatusNotFound {
+			t.Errorf("created before the refusal: GET %s answers %d", path, code)
+		}
+	}
+
+	// A field the update body lacks (as if ZoneUpdate had no priority):
+	// refused with the other refusal, both before any write.
+	zoneKind, _ := kindNamed("zone")
+	fs, err := fieldsOf(zoneKind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	update := map[string]bool{}
+	for f, ok := range fs.Update {
+		update[f] = ok && f != "priority"
+	}
+	apiFields[zoneKind.Schema] = fieldSets{Create: fs.Create, Update: update, Read: fs.Read}
+	t.Cleanup(func() { apiFields[zoneKind.Schema] = fs })
+	_, errOut := c.cli(file, exitFailure, nil, "apply", "-f", "-")
+	if !strings.Contains(errOut, "zone/zone-a (stdin:1): zone/zone-a: field priority differs (5, the API has 1) but cannot be changed") ||
+		!strings.Contains(errOut, "\npool/p (stdin:8)") {
+		t.Errorf("two refusals:\n%s", errOut)
+	}
+	if code := c.get("/api/v1/zones/zone-new", nil); code != http.StatusNotFound {
+		t.Errorf("zone-new created before the refusals (%d)", code)
+	}
+	apiFields[zoneKind.Schema] = fs
+
+	// Without the pool's change the rest applies.
+	out, _ := c.cli(strings.Replace(file, "type: server", "type: docker_agent", 1), exitOK, nil, "apply", "-f", "-")
+	if !strings.Contains(out, "apply: 2 created, 1 changed, 1 unchanged, 0 deleted") {
+		t.Errorf("apply:\n%s", out)
+	}
+}
+
+// stageSession inserts a session of the staging config of zone-a and
+// workspace ws, as the provisioner would have made it, on the agent (or
+// the server: staged sessions are on agents, "" for none), with status and
+// an optional user ("" for none).
+func stageSession(t *testing.T, c *configService, ws, agent, server, status, user string) {
+	t.Helper()
+	if _, err := c.env.DB.ExecContext(context.Background(), `INSERT INTO sessions
+			(id, workspace_id, zone_id, agent_id, server_id, staging_config_id, user_id, origin, status)
+		SELECT $1, w.id, z.id, (SELECT id FROM agents WHERE name = $3), (SELECT id FROM servers WHERE name = $4), sc.id,
+			(SELECT id FROM users WHERE username = $6), 'staged', $5
+		FROM workspaces w, zones z, staging_configs sc
+		WHERE w.name = $2 AND z.name = 'zone-a' AND sc.workspace_id = w.id AND sc.zone_id = z.id AND sc.deleted_at IS NULL`,
+		uuid.NewString(), ws, agent, server, status, user); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPruneRefusesBeforeAnyDeletionAnAgentThatSessionsOfAKeptWorkspaceReferTo:
+// the API keeps a session, ended or not, until its workspace is deleted,
+// and refuses to delete an agent or zone one refers to. A prune that
+// deletes a staging config and the agent its sessions were on, but keeps
+// their workspace, is refused before it deletes anything (in a dry run
+// too); when the workspace goes too, the prune deletes it first and then
+// the agent.
+func TestPruneRefusesBeforeAnyDeletionAnAgentThatSessionsOfAKeptWorkspaceReferTo(t *testing.T) {
+	c := startConfigService(t)
+	zone := "kind: zone\nname: zone-a\nallow_origin_domain: example.com\nupstream_auth_address: example.com\n---\n"
+	agent := func(name string) string {
+		return "kind: agent\nname: " + name + "\nzone: zone-a\ndocker_endpoint: unix:///var/run/docker.sock\ncores: 4\nmemory_mb: 4096\n---\n"
+	}
+	other := "kind: workspace\nname: other\nimage: example/other:1\n---\nkind: staging-config\nzone: zone-a\nworkspace: other\ndesired_sessions: 0\n"
+	browser := "kind: workspace\nname: browser\nimage: example/browser:1\n---\n"
+	c.cli(zone+agent("agent-1")+browser+other+"---\nkind: staging-config\nzone: zone-a\nworkspace: browser\ndesired_sessions: 2\n",
+		exitOK, nil, "apply", "-f", "-")
+	stageSession(t, c, "browser", "agent-1", "", "staged", "")
+	stageSession(t, c, "browser", "agent-1", "", "destroyed", "")
+
+	// agent-1 and the browser staging config go, the workspace stays.
+	keep := zone + agent("agent-2") + browser + other
+	for _, args := range [][]string{{"apply", "-f", "-", "--prune", "--dry-run"}, {"apply", "-f", "-", "--prune"}} {
+		out, errOut := c.cli(keep, exitFailure, nil, args...)
+		if !strings.Contains(errOut, "nothing was changed: --prune would delete agent/agent-1, which 2 session(s) of staging-config/zone-a/browser refer to") ||
+			!strings.Contains(errOut, "workspace/browser") {
+			t.Errorf("%v: stderr:\n%s", args, errOut)
+		}
+		if !strings.HasPrefix(out, "apply: 0 created, 0 changed, 0 unchanged, 0 deleted") {
+			t.Errorf("%v: stdout:\n%s", args, out)
+		}
+	}
+	var sc struct {
+		Items []map[string]any `json:"items"`
+	}
+	c.get("/api/v1/staging-configs", &sc)
+	if len(sc.Items) != 2 {
+		t.Errorf("the refused prune deleted a staging config: %v", sc.Items)
+	}
+	if code := c.get("/api/v1/agents/agent-2", nil); code != http.StatusNotFound {
+		t.Errorf("the refused prune created agent-2 (%d)", code)
+	}
+
+	// The workspace goes too: it is deleted (its ended sessions with it)
+	// before the agent, once its staged session is destroyed.
+	if _, err := c.env.DB.ExecContext(context.Background(), `UPDATE sessions SET status = 'destroyed'`); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut := c.cli(zone+agent("agent-2")+other, exitOK, nil, "apply", "-f", "-", "--prune")
+	if !strings.Contains(out, "staging-config/zone-a/browser deleted\nworkspace/browser deleted\nagent/agent-1 deleted\n") {
+		t.Errorf("prune:\n%s\nstderr:\n%s", out, errOut)
+	}
+	if code := c.get("/api/v1/agents/agent-1", nil); code != http.StatusNotFound {
+		t.Errorf("agent-1 still there (%d)", code)
+	}
+}
+
+// TestStagedLeftAsksOnlyForSessionsThatHaveNotEnded: the wait lists a
+// staging config's sessions with ended=false, not its whole history, and
+// counts those without a user: provisioning, staged and destroying ones,
+// not assigned or ended ones.
+func TestStagedLeftAsksOnlyForSessionsThatHaveNotEnded(t *testing.T) {
+	c := startConfigService(t)
+	c.cli("kind: zone\nname: zone-a\nallow_origin_domain: example.com\nupstream_auth_address: example.com\n---\n"+
+		"kind: agent\nname: agent-1\nzone: zone-a\ndocker_endpoint: unix:///var/run/docker.sock\ncores: 4\nmemory_mb: 4096\n---\n"+
+		"kind: group\nname: everyone\n---\nkind: user\nusername: carol\ngroups: [everyone]\n---\n"+
+		"kind: workspace\nname: browser\nimage: example/browser:1\n---\nkind: staging-config\nzone: zone-a\nworkspace: browser\ndesired_sessions: 0\n",
+		exitOK, nil, "apply", "-f", "-")
+	for _, status := range []string{"provisioning", "staged", "destroying", "destroyed", "failed", "destroyed"} {
+		stageSession(t, c, "browser", "agent-1", "", status, "")
+	}
+	stageSession(t, c, "browser", "agent-1", "", "running", "carol")
+	stageSession(t, c, "browser", "agent-1", "", "assigning", "carol")
+
+	var queries []string
+	var mu sync.Mutex
+	target := c.URL
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.Path+"?"+r.URL.RawQuery)
+		mu.Unlock()
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	defer proxy.Close()
+	api, err := newAPIClient(&globalOptions{APIURL: proxy.URL, AdminToken: c.token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc struct {
+		Items []map[string]any `json:"items"`
+	}
+	c.get("/api/v1/staging-configs", &sc)
+	id, _ := sc.Items[0]["id"].(string)
+	left, err := stagedLeft(context.Background(), api, []string{id})
+	if err != nil || left != 3 {
+		t.Errorf("stagedLeft = %d, %v; want 3 (provisioning, staged, destroying)", left, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, q := range queries {
+		if !strings.Contains(q, "ended=false") || !strings.Contains(q, "staging_config="+id) {
+			t.Errorf("stagedLeft asked %s", q)
+		}
+	}
+	if len(queries) != 1 {
+		t.Errorf("queries: %v", queries)
+	}
+}
+
+// TestGetWritesWholeNumbersAsIntegers: a million is written 1000000 by
+// get -o yaml and -o json (not 1e+06), fractions stay, and the output
+// applies back unchanged.
+func TestGetWritesWholeNumbersAsIntegers(t *testing.T) {
+	c := startConfigService(t)
+	c.cli("kind: zone\nname: zone-a\n---\nkind: agent\nname: big\nzone: zone-a\ndocker_endpoint: unix:///var/run/docker.sock\n"+
+		"cores: 1000000\nmemory_mb: 2000000000\n---\nkind: workspace\nname: w\nimage: example/w:1\ncores: 0.5\nmemory_mb: 1048576\n",
+		exitOK, nil, "apply", "-f", "-")
+	yamlOut, _ := c.cli("", exitOK, nil, "get", "all", "-o", "yaml")
+	for _, want := range []string{"cores: 1000000\n", "memory_mb: 2000000000\n", "cores: 0.5\n", "memory_mb: 1048576\n"} {
+		if !strings.Contains(yamlOut, want) {
+			t.Errorf("get all -o yaml lacks %q:\n%s", want, yamlOut)
+		}
+	}
+	jsonOut, _ := c.cli("", exitOK, nil, "get", "all", "-o", "json")
+	for _, want := range []string{`"cores": 1000000,`, `"memory_mb": 2000000000,`, `"cores": 0.5,`} {
+		if !strings.Contains(jsonOut, want) {
+			t.Errorf("get all -o json lacks %q:\n%s", want, jsonOut)
+		}
+	}
+	if strings.Contains(yamlOut+jsonOut, "e+") {
+		t.Errorf("an exponent in the output:\n%s\n%s", yamlOut, jsonOut)
+	}
+	out, _ := c.cli(yamlOut, exitOK, nil, "apply", "-f", "-")
+	if !strings.Contains(out, "apply: 0 created, 0 changed, 3 unchanged, 0 deleted") {
+		t.Errorf("the output applied back:\n%s", out)
+	}
+	if v := documentValue(map[string]any{"n": []any{1e6, 2.5, -3.0, 1e300}}); fmt.Sprint(v) != "map[n:[1000000 2.5 -3 1e+300]]" {
+		t.Errorf("documentValue = %v", v)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 
@@ -185,7 +186,8 @@ type documentField struct {
 
 // documentOf turns an object the API answered into its document: only the
 // fields of the create body (no id, no status, no counts), with each $
-// that apply would read as a variable doubled.
+// that apply would read as a variable doubled and whole numbers written
+// as integers (see documentValue).
 func documentOf(k *kind, obj map[string]any) (document, error) {
 	fs, err := fieldsOf(k)
 	if err != nil {
@@ -193,33 +195,42 @@ func documentOf(k *kind, obj map[string]any) (document, error) {
 	}
 	doc := document{{"kind", k.Name}}
 	for _, f := range k.Key {
-		doc = append(doc, documentField{f, escapeValue(obj[f])})
+		doc = append(doc, documentField{f, documentValue(obj[f])})
 	}
 	for _, f := range fs.Create {
 		v, ok := obj[f]
 		if !ok || slices.Contains(k.Key, f) {
 			continue
 		}
-		doc = append(doc, documentField{f, escapeValue(v)})
+		doc = append(doc, documentField{f, documentValue(v)})
 	}
 	return doc, nil
 }
 
-// escapeValue applies escapeVars to every string in v (not to keys).
-func escapeValue(v any) any {
+// documentValue is v, a value as JSON decodes it, as a document writes
+// it: escapeVars applied to every string (not to keys), and every whole
+// number an int64, so that 1048576 is written so and not as the float
+// 1.048576e+06 (YAML writes a float64 in its shortest form, exponent
+// included).
+func documentValue(v any) any {
 	switch v := v.(type) {
 	case string:
 		return escapeVars(v)
+	case float64:
+		// Within ±2^63 a whole float64 converts exactly.
+		if v == math.Trunc(v) && v >= math.MinInt64 && v < math.MaxInt64 {
+			return int64(v)
+		}
 	case []any:
 		out := make([]any, len(v))
 		for i, x := range v {
-			out[i] = escapeValue(x)
+			out[i] = documentValue(x)
 		}
 		return out
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, x := range v {
-			out[k] = escapeValue(x)
+			out[k] = documentValue(x)
 		}
 		return out
 	}
