@@ -206,37 +206,73 @@ func (c *Client) Publish(ctx context.Context, r Request) (requestID string, dupl
 // Request publishes r and waits until its session is ready, it fails, or
 // ctx ends.
 func (c *Client) Request(ctx context.Context, r Request) (Session, error) {
-	if r.RequestID == "" {
-		r.RequestID = uuid.NewString()
-	}
-	ch, done := c.wait(r.RequestID)
-	defer done()
-	_, duplicate, err := c.Publish(ctx, r)
+	p := c.Expect(r)
+	defer p.Close()
+	_, duplicate, err := c.Publish(ctx, p.r)
 	if err != nil {
 		return Session{}, err
 	}
 	if duplicate {
 		// The request was already made; its outcome may already be in the
 		// stream, so look there as well as waiting.
-		go func() {
-			if o, ok := c.findOutcome(ctx, r.RequestID, bus.StreamDuplicatesDefault+time.Minute); ok {
-				select {
-				case ch <- o:
-				default:
-				}
-			}
-		}()
+		p.LookBack(ctx, bus.StreamDuplicatesDefault+time.Minute)
 	}
+	return p.Wait(ctx)
+}
+
+// Pending is a request whose outcome is awaited. It is registered before
+// the request is sent — by Publish, or by a caller that writes requests to
+// its outbox and publishes them after the commit — so that an outcome that
+// comes at once is not missed.
+type Pending struct {
+	c    *Client
+	r    Request
+	ch   chan outcome
+	done func()
+}
+
+// Expect registers the wait for r's outcome (a RequestID is generated when
+// r has none; RequestID tells it). Close it when done.
+func (c *Client) Expect(r Request) *Pending {
+	if r.RequestID == "" {
+		r.RequestID = uuid.NewString()
+	}
+	ch, done := c.wait(r.RequestID)
+	return &Pending{c: c, r: r, ch: ch, done: done}
+}
+
+// RequestID is the request's id.
+func (p *Pending) RequestID() string { return p.r.RequestID }
+
+// LookBack also looks in the stream, up to lookback, for an outcome
+// published already (the request was made before), in the background.
+func (p *Pending) LookBack(ctx context.Context, lookback time.Duration) {
+	go func() {
+		if o, ok := p.c.findOutcome(ctx, p.r.RequestID, lookback); ok {
+			select {
+			case p.ch <- o:
+			default:
+			}
+		}
+	}()
+}
+
+// Wait waits until the session is ready, the request fails, or ctx ends.
+// A session of another user or workspace — the request_id reused by
+// someone else, which the assigner refuses — is never taken as this
+// request's.
+func (p *Pending) Wait(ctx context.Context) (Session, error) {
 	for {
-		s, err := c.await(ctx, r.RequestID, ch)
-		// A request_id reused by someone else is refused by the assigner;
-		// never take the session it was first used for as ours.
-		if err == nil && (s.User != r.User || s.Workspace != r.Workspace) {
+		s, err := p.c.await(ctx, p.r.RequestID, p.ch)
+		if err == nil && (s.User != p.r.User || s.Workspace != p.r.Workspace) {
 			continue
 		}
 		return s, err
 	}
 }
+
+// Close ends the wait.
+func (p *Pending) Close() { p.done() }
 
 // Await waits for the outcome of a request published earlier (by anyone).
 // It also looks back in the stream, up to lookback, for an outcome that was

@@ -20,8 +20,15 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
-// SessionRequester publishes session requests and waits for their outcome
-// (a *client.Client).
+// ErrNotAccepted wraps a SessionRequester's error when the request was not
+// accepted: nothing was sent, and sending it again cannot make a second
+// session.
+var ErrNotAccepted = errors.New("the session request was not accepted")
+
+// SessionRequester sends session requests and waits for their outcome
+// (adapters.Requests, durable through the outbox; or a *client.Client).
+// A request Publish or Request accepted is served even if the bus is down
+// meanwhile; an error wrapping ErrNotAccepted means it was not accepted.
 type SessionRequester interface {
 	Publish(ctx context.Context, r client.Request) (requestID string, duplicate bool, err error)
 	Request(ctx context.Context, r client.Request) (client.Session, error)

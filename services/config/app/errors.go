@@ -29,6 +29,10 @@ const (
 	// Forbidden: the signed-in user may not reach what the request names
 	// (403).
 	Forbidden
+	// Unavailable: the request was not accepted, for a cause that passes
+	// (the database unreachable): nothing was done, and the same request
+	// may be sent again later (503 with Retry-After).
+	Unavailable
 )
 
 // Error is a use case's refusal. When Fields is set, its first entry names

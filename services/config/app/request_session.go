@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,7 +53,7 @@ func (a *App) RequestSession(ctx context.Context, in domain.SessionRequest, idem
 	}
 	refs, err := a.store.ResolveRequest(ctx, in.User.Value, in.Workspace.Value, in.Zone.Value, requestID)
 	if err != nil {
-		return SessionOutcome{}, err
+		return SessionOutcome{}, notAccepted(requestID, err)
 	}
 	for _, ref := range []struct {
 		field string
@@ -80,7 +81,7 @@ func (a *App) RequestSession(ctx context.Context, in domain.SessionRequest, idem
 	req := client.Request{RequestID: requestID, User: in.User.Value, Workspace: in.Workspace.Value, Zone: in.Zone.Value}
 	if wait == 0 {
 		if _, _, err := a.requests.Publish(ctx, req); err != nil {
-			return SessionOutcome{}, err
+			return SessionOutcome{}, notAccepted(requestID, err)
 		}
 		return a.pending(ctx, requestID)
 	}
@@ -133,8 +134,23 @@ func (a *App) await(ctx context.Context, requestID string, wait time.Duration, r
 		return SessionOutcome{}, &Error{Kind: ProvisioningFailed, Detail: failed.Reason + ": " + failed.Detail}
 	case ctx.Err() == nil && waitCtx.Err() != nil:
 		return a.pending(ctx, requestID)
+	case errors.Is(err, ErrNotAccepted):
+		return SessionOutcome{}, notAccepted(requestID, err)
 	}
 	return SessionOutcome{}, err
+}
+
+// notAccepted answers a session request that failed before it was
+// accepted: a refusal as it is, anything else (the database unreachable)
+// as Unavailable, for nothing was sent and the same request may be sent
+// again.
+func notAccepted(requestID string, err error) error {
+	var refusal *Error
+	if errors.As(err, &refusal) {
+		return err
+	}
+	return &Error{Kind: Unavailable, Detail: fmt.Sprintf(
+		"session request %s was not accepted (%v); nothing was sent: send it again later, with the same request_id", requestID, err)}
 }
 
 // pending answers a request whose outcome is not known yet, with its

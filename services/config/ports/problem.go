@@ -32,7 +32,12 @@ var statusOf = map[app.Kind]int{
 	app.ProvisioningFailed: http.StatusBadGateway,
 	app.Unauthenticated:    http.StatusUnauthorized,
 	app.Forbidden:          http.StatusForbidden,
+	app.Unavailable:        http.StatusServiceUnavailable,
 }
+
+// retryAfterSeconds is the Retry-After of a request not accepted for a
+// cause that passes.
+const retryAfterSeconds = "5"
 
 // responder writes answers, and logs what the client cannot be told.
 type responder struct {
@@ -75,8 +80,11 @@ func (rs responder) fail(w http.ResponseWriter, r *http.Request, err error) {
 		rs.problem(w, Problem{Status: http.StatusInternalServerError, Detail: "internal error; the service log has the cause"})
 		return
 	}
-	if refusal.Kind == app.Unauthenticated {
+	switch refusal.Kind {
+	case app.Unauthenticated:
 		w.Header().Set("WWW-Authenticate", bearerChallenge)
+	case app.Unavailable:
+		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
 	rs.problem(w, problemOf(statusOf[refusal.Kind], refusal.Detail, refusal.Fields))
 }

@@ -61,7 +61,7 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 	uc := app.New(app.Config{
 		Store:        adapters.NewStore(deps.DB),
 		Source:       deps.Source(),
-		Requests:     c,
+		Requests:     adapters.NewRequests(deps.DB, deps.NewDirect(), c, deps.Source()),
 		Stopping:     stopping,
 		Waiting:      metrics.SessionWaits,
 		HashPassword: signin.HashPassword,
