@@ -51,6 +51,9 @@ type Config struct {
 	ContainerAudit audit.ContainerAuditorConfig
 	// EngineWatcher tunes the watcher of the engines' container events.
 	EngineWatcher audit.EngineWatcherConfig
+	// Engines tunes the first contact with each Docker engine and how long
+	// one that did not answer is remembered as failed.
+	Engines docker.EnginesConfig
 	// ShutdownTimeout bounds how long the service waits, once stopping,
 	// for its parts and the events in flight; unfinished events are
 	// redelivered (GREENROOM_SHUTDOWN_TIMEOUT by default).
@@ -101,7 +104,7 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	}
 	cfg.Provision.ExtraLabels[DeploymentLabel] = deployment
 	s := &Service{}
-	engines := docker.NewEngines()
+	engines := docker.NewEnginesWith(cfg.Engines)
 	store := postgres.New(deps.DB, deps.Source()).PublishOutcomesDirectly(deps.NewDirect())
 	metrics := command.NewMetrics(deps.Ops.Registry)
 	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry)

@@ -2,7 +2,8 @@
 // start a session's container, inspect it, run an exec in it, stop and
 // remove it, and list containers by label. One client per agent endpoint
 // (unix:// or tcp://) is kept, with API version negotiation so engines as
-// old as API 1.41 work.
+// old as API 1.41 work; an engine that does not answer delays only the
+// calls for it (see Engines).
 package docker
 
 import (
@@ -40,33 +41,169 @@ const (
 
 // Engines hands out one Engine per Docker endpoint, created on first use
 // and kept: clients hold connection pools worth reusing.
+//
+// Each endpoint is contacted on its own: a lock is never held across a
+// network call, so an engine that does not answer delays only the calls
+// for it. While an endpoint is being contacted, other calls for it wait for
+// that contact and share its outcome rather than contacting it again. An
+// endpoint whose contact failed is remembered as failed for a backoff
+// (EnginesConfig): calls for it in that time get the same error at once,
+// without dialling it; the first call after the backoff contacts it again.
 type Engines struct {
-	mu      sync.Mutex
-	engines map[string]*Engine
+	cfg EnginesConfig
+	// ctx is cancelled by Close, ending the contacts under way.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex // guards what follows; never held across a network call
+	endpoints map[string]*endpointState
+	closed    bool
+
+	// testHookWait, when set, is called as a call starts waiting for
+	// another call's contact with endpoint.
+	testHookWait func(endpoint string)
 }
 
-// pingTimeout bounds the first contact with an engine.
-const pingTimeout = 10 * time.Second
+// EnginesConfig tunes how engines are contacted; zero values take the
+// defaults.
+type EnginesConfig struct {
+	// PingTimeout bounds the first contact with an engine (PingTimeoutDefault).
+	PingTimeout time.Duration
+	// FailureBackoffMin is how long an engine whose contact failed is
+	// remembered as failed (FailureBackoffMinDefault); it doubles with each
+	// failed contact in a row, up to FailureBackoffMax
+	// (FailureBackoffMaxDefault).
+	FailureBackoffMin, FailureBackoffMax time.Duration
+}
 
-// NewEngines returns an empty set of engines.
-func NewEngines() *Engines { return &Engines{engines: map[string]*Engine{}} }
+// Defaults of EnginesConfig.
+const (
+	PingTimeoutDefault       = 10 * time.Second
+	FailureBackoffMinDefault = 2 * time.Second
+	FailureBackoffMaxDefault = 30 * time.Second
+)
+
+func (c *EnginesConfig) withDefaults() {
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = PingTimeoutDefault
+	}
+	if c.FailureBackoffMin <= 0 {
+		c.FailureBackoffMin = FailureBackoffMinDefault
+	}
+	if c.FailureBackoffMax <= 0 {
+		c.FailureBackoffMax = FailureBackoffMaxDefault
+	}
+	c.FailureBackoffMax = max(c.FailureBackoffMax, c.FailureBackoffMin)
+}
+
+// backoff is how long an endpoint is remembered as failed after its
+// failures-th failed contact in a row (1 for the first).
+func (c EnginesConfig) backoff(failures int) time.Duration {
+	d := c.FailureBackoffMin
+	for i := 1; i < failures && d < c.FailureBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, c.FailureBackoffMax)
+}
+
+// endpointState is what Engines knows of one endpoint.
+type endpointState struct {
+	eng      *Engine  // set once a contact succeeded
+	contact  *contact // the contact under way, if any
+	err      error    // why the last contact failed
+	retryAt  time.Time
+	failures int // failed contacts in a row
+}
+
+// contact is one attempt to reach an endpoint; done is closed when eng or
+// err is set.
+type contact struct {
+	done chan struct{}
+	eng  *Engine
+	err  error
+}
+
+// ErrEnginesClosed is returned by For once Close was called.
+var ErrEnginesClosed = errors.New("docker engines closed")
+
+// NewEngines returns an empty set of engines with the default settings.
+func NewEngines() *Engines { return NewEnginesWith(EnginesConfig{}) }
+
+// NewEnginesWith returns an empty set of engines tuned by cfg.
+func NewEnginesWith(cfg EnginesConfig) *Engines {
+	cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engines{cfg: cfg, ctx: ctx, cancel: cancel, endpoints: map[string]*endpointState{}}
+}
 
 // For returns the engine of endpoint, e.g. unix:///var/run/docker.sock or
-// tcp://10.0.0.5:2375.
+// tcp://10.0.0.5:2375. Its first call for an endpoint contacts the engine
+// (bounded by PingTimeout); an endpoint whose contact failed less than its
+// backoff ago gets that failure again at once.
 func (e *Engines) For(endpoint string) (*Engine, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if eng, ok := e.engines[endpoint]; ok {
-		return eng, nil
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrEnginesClosed
 	}
+	st := e.endpoints[endpoint]
+	if st == nil {
+		st = &endpointState{}
+		e.endpoints[endpoint] = st
+	}
+	if st.eng != nil {
+		e.mu.Unlock()
+		return st.eng, nil
+	}
+	if c := st.contact; c != nil {
+		hook := e.testHookWait
+		e.mu.Unlock()
+		if hook != nil {
+			hook(endpoint)
+		}
+		<-c.done
+		return c.eng, c.err
+	}
+	if st.err != nil && time.Now().Before(st.retryAt) {
+		err := fmt.Errorf("%w (not contacted again before %s)", st.err, st.retryAt.Format(time.TimeOnly))
+		e.mu.Unlock()
+		return nil, err
+	}
+	c := &contact{done: make(chan struct{})}
+	st.contact = c
+	e.mu.Unlock()
+
+	eng, err := e.contact(endpoint)
+
+	e.mu.Lock()
+	if e.closed {
+		if eng != nil {
+			_ = eng.c.Close()
+		}
+		eng, err = nil, ErrEnginesClosed
+	}
+	st.contact = nil
+	if err != nil {
+		st.failures++
+		st.err, st.retryAt = err, time.Now().Add(e.cfg.backoff(st.failures))
+	} else {
+		st.eng, st.err, st.failures = eng, nil, 0
+	}
+	c.eng, c.err = eng, err
+	close(c.done)
+	e.mu.Unlock()
+	return eng, err
+}
+
+// contact makes a client for endpoint and negotiates its API version.
+func (e *Engines) contact(endpoint string) (*Engine, error) {
 	c, err := client.NewClientWithOpts(client.WithHost(endpoint), client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", endpoint, err)
 	}
 	// Negotiate the API version now, once: the client otherwise negotiates
 	// lazily on first use, and concurrent first uses race on its version.
-	// An engine that does not answer is not cached, so it is retried.
-	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.PingTimeout)
 	defer cancel()
 	ping, err := c.Ping(ctx)
 	if err != nil {
@@ -74,18 +211,23 @@ func (e *Engines) For(endpoint string) (*Engine, error) {
 		return nil, fmt.Errorf("docker engine %s does not answer: %w", endpoint, err)
 	}
 	c.NegotiateAPIVersionPing(ping)
-	eng := &Engine{c: c, endpoint: endpoint}
-	e.engines[endpoint] = eng
-	return eng, nil
+	return &Engine{c: c, endpoint: endpoint}, nil
 }
 
-// Close closes every client.
+// Close closes every client and ends the contacts under way; For fails
+// from then on.
 func (e *Engines) Close() {
+	e.cancel()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k, eng := range e.engines {
-		_ = eng.c.Close()
-		delete(e.engines, k)
+	e.closed = true
+	for k, st := range e.endpoints {
+		if st.eng != nil {
+			_ = st.eng.c.Close()
+		}
+		if st.contact == nil {
+			delete(e.endpoints, k)
+		}
 	}
 }
 

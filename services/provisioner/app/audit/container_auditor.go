@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,12 @@ const (
 	// how old a container without a live session must be before it is
 	// removed as an orphan.
 	ContainerAuditorGracePeriodDefault = 30 * time.Second
+	// ContainerAuditorEndpointConcurrencyDefault is how many endpoints a
+	// pass audits at once.
+	ContainerAuditorEndpointConcurrencyDefault = 8
+	// ContainerAuditorEndpointTimeoutDefault bounds the audit of one
+	// endpoint in a pass; what it did not get to, the next pass does.
+	ContainerAuditorEndpointTimeoutDefault = 2 * time.Minute
 )
 
 // eventRetries and eventRetryDelay: a session an engine event names may
@@ -74,11 +81,25 @@ type ContainerAuditorConfig struct {
 	// ExtraLabels). Deployments, or tests, that share a Docker engine and
 	// mark their containers so never remove each other's.
 	OrphanLabels map[string]string
+	// EndpointConcurrency is how many endpoints a pass audits at once, so
+	// that an engine that does not answer holds up only its own audit
+	// (ContainerAuditorEndpointConcurrencyDefault).
+	EndpointConcurrency int
+	// EndpointTimeout bounds the audit of one endpoint in a pass, so that
+	// an engine that stops answering mid-call does not hold up the next
+	// passes (ContainerAuditorEndpointTimeoutDefault).
+	EndpointTimeout time.Duration
 }
 
 func (c *ContainerAuditorConfig) withDefaults() {
 	if c.Interval <= 0 {
 		c.Interval = ContainerAuditorIntervalDefault
+	}
+	if c.EndpointConcurrency <= 0 {
+		c.EndpointConcurrency = ContainerAuditorEndpointConcurrencyDefault
+	}
+	if c.EndpointTimeout <= 0 {
+		c.EndpointTimeout = ContainerAuditorEndpointTimeoutDefault
 	}
 	c.GracePeriod = cmp.Or(c.GracePeriod, ContainerAuditorGracePeriodDefault)
 }
@@ -204,18 +225,35 @@ func (a *ContainerAuditor) run(ctx context.Context, only string) (AuditResult, e
 	if err != nil {
 		return AuditResult{}, fmt.Errorf("error auditing containers: %w", err)
 	}
-	var res AuditResult
-	var errs []error
+	// The endpoints are audited at once (up to EndpointConcurrency), each
+	// within EndpointTimeout: an engine that does not answer holds up its
+	// own audit only.
+	var (
+		mu   sync.Mutex
+		res  AuditResult
+		errs []error
+		wg   sync.WaitGroup
+	)
+	slots := make(chan struct{}, a.cfg.EndpointConcurrency)
 	for _, ep := range byEndpoint(agents) {
 		if only != "" && ep.address != only {
 			continue
 		}
-		one, err := a.auditEndpoint(ctx, ep)
-		res.add(one)
-		if err != nil {
-			errs = append(errs, err)
-		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			ectx, cancel := context.WithTimeout(ctx, a.cfg.EndpointTimeout)
+			defer cancel()
+			one, err := a.auditEndpoint(ectx, ep)
+			mu.Lock()
+			defer mu.Unlock()
+			res.add(one)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
 	}
+	wg.Wait()
 	if res.Failed > 0 || res.Unreachable > 0 || res.OrphansRemoved > 0 {
 		a.log.Info("container audit pass", zap.Int("checked", res.Checked), zap.Int("failed", res.Failed),
 			zap.Int("removed", res.Removed), zap.Int("skipped", res.Skipped), zap.Int("unreachable", res.Unreachable),
