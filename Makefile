@@ -24,7 +24,7 @@ help: ## Show this list
 up: ## Start a complete local deployment (PostgreSQL, NATS, 4 services, demo) and print the admin URL and token
 	@bash scripts/up.sh
 
-down: ## Stop the services and nats-server and remove every Greenroom container
+down: ## Stop the services and nats-server and remove the containers of this deployment (its greenroom.deployment label)
 	@bash scripts/down.sh
 
 test: ## Run every module's tests with -race (needs PostgreSQL, installed if missing, and Docker)

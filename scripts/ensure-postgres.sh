@@ -1,48 +1,87 @@
 #!/usr/bin/env bash
 # Makes sure the PostgreSQL Greenroom uses answers, installing and starting a
-# local one if needed (Debian/Ubuntu), with role and database `greenroom`
-# (password `greenroom`). The role is a superuser so that tests may CREATE
-# DATABASE (libs/dbtest gives each test its own database).
+# local one if needed (Debian/Ubuntu), with role and database `greenroom`.
 #
-# When GREENROOM_DATABASE_URL names another server, it only checks that the
-# server answers and changes nothing.
+# The role is no superuser and has no well-known password: it is LOGIN
+# CREATEDB (tests create a database each, libs/dbtest) NOSUPERUSER, with a
+# password generated here. The whole URL, password included, is written to
+# .run/database-url (mode 600), which `make up` gives the services as
+# GREENROOM_DATABASE_URL and which the CLI and the tests read when no URL is
+# given. A copy is kept for this OS user in
+# ~/.config/greenroom/database-url (mode 600), so that another checkout on
+# the same machine (a CI copy, a second clone) reuses the password instead
+# of replacing it under the first. A role left by an older version
+# (SUPERUSER, password `greenroom`) is changed in place to that.
 #
-# Idempotent: run it as often as you like.
+# When GREENROOM_DATABASE_URL names another server (anything but the URL in
+# .run/database-url), it only checks that the server answers and changes
+# nothing.
+#
+# Idempotent: run it as often as you like; the password stays the same
+# while it works.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-url="${GREENROOM_DATABASE_URL:-$default_database_url}"
-# What default_database_url names.
+# What the local URL names.
 role=greenroom
-password=greenroom
 database=greenroom
+# The URL of the role's password before this script generated one: it must
+# no longer let anyone in.
+legacy_url="postgres://greenroom:greenroom@127.0.0.1:5432/greenroom?sslmode=disable"
+
+url="$(local_database_url)"
+shared_url_file="${XDG_CONFIG_HOME:-${HOME:-/nonexistent}/.config}/greenroom/database-url"
 
 # answers URL: a query as the URL's role succeeds.
 answers() {
-	command -v psql >/dev/null 2>&1 && psql "$1" -XAtqc 'SELECT 1' >/dev/null 2>&1
+	command -v psql >/dev/null 2>&1 && PGCONNECT_TIMEOUT=5 psql "$1" -XAtqc 'SELECT 1' >/dev/null 2>&1
 }
 
-# is_superuser URL: the URL's role may create databases for tests.
-is_superuser() {
-	[[ "$(psql "$1" -XAtqc 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user' 2>/dev/null)" == t ]]
+# save_url URL: writes URL to .run/database-url and to this OS user's copy
+# (both mode 600).
+save_url() {
+	local f
+	for f in "$database_url_file" "$shared_url_file"; do
+		mkdir -p "$(dirname "$f")" 2>/dev/null || continue
+		(umask 077 && printf '%s\n' "$1" >"$f.tmp" && mv "$f.tmp" "$f") 2>/dev/null ||
+			say "could not write $f"
+	done
 }
 
-if [[ "$url" != "$default_database_url" ]]; then
+# is_restricted URL: the URL's role may create databases for tests, and is
+# no superuser.
+is_restricted() {
+	[[ "$(psql "$1" -XAtqc 'SELECT NOT rolsuper AND rolcreatedb FROM pg_roles WHERE rolname = current_user' 2>/dev/null)" == t ]]
+}
+
+if [[ -n "${GREENROOM_DATABASE_URL:-}" && "$GREENROOM_DATABASE_URL" != "$url" ]]; then
 	say "GREENROOM_DATABASE_URL points at another server; only checking that it answers"
 	if ! command -v psql >/dev/null 2>&1; then
 		die "psql is missing, so the server cannot be checked: install postgresql-client"
 	fi
-	if ! psql "$url" -XAtqc 'SELECT 1' >/dev/null; then
+	if ! psql "$GREENROOM_DATABASE_URL" -XAtqc 'SELECT 1' >/dev/null; then
 		die "PostgreSQL at GREENROOM_DATABASE_URL does not answer (see the psql error above)"
 	fi
 	say "PostgreSQL at GREENROOM_DATABASE_URL answers"
 	exit 0
 fi
 
+# A checkout without a working .run/database-url takes this OS user's copy
+# when that one works.
+if ! { [[ -n "$url" ]] && answers "$url"; }; then
+	shared="$(cat "$shared_url_file" 2>/dev/null || true)"
+	if [[ -n "$shared" ]] && answers "$shared"; then
+		url="$shared"
+		save_url "$url"
+		say "took the database URL of $shared_url_file into .run/database-url"
+	fi
+fi
+
 # Fast path: already set up (needs no privileges).
-if answers "$url" && is_superuser "$url"; then
-	say "PostgreSQL ready at 127.0.0.1:5432 (database $database, role $role)"
+if [[ -n "$url" ]] && answers "$url" && is_restricted "$url" && ! answers "$legacy_url"; then
+	[[ -s "$shared_url_file" ]] || save_url "$url"
+	say "PostgreSQL ready at 127.0.0.1:5432 (database $database, role $role; URL in .run/database-url)"
 	exit 0
 fi
 
@@ -103,21 +142,35 @@ for ((i = 0; i < 60; i++)); do
 	sleep 0.5
 done
 
-# 4. Role and database.
+# 4. Role and database. The password: the one of .run/database-url while
+# it works, else a new one.
 psql_admin() { as_postgres psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
-if [[ -z "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname = '$role'")" ]]; then
-	say "creating role $role (LOGIN SUPERUSER)"
-	psql_admin "CREATE ROLE $role LOGIN SUPERUSER PASSWORD '$password'" >/dev/null
-elif ! answers "$url" || ! is_superuser "$url"; then
-	say "resetting role $role to LOGIN SUPERUSER with the default password"
-	psql_admin "ALTER ROLE $role LOGIN SUPERUSER PASSWORD '$password'" >/dev/null
+password=""
+if [[ -n "$url" ]] && answers "$url"; then
+	password="$(sed -nE 's#^postgres://[^:/@]+:([0-9a-f]+)@.*#\1#p' <<<"$url")"
 fi
+if [[ -z "$password" ]]; then
+	password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+	say "generated a new password for role $role into .run/database-url"
+fi
+if [[ -z "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname = '$role'")" ]]; then
+	say "creating role $role (LOGIN CREATEDB, not a superuser)"
+	psql_admin "CREATE ROLE $role LOGIN NOSUPERUSER CREATEDB PASSWORD '$password'" >/dev/null
+else
+	say "setting role $role to LOGIN CREATEDB NOSUPERUSER with the password of .run/database-url"
+	psql_admin "ALTER ROLE $role LOGIN NOSUPERUSER CREATEDB PASSWORD '$password'" >/dev/null
+fi
+url="postgres://$role:$password@127.0.0.1:5432/$database?sslmode=disable"
+save_url "$url"
 if [[ -z "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = '$database'")" ]]; then
 	say "creating database $database"
 	psql_admin "CREATE DATABASE $database OWNER $role" >/dev/null
 fi
 
 if ! answers "$url"; then
-	die "PostgreSQL runs, but $url is refused: check pg_hba.conf allows password logins from 127.0.0.1"
+	die "PostgreSQL runs, but the URL in .run/database-url is refused: check pg_hba.conf allows password logins from 127.0.0.1"
 fi
-say "PostgreSQL ready at 127.0.0.1:5432 (database $database, role $role)"
+if answers "$legacy_url"; then
+	die "role $role still accepts the well-known password"
+fi
+say "PostgreSQL ready at 127.0.0.1:5432 (database $database, role $role; URL in .run/database-url)"

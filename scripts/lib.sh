@@ -4,7 +4,8 @@
 # shellcheck disable=SC2034
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-run_dir="$repo_root/.run"
+# GREENROOM_RUN_DIR moves it (tests of these scripts).
+run_dir="${GREENROOM_RUN_DIR:-$repo_root/.run}"
 log_dir="$run_dir/logs"
 
 # The services, in start order, and the port of each one's HTTP server (the
@@ -16,8 +17,37 @@ declare -A service_port=([config]=8080 [assigner]=8081 [provisioner]=8082 [expir
 declare -A service_addr_env=([config]=GREENROOM_HTTP_ADDR [assigner]=GREENROOM_HTTP_ADDR [provisioner]=GREENROOM_HTTP_ADDR
 	[expiry]=GREENROOM_HTTP_ADDR [gateway]=GREENROOM_GATEWAY_ADDR)
 
-# The defaults every component agrees on (libs/settings).
-default_database_url="postgres://greenroom:greenroom@127.0.0.1:5432/greenroom?sslmode=disable"
+# The defaults every component agrees on (libs/settings). The local
+# database's role has no well-known password: scripts/ensure-postgres.sh
+# generates one and writes the whole URL to .run/database-url (mode 600).
+default_database_url="postgres://greenroom@127.0.0.1:5432/greenroom?sslmode=disable"
+database_url_file="$run_dir/database-url"
+
+# local_database_url: the URL in .run/database-url (empty when missing).
+local_database_url() {
+	cat "$database_url_file" 2>/dev/null || true
+}
+
+# This deployment's identity (the deployment table, schemas/db/00002): every
+# container its provisioner makes carries greenroom.deployment=<id>. `make
+# up` keeps a copy in .run/deployment-id so that `make down` knows it even
+# when the database does not answer.
+deployment_id_file="$run_dir/deployment-id"
+
+# deployment_id URL: prints this deployment's id, from the database of URL,
+# else from .run/deployment-id; nothing when neither knows it.
+deployment_id() {
+	local id=""
+	if [[ -n "$1" ]] && command -v psql >/dev/null 2>&1; then
+		id="$(PGCONNECT_TIMEOUT=5 psql "$1" -XAtqc 'SELECT id FROM deployment' 2>/dev/null || true)"
+	fi
+	if [[ -z "$id" ]]; then
+		id="$(cat "$deployment_id_file" 2>/dev/null || true)"
+	fi
+	if [[ "$id" =~ ^[0-9a-f-]{36}$ ]]; then
+		printf '%s' "$id"
+	fi
+}
 default_nats_url="nats://127.0.0.1:4222"
 
 say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*"; }

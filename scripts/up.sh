@@ -11,7 +11,8 @@
 # leaves the configuration and data as they are. `make down` stops it all.
 #
 # Environment: GREENROOM_ADMIN_TOKEN (used as is when given; otherwise the
-# one in .run/admin-token, or a new one), GREENROOM_DATABASE_URL,
+# one in .run/admin-token, or a new one), GREENROOM_DATABASE_URL (else the
+# local one of .run/database-url, password included),
 # GREENROOM_NATS_URL, GREENROOM_LOG_LEVEL, DEMO_STAGED (default 3).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -19,7 +20,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo_root"
 
 staged="${DEMO_STAGED:-3}"
-export GREENROOM_DATABASE_URL="${GREENROOM_DATABASE_URL:-$default_database_url}"
 export GREENROOM_NATS_URL="${GREENROOM_NATS_URL:-$default_nats_url}"
 export GREENROOM_LOG_LEVEL="${GREENROOM_LOG_LEVEL:-info}"
 # GREENROOM_HTTP_ADDR is the config service's address (admin API and UI);
@@ -33,6 +33,9 @@ export GREENROOM_API_URL="http://$config_host:${service_port[config]}"
 
 say "1/8 PostgreSQL"
 bash scripts/ensure-postgres.sh
+# The local database's URL holds the role's generated password
+# (.run/database-url, written by ensure-postgres.sh).
+export GREENROOM_DATABASE_URL="${GREENROOM_DATABASE_URL:-$(local_database_url)}"
 
 say "2/8 NATS JetStream"
 if [[ "$GREENROOM_NATS_URL" == "$default_nats_url" ]]; then
@@ -47,10 +50,14 @@ bash scripts/build-demo-image.sh
 say "4/8 building the services and the CLI into bin/"
 bash scripts/build.sh bin
 
-say "5/8 migrating the database"
+say "5/8 migrating the database and setting the stream's limits"
 bin/greenroom migrate
 
 mkdir -p "$run_dir" "$log_dir"
+# This deployment's id, for make down (which removes only its containers).
+deployment="$(deployment_id "$GREENROOM_DATABASE_URL")"
+[[ -n "$deployment" ]] || die "could not read this deployment's id (SELECT id FROM deployment)"
+printf '%s\n' "$deployment" >"$deployment_id_file"
 token_file="$run_dir/admin-token"
 if [[ -n "${GREENROOM_ADMIN_TOKEN:-}" ]]; then
 	say "using the admin token from GREENROOM_ADMIN_TOKEN"

@@ -14,6 +14,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/natstest"
+	"github.com/greenroom-dev/greenroom/libs/stream"
 )
 
 // auditStream is an embedded JetStream with the GREENROOM stream.
@@ -30,7 +31,7 @@ func newAuditStream(t *testing.T) *auditStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bus.EnsureStream(context.Background(), js, bus.StreamConfig{}); err != nil {
+	if _, err := stream.Apply(context.Background(), js, stream.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	return &auditStream{t: t, url: srv.ClientURL(), nc: nc, pub: bus.NewPublisher(js, nil)}

@@ -14,6 +14,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/natstest"
+	"github.com/greenroom-dev/greenroom/libs/stream"
 )
 
 // fakeGreenroom stands in for the assigner and provisioner: it answers each
@@ -35,7 +36,7 @@ func startFakeGreenroom(t *testing.T, decide func(events.SessionRequested) (even
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bus.EnsureStream(ctx, js, bus.StreamConfig{}); err != nil {
+	if _, err := stream.Apply(ctx, js, stream.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	v, err := events.NewValidator()

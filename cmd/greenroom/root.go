@@ -23,6 +23,8 @@ type globalOptions struct {
 	DatabaseURL string
 	APIURL      string
 	AdminToken  string
+	// getenv is the environment the command runs in.
+	getenv func(string) string
 }
 
 // token returns the admin token, falling back to the file make up writes.
@@ -37,7 +39,7 @@ func (g *globalOptions) token() string {
 }
 
 func newRootCommand(getenv func(string) string) *cobra.Command {
-	g := &globalOptions{}
+	g := &globalOptions{getenv: getenv}
 	root := &cobra.Command{
 		Use:   "greenroom",
 		Short: "Operate Greenroom: session staging for container workspaces",
@@ -75,6 +77,11 @@ defaults match a local deployment started with 'make up'.`,
 			return f != nil && f.Changed
 		}, map[string]*string{"nats-url": &g.NatsURL, "database-url": &g.DatabaseURL,
 			"api-url": &g.APIURL, "admin-token": &g.AdminToken})
+		if g.DatabaseURL == settings.DatabaseURLDefault {
+			// Given neither way: the local database's URL, with the
+			// password scripts/ensure-postgres.sh generated, when there.
+			g.DatabaseURL = settings.LocalDatabaseURL(g.DatabaseURL)
+		}
 	}
 
 	root.AddCommand(

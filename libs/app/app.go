@@ -1,5 +1,6 @@
 // Package app wires what every Greenroom service needs at start: logger,
-// PostgreSQL, NATS JetStream and the GREENROOM stream, an event publisher
+// PostgreSQL, NATS JetStream and the GREENROOM stream (used as it is;
+// its limits are greenroom migrate's, see libs/stream), an event publisher
 // and validator, the outbox relay, and the operator HTTP endpoints. Each
 // service's main.go reads its settings (libs/settings) and calls Run,
 // which goes on in the same order for every service: logger,
@@ -29,6 +30,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/libs/startstop"
+	"github.com/greenroom-dev/greenroom/libs/stream"
 )
 
 // Deps are a service's connections. Close releases them.
@@ -82,8 +84,16 @@ func Connect(ctx context.Context, name string, s settings.Common, log *zap.Logge
 	sctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	for {
-		d.Stream, err = bus.EnsureStream(sctx, d.JS, bus.StreamConfig{Replicas: s.StreamReplicas})
+		// The stream's limits are greenroom migrate's (libs/stream): a
+		// service uses the stream as it is, and creates it with the
+		// defaults only when it is absent; it never changes it.
+		var created bool
+		d.Stream, created, err = stream.Ensure(sctx, d.JS, s.StreamReplicas)
 		if err == nil {
+			if created {
+				log.Warn("created the stream with the default limits; greenroom migrate sets the configured ones",
+					zap.String("stream", bus.StreamName))
+			}
 			break
 		}
 		select {

@@ -29,47 +29,14 @@ const (
 	StreamReplicasDefault   = 1
 )
 
-// StreamConfig tunes the GREENROOM stream; zero values take the defaults.
-type StreamConfig struct {
-	// MaxAge is how long events are kept for replay and audit.
-	MaxAge time.Duration
-	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped.
-	Duplicates time.Duration
-	// Replicas is 1 locally and 3 in a cluster.
-	Replicas int
-}
-
-// EnsureStream creates or updates the GREENROOM stream. Every service calls
-// it at start so that any may start first.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
-	if cfg.MaxAge == 0 {
-		cfg.MaxAge = StreamMaxAgeDefault
-	}
-	if cfg.Duplicates == 0 {
-		cfg.Duplicates = StreamDuplicatesDefault
-	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = StreamReplicasDefault
-	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "Greenroom: every request, decision and outcome, in order",
-		Subjects:    []string{"greenroom.>"},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		MaxAge:      cfg.MaxAge,
-		Duplicates:  cfg.Duplicates,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", StreamName, err)
-	}
-	return s, nil
-}
-
-// Validator checks an encoded event against its schema.
+// Validator checks an encoded event against its schema (events.Validator):
+// Validate as a writer must send it (Publisher refuses what fails it),
+// ValidateReceived as a reader accepts it (Consumer), which ignores unknown
+// fields and needs only the attributes CloudEvents requires, so that events
+// from a newer writer or another CloudEvents client are still handled.
 type Validator interface {
 	Validate(raw []byte) error
+	ValidateReceived(raw []byte) error
 }
 
 // Publisher publishes events to JetStream and waits for the stream's ack.

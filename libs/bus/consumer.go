@@ -76,6 +76,17 @@ type ConsumerConfig struct {
 	// without their acks: their messages are redelivered, to this replica
 	// or another, and handlers are idempotent.
 	ShutdownTimeout time.Duration
+	// Invalid, when set, is given each message that cannot be handed to
+	// the handler because it does not decode or does not match its schema
+	// (m.Invalid says why and wraps events.ErrMalformed; m.Event is set
+	// when at least the envelope decodes; m.Data holds the raw bytes), so
+	// that the service may answer it
+	// (the assigner fails a request whose request_id it can read). Its
+	// result counts as a handler's: nil acks the message; an error marked
+	// Permanent (or wrapping events.ErrMalformed) dead-letters it with that
+	// error as the reason; any other error is retried. Unset, such messages
+	// are dead-lettered.
+	Invalid Handler
 	// Registerer, when set, gets the consumer's metrics (metrics.go):
 	// deliveries by outcome, redeliveries and dead letters counted by
 	// this replica, and the durable consumer's lag read from the server
@@ -115,6 +126,22 @@ type Message struct {
 	Headers        nats.Header
 	NumDelivered   uint64
 	StreamSequence uint64
+	// Data is the message as published.
+	Data []byte
+	// Published is when the stream stored the message.
+	Published time.Time
+	// Invalid is why the message could not be decoded or validated, set
+	// only for ConsumerConfig.Invalid.
+	Invalid error
+}
+
+// Time is when the event was created: its CloudEvents time, or, when the
+// event has none (the attribute is optional), when the stream stored it.
+func (m Message) Time() time.Time {
+	if !m.Event.Time.IsZero() {
+		return m.Event.Time
+	}
+	return m.Published
 }
 
 // Handler handles one event. Returning nil acks it; an error marked
@@ -275,19 +302,30 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	m := Message{Subject: msg.Subject(), Headers: msg.Headers(), NumDelivered: md.NumDelivered, StreamSequence: md.Sequence.Stream}
+	m := Message{Subject: msg.Subject(), Headers: msg.Headers(), NumDelivered: md.NumDelivered, StreamSequence: md.Sequence.Stream,
+		Data: msg.Data(), Published: md.Timestamp}
 	log := c.log.With(zap.String("subject", m.Subject), zap.Uint64("stream_seq", m.StreamSequence), zap.Uint64("delivery", m.NumDelivered))
 	if m.NumDelivered > 1 {
 		c.metrics.redeliveries.Inc()
 	}
 
-	m.Event, err = events.Decode(msg.Data())
-	if err == nil && c.validator != nil {
-		// The validator's errors already match events.ErrMalformed.
-		err = c.validator.Validate(msg.Data())
+	// The schema check first: its errors name the offending fields. Both
+	// accept any spec-valid CloudEvent and ignore unknown fields; the
+	// validator's errors already match events.ErrMalformed.
+	if c.validator != nil {
+		err = c.validator.ValidateReceived(msg.Data())
 	}
+	ev, derr := events.Decode(msg.Data())
+	m.Event = ev
 	if err == nil {
-		err = c.runHandler(ctx, m)
+		err = derr
+	}
+	switch {
+	case err == nil:
+		err = c.runHandler(ctx, c.handler, m)
+	case c.cfg.Invalid != nil:
+		m.Invalid = err
+		err = c.runHandler(ctx, c.cfg.Invalid, m)
 	}
 	switch {
 	case err == nil:
@@ -331,13 +369,13 @@ func (c *Consumer) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func(
 
 // runHandler calls the handler and turns a panic into a retryable error,
 // so that one bad message never crashes the service.
-func (c *Consumer) runHandler(ctx context.Context, m Message) (err error) {
+func (c *Consumer) runHandler(ctx context.Context, h Handler, m Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panic: %v", r)
 		}
 	}()
-	return c.handler(ctx, m)
+	return h(ctx, m)
 }
 
 func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, m Message, cause error) {

@@ -1,6 +1,9 @@
 // Package dbtest gives each test its own freshly migrated PostgreSQL
-// database on the server named by GREENROOM_TEST_DATABASE_URL, and drops it
-// afterwards. A missing server fails the test: tests never skip silently.
+// database on the server named by GREENROOM_TEST_DATABASE_URL (else the
+// local one of scripts/ensure-postgres.sh, whose URL with its generated
+// password is in .run/database-url), and drops it afterwards. The role
+// needs CREATEDB, not SUPERUSER. A missing server fails the test: tests
+// never skip silently.
 package dbtest
 
 import (
@@ -8,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,18 +20,47 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/greenroom-dev/greenroom/libs/db"
+	"github.com/greenroom-dev/greenroom/libs/settings"
 )
 
-// DefaultURL is used when GREENROOM_TEST_DATABASE_URL is unset; it matches
-// what scripts/ensure-postgres.sh creates.
-const DefaultURL = "postgres://greenroom:greenroom@127.0.0.1:5432/greenroom?sslmode=disable"
+// DefaultURL is used when GREENROOM_TEST_DATABASE_URL is unset and no
+// .run/database-url is found: the local role without its password, which
+// a ~/.pgpass may give.
+const DefaultURL = settings.DatabaseURLDefault
 
-// AdminURL returns the URL of the server's maintenance database.
+// AdminURL returns the URL of the server's maintenance database:
+// GREENROOM_TEST_DATABASE_URL, else the one scripts/ensure-postgres.sh
+// wrote to .run/database-url in the repository the test runs in (found
+// from the working directory upwards), else DefaultURL.
 func AdminURL() string {
 	if u := os.Getenv("GREENROOM_TEST_DATABASE_URL"); u != "" {
 		return u
 	}
+	if u := localURL(); u != "" {
+		return u
+	}
 	return DefaultURL
+}
+
+// localURL reads .run/database-url in the nearest directory, from the
+// working directory up, that has one.
+func localURL() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, settings.LocalDatabaseURLFile)); err == nil {
+			if u := strings.TrimSpace(string(b)); u != "" {
+				return u
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
 }
 
 // New creates a database for t, migrates it and returns a connection and its

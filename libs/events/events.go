@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -58,15 +59,18 @@ const HeaderRequestID = "Greenroom-Request-Id"
 // handled and is dead-lettered rather than retried.
 var ErrMalformed = errors.New("malformed event")
 
-// Event is a CloudEvents 1.0 event in JSON structured mode.
+// Event is a CloudEvents 1.0 event in JSON structured mode. Greenroom's
+// writers set every attribute but Subject (New); a reader accepts any
+// spec-valid event, where Time, DataSchema and DataContentType may be
+// absent (zero) and unknown attributes are ignored (Decode).
 type Event struct {
 	SpecVersion     string          `json:"specversion"`
 	ID              string          `json:"id"`
 	Source          string          `json:"source"`
 	Type            string          `json:"type"`
-	Time            time.Time       `json:"time"`
-	DataSchema      string          `json:"dataschema"`
-	DataContentType string          `json:"datacontenttype"`
+	Time            time.Time       `json:"time,omitzero"`
+	DataSchema      string          `json:"dataschema,omitempty"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
 	Subject         string          `json:"subject,omitempty"`
 	Data            json.RawMessage `json:"data"`
 }
@@ -107,7 +111,11 @@ func NewWithID(id, source, eventType string, data any) (Event, error) {
 	}, nil
 }
 
-// Decode parses a structured-mode CloudEvent and checks its envelope.
+// Decode parses a structured-mode CloudEvent and checks its envelope as
+// CloudEvents 1.0 does: specversion, id, source and type are required;
+// time, dataschema and datacontenttype are optional (a datacontenttype
+// present must say JSON, IsJSONMediaType); unknown attributes are ignored.
+// Greenroom also needs data.
 func Decode(b []byte) (Event, error) {
 	var ev Event
 	if err := json.Unmarshal(b, &ev); err != nil {
@@ -118,22 +126,54 @@ func Decode(b []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: specversion %q, want %q", ErrMalformed, ev.SpecVersion, SpecVersion)
 	case ev.ID == "":
 		return Event{}, fmt.Errorf("%w: missing id", ErrMalformed)
+	case ev.Source == "":
+		return Event{}, fmt.Errorf("%w: missing source", ErrMalformed)
 	case ev.Type == "":
 		return Event{}, fmt.Errorf("%w: missing type", ErrMalformed)
+	case ev.DataContentType != "" && !IsJSONMediaType(ev.DataContentType):
+		return Event{}, fmt.Errorf("%w: datacontenttype %q is not JSON", ErrMalformed, ev.DataContentType)
 	case len(ev.Data) == 0 || string(ev.Data) == "null":
 		return Event{}, fmt.Errorf("%w: missing data", ErrMalformed)
 	}
 	return ev, nil
 }
 
-// DecodeData unmarshals the payload into v, rejecting unknown fields.
+// DecodeData unmarshals the payload into v. Fields v does not know are
+// ignored, so that a writer one version ahead (a rolling upgrade that adds
+// a field) is still understood; the schemas say what a writer sends.
 func (e Event) DecodeData(v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(e.Data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(e.Data, v); err != nil {
 		return fmt.Errorf("%w: %s data: %v", ErrMalformed, e.Type, err)
 	}
 	return nil
+}
+
+// RequestIDMaxLength is the longest request_id the schemas allow.
+const RequestIDMaxLength = 200
+
+// ReadRequestID reads data.request_id from an encoded event that may be
+// invalid in every other way, so that a malformed request can still be
+// answered. It returns "" unless the event is a JSON object whose data is an
+// object with a request_id string of 1 to RequestIDMaxLength characters.
+func ReadRequestID(raw []byte) string {
+	var ev struct {
+		Data struct {
+			RequestID any `json:"request_id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		// A field of the wrong type elsewhere fails Unmarshal but still
+		// fills what it could: only a syntax error leaves nothing.
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			return ""
+		}
+	}
+	id, _ := ev.Data.RequestID.(string)
+	if id == "" || utf8.RuneCountInString(id) > RequestIDMaxLength || !utf8.ValidString(id) {
+		return ""
+	}
+	return id
 }
 
 // Marshal encodes the event as JSON.

@@ -83,7 +83,10 @@ var samples = map[string]any{
 }
 
 // Validator is what libs/bus publishers and consumers expect.
-var _ interface{ Validate(raw []byte) error } = (*events.Validator)(nil)
+var _ interface {
+	Validate(raw []byte) error
+	ValidateReceived(raw []byte) error
+} = (*events.Validator)(nil)
 
 func newValidator(t *testing.T) *events.Validator {
 	t.Helper()
@@ -502,6 +505,8 @@ func TestDecodeRejectsMalformedEnvelopes(t *testing.T) {
 		"missing data":        valid(func(e map[string]any) { delete(e, "data") }),
 		"null data":           valid(func(e map[string]any) { e["data"] = nil }),
 		"time not a time":     valid(func(e map[string]any) { e["time"] = "yesterday" }),
+		"missing source":      valid(func(e map[string]any) { delete(e, "source") }),
+		"data not JSON":       valid(func(e map[string]any) { e["datacontenttype"] = "text/plain" }),
 	}
 	for name, raw := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -512,12 +517,20 @@ func TestDecodeRejectsMalformedEnvelopes(t *testing.T) {
 	}
 }
 
-func TestDecodeDataRejectsUnknownFields(t *testing.T) {
+// A writer one version ahead adds a field: readers ignore it (issue 15).
+func TestDecodeDataIgnoresUnknownFields(t *testing.T) {
 	ev := sample(t, events.TypeSessionRequested)
-	ev.Data = json.RawMessage(`{"request_id":"r","user":"u","workspace":"w","zone":"z","extra":1}`)
+	ev.Data = json.RawMessage(`{"request_id":"r","user":"u","workspace":"w","zone":"z","extra":1,"nested":{"a":[1]}}`)
 	var p events.SessionRequested
+	if err := ev.DecodeData(&p); err != nil {
+		t.Fatalf("DecodeData = %v", err)
+	}
+	if p != (events.SessionRequested{RequestID: "r", User: "u", Workspace: "w", Zone: "z"}) {
+		t.Fatalf("decoded %+v", p)
+	}
+	ev.Data = json.RawMessage(`{"request_id":"r","user":1}`)
 	if err := ev.DecodeData(&p); !errors.Is(err, events.ErrMalformed) {
-		t.Fatalf("DecodeData = %v, want ErrMalformed", err)
+		t.Fatalf("DecodeData of a mistyped field = %v, want ErrMalformed", err)
 	}
 }
 

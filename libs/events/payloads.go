@@ -110,12 +110,20 @@ const (
 	// ReasonRequestConflict: the request_id was already used for another
 	// user or workspace.
 	ReasonRequestConflict = "request_conflict"
+	// ReasonInvalidRequest: the request's request_id could be read but
+	// the request is otherwise invalid (a missing or mistyped field, an
+	// envelope attribute that is wrong); the detail names the field.
+	ReasonInvalidRequest = "invalid_request"
+	// ReasonExpired: the request was older than the assigner's maximum
+	// request age (GREENROOM_REQUEST_MAX_AGE) when it was read, say because a
+	// recreated consumer replayed it; it is never served.
+	ReasonExpired = "expired"
 )
 
 // FailureReasons lists every Reason* constant.
 var FailureReasons = []string{ReasonNoCapacity, ReasonUnknownReference, ReasonWorkspaceDisabled,
 	ReasonProvisioningFailed, ReasonProvisioningTimeout, ReasonAssignFailed, ReasonContainerGone,
-	ReasonRequestConflict, ReasonDestroyed}
+	ReasonRequestConflict, ReasonDestroyed, ReasonInvalidRequest, ReasonExpired}
 
 // RecordedFailure is how a failure is stored in sessions.failure_reason:
 // "<reason>: <detail>", so the machine-readable reason survives.

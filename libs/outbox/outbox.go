@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -73,9 +74,10 @@ func Emit(ctx context.Context, tx sqlx.ExecerContext, source, subject, eventType
 // Relay defaults.
 const (
 	RelayPollIntervalDefault = time.Second
-	// relayBusyRetry is how soon a relay that found another publishing
-	// looks again: the other may have fetched its rows before the commit
-	// that woke this one, and the poll interval is long to wait for that.
+	// relayBusyRetry is how soon a relay that found another publishing a
+	// partition looks again: the other may have fetched its rows before
+	// the commit that woke this one, and the poll interval is long to wait
+	// for that.
 	relayBusyRetry        = 50 * time.Millisecond
 	RelayBatchSizeDefault = 256
 )
@@ -85,21 +87,47 @@ type RelayConfig struct {
 	// PollInterval is the safety-net period between passes; passes also run
 	// at once on each insert (LISTEN/NOTIFY).
 	PollInterval time.Duration
-	// BatchSize bounds the events published per pass.
+	// BatchSize bounds the events published per partition per pass.
 	BatchSize int
 	// DatabaseURL is used for the LISTEN connection.
 	DatabaseURL string
 }
 
-// relayLockKey is the advisory lock held by the relay publishing now.
-const relayLockKey = 0x6772_6e72_6f6f_6d01 // "grnroom" 1
+// Partitions is the number of partitions the outbox is published in. An
+// event's partition is a hash of its aggregate (PartitionSQL): its
+// session, else its request; the events of neither (configuration changes,
+// shortfalls) share one partition, so that they keep the order they were
+// written in among themselves (a policy's change before the changes of the
+// workspaces it announces). So every event of one session is in one
+// partition. One relay at a time publishes a partition
+// (an advisory lock per partition), oldest row first, so a partition's
+// events reach the stream in the order they were written; relays work on
+// different partitions at once, so publishing scales with relay replicas
+// up to this number. Every relay of a deployment must use the same value:
+// it is a constant, not a setting.
+const Partitions = 16
+
+// relayLockClass is the first key of the partition locks
+// (pg_try_advisory_xact_lock(relayLockClass, partition)): "grnr".
+const relayLockClass = 0x67726e72
+
+// PartitionSQL is the SQL expression of an outbox row's partition (0 to
+// Partitions-1), computed from the row's columns: a hash of its session
+// id, else its request id, else of one key shared by every other event
+// (Partitions is a power of 2).
+var PartitionSQL = fmt.Sprintf(`(hashtext(COALESCE(NULLIF(payload->'data'->>'session_id', ''),
+	NULLIF(payload->'data'->>'request_id', ''), 'greenroom')) & %d)`, Partitions-1)
 
 // RelayResult counts what one pass did.
 type RelayResult struct {
 	Published int
-	// Busy is true when another relay was publishing; it publishes what
-	// this one would have.
+	// Partitions is the number of partitions this relay published from.
+	Partitions int
+	// Busy is true when another relay was publishing a partition that has
+	// rows; it publishes what this one would have there.
 	Busy bool
+	// More is true when a partition had more rows than a batch.
+	More bool
 }
 
 // RelayTestSignals fire as the relay works; tests wait on them instead of
@@ -113,8 +141,11 @@ type RelayTestSignals struct {
 func (ts *RelayTestSignals) Init() { ts.PassDone.Init() }
 
 // Relay publishes committed outbox rows. Any number of replicas may run
-// one: rows are taken with FOR UPDATE SKIP LOCKED. It is a startstop.Loop:
-// a pass on every notification and on each poll tick.
+// one, in every service: the outbox is published in Partitions partitions
+// by aggregate (see Partitions), each by one relay at a time, so relays
+// share the work, and each keeps a session's events in the order they were
+// written. It is a startstop.Loop: a pass on every notification and on
+// each poll tick.
 type Relay struct {
 	*startstop.Loop
 	cfg      RelayConfig
@@ -182,7 +213,7 @@ func (r *Relay) closeListener() {
 	}
 }
 
-// pass publishes batches until a batch is not full.
+// pass publishes batches until no partition has more than a batch left.
 func (r *Relay) pass(ctx context.Context) {
 	for {
 		res, err := r.RunOnce(ctx)
@@ -191,7 +222,7 @@ func (r *Relay) pass(ctx context.Context) {
 		}
 		r.TestSignals.PassDone.Signal(res)
 		r.busy = res.Busy
-		if err != nil || res.Published < r.cfg.BatchSize {
+		if err != nil || !res.More {
 			return
 		}
 	}
@@ -219,44 +250,89 @@ type row struct {
 	Headers []byte `db:"headers"`
 }
 
-// RunOnce publishes one batch of committed events, oldest first.
+// RunOnce publishes one batch of committed events, oldest first, from
+// each partition that has some and that no other relay is publishing.
 func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
+	// The partitions with rows to publish now, in an order of this pass's
+	// own, so that relays woken together start on different partitions.
+	//
+	// Both this listing and the fetches look at the window of the oldest
+	// Partitions × BatchSize rows only (read along the primary key), so a
+	// backlog of any size costs no more per pass. A partition's rows in the
+	// window are its oldest, so its order holds.
+	var parts []int
+	if err := r.db.SelectContext(ctx, &parts, `SELECT DISTINCT `+PartitionSQL+` FROM (
+		SELECT payload, subject FROM outbox WHERE publish_after IS NULL OR publish_after <= now()
+		ORDER BY seq LIMIT $1) w`, r.window()); err != nil {
+		return RelayResult{}, fmt.Errorf("listing outbox partitions: %w", err)
+	}
+	rand.Shuffle(len(parts), func(i, j int) { parts[i], parts[j] = parts[j], parts[i] })
+	var res RelayResult
+	for _, p := range parts {
+		n, busy, err := r.publishPartition(ctx, p)
+		res.Published += n
+		res.Busy = res.Busy || busy
+		if n > 0 {
+			res.Partitions++
+		}
+		if n >= r.cfg.BatchSize {
+			res.More = true
+		}
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// window is how many of the oldest rows a pass looks at.
+func (r *Relay) window() int { return Partitions * r.cfg.BatchSize }
+
+// publishPartition publishes one batch of partition p, unless another
+// relay holds it (busy).
+func (r *Relay) publishPartition(ctx context.Context, p int) (published int, busy bool, err error) {
 	tx, err := r.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return RelayResult{}, fmt.Errorf("beginning outbox pass: %w", err)
+		return 0, false, fmt.Errorf("beginning outbox pass: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	// One relay at a time, across every service and replica, so that the
-	// stream (the audit log) holds the events it publishes in the order
-	// they were committed. Events their committer publishes (Direct) are
-	// in the order of their publication instead, so the stream may hold a
-	// session's session.assigned before the session.staged a relay had
-	// not published yet; their CloudEvents times, set in the transactions
-	// that committed one after the other, keep the order.
+	// One relay at a time per partition, so that the stream (the audit
+	// log) holds a partition's events — every event of a session among
+	// them — in the order they were written. Across partitions, and for
+	// events their committer publishes (Direct), the stream's order is the
+	// order of publication, so it may hold a session's session.assigned
+	// before the session.staged a relay had not published yet; the
+	// events' CloudEvents times, set in transactions that committed one
+	// after the other, keep the order.
 	//
-	// The pass's commit only deletes published rows: if a database crash
-	// loses it, the rows are published again under the same ids, exactly as
-	// after a relay crash between publish and delete. So it need not wait
-	// for the WAL flush, which would hold up the next pass (and the events
-	// behind it) on every commit.
+	// The transaction's commit only deletes published rows: if a database
+	// crash loses it, the rows are published again under the same ids,
+	// exactly as after a relay crash between publish and delete. So it need
+	// not wait for the WAL flush, which would hold up the next pass (and
+	// the events behind it) on every commit.
 	var mine bool
-	if err := tx.GetContext(ctx, &mine, `SELECT pg_try_advisory_xact_lock($1)
-		AND set_config('synchronous_commit', 'off', true) = 'off'`, relayLockKey); err != nil {
-		return RelayResult{}, fmt.Errorf("taking the relay lock: %w", err)
+	if err := tx.GetContext(ctx, &mine, `SELECT pg_try_advisory_xact_lock($1, $2)
+		AND set_config('synchronous_commit', 'off', true) = 'off'`, relayLockClass, p); err != nil {
+		return 0, false, fmt.Errorf("taking the lock of outbox partition %d: %w", p, err)
 	}
 	if !mine {
-		return RelayResult{Busy: true}, nil
+		return 0, true, nil
 	}
+	// Rows of the partition committed after the listing are taken too;
+	// FOR UPDATE SKIP LOCKED leaves out a row its committer (Direct) is
+	// deleting after publishing it.
 	var rows []row
 	if err := tx.SelectContext(ctx, &rows,
 		`SELECT seq, id, subject, payload, headers FROM outbox
-		WHERE publish_after IS NULL OR publish_after <= now()
+		WHERE seq IN (SELECT seq FROM outbox WHERE publish_after IS NULL OR publish_after <= now()
+			ORDER BY seq LIMIT $3)
+		AND `+PartitionSQL+` = $2
 		ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-		r.cfg.BatchSize); err != nil {
-		return RelayResult{}, fmt.Errorf("fetching outbox rows: %w", err)
+		r.cfg.BatchSize, p, r.window()); err != nil {
+		return 0, false, fmt.Errorf("fetching outbox rows of partition %d: %w", p, err)
 	}
 	if len(rows) == 0 {
-		return RelayResult{}, nil
+		return 0, false, nil
 	}
 	done := make([]int64, 0, len(rows))
 	var pubErr error
@@ -277,11 +353,11 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 	}
 	if len(done) > 0 {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq = ANY($1)`, pq.Array(done)); err != nil {
-			return RelayResult{}, fmt.Errorf("deleting published outbox rows: %w", err)
+			return 0, false, fmt.Errorf("deleting published outbox rows: %w", err)
 		}
 		if err := tx.Commit(); err != nil {
-			return RelayResult{}, fmt.Errorf("committing outbox pass: %w", err)
+			return 0, false, fmt.Errorf("committing outbox pass: %w", err)
 		}
 	}
-	return RelayResult{Published: len(done)}, pubErr
+	return len(done), false, pubErr
 }

@@ -3,9 +3,12 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/nats-io/nats.go/jetstream"
@@ -107,8 +110,11 @@ func TestRelayWakesOnInsertWithoutWaitingForItsPoll(t *testing.T) {
 	rec.Wait(t, "greenroom.config.changed.zone", "", 5*time.Second)
 }
 
+// relayLockClass is outbox.go's first key of the partition locks.
+const relayLockClass = 0x67726e72
+
 // TestRelayThatFoundAnotherPublishingLooksAgainSoon: a relay woken while
-// another held the relay lock leaves the rows to it; but the other may
+// another held the lock of a partition leaves its rows to it; but the other may
 // have fetched its batch before the commit that woke this one, so this one
 // looks again shortly instead of at its next poll (an hour here).
 func TestRelayThatFoundAnotherPublishingLooksAgainSoon(t *testing.T) {
@@ -121,14 +127,15 @@ func TestRelayThatFoundAnotherPublishingLooksAgainSoon(t *testing.T) {
 	rec := apptest.NewRecorder(t, deps.NC)
 	relay.TestSignals.PassDone.WaitOrTimeout(t, 30*time.Second) // LISTEN registered
 
-	// Another relay publishing: it holds the relay lock (outbox.go's
-	// relayLockKey) and has fetched its batch already.
+	// Another relay publishing: it holds every partition's lock (outbox.go's
+	// relayLockClass) and has fetched its batches already.
 	other, err := env.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = other.Rollback() }()
-	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(0x6772_6e72_6f6f_6d01)); err != nil {
+	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, p) FROM generate_series(0, $2) p`,
+		relayLockClass, outbox.Partitions-1); err != nil {
 		t.Fatal(err)
 	}
 	ev, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000009", Name: "z"})
@@ -328,5 +335,163 @@ func TestRowsForTheirCommitterDoNotWakeTheRelay(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the marker notification never came")
 		}
+	}
+}
+
+// TestTwoRelaysShareTheOutboxLosingNothingAndPublishingNothingTwice runs
+// two relays (each with its own NATS connection, as two replicas would)
+// on one database at the same time over the events of 64 sessions: both
+// publish, every event is in the stream once, no row is published by both
+// (their counts add up to the events written, without relying on the
+// stream's Nats-Msg-Id dedup), and each session's events are in the stream
+// in the order they were written.
+func TestTwoRelaysShareTheOutboxLosingNothingAndPublishingNothingTwice(t *testing.T) {
+	env := apptest.New(t)
+	depsA, depsB := env.Deps(t, "a"), env.Deps(t, "b")
+	ctx := context.Background()
+	const sessions, perSession = 64, 20
+	ids := make([]string, sessions)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+	}
+	// Written interleaved, one transaction each, as services would.
+	want := map[string][]string{} // session → event ids in written order
+	for range perSession {
+		for _, sid := range ids {
+			ev, err := outbox.Emit(ctx, env.DB, "test", "greenroom.session.keepalive", events.TypeSessionKeepalive,
+				events.SessionKeepalive{SessionID: sid}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[sid] = append(want[sid], ev.ID)
+		}
+	}
+	total := sessions * perSession
+
+	cfg := outbox.RelayConfig{BatchSize: 8}
+	relays := []*outbox.Relay{
+		outbox.NewRelay(cfg, env.DB, depsA.Publisher, depsA.Log),
+		outbox.NewRelay(cfg, env.DB, depsB.Publisher, depsB.Log),
+	}
+	published := make([]int, len(relays))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, len(relays))
+	for i, r := range relays {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			deadline := time.Now().Add(60 * time.Second)
+			for time.Now().Before(deadline) {
+				res, err := r.RunOnce(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				published[i] += res.Published
+				var left int
+				if err := env.DB.Get(&left, `SELECT count(*) FROM outbox`); err != nil {
+					errs <- err
+					return
+				}
+				if left == 0 {
+					return
+				}
+			}
+			errs <- fmt.Errorf("relay %d: outbox not empty after 60s", i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("relay a published %d, relay b %d, of %d", published[0], published[1], total)
+	if published[0] == 0 || published[1] == 0 {
+		t.Errorf("both relays must share the work: published %v", published)
+	}
+	if published[0]+published[1] != total {
+		t.Errorf("relays published %d events in all, want %d: a row was published by both, or lost", published[0]+published[1], total)
+	}
+
+	info, err := depsA.Stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != uint64(total) {
+		t.Fatalf("the stream holds %d messages, want %d", info.State.Msgs, total)
+	}
+	got := map[string][]string{}
+	seen := map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		msg, err := depsA.Stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := events.Decode(msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[ev.ID] {
+			t.Fatalf("event %s is in the stream twice", ev.ID)
+		}
+		seen[ev.ID] = true
+		var data events.SessionKeepalive
+		if err := ev.DecodeData(&data); err != nil {
+			t.Fatal(err)
+		}
+		got[data.SessionID] = append(got[data.SessionID], ev.ID)
+	}
+	for _, sid := range ids {
+		if !slices.Equal(got[sid], want[sid]) {
+			t.Fatalf("session %s: events in the stream in the order %v, written %v", sid, got[sid], want[sid])
+		}
+	}
+}
+
+// TestRelayPublishesTheOtherPartitionsWhileOneIsBusy: a partition another
+// relay holds does not hold up the others.
+func TestRelayPublishesTheOtherPartitionsWhileOneIsBusy(t *testing.T) {
+	env := apptest.New(t)
+	deps := env.Deps(t, "test")
+	ctx := context.Background()
+	// Two sessions' events in different partitions.
+	var evs []events.Event
+	parts := map[int]bool{}
+	for len(evs) < 2 {
+		ev, err := outbox.Emit(ctx, env.DB, "test", "greenroom.session.keepalive", events.TypeSessionKeepalive,
+			events.SessionKeepalive{SessionID: uuid.NewString()}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p int
+		if err := env.DB.Get(&p, `SELECT `+outbox.PartitionSQL+` FROM outbox WHERE id = $1`, ev.ID); err != nil {
+			t.Fatal(err)
+		}
+		if parts[p] {
+			env.DB.MustExec(`DELETE FROM outbox WHERE id = $1`, ev.ID)
+			continue
+		}
+		parts[p] = true
+		evs = append(evs, ev)
+		if len(evs) == 1 {
+			// Another relay is publishing the first one's partition.
+			other, err := env.DB.BeginTxx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = other.Rollback() }()
+			other.MustExec(`SELECT pg_advisory_xact_lock($1, $2)`, relayLockClass, p)
+		}
+	}
+	res, err := deps.NewRelay().RunOnce(ctx)
+	if err != nil || res.Published != 1 || !res.Busy {
+		t.Fatalf("relay pass: %+v %v; want the free partition's event published and the busy one reported", res, err)
+	}
+	var left string
+	if err := env.DB.Get(&left, `SELECT id FROM outbox`); err != nil || left != evs[0].ID {
+		t.Fatalf("left in the outbox: %q %v; want the busy partition's %s", left, err, evs[0].ID)
 	}
 }

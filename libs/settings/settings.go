@@ -17,13 +17,31 @@ import (
 	"github.com/peterbourgon/ff/v3"
 )
 
-// Defaults that match the local deployment of `make up`.
+// Defaults that match the local deployment of `make up`. The local
+// database role has no well-known password: scripts/ensure-postgres.sh
+// generates one and writes the whole URL to LocalDatabaseURLFile, which
+// `make up` passes to the services as GREENROOM_DATABASE_URL and the CLI
+// reads when no URL is given (LocalDatabaseURL).
 const (
-	DatabaseURLDefault = "postgres://greenroom:greenroom@127.0.0.1:5432/greenroom?sslmode=disable"
+	DatabaseURLDefault = "postgres://greenroom@127.0.0.1:5432/greenroom?sslmode=disable"
 	NatsURLDefault     = "nats://127.0.0.1:4222"
 	HTTPAddrDefault    = "127.0.0.1:8080"
 	LogLevelDefault    = "info"
 )
+
+// LocalDatabaseURLFile is where scripts/ensure-postgres.sh writes the URL
+// of the local database (mode 600), relative to the repository root.
+const LocalDatabaseURLFile = ".run/database-url"
+
+// LocalDatabaseURL returns the URL in LocalDatabaseURLFile (relative to
+// the working directory) when it can be read, else def.
+func LocalDatabaseURL(def string) string {
+	b, err := os.ReadFile(LocalDatabaseURLFile)
+	if u := strings.TrimSpace(string(b)); err == nil && u != "" {
+		return u
+	}
+	return def
+}
 
 // Common holds the settings of DESIGN.md's "Configuration".
 type Common struct {
@@ -32,7 +50,8 @@ type Common struct {
 	HTTPAddr    string
 	AdminToken  string
 	LogLevel    string
-	// StreamReplicas is 1 locally, 3 in a NATS cluster.
+	// StreamReplicas is 1 locally, 3 in a NATS cluster: used only when
+	// the stream does not exist yet (greenroom migrate sets its limits).
 	StreamReplicas int
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
@@ -187,7 +206,7 @@ func (c *Common) RegisterAs(fs *flag.FlagSet, httpAddrEnv, httpAddrDefault, http
 	String(fs, &c.HTTPAddr, httpAddrEnv, httpAddrDefault, httpAddrUsage)
 	Secret(fs, &c.AdminToken, "GREENROOM_ADMIN_TOKEN", "bearer token of the admin API")
 	String(fs, &c.LogLevel, "GREENROOM_LOG_LEVEL", LogLevelDefault, "log level: debug, info, warn, error")
-	Int(fs, &c.StreamReplicas, "GREENROOM_STREAM_REPLICAS", 1, "replicas of the GREENROOM stream (3 in a NATS cluster)")
+	Int(fs, &c.StreamReplicas, "GREENROOM_STREAM_REPLICAS", 1, "replicas of the GREENROOM stream if this service has to create it (greenroom migrate sets the limits of an existing one; 3 in a NATS cluster)")
 	Duration(fs, &c.ShutdownTimeout, "GREENROOM_SHUTDOWN_TIMEOUT", 20*time.Second, "how long graceful shutdown may take")
 }
 

@@ -25,6 +25,8 @@ func main() {
 	common.Register(fs, "127.0.0.1:8081")
 	settings.Int(fs, &cfg.Concurrency, "GREENROOM_ASSIGNER_CONCURRENCY", 16, "requests served at once per replica")
 	settings.Int(fs, &cfg.MaxDeliver, "GREENROOM_ASSIGNER_MAX_DELIVER", 5, "deliveries of a failing request before it is dead-lettered")
+	settings.Duration(fs, &cfg.RequestMaxAge, "GREENROOM_REQUEST_MAX_AGE", service.RequestMaxAgeDefault,
+		"requests older than this (by their CloudEvents time, else when the stream stored them) are answered failed, reason expired, never served")
 	fs.Usage = settings.Usage(fs, "greenroom-assigner", `Serves greenroom.session.requested: claims a staged session whose
 permissions equal the user's, in the request's zone and then (if the zone
 searches alternate zones) in the others; otherwise asks the provisioner for

@@ -110,6 +110,9 @@ Scenarios: ` + strings.Join(bench.Scenarios, ", ") + `.`,
 			if running {
 				settings.FromEnv(getenv, cmd.Flags().Changed, map[string]*string{"nats-url": &natsURL,
 					"database-url": &databaseURL, "api-url": &apiURL, "admin-token": &adminToken})
+				if databaseURL == settings.DatabaseURLDefault {
+					databaseURL = settings.LocalDatabaseURL(databaseURL)
+				}
 				token := adminToken
 				if token == "" {
 					if b, err := os.ReadFile(adminTokenFile); err == nil {

@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,14 @@ const (
 	OutcomeOnDemand  Outcome = "on_demand"
 	OutcomeFailed    Outcome = "failed"
 	OutcomeDuplicate Outcome = "duplicate"
+	// OutcomeInvalid: the request was invalid and answered
+	// invalid_request.
+	OutcomeInvalid Outcome = "invalid"
+	// OutcomeExpired: the request was older than MaxAge and was not
+	// served; answered expired unless its request_id already had a session
+	// (a replay of a request served long ago, whose outcome was announced
+	// then).
+	OutcomeExpired Outcome = "expired"
 )
 
 // Result of one request.
@@ -48,18 +57,34 @@ type Result struct {
 // creates an on-demand session row saying why it is on demand (and asks
 // for provisioning), recording each incompatible setting as a violation.
 // Either way the session gets the limits of the user's effective group. A request_id yields one session
-// however often it is delivered.
+// however often it is delivered. A request older than MaxAge is never
+// served (a recreated consumer may replay days of them): it is answered
+// greenroom.session.failed, reason expired.
 type RequestSession struct {
 	Store Store
 	Log   *zap.Logger
+	// MaxAge is the age past which a request is not served
+	// (GREENROOM_REQUEST_MAX_AGE); zero is MaxAgeDefault.
+	MaxAge time.Duration
+	// Now is the clock requests are aged by; nil is time.Now.
+	Now func() time.Time
 }
 
-// Handle serves one request.
-func (h RequestSession) Handle(ctx context.Context, req events.SessionRequested) (Result, error) {
+// MaxAgeDefault is RequestSession.MaxAge's default: far longer than any
+// caller waits (60 s by default), far shorter than the stream keeps
+// requests.
+const MaxAgeDefault = 5 * time.Minute
+
+// Handle serves one request made at at (its CloudEvents time, or when the
+// stream stored it); a zero at is not aged.
+func (h RequestSession) Handle(ctx context.Context, req events.SessionRequested, at time.Time) (Result, error) {
+	if field, problem := invalid(req); field != "" {
+		return Result{Outcome: OutcomeInvalid}, h.RefuseInvalid(ctx, req.RequestID, field+": "+problem)
+	}
 	var res Result
 	err := h.Store.InTx(ctx, func(ctx context.Context, tx ClaimTx) error {
 		var err error
-		res, err = h.serve(ctx, tx, req)
+		res, err = h.serve(ctx, tx, req, at)
 		return err
 	})
 	if errors.Is(err, ErrRequestAlreadyServed) {
@@ -69,8 +94,57 @@ func (h RequestSession) Handle(ctx context.Context, req events.SessionRequested)
 	return res, err
 }
 
-func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.SessionRequested) (Result, error) {
+// RefuseInvalid answers a request that cannot be served as it is:
+// greenroom.session.failed, reason invalid_request, detail saying which
+// field is wrong and how.
+func (h RequestSession) RefuseInvalid(ctx context.Context, requestID, detail string) error {
+	return h.Store.InTx(ctx, func(ctx context.Context, tx ClaimTx) error {
+		return h.failAs(ctx, tx, "invalid", requestID, events.ReasonInvalidRequest, "invalid request: "+detail)
+	})
+}
+
+// invalid names the first field of req a request cannot be served without
+// (the schema says the same; this holds whoever decoded req).
+func invalid(req events.SessionRequested) (field, problem string) {
+	for _, f := range []struct{ name, value string }{
+		{"data.user", req.User}, {"data.workspace", req.Workspace}, {"data.zone", req.Zone},
+	} {
+		if f.value == "" {
+			return f.name, "missing or empty"
+		}
+	}
+	return "", ""
+}
+
+// age is how old a request made at at is, and whether that is past MaxAge.
+func (h RequestSession) age(at time.Time) (time.Duration, bool) {
+	if at.IsZero() {
+		return 0, false
+	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	age := now().Sub(at)
+	return age, age > cmp.Or(h.MaxAge, MaxAgeDefault)
+}
+
+func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.SessionRequested, at time.Time) (Result, error) {
 	rc, err := tx.Load(ctx, req)
+	age, expired := h.age(at)
+	if expired && rc.ExistingSessionID != "" {
+		// A replay of a request served long ago: its outcome was
+		// announced then, and nobody waits for it now.
+		h.Log.Info("expired request already served; not announced again",
+			zap.String("request_id", req.RequestID), zap.String("session_id", rc.ExistingSessionID),
+			zap.Duration("age", age))
+		return Result{Outcome: OutcomeExpired, SessionID: rc.ExistingSessionID}, nil
+	}
+	if expired {
+		return Result{Outcome: OutcomeExpired}, h.failAs(ctx, tx, "expired", req.RequestID, events.ReasonExpired,
+			fmt.Sprintf("the request, made at %s, was %s old when read: past the maximum request age of %s; it was not served",
+				at.UTC().Format(time.RFC3339), age.Round(time.Second), cmp.Or(h.MaxAge, MaxAgeDefault)))
+	}
 	if rc.ExistingSessionID != "" {
 		existing, err := tx.Session(ctx, req.RequestID)
 		if err != nil {
@@ -192,8 +266,14 @@ func (h RequestSession) reannounce(ctx context.Context, tx ClaimTx, s sessions.S
 }
 
 func (h RequestSession) fail(ctx context.Context, tx ClaimTx, requestID, reason, detail string) error {
+	return h.failAs(ctx, tx, "failed", requestID, reason, detail)
+}
+
+// failAs announces a failed request with an event id made of kind, the
+// request_id and the minute, so that a redelivery is stored once.
+func (h RequestSession) failAs(ctx context.Context, tx ClaimTx, kind, requestID, reason, detail string) error {
 	h.Log.Info("session request refused", zap.String("request_id", requestID), zap.String("reason", reason), zap.String("detail", detail))
-	return tx.EmitWithID(ctx, "failed-"+requestID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
+	return tx.EmitWithID(ctx, kind+"-"+requestID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
 		RequestID: requestID, Reason: reason, Detail: detail,
 	}, requestID)
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -115,7 +117,7 @@ func planned() RequestContext {
 func handle(t *testing.T, tx *fakeTx, commitErr error) Result {
 	t.Helper()
 	uc := RequestSession{Store: &fakeStore{tx: tx, err: commitErr}, Log: zap.NewNop()}
-	res, err := uc.Handle(context.Background(), req)
+	res, err := uc.Handle(context.Background(), req, time.Time{})
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -188,5 +190,83 @@ func TestConcurrentlyServedRequestIsDuplicate(t *testing.T) {
 	res := handle(t, tx, fmt.Errorf("committing: %w", ErrRequestAlreadyServed))
 	if res != (Result{Outcome: OutcomeDuplicate}) {
 		t.Errorf("result = %+v, want a bare duplicate", res)
+	}
+}
+
+// handleAt serves req made at at, judged by a clock that reads now.
+func handleAt(t *testing.T, tx *fakeTx, r events.SessionRequested, at, now time.Time) Result {
+	t.Helper()
+	uc := RequestSession{Store: &fakeStore{tx: tx}, Log: zap.NewNop(), MaxAge: 5 * time.Minute,
+		Now: func() time.Time { return now }}
+	res, err := uc.Handle(context.Background(), r, at)
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	return res
+}
+
+var now = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func TestRequestOlderThanMaxAgeIsFailedExpiredWithoutClaiming(t *testing.T) {
+	tx := &fakeTx{rc: planned(), staged: map[string]sessions.Session{"sc-eu": {ID: "s-eu", ZoneID: zoneEU.ID}}}
+	res := handleAt(t, tx, req, now.Add(-6*time.Minute), now)
+	if res.Outcome != OutcomeExpired || res.SessionID != "" {
+		t.Errorf("result = %+v, want expired without a session", res)
+	}
+	if len(tx.claims) != 0 || len(tx.created) != 0 {
+		t.Errorf("claims %v, sessions created %v: an expired request is never served", tx.claims, tx.created)
+	}
+	if len(tx.events) != 1 {
+		t.Fatalf("events = %+v, want one session.failed", tx.events)
+	}
+	f, _ := tx.events[0].data.(events.SessionFailed)
+	if tx.events[0].eventType != events.TypeSessionFailed || f.Reason != events.ReasonExpired || f.RequestID != req.RequestID ||
+		!strings.Contains(f.Detail, "6m0s old") || !strings.Contains(f.Detail, "5m0s") {
+		t.Errorf("event = %+v", tx.events[0])
+	}
+}
+
+func TestRequestWithinMaxAgeIsServed(t *testing.T) {
+	for name, at := range map[string]time.Time{
+		"younger":                  now.Add(-4 * time.Minute),
+		"from a clock ahead":       now.Add(time.Minute),
+		"of unknown age (no time)": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tx := &fakeTx{rc: planned(), staged: map[string]sessions.Session{"sc-eu": {ID: "s-eu", ZoneID: zoneEU.ID}}}
+			if res := handleAt(t, tx, req, at, now); res.Outcome != OutcomeStaged {
+				t.Errorf("result = %+v, want staged", res)
+			}
+		})
+	}
+}
+
+// A recreated consumer replays requests served long ago: their outcome was
+// announced then; they are neither served again nor announced again.
+func TestExpiredReplayOfAServedRequestIsNotAnnouncedAgain(t *testing.T) {
+	rc := planned()
+	rc.ExistingSessionID = "s-old"
+	tx := &fakeTx{rc: rc}
+	res := handleAt(t, tx, req, now.Add(-30*24*time.Hour), now)
+	if res.Outcome != OutcomeExpired || res.SessionID != "s-old" {
+		t.Errorf("result = %+v, want expired, naming the existing session", res)
+	}
+	if len(tx.events) != 0 || len(tx.claims) != 0 || len(tx.created) != 0 {
+		t.Errorf("events %v, claims %v, created %v: want none", tx.events, tx.claims, tx.created)
+	}
+}
+
+func TestRequestWithoutAUserIsRefusedAsInvalid(t *testing.T) {
+	tx := &fakeTx{rc: planned()}
+	r := req
+	r.User = ""
+	res := handleAt(t, tx, r, now, now)
+	if res.Outcome != OutcomeInvalid {
+		t.Errorf("result = %+v, want invalid", res)
+	}
+	want := []emitted{{events.TypeSessionFailed, events.SessionFailed{RequestID: req.RequestID,
+		Reason: events.ReasonInvalidRequest, Detail: "invalid request: data.user: missing or empty"}}}
+	if fmt.Sprint(tx.events) != fmt.Sprint(want) {
+		t.Errorf("events = %+v, want %+v", tx.events, want)
 	}
 }

@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_assigner_requests_total",
-			Help: "Session requests by outcome (staged, on_demand, failed, duplicate).",
+			Help: "Session requests by outcome (staged, on_demand, failed, duplicate, invalid, expired).",
 		}, []string{"outcome"}),
 		Misses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenroom_assigner_staged_misses_total",

@@ -5,6 +5,7 @@ package service
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/bus"
@@ -25,7 +26,16 @@ type Config struct {
 	// MaxDeliver bounds redeliveries of a failing request before it is
 	// dead-lettered.
 	MaxDeliver int
+	// RequestMaxAge is the age past which a request is answered expired
+	// instead of served (GREENROOM_REQUEST_MAX_AGE); zero is
+	// app.MaxAgeDefault.
+	RequestMaxAge time.Duration
+	// Now is the clock requests are aged by; nil is time.Now. For tests.
+	Now func() time.Time
 }
+
+// RequestMaxAgeDefault is GREENROOM_REQUEST_MAX_AGE's default.
+const RequestMaxAgeDefault = appcmd.MaxAgeDefault
 
 // Service is an assigner replica: a startstop.Group of the consumer of
 // session requests and the outbox relay.
@@ -36,7 +46,8 @@ type Service struct {
 // New wires the use case and the consumer. Nothing runs until Start,
 // which creates the durable consumer.
 func New(deps *app.Deps, cfg Config) (*Service, error) {
-	uc := appcmd.RequestSession{Store: adapters.NewStore(deps.DB, deps.Source(), deps.NewDirect()), Log: deps.Log}
+	uc := appcmd.RequestSession{Store: adapters.NewStore(deps.DB, deps.Source(), deps.NewDirect()), Log: deps.Log,
+		MaxAge: cfg.RequestMaxAge, Now: cfg.Now}
 	metrics := ports.NewMetrics(deps.Ops.Registry)
 	c, err := bus.NewConsumer(deps.JS, bus.ConsumerConfig{
 		Name:           ConsumerName,
@@ -47,6 +58,9 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 		// GREENROOM_SHUTDOWN_TIMEOUT: a stuck request never hangs shutdown.
 		ShutdownTimeout: deps.Settings.ShutdownTimeout,
 		Registerer:      deps.Ops.Registry,
+		// A request that is invalid but names its request_id is answered
+		// invalid_request; only an unreadable one is dead-lettered.
+		Invalid: ports.InvalidRequests(uc, metrics, deps.Log),
 	}, deps.Validator, deps.Log, ports.SessionRequests(uc, metrics, deps.Log))
 	if err != nil {
 		return nil, fmt.Errorf("creating assigner consumer: %w", err)

@@ -39,7 +39,10 @@ type world struct {
 	reg *prometheus.Registry
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, service.Config{}) }
+
+// newWorldWith is newWorld with an assigner configured by cfg.
+func newWorldWith(t *testing.T, cfg service.Config) *world {
 	env := apptest.New(t)
 	deps := env.Deps(t, "assigner")
 	w := &world{t: t, db: env.DB, nc: deps.NC, pub: deps.Publisher, zone: map[string]string{}, cfg: map[string]string{},
@@ -66,7 +69,7 @@ func newWorld(t *testing.T) *world {
 			VALUES ($1, $2, $3, 1, true, true, true, true, true, true, true)`, id, zid, w.ws)
 		w.cfg[zone] = id
 	}
-	svc, err := service.New(deps, service.Config{})
+	svc, err := service.New(deps, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
