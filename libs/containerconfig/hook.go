@@ -3,6 +3,7 @@ package containerconfig
 import (
 	"encoding/json"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -42,7 +43,7 @@ func ParseAssignHook(raw []byte) (AssignHook, bool, Errors) {
 		switch k {
 		case "path":
 			if s, ok := str(&errs, k, obj[k]); ok {
-				if problem := CheckPath(s, false); problem != "" || strings.ContainsAny(s, "?#") || len(s) > 200 {
+				if problem := CheckPath(s, false); problem != "" || strings.ContainsAny(s, "?#") || len(s) > 200 || !urlPath(s) {
 					errs.add(k, "%q is not an absolute, clean URL path such as /.greenroom/assign", s)
 				}
 				h.Path = s
@@ -60,6 +61,16 @@ func ParseAssignHook(raw []byte) (AssignHook, bool, Errors) {
 		}
 	}
 	return h, len(errs) == 0, errs
+}
+
+// urlPath reports whether s makes a URL the provisioner can request, as
+// written: no control character or space, no malformed %-escape.
+func urlPath(s string) bool {
+	if strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return false
+	}
+	u, err := url.Parse("http://127.0.0.1" + s)
+	return err == nil && u.EscapedPath() == s
 }
 
 // AssignRequest is the body of the assign hook's POST.

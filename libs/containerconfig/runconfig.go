@@ -35,6 +35,13 @@ type RunConfig struct {
 	Labels     map[string]string
 	User       string
 	WorkingDir string
+	// SecurityOpt are Docker security options (security_opt); the
+	// container gets SecurityOptions(), which adds no-new-privileges
+	// unless one of these sets it.
+	SecurityOpt []string
+	// PidsLimit is pids_limit: nil leaves Greenroom's default
+	// (PidsLimitDefault), -1 is no limit.
+	PidsLimit *int64
 }
 
 // Device is a host device made available in the container.
@@ -46,7 +53,7 @@ type Device struct {
 
 // RunConfigKeys are the run_config keys Greenroom applies.
 var RunConfigKeys = []string{"cap_add", "cap_drop", "devices", "dns", "environment", "extra_hosts",
-	"hostname", "labels", "shm_size", "user", "working_dir"}
+	"hostname", "labels", "pids_limit", "security_opt", "shm_size", "user", "working_dir"}
 
 // mapKeys are the keys whose values are objects merged entry by entry.
 var mapKeys = []string{"environment", "labels", "extra_hosts"}
@@ -112,6 +119,10 @@ func ParseRunConfig(raw []byte) (RunConfig, Errors) {
 					errs.add(k+"."+l, "labels under greenroom. are Greenroom's own")
 				}
 			}
+		case "security_opt":
+			rc.SecurityOpt = strList(&errs, k, v, checkSecurityOpt)
+		case "pids_limit":
+			rc.PidsLimit = pidsLimit(&errs, k, v)
 		case "user":
 			if s, ok := str(&errs, k, v); ok {
 				if s == "" {

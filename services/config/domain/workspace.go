@@ -152,7 +152,11 @@ func validateWorkspace(in WorkspaceUpdate, name, image presence) FieldErrors {
 		addSettingErrors(&errs, "assign_hook", problems)
 	}
 	checkRange(&errs, "port", in.Port, optional, 1, 65535)
-	checkPresent(&errs, "readiness_path", in.ReadinessPath, optional)
+	if present(&errs, "readiness_path", in.ReadinessPath, optional) {
+		if problem := containerconfig.CheckReadinessPath(in.ReadinessPath.Value); problem != "" {
+			errs.Add("readiness_path", "%s", problem)
+		}
+	}
 	checkNonEmpty(&errs, "web_filter_policy", in.WebFilterPolicy, nullable)
 	checkNonEmpty(&errs, "server_pool", in.ServerPool, nullable)
 	return errs

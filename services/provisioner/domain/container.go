@@ -113,11 +113,18 @@ type ContainerSpec struct {
 	User       string
 	WorkingDir string
 	ShmSize    int64
-	CapAdd     []string
-	CapDrop    []string
-	Devices    []containerconfig.Device
-	DNS        []string
-	ExtraHosts []string
+	// CapAdd, CapDrop, SecurityOpt and PidsLimit are the hardening every
+	// container gets unless its run_config says otherwise
+	// (containerconfig.RunConfig.Capabilities, SecurityOptions and Pids):
+	// CapDrop ALL with a small set added back, no-new-privileges, a pids
+	// limit (-1: none).
+	CapAdd      []string
+	CapDrop     []string
+	SecurityOpt []string
+	PidsLimit   int64
+	Devices     []containerconfig.Device
+	DNS         []string
+	ExtraHosts  []string
 	// Binds are Docker binds, "host:container:rw|ro".
 	Binds []string
 	// Uploads are written into the created container before it starts:
@@ -204,12 +211,13 @@ func BuildContainerSpec(s SessionContainer) ContainerSpec {
 		User:        s.RunConfig.User,
 		WorkingDir:  s.RunConfig.WorkingDir,
 		ShmSize:     s.RunConfig.ShmSize,
-		CapAdd:      s.RunConfig.CapAdd,
-		CapDrop:     s.RunConfig.CapDrop,
+		SecurityOpt: s.RunConfig.SecurityOptions(),
+		PidsLimit:   s.RunConfig.Pids(),
 		Devices:     s.RunConfig.Devices,
 		DNS:         s.RunConfig.DNS,
 		ExtraHosts:  s.RunConfig.ExtraHosts,
 	}
+	spec.CapAdd, spec.CapDrop = s.RunConfig.Capabilities()
 	spec.Binds, spec.Uploads = mounts(s)
 	return spec
 }

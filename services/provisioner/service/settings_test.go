@@ -16,17 +16,26 @@ import (
 	"github.com/google/uuid"
 	"github.com/lib/pq"
 
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
-// inContainer runs the demo image's binary in a session's container and
-// returns what it printed: what the process inside sees.
+// inContainer runs the demo image's binary in a session's container as
+// root and returns what it printed: what the process inside sees.
 func (e *env) inContainer(containerID string, args ...string) (string, int) {
 	e.t.Helper()
+	return e.inContainerAs(containerID, "0", args...)
+}
+
+// inContainerAs is inContainer as user. Under no-new-privileges (the
+// default) a root exec in a container whose process runs as another user
+// has no capabilities: it reads that user's private files as that user.
+func (e *env) inContainerAs(containerID, user string, args ...string) (string, int) {
+	e.t.Helper()
 	ex, err := e.docker.ContainerExecCreate(e.ctx, containerID, container.ExecOptions{
-		Cmd: append([]string{"/demo-workspace"}, args...), AttachStdout: true, AttachStderr: true, User: "0",
+		Cmd: append([]string{"/demo-workspace"}, args...), AttachStdout: true, AttachStderr: true, User: user,
 	})
 	if err != nil {
 		e.t.Fatalf("exec %v: %v", args, err)
@@ -123,11 +132,16 @@ func TestOnDemandSessionGetsTheSettingsOfItsWorkspaceAndGroup(t *testing.T) {
 	if !slices.Equal(in.HostConfig.Binds, wantBinds) {
 		t.Errorf("binds %v, want %v", in.HostConfig.Binds, wantBinds)
 	}
-	if in.Config.Hostname != "group-host" || !slices.Equal(in.HostConfig.CapDrop, []string{"CAP_NET_RAW"}) || in.HostConfig.ShmSize != 96<<20 {
+	// The group's cap_drop (NET_RAW, not in the default set) and the
+	// workspace's cap_add (NET_ADMIN) change Greenroom's default set,
+	// sent as CapDrop ALL and CapAdd what is kept.
+	wantCaps := append(slices.Clone(containerconfig.DefaultCapabilities), "NET_ADMIN")
+	slices.Sort(wantCaps)
+	if got := hardeningOf(t, in); in.Config.Hostname != "group-host" || !slices.Equal(got.capDrop, []string{"ALL"}) || in.HostConfig.ShmSize != 96<<20 {
 		t.Errorf("run_config (group wins per key) not applied: hostname %q cap_drop %v shm %d", in.Config.Hostname, in.HostConfig.CapDrop, in.HostConfig.ShmSize)
 	}
 	if in.Config.User != "1000:1000" || in.Config.WorkingDir != "/var" || !slices.Equal(in.HostConfig.DNS, []string{"10.0.0.53"}) ||
-		!slices.Equal(in.HostConfig.ExtraHosts, []string{"db.internal:10.0.0.9"}) || !slices.Equal(in.HostConfig.CapAdd, []string{"CAP_NET_ADMIN"}) ||
+		!slices.Equal(in.HostConfig.ExtraHosts, []string{"db.internal:10.0.0.9"}) || !slices.Equal(hardeningOf(t, in).capAdd, wantCaps) ||
 		len(in.HostConfig.Devices) != 1 || in.HostConfig.Devices[0].PathInContainer != "/dev/xnull" || in.HostConfig.Devices[0].CgroupPermissions != "rw" {
 		t.Errorf("run_config options not applied: user %q workdir %q dns %v extra_hosts %v cap_add %v devices %+v", in.Config.User,
 			in.Config.WorkingDir, in.HostConfig.DNS, in.HostConfig.ExtraHosts, in.HostConfig.CapAdd, in.HostConfig.Devices)
@@ -152,10 +166,10 @@ func TestOnDemandSessionGetsTheSettingsOfItsWorkspaceAndGroup(t *testing.T) {
 			t.Errorf("environment lacks %s: %v", want, in.Config.Env)
 		}
 	}
-	if keys, code := e.inContainer(s.ContainerID, "file", "read", "/home/kasm-user/.ssh/authorized_keys"); code != 0 || keys != key+"\n" {
+	if keys, code := e.inContainerAs(s.ContainerID, "1000", "file", "read", "/home/kasm-user/.ssh/authorized_keys"); code != 0 || keys != key+"\n" {
 		t.Errorf("authorized_keys = %q (exit %d)", keys, code)
 	}
-	if st, _ := e.inContainer(s.ContainerID, "file", "stat", "/home/kasm-user/.ssh/authorized_keys"); !strings.HasPrefix(st, "-rw------- 1000:1000") {
+	if st, _ := e.inContainerAs(s.ContainerID, "1000", "file", "stat", "/home/kasm-user/.ssh/authorized_keys"); !strings.HasPrefix(st, "-rw------- 1000:1000") {
 		t.Errorf("authorized_keys is %q, want -rw------- owned by 1000:1000", st)
 	}
 	if st, _ := e.inContainer(s.ContainerID, "file", "stat", "/data"); !strings.HasSuffix(st, " 1234:1234\n") {
@@ -179,17 +193,17 @@ func TestOnDemandSessionGetsTheSettingsOfItsWorkspaceAndGroup(t *testing.T) {
 
 	// A file written in the user's first session is there in their next
 	// one, and not in another user's.
-	if _, code := e.inContainer(s.ContainerID, "file", "write", "/home/kasm-user/notes.txt", "alice was here"); code != 0 {
+	if _, code := e.inContainerAs(s.ContainerID, "1000", "file", "write", "/home/kasm-user/notes.txt", "alice was here"); code != 0 {
 		t.Fatal("writing into the profile failed")
 	}
 	e.destroyed(s.ID)
 	again, warm := e.onDemandReady(f, f.userID)
 	t.Logf("again, warm: request → running %s", warm.Round(time.Millisecond))
-	if notes, code := e.inContainer(again.ContainerID, "file", "read", "/home/kasm-user/notes.txt"); code != 0 || notes != "alice was here\n" {
+	if notes, code := e.inContainerAs(again.ContainerID, "1000", "file", "read", "/home/kasm-user/notes.txt"); code != 0 || notes != "alice was here\n" {
 		t.Errorf("the profile did not persist: %q (exit %d)", notes, code)
 	}
 	bob, _ := e.onDemandReady(f, bobID)
-	if notes, code := e.inContainer(bob.ContainerID, "file", "read", "/home/kasm-user/notes.txt"); code == 0 {
+	if notes, code := e.inContainerAs(bob.ContainerID, "1000", "file", "read", "/home/kasm-user/notes.txt"); code == 0 {
 		t.Errorf("bob sees alice's profile: %q", notes)
 	}
 	if env, _ := e.inContainer(bob.ContainerID, "env"); !strings.Contains(env, "GREENROOM_USER=bob\n") || strings.Contains(env, "COST_CENTER") {

@@ -261,12 +261,17 @@ func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string,
 			NanoCPUs: spec.NanoCPUs,
 			Memory:   spec.MemoryBytes,
 		},
-		Binds:      spec.Binds,
-		ShmSize:    spec.ShmSize,
-		CapAdd:     spec.CapAdd,
-		CapDrop:    spec.CapDrop,
-		DNS:        spec.DNS,
-		ExtraHosts: spec.ExtraHosts,
+		Binds:       spec.Binds,
+		ShmSize:     spec.ShmSize,
+		CapAdd:      spec.CapAdd,
+		CapDrop:     spec.CapDrop,
+		SecurityOpt: spec.SecurityOpt,
+		DNS:         spec.DNS,
+		ExtraHosts:  spec.ExtraHosts,
+	}
+	if spec.PidsLimit != 0 {
+		limit := spec.PidsLimit
+		hcfg.PidsLimit = &limit
 	}
 	for _, d := range spec.Devices {
 		hcfg.Devices = append(hcfg.Devices, container.DeviceMapping{

@@ -120,7 +120,7 @@ func (p *Provisioner) callAssignHook(ctx context.Context, sc SessionContext, hoo
 // without a readiness path is not warmed: its hand-off opens the
 // connection. A failure only costs the hand-off that dial.
 func (p *Provisioner) warmAssignHook(ctx context.Context, ws Workspace, host string, hostPort int) {
-	if ws.ReadinessPath == "" || len(ws.AssignHook) == 0 {
+	if ws.ReadinessPath == "" || len(ws.AssignHook) == 0 || containerconfig.CheckReadinessPath(ws.ReadinessPath) != "" {
 		return
 	}
 	// The probe has just had an answer: a slow one is not worth holding

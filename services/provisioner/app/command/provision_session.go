@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
@@ -58,6 +59,12 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 		return nil
 	}
 	log = log.With(zap.String("agent", sc.Agent.Name), zap.String("zone", sc.Zone), zap.String("workspace", sc.Workspace.Name))
+	// The config service refuses a readiness_path that is not an HTTP
+	// path; one stored before it did would send the probe elsewhere
+	// ("@host/…" after http://agent:port), so it fails the session.
+	if problem := containerconfig.CheckReadinessPath(sc.Workspace.ReadinessPath); problem != "" {
+		return p.failProvisioning(ctx, sc, CauseSettings, fmt.Sprintf("workspace %s: readiness_path: %s", sc.Workspace.Name, problem), log)
+	}
 
 	eng, err := p.engines.For(sc.Agent.DockerEndpoint)
 	if err != nil {
