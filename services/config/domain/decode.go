@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Decode reads the JSON object in data into v strictly: an unknown field, a
@@ -28,7 +30,128 @@ func Decode(data []byte, v any, prefix string) FieldErrors {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return FieldErrors{{Field: prefix, Detail: "unexpected data after the JSON object"}}
 	}
+	if field, ok := unstorable(data, prefix); ok {
+		return FieldErrors{{Field: field, Detail: `holds a NUL character (\u0000) or a lone UTF-16 surrogate escape, which no text or JSON column can store`}}
+	}
 	return nil
+}
+
+// unstorable finds the first string, key or value, of a valid JSON document
+// that PostgreSQL would refuse: text cannot hold NUL, and jsonb refuses
+// the escape \u0000 and a surrogate escape that is not half of a pair
+// (which Go reads as U+FFFD, but keeps in a json.RawMessage). It returns
+// the field holding it, a dotted path below prefix ("run_config.environment.A",
+// "labels[2]").
+func unstorable(data []byte, prefix string) (string, bool) {
+	if !bytes.Contains(data, []byte(`\u`)) {
+		return "", false // neither can be written without an escape
+	}
+	type level struct {
+		object bool
+		key    string // the current key of an object
+		index  int    // the next index of an array
+		want   bool   // an object expects a key next
+	}
+	var stack []level
+	path := func(last string) string {
+		p := prefix
+		for i, l := range stack {
+			switch {
+			case l.object && i == len(stack)-1 && last != "":
+				p = join(p, last)
+			case l.object:
+				p = join(p, l.key)
+			default:
+				p = fmt.Sprintf("%s[%d]", p, l.index-1)
+			}
+		}
+		return p
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		raw := data[start:dec.InputOffset()]
+		var top *level
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		isKey := top != nil && top.object && top.want
+		if _, ok := tok.(json.Delim); !ok && top != nil && !top.object {
+			top.index++
+		}
+		if s, ok := tok.(string); ok && badString(s, raw) {
+			if isKey {
+				return path(strings.ReplaceAll(s, "\x00", `\u0000`)), true
+			}
+			return path(""), true
+		}
+		switch {
+		case tok == json.Delim('{') || tok == json.Delim('['):
+			if top != nil && !top.object {
+				top.index++
+			}
+			if top != nil && top.object {
+				top.want = true
+			}
+			stack = append(stack, level{object: tok == json.Delim('{'), want: true})
+		case tok == json.Delim('}') || tok == json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].object {
+				stack[len(stack)-1].want = true
+			}
+		case isKey:
+			top.key, top.want = tok.(string), false
+		case top != nil && top.object:
+			top.want = true
+		}
+	}
+}
+
+// badString reports whether a decoded string s, written as raw, holds NUL
+// or a lone surrogate escape.
+func badString(s string, raw []byte) bool {
+	if strings.IndexByte(s, 0) >= 0 {
+		return true
+	}
+	if !strings.ContainsRune(s, utf8.RuneError) {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(raw) || raw[i] != 'u' || i+4 >= len(raw) {
+			continue
+		}
+		r := hex4(raw[i+1 : i+5])
+		i += 4
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true // a low half first
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+6 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+				return true
+			}
+			if lo := hex4(raw[i+3 : i+7]); lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+func hex4(b []byte) rune {
+	n, err := strconv.ParseUint(string(b), 16, 32)
+	if err != nil {
+		return -1
+	}
+	return rune(n)
 }
 
 func decodeError(err error, prefix string) FieldError {
@@ -47,7 +170,13 @@ func decodeError(err error, prefix string) FieldError {
 		return FieldError{Field: join(prefix, mistyped.Field), Detail: typeDetail(mistyped)}
 	}
 	if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
-		return FieldError{Field: join(prefix, strings.TrimSuffix(name, `"`)), Detail: "is not a known field"}
+		name = strings.TrimSuffix(name, `"`)
+		if name == "" {
+			// The empty key is a field too: named, it is not taken for
+			// a problem with the body as a whole.
+			name = `""`
+		}
+		return FieldError{Field: join(prefix, name), Detail: "is not a known field"}
 	}
 	return FieldError{Field: prefix, Detail: "malformed JSON: " + err.Error()}
 }

@@ -82,7 +82,7 @@ func validateZone(in ZoneUpdate, name presence) FieldErrors {
 		errs.Add("allow_origin_domain", "must be a host name such as desktops.example.com (no scheme, port or path; the gateway serves the zone's sessions on it), or %s", RequestHost)
 	}
 	if present(&errs, "upstream_auth_address", in.UpstreamAuthAddress, optional) && !validAuthAddress(in.UpstreamAuthAddress.Value) {
-		errs.Add("upstream_auth_address", "must be the config service's host[:port] or http(s):// URL (where the gateway checks sign-ins), or %s", RequestHost)
+		errs.Add("upstream_auth_address", "must be the config service's host[:port] (an IPv6 address in brackets: [fd00::1]:8080) or http(s):// URL (where the gateway checks sign-ins), or %s", RequestHost)
 	}
 	checkEnum(&errs, "load_balancing", in.LoadBalancing, optional, LeastLoad, MostLoad)
 	checkMin(&errs, "priority", in.Priority, optional, 1)
@@ -147,6 +147,10 @@ func validAuthAddress(v string) bool {
 			return false
 		}
 		host = h
+	} else if strings.Contains(v, ":") {
+		// An IPv6 address needs its brackets ([::1] or [::1]:8080): the
+		// gateway reads "fe80::1" as host "fe80:" and port ":1".
+		return false
 	}
 	return validOriginDomain(host) && host != RequestHost
 }

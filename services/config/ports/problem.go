@@ -3,6 +3,7 @@ package ports
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -110,15 +111,19 @@ func problemOf(status int, detail string, errs domain.FieldErrors) Problem {
 // maxBodyBytes bounds request bodies; configuration objects are small.
 const maxBodyBytes = 1 << 20
 
+// tooLargeDetail is the detail of the 413 answering a larger body.
+var tooLargeDetail = fmt.Sprintf("the request body is larger than the limit of %d bytes (1 MiB)", maxBodyBytes)
+
 // decode reads a JSON request body into a value of type In strictly (see
-// domain.Decode), answering 400 and returning false when it cannot.
+// domain.Decode), answering 400 (413 for a body over maxBodyBytes) and
+// returning false when it cannot.
 func decode[In any](rs responder, w http.ResponseWriter, r *http.Request) (In, bool) {
 	var in In
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			rs.problem(w, Problem{Status: http.StatusBadRequest, Detail: "request body is larger than 1 MiB"})
+			rs.problem(w, Problem{Status: http.StatusRequestEntityTooLarge, Detail: tooLargeDetail})
 		} else {
 			rs.problem(w, Problem{Status: http.StatusBadRequest, Detail: "reading request body: " + err.Error()})
 		}

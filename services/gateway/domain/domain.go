@@ -5,6 +5,7 @@
 package domain
 
 import (
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -113,7 +114,13 @@ func AuthBase(upstreamAuthAddress string, fallback *url.URL) (*url.URL, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.Path, u.RawQuery = strings.TrimSuffix(u.Path, "/"), ""
+	// The config service refuses any other address; one written around
+	// it (say, straight into the database) must not send sign-in tokens
+	// to a host made of its path ("#" would be http://api/...).
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("upstream_auth_address %q is not host[:port] or an http(s):// URL with a host", upstreamAuthAddress)
+	}
+	u.Path, u.RawQuery, u.Fragment = strings.TrimSuffix(u.Path, "/"), "", ""
 	return u, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"net"
 	"net/http"
@@ -73,7 +74,32 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /sessions/{id}/end", h.end)
 	mux.HandleFunc(domain.SessionPrefix, h.session)
 	mux.HandleFunc("GET /{$}", h.dashboard)
-	return securityHeaders(sameOriginPosts(mux))
+	return securityHeaders(sameOriginPosts(boundedForms(mux)))
+}
+
+// maxFormBytes bounds the body of the gateway's own forms (sign-in,
+// launch, end, sign-out), which are a few fields.
+const maxFormBytes = 64 << 10
+
+// boundedForms reads the form of a POST to the gateway's own pages (not a
+// session's, which the container answers) up to maxFormBytes: a larger
+// body is answered 413, a malformed one 400, instead of being read as
+// empty fields.
+func boundedForms(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && !strings.HasPrefix(r.URL.Path, domain.SessionPrefix) {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if err := r.ParseForm(); err != nil {
+				if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+					http.Error(w, fmt.Sprintf("the form is larger than the limit of %d KiB", maxFormBytes>>10), http.StatusRequestEntityTooLarge)
+					return
+				}
+				http.Error(w, "malformed form: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // sameOriginPosts refuses a POST whose Origin is another site: the forms
@@ -156,7 +182,6 @@ func (h *handler) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	user, password, next := r.PostFormValue("username"), r.PostFormValue("password"), localPath(r.PostFormValue("next"))
 	tok, expires, err := h.gw.SignIn(r.Context(), user, password, clientOf(r))
 	switch {
@@ -417,7 +442,10 @@ func withoutSignIn(h http.Header) {
 		var parts []string
 		for _, part := range strings.Split(line, ";") {
 			if !isSignInCookie(part) {
-				parts = append(parts, strings.TrimSpace(part))
+				// Only the blanks a cookie parser trims (net/http's:
+				// space and tab), so that a part it would skip ("x\v")
+				// does not become a cookie the container reads.
+				parts = append(parts, strings.Trim(part, " \t"))
 			}
 		}
 		if len(parts) > 0 {
