@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
+	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/libs/startstop"
 	"github.com/greenroom-dev/greenroom/services/assigner/service"
@@ -24,7 +25,11 @@ func main() {
 	fs := flag.NewFlagSet("greenroom-assigner", flag.ExitOnError)
 	common.Register(fs, "127.0.0.1:8081")
 	settings.Int(fs, &cfg.Concurrency, "GREENROOM_ASSIGNER_CONCURRENCY", 16, "requests served at once per replica")
-	settings.Int(fs, &cfg.MaxDeliver, "GREENROOM_ASSIGNER_MAX_DELIVER", 5, "deliveries of a failing request before it is dead-lettered")
+	// The bus default (10: retries 0.2 s doubling to 30 s, about 80 s in
+	// all) rides out a restart of PostgreSQL; 5 gave up after 3 s and
+	// dead-lettered accepted requests without an answer (make chaos,
+	// postgres-restart).
+	settings.Int(fs, &cfg.MaxDeliver, "GREENROOM_ASSIGNER_MAX_DELIVER", bus.MaxDeliverDefault, "deliveries of a failing request before it is dead-lettered")
 	settings.Duration(fs, &cfg.RequestMaxAge, "GREENROOM_REQUEST_MAX_AGE", service.RequestMaxAgeDefault,
 		"requests older than this (by their CloudEvents time, else when the stream stored them) are answered failed, reason expired, never served")
 	fs.Usage = settings.Usage(fs, "greenroom-assigner", `Serves greenroom.session.requested: claims a staged session whose
