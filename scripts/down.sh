@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make down`: stops what `make up` started — the five services and the
-# nats-server started by scripts/ensure-nats.sh (by their pid files in .run/,
-# SIGTERM first, SIGKILL after 25 s) — and removes the containers this
+# `make down`: stops what `make up` started — the five services, every
+# replica of them (make up ASSIGNERS=3, scripts/scale.sh: .run/<svc>-<i>.pid),
+# and the nats-server started by scripts/ensure-nats.sh (by their pid files
+# in .run/, SIGTERM first, SIGKILL after 25 s, a provisioner 100 s: see
+# stop_replica in lib.sh) — and removes the containers this
 # deployment made: labelled greenroom.managed=true and
 # greenroom.deployment=<this deployment's id> (read from its database, else
 # from .run/deployment-id, which make up writes), as the provisioner's
@@ -17,9 +19,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # provisioner last, so nothing it is doing is left half-done by a vanished
 # dependency.
 for svc in gateway config assigner expiry provisioner; do
-	stop_pidfile "$run_dir/$svc.pid" "greenroom-$svc"
+	# The replicas of a service at once (each drains on SIGTERM).
+	pids=()
+	for i in $(replica_indexes "$svc"); do
+		stop_replica "$svc" "$i" &
+		pids+=("$!")
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" || true
+	done
 done
 stop_pidfile "$run_dir/nats-server.pid" nats-server
+# The services' saved environment (scripts/scale.sh's); make up writes it again.
+rm -f "$services_env_file"
 
 deployment="$(deployment_id "${GREENROOM_DATABASE_URL:-$(local_database_url)}")"
 if [[ -z "$deployment" ]]; then

@@ -8,6 +8,13 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 run_dir="${GREENROOM_RUN_DIR:-$repo_root/.run}"
 log_dir="$run_dir/logs"
 
+# The Go toolchain every script builds and runs with: go.work's toolchain
+# line (README.md, "Go version"), which a machine's own Go ignores
+# (GOTOOLCHAIN=local in its go.env); the go command fetches that version
+# through the module proxy once. An exported GOTOOLCHAIN wins.
+GOTOOLCHAIN="${GOTOOLCHAIN:-$(awk '$1 == "toolchain" { print $2 }' "$repo_root/go.work")}"
+export GOTOOLCHAIN
+
 # The services, in start order, and the port of each one's HTTP server (the
 # config service's is the admin API and UI, the gateway's the users'
 # dashboard and sessions; the others serve /healthz, /readyz and /metrics).
@@ -80,11 +87,12 @@ pid_alive() {
 	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
 }
 
-# stop_pidfile PIDFILE NAME: stops the process gracefully (SIGTERM, up to
-# 25 s: a service stops within GREENROOM_SHUTDOWN_TIMEOUT, 20 s by default),
-# then with SIGKILL, and removes the pid file.
+# stop_pidfile PIDFILE NAME [GRACE]: stops the process gracefully
+# (SIGTERM, up to GRACE seconds, 25 by default: a service stops within
+# GREENROOM_SHUTDOWN_TIMEOUT, 20 s by default), then with SIGKILL, and
+# removes the pid file.
 stop_pidfile() {
-	local file="$1" name="$2" pid i
+	local file="$1" name="$2" grace="${3:-25}" pid i
 	if [[ ! -e "$file" ]]; then
 		return 0
 	fi
@@ -95,12 +103,12 @@ stop_pidfile() {
 	fi
 	pid="$(cat "$file")"
 	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 125; i++)); do
+	for ((i = 0; i < grace * 5; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.2
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		say "$name (pid $pid) ignored SIGTERM for 25s; killing it"
+		say "$name (pid $pid) ignored SIGTERM for ${grace}s; killing it"
 		kill -KILL "$pid" 2>/dev/null || true
 		for ((i = 0; i < 25; i++)); do
 			kill -0 "$pid" 2>/dev/null || break
@@ -140,4 +148,115 @@ background() {
 		sleep 0.1
 	done
 	die "could not start $1 (see $log)"
+}
+
+# Replicas (`make up ASSIGNERS=3 PROVISIONERS=2`, scripts/scale.sh). The
+# services one scales by running more processes; config and gateway stay
+# one process each on their published addresses (README.md, "Scaling").
+scalable_services=(assigner provisioner expiry)
+max_replicas=9
+# Replica 1 of a service is .run/<svc>.pid, .run/logs/<svc>.log on the
+# service's port; replica I > 1 is .run/<svc>-I.pid, .run/logs/<svc>-I.log on
+# the service's port + 100 × (I − 1): assigner 8081, 8181, 8281, …,
+# provisioner 8082, 8182, …, expiry 8083, 8183, … (at most 9 each).
+# A provisioner that stops drains its container creations, each bounded by
+# GREENROOM_READINESS_TIMEOUT (1m): its replicas get a shutdown timeout above
+# that, GREENROOM_PROVISIONER_SHUTDOWN_TIMEOUT (90s), and that long plus 10 s
+# before SIGKILL. With 20 s, creations still waiting for readiness were
+# abandoned and their sessions failed provisioning_timeout 2 minutes later.
+provisioner_shutdown_timeout="${GREENROOM_PROVISIONER_SHUTDOWN_TIMEOUT:-90s}"
+# The environment the services were started with, for the replicas
+# scripts/scale.sh adds later (mode 600: it holds the database URL and the
+# admin token).
+services_env_file="$run_dir/services.env"
+
+# is_scalable SVC: SVC is one of scalable_services.
+is_scalable() {
+	local s
+	for s in "${scalable_services[@]}"; do [[ "$s" == "$1" ]] && return 0; done
+	return 1
+}
+
+# replica_name SVC I: "assigner" for replica 1, "assigner-2" for replica 2.
+replica_name() {
+	if (($2 == 1)); then printf '%s' "$1"; else printf '%s-%s' "$1" "$2"; fi
+}
+replica_port() { printf '%s' "$((${service_port[$1]} + 100 * ($2 - 1)))"; }
+replica_pidfile() { printf '%s/%s.pid' "$run_dir" "$(replica_name "$1" "$2")"; }
+replica_log() { printf '%s/%s.log' "$log_dir" "$(replica_name "$1" "$2")"; }
+
+# replica_indexes SVC: the indexes of SVC's replicas that have a pid file
+# (running or stale), in ascending order.
+replica_indexes() {
+	local f n
+	for f in "$run_dir/$1.pid" "$run_dir/$1"-*.pid; do
+		[[ -e "$f" ]] || continue
+		n="${f##*/}"
+		n="${n%.pid}"
+		if [[ "$n" == "$1" ]]; then
+			echo 1
+		elif [[ "${n#"$1"-}" =~ ^[0-9]+$ ]]; then
+			echo "${n#"$1"-}"
+		fi
+	done | sort -n
+}
+
+# start_replica SVC I [ADDR]: starts replica I of bin/greenroom-SVC in the
+# background on ADDR (default 127.0.0.1:<replica_port>), with this shell's
+# environment.
+start_replica() {
+	local svc="$1" i="$2" addr="${3:-}" port
+	port="$(replica_port "$svc" "$i")"
+	[[ -n "$addr" ]] || addr="127.0.0.1:$port"
+	port="${addr##*:}"
+	if port_open 127.0.0.1 "$port"; then
+		die "port $port ($(replica_name "$svc" "$i")) is taken by another process; stop it first"
+	fi
+	(
+		export "${service_addr_env[$svc]}=$addr"
+		if [[ "$svc" == provisioner ]]; then
+			export GREENROOM_SHUTDOWN_TIMEOUT="$provisioner_shutdown_timeout"
+		fi
+		background "$(replica_log "$svc" "$i")" "$(replica_pidfile "$svc" "$i")" "$repo_root/bin/greenroom-$svc"
+	)
+}
+
+# stop_replica SVC I: stops replica I (SIGTERM: it drains; see stop_pidfile).
+stop_replica() {
+	local grace=25 t="$provisioner_shutdown_timeout"
+	if [[ "$1" == provisioner ]]; then
+		if [[ "$t" =~ ^([0-9]+)s$ ]]; then
+			grace=$((BASH_REMATCH[1] + 10))
+		elif [[ "$t" =~ ^([0-9]+)m$ ]]; then
+			grace=$((BASH_REMATCH[1] * 60 + 10))
+		else
+			grace=190 # another form of duration: a generous bound
+		fi
+	fi
+	stop_pidfile "$(replica_pidfile "$1" "$2")" "greenroom-$1" "$grace"
+}
+
+# wait_replica_ready SVC I HOST PORT: waits up to 60 s for /readyz.
+wait_replica_ready() {
+	local svc="$1" i="$2" host="$3" port="$4" name log n
+	name="$(replica_name "$svc" "$i")"
+	log="$(replica_log "$svc" "$i")"
+	for ((n = 0; ; n++)); do
+		[[ "$(http_status "$host" "$port" /readyz)" == 200 ]] && break
+		if ! pid_alive "$(replica_pidfile "$svc" "$i")" "greenroom-$svc"; then
+			tail -n 30 "$log" >&2 || true
+			die "greenroom-$name exited (log above: ${log#"$repo_root"/})"
+		fi
+		if ((n >= 300)); then
+			tail -n 30 "$log" >&2 || true
+			die "greenroom-$name not ready after 60s (log above: ${log#"$repo_root"/})"
+		fi
+		sleep 0.2
+	done
+}
+
+# replica_count_arg NAME VALUE: VALUE is a replica count (1 to max_replicas).
+replica_count_arg() {
+	[[ "$2" =~ ^[0-9]+$ ]] && (($2 >= 1 && $2 <= max_replicas)) ||
+		die "$1=$2: want a number of replicas from 1 to $max_replicas"
 }

@@ -13,13 +13,22 @@
 # Environment: GREENROOM_ADMIN_TOKEN (used as is when given; otherwise the
 # one in .run/admin-token, or a new one), GREENROOM_DATABASE_URL (else the
 # local one of .run/database-url, password included),
-# GREENROOM_NATS_URL, GREENROOM_LOG_LEVEL, DEMO_STAGED (default 3).
+# GREENROOM_NATS_URL, GREENROOM_LOG_LEVEL, DEMO_STAGED (default 3),
+# ASSIGNERS, PROVISIONERS, EXPIRIES (replicas of each, default 1, at most 9:
+# `make up ASSIGNERS=3 PROVISIONERS=2`; replica I > 1 serves /metrics on the
+# service's port + 100 × (I − 1), see scripts/lib.sh; scripts/scale.sh
+# changes the count of a running deployment).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo_root"
 
 staged="${DEMO_STAGED:-3}"
+declare -A replicas=([config]=1 [gateway]=1
+	[assigner]="${ASSIGNERS:-1}" [provisioner]="${PROVISIONERS:-1}" [expiry]="${EXPIRIES:-1}")
+replica_count_arg ASSIGNERS "${replicas[assigner]}"
+replica_count_arg PROVISIONERS "${replicas[provisioner]}"
+replica_count_arg EXPIRIES "${replicas[expiry]}"
 export GREENROOM_NATS_URL="${GREENROOM_NATS_URL:-$default_nats_url}"
 export GREENROOM_LOG_LEVEL="${GREENROOM_LOG_LEVEL:-info}"
 # GREENROOM_HTTP_ADDR is the config service's address (admin API and UI);
@@ -72,42 +81,35 @@ export GREENROOM_ADMIN_TOKEN
 (umask 077 && printf '%s\n' "$GREENROOM_ADMIN_TOKEN" >"$token_file")
 
 say "6/8 starting the services"
+# What every replica is started with, also for those scripts/scale.sh adds
+# later (each one's HTTP address is set per replica).
+(umask 077 && export -p | grep -E '^declare -x GREENROOM_' |
+	grep -vE '^declare -x (GREENROOM_HTTP_ADDR|GREENROOM_GATEWAY_ADDR)=' >"$services_env_file")
+# replica_host SVC I, replica_addr SVC I: where replica I of SVC answers.
+replica_host() { if [[ "$1" == config ]]; then printf '%s' "$config_host"; else printf 127.0.0.1; fi; }
+replica_addr() {
+	if [[ "$1" == config ]]; then printf '%s' "$config_addr"; else printf '127.0.0.1:%s' "$(replica_port "$1" "$2")"; fi
+}
 for svc in "${services[@]}"; do
-	pidfile="$run_dir/$svc.pid"
-	if pid_alive "$pidfile" "greenroom-$svc"; then
-		say "restarting greenroom-$svc"
-		stop_pidfile "$pidfile" "greenroom-$svc"
-	fi
-	port="${service_port[$svc]}"
-	if port_open 127.0.0.1 "$port"; then
-		die "port $port (greenroom-$svc) is taken by another process; stop it and run make up again"
-	fi
-	addr="127.0.0.1:$port"
-	[[ "$svc" == config ]] && addr="$config_addr"
-	export "${service_addr_env[$svc]}=$addr"
-	background "$log_dir/$svc.log" "$pidfile" "$repo_root/bin/greenroom-$svc"
-	unset "${service_addr_env[$svc]}"
-	say "started greenroom-$svc (pid $(cat "$pidfile"), http://127.0.0.1:$port, log .run/logs/$svc.log)"
+	for i in $(replica_indexes "$svc"); do
+		if pid_alive "$(replica_pidfile "$svc" "$i")" "greenroom-$svc"; then
+			say "restarting greenroom-$(replica_name "$svc" "$i")"
+		fi
+		stop_replica "$svc" "$i"
+	done
+	for ((i = 1; i <= replicas[$svc]; i++)); do
+		start_replica "$svc" "$i" "$(replica_addr "$svc" "$i")"
+		say "started greenroom-$(replica_name "$svc" "$i") (pid $(cat "$(replica_pidfile "$svc" "$i")"), http://$(replica_addr "$svc" "$i"), log .run/logs/$(replica_name "$svc" "$i").log)"
+	done
 done
 
 say "7/8 waiting for each service's /readyz"
 for svc in "${services[@]}"; do
-	port="${service_port[$svc]}"
-	host=127.0.0.1
-	[[ "$svc" == config ]] && host="$config_host"
-	for ((i = 0; ; i++)); do
-		[[ "$(http_status "$host" "$port" /readyz)" == 200 ]] && break
-		if ! pid_alive "$run_dir/$svc.pid" "greenroom-$svc"; then
-			tail -n 30 "$log_dir/$svc.log" >&2 || true
-			die "greenroom-$svc exited (log above: .run/logs/$svc.log)"
-		fi
-		if ((i >= 300)); then
-			tail -n 30 "$log_dir/$svc.log" >&2 || true
-			die "greenroom-$svc not ready after 60s (log above: .run/logs/$svc.log)"
-		fi
-		sleep 0.2
+	for ((i = 1; i <= replicas[$svc]; i++)); do
+		addr="$(replica_addr "$svc" "$i")"
+		wait_replica_ready "$svc" "$i" "$(replica_host "$svc" "$i")" "${addr##*:}"
+		say "greenroom-$(replica_name "$svc" "$i") ready"
 	done
-	say "greenroom-$svc ready"
 done
 
 say "8/8 loading the demo configuration and waiting for $staged staged sessions"
@@ -138,6 +140,11 @@ Greenroom is up.
   user dashboard    http://greenroom.localhost:${service_port[gateway]}/   (the gateway; sessions open at /session/<id>/)
   demo users        $(tr '\n' ' ' <"$passwords_file" | sed 's/=/ password /g; s/ $//')   (also in .run/demo-passwords)
   logs              .run/logs/
+  replicas          $(for svc in "${scalable_services[@]}"; do
+		printf '%s ×%s (/metrics on' "$svc" "${replicas[$svc]}"
+		for ((i = 1; i <= replicas[$svc]; i++)); do printf ' %s' "$(replica_port "$svc" "$i")"; done
+		printf ')  '
+	done)  (make scale SERVICE=assigner N=3)
 
 Request a session (served from the staged pool in milliseconds):
   bin/greenroom request --user alice --workspace demo --zone zone-a

@@ -126,7 +126,7 @@ func TestContainerOfAFreshSessionIsNotReaped(t *testing.T) {
 		for _, rid := range requests {
 			e.waitEvent(events.TypeSessionReady, 30*time.Second, dataIs("request_id", rid))
 		}
-		e.waitFor("3 staged sessions", 30*time.Second, func() bool { return e.countSessions(cfg, sessions.Staged) == 3 })
+		e.waitFor("3 staged sessions", 120*time.Second, func() bool { return e.countSessions(cfg, sessions.Staged) == 3 })
 		// Passes that began after every container was made.
 		for range 3 {
 			e.svc.ContainerAuditor.TestSignals.PassDone.WaitOrTimeout(t, 10*time.Second)

