@@ -118,8 +118,22 @@ func (c *adminConsole) click(words string) {
 // on screen that has a cell reading cell.
 func (c *adminConsole) rowAction(cell, words string) {
 	c.t.Helper()
-	c.do(fmt.Sprintf("clicking %s in the row of %s", words, cell),
-		chromedp.Click(shown+"//tr[td[normalize-space(.)="+xq(cell)+"]]//*[self::button or self::a][normalize-space(.)="+xq(words)+"]"))
+	sel := shown + "//tr[td[normalize-space(.)=" + xq(cell) + "]]//*[self::button or self::a][normalize-space(.)=" + xq(words) + "]"
+	// A live refresh may redraw the row between finding the button and
+	// clicking it (the click then never happened): find it again, as a
+	// user would look again.
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(c.ctx, 60*time.Second)
+		err := chromedp.Do(ctx, chromedp.Click(sel))
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 3 || !strings.Contains(err.Error(), "Could not find node") {
+			screenshot(c.t, c.ctx, "failed")
+			c.t.Fatalf("console: clicking %s in the row of %s: %v", words, cell, err)
+		}
+	}
 }
 
 // openForm clicks words (a create or Edit button) and waits for its form
