@@ -213,6 +213,21 @@ func (e *env) userID(name string) (string, error) {
 	return id, err
 }
 
+// insertStagedRow stores one staged session of the staging config scID
+// without a container, as the provisioner would once it had made one.
+func (e *env) insertStagedRow(ctx context.Context, wsID, zoneID, agentID, scID string) error {
+	s, err := sessions.Insert(ctx, e.DB, sessions.New{ID: uuid.NewString(), WorkspaceID: wsID, ZoneID: zoneID,
+		AgentID: agentID, StagingConfigID: scID, Origin: sessions.OriginStaged, Permissions: allowAll,
+		Cores: 0.1, MemoryMB: 64})
+	if err != nil {
+		return err
+	}
+	_, err = sessions.Transition(ctx, e.DB, s.ID, sessions.Provisioning, sessions.Staged, sessions.Change{
+		ContainerID: sessions.Ptr("bench-" + s.ID[:8]), URL: sessions.Ptr("http://127.0.0.1:9/"),
+		ExpiresAt: sessions.Ptr(time.Now().Add(24 * time.Hour))})
+	return err
+}
+
 // seedStaged inserts n staged sessions without containers, 16 at a time.
 func seedStaged(e *env, n int, wsID, zoneID, agentID, scID string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -223,15 +238,7 @@ func seedStaged(e *env, n int, wsID, zoneID, agentID, scID string) error {
 	for range concurrency {
 		wg.Go(func() {
 			for int(next.Add(1)) <= n && ctx.Err() == nil && !interrupted() {
-				s, err := sessions.Insert(ctx, e.DB, sessions.New{ID: uuid.NewString(), WorkspaceID: wsID, ZoneID: zoneID,
-					AgentID: agentID, StagingConfigID: scID, Origin: sessions.OriginStaged, Permissions: allowAll,
-					Cores: 0.1, MemoryMB: 64})
-				if err == nil {
-					_, err = sessions.Transition(ctx, e.DB, s.ID, sessions.Provisioning, sessions.Staged, sessions.Change{
-						ContainerID: sessions.Ptr("bench-" + s.ID[:8]), URL: sessions.Ptr("http://127.0.0.1:9/"),
-						ExpiresAt: sessions.Ptr(time.Now().Add(24 * time.Hour))})
-				}
-				if err != nil {
+				if err := e.insertStagedRow(ctx, wsID, zoneID, agentID, scID); err != nil {
 					errs <- err
 					return
 				}

@@ -16,11 +16,9 @@ import (
 
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
-	"github.com/greenroom-dev/greenroom/libs/sessions"
 )
 
 const consoleScenarioName = "admin console"
@@ -262,15 +260,7 @@ func consoleFixture(e *env) ([]string, error) {
 					return
 				}
 				c := configs[i/consolePerConfig]
-				s, err := sessions.Insert(ctx, e.DB, sessions.New{ID: uuid.NewString(), WorkspaceID: c.ws, ZoneID: zoneID,
-					AgentID: agentID, StagingConfigID: c.id, Origin: sessions.OriginStaged, Permissions: allowAll,
-					Cores: 0.1, MemoryMB: 64})
-				if err == nil {
-					_, err = sessions.Transition(ctx, e.DB, s.ID, sessions.Provisioning, sessions.Staged, sessions.Change{
-						ContainerID: sessions.Ptr("bench-" + s.ID[:8]), URL: sessions.Ptr("http://127.0.0.1:9/"),
-						ExpiresAt: sessions.Ptr(time.Now().Add(24 * time.Hour))})
-				}
-				if err != nil {
+				if err := e.insertStagedRow(ctx, c.ws, zoneID, agentID, c.id); err != nil {
 					errs <- err
 					return
 				}
