@@ -440,9 +440,10 @@ func TestTheAdminConsoleWalksTheSeedsClickPaths(t *testing.T) {
 	if got := c.cell(id, "Desired Sessions"); got != "2" {
 		t.Errorf("Desired Sessions on the page %q, want 2", got)
 	}
-	if got := c.cell(id, "Status"); got != "ok" {
-		t.Errorf("staging config status on the page %q, want ok", got)
-	}
+	// The reconciler records "ok" on its next pass after the second
+	// container is ready, which may come after the page shows 2 current
+	// sessions: wait for that event to reach the page too.
+	c.waitFor("Status ok on the Staging page", fmt.Sprintf(`%s === "ok"`, cellJS(id, "Status")))
 	screenshot(t, c.ctx, "4-staging-current-2")
 	// Edit next to it.
 	c.openForm("Edit", "zone-a")
