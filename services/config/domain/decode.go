@@ -25,6 +25,17 @@ func Decode(data []byte, v any, prefix string) FieldErrors {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var mistyped *json.UnmarshalTypeError
+		if errors.As(err, &mistyped) && isObject(data) {
+			// Which field holds it is found here rather than read off
+			// the error: encoding/json names the field only when it
+			// decodes the value itself, not when a field's own
+			// UnmarshalJSON (Optional's) does, and from Go 1.27 not
+			// even then for Optional fields.
+			if fe, ok := locate(data, reflect.TypeOf(v), prefix); ok && fe.Field != prefix {
+				return FieldErrors{fe}
+			}
+		}
 		return FieldErrors{decodeError(err, prefix)}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -179,6 +190,144 @@ func decodeError(err error, prefix string) FieldError {
 		return FieldError{Field: join(prefix, name), Detail: "is not a known field"}
 	}
 	return FieldError{Field: prefix, Detail: "malformed JSON: " + err.Error()}
+}
+
+// isObject reports whether data is a JSON object (after leading space).
+func isObject(data []byte) bool {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	return len(data) > 0 && data[0] == '{'
+}
+
+// optionalField is an Optional[T] seen through reflection.
+type optionalField interface{ valueType() reflect.Type }
+
+// locate decodes data into a value of type t again, part by part, to find
+// the innermost value of the wrong type: its path below path (object
+// members joined with ".", array elements as "[i]") and what it should
+// have been. It reports false when data holds no such value.
+func locate(data []byte, t reflect.Type, path string) (FieldError, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if o, ok := reflect.New(t).Interface().(optionalField); ok {
+		t = o.valueType()
+	}
+	err := json.Unmarshal(data, reflect.New(t).Interface())
+	var mistyped *json.UnmarshalTypeError
+	if !errors.As(err, &mistyped) {
+		return FieldError{}, false
+	}
+	var inner []member
+	switch t.Kind() {
+	case reflect.Struct:
+		fields := jsonFields(t)
+		for _, m := range members(data) {
+			if f, ok := fields.lookup(m.key); ok {
+				inner = append(inner, member{key: join(path, m.key), value: m.value, typ: f})
+			}
+		}
+	case reflect.Map:
+		for _, m := range members(data) {
+			inner = append(inner, member{key: join(path, m.key), value: m.value, typ: t.Elem()})
+		}
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() != reflect.Uint8 { // []byte is a base64 string
+			for i, v := range elements(data) {
+				inner = append(inner, member{key: fmt.Sprintf("%s[%d]", path, i), value: v, typ: t.Elem()})
+			}
+		}
+	}
+	for _, m := range inner {
+		if fe, ok := locate(m.value, m.typ, m.key); ok {
+			return fe, true
+		}
+	}
+	mistyped.Type = t
+	return FieldError{Field: path, Detail: typeDetail(mistyped)}, true
+}
+
+// member is one value inside an object or array, with its path and the
+// Go type it decodes into.
+type member struct {
+	key   string
+	value json.RawMessage
+	typ   reflect.Type
+}
+
+// members lists an object's members in document order (nil for anything
+// but an object).
+func members(data []byte) []member {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var out []member
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			return out
+		}
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			return out
+		}
+		out = append(out, member{key: key, value: v})
+	}
+	return out
+}
+
+// elements lists an array's elements (nil for anything but an array).
+func elements(data []byte) []json.RawMessage {
+	var out []json.RawMessage
+	if json.Unmarshal(data, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// fieldTypes maps a struct's JSON member names to its fields' types.
+type fieldTypes map[string]reflect.Type
+
+// jsonFields lists the members encoding/json decodes into t: exported
+// fields by their json tag name (else their Go name), "-" left out,
+// embedded structs' fields promoted.
+func jsonFields(t reflect.Type) fieldTypes {
+	out := fieldTypes{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-" && f.Tag.Get("json") == "-":
+			continue
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			for k, v := range jsonFields(f.Type) {
+				if _, taken := out[k]; !taken {
+					out[k] = v
+				}
+			}
+			continue
+		case !f.IsExported():
+			continue
+		case name == "":
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+// lookup finds a member's field as encoding/json does: the exact name,
+// else one that matches without regard to case.
+func (fs fieldTypes) lookup(key string) (reflect.Type, bool) {
+	if t, ok := fs[key]; ok {
+		return t, true
+	}
+	for name, t := range fs {
+		if strings.EqualFold(name, key) {
+			return t, true
+		}
+	}
+	return nil, false
 }
 
 func join(prefix, field string) string {

@@ -70,7 +70,8 @@ func TestNestedBodyErrorsNameTheNestedField(t *testing.T) {
 		{"assign cmd of numbers", `{"name":"w","image":"i","docker_exec_config":{"assign":{"cmd":[1]}}}`, "docker_exec_config.assign.cmd"},
 		{"assign privileged not a boolean", `{"name":"w","image":"i","docker_exec_config":{"assign":{"cmd":"x","privileged":"yes"}}}`, "docker_exec_config.assign.privileged"},
 		{"run_config not an object", `{"name":"w","image":"i","run_config":[]}`, "run_config"},
-		{"labels of numbers", `{"name":"w","image":"i","include_labels":[1]}`, "include_labels"},
+		{"labels of numbers", `{"name":"w","image":"i","include_labels":["a",1]}`, "include_labels[1]"},
+		{"an Optional struct member of the wrong type", `{"name":"w","image":"i","assign_hook":{"path":"/x","timeout":5}}`, "assign_hook.timeout"},
 		{"port out of range", `{"name":"w","image":"i","port":70000}`, "port"},
 		{"cores zero", `{"name":"w","image":"i","cores":0}`, "cores"},
 	} {

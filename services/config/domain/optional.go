@@ -3,6 +3,7 @@ package domain
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 )
 
 // Optional is a request body field that may be absent, null or a value.
@@ -20,8 +21,8 @@ func Some[T any](v T) Optional[T] { return Optional[T]{Set: true, Value: v} }
 
 // UnmarshalJSON records that the field was present. encoding/json calls it
 // for null too, which a pointer field could not tell from absent. A type
-// error from the value keeps its *json.UnmarshalTypeError form, so the
-// decoder adds the field's name to it.
+// error from the value keeps its *json.UnmarshalTypeError form; Decode
+// finds the field that holds it.
 func (o *Optional[T]) UnmarshalJSON(b []byte) error {
 	o.Set = true
 	if bytes.Equal(b, []byte("null")) {
@@ -30,6 +31,8 @@ func (o *Optional[T]) UnmarshalJSON(b []byte) error {
 	}
 	return json.Unmarshal(b, &o.Value)
 }
+
+func (Optional[T]) valueType() reflect.Type { return reflect.TypeFor[T]() }
 
 // Has reports whether the body gave a value (present and not null).
 func (o Optional[T]) Has() bool { return o.Set && !o.Null }

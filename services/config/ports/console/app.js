@@ -406,7 +406,7 @@ function showProblem(form, problem) {
     : [{ field: problem.body.field || "", detail: problem.message }];
   let first = null;
   for (const { field, detail } of errors) {
-    const name = (field || "").split(".")[0];
+    const name = (field || "").split(/[.[]/)[0];
     const box = name && $(`.field[data-field="${CSS.escape(name)}"]`, form);
     const where = box ? $(".error", box) : $(".form-error", form);
     const text = box && field !== name ? `${field}: ${detail}` : detail;
