@@ -20,6 +20,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 version="${NATS_SERVER_VERSION:-v2.12.15}"
 server="$repo_root/bin/nats-server"
 config="$repo_root/deploy/nats-server/nats-server.conf"
+# With the deployment's users (greenroom nats-users, which make up runs
+# first): every client must sign in as one, each allowed its own subjects
+# only (README.md, "NATS users").
+users_config="$run_dir/nats-users/nats-server.conf"
+if [[ -s "$users_config" ]]; then
+	config="$users_config"
+fi
 pidfile="$run_dir/nats-server.pid"
 host=127.0.0.1
 port=4222
@@ -50,6 +57,9 @@ if port_open "$host" "$port"; then
 	if [[ -n "$v" && "$v" != *"\"version\": \"${version#v}\""* ]]; then
 		say "warning: the running nats-server is not $version (make down, then make up, to restart it)"
 	fi
+	if [[ "$config" == "$users_config" && -n "$v" && "$v" != *'"auth_required": true'* ]]; then
+		say "warning: the running nats-server lets in anyone (no users): make down, then make up, to restart it with .run/nats-users"
+	fi
 	if [[ -n "$v" && "$v" != *'"sync_always": true'* ]]; then
 		say "warning: the running nats-server does not fsync every write (sync_interval always, README.md \"Durability\"): make down, then make up"
 	fi
@@ -64,7 +74,7 @@ if [[ "${built##* }" != "$version" ]]; then
 		go install "github.com/nats-io/nats-server/v2@$version")
 fi
 
-say "starting nats-server $version with JetStream on $host:$port (monitoring $host:$monitor, store .run/nats, sync_interval always)"
+say "starting nats-server $version with JetStream on $host:$port (monitoring $host:$monitor, store .run/nats, sync_interval always$([[ "$config" == "$users_config" ]] && printf ', users of .run/nats-users'))"
 mkdir -p "$run_dir/nats" "$log_dir"
 background "$log_dir/nats-server.log" "$pidfile" \
 	"$server" -c "$config" -js -sd "$run_dir/nats" -a "$host" -p "$port" -m "$monitor"

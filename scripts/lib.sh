@@ -214,6 +214,12 @@ start_replica() {
 	fi
 	(
 		export "${service_addr_env[$svc]}=$addr"
+		# On the local nats-server of make up, each service signs in as
+		# its own NATS user (.run/nats-users/<svc>: scripts/up.sh).
+		if [[ -s "$run_dir/nats-url" && -s "$run_dir/nats-users/$svc" &&
+			"${GREENROOM_NATS_URL:-}" == "$(cat "$run_dir/nats-url")" ]]; then
+			export GREENROOM_NATS_URL="nats://$svc:$(cat "$run_dir/nats-users/$svc")@127.0.0.1:4222"
+		fi
 		if [[ "$svc" == provisioner ]]; then
 			export GREENROOM_SHUTDOWN_TIMEOUT="$provisioner_shutdown_timeout"
 		fi

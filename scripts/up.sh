@@ -48,7 +48,17 @@ export GREENROOM_DATABASE_URL="${GREENROOM_DATABASE_URL:-$(local_database_url)}"
 
 say "2/8 NATS JetStream"
 if [[ "$GREENROOM_NATS_URL" == "$default_nats_url" ]]; then
+	# One NATS user per service (and admin for the CLI), each allowed its
+	# own subjects only: passwords in .run/nats-users (kept across runs),
+	# the server's configuration beside them (README.md, "NATS users").
+	# NATS_REQUESTERS="billing reports" adds requesting services' users.
+	requester_flags=()
+	for r in ${NATS_REQUESTERS:-}; do requester_flags+=(--requester "$r"); done
+	go run ./cmd/greenroom nats-users --dir "$run_dir/nats-users" "${requester_flags[@]}"
 	bash scripts/ensure-nats.sh
+	GREENROOM_NATS_URL="nats://admin:$(cat "$run_dir/nats-users/admin")@127.0.0.1:4222"
+	(umask 077 && printf '%s\n' "$GREENROOM_NATS_URL" >"$run_dir/nats-url")
+	say "NATS users: ${services[*]} and admin (the CLI's: .run/nats-url)"
 else
 	say "GREENROOM_NATS_URL=$GREENROOM_NATS_URL: using that server"
 fi

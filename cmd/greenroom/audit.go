@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/greenroom-dev/greenroom/libs/bus"
+	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
@@ -182,7 +183,7 @@ func runReplay(ctx context.Context, g *globalOptions, o replayOptions, now time.
 
 	nc, err := nats.Connect(g.NatsURL, nats.Name("greenroom-cli-audit"), nats.Timeout(natsConnectTimeout))
 	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w", g.NatsURL, err)
+		return fmt.Errorf("connecting to NATS at %s: %w", settings.Redact(g.NatsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -191,7 +192,7 @@ func runReplay(ctx context.Context, g *globalOptions, o replayOptions, now time.
 	}
 	if _, err := js.Stream(ctx, bus.StreamName); err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("stream %s does not exist yet: no Greenroom service has started on %s", bus.StreamName, g.NatsURL)
+			return fmt.Errorf("stream %s does not exist yet: no Greenroom service has started on %s", bus.StreamName, settings.Redact(g.NatsURL))
 		}
 		return fmt.Errorf("reading stream %s: %w", bus.StreamName, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/greenroom-dev/greenroom/libs/bus"
+	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/stream"
 )
@@ -124,7 +125,7 @@ func applyStream(ctx context.Context, natsURL string, wait time.Duration, limits
 	nc, err := nats.Connect(natsURL, nats.Name("greenroom-cli-migrate"), nats.Timeout(natsConnectTimeout),
 		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
-		return stream.Change{}, fmt.Errorf("connecting to NATS at %s: %w", natsURL, err)
+		return stream.Change{}, fmt.Errorf("connecting to NATS at %s: %w", settings.Redact(natsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -140,7 +141,7 @@ func applyStream(ctx context.Context, natsURL string, wait time.Duration, limits
 		}
 		select {
 		case <-ctx.Done():
-			return stream.Change{}, fmt.Errorf("%w (is nats-server with JetStream running at %s? scripts/ensure-nats.sh starts a local one)", err, natsURL)
+			return stream.Change{}, fmt.Errorf("%w (is nats-server with JetStream running at %s? scripts/ensure-nats.sh starts a local one)", err, settings.Redact(natsURL))
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

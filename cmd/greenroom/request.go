@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/greenroom-dev/greenroom/libs/client"
+	"github.com/greenroom-dev/greenroom/libs/settings"
 )
 
 // natsConnectTimeout bounds the initial connection to NATS.
@@ -96,7 +97,7 @@ func (o requestOptions) validate() error {
 func runRequest(ctx context.Context, g *globalOptions, o requestOptions, out io.Writer) error {
 	nc, err := nats.Connect(g.NatsURL, nats.Name("greenroom-cli"), nats.Timeout(natsConnectTimeout))
 	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w (is nats-server running? scripts/ensure-nats.sh starts one)", g.NatsURL, err)
+		return fmt.Errorf("connecting to NATS at %s: %w (is nats-server running? scripts/ensure-nats.sh starts one)", settings.Redact(g.NatsURL), err)
 	}
 	defer nc.Close()
 	c, err := client.New(nc, client.WithSource("greenroom/cli"))

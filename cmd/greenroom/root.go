@@ -82,6 +82,10 @@ defaults match a local deployment started with 'make up'.`,
 			// password scripts/ensure-postgres.sh generated, when there.
 			g.DatabaseURL = settings.LocalDatabaseURL(g.DatabaseURL)
 		}
+		if g.NatsURL == settings.NatsURLDefault {
+			// Likewise the local nats-server's, as the operators' user.
+			g.NatsURL = settings.LocalNatsURL(g.NatsURL)
+		}
 	}
 
 	root.AddCommand(
@@ -95,6 +99,7 @@ defaults match a local deployment started with 'make up'.`,
 		newDeleteCommand(g),
 		newDemoCommand(g),
 		newBenchCommand(getenv),
+		newNatsUsersCommand(),
 	)
 	return root
 }

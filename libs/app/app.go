@@ -26,6 +26,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/natsauth"
 	"github.com/greenroom-dev/greenroom/libs/obs"
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/settings"
@@ -60,7 +61,7 @@ func Connect(ctx context.Context, name string, s settings.Common, log *zap.Logge
 	if err != nil {
 		return nil, err
 	}
-	d.NC, err = nats.Connect(s.NatsURL,
+	d.NC, err = nats.Connect(s.NatsURL, append(natsauth.ConnectOptions(s.NatsURL),
 		nats.Name("greenroom-"+name),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -70,11 +71,11 @@ func Connect(ctx context.Context, name string, s settings.Common, log *zap.Logge
 				log.Warn("nats disconnected", zap.Error(err))
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", zap.String("url", nc.ConnectedUrl())) }),
-	)
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted())) }),
+	)...)
 	if err != nil {
 		d.Close()
-		return nil, fmt.Errorf("connecting to nats %s: %w", s.NatsURL, err)
+		return nil, fmt.Errorf("connecting to nats %s: %w", settings.Redact(s.NatsURL), err)
 	}
 	d.JS, err = jetstream.New(d.NC)
 	if err != nil {
@@ -118,9 +119,10 @@ func Connect(ctx context.Context, name string, s settings.Common, log *zap.Logge
 // Source is the CloudEvents source of this service's events.
 func (d *Deps) Source() string { return "greenroom/" + d.Name }
 
-// NewRelay returns an outbox relay publishing through this service.
+// NewRelay returns an outbox relay publishing this service's events (the
+// outbox rows of its source) through this service.
 func (d *Deps) NewRelay() *outbox.Relay {
-	return outbox.NewRelay(outbox.RelayConfig{DatabaseURL: d.Settings.DatabaseURL}, d.DB, d.Publisher, d.Log)
+	return outbox.NewRelay(outbox.RelayConfig{DatabaseURL: d.Settings.DatabaseURL, Source: d.Source()}, d.DB, d.Publisher, d.Log)
 }
 
 // NewDirect returns what runs the transactions of a hand-off's hot path

@@ -5,7 +5,10 @@ package apptest
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/dbtest"
+	"github.com/greenroom-dev/greenroom/libs/natsauth"
 	"github.com/greenroom-dev/greenroom/libs/natstest"
 	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/libs/startstop"
@@ -26,6 +30,9 @@ type Env struct {
 	DB          *sqlx.DB
 	DatabaseURL string
 	NATS        *server.Server
+	// Passwords are the NATS users' (NewWithUsers); nil when the server
+	// has no users.
+	Passwords map[string]string
 }
 
 // New starts an environment that lives as long as the test.
@@ -35,19 +42,54 @@ func New(t testing.TB) *Env {
 	return &Env{DB: conn, DatabaseURL: url, NATS: natstest.Start(t)}
 }
 
-// Settings returns the common settings pointing at this environment.
+// NewWithUsers is New with a NATS server that knows only the users of the
+// deployment's permission table (natsauth): one per service, admin, and
+// the requesting services named, each with a random password. Deps
+// connects each service as its own user.
+func NewWithUsers(t testing.TB, requesters ...string) *Env {
+	t.Helper()
+	conn, url := dbtest.New(t)
+	passwords := map[string]string{natsauth.Admin: rand.Text()}
+	for _, name := range append(slices.Clone(natsauth.Services), requesters...) {
+		passwords[name] = rand.Text()
+	}
+	users, err := natsauth.ServerUsers(passwords)
+	if err != nil {
+		t.Fatalf("apptest: %v", err)
+	}
+	return &Env{DB: conn, DatabaseURL: url, NATS: natstest.StartWith(t, &server.Options{Users: users}), Passwords: passwords}
+}
+
+// NatsURL is the server's URL as user (any user when the server has
+// none).
+func (e *Env) NatsURL(user string) string {
+	u, err := url.Parse(e.NATS.ClientURL())
+	if err != nil || e.Passwords == nil {
+		return e.NATS.ClientURL()
+	}
+	u.User = url.UserPassword(user, e.Passwords[user])
+	return u.String()
+}
+
+// Settings returns the common settings pointing at this environment (as
+// the admin user, when the server has users).
 func (e *Env) Settings() settings.Common {
-	return settings.Common{DatabaseURL: e.DatabaseURL, NatsURL: e.NATS.ClientURL(), HTTPAddr: "127.0.0.1:0",
+	return e.settingsAs(natsauth.Admin)
+}
+
+func (e *Env) settingsAs(user string) settings.Common {
+	return settings.Common{DatabaseURL: e.DatabaseURL, NatsURL: e.NatsURL(user), HTTPAddr: "127.0.0.1:0",
 		AdminToken: "test-token", LogLevel: "debug", StreamReplicas: 1, ShutdownTimeout: 10 * time.Second}
 }
 
-// Deps connects a service named name, logging to the test.
+// Deps connects a service named name, logging to the test; as the NATS
+// user of that name, when the server has users.
 func (e *Env) Deps(t testing.TB, name string) *app.Deps {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).With(zap.String("service", name))
-	d, err := app.Connect(ctx, name, e.Settings(), log, 20*time.Second)
+	d, err := app.Connect(ctx, name, e.settingsAs(name), log, 20*time.Second)
 	if err != nil {
 		t.Fatalf("apptest: connecting %s: %v", name, err)
 	}

@@ -68,7 +68,10 @@ type Client struct {
 	js     jetstream.JetStream
 	pub    *bus.Publisher
 	source string
-	subs   []*nats.Subscription
+	// requester qualifies the subjects of requests and outcomes
+	// (events.SubjectFor); "" is the unqualified ones.
+	requester string
+	subs      []*nats.Subscription
 
 	mu      sync.Mutex
 	waiters map[string][]chan outcome
@@ -79,6 +82,13 @@ type Option func(*Client)
 
 // WithSource sets the CloudEvents source of published requests.
 func WithSource(source string) Option { return func(c *Client) { c.source = source } }
+
+// WithRequester makes the client a named requesting service: it publishes
+// its requests on greenroom.session.requested.<name> and hears their
+// outcomes on greenroom.session.ready.<name> and .failed.<name>, the
+// subjects its NATS user is allowed (README, "NATS users"). name must be
+// events.ValidRequester.
+func WithRequester(name string) Option { return func(c *Client) { c.requester = name } }
 
 // New subscribes to outcomes on nc. Outcomes are routed by the
 // Greenroom-Request-Id header, so one subscription serves every waiter.
@@ -91,7 +101,10 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	for _, subject := range []string{events.TypeSessionReady, events.TypeSessionFailed} {
+	if c.requester != "" && !events.ValidRequester(c.requester) {
+		return nil, fmt.Errorf("requester %q: letters, digits, '-' and '_' only, at most 64", c.requester)
+	}
+	for _, subject := range c.outcomeSubjects() {
 		sub, err := nc.Subscribe(subject, c.route)
 		if err != nil {
 			c.Close()
@@ -105,6 +118,11 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("flushing subscriptions: %w", err)
 	}
 	return c, nil
+}
+
+// outcomeSubjects are the subjects of this client's outcomes.
+func (c *Client) outcomeSubjects() []string {
+	return []string{events.SubjectFor(events.TypeSessionReady, c.requester), events.SubjectFor(events.TypeSessionFailed, c.requester)}
 }
 
 // Close stops routing outcomes.
@@ -196,7 +214,7 @@ func (c *Client) Publish(ctx context.Context, r Request) (requestID string, dupl
 	if err != nil {
 		return "", false, err
 	}
-	ack, err := c.pub.Publish(ctx, events.TypeSessionRequested, ev, r.RequestID)
+	ack, err := c.pub.Publish(ctx, events.SubjectFor(events.TypeSessionRequested, c.requester), ev, r.RequestID)
 	if err != nil {
 		return "", false, err
 	}
@@ -304,11 +322,22 @@ func (c *Client) await(ctx context.Context, requestID string, ch chan outcome) (
 }
 
 // findOutcome scans the outcomes recorded in the last `lookback` for
-// requestID.
+// requestID, one outcome subject at a time: an ordered consumer with one
+// filter subject names it in its API subject, which a requester's NATS
+// permissions allow for its own outcome subjects only.
 func (c *Client) findOutcome(ctx context.Context, requestID string, lookback time.Duration) (outcome, bool) {
 	start := time.Now().Add(-lookback)
+	for _, subject := range c.outcomeSubjects() {
+		if o, ok := c.findOutcomeOn(ctx, subject, requestID, start); ok {
+			return o, true
+		}
+	}
+	return outcome{}, false
+}
+
+func (c *Client) findOutcomeOn(ctx context.Context, subject, requestID string, start time.Time) (outcome, bool) {
 	cons, err := c.js.OrderedConsumer(ctx, bus.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.TypeSessionReady, events.TypeSessionFailed},
+		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &start,
 	})

@@ -51,6 +51,45 @@ var Types = []string{
 	TypeDeadLetter,
 }
 
+// SubjectFor is the subject of a session request, or of its outcome
+// (TypeSessionReady, TypeSessionFailed), for a requesting service:
+// eventType itself when requester is empty, eventType.<requester>
+// otherwise. A requesting service with its own NATS user may publish only
+// greenroom.session.requested.<its name> and read only the outcomes on
+// greenroom.session.ready.<its name> and .failed.<its name> (README, "NATS
+// users"), so the subject proves who asked and nobody else hears the
+// answer.
+func SubjectFor(eventType, requester string) string {
+	if requester == "" {
+		return eventType
+	}
+	return eventType + "." + requester
+}
+
+// RequesterOf is the requesting service a session request's subject
+// names: the token after greenroom.session.requested., or "".
+func RequesterOf(subject string) string {
+	r, _ := strings.CutPrefix(subject, TypeSessionRequested+".")
+	if r == subject {
+		return ""
+	}
+	return r
+}
+
+// ValidRequester reports whether name can be a requester, one token of a
+// subject: letters, digits, '-' and '_', at most 64.
+func ValidRequester(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // HeaderRequestID is the NATS header carrying the request_id of events about
 // a request, so waiters can route outcomes without decoding payloads.
 const HeaderRequestID = "Greenroom-Request-Id"

@@ -248,6 +248,9 @@ func TestEverySchemaDataMatchesItsPayloadStruct(t *testing.T) {
 			rt := reflect.TypeOf(samples[typ])
 			for i := range rt.NumField() {
 				name, opts, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+				if name == "-" {
+					continue // not in the payload (SessionRequested.Requester: the subject's)
+				}
 				fields = append(fields, name)
 				if !strings.Contains(opts, "omitempty") {
 					required = append(required, name)
@@ -585,5 +588,29 @@ func TestValidatorIsSafeForConcurrentUse(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+func TestRequesterSubjects(t *testing.T) {
+	if got := events.SubjectFor(events.TypeSessionReady, "billing"); got != "greenroom.session.ready.billing" {
+		t.Errorf("SubjectFor(ready, billing) = %q", got)
+	}
+	if got := events.SubjectFor(events.TypeSessionFailed, ""); got != events.TypeSessionFailed {
+		t.Errorf("SubjectFor(failed, \"\") = %q", got)
+	}
+	for subject, want := range map[string]string{
+		"greenroom.session.requested":         "",
+		"greenroom.session.requested.billing": "billing",
+		"greenroom.session.requestedx":        "",
+		"greenroom.session.ready.billing":     "",
+	} {
+		if got := events.RequesterOf(subject); got != want {
+			t.Errorf("RequesterOf(%q) = %q, want %q", subject, got, want)
+		}
+	}
+	for name, want := range map[string]bool{"billing": true, "svc-a_2": true, "": false, "a.b": false, "a*": false, "a>": false, "a b": false} {
+		if got := events.ValidRequester(name); got != want {
+			t.Errorf("ValidRequester(%q) = %v", name, got)
+		}
 	}
 }

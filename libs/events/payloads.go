@@ -24,6 +24,9 @@ type SessionRequested struct {
 	User      string `json:"user"`
 	Workspace string `json:"workspace"`
 	Zone      string `json:"zone"`
+	// Requester is not in the payload: it is read off the subject the
+	// request came on (RequesterOf), which NATS permissions vouch for.
+	Requester string `json:"-"`
 }
 
 // SessionAssigned says a staged session was claimed for a user; the

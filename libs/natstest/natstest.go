@@ -13,14 +13,16 @@ import (
 // store in a temporary directory, and shuts it down when the test ends.
 func Start(t testing.TB) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      server.RANDOM_PORT,
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
-	})
+	return StartWith(t, &server.Options{})
+}
+
+// StartWith is Start with more options (users, say); the address, the
+// store and logging are Start's.
+func StartWith(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	o := *opts
+	o.Host, o.Port, o.JetStream, o.StoreDir, o.NoLog, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, t.TempDir(), true, true
+	srv, err := server.NewServer(&o)
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}

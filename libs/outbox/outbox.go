@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -91,6 +92,11 @@ type RelayConfig struct {
 	BatchSize int
 	// DatabaseURL is used for the LISTEN connection.
 	DatabaseURL string
+	// Source, when set, restricts the relay to the rows whose event has
+	// this CloudEvents source ("greenroom/assigner"): the events its own
+	// service wrote, the only subjects its NATS user may publish (README,
+	// "NATS users"). Empty: every row.
+	Source string
 }
 
 // Partitions is the number of partitions the outbox is published in. An
@@ -262,8 +268,8 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 	// window are its oldest, so its order holds.
 	var parts []int
 	if err := r.db.SelectContext(ctx, &parts, `SELECT DISTINCT `+PartitionSQL+` FROM (
-		SELECT payload, subject FROM outbox WHERE publish_after IS NULL OR publish_after <= now()
-		ORDER BY seq LIMIT $1) w`, r.window()); err != nil {
+		SELECT payload, subject FROM outbox WHERE `+r.due()+`
+		ORDER BY seq LIMIT $1) w`, r.window(), r.cfg.Source); err != nil {
 		return RelayResult{}, fmt.Errorf("listing outbox partitions: %w", err)
 	}
 	rand.Shuffle(len(parts), func(i, j int) { parts[i], parts[j] = parts[j], parts[i] })
@@ -288,6 +294,16 @@ func (r *Relay) RunOnce(ctx context.Context) (RelayResult, error) {
 // window is how many of the oldest rows a pass looks at.
 func (r *Relay) window() int { return Partitions * r.cfg.BatchSize }
 
+// due is the condition of the rows this relay publishes now: its own
+// source's ($2, read along outbox_source_seq_idx), when it has one.
+func (r *Relay) due() string {
+	const now = `(publish_after IS NULL OR publish_after <= now())`
+	if r.cfg.Source == "" {
+		return now + ` AND $2 = ''`
+	}
+	return `source = $2 AND ` + now
+}
+
 // publishPartition publishes one batch of partition p, unless another
 // relay holds it (busy).
 func (r *Relay) publishPartition(ctx context.Context, p int) (published int, busy bool, err error) {
@@ -311,8 +327,11 @@ func (r *Relay) publishPartition(ctx context.Context, p int) (published int, bus
 	// not wait for the WAL flush, which would hold up the next pass (and
 	// the events behind it) on every commit.
 	var mine bool
-	if err := tx.GetContext(ctx, &mine, `SELECT pg_try_advisory_xact_lock($1, $2)
-		AND set_config('synchronous_commit', 'off', true) = 'off'`, relayLockClass, p); err != nil {
+	// The partitions of each source are locked apart (the second key's
+	// low bits are the partition), so relays of different services never
+	// wait for each other.
+	if err := tx.GetContext(ctx, &mine, `SELECT pg_try_advisory_xact_lock($1, (hashtext($3) & ~$4::int) | $2)
+		AND set_config('synchronous_commit', 'off', true) = 'off'`, relayLockClass, p, r.cfg.Source, Partitions-1); err != nil {
 		return 0, false, fmt.Errorf("taking the lock of outbox partition %d: %w", p, err)
 	}
 	if !mine {
@@ -324,11 +343,11 @@ func (r *Relay) publishPartition(ctx context.Context, p int) (published int, bus
 	var rows []row
 	if err := tx.SelectContext(ctx, &rows,
 		`SELECT seq, id, subject, payload, headers FROM outbox
-		WHERE seq IN (SELECT seq FROM outbox WHERE publish_after IS NULL OR publish_after <= now()
+		WHERE seq IN (SELECT seq FROM outbox WHERE `+strings.ReplaceAll(r.due(), "$2", "$4")+`
 			ORDER BY seq LIMIT $3)
 		AND `+PartitionSQL+` = $2
 		ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-		r.cfg.BatchSize, p, r.window()); err != nil {
+		r.cfg.BatchSize, p, r.window(), r.cfg.Source); err != nil {
 		return 0, false, fmt.Errorf("fetching outbox rows of partition %d: %w", p, err)
 	}
 	if len(rows) == 0 {

@@ -19,6 +19,10 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 )
 
+// source is the CloudEvents source of the events of a service named
+// "test" (app.Deps.Source), whose relay publishes them.
+const source = "greenroom/test"
+
 func TestEventLeavesOnlyWithItsCommittedState(t *testing.T) {
 	env := apptest.New(t)
 	deps := env.Deps(t, "test")
@@ -28,7 +32,7 @@ func TestEventLeavesOnlyWithItsCommittedState(t *testing.T) {
 	data := events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: "z"}
 	// A rolled-back transaction leaves nothing to publish.
 	tx := env.DB.MustBegin()
-	if _, err := outbox.Emit(ctx, tx, "test", "greenroom.config.changed.zone", events.TypeConfigChanged, data, ""); err != nil {
+	if _, err := outbox.Emit(ctx, tx, source, "greenroom.config.changed.zone", events.TypeConfigChanged, data, ""); err != nil {
 		t.Fatal(err)
 	}
 	_ = tx.Rollback()
@@ -39,7 +43,7 @@ func TestEventLeavesOnlyWithItsCommittedState(t *testing.T) {
 	var ev events.Event
 	err := db.InTx(ctx, env.DB, func(tx *sqlx.Tx) error {
 		var err error
-		ev, err = outbox.Emit(ctx, tx, "test", "greenroom.config.changed.zone", events.TypeConfigChanged, data, "")
+		ev, err = outbox.Emit(ctx, tx, source, "greenroom.config.changed.zone", events.TypeConfigChanged, data, "")
 		return err
 	})
 	if err != nil {
@@ -67,7 +71,7 @@ func TestCrashBetweenPublishAndDeleteLosesNothingAndDuplicatesNothing(t *testing
 	env := apptest.New(t)
 	deps := env.Deps(t, "test")
 	ctx := context.Background()
-	ev, err := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "updated", ID: "0190c0de-0000-7000-8000-000000000002", Name: "z"})
+	ev, err := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "updated", ID: "0190c0de-0000-7000-8000-000000000002", Name: "z"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +107,7 @@ func TestRelayWakesOnInsertWithoutWaitingForItsPoll(t *testing.T) {
 	rec := apptest.NewRecorder(t, deps.NC)
 	// The first pass runs after LISTEN is registered.
 	relay.TestSignals.PassDone.WaitOrTimeout(t, 30*time.Second)
-	ev, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000003", Name: "z"})
+	ev, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000003", Name: "z"})
 	if err := outbox.Enqueue(context.Background(), env.DB, "greenroom.config.changed.zone", ev, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +116,11 @@ func TestRelayWakesOnInsertWithoutWaitingForItsPoll(t *testing.T) {
 
 // relayLockClass is outbox.go's first key of the partition locks.
 const relayLockClass = 0x67726e72
+
+// lockPartitionSQL takes the lock a relay of source $3 holds while it
+// publishes partition $2 (outbox.go's publishPartition: the second key is
+// the source's hash with the partition in its low bits).
+const lockPartitionSQL = `SELECT pg_advisory_xact_lock($1, (hashtext($3) & ~$4::int) | $2)`
 
 // TestRelayThatFoundAnotherPublishingLooksAgainSoon: a relay woken while
 // another held the lock of a partition leaves its rows to it; but the other may
@@ -134,11 +143,11 @@ func TestRelayThatFoundAnotherPublishingLooksAgainSoon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = other.Rollback() }()
-	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, p) FROM generate_series(0, $2) p`,
+	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, (hashtext('') & ~$2::int) | p) FROM generate_series(0, $2) p`,
 		relayLockClass, outbox.Partitions-1); err != nil {
 		t.Fatal(err)
 	}
-	ev, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000009", Name: "z"})
+	ev, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000009", Name: "z"})
 	if err := outbox.Enqueue(ctx, env.DB, "greenroom.config.changed.zone", ev, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -156,8 +165,8 @@ func TestEventBreakingItsSchemaIsDeadLetteredNotRetriedForever(t *testing.T) {
 	deps := env.Deps(t, "test")
 	ctx := context.Background()
 	rec := apptest.NewRecorder(t, deps.NC)
-	bad, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "not-a-kind", Op: "created", ID: "x", Name: "z"})
-	good, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000005", Name: "z"})
+	bad, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "not-a-kind", Op: "created", ID: "x", Name: "z"})
+	good, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000005", Name: "z"})
 	for _, ev := range []events.Event{bad, good} {
 		if err := outbox.Enqueue(ctx, env.DB, "greenroom.config.changed.zone", ev, ""); err != nil {
 			t.Fatal(err)
@@ -184,7 +193,7 @@ func TestCommitterPublishesItsEventsWithoutARelay(t *testing.T) {
 	var evs []events.Event
 	err := direct.InTx(ctx, env.DB, func(ctx context.Context, tx *sqlx.Tx) error {
 		for i, op := range []string{"created", "updated"} {
-			ev, err := outbox.Emit(ctx, tx, "test", "greenroom.config.changed.zone", events.TypeConfigChanged,
+			ev, err := outbox.Emit(ctx, tx, source, "greenroom.config.changed.zone", events.TypeConfigChanged,
 				events.ConfigChanged{Kind: "zone", Op: op, ID: fmt.Sprintf("0190c0de-0000-7000-8000-00000000001%d", i), Name: "z"}, "req-1")
 			evs = append(evs, ev)
 			if err != nil {
@@ -242,7 +251,7 @@ func TestEventsOfACommitterThatCouldNotPublishAreLeftToTheRelay(t *testing.T) {
 			var ev events.Event
 			err := direct.InTx(ctx, env.DB, func(ctx context.Context, tx *sqlx.Tx) error {
 				var err error
-				ev, err = outbox.Emit(ctx, tx, "test", "greenroom.config.changed.zone", events.TypeConfigChanged,
+				ev, err = outbox.Emit(ctx, tx, source, "greenroom.config.changed.zone", events.TypeConfigChanged,
 					events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000020", Name: "z"}, "")
 				return err
 			})
@@ -300,7 +309,7 @@ func TestRowsForTheirCommitterDoNotWakeTheRelay(t *testing.T) {
 	}
 	direct := outbox.NewDirect(env.DB, deps.Publisher, deps.Log, time.Hour)
 	emit := func(ctx context.Context, tx *sqlx.Tx, id string) error {
-		_, err := outbox.Emit(ctx, tx, "test", "greenroom.config.changed.zone", events.TypeConfigChanged,
+		_, err := outbox.Emit(ctx, tx, source, "greenroom.config.changed.zone", events.TypeConfigChanged,
 			events.ConfigChanged{Kind: "zone", Op: "created", ID: id, Name: "z"}, "")
 		return err
 	}
@@ -358,7 +367,7 @@ func TestTwoRelaysShareTheOutboxLosingNothingAndPublishingNothingTwice(t *testin
 	want := map[string][]string{} // session → event ids in written order
 	for range perSession {
 		for _, sid := range ids {
-			ev, err := outbox.Emit(ctx, env.DB, "test", "greenroom.session.keepalive", events.TypeSessionKeepalive,
+			ev, err := outbox.Emit(ctx, env.DB, source, "greenroom.session.keepalive", events.TypeSessionKeepalive,
 				events.SessionKeepalive{SessionID: sid}, "")
 			if err != nil {
 				t.Fatal(err)
@@ -461,7 +470,7 @@ func TestRelayPublishesTheOtherPartitionsWhileOneIsBusy(t *testing.T) {
 	var evs []events.Event
 	parts := map[int]bool{}
 	for len(evs) < 2 {
-		ev, err := outbox.Emit(ctx, env.DB, "test", "greenroom.session.keepalive", events.TypeSessionKeepalive,
+		ev, err := outbox.Emit(ctx, env.DB, source, "greenroom.session.keepalive", events.TypeSessionKeepalive,
 			events.SessionKeepalive{SessionID: uuid.NewString()}, "")
 		if err != nil {
 			t.Fatal(err)
@@ -483,7 +492,7 @@ func TestRelayPublishesTheOtherPartitionsWhileOneIsBusy(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = other.Rollback() }()
-			other.MustExec(`SELECT pg_advisory_xact_lock($1, $2)`, relayLockClass, p)
+			other.MustExec(lockPartitionSQL, relayLockClass, p, deps.Source(), outbox.Partitions-1)
 		}
 	}
 	res, err := deps.NewRelay().RunOnce(ctx)
@@ -493,5 +502,42 @@ func TestRelayPublishesTheOtherPartitionsWhileOneIsBusy(t *testing.T) {
 	var left string
 	if err := env.DB.Get(&left, `SELECT id FROM outbox`); err != nil || left != evs[0].ID {
 		t.Fatalf("left in the outbox: %q %v; want the busy partition's %s", left, err, evs[0].ID)
+	}
+}
+
+// TestRelayPublishesOnlyItsOwnServicesEvents: a service's relay leaves
+// another service's rows to that service's relay, whose NATS user alone
+// may publish them (README, "NATS users").
+func TestRelayPublishesOnlyItsOwnServicesEvents(t *testing.T) {
+	env := apptest.New(t)
+	ctx := context.Background()
+	deps := env.Deps(t, "test")
+	other := env.Deps(t, "other")
+	var mine, theirs events.Event
+	err := db.InTx(ctx, env.DB, func(tx *sqlx.Tx) error {
+		var err error
+		if mine, err = outbox.Emit(ctx, tx, deps.Source(), "greenroom.config.changed.zone", events.TypeConfigChanged,
+			events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-0000000000a1", Name: "z"}, ""); err != nil {
+			return err
+		}
+		theirs, err = outbox.Emit(ctx, tx, other.Source(), "greenroom.config.changed.zone", events.TypeConfigChanged,
+			events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-0000000000a2", Name: "y"}, "")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := deps.NewRelay().RunOnce(ctx); err != nil || res.Published != 1 {
+		t.Fatalf("test's relay: %+v %v, want its one event published", res, err)
+	}
+	var left []string
+	if err := env.DB.Select(&left, `SELECT id FROM outbox ORDER BY seq`); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != theirs.ID {
+		t.Fatalf("left in the outbox: %v, want only other's %s (test's was %s)", left, theirs.ID, mine.ID)
+	}
+	if res, err := other.NewRelay().RunOnce(ctx); err != nil || res.Published != 1 {
+		t.Fatalf("other's relay: %+v %v", res, err)
 	}
 }

@@ -145,7 +145,7 @@ func TestClaimUsesThePartialIndexOfStagedRows(t *testing.T) {
 		insertStaged(t, conn, z, w, c)
 	}
 	conn.MustExec(`ANALYZE sessions`)
-	rows, err := conn.QueryxContext(ctx, "EXPLAIN "+sessions.ClaimStagedSQL, c, uuid.NewString(), "req", "{}", nil, nil)
+	rows, err := conn.QueryxContext(ctx, "EXPLAIN "+sessions.ClaimStagedSQL, c, uuid.NewString(), "req", "{}", nil, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,9 @@ type Session struct {
 	// AssignSecret is the staged container's own secret, the bearer token
 	// of its assign hook; "" until the provisioner makes the container.
 	AssignSecret Secret `db:"assign_secret"`
+	// Requester is the requesting service the session's request came
+	// from (events.RequesterOf), "" for the unqualified subject.
+	Requester string `db:"requester"`
 }
 
 // Secret is a value that must never reach a log, an event or the API: it
@@ -126,7 +129,7 @@ func columnsOf(t string) string {
 	cols := []string{"id", "request_id", "workspace_id", "zone_id", "agent_id", "server_id", "staging_config_id", "user_id",
 		"container_id", "host_port", "url", "upstream_url", "origin", "status", "permissions", "cores", "memory_mb", "failure_reason",
 		"created_at", "updated_at", "staged_at", "assigned_at", "running_at", "expires_at", "destroyed_at",
-		"on_demand_reason", "revision", "time_limit_at", "keepalive_at", "first_launch_at", "assign_secret"}
+		"on_demand_reason", "revision", "time_limit_at", "keepalive_at", "first_launch_at", "assign_secret", "requester"}
 	for i, c := range cols {
 		cols[i] = t + c
 	}
@@ -154,6 +157,9 @@ type New struct {
 	// Revision is the configuration its container is made with.
 	Revision string
 	Limits   Limits
+	// Requester is the requesting service whose subject the request came
+	// on (events.RequesterOf); its outcome goes to that service only.
+	Requester string
 }
 
 // Insert creates a session in status provisioning. A duplicate request_id
@@ -166,12 +172,12 @@ func Insert(ctx context.Context, q Queryer, n New) (Session, error) {
 	var s Session
 	err = q.GetContext(ctx, &s, `INSERT INTO sessions
 		(id, request_id, workspace_id, zone_id, agent_id, staging_config_id, user_id, origin, status, permissions, cores, memory_mb,
-		 on_demand_reason, revision, session_time_limit, keepalive_expiration)
+		 on_demand_reason, revision, session_time_limit, keepalive_expiration, requester)
 		VALUES ($1, NULLIF($2, ''), $3, $4, NULLIF($5, '')::uuid, NULLIF($6, '')::uuid, NULLIF($7, '')::uuid, $8, 'provisioning', $9, $10, $11,
-		 $12, $13, $14::interval, $15::interval)
+		 $12, $13, $14::interval, $15::interval, $16)
 		RETURNING `+columns,
 		n.ID, n.RequestID, n.WorkspaceID, n.ZoneID, n.AgentID, n.StagingConfigID, n.UserID, n.Origin, string(perms), n.Cores, n.MemoryMB,
-		n.OnDemandReason, n.Revision, IntervalArg(n.Limits.TimeLimit), IntervalArg(n.Limits.KeepaliveExpiration))
+		n.OnDemandReason, n.Revision, IntervalArg(n.Limits.TimeLimit), IntervalArg(n.Limits.KeepaliveExpiration), n.Requester)
 	if err != nil {
 		return Session{}, fmt.Errorf("inserting session: %w", err)
 	}
@@ -213,7 +219,7 @@ func GetByRequestID(ctx context.Context, q Queryer, requestID string) (Session, 
 // replica) take different rows instead of queueing on the same one.
 var ClaimStagedSQL = `UPDATE sessions s
 	SET status = 'assigning', user_id = $2, request_id = $3, assigned_at = now(), expires_at = NULL, updated_at = now(),
-		session_time_limit = $5::interval, keepalive_expiration = $6::interval
+		session_time_limit = $5::interval, keepalive_expiration = $6::interval, requester = $7
 	FROM (
 		SELECT id FROM sessions
 		WHERE staging_config_id = $1 AND status = 'staged' AND permissions = $4::jsonb
@@ -241,6 +247,8 @@ type Claim struct {
 	Permissions events.Permissions
 	// Limits are the user's, from their effective group.
 	Limits Limits
+	// Requester is as in New.
+	Requester string
 }
 
 // ClaimStagedFor is ClaimStaged with the user's limits. ErrNoneStaged
@@ -252,7 +260,7 @@ func ClaimStagedFor(ctx context.Context, q Queryer, c Claim) (Session, error) {
 	}
 	var s Session
 	err = q.GetContext(ctx, &s, ClaimStagedSQL, c.StagingConfigID, c.UserID, c.RequestID, string(raw),
-		IntervalArg(c.Limits.TimeLimit), IntervalArg(c.Limits.KeepaliveExpiration))
+		IntervalArg(c.Limits.TimeLimit), IntervalArg(c.Limits.KeepaliveExpiration), c.Requester)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, ErrNoneStaged
 	}

@@ -43,6 +43,23 @@ func LocalDatabaseURL(def string) string {
 	return def
 }
 
+// LocalNatsURLFile is where `make up` writes the URL of the local
+// nats-server as the operators' user, password included (mode 600),
+// relative to the repository root: the CLI reads it when no URL is given
+// (LocalNatsURL), since the server lets in only the users of
+// `greenroom nats-users`.
+const LocalNatsURLFile = ".run/nats-url"
+
+// LocalNatsURL returns the URL in LocalNatsURLFile (relative to the
+// working directory) when it can be read, else def.
+func LocalNatsURL(def string) string {
+	b, err := os.ReadFile(LocalNatsURLFile)
+	if u := strings.TrimSpace(string(b)); err == nil && u != "" {
+		return u
+	}
+	return def
+}
+
 // Common holds the settings of DESIGN.md's "Configuration".
 type Common struct {
 	DatabaseURL string

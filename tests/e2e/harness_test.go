@@ -58,7 +58,14 @@ type greenroom struct {
 
 func start(t *testing.T) *greenroom {
 	t.Helper()
-	g := &greenroom{t: t, env: apptest.New(t), token: "e2e-" + uuid.NewString(), label: uuid.NewString()}
+	return startIn(t, apptest.New(t))
+}
+
+// startIn starts the deployment in env (one whose NATS server has users,
+// say: each service then connects as its own).
+func startIn(t *testing.T, env *apptest.Env) *greenroom {
+	t.Helper()
+	g := &greenroom{t: t, env: env, token: "e2e-" + uuid.NewString(), label: uuid.NewString()}
 	// Every container of this test carries greenroom.test=<id>; removing
 	// them all at the end also covers a test that failed half-way.
 	t.Cleanup(func() { removeContainers(t, "greenroom.test="+g.label) })

@@ -79,7 +79,7 @@ const MaxAgeDefault = 5 * time.Minute
 // stream stored it); a zero at is not aged.
 func (h RequestSession) Handle(ctx context.Context, req events.SessionRequested, at time.Time) (Result, error) {
 	if field, problem := invalid(req); field != "" {
-		return Result{Outcome: OutcomeInvalid}, h.RefuseInvalid(ctx, req.RequestID, field+": "+problem)
+		return Result{Outcome: OutcomeInvalid}, h.RefuseInvalid(ctx, req.Requester, req.RequestID, field+": "+problem)
 	}
 	var res Result
 	err := h.Store.InTx(ctx, func(ctx context.Context, tx ClaimTx) error {
@@ -96,10 +96,11 @@ func (h RequestSession) Handle(ctx context.Context, req events.SessionRequested,
 
 // RefuseInvalid answers a request that cannot be served as it is:
 // greenroom.session.failed, reason invalid_request, detail saying which
-// field is wrong and how.
-func (h RequestSession) RefuseInvalid(ctx context.Context, requestID, detail string) error {
+// field is wrong and how; to requester, the requesting service the
+// request's subject names ("" for the unqualified subject).
+func (h RequestSession) RefuseInvalid(ctx context.Context, requester, requestID, detail string) error {
 	return h.Store.InTx(ctx, func(ctx context.Context, tx ClaimTx) error {
-		return h.failAs(ctx, tx, "invalid", requestID, events.ReasonInvalidRequest, "invalid request: "+detail)
+		return h.failAs(ctx, tx, "invalid", requester, requestID, events.ReasonInvalidRequest, "invalid request: "+detail)
 	})
 }
 
@@ -141,7 +142,7 @@ func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.Sessio
 		return Result{Outcome: OutcomeExpired, SessionID: rc.ExistingSessionID}, nil
 	}
 	if expired {
-		return Result{Outcome: OutcomeExpired}, h.failAs(ctx, tx, "expired", req.RequestID, events.ReasonExpired,
+		return Result{Outcome: OutcomeExpired}, h.failAs(ctx, tx, "expired", req.Requester, req.RequestID, events.ReasonExpired,
 			fmt.Sprintf("the request, made at %s, was %s old when read: past the maximum request age of %s; it was not served",
 				at.UTC().Format(time.RFC3339), age.Round(time.Second), cmp.Or(h.MaxAge, MaxAgeDefault)))
 	}
@@ -154,12 +155,12 @@ func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.Sessio
 	}
 	var unknown *UnknownReferenceError
 	if errors.As(err, &unknown) {
-		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req.RequestID, events.ReasonUnknownReference, unknown.Error())
+		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req, events.ReasonUnknownReference, unknown.Error())
 	} else if err != nil {
 		return Result{}, err
 	}
 	if !rc.Workspace.Enabled {
-		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req.RequestID, events.ReasonWorkspaceDisabled,
+		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req, events.ReasonWorkspaceDisabled,
 			fmt.Sprintf("workspace %q is disabled", rc.Workspace.Name))
 	}
 
@@ -167,7 +168,7 @@ func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.Sessio
 	limits := sessions.Limits{TimeLimit: plan.Limits.SessionTimeLimit, KeepaliveExpiration: plan.Limits.KeepaliveExpiration}
 	for _, cfg := range plan.StagedCandidates {
 		s, err := tx.Claim(ctx, sessions.Claim{StagingConfigID: cfg.ID, UserID: rc.UserID, RequestID: req.RequestID,
-			Permissions: plan.Permissions, Limits: limits})
+			Permissions: plan.Permissions, Limits: limits, Requester: req.Requester})
 		if errors.Is(err, sessions.ErrNoneStaged) {
 			continue
 		} else if err != nil {
@@ -190,7 +191,7 @@ func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.Sessio
 	s, err := tx.CreateOnDemand(ctx, sessions.New{
 		ID: sessionID, RequestID: req.RequestID, WorkspaceID: rc.Workspace.ID, ZoneID: rc.Zone.ID,
 		UserID: rc.UserID, Origin: sessions.OriginOnDemand, Permissions: plan.Permissions,
-		Cores: rc.Cores, MemoryMB: rc.MemoryMB, OnDemandReason: reason, Limits: limits,
+		Cores: rc.Cores, MemoryMB: rc.MemoryMB, OnDemandReason: reason, Limits: limits, Requester: req.Requester,
 	})
 	if err != nil {
 		return Result{}, err
@@ -233,19 +234,21 @@ func (h RequestSession) repeated(ctx context.Context, tx ClaimTx, req events.Ses
 		return Result{}, err
 	}
 	if ready.User != req.User || ready.Workspace != req.Workspace {
-		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req.RequestID, events.ReasonRequestConflict,
+		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req, events.ReasonRequestConflict,
 			fmt.Sprintf("request_id %q was already used for user %q and workspace %q", req.RequestID, ready.User, ready.Workspace))
 	}
-	return Result{Outcome: OutcomeDuplicate, SessionID: s.ID}, h.reannounce(ctx, tx, s, ready)
+	return Result{Outcome: OutcomeDuplicate, SessionID: s.ID}, h.reannounce(ctx, tx, req.Requester, s, ready)
 }
 
-func (h RequestSession) reannounce(ctx context.Context, tx ClaimTx, s sessions.Session, ready events.SessionReady) error {
+// reannounce repeats s's outcome to requester, the one asking again.
+func (h RequestSession) reannounce(ctx context.Context, tx ClaimTx, requester string, s sessions.Session, ready events.SessionReady) error {
+	readySubject, failedSubject := events.SubjectFor(events.TypeSessionReady, requester), events.SubjectFor(events.TypeSessionFailed, requester)
 	switch s.Status {
 	case sessions.Running:
-		return tx.EmitWithID(ctx, "ready-again-"+s.ID+"-"+bucket(), events.TypeSessionReady, events.TypeSessionReady, ready, ready.RequestID)
+		return tx.EmitWithID(ctx, "ready-again-"+s.ID+"-"+bucket(), readySubject, events.TypeSessionReady, ready, ready.RequestID)
 	case sessions.Failed:
 		reason, detail := events.ParseRecordedFailure(s.FailureReason)
-		return tx.EmitWithID(ctx, "failed-again-"+s.ID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
+		return tx.EmitWithID(ctx, "failed-again-"+s.ID+"-"+bucket(), failedSubject, events.TypeSessionFailed, events.SessionFailed{
 			RequestID: s.RequestID.String, SessionID: s.ID, Reason: reason, Detail: detail,
 		}, s.RequestID.String)
 	case sessions.Destroying, sessions.Destroyed:
@@ -258,22 +261,23 @@ func (h RequestSession) reannounce(ctx context.Context, tx ClaimTx, s sessions.S
 		if reason, d := events.ParseRecordedFailure(s.FailureReason); s.FailureReason != "" && reason == events.ReasonDestroyed {
 			detail = d
 		}
-		return tx.EmitWithID(ctx, "failed-again-"+s.ID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
+		return tx.EmitWithID(ctx, "failed-again-"+s.ID+"-"+bucket(), failedSubject, events.TypeSessionFailed, events.SessionFailed{
 			RequestID: s.RequestID.String, SessionID: s.ID, Reason: events.ReasonDestroyed, Detail: detail,
 		}, s.RequestID.String)
 	}
 	return nil
 }
 
-func (h RequestSession) fail(ctx context.Context, tx ClaimTx, requestID, reason, detail string) error {
-	return h.failAs(ctx, tx, "failed", requestID, reason, detail)
+func (h RequestSession) fail(ctx context.Context, tx ClaimTx, req events.SessionRequested, reason, detail string) error {
+	return h.failAs(ctx, tx, "failed", req.Requester, req.RequestID, reason, detail)
 }
 
 // failAs announces a failed request with an event id made of kind, the
-// request_id and the minute, so that a redelivery is stored once.
-func (h RequestSession) failAs(ctx context.Context, tx ClaimTx, kind, requestID, reason, detail string) error {
+// request_id and the minute, so that a redelivery is stored once; on the
+// subject of requester's outcomes.
+func (h RequestSession) failAs(ctx context.Context, tx ClaimTx, kind, requester, requestID, reason, detail string) error {
 	h.Log.Info("session request refused", zap.String("request_id", requestID), zap.String("reason", reason), zap.String("detail", detail))
-	return tx.EmitWithID(ctx, kind+"-"+requestID+"-"+bucket(), events.TypeSessionFailed, events.TypeSessionFailed, events.SessionFailed{
+	return tx.EmitWithID(ctx, kind+"-"+requestID+"-"+bucket(), events.SubjectFor(events.TypeSessionFailed, requester), events.TypeSessionFailed, events.SessionFailed{
 		RequestID: requestID, Reason: reason, Detail: detail,
 	}, requestID)
 }

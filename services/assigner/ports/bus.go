@@ -28,6 +28,7 @@ func SessionRequests(uc app.RequestSession, m *Metrics, log *zap.Logger) bus.Han
 			msg.Invalid = orElse(err, fmt.Errorf("%w: missing data.request_id", events.ErrMalformed))
 			return InvalidRequests(uc, m, log)(ctx, msg)
 		}
+		req.Requester = events.RequesterOf(msg.Subject)
 		start := time.Now()
 		res, err := uc.Handle(ctx, req, msg.Time())
 		if err != nil {
@@ -64,7 +65,7 @@ func InvalidRequests(uc app.RequestSession, m *Metrics, log *zap.Logger) bus.Han
 		}
 		start := time.Now()
 		detail := InvalidDetail(msg.Invalid)
-		if err := uc.RefuseInvalid(ctx, requestID, detail); err != nil {
+		if err := uc.RefuseInvalid(ctx, events.RequesterOf(msg.Subject), requestID, detail); err != nil {
 			return err
 		}
 		m.served(app.Result{Outcome: app.OutcomeInvalid}, time.Since(start))

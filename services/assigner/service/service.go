@@ -51,7 +51,9 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	metrics := ports.NewMetrics(deps.Ops.Registry)
 	c, err := bus.NewConsumer(deps.JS, bus.ConsumerConfig{
 		Name:           ConsumerName,
-		FilterSubjects: []string{events.TypeSessionRequested},
+		// The unqualified subject and every requesting service's own
+		// (greenroom.session.requested.<requester>, events.SubjectFor).
+		FilterSubjects: []string{events.TypeSessionRequested, events.TypeSessionRequested + ".*"},
 		Concurrency:    cfg.Concurrency,
 		MaxDeliver:     cfg.MaxDeliver,
 		Source:         deps.Source(),

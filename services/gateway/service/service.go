@@ -56,6 +56,12 @@ type Service struct {
 }
 
 // New wires a gateway on deps; the handler serves at once.
+// Requester is the gateway's name as a requesting service: it asks for
+// sessions on greenroom.session.requested.gateway and hears their outcomes
+// on greenroom.session.ready.gateway / .failed.gateway only (its NATS
+// user's permissions, README "NATS users").
+const Requester = "gateway"
+
 func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("GREENROOM_GATEWAY_TLS_CERT and GREENROOM_GATEWAY_TLS_KEY go together: give both, or neither")
@@ -67,7 +73,7 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 		cfg.SweepInterval = SweepIntervalDefault
 	}
 	store := postgres.New(deps.DB)
-	requests, err := client.New(deps.NC, client.WithSource(deps.Source()))
+	requests, err := client.New(deps.NC, client.WithSource(deps.Source()), client.WithRequester(Requester))
 	if err != nil {
 		return nil, fmt.Errorf("creating the session request client: %w", err)
 	}

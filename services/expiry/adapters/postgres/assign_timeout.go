@@ -33,7 +33,7 @@ func (s *SessionTimers) FailStuckAssigning(ctx context.Context, p app.TimerParam
 	return s.fireBatch(ctx, p, selectStuckAssigning, func(ctx context.Context, tx *sqlx.Tx, d dueSession) (bool, error) {
 		detail := fmt.Sprintf("no outcome within %s", p.Timeout)
 		return s.failTimedOut(ctx, tx, p, timedOut{
-			SessionID: d.ID, RequestID: d.RequestID.String, StagingConfigID: d.StagingConfigID.String,
+			SessionID: d.ID, RequestID: d.RequestID.String, StagingConfigID: d.StagingConfigID.String, Requester: d.Requester,
 			From: sessions.Assigning, Since: d.Since,
 			Reason: events.ReasonAssignFailed, Expired: domain.ReasonAssignTimeout,
 			Recorded: detail,

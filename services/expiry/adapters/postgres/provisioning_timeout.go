@@ -30,7 +30,7 @@ func (s *SessionTimers) FailStuckProvisioning(ctx context.Context, p app.TimerPa
 	return s.fireBatch(ctx, p, selectStuckProvisioning, func(ctx context.Context, tx *sqlx.Tx, d dueSession) (bool, error) {
 		detail := fmt.Sprintf("provisioning timed out after %s", p.Timeout)
 		return s.failTimedOut(ctx, tx, p, timedOut{
-			SessionID: d.ID, RequestID: d.RequestID.String, StagingConfigID: d.StagingConfigID.String,
+			SessionID: d.ID, RequestID: d.RequestID.String, StagingConfigID: d.StagingConfigID.String, Requester: d.Requester,
 			From: sessions.Provisioning, Since: d.CreatedAt,
 			Reason: events.ReasonProvisioningTimeout, Expired: domain.ReasonProvisioningTimeout,
 			Recorded: detail,
@@ -42,6 +42,8 @@ func (s *SessionTimers) FailStuckProvisioning(ctx context.Context, p app.TimerPa
 // timedOut is a session whose timer fired, and what to say about it.
 type timedOut struct {
 	SessionID, RequestID, StagingConfigID string
+	// Requester is whose subject session.failed goes to.
+	Requester string
 	// From is the status the session is stuck in, since Since.
 	From  sessions.Status
 	Since time.Time
@@ -68,7 +70,7 @@ func (s *SessionTimers) failTimedOut(ctx context.Context, tx *sqlx.Tx, p app.Tim
 	if err != nil {
 		return false, fmt.Errorf("error failing session %s: %w", t.SessionID, err)
 	}
-	if _, err := outbox.Emit(ctx, tx, p.Source, events.TypeSessionFailed, events.TypeSessionFailed,
+	if _, err := outbox.Emit(ctx, tx, p.Source, events.SubjectFor(events.TypeSessionFailed, t.Requester), events.TypeSessionFailed,
 		events.SessionFailed{RequestID: t.RequestID, SessionID: t.SessionID, Reason: t.Reason, Detail: t.Detail}, t.RequestID); err != nil {
 		return false, err
 	}

@@ -16,7 +16,9 @@ type dueSession struct {
 	ID              string         `db:"id"`
 	RequestID       sql.NullString `db:"request_id"`
 	StagingConfigID sql.NullString `db:"staging_config_id"`
-	CreatedAt       time.Time      `db:"created_at"`
+	// Requester is whose subject its outcome goes to (events.SubjectFor).
+	Requester string    `db:"requester"`
+	CreatedAt time.Time `db:"created_at"`
 	// DueAt is when a staged session's expiration ran out.
 	DueAt time.Time `db:"due_at"`
 	// Since is when a session stuck in assigning or destroying entered
@@ -36,7 +38,7 @@ type dueSession struct {
 // (touchDestroyingSQL).
 
 const selectStuckProvisioningSQL = `
-SELECT id, request_id, staging_config_id, created_at, created_at AS due_at
+SELECT id, request_id, staging_config_id, requester, created_at, created_at AS due_at
 FROM sessions
 WHERE status = 'provisioning' AND created_at < $1
 ORDER BY created_at, id
@@ -47,7 +49,7 @@ FOR UPDATE SKIP LOCKED`
 // was staged) and staged_at + its staging config's current expiration_hours,
 // so that lowering expiration_hours also applies to sessions staged before.
 const selectExpiredStagedSQL = `
-SELECT s.id, s.request_id, s.staging_config_id, s.created_at,
+SELECT s.id, s.request_id, s.staging_config_id, s.requester, s.created_at,
        LEAST(s.expires_at, s.staged_at + make_interval(secs => sc.expiration_hours * 3600)) AS due_at
 FROM sessions s
 LEFT JOIN staging_configs sc ON sc.id = s.staging_config_id
@@ -58,7 +60,7 @@ LIMIT $2
 FOR UPDATE OF s SKIP LOCKED`
 
 const selectStuckAssigningSQL = `
-SELECT id, request_id, staging_config_id, created_at, assigned_at AS since
+SELECT id, request_id, staging_config_id, requester, created_at, assigned_at AS since
 FROM sessions
 WHERE status = 'assigning' AND assigned_at < $1
 ORDER BY assigned_at, id
@@ -66,7 +68,7 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED`
 
 const selectStuckDestroyingSQL = `
-SELECT id, request_id, staging_config_id, created_at, updated_at AS since
+SELECT id, request_id, staging_config_id, requester, created_at, updated_at AS since
 FROM sessions
 WHERE status = 'destroying' AND updated_at < $1
 ORDER BY updated_at, id
@@ -81,7 +83,7 @@ FOR UPDATE SKIP LOCKED`
 // rest. Both read the partial index sessions_running_expiry_idx.
 
 const selectRunningPastTimeLimitSQL = `
-SELECT id, request_id, staging_config_id, created_at, expires_at AS due_at, COALESCE(running_at, created_at) AS since
+SELECT id, request_id, staging_config_id, requester, created_at, expires_at AS due_at, COALESCE(running_at, created_at) AS since
 FROM sessions
 WHERE status = 'running' AND expires_at <= $1 AND time_limit_at <= $1
 ORDER BY expires_at, id
@@ -89,7 +91,7 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED`
 
 const selectRunningPastKeepaliveSQL = `
-SELECT id, request_id, staging_config_id, created_at, expires_at AS due_at, COALESCE(running_at, created_at) AS since
+SELECT id, request_id, staging_config_id, requester, created_at, expires_at AS due_at, COALESCE(running_at, created_at) AS since
 FROM sessions
 WHERE status = 'running' AND expires_at <= $1 AND (time_limit_at IS NULL OR time_limit_at > $1)
 ORDER BY expires_at, id

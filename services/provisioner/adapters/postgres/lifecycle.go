@@ -84,7 +84,7 @@ func (s *Store) running(ctx context.Context, tx *sqlx.Tx, sc *command.SessionCon
 	if sc.Agent != nil {
 		agent = sc.Agent.Name
 	}
-	return s.emit(ctx, tx, events.TypeSessionReady, events.SessionReady{
+	return s.emitOutcome(ctx, tx, sc, events.TypeSessionReady, events.SessionReady{
 		RequestID: sc.RequestID(), SessionID: sc.Session.ID, User: sc.Username,
 		Workspace: sc.Workspace.Name, Zone: sc.Zone, Agent: agent, Server: sc.Server,
 		ContainerID: sc.Session.ContainerID, URL: sc.Session.URL, Origin: origin,
@@ -106,7 +106,7 @@ func (s *Store) fail(ctx context.Context, tx *sqlx.Tx, sc *command.SessionContex
 		return err
 	}
 	sc.Session = updated
-	return s.emit(ctx, tx, events.TypeSessionFailed, events.SessionFailed{
+	return s.emitOutcome(ctx, tx, sc, events.TypeSessionFailed, events.SessionFailed{
 		RequestID: sc.RequestID(), SessionID: sc.Session.ID, Reason: f.Reason, Detail: f.Detail,
 	}, sc.RequestID())
 }
@@ -144,7 +144,7 @@ func (s *Store) BeginDestroy(ctx context.Context, id, reason string) (command.Se
 		if sc.Session, err = sessions.Transition(ctx, tx, id, st, sessions.Destroying, ch); err != nil || !waiting {
 			return err
 		}
-		return s.emit(ctx, tx, events.TypeSessionFailed, events.SessionFailed{
+		return s.emitOutcome(ctx, tx, &sc, events.TypeSessionFailed, events.SessionFailed{
 			RequestID: sc.RequestID(), SessionID: sc.Session.ID, Reason: events.ReasonDestroyed, Detail: detail,
 		}, sc.RequestID())
 	})

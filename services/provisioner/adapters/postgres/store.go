@@ -18,6 +18,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/greenroom-dev/greenroom/libs/db"
+	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
@@ -163,6 +164,14 @@ func lockSession(ctx context.Context, tx *sqlx.Tx, id string) error {
 // emit writes an event to the outbox in tx.
 func (s *Store) emit(ctx context.Context, tx *sqlx.Tx, eventType string, data any, requestID string) error {
 	_, err := outbox.Emit(ctx, tx, s.source, eventType, eventType, data, requestID)
+	return err
+}
+
+// emitOutcome announces the outcome of sc's request (session.ready or
+// session.failed) to the requesting service its request came from
+// (events.SubjectFor).
+func (s *Store) emitOutcome(ctx context.Context, tx *sqlx.Tx, sc *command.SessionContext, eventType string, data any, requestID string) error {
+	_, err := outbox.Emit(ctx, tx, s.source, events.SubjectFor(eventType, sc.Session.Requester), eventType, data, requestID)
 	return err
 }
 
