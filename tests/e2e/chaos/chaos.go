@@ -14,7 +14,9 @@ package chaos
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,11 +55,12 @@ type Options struct {
 }
 
 // AllFaults are the faults of the long form, in the order they run.
-var AllFaults = []string{"baseline", "kill9-assigner", "sigstop-assigner", "nats-restart", "kill9-provisioner-creating",
+var AllFaults = []string{"baseline", "kill9-assigner", "kill9-assigner-before-commit", "kill9-assigner-after-commit",
+	"sigstop-assigner", "nats-restart", "kill9-provisioner-creating",
 	"poison", "sigterm-under-load", "postgres-restart", "blackhole-docker"}
 
 // ShortFaults are the faults of the short form.
-var ShortFaults = []string{"kill9-assigner", "nats-restart", "poison"}
+var ShortFaults = []string{"kill9-assigner-before-commit", "kill9-assigner-after-commit", "nats-restart", "poison"}
 
 // Phase is one fault's row of the table.
 type Phase struct {
@@ -373,15 +376,17 @@ func sleep(ctx context.Context, d time.Duration) {
 type faultFunc func(ctx context.Context, r *runner, vs *[]Violation) (notes string, err error)
 
 var faults = map[string]faultFunc{
-	"baseline":                   func(context.Context, *runner, *[]Violation) (string, error) { return "no fault", nil },
-	"kill9-assigner":             kill9Assigner,
-	"sigstop-assigner":           sigstopAssigner,
-	"nats-restart":               natsRestart,
-	"kill9-provisioner-creating": kill9ProvisionerCreating,
-	"poison":                     func(ctx context.Context, r *runner, _ *[]Violation) (string, error) { return r.load.poison(ctx) },
-	"sigterm-under-load":         sigtermUnderLoad,
-	"postgres-restart":           postgresRestart,
-	"blackhole-docker":           blackholeDocker,
+	"baseline":                     func(context.Context, *runner, *[]Violation) (string, error) { return "no fault", nil },
+	"kill9-assigner":               kill9Assigner,
+	"kill9-assigner-before-commit": kill9AssignerBeforeCommit,
+	"kill9-assigner-after-commit":  kill9AssignerAfterCommit,
+	"sigstop-assigner":             sigstopAssigner,
+	"nats-restart":                 natsRestart,
+	"kill9-provisioner-creating":   kill9ProvisionerCreating,
+	"poison":                       func(ctx context.Context, r *runner, _ *[]Violation) (string, error) { return r.load.poison(ctx) },
+	"sigterm-under-load":           sigtermUnderLoad,
+	"postgres-restart":             postgresRestart,
+	"blackhole-docker":             blackholeDocker,
 }
 
 // kill9Assigner kills one assigner with SIGKILL under load (some requests
@@ -398,6 +403,84 @@ func kill9Assigner(ctx context.Context, r *runner, _ *[]Violation) (string, erro
 		return "", err
 	}
 	return fmt.Sprintf("SIGKILL assigner-0 (pid %d) 50 ms into a burst of 6, restarted after 3 s", pid), nil
+}
+
+// holdClaims makes assigner-0 hold claim transactions that cannot commit:
+// it locks the outbox against inserts (every claim writes its events
+// there, last, in its transaction) and sends bursts until assigner-0 has
+// transactions waiting for that lock. The caller releases the lock
+// (Rollback).
+func holdClaims(ctx context.Context, r *runner) (*sql.Tx, int, error) {
+	lock, err := r.c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := lock.ExecContext(ctx, `LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		_ = lock.Rollback()
+		return nil, 0, err
+	}
+	var waiting int
+	for range 5 {
+		r.load.burst(6)
+		_ = poll(ctx, 5*time.Second, "assigner-0 waiting to write a claim's events", func() bool {
+			waiting = r.c.backends(ctx, assigner0App, `wait_event_type = 'Lock'`)
+			return waiting > 0
+		})
+		if waiting > 0 {
+			return lock, waiting, nil
+		}
+	}
+	_ = lock.Rollback()
+	return nil, 0, errors.New("assigner-0 took no request of 5 bursts")
+}
+
+// kill9AssignerBeforeCommit kills assigner-0 with SIGKILL while claim
+// transactions of its are open, their sessions claimed but their events
+// not written: none of them commits (PostgreSQL rolls each back when its
+// client is gone), and the requests are redelivered to the others.
+func kill9AssignerBeforeCommit(ctx context.Context, r *runner, _ *[]Violation) (string, error) {
+	lock, waiting, err := holdClaims(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	p := r.c.replicas["assigner"][0]
+	pid := p.pid()
+	p.kill9()
+	_ = lock.Rollback()
+	sleep(ctx, 3*time.Second)
+	if err := r.c.restart(ctx, "assigner", 0); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("SIGKILL assigner-0 (pid %d) with %d claim transactions open, before their commit; restarted after 3 s", pid, waiting), nil
+}
+
+// kill9AssignerAfterCommit kills assigner-0 with SIGKILL after claim
+// transactions of its committed and before it published their events or
+// acknowledged their requests: its link to nats-server is held (the gate)
+// while they commit. The events wait in the outbox for the other
+// assigners' relays; the redelivered requests find their sessions.
+func kill9AssignerAfterCommit(ctx context.Context, r *runner, _ *[]Violation) (string, error) {
+	lock, waiting, err := holdClaims(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	r.c.gate.pause()
+	defer r.c.gate.resume()
+	_ = lock.Rollback()
+	if err := poll(ctx, 20*time.Second, "assigner-0's claims committed", func() bool {
+		return r.c.backends(ctx, assigner0App, `state <> 'idle'`) == 0
+	}); err != nil {
+		return "", err
+	}
+	p := r.c.replicas["assigner"][0]
+	pid := p.pid()
+	p.kill9()
+	r.c.gate.resume()
+	sleep(ctx, 3*time.Second)
+	if err := r.c.restart(ctx, "assigner", 0); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("SIGKILL assigner-0 (pid %d) after %d claim transactions committed, their events unpublished and requests unacknowledged (its NATS link held); restarted after 3 s", pid, waiting), nil
 }
 
 // sigstopAssigner freezes one assigner past the consumer's AckWait (30 s):

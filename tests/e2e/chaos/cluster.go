@@ -180,6 +180,10 @@ type cluster struct {
 	replicas  map[string][]*proc // service → replicas
 	addrs     map[string][]string
 	blackhole net.Listener
+	// gate is assigner-0's link to nats-server (kill9AssignerAfterCommit
+	// holds it); assigner-0's database connections carry the
+	// application_name assigner0App.
+	gate *gate
 	// pg is the run's own PostgreSQL server, when a fault restarts it;
 	// nil means the machine's (libs/dbtest's AdminURL).
 	pg *privatePG
@@ -397,9 +401,18 @@ func (c *cluster) startServices(ctx context.Context) error {
 		"GREENROOM_GATEWAY_URL=http://"+c.addrs["gateway"][0],
 		"GREENROOM_GATEWAY_AUTH_URL=http://"+c.addrs["config"][0],
 	)
+	var err error
+	if c.gate, err = listenGate(fmt.Sprintf("127.0.0.1:%d", c.natsPort)); err != nil {
+		return err
+	}
 	for _, svc := range serviceNames {
 		for i, addr := range c.addrs[svc] {
 			env := append([]string{}, common...)
+			if svc == "assigner" && i == 0 {
+				// The last value of a variable wins (os/exec).
+				env = append(env, "GREENROOM_NATS_URL=nats://"+c.gate.addr(),
+					"GREENROOM_DATABASE_URL="+withParam(c.dbURL, "application_name", assigner0App))
+			}
 			if svc == "gateway" {
 				env = append(env, "GREENROOM_GATEWAY_ADDR="+addr)
 				// Its /metrics etc. are on the gateway address; keep the
@@ -601,7 +614,34 @@ func (c *cluster) close() {
 	if c.blackhole != nil {
 		_ = c.blackhole.Close()
 	}
+	if c.gate != nil {
+		_ = c.gate.Close()
+	}
 	c.removeContainers()
 	c.dropDatabase()
 	c.pg.stop()
+}
+
+// assigner0App is the application_name of assigner-0's database
+// connections, by which the precise kills find its transactions.
+const assigner0App = "chaos-assigner-0"
+
+// withParam adds a query parameter to a URL.
+func withParam(raw, key, value string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// backends counts the server processes of application app matching the
+// pg_stat_activity condition cond.
+func (c *cluster) backends(ctx context.Context, app, cond string) int {
+	var n int
+	_ = c.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND `+cond, app).Scan(&n)
+	return n
 }

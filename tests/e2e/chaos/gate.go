@@ -1,0 +1,114 @@
+package chaos
+
+import (
+	"io"
+	"net"
+	"sync"
+)
+
+// gate is a TCP proxy on loopback to target that can hold every byte in
+// both directions (pause) and let them go again (resume): one replica's
+// link to nats-server, cut at a moment of the fault's choosing without
+// closing it, so the replica neither publishes nor acknowledges.
+type gate struct {
+	l      net.Listener
+	target string
+
+	mu     sync.Mutex
+	paused bool
+	cond   *sync.Cond
+	conns  []net.Conn
+}
+
+func listenGate(target string) (*gate, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	g := &gate{l: l, target: target}
+	g.cond = sync.NewCond(&g.mu)
+	go g.serve()
+	return g, nil
+}
+
+func (g *gate) addr() string { return g.l.Addr().String() }
+
+func (g *gate) serve() {
+	for {
+		c, err := g.l.Accept()
+		if err != nil {
+			return
+		}
+		go g.relay(c)
+	}
+}
+
+func (g *gate) relay(c net.Conn) {
+	up, err := net.Dial("tcp", g.target)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	g.mu.Lock()
+	g.conns = append(g.conns, c, up)
+	g.mu.Unlock()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				g.wait()
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go pipe(up, c)
+	go pipe(c, up)
+	<-done
+	_ = c.Close()
+	_ = up.Close()
+	<-done
+}
+
+// wait blocks while the gate is paused.
+func (g *gate) wait() {
+	g.mu.Lock()
+	for g.paused {
+		g.cond.Wait()
+	}
+	g.mu.Unlock()
+}
+
+func (g *gate) pause() {
+	g.mu.Lock()
+	g.paused = true
+	g.mu.Unlock()
+}
+
+func (g *gate) resume() {
+	g.mu.Lock()
+	g.paused = false
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+// Close stops the gate and closes its connections.
+func (g *gate) Close() error {
+	g.resume()
+	err := g.l.Close()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range g.conns {
+		_ = c.Close()
+	}
+	return err
+}
+
+var _ io.Closer = (*gate)(nil)
