@@ -36,6 +36,10 @@ type rateStep struct {
 // on the bus at fixed rates and at saturation; latency publish →
 // session.assigned. Raw limit: ClaimStaged + outbox insert per transaction
 // at the same concurrency against the same database.
+// scaledAssigners is the replica count of the assign scenario's second
+// saturation run.
+const scaledAssigners = 3
+
 func assignScenario(quick bool) error {
 	steps := []rateStep{{50, 10 * time.Second}, {100, 10 * time.Second}, {200, 10 * time.Second}, {500, 10 * time.Second}}
 	satN, httpSatN, rawN, rawMax := 6000, 3000, 20000, 10*time.Second
@@ -44,7 +48,7 @@ func assignScenario(quick bool) error {
 		satN, httpSatN, rawN, rawMax = 2500, 1000, 6000, 4*time.Second
 	}
 	const warmN = 100
-	pool := warmN + satN + httpSatN + rawN + 200
+	pool := warmN + 2*satN + httpSatN + rawN + 200 + warmN
 	for _, s := range steps {
 		pool += 2 * int(s.rate*s.dur.Seconds()) // bus and HTTP
 	}
@@ -157,6 +161,32 @@ func assignScenario(quick bool) error {
 		if sat.lost > 0 {
 			note("%s saturation: %d of %d requests got no session.assigned within the wait", path.name, sat.lost, path.satN)
 		}
+	}
+
+	// The bus at saturation again with 3 assigner replicas (each with its
+	// own connections and outbox relay), side by side with the run of 1
+	// above: what scaling the assigner out buys on this machine.
+	if interrupted() {
+		return nil
+	}
+	for range scaledAssigners - 1 {
+		if err := e.addAssigner(context.Background()); err != nil {
+			return fmt.Errorf("starting another assigner: %w", err)
+		}
+	}
+	if _, err := w.offered(warmN, 100, e.requestPublisher(cl)); err != nil {
+		return fmt.Errorf("warm-up of %d assigners: %w", scaledAssigners, err)
+	}
+	scaled, err := w.offered(satN, 0, e.requestPublisher(cl))
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("bus saturation, %d assigners", scaledAssigners)
+	add(assignScenarioName, name+" sustained rate", scaled.rate, "/s", busSat.rate, scaled.rate/busSat.rate, "ratio to 1 assigner, same run", nil)
+	add(assignScenarioName, name+" p50", ms(scaled.p(0.5)), "ms", 0, 0, "", nil)
+	add(assignScenarioName, name+" p99", ms(scaled.p(0.99)), "ms", 0, 0, "", nil)
+	if scaled.lost > 0 {
+		note("%s: %d of %d requests got no session.assigned within the wait", name, scaled.lost, satN)
 	}
 
 	// Raw limit, after Greenroom's runs, on the rows left in the same pool.

@@ -160,15 +160,7 @@ func startEnv(mode envMode) (e *env, err error) {
 	e.apiURL = e.API.URL
 	e.undo = append(e.undo, e.API.Close)
 
-	ad, err := e.connect(ctx, "assigner")
-	if err != nil {
-		return e, err
-	}
-	asg, err := assigner.New(ad, assigner.Config{Concurrency: concurrency})
-	if err != nil {
-		return e, err
-	}
-	if err := e.start(asg); err != nil {
+	if err := e.addAssigner(ctx); err != nil {
 		return e, err
 	}
 	if mode != envFull {
@@ -199,6 +191,20 @@ func startEnv(mode envMode) (e *env, err error) {
 		return e, err
 	}
 	return e, nil
+}
+
+// addAssigner starts one more assigner replica, with its own connections
+// (and outbox relay), as a scaled-out deployment has.
+func (e *env) addAssigner(ctx context.Context) error {
+	ad, err := e.connect(ctx, "assigner")
+	if err != nil {
+		return err
+	}
+	asg, err := assigner.New(ad, assigner.Config{Concurrency: concurrency})
+	if err != nil {
+		return err
+	}
+	return e.start(asg)
 }
 
 func (e *env) connect(ctx context.Context, name string) (*app.Deps, error) {

@@ -50,7 +50,7 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 		MaxAge: cfg.RequestMaxAge, Now: cfg.Now}
 	metrics := ports.NewMetrics(deps.Ops.Registry)
 	c, err := bus.NewConsumer(deps.JS, bus.ConsumerConfig{
-		Name:           ConsumerName,
+		Name: ConsumerName,
 		// The unqualified subject and every requesting service's own
 		// (greenroom.session.requested.<requester>, events.SubjectFor).
 		FilterSubjects: []string{events.TypeSessionRequested, events.TypeSessionRequested + ".*"},
