@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/greenroom-dev/greenroom/libs/bus"
-	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/settings"
 )
 
 // auditFetchBatch is how many events one fetch from the stream asks for.
@@ -181,9 +181,9 @@ func runReplay(ctx context.Context, g *globalOptions, o replayOptions, now time.
 		o.Subject = "greenroom.>"
 	}
 
-	nc, err := nats.Connect(g.NatsURL, nats.Name("greenroom-cli-audit"), nats.Timeout(natsConnectTimeout))
+	nc, err := g.connectNATS(nats.Name("greenroom-cli-audit"), nats.Timeout(natsConnectTimeout))
 	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w", settings.Redact(g.NatsURL), err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

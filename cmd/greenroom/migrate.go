@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/greenroom-dev/greenroom/libs/bus"
-	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/libs/db"
+	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/libs/stream"
 )
 
@@ -64,7 +64,7 @@ change the retention of the whole deployment.`,
 			} else {
 				fmt.Fprintf(out, "applied %d migration(s)\n", len(applied))
 			}
-			ch, err := applyStream(ctx, g.NatsURL, wait, limits)
+			ch, err := applyStream(ctx, g, wait, limits)
 			if err != nil {
 				return err
 			}
@@ -121,11 +121,12 @@ func limitsFromEnv(cmd *cobra.Command, getenv func(string) string, limits *strea
 }
 
 // applyStream connects to NATS and applies the stream's limits.
-func applyStream(ctx context.Context, natsURL string, wait time.Duration, limits stream.Config) (stream.Change, error) {
-	nc, err := nats.Connect(natsURL, nats.Name("greenroom-cli-migrate"), nats.Timeout(natsConnectTimeout),
+func applyStream(ctx context.Context, g *globalOptions, wait time.Duration, limits stream.Config) (stream.Change, error) {
+	natsURL := g.NatsURL
+	nc, err := g.connectNATS(nats.Name("greenroom-cli-migrate"), nats.Timeout(natsConnectTimeout),
 		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
-		return stream.Change{}, fmt.Errorf("connecting to NATS at %s: %w", settings.Redact(natsURL), err)
+		return stream.Change{}, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -141,6 +142,10 @@ func applyStream(ctx context.Context, natsURL string, wait time.Duration, limits
 		}
 		select {
 		case <-ctx.Done():
+			if last := nc.LastError(); last != nil && !nc.IsConnected() {
+				// Refused, not absent: a certificate, say.
+				return stream.Change{}, fmt.Errorf("%w; not connected to NATS at %s: %v", err, settings.Redact(natsURL), last)
+			}
 			return stream.Change{}, fmt.Errorf("%w (is nats-server with JetStream running at %s? scripts/ensure-nats.sh starts a local one)", err, settings.Redact(natsURL))
 		case <-time.After(250 * time.Millisecond):
 		}

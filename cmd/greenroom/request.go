@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/greenroom-dev/greenroom/libs/client"
-	"github.com/greenroom-dev/greenroom/libs/settings"
 )
 
 // natsConnectTimeout bounds the initial connection to NATS.
@@ -95,9 +94,12 @@ func (o requestOptions) validate() error {
 }
 
 func runRequest(ctx context.Context, g *globalOptions, o requestOptions, out io.Writer) error {
-	nc, err := nats.Connect(g.NatsURL, nats.Name("greenroom-cli"), nats.Timeout(natsConnectTimeout))
+	nc, err := g.connectNATS(nats.Name("greenroom-cli"), nats.Timeout(natsConnectTimeout))
 	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w (is nats-server running? scripts/ensure-nats.sh starts one)", settings.Redact(g.NatsURL), err)
+		if errors.As(err, new(usageError)) {
+			return err
+		}
+		return fmt.Errorf("%w (is nats-server running? scripts/ensure-nats.sh starts one)", err)
 	}
 	defer nc.Close()
 	c, err := client.New(nc, client.WithSource("greenroom/cli"))

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/greenroom-dev/greenroom/libs/settings"
@@ -19,7 +21,10 @@ const adminTokenFile = ".run/admin-token"
 // globalOptions are the connection settings every subcommand shares. Each
 // has a flag and an environment variable; the flag wins.
 type globalOptions struct {
-	NatsURL     string
+	NatsURL string
+	// NatsTLS are the CA and client certificate of TLS to NATS, the
+	// services' settings.
+	NatsTLS     settings.NatsTLS
 	DatabaseURL string
 	APIURL      string
 	AdminToken  string
@@ -36,6 +41,20 @@ func (g *globalOptions) token() string {
 		return strings.TrimSpace(string(b))
 	}
 	return ""
+}
+
+// connectNATS connects to --nats-url with the TLS settings (the services'
+// settings.NatsTLS) and opts.
+func (g *globalOptions) connectNATS(opts ...nats.Option) (*nats.Conn, error) {
+	tlsOpts, err := g.NatsTLS.ConnectOptions()
+	if err != nil {
+		return nil, usageError{fmt.Errorf("nats TLS: %w", err)}
+	}
+	nc, err := nats.Connect(g.NatsURL, append(tlsOpts, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", settings.Redact(g.NatsURL), err)
+	}
+	return nc, nil
 }
 
 func newRootCommand(getenv func(string) string) *cobra.Command {
@@ -61,6 +80,12 @@ defaults match a local deployment started with 'make up'.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.NatsURL, "nats-url", settings.NatsURLDefault,
 		"NATS server URL(s), comma-separated (env GREENROOM_NATS_URL)")
+	fromEnv := map[string]*string{"nats-url": &g.NatsURL, "database-url": &g.DatabaseURL,
+		"api-url": &g.APIURL, "admin-token": &g.AdminToken}
+	g.NatsTLS.Each(func(p *string, env, usage string) {
+		pf.StringVar(p, settings.FlagName(env), "", fmt.Sprintf("%s (env %s)", usage, env))
+		fromEnv[settings.FlagName(env)] = p
+	})
 	g.DatabaseURL = settings.DatabaseURLDefault
 	pf.Var((*settings.RedactedURL)(&g.DatabaseURL), "database-url",
 		"PostgreSQL connection URL (env GREENROOM_DATABASE_URL)")
@@ -75,8 +100,7 @@ defaults match a local deployment started with 'make up'.`,
 				f = cmd.PersistentFlags().Lookup(name)
 			}
 			return f != nil && f.Changed
-		}, map[string]*string{"nats-url": &g.NatsURL, "database-url": &g.DatabaseURL,
-			"api-url": &g.APIURL, "admin-token": &g.AdminToken})
+		}, fromEnv)
 		if g.DatabaseURL == settings.DatabaseURLDefault {
 			// Given neither way: the local database's URL, with the
 			// password scripts/ensure-postgres.sh generated, when there.

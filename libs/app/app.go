@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -52,7 +54,12 @@ type Deps struct {
 // connectTimeout for PostgreSQL and NATS so services may start in any order.
 func Connect(ctx context.Context, name string, s settings.Common, log *zap.Logger, connectTimeout time.Duration) (*Deps, error) {
 	d := &Deps{Name: name, Settings: s, Log: log, Ops: obs.NewOps()}
-	var err error
+	// Before waiting for anything: a TLS file that cannot be read is a
+	// start-up error, not a minute of retries.
+	natsTLS, err := s.NatsTLS.ConnectOptions()
+	if err != nil {
+		return nil, fmt.Errorf("nats TLS: %w", err)
+	}
 	d.Validator, err = events.NewValidator()
 	if err != nil {
 		return nil, fmt.Errorf("loading event schemas: %w", err)
@@ -61,7 +68,17 @@ func Connect(ctx context.Context, name string, s settings.Common, log *zap.Logge
 	if err != nil {
 		return nil, err
 	}
-	d.NC, err = nats.Connect(s.NatsURL, append(natsauth.ConnectOptions(s.NatsURL),
+	// A connection that keeps failing (a certificate refused, say) is
+	// retried until connectTimeout; its reasons are logged, and end the
+	// error if it never connects.
+	var failures connFailures
+	failed := func(err error) {
+		if failures.add(err) {
+			log.Warn("nats connection failed; retrying", zap.Error(err))
+		}
+	}
+	opts := append(natsauth.ConnectOptions(s.NatsURL), natsTLS...)
+	d.NC, err = nats.Connect(s.NatsURL, append(opts,
 		nats.Name("greenroom-"+name),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -72,6 +89,7 @@ func Connect(ctx context.Context, name string, s settings.Common, log *zap.Logge
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted())) }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { failed(err) }),
 	)...)
 	if err != nil {
 		d.Close()
@@ -99,6 +117,14 @@ func Connect(ctx context.Context, name string, s settings.Common, log *zap.Logge
 		}
 		select {
 		case <-sctx.Done():
+			if !d.NC.IsConnected() {
+				// The handler hears of the first attempt's failure
+				// only; the last attempt's is the connection's error.
+				failures.add(d.NC.LastError())
+				if reasons := failures.String(); reasons != "" {
+					err = fmt.Errorf("%w; not connected to nats %s: %s", err, settings.Redact(s.NatsURL), reasons)
+				}
+			}
 			d.Close()
 			return nil, fmt.Errorf("waiting for jetstream: %w", err)
 		case <-time.After(500 * time.Millisecond):
@@ -114,6 +140,36 @@ func Connect(ctx context.Context, name string, s settings.Common, log *zap.Logge
 		return err
 	})
 	return d, nil
+}
+
+// connFailures are the reasons a connection failed, each once, for the
+// log and for the error of a connection that never succeeds. One cause
+// shows as several reasons (a server refusing a client certificate under
+// TLS 1.3 is "certificate required" or a closed connection, by timing),
+// so all are kept.
+type connFailures struct {
+	mu      sync.Mutex
+	reasons []string
+}
+
+// maxConnFailures bounds the reasons kept.
+const maxConnFailures = 4
+
+// add records err and reports whether it is a new reason.
+func (f *connFailures) add(err error) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil || slices.Contains(f.reasons, err.Error()) || len(f.reasons) == maxConnFailures {
+		return false
+	}
+	f.reasons = append(f.reasons, err.Error())
+	return true
+}
+
+func (f *connFailures) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.reasons, "; ")
 }
 
 // Source is the CloudEvents source of this service's events.

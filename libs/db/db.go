@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	neturl "net/url"
+	"os"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -21,16 +22,23 @@ import (
 	"github.com/greenroom-dev/greenroom/schemas"
 )
 
+// MaxOpenConns bounds each service replica's connections to PostgreSQL.
+const MaxOpenConns = 20
+
 // Open connects to url and waits (with backoff, up to ctx or connectTimeout)
 // until the server answers, so services can start before PostgreSQL does.
+//
+// TLS is the URL's, as lib/pq reads it (libpq's parameters): sslmode
+// (verify-full checks the server's certificate and name), sslrootcert
+// (the CA), sslcert and sslkey (the client certificate, for a server
+// whose pg_hba.conf says `cert` or clientcert=verify-full). A file it
+// names that cannot be read is an error at once. The outbox relay's
+// LISTEN connection (libs/outbox) uses the same URL.
 //
 // Connections use lib/pq's binary_parameters mode: a query with parameters
 // costs one round trip instead of two (no separate prepare). In that mode
 // a []byte argument is sent as binary data, so JSON for a json or jsonb
 // column must be passed as a string.
-// MaxOpenConns bounds each service replica's connections to PostgreSQL.
-const MaxOpenConns = 20
-
 func Open(ctx context.Context, url string, connectTimeout time.Duration) (*sqlx.DB, error) {
 	cfg, err := pq.NewConfig(url)
 	if err != nil {
@@ -41,6 +49,9 @@ func Open(ctx context.Context, url string, connectTimeout time.Duration) (*sqlx.
 			err = ue.Err
 		}
 		return nil, fmt.Errorf("parsing database URL %s: %v", settings.Redact(url), err)
+	}
+	if err := checkTLSFiles(cfg); err != nil {
+		return nil, fmt.Errorf("database URL %s: %w", settings.Redact(url), err)
 	}
 	cfg.BinaryParameters = true
 	connector, err := pq.NewConnectorConfig(cfg)
@@ -65,6 +76,29 @@ func Open(ctx context.Context, url string, connectTimeout time.Duration) (*sqlx.
 		return nil, fmt.Errorf("connecting to database: %w", err)
 	}
 	return conn, nil
+}
+
+// checkTLSFiles fails when a file the URL names for TLS (sslrootcert,
+// sslcert, sslkey) cannot be read. lib/pq, like libpq, goes on without a
+// client certificate whose file is missing, and the server's refusal would
+// not say why; and Open would retry a missing CA until its timeout.
+func checkTLSFiles(cfg pq.Config) error {
+	if cfg.SSLInline {
+		return nil
+	}
+	for _, f := range []struct{ param, path string }{
+		{"sslrootcert", cfg.SSLRootCert}, {"sslcert", cfg.SSLCert}, {"sslkey", cfg.SSLKey},
+	} {
+		if f.path == "" || (f.param == "sslrootcert" && f.path == "system") {
+			continue
+		}
+		file, err := os.Open(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.param, err)
+		}
+		_ = file.Close()
+	}
+	return nil
 }
 
 // Migrate applies every pending migration. Concurrent callers are safe:

@@ -37,6 +37,19 @@ func StartWith(t testing.TB, opts *server.Options) *server.Server {
 	return srv
 }
 
+// TLSOptions are the options of a server whose clients must use TLS: its
+// certificate and key (certFile, keyFile), and clients' certificates
+// required and verified against caFile, as nats-server's
+// tls { verify: true } does. Pass them to StartWith.
+func TLSOptions(t testing.TB, certFile, keyFile, caFile string) *server.Options {
+	t.Helper()
+	cfg, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certFile, KeyFile: keyFile, CaFile: caFile, Verify: true})
+	if err != nil {
+		t.Fatalf("natstest: TLS: %v", err)
+	}
+	return &server.Options{TLSConfig: cfg, TLS: true, TLSVerify: true, TLSTimeout: 5}
+}
+
 // Connect starts a server (see Start) and returns a connection to it.
 func Connect(t testing.TB) (*server.Server, *nats.Conn) {
 	t.Helper()

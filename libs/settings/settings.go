@@ -64,9 +64,11 @@ func LocalNatsURL(def string) string {
 type Common struct {
 	DatabaseURL string
 	NatsURL     string
-	HTTPAddr    string
-	AdminToken  string
-	LogLevel    string
+	// NatsTLS are the CA and client certificate of TLS to NATS.
+	NatsTLS    NatsTLS
+	HTTPAddr   string
+	AdminToken string
+	LogLevel   string
 	// StreamReplicas is 1 locally, 3 in a NATS cluster: used only when
 	// the stream does not exist yet (greenroom migrate sets its limits).
 	StreamReplicas int
@@ -220,6 +222,7 @@ func (c *Common) Register(fs *flag.FlagSet, httpAddrDefault string) {
 func (c *Common) RegisterAs(fs *flag.FlagSet, httpAddrEnv, httpAddrDefault, httpAddrUsage string) {
 	URL(fs, &c.DatabaseURL, "GREENROOM_DATABASE_URL", DatabaseURLDefault, "PostgreSQL connection URL")
 	String(fs, &c.NatsURL, "GREENROOM_NATS_URL", NatsURLDefault, "NATS server URL(s), comma-separated")
+	c.NatsTLS.Register(fs)
 	String(fs, &c.HTTPAddr, httpAddrEnv, httpAddrDefault, httpAddrUsage)
 	Secret(fs, &c.AdminToken, "GREENROOM_ADMIN_TOKEN", "bearer token of the admin API")
 	String(fs, &c.LogLevel, "GREENROOM_LOG_LEVEL", LogLevelDefault, "log level: debug, info, warn, error")
