@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	dockerclient "github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
-	"github.com/docker/go-connections/nat"
 	"github.com/google/uuid"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	dockerclient "github.com/moby/moby/client"
 	"github.com/nats-io/nats.go"
 
 	"github.com/greenroom-dev/greenroom/libs/client"
@@ -131,7 +132,7 @@ func (e *env) busRequester(nc *nats.Conn, sent func(id string)) (requestFunc, fu
 }
 
 func stagedVsOnDemand(e *env, samples int, request requestFunc, h *hops) error {
-	dc, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
+	dc, err := dockerclient.New(dockerclient.FromEnv)
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func stagedVsOnDemand(e *env, samples int, request requestFunc, h *hops) error {
 	for i := 0; i < samples && !interrupted(); i++ {
 		d, id, err := bareCreateStart(ctx, dc, e.Label)
 		if id != "" {
-			_ = dc.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true})
+			_, _ = dc.ContainerRemove(context.Background(), id, dockerclient.ContainerRemoveOptions{Force: true})
 		}
 		if err != nil {
 			return fmt.Errorf("bare create+start: %w", err)
@@ -155,7 +156,9 @@ func stagedVsOnDemand(e *env, samples int, request requestFunc, h *hops) error {
 	// staged ones so that both see the same machine.
 	_, idle, err := bareCreateStart(ctx, dc, e.Label)
 	if idle != "" {
-		defer func() { _ = dc.ContainerRemove(context.Background(), idle, container.RemoveOptions{Force: true}) }()
+		defer func() {
+			_, _ = dc.ContainerRemove(context.Background(), idle, dockerclient.ContainerRemoveOptions{Force: true})
+		}()
 	}
 	if err != nil {
 		return fmt.Errorf("idle container: %w", err)
@@ -300,23 +303,24 @@ func sorted(d []time.Duration) stats {
 // every 50 ms, as the provisioner does, until it answers; it returns the
 // time and the id.
 func bareCreateStart(ctx context.Context, dc *dockerclient.Client, label string, envVars ...string) (time.Duration, string, error) {
-	port := nat.Port("8080/tcp")
+	port := network.MustParsePort("8080/tcp")
 	start := time.Now()
-	c, err := dc.ContainerCreate(ctx, &container.Config{Image: demoImage, ExposedPorts: nat.PortSet{port: {}},
-		Env: envVars, Labels: map[string]string{"greenroom.bench": label}},
-		&container.HostConfig{PortBindings: nat.PortMap{port: {{HostIP: "127.0.0.1", HostPort: ""}}},
-			Resources: container.Resources{NanoCPUs: 100_000_000, Memory: 64 << 20}}, nil, nil, "")
+	c, err := dc.ContainerCreate(ctx, dockerclient.ContainerCreateOptions{
+		Config: &container.Config{Image: demoImage, ExposedPorts: network.PortSet{port: {}},
+			Env: envVars, Labels: map[string]string{"greenroom.bench": label}},
+		HostConfig: &container.HostConfig{PortBindings: network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: ""}}},
+			Resources: container.Resources{NanoCPUs: 100_000_000, Memory: 64 << 20}}})
 	if err != nil {
 		return 0, "", err
 	}
-	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+	if _, err := dc.ContainerStart(ctx, c.ID, dockerclient.ContainerStartOptions{}); err != nil {
 		return 0, c.ID, err
 	}
-	in, err := dc.ContainerInspect(ctx, c.ID)
+	in, err := dc.ContainerInspect(ctx, c.ID, dockerclient.ContainerInspectOptions{})
 	if err != nil {
 		return 0, c.ID, err
 	}
-	b := in.NetworkSettings.Ports[port]
+	b := in.Container.NetworkSettings.Ports[port]
 	if len(b) == 0 {
 		return 0, c.ID, errors.New("no published port")
 	}
@@ -341,12 +345,12 @@ func bareCreateStart(ctx context.Context, dc *dockerclient.Client, label string,
 // provisioner's engine does (create, attach, read to EOF, inspect).
 func bareExecAssign(ctx context.Context, dc *dockerclient.Client, id string) (time.Duration, error) {
 	start := time.Now()
-	ex, err := dc.ContainerExecCreate(ctx, id, container.ExecOptions{User: "root",
+	ex, err := dc.ExecCreate(ctx, id, dockerclient.ExecCreateOptions{User: "root",
 		Cmd: []string{"/demo-workspace", "assign", "--user", "x"}, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return 0, err
 	}
-	att, err := dc.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	att, err := dc.ExecAttach(ctx, ex.ID, dockerclient.ExecAttachOptions{})
 	if err != nil {
 		return 0, err
 	}
@@ -356,7 +360,7 @@ func bareExecAssign(ctx context.Context, dc *dockerclient.Client, id string) (ti
 		return 0, err
 	}
 	for i := 0; i < 500; i++ {
-		in, err := dc.ContainerExecInspect(ctx, ex.ID)
+		in, err := dc.ExecInspect(ctx, ex.ID, dockerclient.ExecInspectOptions{})
 		if err != nil {
 			return 0, err
 		}

@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	dockerclient "github.com/docker/docker/client"
+	dockerclient "github.com/moby/moby/client"
+
 	"github.com/greenroom-dev/greenroom/libs/client"
 )
 
@@ -57,7 +56,7 @@ func handoffScenario(quick bool) error {
 	}
 	defer r.close()
 	e, request, h := r.env, r.request, r.hops
-	dc, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
+	dc, err := dockerclient.New(dockerclient.FromEnv)
 	if err != nil {
 		return err
 	}
@@ -87,7 +86,7 @@ func handoffScenario(quick bool) error {
 	var fillers []string // the bare exec's idle containers
 	defer func() {
 		for _, id := range fillers {
-			_ = dc.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true})
+			_, _ = dc.ContainerRemove(context.Background(), id, dockerclient.ContainerRemoveOptions{Force: true})
 		}
 	}()
 	var made []string // sessions to destroy before the next step
@@ -331,12 +330,12 @@ func (e *env) waitContainers(ctx context.Context, dc *dockerclient.Client, want 
 	deadline := time.Now().Add(timeout)
 	n := -1
 	for time.Now().Before(deadline) && !interrupted() {
-		cs, err := dc.ContainerList(ctx, container.ListOptions{All: true,
-			Filters: filters.NewArgs(filters.Arg("label", "greenroom.bench="+e.Label))})
+		cs, err := dc.ContainerList(ctx, dockerclient.ContainerListOptions{All: true,
+			Filters: dockerclient.Filters{}.Add("label", "greenroom.bench="+e.Label)})
 		if err != nil {
 			return err
 		}
-		if n = len(cs); n == want {
+		if n = len(cs.Items); n == want {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)

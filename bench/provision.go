@@ -12,8 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	dockerclient "github.com/docker/docker/client"
+	dockerclient "github.com/moby/moby/client"
 )
 
 const (
@@ -119,7 +118,7 @@ func provisionScenarios(quick, rate, idle bool) error {
 // config of desired n from its creation until n are staged. It returns the
 // staging config's id.
 func provisioningRate(e *env, n int) (string, error) {
-	dc, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
+	dc, err := dockerclient.New(dockerclient.FromEnv)
 	if err != nil {
 		return "", err
 	}
@@ -198,7 +197,7 @@ func removeAll(dc *dockerclient.Client, ids []string) {
 		wg.Go(func() {
 			for id := range ch {
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				if err := dc.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil {
+				if _, err := dc.ContainerRemove(ctx, id, dockerclient.ContainerRemoveOptions{Force: true}); err != nil {
 					fmt.Fprintf(os.Stderr, "bench: removing %s: %v\n", id, err)
 				}
 				cancel()

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/image"
-	dockerclient "github.com/docker/docker/client"
+	dockerclient "github.com/moby/moby/client"
 	"github.com/nats-io/nats.go"
 )
 
@@ -46,7 +45,7 @@ func rollScenario(quick bool) error {
 	if err != nil {
 		return err
 	}
-	dc, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
+	dc, err := dockerclient.New(dockerclient.FromEnv)
 	if err != nil {
 		e.close()
 		return err
@@ -56,7 +55,7 @@ func rollScenario(quick bool) error {
 	newImage := "greenroom/demo-workspace:bench-roll-" + e.Label
 	defer func() {
 		e.close()
-		if _, err := dc.ImageRemove(context.Background(), newImage, image.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		if _, err := dc.ImageRemove(context.Background(), newImage, dockerclient.ImageRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 			fmt.Fprintf(os.Stderr, "bench: removing image %s: %v\n", newImage, err)
 		}
 		_ = dc.Close()
@@ -89,7 +88,7 @@ func rollScenario(quick bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Minute)
 	defer cancel()
-	if err := dc.ImageTag(ctx, demoImage, newImage); err != nil {
+	if _, err := dc.ImageTag(ctx, dockerclient.ImageTagOptions{Source: demoImage, Target: newImage}); err != nil {
 		return fmt.Errorf("tagging %s as %s: %w", demoImage, newImage, err)
 	}
 	time.Sleep(time.Second) // the last container's start settles
@@ -245,12 +244,12 @@ func rollState(ctx context.Context, e *env, dc *dockerclient.Client, scID, newIm
 		if img, ok := images[id]; ok {
 			return img, nil
 		}
-		in, err := dc.ContainerInspect(ctx, id)
+		in, err := dc.ContainerInspect(ctx, id, dockerclient.ContainerInspectOptions{})
 		if err != nil {
 			return "", err
 		}
-		images[id] = in.Config.Image
-		return in.Config.Image, nil
+		images[id] = in.Container.Config.Image
+		return in.Container.Config.Image, nil
 	}
 	staged, err := list("staged")
 	if err != nil {

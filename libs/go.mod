@@ -2,7 +2,6 @@ module github.com/greenroom-dev/greenroom/libs
 
 go 1.26.8
 
-
 require (
 	github.com/docker/go-units v0.5.0
 	github.com/greenroom-dev/greenroom/schemas v0.0.0

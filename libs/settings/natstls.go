@@ -57,37 +57,83 @@ func (t NatsTLS) Config() (*tls.Config, error) {
 	if !t.Enabled() {
 		return nil, nil
 	}
+	return clientTLS(t.CA, t.Cert, t.Key, NatsTLSCAEnv, NatsTLSCertEnv, NatsTLSKeyEnv)
+}
+
+// clientTLS is the TLS configuration of a client with these files (TLS
+// 1.2 at least; the CA's certificates as roots, the system's when ca is
+// empty; the client certificate, both files or neither), a file's problem
+// named by its setting (caEnv, certEnv, keyEnv).
+func clientTLS(ca, cert, key, caEnv, certEnv, keyEnv string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CA != "" {
-		pem, err := os.ReadFile(t.CA)
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
 		if err != nil {
-			return nil, natsTLSError(NatsTLSCAEnv, err)
+			return nil, natsTLSError(caEnv, err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, natsTLSError(NatsTLSCAEnv, fmt.Errorf("%s holds no PEM certificate", t.CA))
+			return nil, natsTLSError(caEnv, fmt.Errorf("%s holds no PEM certificate", ca))
 		}
 	}
 	switch {
-	case t.Cert == "" && t.Key == "":
-	case t.Cert == "" || t.Key == "":
-		return nil, fmt.Errorf("%s and %s go together: set both or neither", flagged(NatsTLSCertEnv), flagged(NatsTLSKeyEnv))
+	case cert == "" && key == "":
+	case cert == "" || key == "":
+		return nil, fmt.Errorf("%s and %s go together: set both or neither", flagged(certEnv), flagged(keyEnv))
 	default:
-		certPEM, err := os.ReadFile(t.Cert)
+		certPEM, err := os.ReadFile(cert)
 		if err != nil {
-			return nil, natsTLSError(NatsTLSCertEnv, err)
+			return nil, natsTLSError(certEnv, err)
 		}
-		keyPEM, err := os.ReadFile(t.Key)
+		keyPEM, err := os.ReadFile(key)
 		if err != nil {
-			return nil, natsTLSError(NatsTLSKeyEnv, err)
+			return nil, natsTLSError(keyEnv, err)
 		}
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("%s and %s (%s, %s): %w", flagged(NatsTLSCertEnv), flagged(NatsTLSKeyEnv), t.Cert, t.Key, err)
+			return nil, fmt.Errorf("%s and %s (%s, %s): %w", flagged(certEnv), flagged(keyEnv), cert, key, err)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return cfg, nil
+}
+
+// The variables of DockerTLS.
+const (
+	DockerTLSCAEnv   = "GREENROOM_DOCKER_TLS_CA"
+	DockerTLSCertEnv = "GREENROOM_DOCKER_TLS_CERT"
+	DockerTLSKeyEnv  = "GREENROOM_DOCKER_TLS_KEY"
+)
+
+// DockerTLS are the files of TLS to the Docker agents whose endpoint is
+// tcp:// (the provisioner's): the CA that signed the engines' server
+// certificates (dockerd --tlsverify --tlscacert … --tlscert … --tlskey …)
+// and the client certificate they require. With none set, tcp://
+// endpoints are plain HTTP; with any set, every tcp:// endpoint is
+// reached over TLS 1.2 or later, verified against CA. unix:// endpoints
+// never use them.
+type DockerTLS struct {
+	CA, Cert, Key string
+}
+
+// Register adds t's settings to fs (no defaults).
+func (t *DockerTLS) Register(fs *flag.FlagSet) {
+	String(fs, &t.CA, DockerTLSCAEnv, "", "PEM file of the CA that signed the tcp:// Docker agents' certificates: TLS to them")
+	String(fs, &t.Cert, DockerTLSCertEnv, "", "PEM file of the client certificate presented to tcp:// Docker agents, with "+DockerTLSKeyEnv)
+	String(fs, &t.Key, DockerTLSKeyEnv, "", "PEM file of the private key of "+DockerTLSCertEnv)
+}
+
+// Enabled reports whether any of t is set.
+func (t DockerTLS) Enabled() bool { return t.CA != "" || t.Cert != "" || t.Key != "" }
+
+// Check reads t's files, so that a bad one stops the start, naming its
+// setting.
+func (t DockerTLS) Check() error {
+	if !t.Enabled() {
+		return nil
+	}
+	_, err := clientTLS(t.CA, t.Cert, t.Key, DockerTLSCAEnv, DockerTLSCertEnv, DockerTLSKeyEnv)
+	return err
 }
 
 // ConnectOptions are the options of a NATS connection that uses t (see

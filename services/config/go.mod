@@ -2,7 +2,6 @@ module github.com/greenroom-dev/greenroom/services/config
 
 go 1.26.8
 
-
 require (
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/go-chi/chi/v5 v5.5.0

@@ -2,7 +2,6 @@ module github.com/greenroom-dev/greenroom/services/expiry
 
 go 1.26.8
 
-
 require (
 	github.com/google/uuid v1.6.0
 	github.com/greenroom-dev/greenroom/libs v0.0.0

@@ -58,10 +58,16 @@ func main() {
 	settings.WebURL(fs, &cfg.Provision.GatewayURL, "GREENROOM_GATEWAY_URL", command.GatewayURLDefault,
 		"the gateway users open sessions at: a container session's url is this, on its zone's allow_origin_domain, at /session/{id}/")
 	settings.Duration(fs, &cfg.ContainerAudit.Interval, "GREENROOM_CONTAINER_AUDIT_INTERVAL", audit.ContainerAuditorIntervalDefault, "period of the pass that fails sessions whose container is gone")
+	cfg.Engines.TLS.Register(fs)
 	fs.Usage = settings.Usage(fs, "greenroom-provisioner", `Creates, probes, assigns and removes session containers on the Docker agents,
 keeps every staging pool at its desired size, and fails the sessions whose
 container is gone.`)
 	if err := settings.Parse(fs, os.Args[1:]); err != nil {
+		app.Fatal(name, err)
+	}
+	// Before waiting for anything: a TLS file that cannot be read is a
+	// start-up error.
+	if err := cfg.Engines.TLS.Check(); err != nil {
 		app.Fatal(name, err)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // LoadBalancing is a zone's rule for spreading sessions over its agents.
@@ -56,6 +57,24 @@ type Agent struct {
 	Used Resources
 	// Labels are the agent's own labels and its pool's.
 	Labels []string
+	// Outage is set when the agent's Docker engine is known not to answer
+	// (app/enginehealth): placement passes the agent over, whatever room
+	// it has, rather than send a session to fail or wait there.
+	Outage *EngineOutage
+}
+
+// EngineOutage is why an agent's Docker engine is taken for unreachable.
+type EngineOutage struct {
+	// Err is what contacting the engine failed with.
+	Err string
+	// Since is when it was first seen failing, in this outage.
+	Since time.Time
+}
+
+// String is the outage as placement reports it: "engine unreachable:
+// <error> (since <time>)".
+func (o EngineOutage) String() string {
+	return fmt.Sprintf("engine unreachable: %s (since %s)", o.Err, o.Since.UTC().Format(time.RFC3339))
 }
 
 // Free is what the agent can still host.
@@ -100,9 +119,11 @@ func (e *NoCapacityError) Error() string {
 }
 
 // PlaceSession picks the first zone, in order, that has an agent the demand
-// fits on, and within it the agent its load balancing prefers. When none
-// fits it returns a *NoCapacityError naming what ruled out each zone, e.g.
-// "zone-a: agent a1 has 0.5 free cores, needs 1; zone-b: no enabled agents".
+// fits on, and within it the agent its load balancing prefers. An agent
+// whose engine is known not to answer (Agent.Outage) fits nothing. When
+// none fits it returns a *NoCapacityError naming what ruled out each zone,
+// e.g. "zone-a: agent a1 has 0.5 free cores, needs 1, agent a2 engine
+// unreachable: … (since 2025-01-02T15:04:05Z); zone-b: no enabled agents".
 func PlaceSession(zones []Zone, d Demand) (Placement, error) {
 	reasons := make([]string, 0, len(zones))
 	for _, z := range zones {
@@ -159,10 +180,15 @@ func ChooseAgent(z Zone, d Demand) (Agent, string) {
 	return fit[0], ""
 }
 
-// unfit says why d cannot run on a, or "" when it can.
+// unfit says why d cannot run on a, or "" when it can. Labels come first:
+// an agent that may never host d is explained by them, whether its
+// engine answers or not.
 func unfit(a Agent, d Demand) string {
 	if reason := unfitLabels(a.Labels, d.IncludeLabels, d.ExcludeLabels); reason != "" {
 		return reason
+	}
+	if a.Outage != nil {
+		return a.Outage.String()
 	}
 	free := a.Free()
 	if d.Need.MilliCores > free.MilliCores {

@@ -57,7 +57,7 @@ func TestAssignHookHandsAStagedSessionOverWithoutAnExec(t *testing.T) {
 	if len(secret) != 64 {
 		t.Fatalf("assign secret %d characters, want 64 hex", len(secret))
 	}
-	in, err := e.docker.ContainerInspect(e.ctx, claimed.ContainerID)
+	in, err := e.inspect(claimed.ContainerID)
 	if err != nil {
 		t.Fatal(err)
 	}

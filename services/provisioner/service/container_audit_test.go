@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/google/uuid"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
@@ -113,7 +114,7 @@ func TestRunningSessionWhoseContainerExitedFailsAndTheContainerIsRemoved(t *test
 	sid, rid := e.requestOnDemand(f, []string{f.zone}, events.Permissions{})
 	e.waitEvent(events.TypeSessionReady, 30*time.Second, dataIs("request_id", rid))
 
-	if err := e.docker.ContainerKill(e.ctx, e.session(sid).ContainerID, "KILL"); err != nil {
+	if _, err := e.docker.ContainerKill(e.ctx, e.session(sid).ContainerID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
 		t.Fatal(err)
 	}
 	failed := decode[events.SessionFailed](t, e.waitEvent(events.TypeSessionFailed, 30*time.Second, dataIs("session_id", sid)))
@@ -166,11 +167,11 @@ func TestConcurrentAuditorsFailEachSessionOnce(t *testing.T) {
 
 	alive := e.sessionWithContainer(f, "", sessions.Running, e.startContainer())
 	dead := e.startContainer()
-	if err := e.docker.ContainerKill(e.ctx, dead, "KILL"); err != nil {
+	if _, err := e.docker.ContainerKill(e.ctx, dead, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitFor("the killed container to have exited", 10*time.Second, func() bool {
-		in, err := e.docker.ContainerInspect(e.ctx, dead)
+		in, err := e.inspect(dead)
 		return err == nil && in.State.Status == "exited"
 	})
 	lost := []string{e.sessionWithContainer(f, "", sessions.Running, dead)}
@@ -222,7 +223,7 @@ func TestConcurrentAuditorsFailEachSessionOnce(t *testing.T) {
 	if s := e.session(alive); s.Status != sessions.Running {
 		t.Errorf("session with a running container is %s, want running", s.Status)
 	}
-	if _, err := e.docker.ContainerInspect(e.ctx, dead); err == nil {
+	if _, err := e.inspect(dead); err == nil {
 		t.Errorf("the dead container is still there")
 	}
 	if want := slices.Repeat([]string{cfg}, 4); !slices.Equal(refills, want) {
@@ -267,7 +268,7 @@ func seenRemoved(failureReason string) bool {
 // operator would.
 func (e *env) removeBehindGreenroom(containerID string) {
 	e.t.Helper()
-	if err := e.docker.ContainerRemove(e.ctx, containerID, container.RemoveOptions{Force: true}); err != nil {
+	if _, err := e.docker.ContainerRemove(e.ctx, containerID, client.ContainerRemoveOptions{Force: true}); err != nil {
 		e.t.Fatalf("removing container %s: %v", containerID[:12], err)
 	}
 }
@@ -307,15 +308,15 @@ func (e *env) newAuditorWithRegistry(grace time.Duration, pools command.PoolTrig
 // returns its id.
 func (e *env) startContainer() string {
 	e.t.Helper()
-	resp, err := e.docker.ContainerCreate(e.ctx, &container.Config{
+	resp, err := e.docker.ContainerCreate(e.ctx, client.ContainerCreateOptions{Config: &container.Config{
 		Image:  demoImage,
 		Env:    []string{"GREENROOM_DEMO_INIT_DELAY=0s"},
 		Labels: map[string]string{domain.LabelManaged: "true", testLabel: e.label},
-	}, nil, nil, nil, "")
+	}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.docker.ContainerStart(e.ctx, resp.ID, container.StartOptions{}); err != nil {
+	if _, err := e.docker.ContainerStart(e.ctx, resp.ID, client.ContainerStartOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
 	return resp.ID

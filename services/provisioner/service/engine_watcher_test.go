@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/google/uuid"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
@@ -50,7 +51,7 @@ func TestContainerKilledBehindOurBackIsNoticedFromEngineEvents(t *testing.T) {
 	// docker kill of a staged container.
 	killed := staged[0]
 	start := time.Now()
-	if err := e.docker.ContainerKill(e.ctx, killed.ContainerID, "KILL"); err != nil {
+	if _, err := e.docker.ContainerKill(e.ctx, killed.ContainerID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitJudged(killed.ID, 10*time.Second)
@@ -86,7 +87,7 @@ func TestContainerKilledBehindOurBackIsNoticedFromEngineEvents(t *testing.T) {
 	sid, rid := e.requestOnDemand(f, []string{f.zone}, events.Permissions{})
 	e.waitEvent(events.TypeSessionReady, 30*time.Second, dataIs("request_id", rid))
 	running := e.session(sid)
-	if err := e.docker.ContainerKill(e.ctx, running.ContainerID, "KILL"); err != nil {
+	if _, err := e.docker.ContainerKill(e.ctx, running.ContainerID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitJudged(sid, 10*time.Second)
@@ -181,7 +182,7 @@ func TestEngineEventStreamReconnectsWithBackoffAndCatchesUp(t *testing.T) {
 		t.Errorf("lost stream of %s, want %s", ep, proxy.endpoint())
 	}
 	// What dies while nobody listens.
-	if err := e.docker.ContainerKill(e.ctx, e.session(sid).ContainerID, "KILL"); err != nil {
+	if _, err := e.docker.ContainerKill(e.ctx, e.session(sid).ContainerID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
 		t.Fatal(err)
 	}
 	var first time.Time
@@ -321,17 +322,17 @@ func (e *env) poolRefilledWithout(configID string, n int, lost ...string) bool {
 // created.
 func (e *env) managedContainer(sessionID string, start bool) string {
 	e.t.Helper()
-	resp, err := e.docker.ContainerCreate(e.ctx, &container.Config{
+	resp, err := e.docker.ContainerCreate(e.ctx, client.ContainerCreateOptions{Config: &container.Config{
 		Image: demoImage,
 		Env:   []string{"GREENROOM_DEMO_INIT_DELAY=0s"},
 		Labels: map[string]string{domain.LabelManaged: "true", domain.LabelSession: sessionID,
 			domain.LabelAgent: "agent-a1", testLabel: e.label},
-	}, nil, nil, nil, "")
+	}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if start {
-		if err := e.docker.ContainerStart(e.ctx, resp.ID, container.StartOptions{}); err != nil {
+		if _, err := e.docker.ContainerStart(e.ctx, resp.ID, client.ContainerStartOptions{}); err != nil {
 			e.t.Fatal(err)
 		}
 	}

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
@@ -97,7 +96,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	srv := natstest.Start(t)
 
 	var err error
-	e.docker, err = client.NewClientWithOpts(client.WithHost(dockerEndpoint()), client.WithAPIVersionNegotiation())
+	e.docker, err = client.New(client.WithHost(dockerEndpoint()))
 	if err != nil {
 		t.Fatalf("docker client: %v", err)
 	}
@@ -134,6 +133,17 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 
+	// The events tests write as other services (requestOnDemand,
+	// claimStaged, emit) are published by those services' relays, as in
+	// a deployment: a relay publishes only its own service's rows.
+	for _, source := range []string{"greenroom/assigner", "greenroom/expiry", "greenroom/test"} {
+		relay := outbox.NewRelay(outbox.RelayConfig{DatabaseURL: e.dbURL, Source: source}, e.db, e.deps.Publisher, log)
+		if err := relay.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(relay.Stop)
+	}
+
 	if opts.cfg.Provision.ExtraLabels == nil {
 		opts.cfg.Provision.ExtraLabels = map[string]string{}
 	}
@@ -169,14 +179,14 @@ func newEnv(t testing.TB, opts envOptions) *env {
 func (e *env) removeTestContainers() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	list, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", domain.LabelManaged+"=true"), filters.Arg("label", testLabel+"="+e.label))})
+	list, err := e.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.
+		Add("label", domain.LabelManaged+"=true", testLabel+"="+e.label)})
 	if err != nil {
 		e.t.Errorf("listing test containers: %v", err)
 		return
 	}
-	for _, c := range list {
-		if err := e.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+	for _, c := range list.Items {
+		if _, err := e.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 			e.t.Errorf("removing test container %s: %v", c.ID[:12], err)
 		}
 	}
@@ -185,15 +195,21 @@ func (e *env) removeTestContainers() {
 // containers lists the test's containers carrying extra labels.
 func (e *env) containers(labels map[string]string) []container.Summary {
 	e.t.Helper()
-	args := filters.NewArgs(filters.Arg("label", testLabel+"="+e.label))
+	f := client.Filters{}.Add("label", testLabel+"="+e.label)
 	for k, v := range labels {
-		args.Add("label", k+"="+v)
+		f.Add("label", k+"="+v)
 	}
-	list, err := e.docker.ContainerList(e.ctx, container.ListOptions{All: true, Filters: args})
+	list, err := e.docker.ContainerList(e.ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		e.t.Fatalf("listing containers: %v", err)
 	}
-	return list
+	return list.Items
+}
+
+// inspect is the engine's inspect of a container.
+func (e *env) inspect(id string) (container.InspectResponse, error) {
+	res, err := e.docker.ContainerInspect(e.ctx, id, client.ContainerInspectOptions{})
+	return res.Container, err
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/google/uuid"
+	"github.com/moby/moby/api/types/container"
 
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -91,7 +91,7 @@ func TestContainersAreHardenedByDefault(t *testing.T) {
 	}
 	check := func(what, id string) {
 		t.Helper()
-		in, err := e.docker.ContainerInspect(e.ctx, id)
+		in, err := e.inspect(id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +149,7 @@ func TestRunConfigOverridesTheHardening(t *testing.T) {
 	if len(list) != 1 {
 		t.Fatalf("%d staged containers", len(list))
 	}
-	in, err := e.docker.ContainerInspect(e.ctx, list[0].ID)
+	in, err := e.inspect(list[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestRunConfigOverridesTheHardening(t *testing.T) {
 	e.exec(`INSERT INTO groups (id, name, priority, run_config) VALUES ($1, 'lab', 5, '{"pids_limit": -1, "cap_drop": ["ALL"]}')`, groupID)
 	e.exec(`INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2)`, f.userID, groupID)
 	s, _ := e.onDemandReady(f, f.userID)
-	if in, err = e.docker.ContainerInspect(e.ctx, s.ContainerID); err != nil {
+	if in, err = e.inspect(s.ContainerID); err != nil {
 		t.Fatal(err)
 	}
 	got := hardeningOf(t, in)

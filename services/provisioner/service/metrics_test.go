@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/image"
 	"github.com/google/uuid"
+	"github.com/moby/moby/client"
 
 	"github.com/greenroom-dev/greenroom/libs/apptest"
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -156,7 +156,7 @@ func TestShortfallGaugeNamesItsCauseAndFailuresCountByReason(t *testing.T) {
 		Interval: 200 * time.Millisecond, PermanentBackoffMin: time.Hour, PermanentBackoffMax: time.Hour,
 	}}})
 	img := "greenroom/never-built:" + uuid.NewString()[:8]
-	t.Cleanup(func() { _, _ = e.docker.ImageRemove(context.Background(), img, image.RemoveOptions{}) })
+	t.Cleanup(func() { _, _ = e.docker.ImageRemove(context.Background(), img, client.ImageRemoveOptions{}) })
 	f := e.standardFixture(workspaceOptions{image: img, initDelay: "0s"})
 	cfg := e.addStagingConfig(f, 1, events.Permissions{})
 	e.poolConfigChanged(cfg, "created")

@@ -66,7 +66,7 @@ func TestOrphanContainerIsReapedAfterGracePeriod(t *testing.T) {
 		}
 	}
 	orphan := func(id string) {
-		in, err := e.docker.ContainerInspect(e.ctx, id)
+		in, err := e.inspect(id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
@@ -304,14 +303,14 @@ func TestTwoProvisionerReplicasKeepExactlyDesired(t *testing.T) {
 				FROM sessions`, cfg, f.agentID).Scan(&live, &cores); err != nil {
 				continue
 			}
-			list, err := e.docker.ContainerList(sampleCtx, container.ListOptions{All: true, Filters: filters.NewArgs(
-				filters.Arg("label", testLabel+"="+e.label), filters.Arg("label", domain.LabelStagingConfig+"="+cfg))})
+			list, err := e.docker.ContainerList(sampleCtx, client.ContainerListOptions{All: true, Filters: client.Filters{}.
+				Add("label", testLabel+"="+e.label, domain.LabelStagingConfig+"="+cfg)})
 			if err != nil {
 				continue
 			}
 			samples++
-			if n := int(limit.Load()); live > n || len(list) > n || cores > 4 {
-				over.CompareAndSwap(nil, fmt.Sprintf("%d live sessions, %d containers, %.1f cores on the agent; limit %d sessions, 4 cores", live, len(list), cores, n))
+			if n := int(limit.Load()); live > n || len(list.Items) > n || cores > 4 {
+				over.CompareAndSwap(nil, fmt.Sprintf("%d live sessions, %d containers, %.1f cores on the agent; limit %d sessions, 4 cores", live, len(list.Items), cores, n))
 			}
 		}
 	})
@@ -452,7 +451,7 @@ func TestMissingImageIsPermanentAndRecoversWhenBuilt(t *testing.T) {
 	}}})
 	img := "greenroom/built-later:" + uuid.NewString()[:8]
 	t.Cleanup(func() {
-		_, _ = e.docker.ImageRemove(context.Background(), img, image.RemoveOptions{})
+		_, _ = e.docker.ImageRemove(context.Background(), img, client.ImageRemoveOptions{})
 	})
 	f := e.standardFixture(workspaceOptions{image: img, initDelay: "0s"})
 	cfg := e.addStagingConfig(f, 2, events.Permissions{})
@@ -472,7 +471,7 @@ func TestMissingImageIsPermanentAndRecoversWhenBuilt(t *testing.T) {
 	}
 
 	// "Build" the image: tag the demo image under the missing name.
-	if err := e.docker.ImageTag(e.ctx, demoImage, img); err != nil {
+	if _, err := e.docker.ImageTag(e.ctx, client.ImageTagOptions{Source: demoImage, Target: img}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/image"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/moby/moby/client"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
@@ -205,7 +205,7 @@ func TestPoolRollsToANewImageUnderLoad(t *testing.T) {
 	desired := rollPoolSize(t)
 	e := newEnv(t, envOptions{})
 	newImage := "greenroom/demo-workspace:roll-test-" + uuid.NewString()[:8]
-	if err := e.docker.ImageTag(e.ctx, demoImage, newImage); err != nil {
+	if _, err := e.docker.ImageTag(e.ctx, client.ImageTagOptions{Source: demoImage, Target: newImage}); err != nil {
 		t.Fatal(err)
 	}
 	// Registered after newEnv, so it runs before its containers are
@@ -214,7 +214,7 @@ func TestPoolRollsToANewImageUnderLoad(t *testing.T) {
 	// image keeps demoImage, and the containers keep running until the
 	// env removes them).
 	t.Cleanup(func() {
-		if _, err := e.docker.ImageRemove(context.Background(), newImage, image.RemoveOptions{Force: true}); err != nil {
+		if _, err := e.docker.ImageRemove(context.Background(), newImage, client.ImageRemoveOptions{Force: true}); err != nil {
 			t.Errorf("removing the tag %s: %v", newImage, err)
 		}
 	})
@@ -308,7 +308,7 @@ func TestPoolRollsToANewImageUnderLoad(t *testing.T) {
 		t.Errorf("the pool ran low during the roll: %s", msg)
 	}
 	for _, s := range e.poolStaged(cfg) {
-		c, err := e.docker.ContainerInspect(e.ctx, s.ContainerID)
+		c, err := e.inspect(s.ContainerID)
 		if err != nil {
 			t.Fatalf("inspecting the container of staged session %s: %v", s.ID, err)
 		}

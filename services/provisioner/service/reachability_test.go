@@ -49,13 +49,13 @@ func TestSessionPortIsReachableOnlyOnTheAgentsInternalAddress(t *testing.T) {
 		sid, rid := e.requestOnDemand(f, []string{f.zone}, events.Permissions{})
 		e.waitEvent(events.TypeSessionReady, 60*time.Second, dataIs("request_id", rid))
 		s := e.session(sid)
-		in, err := e.docker.ContainerInspect(e.ctx, s.ContainerID)
+		in, err := e.inspect(s.ContainerID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for port, bindings := range in.HostConfig.PortBindings {
 			for _, b := range bindings {
-				if b.HostIP != wantAddress {
+				if b.HostIP.String() != wantAddress {
 					t.Errorf("port %s published on %q, want only %s", port, b.HostIP, wantAddress)
 				}
 			}

@@ -8,6 +8,7 @@
 package service
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -23,6 +24,7 @@ import (
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/enginehealth"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/poolstate"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
 	"github.com/greenroom-dev/greenroom/services/provisioner/ports/bus"
@@ -54,6 +56,12 @@ type Config struct {
 	// Engines tunes the first contact with each Docker engine and how long
 	// one that did not answer is remembered as failed.
 	Engines docker.EnginesConfig
+	// EngineOutageMemory is how long an engine that could not be reached
+	// is passed over by placement without a newer failure
+	// (enginehealth.RememberDefault, and never less than twice the
+	// engine watcher's longest wait between two attempts, so that an
+	// engine it keeps failing to reach stays passed over).
+	EngineOutageMemory time.Duration
 	// ShutdownTimeout bounds how long the service waits, once stopping,
 	// for its parts and the events in flight; unfinished events are
 	// redelivered (GREENROOM_SHUTDOWN_TIMEOUT by default).
@@ -77,6 +85,9 @@ type Service struct {
 	// EngineWatcher acts on containers that die or are removed as the
 	// engines report it.
 	EngineWatcher *audit.EngineWatcher
+	// EngineHealth is the engines known not to answer, whose agents
+	// placement passes over.
+	EngineHealth *enginehealth.Board
 	// Relay publishes the events written to the outbox.
 	Relay *outbox.Relay
 }
@@ -87,6 +98,9 @@ type Service struct {
 func New(deps *app.Deps, cfg Config) (*Service, error) {
 	if deps == nil || deps.DB == nil || deps.JS == nil {
 		return nil, errors.New("provisioner: deps need a database and JetStream")
+	}
+	if err := cfg.Engines.TLS.Check(); err != nil {
+		return nil, err
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = deps.Settings.ShutdownTimeout
@@ -103,18 +117,20 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 		cfg.Provision.ExtraLabels = map[string]string{}
 	}
 	cfg.Provision.ExtraLabels[DeploymentLabel] = deployment
-	s := &Service{}
+	s := &Service{EngineHealth: enginehealth.NewBoard(engineOutageMemory(cfg), deps.Log)}
 	engines := docker.NewEnginesWith(cfg.Engines)
 	store := postgres.New(deps.DB, deps.Source()).PublishOutcomesDirectly(deps.NewDirect())
 	metrics := command.NewMetrics(deps.Ops.Registry)
-	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry)
+	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry).UseEngineOutages(s.EngineHealth)
 	s.Provisioner = command.New(cfg.Provision, store, engines.AsCommandEngines(), probe.New(cfg.Probe),
-		metrics, deps.Log, command.Pools{Changed: s.Reconciler.Trigger, Claimed: s.Reconciler.Claimed})
+		metrics, deps.Log, command.Pools{Changed: s.Reconciler.Trigger, Claimed: s.Reconciler.Claimed}).
+		UseEngineHealth(s.EngineHealth)
 	if cfg.ContainerAudit.OrphanLabels == nil {
 		cfg.ContainerAudit.OrphanLabels = cfg.Provision.ExtraLabels
 	}
 	s.ContainerAuditor = audit.NewContainerAuditor(cfg.ContainerAudit, store, engines.AsAuditEngines(), metrics, deps.Ops.Registry, deps.Log, s.Reconciler.Trigger)
-	s.EngineWatcher = audit.NewEngineWatcher(cfg.EngineWatcher, store, engines.AsAuditEngines(), s.ContainerAuditor, deps.Ops.Registry, deps.Log)
+	s.EngineWatcher = audit.NewEngineWatcher(cfg.EngineWatcher, store, engines.AsAuditEngines(), s.ContainerAuditor, deps.Ops.Registry, deps.Log).
+		ReportEngineHealth(s.EngineHealth)
 	s.Relay = deps.NewRelay()
 	// The pools' state, read from PostgreSQL at each scrape: every replica
 	// reports the same values (aggregate with max, not sum).
@@ -137,6 +153,19 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 		AfterStop(engines.Close)
 	deps.Log.Info("provisioner ready", zap.Strings("subjects", bus.Subjects))
 	return s, nil
+}
+
+// engineOutageMemory is how long the engine health board believes a
+// failure: cfg.EngineOutageMemory, at least twice the longest the engine
+// watcher may take between two attempts to reach an engine (its longest
+// backoff with jitter, then a contact and a ping, each bounded by their
+// timeouts).
+func engineOutageMemory(cfg Config) time.Duration {
+	backoffMax := cmp.Or(cfg.EngineWatcher.BackoffMax, audit.EngineWatcherBackoffMaxDefault)
+	contact := cmp.Or(cfg.Engines.PingTimeout, docker.PingTimeoutDefault)
+	ping := cmp.Or(cfg.EngineWatcher.PingTimeout, audit.EngineWatcherPingTimeoutDefault)
+	between := backoffMax + backoffMax/5 + contact + ping
+	return max(cmp.Or(cfg.EngineOutageMemory, enginehealth.RememberDefault), 2*between)
 }
 
 // configChanged reconciles the staging config that changed, or every

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/go-connections/nat"
+	"github.com/moby/moby/api/types/network"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
@@ -36,7 +36,7 @@ func TestOnDemandSessionRunsWithLabelsLimitsAndPublishedPort(t *testing.T) {
 		t.Errorf("session row = status %s container %q url %q host_port %v agent %v", s.Status, s.ContainerID, s.URL, s.HostPort, s.AgentID)
 	}
 
-	in, err := e.docker.ContainerInspect(e.ctx, s.ContainerID)
+	in, err := e.inspect(s.ContainerID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +59,8 @@ func TestOnDemandSessionRunsWithLabelsLimitsAndPublishedPort(t *testing.T) {
 	if in.HostConfig.NanoCPUs != 500_000_000 || in.HostConfig.Memory != 64<<20 {
 		t.Errorf("limits = %d nano-CPUs, %d bytes; want 0.5 CPU, 64 MiB", in.HostConfig.NanoCPUs, in.HostConfig.Memory)
 	}
-	b := in.HostConfig.PortBindings[nat.Port("8080/tcp")]
-	if len(b) != 1 || b[0].HostIP != "127.0.0.1" {
+	b := in.HostConfig.PortBindings[network.MustParsePort("8080/tcp")]
+	if len(b) != 1 || b[0].HostIP.String() != "127.0.0.1" {
 		t.Errorf("port bindings = %v, want 8080/tcp on 127.0.0.1", in.HostConfig.PortBindings)
 	}
 	for _, want := range []string{"GREENROOM_SESSION_ID=" + sid, "PORT=8080", "GREENROOM_ALLOW_AUDIO=true",

@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/google/uuid"
 	"github.com/lib/pq"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
 
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -34,13 +35,13 @@ func (e *env) inContainer(containerID string, args ...string) (string, int) {
 // has no capabilities: it reads that user's private files as that user.
 func (e *env) inContainerAs(containerID, user string, args ...string) (string, int) {
 	e.t.Helper()
-	ex, err := e.docker.ContainerExecCreate(e.ctx, containerID, container.ExecOptions{
+	ex, err := e.docker.ExecCreate(e.ctx, containerID, client.ExecCreateOptions{
 		Cmd: append([]string{"/demo-workspace"}, args...), AttachStdout: true, AttachStderr: true, User: user,
 	})
 	if err != nil {
 		e.t.Fatalf("exec %v: %v", args, err)
 	}
-	att, err := e.docker.ContainerExecAttach(e.ctx, ex.ID, container.ExecAttachOptions{})
+	att, err := e.docker.ExecAttach(e.ctx, ex.ID, client.ExecAttachOptions{})
 	if err != nil {
 		e.t.Fatalf("exec %v: %v", args, err)
 	}
@@ -49,7 +50,7 @@ func (e *env) inContainerAs(containerID, user string, args ...string) (string, i
 	if _, err := stdcopy.StdCopy(&out, &out, att.Reader); err != nil {
 		e.t.Fatalf("exec %v output: %v", args, err)
 	}
-	in, err := e.docker.ContainerExecInspect(e.ctx, ex.ID)
+	in, err := e.docker.ExecInspect(e.ctx, ex.ID, client.ExecInspectOptions{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestOnDemandSessionGetsTheSettingsOfItsWorkspaceAndGroup(t *testing.T) {
 	s, took := e.onDemandReady(f, f.userID)
 	t.Logf("on demand with a persistent profile, two volume mappings, SSH keys and attributes: request → running %s", took.Round(time.Millisecond))
 
-	in, err := e.docker.ContainerInspect(e.ctx, s.ContainerID)
+	in, err := e.inspect(s.ContainerID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,13 +141,13 @@ func TestOnDemandSessionGetsTheSettingsOfItsWorkspaceAndGroup(t *testing.T) {
 	if got := hardeningOf(t, in); in.Config.Hostname != "group-host" || !slices.Equal(got.capDrop, []string{"ALL"}) || in.HostConfig.ShmSize != 96<<20 {
 		t.Errorf("run_config (group wins per key) not applied: hostname %q cap_drop %v shm %d", in.Config.Hostname, in.HostConfig.CapDrop, in.HostConfig.ShmSize)
 	}
-	if in.Config.User != "1000:1000" || in.Config.WorkingDir != "/var" || !slices.Equal(in.HostConfig.DNS, []string{"10.0.0.53"}) ||
+	if in.Config.User != "1000:1000" || in.Config.WorkingDir != "/var" || !slices.Equal(in.HostConfig.DNS, []netip.Addr{netip.MustParseAddr("10.0.0.53")}) ||
 		!slices.Equal(in.HostConfig.ExtraHosts, []string{"db.internal:10.0.0.9"}) || !slices.Equal(hardeningOf(t, in).capAdd, wantCaps) ||
 		len(in.HostConfig.Devices) != 1 || in.HostConfig.Devices[0].PathInContainer != "/dev/xnull" || in.HostConfig.Devices[0].CgroupPermissions != "rw" {
 		t.Errorf("run_config options not applied: user %q workdir %q dns %v extra_hosts %v cap_add %v devices %+v", in.Config.User,
 			in.Config.WorkingDir, in.HostConfig.DNS, in.HostConfig.ExtraHosts, in.HostConfig.CapAdd, in.HostConfig.Devices)
 	}
-	if top, err := e.docker.ContainerTop(e.ctx, s.ContainerID, []string{"-o", "pid,uid"}); err != nil || len(top.Processes) == 0 || top.Processes[0][1] != "1000" {
+	if top, err := e.docker.ContainerTop(e.ctx, s.ContainerID, client.ContainerTopOptions{Arguments: []string{"-o", "pid,uid"}}); err != nil || len(top.Processes) == 0 || top.Processes[0][1] != "1000" {
 		t.Errorf("the container's process does not run as its run_config user: %v %v", top.Processes, err)
 	}
 	if in.Config.Labels["team"] != "blue" || in.Config.Labels[domain.LabelUser] != "alice" || in.Config.Labels[domain.LabelSession] != s.ID {
@@ -237,7 +238,7 @@ func TestStagedContainerCarriesItsConfigFromCreationAndLearnsItsUserOnAssign(t *
 	if len(list) != 1 {
 		t.Fatalf("%d containers", len(list))
 	}
-	in, err := e.docker.ContainerInspect(e.ctx, list[0].ID)
+	in, err := e.inspect(list[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"path"
 	"regexp"
 	"strconv"
@@ -21,12 +22,12 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
-	"github.com/docker/go-connections/nat"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 
+	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
@@ -74,6 +75,10 @@ type EnginesConfig struct {
 	// failed contact in a row, up to FailureBackoffMax
 	// (FailureBackoffMaxDefault).
 	FailureBackoffMin, FailureBackoffMax time.Duration
+	// TLS, when enabled, is used for every tcp:// endpoint
+	// (GREENROOM_DOCKER_TLS_*): HTTPS with the client certificate,
+	// the engine's certificate verified against its CA.
+	TLS settings.DockerTLS
 }
 
 // Defaults of EnginesConfig.
@@ -197,20 +202,28 @@ func (e *Engines) For(endpoint string) (*Engine, error) {
 
 // contact makes a client for endpoint and negotiates its API version.
 func (e *Engines) contact(endpoint string) (*Engine, error) {
-	c, err := client.NewClientWithOpts(client.WithHost(endpoint), client.WithAPIVersionNegotiation())
+	// The client negotiates the API version unless given one (it never
+	// is here): down to the engine's, not below client.MinAPIVersion.
+	opts := []client.Opt{client.WithHost(endpoint)}
+	if e.cfg.TLS.Enabled() && strings.HasPrefix(endpoint, "tcp://") {
+		opts = append(opts, client.WithTLSClientConfig(e.cfg.TLS.CA, e.cfg.TLS.Cert, e.cfg.TLS.Key))
+	}
+	c, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", endpoint, err)
 	}
-	// Negotiate the API version now, once: the client otherwise negotiates
-	// lazily on first use, and concurrent first uses race on its version.
+	// Negotiate the API version now, once, within PingTimeout: otherwise the
+	// client would on its first call, bounded only by that call's context.
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.PingTimeout)
 	defer cancel()
-	ping, err := c.Ping(ctx)
-	if err != nil {
+	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		_ = c.Close()
+		if cerrdefs.IsInvalidArgument(err) {
+			// It answered, with an API version older than the client's oldest.
+			return nil, fmt.Errorf("docker engine %s: %w", endpoint, err)
+		}
 		return nil, fmt.Errorf("docker engine %s does not answer: %w", endpoint, err)
 	}
-	c.NegotiateAPIVersionPing(ping)
 	return &Engine{c: c, endpoint: endpoint}, nil
 }
 
@@ -242,21 +255,37 @@ func (e *Engine) Endpoint() string { return e.endpoint }
 
 // Create creates (but does not start) the container of spec.
 func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string, error) {
-	port, err := nat.NewPort("tcp", strconv.Itoa(spec.Port))
+	port, err := network.ParsePort(strconv.Itoa(spec.Port) + "/tcp")
 	if err != nil {
 		return "", fmt.Errorf("port %d: %w", spec.Port, err)
+	}
+	// The API takes addresses as netip.Addr; the zero one (HostIP "") is
+	// sent as "", every interface.
+	var hostIP netip.Addr
+	if spec.HostIP != "" {
+		if hostIP, err = netip.ParseAddr(spec.HostIP); err != nil {
+			return "", fmt.Errorf("publish address of port %d: %w", spec.Port, err)
+		}
+	}
+	var dns []netip.Addr
+	for _, s := range spec.DNS {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return "", fmt.Errorf("dns server: %w", err)
+		}
+		dns = append(dns, a)
 	}
 	cfg := &container.Config{
 		Image:        spec.Image,
 		Env:          spec.Env,
 		Labels:       spec.Labels,
-		ExposedPorts: nat.PortSet{port: {}},
+		ExposedPorts: network.PortSet{port: {}},
 		Hostname:     spec.Hostname,
 		User:         spec.User,
 		WorkingDir:   spec.WorkingDir,
 	}
 	hcfg := &container.HostConfig{
-		PortBindings: nat.PortMap{port: {{HostIP: spec.HostIP, HostPort: ""}}},
+		PortBindings: network.PortMap{port: {{HostIP: hostIP, HostPort: ""}}},
 		Resources: container.Resources{
 			NanoCPUs: spec.NanoCPUs,
 			Memory:   spec.MemoryBytes,
@@ -266,7 +295,7 @@ func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string,
 		CapAdd:      spec.CapAdd,
 		CapDrop:     spec.CapDrop,
 		SecurityOpt: spec.SecurityOpt,
-		DNS:         spec.DNS,
+		DNS:         dns,
 		ExtraHosts:  spec.ExtraHosts,
 	}
 	if spec.PidsLimit != 0 {
@@ -278,7 +307,7 @@ func (e *Engine) Create(ctx context.Context, spec domain.ContainerSpec) (string,
 			PathOnHost: d.PathOnHost, PathInContainer: d.PathInContainer, CgroupPermissions: d.CgroupPermissions,
 		})
 	}
-	resp, err := e.c.ContainerCreate(ctx, cfg, hcfg, nil, nil, spec.Name)
+	resp, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hcfg, Name: spec.Name})
 	if cerrdefs.IsConflict(err) {
 		return "", fmt.Errorf("%w: %s: %v", domain.ErrContainerNameInUse, spec.Name, err)
 	}
@@ -300,7 +329,7 @@ func (e *Engine) Upload(ctx context.Context, id string, u domain.Upload) error {
 	// The archive is extracted at the deepest existing parent.
 	at, missing := path.Clean(u.Dir), []string{}
 	for at != "/" {
-		_, err := e.c.ContainerStatPath(ctx, id, at)
+		_, err := e.c.ContainerStatPath(ctx, id, client.ContainerStatPathOptions{Path: at})
 		if err == nil {
 			break
 		}
@@ -341,7 +370,7 @@ func (e *Engine) Upload(ctx context.Context, id string, u domain.Upload) error {
 	}
 	// Without CopyUIDGID the engine keeps each entry's uid and gid; with it,
 	// it would give everything to the container's configured user.
-	err := e.c.CopyToContainer(ctx, id, at, &buf, container.CopyToContainerOptions{})
+	_, err := e.c.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: at, Content: &buf})
 	if err != nil {
 		return fmt.Errorf("writing %s into container %s: %w", u.Dir, domain.ShortID(id), err)
 	}
@@ -350,7 +379,7 @@ func (e *Engine) Upload(ctx context.Context, id string, u domain.Upload) error {
 
 // Start starts a created container.
 func (e *Engine) Start(ctx context.Context, id string) error {
-	if err := e.c.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	if _, err := e.c.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("starting container %s: %w", domain.ShortID(id), err)
 	}
 	return nil
@@ -358,13 +387,14 @@ func (e *Engine) Start(ctx context.Context, id string) error {
 
 // Inspect reads a container's state, labels and published ports.
 func (e *Engine) Inspect(ctx context.Context, id string) (domain.Container, error) {
-	in, err := e.c.ContainerInspect(ctx, id)
+	res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
 		return domain.Container{}, fmt.Errorf("%w: %s", domain.ErrContainerNotFound, domain.ShortID(id))
 	}
 	if err != nil {
 		return domain.Container{}, fmt.Errorf("inspecting container %s: %w", domain.ShortID(id), err)
 	}
+	in := res.Container
 	c := domain.Container{ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), HostPorts: map[int]int{}}
 	if created, err := time.Parse(time.RFC3339Nano, in.Created); err == nil {
 		c.Created = created
@@ -381,7 +411,7 @@ func (e *Engine) Inspect(ctx context.Context, id string) (domain.Container, erro
 		for p, bindings := range in.NetworkSettings.Ports {
 			for _, b := range bindings {
 				if hp, err := strconv.Atoi(b.HostPort); err == nil && hp > 0 {
-					c.HostPorts[p.Int()] = hp
+					c.HostPorts[int(p.Num())] = hp
 					break
 				}
 			}
@@ -395,20 +425,12 @@ func (e *Engine) Inspect(ctx context.Context, id string) (domain.Container, erro
 // exited container is read from its status line, so that checking many
 // containers takes this one call rather than an inspect each.
 func (e *Engine) ListByLabels(ctx context.Context, labels map[string]string) ([]domain.Container, error) {
-	args := filters.NewArgs()
-	for k, v := range labels {
-		if v == "" {
-			args.Add("label", k)
-		} else {
-			args.Add("label", k+"="+v)
-		}
-	}
-	list, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	list, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labelFilters(labels)})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers on %s: %w", e.endpoint, err)
 	}
-	out := make([]domain.Container, 0, len(list))
-	for _, s := range list {
+	out := make([]domain.Container, 0, len(list.Items))
+	for _, s := range list.Items {
 		c := domain.Container{ID: s.ID, Labels: s.Labels, Running: s.State == "running", State: string(s.State),
 			ExitCode: exitCodeOf(s.Status), HostPorts: map[int]int{}, Created: time.Unix(s.Created+1, 0)}
 		if len(s.Names) > 0 {
@@ -436,8 +458,8 @@ func (e *Engine) Remove(ctx context.Context, id string) error {
 	timeout := int(StopTimeoutDefault / time.Second)
 	// A failed stop is no reason to keep the container: the forced remove
 	// below kills it.
-	_ = e.c.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
-	err := e.c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	_, _ = e.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &timeout})
+	_, err := e.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !cerrdefs.IsNotFound(err) && !isRemovalInProgress(err) {
 		return fmt.Errorf("removing container %s: %w", domain.ShortID(id), err)
 	}
@@ -470,7 +492,7 @@ func (e *Engine) RemoveSession(ctx context.Context, sessionID, containerID strin
 
 // Exec runs spec inside container id and waits for it to finish.
 func (e *Engine) Exec(ctx context.Context, id string, spec domain.ExecSpec) (domain.ExecResult, error) {
-	created, err := e.c.ContainerExecCreate(ctx, id, container.ExecOptions{
+	created, err := e.c.ExecCreate(ctx, id, client.ExecCreateOptions{
 		User: spec.User, Privileged: spec.Privileged, Env: spec.Env, WorkingDir: spec.Workdir,
 		Cmd: spec.Cmd, AttachStdout: true, AttachStderr: true,
 	})
@@ -483,7 +505,7 @@ func (e *Engine) Exec(ctx context.Context, id string, spec domain.ExecSpec) (dom
 	if err != nil {
 		return domain.ExecResult{}, fmt.Errorf("creating exec %q in %s: %w", spec.Cmd, domain.ShortID(id), err)
 	}
-	att, err := e.c.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	att, err := e.c.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
 	if err != nil {
 		return domain.ExecResult{}, fmt.Errorf("starting exec %q in %s: %w", spec.Cmd, domain.ShortID(id), err)
 	}
@@ -506,7 +528,7 @@ func (e *Engine) Exec(ctx context.Context, id string, spec domain.ExecSpec) (dom
 	// The output stream ends when the process exits, but the engine may
 	// record the exit code a moment later.
 	for {
-		in, err := e.c.ContainerExecInspect(ctx, created.ID)
+		in, err := e.c.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
 		if err != nil {
 			return domain.ExecResult{}, fmt.Errorf("inspecting exec in %s: %w", domain.ShortID(id), err)
 		}
@@ -542,6 +564,20 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.buf.String()
+}
+
+// labelFilters filters by every label given (key=value, or key alone for
+// "any value").
+func labelFilters(labels map[string]string) client.Filters {
+	f := client.Filters{}
+	for k, v := range labels {
+		if v == "" {
+			f.Add("label", k)
+		} else {
+			f.Add("label", k+"="+v)
+		}
+	}
+	return f
 }
 
 // isRemovalInProgress: a concurrent remove of the same container (a

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/versions"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
+	"github.com/moby/moby/client/pkg/versions"
 
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
@@ -155,7 +155,7 @@ func TestABlackHoleEngineDelaysOnlyItsOwnCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := local.c.ServerVersion(context.Background())
+	v, err := local.c.ServerVersion(context.Background(), client.ServerVersionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

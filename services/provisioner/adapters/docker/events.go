@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
 
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 )
@@ -19,22 +19,16 @@ import (
 // subscription shows only as that error; call Ping first to know the
 // engine answers.
 func (e *Engine) ContainerEvents(ctx context.Context, opts audit.ContainerEventsOptions) (<-chan audit.ContainerEvent, <-chan error) {
-	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))
+	f := labelFilters(opts.Labels).Add("type", string(events.ContainerEventType))
 	for _, a := range opts.Actions {
-		args.Add("event", a)
+		f.Add("event", a)
 	}
-	for k, v := range opts.Labels {
-		if v == "" {
-			args.Add("label", k)
-		} else {
-			args.Add("label", k+"="+v)
-		}
-	}
-	lo := events.ListOptions{Filters: args}
+	lo := client.EventsListOptions{Filters: f}
 	if !opts.Since.IsZero() {
 		lo.Since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
 	}
-	msgs, errs := e.c.Events(ctx, lo)
+	stream := e.c.Events(ctx, lo)
+	msgs, errs := stream.Messages, stream.Err
 	out := make(chan audit.ContainerEvent)
 	outErr := make(chan error, 1)
 	go func() {
@@ -61,7 +55,7 @@ func (e *Engine) ContainerEvents(ctx context.Context, opts audit.ContainerEvents
 
 // Ping checks that the engine answers.
 func (e *Engine) Ping(ctx context.Context) error {
-	if _, err := e.c.Ping(ctx); err != nil {
+	if _, err := e.c.Ping(ctx, client.PingOptions{}); err != nil {
 		return fmt.Errorf("docker engine %s does not answer: %w", e.endpoint, err)
 	}
 	return nil

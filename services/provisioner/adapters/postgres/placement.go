@@ -23,11 +23,13 @@ import (
 // agent is written to the session, which from then on counts against it.
 // So no number of concurrent provisioners can over-commit an agent.
 //
-// A session placed by an earlier delivery keeps its agent. When the
-// workspace is disabled or no zone has room, the session is failed (and
-// session.failed emitted) in the same transaction and the returned Failure
-// says why. ErrNotProvisioning when the session has moved on.
-func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (command.SessionContext, *command.Failure, error) {
+// An agent whose engine outages knows to be down is passed over
+// (domain.Agent.Outage). A session placed by an earlier delivery keeps its
+// agent. When the workspace is disabled or no zone has room, the session
+// is failed (and session.failed emitted) in the same transaction and the
+// returned Failure says why. ErrNotProvisioning when the session has moved
+// on.
+func (s *Store) PlaceSession(ctx context.Context, id string, zones []string, outages command.EngineOutages) (command.SessionContext, *command.Failure, error) {
 	var sc command.SessionContext
 	var failure *command.Failure
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
@@ -38,7 +40,7 @@ func (s *Store) PlaceSession(ctx context.Context, id string, zones []string) (co
 		if failure, err = s.failDisabled(ctx, tx, &sc); failure != nil || err != nil {
 			return err
 		}
-		candidates, err := loadZones(ctx, tx, zones, lockAgents)
+		candidates, err := loadZones(ctx, tx, zones, lockAgents, outages)
 		if err != nil {
 			return err
 		}
@@ -114,7 +116,7 @@ func (s *Store) failCreation(ctx context.Context, tx *sqlx.Tx, sc *command.Sessi
 		return err
 	}
 	sc.Session = updated
-	return s.emit(ctx, tx, events.TypeSessionFailed, events.SessionFailed{
+	return s.emitOutcome(ctx, tx, sc, events.TypeSessionFailed, events.SessionFailed{
 		RequestID: sc.RequestID(), SessionID: sc.Session.ID, Reason: f.Reason, Detail: f.Detail,
 	}, sc.RequestID())
 }
@@ -148,10 +150,18 @@ const (
 	readAgentsOnly = false
 )
 
+// engineOutages tells which engines are known not to answer
+// (command.EngineOutages, staging.EngineOutages).
+type engineOutages interface {
+	Outage(endpoint string) *domain.EngineOutage
+}
+
 // loadZones loads the zones named, in that order, with their enabled
-// agents and their usage summed. Placement locks the agents (lock), so
-// that concurrent placements queue and each sees those committed before.
-func loadZones(ctx context.Context, tx *sqlx.Tx, names []string, lock bool) ([]domain.Zone, error) {
+// agents and their usage summed, and the outage of each agent's engine
+// that outages (when not nil) knows of. Placement locks the agents (lock),
+// so that concurrent placements queue and each sees those committed
+// before.
+func loadZones(ctx context.Context, tx *sqlx.Tx, names []string, lock bool, outages engineOutages) ([]domain.Zone, error) {
 	zrows, zoneIDs, err := zonesNamed(ctx, tx, names)
 	if err != nil {
 		return nil, err
@@ -160,12 +170,13 @@ func loadZones(ctx context.Context, tx *sqlx.Tx, names []string, lock bool) ([]d
 		ID         string         `db:"id"`
 		Name       string         `db:"name"`
 		ZoneID     string         `db:"zone_id"`
+		Endpoint   string         `db:"docker_endpoint"`
 		Cores      float64        `db:"cores"`
 		MemoryMB   int64          `db:"memory_mb"`
 		Labels     pq.StringArray `db:"labels"`
 		PoolLabels pq.StringArray `db:"pool_labels"`
 	}
-	query := `SELECT a.id, a.name, a.zone_id, a.cores, a.memory_mb, a.labels,
+	query := `SELECT a.id, a.name, a.zone_id, a.docker_endpoint, a.cores, a.memory_mb, a.labels,
 			COALESCE(p.labels, '{}') AS pool_labels
 		FROM agents a LEFT JOIN pools p ON p.id = a.pool_id
 		WHERE a.zone_id = ANY($1) AND a.enabled
@@ -199,11 +210,16 @@ func loadZones(ctx context.Context, tx *sqlx.Tx, names []string, lock bool) ([]d
 	}
 	byZone := map[string][]domain.Agent{}
 	for _, a := range arows {
+		var outage *domain.EngineOutage
+		if outages != nil {
+			outage = outages.Outage(a.Endpoint)
+		}
 		byZone[a.ZoneID] = append(byZone[a.ZoneID], domain.Agent{
 			ID: a.ID, Name: a.Name,
 			Capacity: domain.Resources{MilliCores: domain.MilliCores(a.Cores), MemoryMB: a.MemoryMB},
 			Used:     used[a.ID],
 			Labels:   append(append([]string{}, a.Labels...), a.PoolLabels...),
+			Outage:   outage,
 		})
 	}
 	out := make([]domain.Zone, 0, len(names))

@@ -52,7 +52,7 @@ func TestConcurrentPlacementsNeverOverCommitAnAgent(t *testing.T) {
 	failed := 0
 	for _, id := range ids {
 		wg.Go(func() {
-			sc, failure, err := store.PlaceSession(ctx, id, []string{"zone-a", "zone-b"})
+			sc, failure, err := store.PlaceSession(ctx, id, []string{"zone-a", "zone-b"}, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -96,7 +96,7 @@ func TestPlacementIsKeptOnRedelivery(t *testing.T) {
 	for i := range 2 {
 		// The agent is full after the first placement, but the second
 		// delivery finds the session already placed and keeps it.
-		sc, failure, err := store.PlaceSession(ctx, id, []string{"z"})
+		sc, failure, err := store.PlaceSession(ctx, id, []string{"z"}, nil)
 		if err != nil || failure != nil || sc.Agent == nil || sc.Agent.Name != "a1" {
 			t.Fatalf("delivery %d: agent %v failure %v err %v", i+1, sc.Agent, failure, err)
 		}

@@ -121,7 +121,7 @@ func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass stag
 			if state.RefillBudget, err = refillBudget(ctx, tx, pass.RefillLimit); err != nil {
 				return err
 			}
-			if state.Room, state.RoomShort, err = roomInZone(ctx, tx, c, state.Deficit()); err != nil {
+			if state.Room, state.RoomShort, err = roomInZone(ctx, tx, c, state.Deficit(), pass.Outages); err != nil {
 				return err
 			}
 		}
@@ -267,10 +267,12 @@ func refillBudget(ctx context.Context, tx *sqlx.Tx, limit int) (int, error) {
 
 // roomInZone counts how many more sessions of c, up to limit, fit on the
 // enabled agents of c's zone, after the sessions of the zone not placed
-// yet. Called under the refill lock, it sees the sessions every other pass
-// inserted before it; placement itself stays the authority (it locks the
-// agents), this only keeps a pass from inserting rows that could only fail.
-func roomInZone(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow, limit int) (int, string, error) {
+// yet, counting no room on agents whose engine outages knows to be down
+// (as placement puts nothing there). Called under the refill lock, it sees
+// the sessions every other pass inserted before it; placement itself stays
+// the authority (it locks the agents), this only keeps a pass from
+// inserting rows that could only fail.
+func roomInZone(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow, limit int, outages engineOutages) (int, string, error) {
 	// Pending sessions first: one placed between the two reads then counts
 	// twice (too little room, corrected by the next pass) rather than not
 	// at all.
@@ -285,7 +287,7 @@ func roomInZone(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow, limit int)
 		ORDER BY s.created_at`, c.ZoneID); err != nil {
 		return 0, "", fmt.Errorf("reading sessions waiting for an agent in zone %s: %w", c.Zone, err)
 	}
-	zones, err := loadZones(ctx, tx, []string{c.Zone}, readAgentsOnly)
+	zones, err := loadZones(ctx, tx, []string{c.Zone}, readAgentsOnly, outages)
 	if err != nil {
 		return 0, "", err
 	}

@@ -28,6 +28,10 @@ const (
 	// 0.5 s, 1 s, 2 s … 30 s, each plus up to 20 % jitter.
 	EngineWatcherBackoffMinDefault = 500 * time.Millisecond
 	EngineWatcherBackoffMaxDefault = 30 * time.Second
+	// EngineWatcherPingTimeoutDefault bounds the ping that checks an
+	// engine answers before its event stream is opened: an engine that
+	// hangs counts as failed, as one that refuses does.
+	EngineWatcherPingTimeoutDefault = 10 * time.Second
 )
 
 // backoffJitter is the largest share of a reconnect delay added at random,
@@ -61,6 +65,9 @@ type EngineWatcherConfig struct {
 	// BackoffMax.
 	BackoffMin time.Duration
 	BackoffMax time.Duration
+	// PingTimeout bounds the ping before a stream is opened
+	// (EngineWatcherPingTimeoutDefault).
+	PingTimeout time.Duration
 }
 
 func (c *EngineWatcherConfig) withDefaults() {
@@ -74,6 +81,9 @@ func (c *EngineWatcherConfig) withDefaults() {
 		c.BackoffMax = EngineWatcherBackoffMaxDefault
 	}
 	c.BackoffMax = max(c.BackoffMax, c.BackoffMin)
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = EngineWatcherPingTimeoutDefault
+	}
 }
 
 // EngineConnected is an engine's event stream (re)opened, with the result
@@ -152,6 +162,8 @@ type EngineWatcher struct {
 	log     *zap.Logger
 	metrics *watcherMetrics
 	jitter  func() float64
+	// health is told of every attempt to reach an engine.
+	health EngineHealth
 
 	// watching are the endpoints watched now, each with what stops its
 	// stream; streams is their goroutines. Only the loop touches them.
@@ -170,8 +182,18 @@ func NewEngineWatcher(cfg EngineWatcherConfig, store WatchedAgents, engines Engi
 	cfg.withDefaults()
 	w := &EngineWatcher{cfg: cfg, store: store, engines: engines, auditor: auditor,
 		log: log.Named("engine_watcher"), metrics: newWatcherMetrics(reg),
-		jitter: rand.Float64, watching: map[string]context.CancelFunc{}}
+		jitter: rand.Float64, watching: map[string]context.CancelFunc{}, health: noEngineHealth{}}
 	w.Loop = startstop.NewLoop(startstop.LoopConfig{Interval: cfg.AgentsInterval, Pass: w.pass, Stopping: w.stopWatching})
+	return w
+}
+
+// ReportEngineHealth tells health the outcome of every attempt to reach
+// an engine: an engine whose stream cannot be opened has failed, one that
+// answered its ping is up. The watcher keeps trying an engine that does
+// not answer, with backoff, for as long as an agent uses it, so what it
+// reports stays current. Call it before Start.
+func (w *EngineWatcher) ReportEngineHealth(health EngineHealth) *EngineWatcher {
+	w.health = health
 	return w
 }
 
@@ -255,11 +277,15 @@ func (w *EngineWatcher) watch(ctx context.Context, address string) {
 			if time.Since(opened) >= w.cfg.BackoffMax {
 				failures = 0
 			}
-		} else if !down {
-			log.Warn("cannot open the engine's event stream; retrying with backoff (the periodic audit covers the meantime)", zap.Error(err))
-			down = true
 		} else {
-			log.Debug("engine still unreachable", zap.Error(err))
+			// Not reached: placement passes its agents over until it is.
+			w.health.Failed(address, err)
+			if !down {
+				log.Warn("cannot open the engine's event stream; retrying with backoff (the periodic audit covers the meantime)", zap.Error(err))
+				down = true
+			} else {
+				log.Debug("engine still unreachable", zap.Error(err))
+			}
 		}
 		delay := reconnectDelay(failures, w.cfg.BackoffMin, w.cfg.BackoffMax, w.jitter())
 		failures++
@@ -282,9 +308,13 @@ func (w *EngineWatcher) stream(ctx context.Context, address string, since *time.
 	if err != nil {
 		return time.Time{}, err
 	}
-	if err := eng.Ping(ctx); err != nil {
+	pctx, cancelPing := context.WithTimeout(ctx, w.cfg.PingTimeout)
+	err = eng.Ping(pctx)
+	cancelPing()
+	if err != nil {
 		return time.Time{}, err
 	}
+	w.health.Answered(address)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opened := time.Now()

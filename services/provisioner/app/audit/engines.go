@@ -31,6 +31,21 @@ type Engine interface {
 	ContainerEvents(ctx context.Context, opts ContainerEventsOptions) (<-chan ContainerEvent, <-chan error)
 }
 
+// EngineHealth is told whether each engine answered (app/enginehealth),
+// so that placement passes over the agents of one that does not.
+type EngineHealth interface {
+	// Failed reports that the engine at endpoint could not be reached.
+	Failed(endpoint string, err error)
+	// Answered reports that the engine at endpoint answered.
+	Answered(endpoint string)
+}
+
+// noEngineHealth forgets what it is told.
+type noEngineHealth struct{}
+
+func (noEngineHealth) Failed(string, error) {}
+func (noEngineHealth) Answered(string)      {}
+
 // ContainerEvent is one event of a container, as the engine reported it.
 type ContainerEvent struct {
 	// Action is what happened: "die", "destroy", "oom", ….

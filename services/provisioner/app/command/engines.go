@@ -47,3 +47,29 @@ type ReadinessProbe interface {
 	// Reach checks that address (host:port) accepts a TCP connection.
 	Reach(ctx context.Context, address string) error
 }
+
+// EngineHealth is what this replica knows of the agents' engines
+// (app/enginehealth): placement passes over an agent whose engine is
+// known not to answer, and the use cases report what they find when they
+// contact one.
+type EngineHealth interface {
+	EngineOutages
+	// Failed reports that the engine at endpoint could not be reached.
+	Failed(endpoint string, err error)
+	// Answered reports that the engine at endpoint answered.
+	Answered(endpoint string)
+}
+
+// EngineOutages tells placement which engines are known not to answer.
+type EngineOutages interface {
+	// Outage is why the engine at endpoint is known not to answer, and
+	// since when; nil when it is not known to be down.
+	Outage(endpoint string) *domain.EngineOutage
+}
+
+// noEngineHealth knows of no outage and forgets what it is told.
+type noEngineHealth struct{}
+
+func (noEngineHealth) Outage(string) *domain.EngineOutage { return nil }
+func (noEngineHealth) Failed(string, error)               {}
+func (noEngineHealth) Answered(string)                    {}

@@ -55,6 +55,8 @@ type fakeStore struct {
 	// for.
 	calls    []string
 	failures []command.Failure
+	// outages is what the last PlaceSession was given.
+	outages command.EngineOutages
 }
 
 func (s *fakeStore) called(name string) {
@@ -81,10 +83,11 @@ func (s *fakeStore) ServerPoolTargets(context.Context, string, []string) ([]comm
 	return nil, false, nil
 }
 
-func (s *fakeStore) PlaceSession(context.Context, string, []string) (command.SessionContext, *command.Failure, error) {
+func (s *fakeStore) PlaceSession(_ context.Context, _ string, _ []string, outages command.EngineOutages) (command.SessionContext, *command.Failure, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.called("PlaceSession")
+	s.outages = outages
 	if s.sc.Session.Status != sessions.Provisioning {
 		return s.sc, nil, command.ErrNotProvisioning
 	}

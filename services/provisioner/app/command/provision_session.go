@@ -43,7 +43,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	if onServer {
 		return p.provisionOnServer(ctx, req, targets, log)
 	}
-	sc, failure, err := p.store.PlaceSession(ctx, req.SessionID, req.Zones)
+	sc, failure, err := p.store.PlaceSession(ctx, req.SessionID, req.Zones, p.health)
 	if errors.Is(err, ErrNotProvisioning) {
 		log.Debug("session no longer provisioning; nothing to do", zap.String("status", string(sc.Session.Status)))
 		if sc.Session.Status.Terminal() {
@@ -68,6 +68,9 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 
 	eng, err := p.engines.For(sc.Agent.DockerEndpoint)
 	if err != nil {
+		// Placement passes the agent over from now on, until its engine
+		// answers again.
+		p.health.Failed(sc.Agent.DockerEndpoint, err)
 		return p.failProvisioning(ctx, sc, CauseEngine, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
 	}
 	// The user an on-demand container is made for, with their effective
@@ -97,6 +100,7 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	if err != nil {
 		return p.failProvisioning(ctx, sc, CauseEngine, fmt.Sprintf("agent %s: %v", sc.Agent.Name, err), log)
 	}
+	p.health.Answered(sc.Agent.DockerEndpoint)
 	created := p.now().Sub(createStart)
 	p.metrics.CreateSeconds.Observe(created.Seconds())
 	hostPort := c.HostPorts[sc.Workspace.Port]

@@ -8,7 +8,9 @@
 // The use cases act through the interfaces this package declares, each
 // listing only what they call: SessionStore (sessions.go) for placements
 // and lifecycle transitions, Engines (engines.go) for Docker and
-// ReadinessProbe for the readiness probe. adapters/ implements them.
+// ReadinessProbe for the readiness probe; adapters/ implements them.
+// EngineHealth (app/enginehealth) is what is known of which engines do
+// not answer, so that placement passes their agents over.
 package command
 
 import (
@@ -74,6 +76,8 @@ type Provisioner struct {
 	now     func() time.Time
 	// hooks calls assign hooks, keeping connections alive.
 	hooks *http.Client
+	// health is what is known of the agents' engines; placement reads it.
+	health EngineHealth
 }
 
 // New returns a Provisioner. pools is told whenever a staging pool lost or
@@ -95,7 +99,16 @@ func New(cfg Config, store SessionStore, engines Engines, prober ReadinessProbe,
 		pools.Claimed = pools.Changed
 	}
 	return &Provisioner{cfg: cfg, store: store, engines: engines, prober: prober, metrics: metrics, log: log,
-		pools: pools.Changed, claimed: pools.Claimed, now: time.Now, hooks: newHookClient()}
+		pools: pools.Changed, claimed: pools.Claimed, now: time.Now, hooks: newHookClient(), health: noEngineHealth{}}
+}
+
+// UseEngineHealth has placement pass over the agents whose engine health
+// knows to be down, and reports to it the engines the use cases could or
+// could not reach. Call it before the use cases run; without it every
+// engine is taken to answer.
+func (p *Provisioner) UseEngineHealth(health EngineHealth) *Provisioner {
+	p.health = health
+	return p
 }
 
 // poolChanged triggers the reconcile of sc's staging config, if it has one.

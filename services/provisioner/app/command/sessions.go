@@ -28,9 +28,10 @@ type Placements interface {
 	// PlaceOnServer; onServer is false for a workspace of containers.
 	ServerPoolTargets(ctx context.Context, id string, zones []string) (targets []ServerTarget, onServer bool, err error)
 	// PlaceSession puts session id on an agent with capacity, trying
-	// zones in order. A session placed by an earlier delivery keeps its
-	// agent.
-	PlaceSession(ctx context.Context, id string, zones []string) (SessionContext, *Failure, error)
+	// zones in order and passing over agents whose engine outages knows
+	// to be down (domain.Agent.Outage). A session placed by an earlier
+	// delivery keeps its agent.
+	PlaceSession(ctx context.Context, id string, zones []string, outages EngineOutages) (SessionContext, *Failure, error)
 	// PlaceOnServer gives session id to the reachable server (checked maps
 	// a server's id to why it could not be reached, "" when it could)
 	// with the fewest sessions, and moves it to running.

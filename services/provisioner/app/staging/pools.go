@@ -32,6 +32,18 @@ type PoolPass struct {
 	// Decide is the pure decision: domain.PlanPool with the reconciler's
 	// settings.
 	Decide func(domain.PoolState) domain.PoolPlan
+	// Outages are the engines known not to answer: the room in the zone
+	// counts none on their agents, as placement puts nothing there (nil
+	// when none is known).
+	Outages EngineOutages
+}
+
+// EngineOutages tells which engines are known not to answer
+// (app/enginehealth).
+type EngineOutages interface {
+	// Outage is why the engine at endpoint is known not to answer, and
+	// since when; nil when it is not known to be down.
+	Outage(endpoint string) *domain.EngineOutage
 }
 
 // PoolOutcome is what one reconcile of a staging config did.

@@ -138,6 +138,9 @@ type Reconciler struct {
 	claimed  map[string]domain.ClaimBurst // claimed pools waiting for their refill
 	nextAll  time.Time                    // when the next pass over every config is due
 
+	// outages are the engines known not to answer, or nil.
+	outages EngineOutages
+
 	// TestSignals fire as passes finish; tests wait on them instead of
 	// sleeping. Call TestSignals.Init to enable them.
 	TestSignals ReconcilerTestSignals
@@ -159,6 +162,14 @@ func NewReconciler(cfg ReconcilerConfig, pools Pools, log *zap.Logger, reg prome
 	// No ticker: a pass over every config is one of the times NextRun
 	// gives, so that it is never skipped by a triggered pass just before.
 	r.Loop = startstop.NewLoop(startstop.LoopConfig{Pass: r.pass, NextRun: r.nextRun})
+	return r
+}
+
+// UseEngineOutages has the passes count no room on the agents whose
+// engine outages knows to be down, as placement puts nothing there. Call
+// it before Start.
+func (r *Reconciler) UseEngineOutages(outages EngineOutages) *Reconciler {
+	r.outages = outages
 	return r
 }
 
@@ -342,7 +353,8 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 	started := time.Now()
 	out, err := r.pools.ReconcileStagingConfig(ctx, id, PoolPass{
 		RefillLimit: r.cfg.RefillConcurrency, CapacityWaits: waits, Forced: forced,
-		Decide: func(s domain.PoolState) domain.PoolPlan { return domain.PlanPool(s, r.policy) },
+		Decide:  func(s domain.PoolState) domain.PoolPlan { return domain.PlanPool(s, r.policy) },
+		Outages: r.outages,
 	})
 	if err != nil {
 		return ReconcileResult{}, fmt.Errorf("reconciling staging config %s: %w", id, err)
