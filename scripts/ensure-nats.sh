@@ -47,6 +47,11 @@ varz() {
 if port_open "$host" "$port"; then
 	if pid_alive "$pidfile" nats-server; then
 		say "nats-server already running (pid $(cat "$pidfile")) on $host:$port"
+		if [[ "$config" == "$users_config" ]]; then
+			# Users added since it started (a new requester) take effect
+			# now: nats-server reloads its configuration on SIGHUP.
+			kill -HUP "$(cat "$pidfile")" && say "nats-server reloaded its users (.run/nats-users)"
+		fi
 	else
 		say "something already answers on $host:$port; using it"
 	fi

@@ -208,7 +208,15 @@ func (c *Client) Publish(ctx context.Context, r Request) (requestID string, dupl
 	if r.RequestID == "" {
 		r.RequestID = uuid.NewString()
 	}
-	ev, err := events.NewWithID(r.RequestID, c.source, events.TypeSessionRequested, events.SessionRequested{
+	// The event id is the stream's de-duplication key (Nats-Msg-Id): a
+	// named requester's is prefixed with its name, so that another
+	// requester publishing the same request_id first cannot make the
+	// stream drop this one as a duplicate.
+	id := r.RequestID
+	if c.requester != "" {
+		id = c.requester + ":" + r.RequestID
+	}
+	ev, err := events.NewWithID(id, c.source, events.TypeSessionRequested, events.SessionRequested{
 		RequestID: r.RequestID, User: r.User, Workspace: r.Workspace, Zone: r.Zone,
 	})
 	if err != nil {

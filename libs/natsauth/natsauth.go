@@ -115,7 +115,7 @@ func For(user string) (*Permissions, error) {
 			},
 			Subscribe: []string{"greenroom.>"},
 		})
-		add(orderedConsumer())
+		add(lookback(events.TypeSessionReady, events.TypeSessionFailed))
 	case "assigner":
 		add(relay)
 		add(durable("assigner"))
@@ -151,45 +151,40 @@ func For(user string) (*Permissions, error) {
 	return &p, nil
 }
 
-// orderedConsumer is what a reader of the stream needs to look back
-// (libs/client's Await of an outcome it missed): an ephemeral ordered
-// consumer, any filter.
-func orderedConsumer() Permissions {
-	return Permissions{Publish: []string{
-		"$JS.API.CONSUMER.CREATE." + stream + ".>",
-		"$JS.API.CONSUMER.DELETE." + stream + ".>",
-		"$JS.API.CONSUMER.INFO." + stream + ".>",
-		"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
-	}}
+// lookback is what a reader of its own outcomes needs to look back at
+// them in the stream (libs/client's Await of an outcome it missed):
+// ephemeral ordered consumers whose one filter subject is one of subjects
+// (a single filter is part of the API subject, so no other filter is
+// allowed). An ordered consumer has a random name, so pulling from one is
+// allowed by name pattern; the services' durable consumers are denied by
+// name, so that such a reader can neither create, change, read nor take
+// their messages.
+func lookback(subjects ...string) Permissions {
+	var p Permissions
+	for _, subject := range subjects {
+		p.Publish = append(p.Publish, "$JS.API.CONSUMER.CREATE."+stream+".*."+subject)
+	}
+	for _, op := range []string{"DELETE", "INFO", "MSG.NEXT"} {
+		p.Publish = append(p.Publish, "$JS.API.CONSUMER."+op+"."+stream+".*")
+	}
+	for _, svc := range Services {
+		p.DenyPublish = append(p.DenyPublish,
+			"$JS.API.CONSUMER.CREATE."+stream+"."+svc, "$JS.API.CONSUMER.CREATE."+stream+"."+svc+".>")
+		for _, op := range []string{"DELETE", "INFO", "MSG.NEXT"} {
+			p.DenyPublish = append(p.DenyPublish, "$JS.API.CONSUMER."+op+"."+stream+"."+svc)
+		}
+	}
+	return p
 }
 
 // requester is a requesting service's permissions: its requests on its own
-// subject, its outcomes live, and a look back at them in the stream through
-// ordered consumers whose one filter subject is one of its own outcome
-// subjects (a single filter is part of the API subject, so no other is
-// allowed). An ordered consumer has a random name, so pulling from one is
-// allowed by name pattern; the services' durable consumers are denied by
-// name, so that a requester can neither read nor take their messages.
+// subject, its outcomes live, and a look back at them in the stream.
 func requester(name string) Permissions {
-	var deny []string
-	for _, svc := range Services {
-		for _, op := range []string{"DELETE", "INFO", "MSG.NEXT"} {
-			deny = append(deny, "$JS.API.CONSUMER."+op+"."+stream+"."+svc)
-		}
-	}
 	ready, failed := events.SubjectFor(events.TypeSessionReady, name), events.SubjectFor(events.TypeSessionFailed, name)
-	return Permissions{
-		Publish: []string{
-			events.SubjectFor(events.TypeSessionRequested, name),
-			"$JS.API.CONSUMER.CREATE." + stream + ".*." + ready,
-			"$JS.API.CONSUMER.CREATE." + stream + ".*." + failed,
-			"$JS.API.CONSUMER.DELETE." + stream + ".*",
-			"$JS.API.CONSUMER.INFO." + stream + ".*",
-			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*",
-		},
-		Subscribe:   []string{ready, failed},
-		DenyPublish: deny,
-	}
+	p := lookback(ready, failed)
+	p.Publish = append(p.Publish, events.SubjectFor(events.TypeSessionRequested, name))
+	p.Subscribe = []string{ready, failed}
+	return p
 }
 
 // ServerUsers are the users of an embedded nats-server (server.Options

@@ -98,6 +98,14 @@ func TestPermissionsKeepServicesToTheirSubjects(t *testing.T) {
 		{"billing", "$JS.API.CONSUMER.CREATE.GREENROOM.x.greenroom.session.ready.reports", false},
 		{"billing", "$JS.API.CONSUMER.CREATE.GREENROOM.x.greenroom.session.ready.billing", true},
 		{"billing", "$JS.API.STREAM.UPDATE.GREENROOM", false},
+		// A create (or update) of a services' durable consumer, even with
+		// the requester's own filter, would take it over.
+		{"billing", "$JS.API.CONSUMER.CREATE.GREENROOM.assigner.greenroom.session.ready.billing", false},
+		{"billing", "$JS.API.CONSUMER.CREATE.GREENROOM.provisioner", false},
+		{"config", "$JS.API.CONSUMER.CREATE.GREENROOM.x.greenroom.session.ready", true},
+		{"config", "$JS.API.CONSUMER.CREATE.GREENROOM.assigner.greenroom.session.ready", false},
+		{"config", "$JS.API.CONSUMER.CREATE.GREENROOM.x.greenroom.session.requested", false},
+		{"config", "$JS.API.CONSUMER.MSG.NEXT.GREENROOM.assigner", false},
 		{"expiry", "$JS.API.STREAM.UPDATE.GREENROOM", false},
 		{natsauth.Admin, "$JS.API.STREAM.UPDATE.GREENROOM", true},
 	} {

@@ -105,16 +105,20 @@ type RelayConfig struct {
 // shortfalls) share one partition, so that they keep the order they were
 // written in among themselves (a policy's change before the changes of the
 // workspaces it announces). So every event of one session is in one
-// partition. One relay at a time publishes a partition
-// (an advisory lock per partition), oldest row first, so a partition's
-// events reach the stream in the order they were written; relays work on
-// different partitions at once, so publishing scales with relay replicas
-// up to this number. Every relay of a deployment must use the same value:
+// partition. A relay publishes its own service's rows (RelayConfig.Source),
+// and one relay of a service at a time publishes a partition of its rows
+// (an advisory lock per service and partition), oldest row first, so a
+// service's events of one partition reach the stream in the order they
+// were written (events of one session written by different services are
+// published by their own relays, each in its order); a service's relays
+// work on different partitions at once, so its publishing scales with its
+// replicas up to this number. Every relay of a deployment must use the same value:
 // it is a constant, not a setting.
 const Partitions = 16
 
-// relayLockClass is the first key of the partition locks
-// (pg_try_advisory_xact_lock(relayLockClass, partition)): "grnr".
+// relayLockClass is the first key of the partition locks, "grnr"; the
+// second is the source's hash with the partition in its low bits
+// (publishPartition).
 const relayLockClass = 0x67726e72
 
 // PartitionSQL is the SQL expression of an outbox row's partition (0 to

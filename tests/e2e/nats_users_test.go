@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -161,7 +162,25 @@ func TestEachServiceHasItsOwnNATSUser(t *testing.T) {
 	if _, err := reportsJS.Consumer(sctx, bus.StreamName, "assigner"); err == nil {
 		t.Errorf("reports reached the assigner's consumer")
 	}
+	// ... nor take it over by updating it with a filter of its own.
+	if _, err := reportsJS.CreateOrUpdateConsumer(sctx, bus.StreamName, jetstream.ConsumerConfig{
+		Durable: "assigner", FilterSubject: "greenroom.session.ready.reports", AckPolicy: jetstream.AckExplicitPolicy,
+	}); err == nil {
+		t.Errorf("reports changed the assigner's consumer")
+	}
 	scancel()
+	// ... nor hear of billing's session by repeating its request_id: the
+	// repeat is refused, on reports' own subject.
+	reports, err := client.New(reportsNC, client.WithSource("reports"), client.WithRequester("reports"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reports.Close()
+	_, err = reports.Request(ctx, client.Request{RequestID: requestID, User: "bob", Workspace: "demo", Zone: "zone-a"})
+	var failed *client.FailedError
+	if !errors.As(err, &failed) || failed.Reason != events.ReasonRequestConflict || strings.Contains(failed.Detail, s.SessionID) {
+		t.Errorf("reports repeating billing's request_id: %v, want a request_conflict that names no session", err)
+	}
 	// ... nor ask in billing's name, or on the unqualified subject.
 	reportsPub := bus.NewPublisher(reportsJS, nil)
 	for _, subject := range []string{"greenroom.session.requested.billing", events.TypeSessionRequested} {

@@ -237,6 +237,12 @@ func (h RequestSession) repeated(ctx context.Context, tx ClaimTx, req events.Ses
 		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req, events.ReasonRequestConflict,
 			fmt.Sprintf("request_id %q was already used for user %q and workspace %q", req.RequestID, ready.User, ready.Workspace))
 	}
+	if s.Requester != req.Requester {
+		// Another requesting service's request: its session is not this
+		// one's to hear about.
+		return Result{Outcome: OutcomeFailed}, h.fail(ctx, tx, req, events.ReasonRequestConflict,
+			fmt.Sprintf("request_id %q was already used by another requesting service", req.RequestID))
+	}
 	return Result{Outcome: OutcomeDuplicate, SessionID: s.ID}, h.reannounce(ctx, tx, req.Requester, s, ready)
 }
 

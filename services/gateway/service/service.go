@@ -55,13 +55,13 @@ type Service struct {
 	tlsKey  string
 }
 
-// New wires a gateway on deps; the handler serves at once.
 // Requester is the gateway's name as a requesting service: it asks for
 // sessions on greenroom.session.requested.gateway and hears their outcomes
 // on greenroom.session.ready.gateway / .failed.gateway only (its NATS
 // user's permissions, README "NATS users").
 const Requester = "gateway"
 
+// New wires a gateway on deps; the handler serves at once.
 func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("GREENROOM_GATEWAY_TLS_CERT and GREENROOM_GATEWAY_TLS_KEY go together: give both, or neither")

@@ -475,6 +475,8 @@ func kill9AssignerAfterCommit(ctx context.Context, r *runner, _ *[]Violation) (s
 	p := r.c.replicas["assigner"][0]
 	pid := p.pid()
 	p.kill9()
+	// What it had written and the gate held dies with it.
+	r.c.gate.drop()
 	r.c.gate.resume()
 	sleep(ctx, 3*time.Second)
 	if err := r.c.restart(ctx, "assigner", 0); err != nil {

@@ -99,6 +99,19 @@ func (g *gate) resume() {
 	g.mu.Unlock()
 }
 
+// drop closes the connections open now, with what they hold: the bytes
+// of a replica killed while the gate was paused never reach the server.
+// New connections (the replica restarted) go through as usual.
+func (g *gate) drop() {
+	g.mu.Lock()
+	conns := g.conns
+	g.conns = nil
+	g.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
 // Close stops the gate and closes its connections.
 func (g *gate) Close() error {
 	g.resume()
