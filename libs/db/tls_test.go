@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -109,16 +110,22 @@ func TestPostgresOverTLSRequiresTheClientCertificate(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		params map[string]string
-		want   string
+		// want: the error says one of these.
+		want []string
 	}{
+		// The server refuses a client certificate in the TLS 1.3
+		// handshake after the client has sent its first bytes, so the
+		// client sees the refusal as an alert naming the certificate or,
+		// by timing, as the connection reset.
 		{"without the client certificate it is refused",
-			map[string]string{"sslmode": "verify-full", "sslrootcert": pg.ca.File}, "certificate"},
+			map[string]string{"sslmode": "verify-full", "sslrootcert": pg.ca.File}, []string{"certificate", "connection reset", "broken pipe", "EOF"}},
 		{"with a client certificate of another CA it is refused",
-			map[string]string{"sslmode": "verify-full", "sslrootcert": pg.ca.File, "sslcert": otherClient.Cert, "sslkey": otherClient.Key}, "certificate"},
+			map[string]string{"sslmode": "verify-full", "sslrootcert": pg.ca.File, "sslcert": otherClient.Cert, "sslkey": otherClient.Key},
+			[]string{"certificate", "connection reset", "broken pipe", "EOF"}},
 		{"with a CA that did not sign the server it is refused",
-			map[string]string{"sslmode": "verify-full", "sslrootcert": other.File, "sslcert": pg.client.Cert, "sslkey": pg.client.Key}, "unknown authority"},
+			map[string]string{"sslmode": "verify-full", "sslrootcert": other.File, "sslcert": pg.client.Cert, "sslkey": pg.client.Key}, []string{"unknown authority"}},
 		{"without TLS it is refused",
-			map[string]string{"sslmode": "disable"}, "no encryption"},
+			map[string]string{"sslmode": "disable"}, []string{"no encryption"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -129,8 +136,8 @@ func TestPostgresOverTLSRequiresTheClientCertificate(t *testing.T) {
 				t.Fatal("connected")
 			}
 			t.Logf("refused: %v", err)
-			if !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %q does not say %q", err, c.want)
+			if !slices.ContainsFunc(c.want, func(w string) bool { return strings.Contains(err.Error(), w) }) {
+				t.Fatalf("error %q says none of %q", err, c.want)
 			}
 		})
 	}
