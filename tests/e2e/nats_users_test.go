@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -64,24 +65,15 @@ func connectAs(t *testing.T, env *apptest.Env, user string) (*nats.Conn, *violat
 
 // TestEachServiceHasItsOwnNATSUser runs a whole deployment on a NATS
 // server that knows only natsauth's users, each service connected as its
-// own: sessions are served through the API and to a requesting service on
-// its own subjects, while the assigner cannot publish configuration
-// changes and one requesting service can neither read another's outcomes
-// (live or from the stream) nor ask in its name.
+// own: sessions are served through the API, through the gateway's
+// dashboard (the gateway is requester "gateway") and to a requesting
+// service on its own subjects, while the assigner cannot publish
+// configuration changes and one requesting service can neither read
+// another's outcomes (live or from the stream) nor ask in its name.
 func TestEachServiceHasItsOwnNATSUser(t *testing.T) {
 	env := apptest.NewWithUsers(t, "billing", "reports")
 	g := startIn(t, env)
-	g.create("/api/v1/zones", map[string]any{"name": "zone-a", "allow_origin_domain": "greenroom.test", "upstream_auth_address": "greenroom.test"})
-	g.create("/api/v1/agents", map[string]any{"name": "agent-a", "zone": "zone-a",
-		"docker_endpoint": "unix:///var/run/docker.sock", "cores": 16, "memory_mb": 16384})
-	g.create("/api/v1/workspaces", workspace("demo"))
-	g.create("/api/v1/groups", map[string]any{"name": "everyone", "priority": 100})
-	for _, u := range []string{"alice", "bob"} {
-		g.create("/api/v1/users", map[string]any{"username": u, "groups": []string{"everyone"}})
-	}
-	pool := g.create("/api/v1/staging-configs", stagingConfig("zone-a", "demo", 1))["id"].(string)
-	g.waitStaged(pool, 1, 90*time.Second)
-
+	g.gatewayWorld(t)
 	// Through the API (the config service asks on the unqualified
 	// subject): a staged session, then an on-demand one.
 	for _, user := range []string{"alice", "alice"} {
@@ -90,6 +82,34 @@ func TestEachServiceHasItsOwnNATSUser(t *testing.T) {
 			t.Fatalf("session over the API: %v", s)
 		}
 	}
+
+	// The gateway is a requester too: a launch from alice's dashboard is
+	// served on its subjects, and ending it goes through the bus.
+	alice := g.user(t)
+	if code := signInAt(t, alice, g.onDomain(t, ""), "alice", "alice-secret-pw"); code != http.StatusSeeOther {
+		t.Fatalf("alice's sign-in at the gateway: %d", code)
+	}
+	res, err := alice.PostForm(g.onDomain(t, "/launch"), url.Values{"workspace": {"demo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	launched := strings.TrimSuffix(strings.TrimPrefix(res.Header.Get("Location"), "/session/"), "/")
+	if res.StatusCode != http.StatusSeeOther || launched == "" {
+		t.Fatalf("launch from the dashboard: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	var launchedBy string
+	if err := env.DB.Get(&launchedBy, `SELECT requester FROM sessions WHERE id = $1`, launched); err != nil || launchedBy != "gateway" {
+		t.Errorf("the launched session's requester is %q (%v), want gateway", launchedBy, err)
+	}
+	if res, err := alice.PostForm(g.onDomain(t, "/sessions/"+launched+"/end"), nil); err != nil || res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ending the launched session: %v %v", res, err)
+	}
+	apptest.Eventually(t, 60*time.Second, "the launched session destroyed", func() bool {
+		var status string
+		_ = env.DB.Get(&status, `SELECT status FROM sessions WHERE id = $1`, launched)
+		return status == "destroyed"
+	})
 
 	// A requesting service with its own user, on its own subjects.
 	billingNC, billingViolations := connectAs(t, env, "billing")
