@@ -69,7 +69,8 @@ change the retention of the whole deployment.`,
 				return err
 			}
 			c := ch.Config
-			desc := fmt.Sprintf("max age %s, duplicate window %s, replicas %d", formatAge(c.MaxAge), c.Duplicates, c.Replicas)
+			desc := fmt.Sprintf("max age %s, max bytes %s, duplicate window %s, replicas %d; deletes and purges denied",
+				formatAge(c.MaxAge), stream.FormatBytes(c.MaxBytes), c.Duplicates, c.Replicas)
 			switch {
 			case ch.Created:
 				fmt.Fprintf(out, "stream %s created: %s\n", bus.StreamName, desc)
@@ -89,6 +90,8 @@ change the retention of the whole deployment.`,
 		"the stream's duplicate window: a repeated Nats-Msg-Id within it is dropped (env GREENROOM_STREAM_DUPLICATES)")
 	f.IntVar(&limits.Replicas, "stream-replicas", bus.StreamReplicasDefault,
 		"replicas of the stream: 1, or 3 in a NATS cluster (env GREENROOM_STREAM_REPLICAS)")
+	f.Var((*bytesValue)(&limits.MaxBytes), "stream-max-bytes",
+		"the most disk the GREENROOM stream may take, e.g. 50GB; the oldest events go first past it (env GREENROOM_STREAM_MAX_BYTES; default -1: no bound but the max age)")
 	return cmd
 }
 
@@ -108,6 +111,7 @@ func limitsFromEnv(cmd *cobra.Command, getenv func(string) string, limits *strea
 			limits.Replicas, err = strconv.Atoi(s)
 			return err
 		}},
+		{"stream-max-bytes", "GREENROOM_STREAM_MAX_BYTES", (*bytesValue)(&limits.MaxBytes).Set},
 	} {
 		val := getenv(v.env)
 		if val == "" || cmd.Flags().Changed(v.flag) {
@@ -192,3 +196,21 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	}
 	return nil
 }
+
+// bytesValue is a flag of a stream size (stream.ParseBytes).
+type bytesValue int64
+
+func (b *bytesValue) String() string {
+	if *b == 0 {
+		return "-1"
+	}
+	return stream.FormatBytes(int64(*b))
+}
+
+func (b *bytesValue) Set(s string) error {
+	n, err := stream.ParseBytes(s)
+	*b = bytesValue(n)
+	return err
+}
+
+func (*bytesValue) Type() string { return "size" }

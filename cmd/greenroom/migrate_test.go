@@ -64,11 +64,12 @@ func TestMigrateSetsTheStreamLimits(t *testing.T) {
 	env := map[string]string{"GREENROOM_DATABASE_URL": dbURL, "GREENROOM_NATS_URL": srv.ClientURL(),
 		"GREENROOM_STREAM_MAX_AGE": "2d"}
 	out, errOut, code := runCLI(t, env, "migrate")
-	if code != exitOK || !strings.Contains(out, "stream GREENROOM created: max age 2d, duplicate window 2m0s, replicas 1\n") {
+	if code != exitOK || !strings.Contains(out, "stream GREENROOM created: max age 2d, max bytes unlimited, duplicate window 2m0s, replicas 1; deletes and purges denied\n") {
 		t.Fatalf("first run: exit %d, %s\n%s", code, errOut, out)
 	}
+	env["GREENROOM_STREAM_MAX_BYTES"] = "20GB"
 	out, errOut, code = runCLI(t, env, "migrate", "--stream-max-age", "72h", "--stream-duplicates", "5m")
-	if code != exitOK || !strings.Contains(out, "stream GREENROOM updated: max_age 48h0m0s → 72h0m0s, duplicates 2m0s → 5m0s\n") {
+	if code != exitOK || !strings.Contains(out, "stream GREENROOM updated: max_age 48h0m0s → 72h0m0s, duplicates 2m0s → 5m0s, max_bytes unlimited → 20GB\n") {
 		t.Fatalf("second run: exit %d, %s\n%s", code, errOut, out)
 	}
 	js, err := jetstream.New(nc)
@@ -79,9 +80,14 @@ func TestMigrateSetsTheStreamLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := s.CachedInfo().Config; c.MaxAge != 72*time.Hour || c.Duplicates != 5*time.Minute {
-		t.Fatalf("stream limits %s, %s", c.MaxAge, c.Duplicates)
+	if c := s.CachedInfo().Config; c.MaxAge != 72*time.Hour || c.Duplicates != 5*time.Minute || c.MaxBytes != 20_000_000_000 || !c.DenyDelete || !c.DenyPurge {
+		t.Fatalf("stream config %s, %s, %d bytes, deny delete %v, purge %v", c.MaxAge, c.Duplicates, c.MaxBytes, c.DenyDelete, c.DenyPurge)
 	}
+	env["GREENROOM_STREAM_MAX_BYTES"] = "plenty"
+	if _, errOut, code = runCLI(t, env, "migrate"); code != exitUsage || !strings.Contains(errOut, "GREENROOM_STREAM_MAX_BYTES") {
+		t.Fatalf("malformed max bytes: exit %d, %q", code, errOut)
+	}
+	delete(env, "GREENROOM_STREAM_MAX_BYTES")
 	env["GREENROOM_STREAM_MAX_AGE"] = "a month"
 	_, errOut, code = runCLI(t, env, "migrate")
 	if code != exitUsage || !strings.Contains(errOut, "GREENROOM_STREAM_MAX_AGE") {

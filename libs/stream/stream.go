@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/greenroom-dev/greenroom/libs/bus"
@@ -32,6 +34,30 @@ type Config struct {
 	Duplicates time.Duration
 	// Replicas is 1 locally and 3 in a NATS cluster.
 	Replicas int
+	// MaxBytes bounds the stream's size (the oldest events go first when
+	// it is reached); -1, the default, is no bound but MaxAge.
+	MaxBytes int64
+}
+
+// ParseBytes reads a MaxBytes setting: a size such as 50GB or 500MB (SI:
+// 1 GB is 10⁹ bytes), or -1 for no bound.
+func ParseBytes(s string) (int64, error) {
+	if strings.TrimSpace(s) == "-1" {
+		return -1, nil
+	}
+	n, err := units.FromHumanSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size such as 50GB, nor -1", s)
+	}
+	return n, nil
+}
+
+// FormatBytes writes a MaxBytes setting back: "50GB", or "unlimited".
+func FormatBytes(n int64) string {
+	if n < 0 {
+		return "unlimited"
+	}
+	return units.HumanSize(float64(n))
 }
 
 // WithDefaults returns c with its zero values replaced by the defaults.
@@ -44,6 +70,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Replicas == 0 {
 		c.Replicas = bus.StreamReplicasDefault
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = -1
 	}
 	return c
 }
@@ -60,11 +89,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stream duplicate window %s is longer than its max age %s", c.Duplicates, c.MaxAge)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("stream replicas %d: must be 1 to 5", c.Replicas)
+	case c.MaxBytes < -1:
+		return fmt.Errorf("stream max bytes %d: a size, or -1 for no bound", c.MaxBytes)
 	}
 	return nil
 }
 
-// jetstreamConfig is the full stream configuration for c.
+// jetstreamConfig is the full stream configuration for c. The stream is
+// the audit log, so it denies deleting a message and purging (JetStream
+// refuses both through its API, and refuses to turn them back off): events
+// leave it only by age or, with MaxBytes, size.
 func (c Config) jetstreamConfig() jetstream.StreamConfig {
 	c = c.WithDefaults()
 	return jetstream.StreamConfig{
@@ -74,14 +108,17 @@ func (c Config) jetstreamConfig() jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      c.MaxAge,
+		MaxBytes:    c.MaxBytes,
 		Duplicates:  c.Duplicates,
 		Replicas:    c.Replicas,
+		DenyDelete:  true,
+		DenyPurge:   true,
 	}
 }
 
 // Of returns the limits of an existing stream's configuration.
 func Of(sc jetstream.StreamConfig) Config {
-	return Config{MaxAge: sc.MaxAge, Duplicates: sc.Duplicates, Replicas: sc.Replicas}
+	return Config{MaxAge: sc.MaxAge, Duplicates: sc.Duplicates, Replicas: sc.Replicas, MaxBytes: sc.MaxBytes}
 }
 
 // Ensure is what a service calls at start: it returns the stream as it
@@ -155,6 +192,12 @@ func Apply(ctx context.Context, js jetstream.JetStream, cfg Config) (Change, err
 	if have.Replicas != cfg.Replicas {
 		changed = append(changed, fmt.Sprintf("replicas %d → %d", have.Replicas, cfg.Replicas))
 	}
+	if have.MaxBytes != cfg.MaxBytes {
+		changed = append(changed, fmt.Sprintf("max_bytes %s → %s", FormatBytes(have.MaxBytes), FormatBytes(cfg.MaxBytes)))
+	}
+	if !have.DenyDelete || !have.DenyPurge {
+		changed = append(changed, "deny_delete, deny_purge → true")
+	}
 	if have.Description != want.Description || !slices.Equal(have.Subjects, want.Subjects) {
 		changed = append(changed, "subjects/description")
 	}
@@ -163,8 +206,9 @@ func Apply(ctx context.Context, js jetstream.JetStream, cfg Config) (Change, err
 	}
 	// Keep what this package does not own (set by hand, or by a newer
 	// nats-server's defaults) and change only the limits.
-	have.MaxAge, have.Duplicates, have.Replicas = cfg.MaxAge, cfg.Duplicates, cfg.Replicas
+	have.MaxAge, have.Duplicates, have.Replicas, have.MaxBytes = cfg.MaxAge, cfg.Duplicates, cfg.Replicas, cfg.MaxBytes
 	have.Description, have.Subjects = want.Description, want.Subjects
+	have.DenyDelete, have.DenyPurge = true, true
 	if _, err := js.UpdateStream(ctx, have); err != nil {
 		return Change{}, fmt.Errorf("updating stream %s (%v): %w", bus.StreamName, changed, err)
 	}

@@ -76,7 +76,7 @@ func TestServicesNeverChangeTheStreamsLimits(t *testing.T) {
 		t.Fatalf("a service with other stream settings must start on the existing stream: %v", err)
 	}
 	defer d.Close()
-	if got := limits(t, first.JS); got != set {
+	if got := limits(t, first.JS); got != set.WithDefaults() {
 		t.Fatalf("after services started the limits are %+v, want migrate's %+v", got, set)
 	}
 }
@@ -124,5 +124,68 @@ func TestApplyRefusesImpossibleLimits(t *testing.T) {
 	}
 	if _, err := js.Stream(context.Background(), bus.StreamName); err == nil {
 		t.Fatal("a refused Apply created the stream")
+	}
+}
+
+// TestTheStreamDeniesDeletesAndPurgesAndTakesAMaxBytes: the audit log
+// loses events by age or size only. Apply turns the deny flags on for a
+// stream made before them, and JetStream then refuses to delete one event
+// or purge them, and to turn the flags back off.
+func TestTheStreamDeniesDeletesAndPurgesAndTakesAMaxBytes(t *testing.T) {
+	js := newJS(t)
+	ctx := context.Background()
+	// A stream as an earlier version made it: no deny flags.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: bus.StreamName, Subjects: []string{"greenroom.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "greenroom.session.keepalive", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	size, err := stream.ParseBytes("5GB")
+	if err != nil || size != 5_000_000_000 {
+		t.Fatalf("ParseBytes(5GB) = %d, %v", size, err)
+	}
+	ch, err := stream.Apply(ctx, js, stream.Config{MaxBytes: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ch.Changed, func(c string) bool { return strings.HasPrefix(c, "deny_delete") }) ||
+		!slices.ContainsFunc(ch.Changed, func(c string) bool { return strings.HasPrefix(c, "max_bytes") }) {
+		t.Errorf("Apply changed %v, want the deny flags and max_bytes", ch.Changed)
+	}
+	s, err := js.Stream(ctx, bus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Config.DenyDelete || !info.Config.DenyPurge || info.Config.MaxBytes != size {
+		t.Fatalf("stream config: deny_delete %v, deny_purge %v, max_bytes %d", info.Config.DenyDelete, info.Config.DenyPurge, info.Config.MaxBytes)
+	}
+	if err := s.DeleteMsg(ctx, 1); err == nil {
+		t.Errorf("an event was deleted from the stream")
+	}
+	if err := s.Purge(ctx); err == nil {
+		t.Errorf("the stream was purged")
+	}
+	if info, _ := s.Info(ctx); info == nil || info.State.Msgs != 1 {
+		t.Errorf("the stream lost its event")
+	}
+	off := info.Config
+	off.DenyDelete, off.DenyPurge = false, false
+	if _, err := js.UpdateStream(ctx, off); err == nil {
+		t.Errorf("the deny flags were turned off")
+	}
+	// Applying again changes nothing; -1 is no bound.
+	if ch, err := stream.Apply(ctx, js, stream.Config{MaxBytes: size}); err != nil || len(ch.Changed) != 0 {
+		t.Errorf("second Apply: %+v, %v", ch, err)
+	}
+	if n, err := stream.ParseBytes("-1"); err != nil || n != -1 || stream.FormatBytes(n) != "unlimited" {
+		t.Errorf("ParseBytes(-1) = %d, %v", n, err)
+	}
+	if _, err := stream.ParseBytes("lots"); err == nil {
+		t.Errorf("ParseBytes(lots) succeeded")
 	}
 }

@@ -16,6 +16,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/docker/go-units v0.5.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/greenroom-dev/greenroom/schemas v0.0.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
