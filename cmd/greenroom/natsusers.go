@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,13 +67,7 @@ docker-compose.yml passes to each service.`,
 			}
 			if env {
 				out := cmd.OutOrStdout()
-				for _, u := range slices.Sorted(func(yield func(string) bool) {
-					for u := range passwords {
-						if !yield(u) {
-							return
-						}
-					}
-				}) {
+				for _, u := range slices.Sorted(maps.Keys(passwords)) {
 					fmt.Fprintf(out, "export GREENROOM_NATS_URL_%s='nats://%s:%s@%s'\n",
 						strings.ToUpper(strings.ReplaceAll(u, "-", "_")), u, passwords[u], host)
 				}
@@ -95,13 +90,7 @@ docker-compose.yml passes to each service.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s for %d users: %s\n",
 				filepath.Join(dir, "nats-server.conf"), filepath.Join(dir, "auth.conf"), len(passwords),
-				strings.Join(slices.Sorted(func(yield func(string) bool) {
-					for u := range passwords {
-						if !yield(u) {
-							return
-						}
-					}
-				}), ", "))
+				strings.Join(slices.Sorted(maps.Keys(passwords)), ", "))
 			return nil
 		},
 	}

@@ -69,11 +69,11 @@ func clientTLS(ca, cert, key, caEnv, certEnv, keyEnv string) (*tls.Config, error
 	if ca != "" {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
-			return nil, natsTLSError(caEnv, err)
+			return nil, settingError(caEnv, err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, natsTLSError(caEnv, fmt.Errorf("%s holds no PEM certificate", ca))
+			return nil, settingError(caEnv, fmt.Errorf("%s holds no PEM certificate", ca))
 		}
 	}
 	switch {
@@ -83,11 +83,11 @@ func clientTLS(ca, cert, key, caEnv, certEnv, keyEnv string) (*tls.Config, error
 	default:
 		certPEM, err := os.ReadFile(cert)
 		if err != nil {
-			return nil, natsTLSError(certEnv, err)
+			return nil, settingError(certEnv, err)
 		}
 		keyPEM, err := os.ReadFile(key)
 		if err != nil {
-			return nil, natsTLSError(keyEnv, err)
+			return nil, settingError(keyEnv, err)
 		}
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
@@ -147,7 +147,8 @@ func (t NatsTLS) ConnectOptions() ([]nats.Option, error) {
 	return []nats.Option{nats.Secure(cfg)}, nil
 }
 
-func natsTLSError(env string, err error) error {
+// settingError names the setting (variable and flag) err is about.
+func settingError(env string, err error) error {
 	return fmt.Errorf("%s: %w", flagged(env), err)
 }
 

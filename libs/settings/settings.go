@@ -35,13 +35,7 @@ const LocalDatabaseURLFile = ".run/database-url"
 
 // LocalDatabaseURL returns the URL in LocalDatabaseURLFile (relative to
 // the working directory) when it can be read, else def.
-func LocalDatabaseURL(def string) string {
-	b, err := os.ReadFile(LocalDatabaseURLFile)
-	if u := strings.TrimSpace(string(b)); err == nil && u != "" {
-		return u
-	}
-	return def
-}
+func LocalDatabaseURL(def string) string { return localURL(LocalDatabaseURLFile, def) }
 
 // LocalNatsURLFile is where `make up` writes the URL of the local
 // nats-server as the operators' user, password included (mode 600),
@@ -52,8 +46,12 @@ const LocalNatsURLFile = ".run/nats-url"
 
 // LocalNatsURL returns the URL in LocalNatsURLFile (relative to the
 // working directory) when it can be read, else def.
-func LocalNatsURL(def string) string {
-	b, err := os.ReadFile(LocalNatsURLFile)
+func LocalNatsURL(def string) string { return localURL(LocalNatsURLFile, def) }
+
+// localURL returns the URL in file (a local deployment's, written by make
+// up) when it can be read and is not empty, else def.
+func localURL(file, def string) string {
+	b, err := os.ReadFile(file)
 	if u := strings.TrimSpace(string(b)); err == nil && u != "" {
 		return u
 	}
