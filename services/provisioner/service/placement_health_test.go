@@ -1,71 +1,41 @@
 package service_test
 
 import (
-	"net"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/nettest"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 	"github.com/greenroom-dev/greenroom/services/provisioner/service"
 )
 
-// blackHole is a Docker endpoint that accepts connections and never
-// answers: an engine that hangs.
-type blackHole struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func startBlackHole(t *testing.T) *blackHole {
+// startBlackHole is a Docker endpoint that accepts connections and never
+// answers (an engine that hangs), closed when the test ends.
+func startBlackHole(t *testing.T) *nettest.BlackHole {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	b, err := nettest.ListenBlackHole()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &blackHole{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.conns = append(b.conns, c) // held, never read nor answered
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, c := range b.conns {
-			_ = c.Close()
-		}
-	})
+	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
 
-func (b *blackHole) endpoint() string { return "tcp://" + b.ln.Addr().String() }
-
-// refusedEndpoint is a Docker endpoint on a loopback port nothing listens
-// on: an engine that is down.
+// refusedEndpoint is a Docker endpoint nothing listens on: an engine that
+// is down.
 func refusedEndpoint(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	endpoint, err := nettest.RefusedEndpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return "tcp://" + addr
+	return endpoint
 }
 
 func (e *env) addAgentAt(zoneID, name, endpoint string, cores float64, memoryMB int) string {
@@ -97,7 +67,7 @@ func TestPlacementSkipsAgentsWhoseEngineIsUnreachable(t *testing.T) {
 		Engines:       docker.EnginesConfig{PingTimeout: 2 * time.Second},
 		EngineWatcher: audit.EngineWatcherConfig{PingTimeout: 2 * time.Second},
 	}})
-	hangs, refuses := startBlackHole(t).endpoint(), refusedEndpoint(t)
+	hangs, refuses := startBlackHole(t).Endpoint(), refusedEndpoint(t)
 	f := fixture{zone: "zone-a", agent: "agent-healthy", wsName: "demo", user: "alice"}
 	f.zoneID = e.addZone(f.zone, "least_load")
 	e.addAgentAt(f.zoneID, "agent-hangs", hangs, 16, 16384)

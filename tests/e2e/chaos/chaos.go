@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/greenroom-dev/greenroom/libs/nettest"
 )
 
 // Options is one run.
@@ -591,12 +593,12 @@ func postgresRestart(ctx context.Context, r *runner, _ *[]Violation) (string, er
 // disabled afterwards. Sessions placed there fail (provisioning timeout);
 // the healthy agent's sessions must not be delayed into failure.
 func blackholeDocker(ctx context.Context, r *runner, _ *[]Violation) (string, error) {
-	l, err := listenBlackhole()
+	l, err := nettest.ListenBlackHole()
 	if err != nil {
 		return "", err
 	}
 	r.c.blackhole = l
-	body := map[string]any{"name": blackholeAg, "zone": zoneName, "docker_endpoint": "tcp://" + l.Addr().String(),
+	body := map[string]any{"name": blackholeAg, "zone": zoneName, "docker_endpoint": l.Endpoint(),
 		"cores": 64, "memory_mb": 65536, "enabled": true}
 	if _, _, err := r.c.api(ctx, 0, "POST", "/api/v1/agents", body, nil); err != nil {
 		return "", err

@@ -24,6 +24,7 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/dbtest"
+	"github.com/greenroom-dev/greenroom/libs/nettest"
 )
 
 // proc is one child process: a service replica or nats-server. It can be
@@ -179,7 +180,7 @@ type cluster struct {
 	token     string
 	replicas  map[string][]*proc // service → replicas
 	addrs     map[string][]string
-	blackhole net.Listener
+	blackhole *nettest.BlackHole
 	// gate is assigner-0's link to nats-server (kill9AssignerAfterCommit
 	// holds it); assigner-0's database connections carry the
 	// application_name assigner0App.

@@ -14,10 +14,10 @@ type gate struct {
 	l      net.Listener
 	target string
 
-	mu     sync.Mutex
+	mu     sync.Mutex // guards paused
 	paused bool
 	cond   *sync.Cond
-	conns  []net.Conn
+	conns  connSet
 }
 
 func listenGate(target string) (*gate, error) {
@@ -49,9 +49,7 @@ func (g *gate) relay(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	g.mu.Lock()
-	g.conns = append(g.conns, c, up)
-	g.mu.Unlock()
+	g.conns.add(c, up)
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
 		defer func() { done <- struct{}{} }()
@@ -102,26 +100,37 @@ func (g *gate) resume() {
 // drop closes the connections open now, with what they hold: the bytes
 // of a replica killed while the gate was paused never reach the server.
 // New connections (the replica restarted) go through as usual.
-func (g *gate) drop() {
-	g.mu.Lock()
-	conns := g.conns
-	g.conns = nil
-	g.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-}
+func (g *gate) drop() { g.conns.closeAll() }
 
 // Close stops the gate and closes its connections.
 func (g *gate) Close() error {
 	g.resume()
 	err := g.l.Close()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, c := range g.conns {
-		_ = c.Close()
-	}
+	g.conns.closeAll()
 	return err
 }
 
 var _ io.Closer = (*gate)(nil)
+
+// connSet is the connections the gate holds open, to close together.
+type connSet struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (s *connSet) add(cs ...net.Conn) {
+	s.mu.Lock()
+	s.conns = append(s.conns, cs...)
+	s.mu.Unlock()
+}
+
+// closeAll closes the connections and forgets them.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}

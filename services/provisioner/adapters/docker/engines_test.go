@@ -3,75 +3,27 @@ package docker
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 	"github.com/moby/moby/client/pkg/versions"
 
+	"github.com/greenroom-dev/greenroom/libs/nettest"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
-// blackHole is a Docker endpoint that accepts TCP connections and never
-// answers, until release: from then on it closes each connection, held or
-// new, at once.
-type blackHole struct {
-	ln       net.Listener
-	accepted atomic.Int64
-	first    chan struct{} // closed on the first accept
-
-	mu       sync.Mutex
-	held     []net.Conn
-	released bool
-}
-
-func newBlackHole(t *testing.T) *blackHole {
+// newBlackHole is a Docker endpoint that accepts TCP connections and
+// never answers, until Release; closed when the test ends.
+func newBlackHole(t *testing.T) *nettest.BlackHole {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	b, err := nettest.ListenBlackHole()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &blackHole{ln: ln, first: make(chan struct{})}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if b.accepted.Add(1) == 1 {
-				close(b.first)
-			}
-			b.mu.Lock()
-			if b.released {
-				_ = conn.Close()
-			} else {
-				b.held = append(b.held, conn)
-			}
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		b.release()
-	})
+	t.Cleanup(func() { _ = b.Close() })
 	return b
-}
-
-func (b *blackHole) endpoint() string { return "tcp://" + b.ln.Addr().String() }
-
-// release makes the black hole hang up on every connection.
-func (b *blackHole) release() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.released = true
-	for _, c := range b.held {
-		_ = c.Close()
-	}
-	b.held = nil
 }
 
 // localEndpoint is the local engine, as an agent's docker_endpoint.
@@ -112,13 +64,13 @@ func TestABlackHoleEngineDelaysOnlyItsOwnCalls(t *testing.T) {
 	waiting := make(chan string, 1)
 	engines.testHookWait = func(endpoint string) { waiting <- endpoint }
 
-	stuck := goFor(engines, hole.endpoint())
-	<-hole.first // the contact is under way, and blocked
+	stuck := goFor(engines, hole.Endpoint())
+	<-hole.First() // the contact is under way, and blocked
 
 	// A second call for the black hole waits for the contact under way.
-	shared := goFor(engines, hole.endpoint())
-	if ep := <-waiting; ep != hole.endpoint() {
-		t.Fatalf("a call waited for %s, want %s", ep, hole.endpoint())
+	shared := goFor(engines, hole.Endpoint())
+	if ep := <-waiting; ep != hole.Endpoint() {
+		t.Fatalf("a call waited for %s, want %s", ep, hole.Endpoint())
 	}
 
 	// The local engine: its first contact (client, ping, API version
@@ -146,7 +98,7 @@ func TestABlackHoleEngineDelaysOnlyItsOwnCalls(t *testing.T) {
 		t.Fatalf("the second call for the black hole ended (%v) before it was released", r.err)
 	default:
 	}
-	if n := hole.accepted.Load(); n != 1 {
+	if n := hole.Accepted(); n != 1 {
 		t.Fatalf("the black hole was dialled %d times while its first contact was under way, want 1", n)
 	}
 
@@ -163,7 +115,7 @@ func TestABlackHoleEngineDelaysOnlyItsOwnCalls(t *testing.T) {
 		t.Errorf("client API version %s is newer than the engine's %s: not negotiated", cv, v.APIVersion)
 	}
 
-	hole.release()
+	hole.Release()
 	first := <-stuck
 	if first.err == nil || first.eng != nil {
 		t.Fatalf("the black hole's contact: engine %v, error %v; want an error", first.eng, first.err)
@@ -171,14 +123,14 @@ func TestABlackHoleEngineDelaysOnlyItsOwnCalls(t *testing.T) {
 	if second := <-shared; second.err != first.err {
 		t.Errorf("the call that waited got %v, want the shared contact's %v", second.err, first.err)
 	}
-	dialled := hole.accepted.Load()
+	dialled := hole.Accepted()
 
 	// Within the backoff: the remembered error, at once, without dialling.
-	_, err = engines.For(hole.endpoint())
+	_, err = engines.For(hole.Endpoint())
 	if !errors.Is(err, first.err) {
 		t.Fatalf("a call within the backoff got %v, want the remembered %v", err, first.err)
 	}
-	if n := hole.accepted.Load(); n != dialled {
+	if n := hole.Accepted(); n != dialled {
 		t.Fatalf("a call within the backoff dialled the black hole (%d accepts, %d before)", n, dialled)
 	}
 	// The local engine is unaffected.
@@ -189,16 +141,16 @@ func TestABlackHoleEngineDelaysOnlyItsOwnCalls(t *testing.T) {
 	// Past the backoff, the black hole is contacted again, and remembered
 	// for twice as long.
 	engines.mu.Lock()
-	engines.endpoints[hole.endpoint()].retryAt = time.Now().Add(-time.Second)
+	engines.endpoints[hole.Endpoint()].retryAt = time.Now().Add(-time.Second)
 	engines.mu.Unlock()
-	if _, err := engines.For(hole.endpoint()); err == nil || errors.Is(err, first.err) {
+	if _, err := engines.For(hole.Endpoint()); err == nil || errors.Is(err, first.err) {
 		t.Fatalf("the call past the backoff got %v, want a new contact's error", err)
 	}
-	if n := hole.accepted.Load(); n == dialled {
+	if n := hole.Accepted(); n == dialled {
 		t.Fatal("the call past the backoff did not contact the black hole again")
 	}
 	engines.mu.Lock()
-	st := engines.endpoints[hole.endpoint()]
+	st := engines.endpoints[hole.Endpoint()]
 	failures, left := st.failures, time.Until(st.retryAt)
 	engines.mu.Unlock()
 	if failures != 2 || left <= time.Hour {
@@ -211,8 +163,8 @@ func TestCloseEndsAStuckContact(t *testing.T) {
 	t.Parallel()
 	hole := newBlackHole(t)
 	engines := NewEnginesWith(EnginesConfig{PingTimeout: 2 * time.Minute})
-	stuck := goFor(engines, hole.endpoint())
-	<-hole.first
+	stuck := goFor(engines, hole.Endpoint())
+	<-hole.First()
 	engines.Close()
 	if r := <-stuck; !errors.Is(r.err, ErrEnginesClosed) {
 		t.Fatalf("the contact under way at Close got %v, want %v", r.err, ErrEnginesClosed)
