@@ -16,7 +16,7 @@ import (
 
 func publishChange(t *testing.T, pub *bus.Publisher, name string) events.Event {
 	t.Helper()
-	ev, err := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: name})
+	ev, err := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: name, Actor: events.Actor{Type: events.ActorSystem, Name: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestSlowLaneDoesNotHoldUpOtherSubjects(t *testing.T) {
 	apptest.Start(t, c)
 	defer close(release)
 	for i := range 3 {
-		ev, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "pool", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: fmt.Sprint("p", i)})
+		ev, _ := events.New("test", events.TypeConfigChanged, events.ConfigChanged{Kind: "pool", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: fmt.Sprint("p", i), Actor: events.Actor{Type: events.ActorSystem, Name: "test"}})
 		if _, err := deps.Publisher.Publish(context.Background(), "greenroom.config.changed.pool", ev, ""); err != nil {
 			t.Fatal(err)
 		}

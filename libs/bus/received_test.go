@@ -58,12 +58,12 @@ func TestConsumerHandsOnSpecValidEventsWithoutOptionalAttributesOrWithUnknownFie
 	const id = "0190c0de-0000-7000-8000-000000000001"
 	publishGarbage(t, deps.NC, "greenroom.config.changed.zone",
 		`{"specversion":"1.0","id":"bare-1","source":"nats-cli","type":"greenroom.config.changed",
-		  "data":{"kind":"zone","op":"created","id":"`+id+`","name":"bare"}}`)
+		  "data":{"kind":"zone","op":"created","id":"`+id+`","name":"bare","actor":{"type":"system","name":"nats-cli"}}}`)
 	publishGarbage(t, deps.NC, "greenroom.config.changed.zone",
 		`{"specversion":"1.0","id":"newer-1","source":"greenroom/config","type":"greenroom.config.changed",
 		  "time":"2030-01-02T03:04:05Z","dataschema":"urn:greenroom:schema:config.changed:1",
 		  "datacontenttype":"application/json; charset=utf-8","traceparent":"00-x","added_in_v2":{"a":1},
-		  "data":{"kind":"zone","op":"created","id":"`+id+`","name":"newer","added_in_v2":[1,2]}}`)
+		  "data":{"kind":"zone","op":"created","id":"`+id+`","name":"newer","actor":{"type":"admin_token"},"added_in_v2":[1,2]}}`)
 	apptest.Eventually(t, 10*time.Second, "both events handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()

@@ -40,6 +40,20 @@ const (
 	TypeStagingShortfall   = "greenroom.staging.shortfall"
 	TypeConfigChanged      = "greenroom.config.changed"
 	TypeDeadLetter         = "greenroom.dead"
+	// TypeContainerCreated: the provisioner recorded a container it
+	// created for a session (one event per container).
+	TypeContainerCreated = "greenroom.container.created"
+	// TypeContainerRemoved: the orphan collector removed a container
+	// whose session has no row or has ended, whose own
+	// greenroom.session.destroyed may already be in the log.
+	TypeContainerRemoved = "greenroom.container.removed"
+	// TypeSessionAssignRan: a claimed staged session's assign step (its
+	// assign hook, its docker_exec_config assign command, or none)
+	// finished, with its result.
+	TypeSessionAssignRan = "greenroom.session.assign_ran"
+	// TypeAuditCheckpoint: the audit notary (libs/audit) checkpointed the
+	// stream: digests of the events it covers and the hash chain over them.
+	TypeAuditCheckpoint = "greenroom.audit.checkpoint"
 )
 
 // Types lists every event type; each has a schema in schemas/events.
@@ -48,7 +62,8 @@ var Types = []string{
 	TypeSessionStaged, TypeSessionReady, TypeSessionFailed,
 	TypeSessionDestroy, TypeSessionDestroyed, TypeSessionExpired, TypeSessionKeepalive,
 	TypeStagingViolation, TypeStagingShortfall, TypeConfigChanged,
-	TypeDeadLetter,
+	TypeDeadLetter, TypeContainerCreated, TypeContainerRemoved, TypeSessionAssignRan,
+	TypeAuditCheckpoint,
 }
 
 // SubjectFor is the subject of a session request, or of its outcome

@@ -32,11 +32,13 @@ var samples = map[string]any{
 	},
 	events.TypeSessionAssigned: events.SessionAssigned{
 		RequestID: requestID, SessionID: sessionID, User: "alice", UserID: userID,
-		Workspace: "firefox", Zone: "eu", StagingConfigID: stagingConfigID,
+		Workspace: "firefox", Zone: "us", StagingConfigID: stagingConfigID,
+		RequestedZone: "eu", ZoneSearchStep: 2,
 	},
 	events.TypeProvisionRequested: events.ProvisionRequested{
 		RequestID: requestID, SessionID: sessionID, Workspace: "firefox",
 		Zones: []string{"eu", "us"}, Origin: "on_demand", OnDemandReason: "permissions_differ:allow_audio",
+		RequestedZone: "eu",
 	},
 	events.TypeSessionStaged: events.SessionStaged{
 		SessionID: sessionID, StagingConfigID: stagingConfigID, Workspace: "firefox",
@@ -45,7 +47,7 @@ var samples = map[string]any{
 	events.TypeSessionReady: events.SessionReady{
 		RequestID: requestID, SessionID: sessionID, User: "alice", Workspace: "firefox",
 		Zone: "eu", Agent: "agent-1", ContainerID: "3f2a9c",
-		URL: "http://127.0.0.1:32768/", Origin: "staged",
+		URL: "http://127.0.0.1:32768/", Origin: "staged", RequestedZone: "eu", ZoneSearchStep: 1,
 	},
 	events.TypeSessionFailed: events.SessionFailed{
 		RequestID: requestID, SessionID: sessionID, Reason: events.ReasonNoCapacity,
@@ -56,7 +58,7 @@ var samples = map[string]any{
 	},
 	events.TypeSessionDestroyed: events.SessionDestroyed{
 		SessionID: sessionID, RequestID: requestID, StagingConfigID: stagingConfigID,
-		Reason: "expired",
+		Reason: events.ExpiredStaged, Cause: events.CauseExpired,
 	},
 	events.TypeSessionExpired: events.SessionExpired{
 		SessionID: sessionID, RequestID: requestID, StagingConfigID: stagingConfigID,
@@ -75,10 +77,28 @@ var samples = map[string]any{
 	},
 	events.TypeConfigChanged: events.ConfigChanged{
 		Kind: "staging_config", Op: "updated", ID: objectID, Name: "",
+		Actor:  events.Actor{Type: events.ActorAPIKey, Name: "deployer"},
+		Before: json.RawMessage(`{"id":"` + objectID + `","desired_sessions":2}`),
+		After:  json.RawMessage(`{"id":"` + objectID + `","desired_sessions":3}`),
 	},
 	events.TypeDeadLetter: events.DeadLetter{
 		Consumer: "assigner", StreamSequence: 18446744073709551615, Subject: "greenroom.session.requested",
 		NumDelivered: 5, Reason: "malformed event", Payload: "not json",
+	},
+	events.TypeContainerCreated: events.ContainerCreated{
+		SessionID: sessionID, RequestID: requestID, StagingConfigID: stagingConfigID,
+		Agent: "agent-1", Zone: "eu", ContainerID: "3f2a9c", Image: "greenroom/demo-workspace:latest",
+	},
+	events.TypeContainerRemoved: events.ContainerRemoved{
+		ContainerID: "3f2a9c", Agent: "agent-1", SessionID: sessionID, Cause: events.CauseOrphan,
+	},
+	events.TypeAuditCheckpoint: events.AuditCheckpoint{
+		Checkpoint: 7, FirstSeq: 100, LastSeq: 102, Events: 2, Missing: []int64{101}, Digests: "AAAAAAAAAAABAgMEBQYHCA==",
+		PrevChain: strings.Repeat("0", 64), Chain: strings.Repeat("ab", 32),
+	},
+	events.TypeSessionAssignRan: events.AssignRan{
+		SessionID: sessionID, RequestID: requestID, User: "alice", Method: events.AssignMethodExec,
+		OK: true, Detail: "assigned to alice", DurationMS: 42,
 	},
 }
 
@@ -252,7 +272,7 @@ func TestEverySchemaDataMatchesItsPayloadStruct(t *testing.T) {
 					continue // not in the payload (SessionRequested.Requester: the subject's)
 				}
 				fields = append(fields, name)
-				if !strings.Contains(opts, "omitempty") {
+				if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
 					required = append(required, name)
 				}
 			}
@@ -321,7 +341,28 @@ func TestOptionalFieldsMayBeOmitted(t *testing.T) {
 			SessionID: sessionID, Reason: events.ReasonContainerGone,
 		},
 		"destroyed without request or staging config": events.SessionDestroyed{
-			SessionID: sessionID, Reason: "api_delete",
+			SessionID: sessionID, Reason: "api_delete", Cause: events.CauseOther,
+		},
+		"ready without a known zone search step": events.SessionReady{
+			RequestID: requestID, SessionID: sessionID, User: "alice", Workspace: "firefox",
+			Zone: "eu", Agent: "agent-1", ContainerID: "3f2a9c", URL: "http://127.0.0.1:32768/", Origin: "staged",
+		},
+		"assigned by an assigner older than the zone search step": events.SessionAssigned{
+			RequestID: requestID, SessionID: sessionID, User: "alice", UserID: userID,
+			Workspace: "firefox", Zone: "eu", StagingConfigID: stagingConfigID,
+		},
+		"on-demand provision by an assigner older than requested_zone": events.ProvisionRequested{
+			RequestID: requestID, SessionID: sessionID, Workspace: "firefox", Zones: []string{"eu"}, Origin: "on_demand",
+		},
+		"container of a staged session": events.ContainerCreated{
+			SessionID: sessionID, StagingConfigID: stagingConfigID, Agent: "agent-1", Zone: "eu",
+			ContainerID: "3f2a9c", Image: "img",
+		},
+		"orphan whose label is no session id": events.ContainerRemoved{
+			ContainerID: "3f2a9c", Agent: "agent-1", Cause: events.CauseOrphan,
+		},
+		"assign step that had nothing to run": events.AssignRan{
+			SessionID: sessionID, RequestID: requestID, User: "alice", Method: events.AssignMethodNone, OK: true,
 		},
 		"expired provisioning": events.SessionExpired{
 			SessionID: sessionID, Reason: events.ExpiredProvisioning,
@@ -338,6 +379,11 @@ func TestOptionalFieldsMayBeOmitted(t *testing.T) {
 				reflect.TypeFor[events.SessionDestroyed]():   events.TypeSessionDestroyed,
 				reflect.TypeFor[events.SessionExpired]():     events.TypeSessionExpired,
 				reflect.TypeFor[events.StagingViolation]():   events.TypeStagingViolation,
+				reflect.TypeFor[events.SessionReady]():       events.TypeSessionReady,
+				reflect.TypeFor[events.SessionAssigned]():    events.TypeSessionAssigned,
+				reflect.TypeFor[events.ContainerCreated]():   events.TypeContainerCreated,
+				reflect.TypeFor[events.ContainerRemoved]():   events.TypeContainerRemoved,
+				reflect.TypeFor[events.AssignRan]():          events.TypeSessionAssignRan,
 			}[reflect.TypeOf(data)]
 			ev, err := events.New(source, typ, data)
 			if err != nil {
@@ -406,6 +452,20 @@ func TestInvalidEventsFailValidation(t *testing.T) {
 			func(_, d map[string]any) { d["staging_config_id"] = "42" }, "/data/staging_config_id"},
 		{"non-uuid config id", events.TypeConfigChanged,
 			func(_, d map[string]any) { d["id"] = "eu" }, "/data/id"},
+		{"actor without its type", events.TypeConfigChanged,
+			func(_, d map[string]any) { d["actor"] = map[string]any{"name": "deployer"} }, "/data/actor"},
+		{"bad actor type", events.TypeConfigChanged,
+			func(_, d map[string]any) { d["actor"] = map[string]any{"type": "root"} }, "/data/actor/type"},
+		{"API key actor without its name", events.TypeConfigChanged,
+			func(_, d map[string]any) { d["actor"] = map[string]any{"type": "api_key"} }, "/data/actor"},
+		{"admin token actor with a name", events.TypeConfigChanged,
+			func(_, d map[string]any) { d["actor"] = map[string]any{"type": "admin_token", "name": "x"} }, "/data/actor"},
+		{"config object that is not an object", events.TypeConfigChanged,
+			func(_, d map[string]any) { d["after"] = "desired_sessions: 3" }, "/data/after"},
+		{"creation with a before", events.TypeConfigChanged,
+			func(_, d map[string]any) { d["op"] = "created" }, "/data"},
+		{"deletion with an after", events.TypeConfigChanged,
+			func(_, d map[string]any) { d["op"] = "deleted" }, "/data"},
 		{"no zones to provision in", events.TypeProvisionRequested,
 			func(_, d map[string]any) { d["zones"] = []any{} }, "/data/zones"},
 		{"zone that is not a string", events.TypeProvisionRequested,
@@ -422,6 +482,26 @@ func TestInvalidEventsFailValidation(t *testing.T) {
 			func(_, d map[string]any) { d["current"] = -1 }, "/data/current"},
 		{"fractional stream sequence", events.TypeDeadLetter,
 			func(_, d map[string]any) { d["stream_sequence"] = 1.5 }, "/data/stream_sequence"},
+		{"bad destroy cause", events.TypeSessionDestroyed,
+			func(_, d map[string]any) { d["cause"] = "pool_shrink" }, "/data/cause"},
+		{"zone search step 0", events.TypeSessionAssigned,
+			func(_, d map[string]any) { d["zone_search_step"] = 0 }, "/data/zone_search_step"},
+		{"fractional zone search step", events.TypeSessionReady,
+			func(_, d map[string]any) { d["zone_search_step"] = 1.5 }, "/data/zone_search_step"},
+		{"empty requested zone", events.TypeProvisionRequested,
+			func(_, d map[string]any) { d["requested_zone"] = "" }, "/data/requested_zone"},
+		{"container created without an image", events.TypeContainerCreated,
+			func(_, d map[string]any) { delete(d, "image") }, "image"},
+		{"container removed for another cause", events.TypeContainerRemoved,
+			func(_, d map[string]any) { d["cause"] = events.CauseDeleted }, "/data/cause"},
+		{"bad assign method", events.TypeSessionAssignRan,
+			func(_, d map[string]any) { d["method"] = "ssh" }, "/data/method"},
+		{"assign result that is not a boolean", events.TypeSessionAssignRan,
+			func(_, d map[string]any) { d["ok"] = "yes" }, "/data/ok"},
+		{"negative assign duration", events.TypeSessionAssignRan,
+			func(_, d map[string]any) { d["duration_ms"] = -1 }, "/data/duration_ms"},
+		{"assign detail over 1000 characters", events.TypeSessionAssignRan,
+			func(_, d map[string]any) { d["detail"] = strings.Repeat("x", 1001) }, "/data/detail"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.rule, func(t *testing.T) {
@@ -611,6 +691,29 @@ func TestRequesterSubjects(t *testing.T) {
 	for name, want := range map[string]bool{"billing": true, "svc-a_2": true, "": false, "a.b": false, "a*": false, "a>": false, "a b": false} {
 		if got := events.ValidRequester(name); got != want {
 			t.Errorf("ValidRequester(%q) = %v", name, got)
+		}
+	}
+}
+
+// Events written before the audit's fields existed (a rolling upgrade, a
+// row left in an outbox) are still read: a config.changed without its
+// actor, a session.destroyed without its cause.
+func TestEventsFromBeforeTheAuditFieldsAreStillRead(t *testing.T) {
+	v := newValidator(t)
+	for typ, drop := range map[string]string{events.TypeConfigChanged: "actor", events.TypeSessionDestroyed: "cause"} {
+		ev := sample(t, typ)
+		var data map[string]any
+		if err := json.Unmarshal(ev.Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		delete(data, drop)
+		ev.Data, _ = json.Marshal(data)
+		raw, err := ev.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.ValidateReceived(raw); err != nil {
+			t.Errorf("%s without %s: %v", typ, drop, err)
 		}
 	}
 }

@@ -39,6 +39,13 @@ type SessionAssigned struct {
 	Workspace       string `json:"workspace"`
 	Zone            string `json:"zone"`
 	StagingConfigID string `json:"staging_config_id"`
+	// RequestedZone is the zone the request named; Zone differs from it
+	// when the session was claimed in an alternate zone.
+	RequestedZone string `json:"requested_zone,omitempty"`
+	// ZoneSearchStep is the step of the request's zone search that served
+	// it: 1 for the requested zone, n for the n-th zone of the search
+	// order. Both are omitted only by assigners older than them.
+	ZoneSearchStep int `json:"zone_search_step,omitempty"`
 }
 
 // ProvisionRequested asks the provisioner to create a container for a
@@ -53,6 +60,9 @@ type ProvisionRequested struct {
 	StagingConfigID string   `json:"staging_config_id,omitempty"`
 	// OnDemandReason says why an on-demand session was not served staged.
 	OnDemandReason string `json:"on_demand_reason,omitempty"`
+	// RequestedZone is the zone an on-demand session's request named
+	// (Zones starts with it); absent for staged sessions.
+	RequestedZone string `json:"requested_zone,omitempty"`
 }
 
 // Reasons an on-demand session was not served from a staged pool (its
@@ -95,6 +105,14 @@ type SessionReady struct {
 	ContainerID string `json:"container_id"`
 	URL         string `json:"url"`
 	Origin      string `json:"origin"`
+	// RequestedZone is the zone the request named; Zone differs from it
+	// when the request was served in an alternate zone.
+	RequestedZone string `json:"requested_zone,omitempty"`
+	// ZoneSearchStep is the step of the request's zone search that served
+	// it: 1 for the requested zone, n for the n-th zone of the search
+	// order. Omitted when unknown: a staged session claimed by an
+	// assigner older than it, or an outcome announced again.
+	ZoneSearchStep int `json:"zone_search_step,omitempty"`
 }
 
 // Failure reasons carried by SessionFailed.
@@ -171,7 +189,13 @@ type SessionDestroyed struct {
 	SessionID       string `json:"session_id"`
 	RequestID       string `json:"request_id,omitempty"`
 	StagingConfigID string `json:"staging_config_id,omitempty"`
-	Reason          string `json:"reason"`
+	// Reason is the destroy's own reason, as it was given (the reason of
+	// greenroom.session.destroy or greenroom.session.expired).
+	Reason string `json:"reason"`
+	// Cause is why the session ended, one of DestroyCauses: DestroyCause
+	// of Reason, or DestroyCauseOfFailed for a failed session whose
+	// container was removed.
+	Cause string `json:"cause,omitempty"`
 }
 
 // Expiry reasons carried by SessionExpired: which timer fired.
@@ -233,12 +257,63 @@ type StagingShortfall struct {
 	Permanent       bool   `json:"permanent"`
 }
 
-// ConfigChanged announces a change made through the config service.
-type ConfigChanged struct {
-	Kind string `json:"kind"`
-	Op   string `json:"op"`
-	ID   string `json:"id"`
-	Name string `json:"name"`
+// ContainerCreated says the provisioner created a container for a
+// session and recorded it, in the transaction that recorded it: one event
+// per container, whatever the redeliveries.
+type ContainerCreated struct {
+	SessionID       string `json:"session_id"`
+	RequestID       string `json:"request_id,omitempty"`
+	StagingConfigID string `json:"staging_config_id,omitempty"`
+	Agent           string `json:"agent"`
+	Zone            string `json:"zone"`
+	ContainerID     string `json:"container_id"`
+	Image           string `json:"image"`
+}
+
+// ContainerRemoved says a container was removed that no session's own
+// destroy removed: the orphan collector's (Cause CauseOrphan), whose
+// session has no row or had already ended.
+type ContainerRemoved struct {
+	ContainerID string `json:"container_id"`
+	Agent       string `json:"agent"`
+	SessionID   string `json:"session_id,omitempty"`
+	Cause       string `json:"cause"`
+}
+
+// How a claimed staged session's assign step ran (AssignRan.Method).
+const (
+	// AssignMethodHook: an HTTP POST to the workspace's assign_hook in
+	// the container.
+	AssignMethodHook = "assign_hook"
+	// AssignMethodExec: the docker_exec_config assign command, run in the
+	// container.
+	AssignMethodExec = "docker_exec"
+	// AssignMethodNone: the workspace has neither; the step did nothing.
+	AssignMethodNone = "none"
+)
+
+// AssignMethods lists every AssignMethod* constant.
+var AssignMethods = []string{AssignMethodHook, AssignMethodExec, AssignMethodNone}
+
+// AssignDetailMaxLength is the longest AssignRan.Detail the schema allows.
+const AssignDetailMaxLength = 1000
+
+// AssignRan says a claimed staged session's assign step finished: sent in
+// the transaction that moves the session to running, or in the one that
+// fails it.
+type AssignRan struct {
+	SessionID string `json:"session_id"`
+	RequestID string `json:"request_id"`
+	User      string `json:"user"`
+	Method    string `json:"method"`
+	OK        bool   `json:"ok"`
+	// Detail is the first bytes of what the step answered (the command's
+	// output, the hook's body) or why it failed; at most
+	// AssignDetailMaxLength characters.
+	Detail string `json:"detail,omitempty"`
+	// DurationMS is how long the hook or the command took, in
+	// milliseconds.
+	DurationMS int `json:"duration_ms"`
 }
 
 // DeadLetter reports a message a consumer gave up on.

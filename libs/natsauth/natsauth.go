@@ -116,6 +116,10 @@ func For(user string) (*Permissions, error) {
 			Subscribe: []string{"greenroom.>"},
 		})
 		add(lookback(events.TypeSessionReady, events.TypeSessionFailed))
+		// The audit notary reads the whole stream in order and
+		// announces its checkpoints.
+		add(wholeStream())
+		add(Permissions{Publish: []string{events.TypeAuditCheckpoint}})
 	case "assigner":
 		add(relay)
 		add(durable("assigner"))
@@ -130,6 +134,8 @@ func For(user string) (*Permissions, error) {
 			// A staging pool's own containers are asked for, and
 			// destroyed when it shrinks, through the bus too.
 			events.TypeProvisionRequested, events.TypeSessionDestroy,
+			// The audit log's record of each container and assign step.
+			events.TypeContainerCreated, events.TypeContainerRemoved, events.TypeSessionAssignRan,
 		}, outcomes...)})
 	case "expiry":
 		add(relay)
@@ -174,6 +180,15 @@ func lookback(subjects ...string) Permissions {
 			p.DenyPublish = append(p.DenyPublish, "$JS.API.CONSUMER."+op+"."+stream+"."+svc)
 		}
 	}
+	return p
+}
+
+// wholeStream is what a reader of every event needs (the audit notary):
+// ephemeral ordered consumers without a filter, the services' durable
+// consumers denied as for lookback.
+func wholeStream() Permissions {
+	p := lookback()
+	p.Publish = append(p.Publish, "$JS.API.CONSUMER.CREATE."+stream+".*")
 	return p
 }
 

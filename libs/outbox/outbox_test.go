@@ -29,7 +29,7 @@ func TestEventLeavesOnlyWithItsCommittedState(t *testing.T) {
 	ctx := context.Background()
 	relay := deps.NewRelay()
 
-	data := events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: "z"}
+	data := events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000001", Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}}
 	// A rolled-back transaction leaves nothing to publish.
 	tx := env.DB.MustBegin()
 	if _, err := outbox.Emit(ctx, tx, source, "greenroom.config.changed.zone", events.TypeConfigChanged, data, ""); err != nil {
@@ -71,7 +71,7 @@ func TestCrashBetweenPublishAndDeleteLosesNothingAndDuplicatesNothing(t *testing
 	env := apptest.New(t)
 	deps := env.Deps(t, "test")
 	ctx := context.Background()
-	ev, err := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "updated", ID: "0190c0de-0000-7000-8000-000000000002", Name: "z"})
+	ev, err := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "updated", ID: "0190c0de-0000-7000-8000-000000000002", Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestRelayWakesOnInsertWithoutWaitingForItsPoll(t *testing.T) {
 	rec := apptest.NewRecorder(t, deps.NC)
 	// The first pass runs after LISTEN is registered.
 	relay.TestSignals.PassDone.WaitOrTimeout(t, 30*time.Second)
-	ev, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000003", Name: "z"})
+	ev, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000003", Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}})
 	if err := outbox.Enqueue(context.Background(), env.DB, "greenroom.config.changed.zone", ev, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestRelayThatFoundAnotherPublishingLooksAgainSoon(t *testing.T) {
 		relayLockClass, outbox.Partitions-1); err != nil {
 		t.Fatal(err)
 	}
-	ev, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000009", Name: "z"})
+	ev, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000009", Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}})
 	if err := outbox.Enqueue(ctx, env.DB, "greenroom.config.changed.zone", ev, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +165,8 @@ func TestEventBreakingItsSchemaIsDeadLetteredNotRetriedForever(t *testing.T) {
 	deps := env.Deps(t, "test")
 	ctx := context.Background()
 	rec := apptest.NewRecorder(t, deps.NC)
-	bad, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "not-a-kind", Op: "created", ID: "x", Name: "z"})
-	good, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000005", Name: "z"})
+	bad, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "not-a-kind", Op: "created", ID: "x", Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}})
+	good, _ := events.New(source, events.TypeConfigChanged, events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-000000000005", Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}})
 	for _, ev := range []events.Event{bad, good} {
 		if err := outbox.Enqueue(ctx, env.DB, "greenroom.config.changed.zone", ev, ""); err != nil {
 			t.Fatal(err)
@@ -194,7 +194,7 @@ func TestCommitterPublishesItsEventsWithoutARelay(t *testing.T) {
 	err := direct.InTx(ctx, env.DB, func(ctx context.Context, tx *sqlx.Tx) error {
 		for i, op := range []string{"created", "updated"} {
 			ev, err := outbox.Emit(ctx, tx, source, "greenroom.config.changed.zone", events.TypeConfigChanged,
-				events.ConfigChanged{Kind: "zone", Op: op, ID: fmt.Sprintf("0190c0de-0000-7000-8000-00000000001%d", i), Name: "z"}, "req-1")
+				events.ConfigChanged{Kind: "zone", Op: op, ID: fmt.Sprintf("0190c0de-0000-7000-8000-00000000001%d", i), Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}}, "req-1")
 			evs = append(evs, ev)
 			if err != nil {
 				return err
@@ -252,7 +252,7 @@ func TestEventsOfACommitterThatCouldNotPublishAreLeftToTheRelay(t *testing.T) {
 			err := direct.InTx(ctx, env.DB, func(ctx context.Context, tx *sqlx.Tx) error {
 				var err error
 				ev, err = outbox.Emit(ctx, tx, source, "greenroom.config.changed.zone", events.TypeConfigChanged,
-					events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000020", Name: "z"}, "")
+					events.ConfigChanged{Kind: "zone", Op: "deleted", ID: "0190c0de-0000-7000-8000-000000000020", Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}}, "")
 				return err
 			})
 			if err != nil {
@@ -310,7 +310,7 @@ func TestRowsForTheirCommitterDoNotWakeTheRelay(t *testing.T) {
 	direct := outbox.NewDirect(env.DB, deps.Publisher, deps.Log, time.Hour)
 	emit := func(ctx context.Context, tx *sqlx.Tx, id string) error {
 		_, err := outbox.Emit(ctx, tx, source, "greenroom.config.changed.zone", events.TypeConfigChanged,
-			events.ConfigChanged{Kind: "zone", Op: "created", ID: id, Name: "z"}, "")
+			events.ConfigChanged{Kind: "zone", Op: "created", ID: id, Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}}, "")
 		return err
 	}
 	if err := direct.InTx(ctx, env.DB, func(ctx context.Context, tx *sqlx.Tx) error {
@@ -517,11 +517,11 @@ func TestRelayPublishesOnlyItsOwnServicesEvents(t *testing.T) {
 	err := db.InTx(ctx, env.DB, func(tx *sqlx.Tx) error {
 		var err error
 		if mine, err = outbox.Emit(ctx, tx, deps.Source(), "greenroom.config.changed.zone", events.TypeConfigChanged,
-			events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-0000000000a1", Name: "z"}, ""); err != nil {
+			events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-0000000000a1", Name: "z", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}}, ""); err != nil {
 			return err
 		}
 		theirs, err = outbox.Emit(ctx, tx, other.Source(), "greenroom.config.changed.zone", events.TypeConfigChanged,
-			events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-0000000000a2", Name: "y"}, "")
+			events.ConfigChanged{Kind: "zone", Op: "created", ID: "0190c0de-0000-7000-8000-0000000000a2", Name: "y", Actor: events.Actor{Type: events.ActorSystem, Name: "test"}}, "")
 		return err
 	})
 	if err != nil {

@@ -175,9 +175,13 @@ func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.Sessio
 			return Result{}, err
 		}
 		zone := rc.ZoneName(s.ZoneID)
+		// The claims tried the candidates in zone search order
+		// (plan.OnDemandZones), so the claimed session's zone says which
+		// step of the search served the request.
 		err = tx.Emit(ctx, events.TypeSessionAssigned, events.TypeSessionAssigned, events.SessionAssigned{
 			RequestID: req.RequestID, SessionID: s.ID, User: req.User, UserID: rc.UserID,
 			Workspace: rc.Workspace.Name, Zone: zone, StagingConfigID: cfg.ID,
+			RequestedZone: rc.Zone.Name, ZoneSearchStep: domain.ZoneSearchStep(plan.OnDemandZones, s.ZoneID),
 		}, req.RequestID)
 		return Result{Outcome: OutcomeStaged, SessionID: s.ID, Zone: zone, Workspace: rc.Workspace.Name}, err
 	}
@@ -216,7 +220,7 @@ func (h RequestSession) serve(ctx context.Context, tx ClaimTx, req events.Sessio
 	}
 	err = tx.Emit(ctx, events.TypeProvisionRequested, events.TypeProvisionRequested, events.ProvisionRequested{
 		RequestID: req.RequestID, SessionID: s.ID, Workspace: rc.Workspace.Name, Zones: zones,
-		Origin: sessions.OriginOnDemand, OnDemandReason: reason,
+		Origin: sessions.OriginOnDemand, OnDemandReason: reason, RequestedZone: rc.Zone.Name,
 	}, req.RequestID)
 	return Result{Outcome: OutcomeOnDemand, SessionID: s.ID, Miss: plan.Miss, OnDemandReason: reason, Zone: rc.Zone.Name,
 		Workspace: rc.Workspace.Name}, err

@@ -140,7 +140,7 @@ func TestRequestForUnknownWorkspaceFailsWithoutClaiming(t *testing.T) {
 	}
 }
 
-func TestStagedClaimTriesZonesInSearchOrderAndAnnouncesTheClaimedZone(t *testing.T) {
+func TestStagedClaimTriesZonesInSearchOrderAndAnnouncesTheClaimedZoneAndItsStep(t *testing.T) {
 	tx := &fakeTx{rc: planned(), staged: map[string]sessions.Session{"sc-us": {ID: "s-us", ZoneID: zoneUS.ID}}}
 	res := handle(t, tx, nil)
 	if res.Outcome != OutcomeStaged || res.SessionID != "s-us" || res.Zone != "us" {
@@ -157,7 +157,8 @@ func TestStagedClaimTriesZonesInSearchOrderAndAnnouncesTheClaimedZone(t *testing
 		t.Errorf("sessions created %v: a claimed request creates none", tx.created)
 	}
 	want := []emitted{{events.TypeSessionAssigned, events.SessionAssigned{RequestID: req.RequestID, SessionID: "s-us",
-		User: "alice", UserID: "u-1", Workspace: "firefox", Zone: "us", StagingConfigID: "sc-us"}}}
+		User: "alice", UserID: "u-1", Workspace: "firefox", Zone: "us", StagingConfigID: "sc-us",
+		RequestedZone: "eu", ZoneSearchStep: 2}}}
 	if fmt.Sprint(tx.events) != fmt.Sprint(want) {
 		t.Errorf("events = %+v, want %+v", tx.events, want)
 	}
@@ -180,8 +181,8 @@ func TestRequestGoesOnDemandWhenEveryClaimFindsNoneStaged(t *testing.T) {
 		t.Fatalf("events = %v, want only %s", got, events.TypeProvisionRequested)
 	}
 	p := tx.events[0].data.(events.ProvisionRequested)
-	if p.SessionID != tx.created[0].ID || !slices.Equal(p.Zones, []string{"eu", "us"}) {
-		t.Errorf("provision request = %+v, want the created session in zones [eu us]", p)
+	if p.SessionID != tx.created[0].ID || !slices.Equal(p.Zones, []string{"eu", "us"}) || p.RequestedZone != "eu" {
+		t.Errorf("provision request = %+v, want the created session in zones [eu us], requested in eu", p)
 	}
 }
 

@@ -127,6 +127,34 @@ func TestZoneSearchOrder(t *testing.T) {
 	}
 }
 
+func TestZoneSearchStepIsTheZonesPlaceInTheSearchOrder(t *testing.T) {
+	a := Zone{ID: "a", Name: "zone-a", Priority: 10, SearchAlternateZones: true}
+	b := Zone{ID: "b", Name: "zone-b", Priority: 20}
+	c := Zone{ID: "c", Name: "zone-c", Priority: 5}
+	withAlternates := ZoneSearchOrder(a, []Zone{b, a, c}) // zone-a, zone-c, zone-b
+	without := ZoneSearchOrder(b, []Zone{a, b, c})        // zone-b only
+	for _, tc := range []struct {
+		name  string
+		order []Zone
+		zone  string
+		want  int
+	}{
+		{"the requested zone is step 1", withAlternates, "a", 1},
+		{"the first alternate, by priority, is step 2", withAlternates, "c", 2},
+		{"the last alternate is step 3", withAlternates, "b", 3},
+		{"without alternates the requested zone is step 1", without, "b", 1},
+		{"a zone the search never reached is step 0", without, "a", 0},
+		{"an unknown zone is step 0", withAlternates, "x", 0},
+		{"an empty order has no step", nil, "a", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ZoneSearchStep(tc.order, tc.zone); got != tc.want {
+				t.Errorf("ZoneSearchStep(%s) = %d, want %d", tc.zone, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestPlanFollowsTheSeedOrder(t *testing.T) {
 	ws := Workspace{ID: "w", Name: "demo", Enabled: true}
 	a := Zone{ID: "a", Name: "zone-a", Priority: 1, SearchAlternateZones: true}

@@ -24,3 +24,11 @@ func ZoneSearchOrder(request Zone, all []Zone) []Zone {
 	})
 	return append(order, others...)
 }
+
+// ZoneSearchStep is the step of a request's zone search (order, as
+// ZoneSearchOrder returns it) that zone zoneID is: 1 for the requested
+// zone, n for the n-th zone of the order; 0 when the order does not hold
+// it.
+func ZoneSearchStep(order []Zone, zoneID string) int {
+	return slices.IndexFunc(order, func(z Zone) bool { return z.ID == zoneID }) + 1
+}

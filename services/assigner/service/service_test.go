@@ -157,8 +157,8 @@ func TestStagedSessionAssignedInTheRequestsZoneWhenPermissionsMatch(t *testing.T
 		t.Fatalf("want session.assigned, got %s", got.Subject)
 	}
 	a := decode[events.SessionAssigned](t, got)
-	if a.SessionID != stagedA || a.Zone != "zone-a" || a.User != "alice" {
-		t.Fatalf("assigned %+v, want the staged session %s of zone-a", a, stagedA)
+	if a.SessionID != stagedA || a.Zone != "zone-a" || a.User != "alice" || a.RequestedZone != "zone-a" || a.ZoneSearchStep != 1 {
+		t.Fatalf("assigned %+v, want the staged session %s of zone-a, the requested zone: zone search step 1", a, stagedA)
 	}
 	s, err := sessions.Get(context.Background(), w.db, stagedA)
 	if err != nil || s.Status != sessions.Assigning || s.RequestID.String != a.RequestID {
@@ -174,6 +174,10 @@ func TestStagedSessionFromAlternateZoneWhenNoneStagedHere(t *testing.T) {
 	a := decode[events.SessionAssigned](t, got)
 	if got.Subject != events.TypeSessionAssigned || a.SessionID != stagedB || a.Zone != "zone-b" {
 		t.Fatalf("want the staged session of zone-b, got %s %+v", got.Subject, a)
+	}
+	// zone-b is the second zone of zone-a's search order.
+	if a.RequestedZone != "zone-a" || a.ZoneSearchStep != 2 {
+		t.Errorf("session.assigned says requested_zone %q, zone_search_step %d; want zone-a, 2", a.RequestedZone, a.ZoneSearchStep)
 	}
 }
 
@@ -195,8 +199,8 @@ func TestOnDemandHereThenElsewhereWhenNothingIsStaged(t *testing.T) {
 	w.user("alice", w.group)
 	id, got := w.request(t, "alice", "zone-a")
 	p, _ := w.onDemand(t, got, "none_staged")
-	if len(p.Zones) != 2 || p.Zones[0] != "zone-a" || p.Zones[1] != "zone-b" {
-		t.Fatalf("want on demand in zone-a then zone-b, got %+v", p)
+	if len(p.Zones) != 2 || p.Zones[0] != "zone-a" || p.Zones[1] != "zone-b" || p.RequestedZone != "zone-a" {
+		t.Fatalf("want on demand in zone-a then zone-b, requested in zone-a, got %+v", p)
 	}
 	s, err := sessions.GetByRequestID(context.Background(), w.db, id)
 	if err != nil || s.Status != sessions.Provisioning || s.Origin != sessions.OriginOnDemand || s.Cores != 0.5 {

@@ -29,7 +29,7 @@ func (a *App) CreateAgent(ctx context.Context, in domain.AgentCreate) (domain.Ag
 		return domain.Agent{}, invalid(errs)
 	}
 	ag.ID = domain.NewID()
-	err := a.change(ctx, KindAgent, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindAgent, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		if err := a.resolveAgentRefs(ctx, tx, &ag, true, true); err != nil {
 			return "", "", err
 		}
@@ -45,7 +45,7 @@ func (a *App) UpdateAgent(ctx context.Context, name string, in domain.AgentUpdat
 		return domain.Agent{}, invalid(errs)
 	}
 	var ag domain.Agent
-	err := a.change(ctx, KindAgent, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindAgent, OpUpdated, name, func(tx Tx) (_, _ string, err error) {
 		if ag, err = tx.GetAgent(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no agent named %q", name)
 		}
@@ -83,7 +83,7 @@ func (a *App) resolveAgentRefs(ctx context.Context, tx Tx, ag *domain.Agent, zon
 
 // DeleteAgent deletes the agent named name, unless sessions refer to it.
 func (a *App) DeleteAgent(ctx context.Context, name string) error {
-	err := a.change(ctx, KindAgent, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindAgent, OpDeleted, name, func(tx Tx) (_, _ string, err error) {
 		ag, err := tx.GetAgent(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no agent named %q", name)

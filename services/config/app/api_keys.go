@@ -22,8 +22,8 @@ func (a *App) GetAPIKey(ctx context.Context, name string) (domain.APIKey, error)
 }
 
 // CreateAPIKey issues a new API key: a random secret, answered this once
-// and stored only as its hash. Its creation is announced (name and id,
-// never the secret).
+// and stored only as its hash. Its creation is announced (the key as its
+// GET shows it, never the secret).
 func (a *App) CreateAPIKey(ctx context.Context, in domain.APIKeyCreate) (domain.IssuedAPIKey, error) {
 	if errs := in.Validate(time.Now()); len(errs) > 0 {
 		return domain.IssuedAPIKey{}, invalid(errs)
@@ -33,7 +33,7 @@ func (a *App) CreateAPIKey(ctx context.Context, in domain.APIKeyCreate) (domain.
 	secret := domain.APIKeySecret(random)
 	k := in.APIKey()
 	k.ID, k.Prefix = domain.NewID(), domain.APIKeyPrefix(secret)
-	err := a.change(ctx, KindAPIKey, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindAPIKey, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		k, err = tx.InsertAPIKey(ctx, k, domain.HashAPIKeySecret(secret))
 		return k.ID, k.Name, err
 	})
@@ -46,7 +46,7 @@ func (a *App) CreateAPIKey(ctx context.Context, in domain.APIKeyCreate) (domain.
 // DeleteAPIKey revokes the API key named name: the next request with its
 // secret is refused, since every request looks its key up.
 func (a *App) DeleteAPIKey(ctx context.Context, name string) error {
-	err := a.change(ctx, KindAPIKey, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindAPIKey, OpDeleted, name, func(tx Tx) (_, _ string, err error) {
 		k, err := tx.GetAPIKey(ctx, name)
 		if err != nil {
 			return "", "", notFoundOr(err, "no API key named %q", name)

@@ -3,15 +3,18 @@
 // by name, the $request_host$ rule, what still refers to what), write the
 // change, and announce it on greenroom.config.changed.<kind> through the
 // outbox in the same transaction, so a change and its announcement never
-// diverge. Session requests go to the bus through libs/client; a user's
-// sign-in is checked against a session in session_auth.go; the API keys of
-// internal services are issued and checked in api_keys.go. The
+// diverge, with who made it (actor.go: the bearer of the request, put in
+// its context by package ports) and the object as its GET shows it before
+// and after (view.go). Session requests go to the bus through libs/client;
+// a user's sign-in is checked against a session in session_auth.go; the
+// API keys of internal services are issued and checked in api_keys.go. The
 // database is reached only through the interfaces of store.go (Store, Tx,
 // one per table), which package adapters implements.
 package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -99,23 +102,48 @@ const (
 
 // change runs fn in a transaction, and announces in that transaction the
 // change fn reports: greenroom.config.changed.<kind> with op, the object's
-// id and name.
-func (a *App) change(ctx context.Context, kind, op string, fn func(tx Tx) (id, name string, err error)) error {
+// id and name, who made it (the actor of ctx), and the object as its GET
+// shows it (view) before fn and after. key names the object as its GET's
+// path does (a name, a username, a staging config's id); it is unused on
+// OpCreated, which has no before, as OpDeleted has no after.
+func (a *App) change(ctx context.Context, kind, op, key string, fn func(tx Tx) (id, name string, err error)) error {
 	return a.store.InTx(ctx, func(tx Tx) error {
+		var before json.RawMessage
+		if op != OpCreated {
+			// Read FOR UPDATE, the lock fn takes first: no change can
+			// come between this read and fn's. An object that is not
+			// there is fn's to answer for (404, in its words).
+			var err error
+			if before, err = view(ctx, tx, kind, key, ForUpdate); err != nil && !errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("reading %s %q before its change: %w", kind, key, err)
+			}
+		}
 		id, name, err := fn(tx)
 		if err != nil {
 			return err
 		}
-		return a.announce(ctx, tx, kind, op, id, name)
+		if op != OpCreated && before == nil {
+			return fmt.Errorf("%s %q was %s, but it was not there before", kind, key, op)
+		}
+		var after json.RawMessage
+		if op != OpDeleted {
+			if after, err = view(ctx, tx, kind, viewKey(kind, id, name), NoLock); err != nil {
+				return fmt.Errorf("reading %s %s after its change: %w", kind, id, err)
+			}
+		}
+		return a.announce(ctx, tx, events.ConfigChanged{Kind: kind, Op: op, ID: id, Name: name, Before: before, After: after})
 	})
 }
 
-// announce writes greenroom.config.changed.<kind> into the outbox of tx:
+// announce writes greenroom.config.changed.<kind> into the outbox of tx,
 // for the change itself (change does), and for objects a change also
-// changed (the workspaces of an edited web filter policy).
-func (a *App) announce(ctx context.Context, tx Tx, kind, op, id, name string) error {
-	return a.emit(ctx, tx, events.Subject(events.TypeConfigChanged, kind), events.TypeConfigChanged,
-		events.ConfigChanged{Kind: kind, Op: op, ID: id, Name: name}, "")
+// changed (the workspaces of an edited web filter policy): c, made by the
+// actor of ctx, its before and after redacted (events.RedactSecrets) as a
+// safety net under the API's views, which show no secret.
+func (a *App) announce(ctx context.Context, tx Tx, c events.ConfigChanged) error {
+	c.Actor = actorOf(ctx)
+	c.Before, c.After = events.RedactSecrets(c.Before), events.RedactSecrets(c.After)
+	return a.emit(ctx, tx, events.Subject(events.TypeConfigChanged, c.Kind), events.TypeConfigChanged, c, "")
 }
 
 // emit writes an event of this service into the outbox of tx.

@@ -25,7 +25,7 @@ func (a *App) CreateGroup(ctx context.Context, in domain.GroupCreate) (domain.Gr
 	}
 	g := in.Group()
 	g.ID = domain.NewID()
-	err := a.change(ctx, KindGroup, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindGroup, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		if g.WebFilterPolicyID, err = webFilterPolicyRef(ctx, tx, "web_filter_policy", g.WebFilterPolicy); err != nil {
 			return "", "", err
 		}
@@ -41,7 +41,7 @@ func (a *App) UpdateGroup(ctx context.Context, name string, in domain.GroupUpdat
 		return domain.Group{}, invalid(errs)
 	}
 	var g domain.Group
-	err := a.change(ctx, KindGroup, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindGroup, OpUpdated, name, func(tx Tx) (_, _ string, err error) {
 		if g, err = tx.GetGroup(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no group named %q", name)
 		}
@@ -59,7 +59,7 @@ func (a *App) UpdateGroup(ctx context.Context, name string, in domain.GroupUpdat
 
 // DeleteGroup deletes the group named name and removes it from its members.
 func (a *App) DeleteGroup(ctx context.Context, name string) error {
-	err := a.change(ctx, KindGroup, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindGroup, OpDeleted, name, func(tx Tx) (_, _ string, err error) {
 		g, err := tx.GetGroup(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no group named %q", name)

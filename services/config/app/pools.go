@@ -75,7 +75,7 @@ func (a *App) CreatePool(ctx context.Context, in domain.PoolCreate) (domain.Pool
 		return domain.Pool{}, invalid(errs)
 	}
 	p.ID = domain.NewID()
-	err := a.change(ctx, KindPool, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindPool, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		p, err = tx.InsertPool(ctx, p)
 		p.SetMembers(nil, nil, nil)
 		return p.ID, p.Name, err
@@ -92,7 +92,7 @@ func (a *App) UpdatePool(ctx context.Context, name string, in domain.PoolUpdate)
 		return domain.Pool{}, invalid(errs)
 	}
 	var p domain.Pool
-	err := a.change(ctx, KindPool, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindPool, OpUpdated, name, func(tx Tx) (_, _ string, err error) {
 		// The lock keeps agents, servers and workspaces from joining the
 		// pool, and servers from being assigned, until this commits: they
 		// read the pool FOR SHARE.
@@ -144,7 +144,7 @@ func poolChangeAllowed(ctx context.Context, tx Tx, old, p domain.Pool) error {
 
 // DeletePool deletes the pool named name, unless something refers to it.
 func (a *App) DeletePool(ctx context.Context, name string) error {
-	err := a.change(ctx, KindPool, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindPool, OpDeleted, name, func(tx Tx) (_, _ string, err error) {
 		p, err := tx.GetPool(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no pool named %q", name)

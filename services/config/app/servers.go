@@ -26,7 +26,7 @@ func (a *App) CreateServer(ctx context.Context, in domain.ServerCreate) (domain.
 	}
 	s := in.Server()
 	s.ID = domain.NewID()
-	err := a.change(ctx, KindServer, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindServer, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		if err := a.resolveServerRefs(ctx, tx, &s, true); err != nil {
 			return "", "", err
 		}
@@ -42,7 +42,7 @@ func (a *App) UpdateServer(ctx context.Context, name string, in domain.ServerUpd
 		return domain.Server{}, invalid(errs)
 	}
 	var s domain.Server
-	err := a.change(ctx, KindServer, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindServer, OpUpdated, name, func(tx Tx) (_, _ string, err error) {
 		if s, err = tx.GetServer(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no server named %q", name)
 		}
@@ -116,7 +116,7 @@ func (a *App) resolveServerRefs(ctx context.Context, tx Tx, s *domain.Server, zo
 // DeleteServer deletes the server named name, unless sessions still live
 // on it; its ended sessions forget it.
 func (a *App) DeleteServer(ctx context.Context, name string) error {
-	err := a.change(ctx, KindServer, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindServer, OpDeleted, name, func(tx Tx) (_, _ string, err error) {
 		s, err := tx.GetServer(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no server named %q", name)

@@ -32,7 +32,7 @@ func (a *App) CreateStagingConfig(ctx context.Context, in domain.StagingConfigCr
 	}
 	sc := in.StagingConfig()
 	sc.ID = domain.NewID()
-	err := a.change(ctx, KindStagingConfig, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindStagingConfig, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		// zoneRef reads the zone FOR SHARE: it cannot go back to
 		// $request_host$ until this config is committed, and then the
 		// zone's update sees the config.
@@ -81,7 +81,7 @@ func (a *App) UpdateStagingConfig(ctx context.Context, id string, in domain.Stag
 		return domain.StagingConfig{}, invalid(errs)
 	}
 	var sc domain.StagingConfig
-	err := a.change(ctx, KindStagingConfig, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindStagingConfig, OpUpdated, id, func(tx Tx) (_, _ string, err error) {
 		if sc, err = tx.GetStagingConfig(ctx, id, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no staging config with id %s", id)
 		}
@@ -106,7 +106,7 @@ func (a *App) DeleteStagingConfig(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	err := a.change(ctx, KindStagingConfig, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindStagingConfig, OpDeleted, id, func(tx Tx) (_, _ string, err error) {
 		err = tx.SoftDeleteStagingConfig(ctx, id)
 		return id, "", notFoundOr(err, "no staging config with id %s", id)
 	})

@@ -28,7 +28,7 @@ func (a *App) CreateUser(ctx context.Context, in domain.UserCreate) (domain.User
 	}
 	u := in.User()
 	u.ID = domain.NewID()
-	err = a.change(ctx, KindUser, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err = a.change(ctx, KindUser, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		if err := tx.InsertUser(ctx, u); err != nil {
 			return "", "", err
 		}
@@ -54,7 +54,7 @@ func (a *App) UpdateUser(ctx context.Context, username string, in domain.UserUpd
 		return domain.User{}, err
 	}
 	var u domain.User
-	err = a.change(ctx, KindUser, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err = a.change(ctx, KindUser, OpUpdated, username, func(tx Tx) (_, _ string, err error) {
 		if u, err = tx.GetUser(ctx, username, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no user named %q", username)
 		}
@@ -112,7 +112,7 @@ func setGroups(ctx context.Context, tx Tx, u domain.User) error {
 // DeleteUser deletes the user named username, unless sessions refer to
 // them.
 func (a *App) DeleteUser(ctx context.Context, username string) error {
-	err := a.change(ctx, KindUser, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindUser, OpDeleted, username, func(tx Tx) (_, _ string, err error) {
 		u, err := tx.GetUser(ctx, username, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no user named %q", username)

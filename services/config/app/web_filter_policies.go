@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/services/config/domain"
 )
 
@@ -31,7 +32,7 @@ func (a *App) CreateWebFilterPolicy(ctx context.Context, in domain.WebFilterPoli
 		return domain.WebFilterPolicy{}, invalid(errs)
 	}
 	p.ID = domain.NewID()
-	err := a.change(ctx, KindWebFilterPolicy, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindWebFilterPolicy, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		p, err = tx.InsertWebFilterPolicy(ctx, p)
 		return p.ID, p.Name, err
 	})
@@ -47,7 +48,7 @@ func (a *App) UpdateWebFilterPolicy(ctx context.Context, name string, in domain.
 		return domain.WebFilterPolicy{}, invalid(errs)
 	}
 	var p domain.WebFilterPolicy
-	err := a.change(ctx, KindWebFilterPolicy, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindWebFilterPolicy, OpUpdated, name, func(tx Tx) (_, _ string, err error) {
 		if p, err = tx.GetWebFilterPolicy(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no web filter policy named %q", name)
 		}
@@ -56,24 +57,57 @@ func (a *App) UpdateWebFilterPolicy(ctx context.Context, name string, in domain.
 		if errs := p.Validate(); len(errs) > 0 {
 			return "", "", invalid(errs)
 		}
+		// The workspaces as they are before the change: none can start
+		// using the policy meanwhile, since that reads it FOR SHARE.
+		before, err := tx.ListWorkspacesOfWebFilterPolicy(ctx, p.ID)
+		if err != nil {
+			return "", "", err
+		}
 		if p, err = tx.UpdateWebFilterPolicy(ctx, p); err != nil {
 			return "", "", err
 		}
 		if sameContent(old, p) {
 			return p.ID, p.Name, nil
 		}
-		ws, err := tx.ListWorkspacesOfWebFilterPolicy(ctx, p.ID)
+		after, err := tx.ListWorkspacesOfWebFilterPolicy(ctx, p.ID)
 		if err != nil {
 			return "", "", err
 		}
-		for _, w := range ws {
-			if err := a.announce(ctx, tx, KindWorkspace, OpUpdated, w.ID, w.Name); err != nil {
-				return "", "", err
-			}
+		if err := a.announceWorkspaces(ctx, tx, before, after); err != nil {
+			return "", "", err
 		}
 		return p.ID, p.Name, nil
 	})
 	return p, explain(err, fmt.Sprintf("web filter policy %q", in.Name.Or(name)))
+}
+
+// announceWorkspaces announces the change of each workspace in after
+// (the workspaces of a web filter policy just changed), from how it was in
+// before.
+func (a *App) announceWorkspaces(ctx context.Context, tx Tx, before, after []domain.Workspace) error {
+	was := make(map[string]domain.Workspace, len(before))
+	for _, w := range before {
+		was[w.ID] = w
+	}
+	for _, w := range after {
+		old, ok := was[w.ID]
+		if !ok {
+			return fmt.Errorf("workspace %q uses the web filter policy after its change, but did not before", w.Name)
+		}
+		oldView, err := render(old)
+		if err != nil {
+			return err
+		}
+		newView, err := render(w)
+		if err != nil {
+			return err
+		}
+		if err := a.announce(ctx, tx, events.ConfigChanged{Kind: KindWorkspace, Op: OpUpdated, ID: w.ID, Name: w.Name,
+			Before: oldView, After: newView}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sameContent reports whether two versions of a policy tell a container
@@ -86,7 +120,7 @@ func sameContent(a, b domain.WebFilterPolicy) bool {
 // DeleteWebFilterPolicy deletes the web filter policy named name, unless a
 // group or workspace uses it (409 naming them).
 func (a *App) DeleteWebFilterPolicy(ctx context.Context, name string) error {
-	err := a.change(ctx, KindWebFilterPolicy, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindWebFilterPolicy, OpDeleted, name, func(tx Tx) (_, _ string, err error) {
 		// The lock waits for groups and workspaces being given the policy
 		// (they read it FOR SHARE), so the users counted next are all.
 		p, err := tx.GetWebFilterPolicy(ctx, name, ForUpdate)

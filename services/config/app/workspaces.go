@@ -28,7 +28,7 @@ func (a *App) CreateWorkspace(ctx context.Context, in domain.WorkspaceCreate) (d
 		return domain.Workspace{}, invalid(errs)
 	}
 	w.ID = domain.NewID()
-	err := a.change(ctx, KindWorkspace, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindWorkspace, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		p, err := poolRef(ctx, tx, "server_pool", w.ServerPool, domain.PoolServer)
 		if err != nil {
 			return "", "", err
@@ -53,7 +53,7 @@ func (a *App) UpdateWorkspace(ctx context.Context, name string, in domain.Worksp
 		return domain.Workspace{}, invalid(errs)
 	}
 	var w domain.Workspace
-	err := a.change(ctx, KindWorkspace, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindWorkspace, OpUpdated, name, func(tx Tx) (_, _ string, err error) {
 		if w, err = tx.GetWorkspace(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no workspace named %q", name)
 		}
@@ -103,7 +103,7 @@ func serverPoolAllowed(ctx context.Context, tx Tx, w domain.Workspace) error {
 // DeleteWorkspace deletes the workspace named name, unless staging configs
 // or sessions refer to it.
 func (a *App) DeleteWorkspace(ctx context.Context, name string) error {
-	err := a.change(ctx, KindWorkspace, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindWorkspace, OpDeleted, name, func(tx Tx) (_, _ string, err error) {
 		w, err := tx.GetWorkspace(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no workspace named %q", name)

@@ -25,7 +25,7 @@ func (a *App) CreateZone(ctx context.Context, in domain.ZoneCreate) (domain.Zone
 	}
 	z := in.Zone()
 	z.ID = domain.NewID()
-	err := a.change(ctx, KindZone, OpCreated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindZone, OpCreated, "", func(tx Tx) (_, _ string, err error) {
 		z, err = tx.InsertZone(ctx, z)
 		return z.ID, z.Name, err
 	})
@@ -40,7 +40,7 @@ func (a *App) UpdateZone(ctx context.Context, name string, in domain.ZoneUpdate)
 		return domain.Zone{}, invalid(errs)
 	}
 	var z domain.Zone
-	err := a.change(ctx, KindZone, OpUpdated, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindZone, OpUpdated, name, func(tx Tx) (_, _ string, err error) {
 		// FOR UPDATE orders this against a staging config being created
 		// for the zone, which reads it FOR SHARE.
 		if z, err = tx.GetZone(ctx, name, ForUpdate); err != nil {
@@ -66,7 +66,7 @@ func (a *App) UpdateZone(ctx context.Context, name string, in domain.ZoneUpdate)
 
 // DeleteZone deletes the zone named name, unless something refers to it.
 func (a *App) DeleteZone(ctx context.Context, name string) error {
-	err := a.change(ctx, KindZone, OpDeleted, func(tx Tx) (_, _ string, err error) {
+	err := a.change(ctx, KindZone, OpDeleted, name, func(tx Tx) (_, _ string, err error) {
 		z, err := tx.GetZone(ctx, name, ForUpdate)
 		if err != nil {
 			return "", "", notFoundOr(err, "no zone named %q", name)

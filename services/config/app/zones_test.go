@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -43,9 +44,24 @@ func TestZoneGoesBackToRequestHostWhenNoStagingConfigTargetsIt(t *testing.T) {
 	if err := tables.outbox[0].DecodeData(&changed); err != nil {
 		t.Fatal(err)
 	}
-	want := events.ConfigChanged{Kind: KindZone, Op: OpUpdated, ID: "z-eu", Name: "eu"}
-	if tables.outbox[0].Type != events.TypeConfigChanged || changed != want {
-		t.Errorf("announced %s %+v, want %s %+v", tables.outbox[0].Type, changed, events.TypeConfigChanged, want)
+	if tables.outbox[0].Type != events.TypeConfigChanged || changed.Kind != KindZone || changed.Op != OpUpdated ||
+		changed.ID != "z-eu" || changed.Name != "eu" {
+		t.Errorf("announced %s %+v, want %s of zone eu updated", tables.outbox[0].Type, changed, events.TypeConfigChanged)
+	}
+	// Called in-process, with no actor in its context: the change is the
+	// config service's own.
+	if changed.Actor != SystemActor {
+		t.Errorf("actor %+v, want %+v", changed.Actor, SystemActor)
+	}
+	var before, after domain.Zone
+	if err := json.Unmarshal(changed.Before, &before); err != nil {
+		t.Fatalf("before %s: %v", changed.Before, err)
+	}
+	if err := json.Unmarshal(changed.After, &after); err != nil {
+		t.Fatalf("after %s: %v", changed.After, err)
+	}
+	if before != zoneEU || after != tables.zones["eu"] {
+		t.Errorf("before %+v, after %+v: want the zone as it was and as it is", before, after)
 	}
 }
 

@@ -1,6 +1,7 @@
 package ports
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
@@ -28,8 +29,9 @@ func newAuthenticator(rs responder, a *app.App, adminToken string) authenticator
 }
 
 // require lets through requests whose bearer token is the admin token or
-// an API key that grants scope; it answers 401 to other tokens, and 403
-// naming the scope to a key without it.
+// an API key that grants scope, their context naming it as the actor of
+// the changes they make; it answers 401 to other tokens, and 403 naming
+// the scope to a key without it.
 func (au authenticator) require(scope string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +44,7 @@ func (au authenticator) require(scope string) func(http.Handler) http.Handler {
 					"API key %q lacks scope %q (it has %s)", key.Name, scope, strings.Join(key.Scopes, ", "))})
 				return
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(withActor(r.Context(), key)))
 		})
 	}
 }
@@ -76,6 +78,15 @@ func (au authenticator) authenticate(w http.ResponseWriter, r *http.Request) (*d
 		return nil, false
 	}
 	return &key, true
+}
+
+// withActor puts in ctx who a request authenticated with key (nil: the admin
+// token) is, as the actor of the changes it makes.
+func withActor(ctx context.Context, key *domain.APIKey) context.Context {
+	if key == nil {
+		return app.WithActor(ctx, app.AdminTokenActor)
+	}
+	return app.WithActor(ctx, app.APIKeyActor(key.Name))
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"

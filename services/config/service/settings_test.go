@@ -175,7 +175,8 @@ func TestWebFilterPolicyChangeAnnouncesItsWorkspaces(t *testing.T) {
 		msg := nextEvent(t, c)
 		var got events.ConfigChanged
 		h.decodeEvent(msg.Data(), &got)
-		if got != want || msg.Subject() != "greenroom.config.changed."+want.Kind {
+		if got.Kind != want.Kind || got.Op != want.Op || got.ID != want.ID || got.Name != want.Name ||
+			msg.Subject() != "greenroom.config.changed."+want.Kind {
 			t.Errorf("event %d on %s: %+v, want %+v", i, msg.Subject(), got, want)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenroom-dev/greenroom/libs/events"
+
 	"github.com/greenroom-dev/greenroom/services/expiry/domain"
 )
 
@@ -69,5 +71,29 @@ func TestKeepaliveCountsFromItsTimeButNeverLaterThanNow(t *testing.T) {
 				t.Errorf("KeepaliveFrom(%v, now) = %v, want %v", tc.sentAt, got, tc.want)
 			}
 		})
+	}
+}
+
+// Every reason the expiry service gives a session's end says, on the
+// session.destroyed that follows, why the session ended: none is "other".
+func TestEveryReasonTheTimersGiveHasTheCauseOfItsTimer(t *testing.T) {
+	for reason, cause := range map[string]string{
+		domain.ReasonStagedExpired:       events.CauseExpired,
+		domain.ReasonTimeLimit:           events.CauseTimeLimit,
+		domain.ReasonKeepalive:           events.CauseKeepalive,
+		domain.ReasonProvisioningTimeout: events.CauseProvisioningTimeout,
+		domain.ReasonAssignTimeout:       events.CauseAssignTimeout,
+		domain.ReasonDestroyRetry:        events.CauseDeleted,
+	} {
+		if got := events.DestroyCause(reason); got != cause {
+			t.Errorf("DestroyCause(%q) = %q, want %q", reason, got, cause)
+		}
+	}
+	// The two timers that fail a session first (its container removed
+	// after) keep their own cause on the failed session's session.destroyed.
+	for _, reason := range []string{domain.ReasonProvisioningTimeout, domain.ReasonAssignTimeout} {
+		if got := events.DestroyCauseOfFailed(reason); got != events.DestroyCause(reason) {
+			t.Errorf("DestroyCauseOfFailed(%q) = %q, want %q", reason, got, events.DestroyCause(reason))
+		}
 	}
 }

@@ -22,7 +22,7 @@ const (
 	ReasonKeepalive           = events.ExpiredKeepalive    // "keepalive"
 	// ReasonDestroyRetry is the reason of the greenroom.session.destroy
 	// the sweeper sends again for a session stuck in destroying.
-	ReasonDestroyRetry = "destroy_retry"
+	ReasonDestroyRetry = events.DestroyReasonRetry // "destroy_retry"
 )
 
 // Cutoff is the point a timer's sessions are due at or before: a session

@@ -3,8 +3,11 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
+	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
 // ExecConfig is a workspace's docker_exec_config (libs/containerconfig
@@ -67,4 +70,18 @@ func RenderExec(a *ExecCommand, t Tokens) (ExecSpec, bool) {
 	}
 	r := a.Render(t, map[string]string{EnvUser: t.Username, EnvUserID: t.UserID, EnvSessionID: t.SessionID})
 	return ExecSpec{Cmd: r.Cmd, User: r.User, Privileged: r.Privileged, Env: envList(r.Environment), Workdir: r.Workdir}, true
+}
+
+// AssignDetail is what greenroom.session.assign_ran says of its step: s,
+// the step's answer (the command's output, the hook's body) or why it
+// failed, as one line (control characters, which the outbox's jsonb cannot
+// hold, and runs of white space become one space), cut to its first
+// events.AssignDetailMaxLength characters.
+func AssignDetail(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	if r := []rune(s); len(r) > events.AssignDetailMaxLength {
+		s = string(r[:events.AssignDetailMaxLength-1]) + "…"
+	}
+	return s
 }

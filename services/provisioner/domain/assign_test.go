@@ -3,7 +3,11 @@ package domain
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
 func TestRenderAssignSubstitutesTokens(t *testing.T) {
@@ -95,5 +99,29 @@ func TestInvalidExecConfig(t *testing.T) {
 		if _, err := ParseExecConfig([]byte(raw)); !errors.Is(err, ErrInvalidExecConfig) {
 			t.Errorf("ParseExecConfig(%s) error = %v, want ErrInvalidExecConfig", raw, err)
 		}
+	}
+}
+
+func TestAssignDetailIsOneLineOfAtMostTheSchemasLength(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", events.AssignDetailMaxLength+10)
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"output kept as it is", "assigned to alice", "assigned to alice"},
+		{"lines and control characters become spaces", "line 1\r\nline\x002\t\x1b[0m done\n", "line 1 line 2 [0m done"},
+		{"invalid UTF-8 is replaced", "ok \xff", "ok \uFFFD"},
+		{"nothing to say", " \n ", ""},
+		{"the first characters of a long answer", long, strings.Repeat("é", events.AssignDetailMaxLength-1) + "…"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := AssignDetail(tc.in)
+			if got != tc.want {
+				t.Errorf("AssignDetail(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if n := utf8.RuneCountInString(got); n > events.AssignDetailMaxLength || !utf8.ValidString(got) {
+				t.Errorf("%d characters, valid UTF-8 %v", n, utf8.ValidString(got))
+			}
+		})
 	}
 }

@@ -3,6 +3,8 @@ package domain
 import (
 	"fmt"
 	"time"
+
+	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
 // ContainerSighting is what a Docker engine showed of the container a live
@@ -158,4 +160,36 @@ func JudgeOrphan(c ContainerOwnership, grace time.Duration) OrphanVerdict {
 		return OrphanVerdict{Orphan: true, Why: "no session"}
 	}
 	return OrphanVerdict{Orphan: true, Why: "session " + c.SessionStatus}
+}
+
+// OrphanRemoved is what greenroom.container.removed says of an orphan
+// container c the collector removed: its agent (its greenroom.agent
+// label) and session (its greenroom.session label, when that is a session
+// id at all).
+func OrphanRemoved(c Container) events.ContainerRemoved {
+	r := events.ContainerRemoved{ContainerID: c.ID, Agent: c.Labels[LabelAgent], Cause: events.CauseOrphan}
+	if id := c.Labels[LabelSession]; isUUID(id) {
+		r.SessionID = id
+	}
+	return r
+}
+
+// isUUID reports whether s is a UUID in its text form
+// (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hexadecimal digits), as the
+// events' schemas check session ids.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'):
+			return false
+		}
+	}
+	return true
 }

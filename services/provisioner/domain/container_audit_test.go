@@ -3,6 +3,8 @@ package domain
 import (
 	"testing"
 	"time"
+
+	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
 func TestSessionLosesItsContainerWhenMissingOrNotRunning(t *testing.T) {
@@ -72,6 +74,29 @@ func TestContainerIsAnOrphanOnlyWithoutALiveSessionAfterTheGracePeriod(t *testin
 	} {
 		if got := JudgeOrphan(tc.c, tc.grace); got != tc.want {
 			t.Errorf("%s: JudgeOrphan(%+v, %s) = %+v, want %+v", tc.name, tc.c, tc.grace, got, tc.want)
+		}
+	}
+}
+
+func TestAnOrphanRemovedNamesItsAgentAndItsSessionWhenItHasOne(t *testing.T) {
+	t.Parallel()
+	const sid = "0192f3a4-5b6c-7d8e-9f01-23456789abcd"
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   events.ContainerRemoved
+	}{
+		{"a session's container", map[string]string{LabelSession: sid, LabelAgent: "agent-1"},
+			events.ContainerRemoved{ContainerID: "c1", Agent: "agent-1", SessionID: sid, Cause: events.CauseOrphan}},
+		{"a label that is no session id", map[string]string{LabelSession: "session-1", LabelAgent: "agent-1"},
+			events.ContainerRemoved{ContainerID: "c1", Agent: "agent-1", Cause: events.CauseOrphan}},
+		{"an id one character short", map[string]string{LabelSession: sid[1:], LabelAgent: "agent-1"},
+			events.ContainerRemoved{ContainerID: "c1", Agent: "agent-1", Cause: events.CauseOrphan}},
+		{"no agent label", map[string]string{LabelSession: sid},
+			events.ContainerRemoved{ContainerID: "c1", SessionID: sid, Cause: events.CauseOrphan}},
+	} {
+		if got := OrphanRemoved(Container{ID: "c1", Labels: tc.labels}); got != tc.want {
+			t.Errorf("%s: OrphanRemoved = %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -35,6 +35,10 @@ func TestAssignHookHandsAStagedSessionOverWithoutAnExec(t *testing.T) {
 	if ready.SessionID != claimed.ID || ready.User != f.user {
 		t.Fatalf("session.ready = %+v", ready)
 	}
+	ran := decode[events.AssignRan](t, e.waitEvent(events.TypeSessionAssignRan, 10*time.Second, dataIs("request_id", rid)))
+	if ran.SessionID != claimed.ID || ran.Method != events.AssignMethodHook || !ran.OK {
+		t.Errorf("session.assign_ran = %+v, want the assign hook, ok", ran)
+	}
 	if code, body := httpGet(t, claimed.UpstreamURL); code != 200 || !strings.Contains(body, "Assigned to "+f.user) {
 		t.Errorf("the hook did not hand the session over: %d\n%s", code, body)
 	}
@@ -93,6 +97,10 @@ func TestAssignHookThatRefusesFailsTheAssignment(t *testing.T) {
 	}
 	if strings.Contains(failed.Detail, "not-the-containers") {
 		t.Error("the failure quotes the secret")
+	}
+	ran := decode[events.AssignRan](t, e.waitEvent(events.TypeSessionAssignRan, 10*time.Second, dataIs("request_id", rid)))
+	if ran.Method != events.AssignMethodHook || ran.OK || !strings.Contains(ran.Detail, "answered 401") || strings.Contains(ran.Detail, "not-the-containers") {
+		t.Errorf("session.assign_ran = %+v, want the assign hook, failed, saying it answered 401 without the secret", ran)
 	}
 	e.waitFor("the failed session's container removed", 30*time.Second, func() bool {
 		return len(e.containers(map[string]string{domain.LabelSession: claimed.ID})) == 0

@@ -127,6 +127,10 @@ func TestRunningSessionWhoseContainerExitedFailsAndTheContainerIsRemoved(t *test
 	e.waitFor("the dead container to be removed", 10*time.Second, func() bool {
 		return len(e.containers(map[string]string{domain.LabelSession: sid})) == 0
 	})
+	gone := decode[events.SessionDestroyed](t, e.waitEvent(events.TypeSessionDestroyed, 10*time.Second, dataIs("session_id", sid)))
+	if gone.Reason != events.ReasonContainerGone || gone.Cause != events.CauseFailed || gone.RequestID != rid {
+		t.Errorf("session.destroyed = %+v, want reason container_gone, cause failed", gone)
+	}
 }
 
 // TestSessionRecordedWithinGracePeriodIsLeftAlone: a session that changed

@@ -104,11 +104,11 @@ func (s killableStore) MarkFirstLaunched(ctx context.Context, sc *command.Sessio
 	return s.SessionStore.MarkFirstLaunched(ctx, sc, in, at)
 }
 
-func (s killableStore) MarkRunning(ctx context.Context, sc *command.SessionContext) error {
+func (s killableStore) MarkRunning(ctx context.Context, sc *command.SessionContext, served domain.ZoneServed) error {
 	if err := s.k.gate("MarkRunning"); err != nil {
 		return err
 	}
-	return s.SessionStore.MarkRunning(ctx, sc)
+	return s.SessionStore.MarkRunning(ctx, sc, served)
 }
 
 func (s killableStore) FailCreation(ctx context.Context, sc *command.SessionContext, f command.Failure) error {

@@ -394,7 +394,8 @@ func (e *env) addStagingConfig(f fixture, desired int, perms events.Permissions)
 }
 
 // requestOnDemand does what the assigner does when no staged session
-// fits: insert the session and emit provision.requested in one transaction.
+// fits: insert the session and emit provision.requested in one
+// transaction, for the zone search zones (the requested zone first).
 func (e *env) requestOnDemand(f fixture, zones []string, perms events.Permissions) (sessionID, requestID string) {
 	e.t.Helper()
 	sessionID, requestID = uuid.NewString(), "req-"+uuid.NewString()
@@ -411,7 +412,8 @@ func (e *env) requestOnDemand(f fixture, zones []string, perms events.Permission
 			return err
 		}
 		_, err := outbox.Emit(e.ctx, tx, "greenroom/assigner", events.TypeProvisionRequested, events.TypeProvisionRequested,
-			events.ProvisionRequested{RequestID: requestID, SessionID: sessionID, Workspace: f.wsName, Zones: zones, Origin: sessions.OriginOnDemand},
+			events.ProvisionRequested{RequestID: requestID, SessionID: sessionID, Workspace: f.wsName, Zones: zones,
+				Origin: sessions.OriginOnDemand, RequestedZone: zones[0]},
 			requestID)
 		return err
 	})
@@ -422,7 +424,8 @@ func (e *env) requestOnDemand(f fixture, zones []string, perms events.Permission
 }
 
 // claimStaged does what the assigner does for a staged claim: take the
-// oldest staged session and emit session.assigned in one transaction.
+// oldest staged session and emit session.assigned in one transaction, for
+// a request that named the session's zone (zone search step 1).
 func (e *env) claimStaged(f fixture, configID string) (sessions.Session, string) {
 	e.t.Helper()
 	requestID := "req-" + uuid.NewString()
@@ -439,7 +442,7 @@ func (e *env) claimStaged(f fixture, configID string) (sessions.Session, string)
 		}
 		_, err = outbox.Emit(e.ctx, tx, "greenroom/assigner", events.TypeSessionAssigned, events.TypeSessionAssigned,
 			events.SessionAssigned{RequestID: requestID, SessionID: s.ID, User: f.user, UserID: f.userID,
-				Workspace: f.wsName, Zone: f.zone, StagingConfigID: configID}, requestID)
+				Workspace: f.wsName, Zone: f.zone, StagingConfigID: configID, RequestedZone: f.zone, ZoneSearchStep: 1}, requestID)
 		return err
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +21,8 @@ import (
 // greenroom.managed=true whose session has no row, or is failed or
 // destroyed, is removed once it is older than the grace period, and not
 // before; a container of a live session, and one without a session
-// label, stay.
+// label, stay. Each removal is announced (container.removed, cause
+// orphan), once.
 func TestOrphanContainerIsReapedAfterGracePeriod(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{noService: true})
@@ -77,7 +79,8 @@ func TestOrphanContainerIsReapedAfterGracePeriod(t *testing.T) {
 		created[id] = at
 		pass()
 	}
-	orphan(e.managedContainer(uuid.NewString(), true)) // no row
+	noRow := uuid.NewString()
+	orphan(e.managedContainer(noRow, true))
 	failed := e.sessionWithContainer(f, "", sessions.Running, neverExisted())
 	orphan(e.managedContainer(failed, true))
 	e.endSession(failed, sessions.Failed)
@@ -97,6 +100,20 @@ func TestOrphanContainerIsReapedAfterGracePeriod(t *testing.T) {
 	}
 	if s := e.session(live); s.Status != sessions.Running {
 		t.Errorf("live session is %s, want running", s.Status)
+	}
+	// No relay runs here: the announcements wait in the outbox.
+	if got, want := e.outboxEvents(events.TypeContainerRemoved), map[string]int{noRow: 1, failed: 1, destroyed: 1}; !maps.Equal(got, want) {
+		t.Errorf("container.removed by session %v, want one for each orphan %v", got, want)
+	}
+	var agents []string
+	if err := e.db.SelectContext(e.ctx, &agents, `SELECT payload->'data'->>'agent' FROM outbox WHERE payload->>'type' = $1`,
+		events.TypeContainerRemoved); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range agents {
+		if a != "agent-a1" {
+			t.Errorf("container.removed names agent %q, want the container's label agent-a1", a)
+		}
 	}
 	if n := apptest.MustMetric(t, reg, "greenroom_provisioner_orphan_containers_removed_total", nil); n != float64(len(created)) {
 		t.Errorf("orphan counter = %v, want %d", n, len(created))

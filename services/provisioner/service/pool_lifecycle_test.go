@@ -110,8 +110,8 @@ func TestLoweringThreeToOneDestroysTwoWithinSeconds(t *testing.T) {
 	}
 	for _, s := range before[1:] {
 		ev := e.waitEvent(events.TypeSessionDestroyed, 10*time.Second, dataIs("session_id", s.ID))
-		if d := decode[events.SessionDestroyed](t, ev); d.Reason != "pool_shrink" {
-			t.Errorf("session.destroyed = %+v", d)
+		if d := decode[events.SessionDestroyed](t, ev); d.Reason != "pool_shrink" || d.Cause != events.CauseShrunk {
+			t.Errorf("session.destroyed = %+v, want reason pool_shrink, cause shrunk", d)
 		}
 	}
 	e.waitFor("status ok", 60*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
@@ -170,20 +170,29 @@ func TestOneToZeroAndDeleteConfigLeaveNoContainer(t *testing.T) {
 	cfg := e.addStagingConfig(f, 1, events.Permissions{})
 	e.poolConfigChanged(cfg, "created")
 	e.waitFor("1 staged session", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 1 })
+	first := e.poolStaged(cfg)[0]
 
 	e.exec(`UPDATE staging_configs SET desired_sessions = 0 WHERE id = $1`, cfg)
 	e.poolConfigChanged(cfg, "updated")
 	e.waitFor("no container at desired 0", 60*time.Second, func() bool { return len(e.poolContainers(cfg)) == 0 })
+	if d := decode[events.SessionDestroyed](t, e.waitEvent(events.TypeSessionDestroyed, 10*time.Second, dataIs("session_id", first.ID))); d.Cause != events.CauseShrunk {
+		t.Errorf("session.destroyed at desired 0 = %+v, want cause shrunk", d)
+	}
 	e.waitFor("status ok at desired 0", 60*time.Second, func() bool { return e.configStatus(cfg) == "ok" })
 
 	e.exec(`UPDATE staging_configs SET desired_sessions = 1 WHERE id = $1`, cfg)
 	e.poolConfigChanged(cfg, "updated")
 	e.waitFor("1 staged session again", 120*time.Second, func() bool { return len(e.poolStaged(cfg)) == 1 })
+	second := e.poolStaged(cfg)[0]
 
 	// What the config service's DELETE does.
 	e.exec(`UPDATE staging_configs SET deleted_at = now() WHERE id = $1`, cfg)
 	e.poolConfigChanged(cfg, "deleted")
 	e.waitFor("no container after the delete", 60*time.Second, func() bool { return len(e.poolContainers(cfg)) == 0 })
+	d := decode[events.SessionDestroyed](t, e.waitEvent(events.TypeSessionDestroyed, 10*time.Second, dataIs("session_id", second.ID)))
+	if d.Reason != events.DestroyReasonStagingConfigDeleted || d.Cause != events.CauseDeleted {
+		t.Errorf("session.destroyed after the delete = %+v, want reason staging_config_deleted, cause deleted", d)
+	}
 	e.svc.Reconciler.Trigger("")
 	e.waitIdle()
 	if n := e.countSessions(cfg, sessions.Provisioning, sessions.Staged, sessions.Destroying); n != 0 {
@@ -214,7 +223,10 @@ func TestStagedSessionPastExpirationIsReplaced(t *testing.T) {
 		t.Fatalf("2 hours on, %d staged sessions expired, want 2", len(expired))
 	}
 	for _, s := range old {
-		e.waitEvent(events.TypeSessionDestroyed, 30*time.Second, dataIs("session_id", s.ID))
+		d := decode[events.SessionDestroyed](t, e.waitEvent(events.TypeSessionDestroyed, 30*time.Second, dataIs("session_id", s.ID)))
+		if d.Reason != events.ExpiredStaged || d.Cause != events.CauseExpired {
+			t.Errorf("session.destroyed = %+v, want reason staged_expired, cause expired", d)
+		}
 		if n := len(e.containers(map[string]string{domain.LabelSession: s.ID})); n != 0 {
 			t.Errorf("%d containers left for expired session %s", n, s.ID)
 		}

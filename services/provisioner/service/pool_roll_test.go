@@ -28,7 +28,6 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/libs/settings"
-	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 	"github.com/greenroom-dev/greenroom/services/provisioner/service"
@@ -360,8 +359,9 @@ func (e *env) countSessionsOfRevision(cfg, revision string, statuses ...sessions
 
 // checkRollReplacedBeforeDestroying checks the surge: whenever the pool
 // destroyed a staged session of the old revision (session.destroy,
-// pool_shrink), at least as many sessions of the new one had been staged.
-// It returns how many stale staged sessions the roll destroyed.
+// pool_roll), at least as many sessions of the new one had been staged;
+// and each such session's session.destroyed says it was rolled. It
+// returns how many stale staged sessions the roll destroyed.
 func (e *env) checkRollReplacedBeforeDestroying(cfg, oldRev string) int {
 	e.t.Helper()
 	var freshStaged []time.Time
@@ -375,18 +375,26 @@ func (e *env) checkRollReplacedBeforeDestroying(cfg, oldRev string) int {
 		e.t.Fatal(err)
 	}
 	var destroys []time.Time
+	var rolled []string
 	e.mu.Lock()
 	for _, ev := range e.events {
 		if ev.Type != events.TypeSessionDestroy {
 			continue
 		}
 		var d events.SessionDestroy
-		if err := ev.DecodeData(&d); err != nil || d.Reason != postgres.ReasonPoolShrink || !slices.Contains(staleStaged, d.SessionID) {
+		if err := ev.DecodeData(&d); err != nil || d.Reason != events.DestroyReasonPoolRoll || !slices.Contains(staleStaged, d.SessionID) {
 			continue
 		}
 		destroys = append(destroys, ev.Time)
+		rolled = append(rolled, d.SessionID)
 	}
 	e.mu.Unlock()
+	for _, id := range rolled {
+		d := decode[events.SessionDestroyed](e.t, e.waitEvent(events.TypeSessionDestroyed, 30*time.Second, dataIs("session_id", id)))
+		if d.Reason != events.DestroyReasonPoolRoll || d.Cause != events.CauseRolled {
+			e.t.Errorf("session.destroyed of a stale session the roll replaced = %+v, want reason pool_roll, cause rolled", d)
+		}
+	}
 	slices.SortFunc(destroys, func(a, b time.Time) int { return a.Compare(b) })
 	for i, at := range destroys {
 		staged := 0

@@ -16,6 +16,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
 // listener is a fixed server: a real TCP listener on loopback that accepts
@@ -295,7 +296,7 @@ func TestConcurrentServerPlacementsNeverExceedMaxSessions(t *testing.T) {
 	for range 20 {
 		wg.Go(func() {
 			for id := range next {
-				_, failure, err := store.PlaceOnServer(e.ctx, id, []string{p.zone}, reached)
+				_, failure, err := store.PlaceOnServer(e.ctx, id, domain.OnDemandZoneSearch(p.zone, []string{p.zone}), reached)
 				mu.Lock()
 				switch {
 				case err != nil && !errors.Is(err, command.ErrNotProvisioning):

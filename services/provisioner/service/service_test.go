@@ -14,12 +14,16 @@ import (
 	"github.com/greenroom-dev/greenroom/services/provisioner/service"
 )
 
+// The request names zone-0, which has no agent: its search's second zone,
+// zone-a, serves it, and session.ready says so (zone_search_step 2).
 func TestOnDemandSessionRunsWithLabelsLimitsAndPublishedPort(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	f := e.standardFixture(workspaceOptions{cores: 0.5, memoryMB: 64})
+	e.addZone("zone-0", "least_load")
+	zones := []string{"zone-0", f.zone}
 	start := time.Now()
-	sid, rid := e.requestOnDemand(f, []string{f.zone}, events.Permissions{AllowAudio: true, AllowUploads: true})
+	sid, rid := e.requestOnDemand(f, zones, events.Permissions{AllowAudio: true, AllowUploads: true})
 
 	ev := e.waitEvent(events.TypeSessionReady, 30*time.Second, dataIs("request_id", rid))
 	t.Logf("on-demand request → session.ready: %s (demo image, init delay 300ms)", time.Since(start).Round(time.Millisecond))
@@ -30,6 +34,9 @@ func TestOnDemandSessionRunsWithLabelsLimitsAndPublishedPort(t *testing.T) {
 	if ready.SessionID != sid || ready.User != f.user || ready.Workspace != f.wsName || ready.Zone != f.zone ||
 		ready.Agent != f.agent || ready.Origin != sessions.OriginOnDemand || ready.ContainerID == "" {
 		t.Errorf("session.ready = %+v", ready)
+	}
+	if ready.RequestedZone != "zone-0" || ready.ZoneSearchStep != 2 {
+		t.Errorf("session.ready says requested_zone %q, zone_search_step %d; want zone-0, 2", ready.RequestedZone, ready.ZoneSearchStep)
 	}
 	s := e.session(sid)
 	if s.Status != sessions.Running || s.ContainerID != ready.ContainerID || s.URL != ready.URL || !s.HostPort.Valid || s.AgentID.String != f.agentID {
@@ -73,14 +80,25 @@ func TestOnDemandSessionRunsWithLabelsLimitsAndPublishedPort(t *testing.T) {
 		t.Errorf("GET %s = %d %q", s.UpstreamURL, code, body)
 	}
 
-	// A second delivery of the request makes no second container.
-	e.emit(events.TypeProvisionRequested, events.ProvisionRequested{RequestID: rid, SessionID: sid, Workspace: f.wsName, Zones: []string{f.zone}, Origin: sessions.OriginOnDemand})
+	created := decode[events.ContainerCreated](t, e.waitEvent(events.TypeContainerCreated, 10*time.Second, dataIs("session_id", sid)))
+	if want := (events.ContainerCreated{SessionID: sid, RequestID: rid, Agent: f.agent, Zone: f.zone,
+		ContainerID: ready.ContainerID, Image: demoImage}); created != want {
+		t.Errorf("container.created = %+v, want %+v", created, want)
+	}
+
+	// A second delivery of the request makes no second container, and
+	// announces none.
+	e.emit(events.TypeProvisionRequested, events.ProvisionRequested{RequestID: rid, SessionID: sid, Workspace: f.wsName, Zones: zones,
+		Origin: sessions.OriginOnDemand, RequestedZone: zones[0]})
 	e.waitIdle()
 	if n := len(e.containers(map[string]string{domain.LabelSession: sid})); n != 1 {
 		t.Errorf("%d containers for the session after a redelivery, want 1", n)
 	}
 	if n := e.countEvents(events.TypeSessionReady, dataIs("session_id", sid)); n != 1 {
 		t.Errorf("%d session.ready events, want 1", n)
+	}
+	if n := e.countEvents(events.TypeContainerCreated, dataIs("session_id", sid)); n != 1 {
+		t.Errorf("%d container.created events for one container, want 1", n)
 	}
 }
 
@@ -93,8 +111,8 @@ func TestDestroyRemovesTheContainer(t *testing.T) {
 
 	e.emit(events.TypeSessionDestroy, events.SessionDestroy{SessionID: sid, Reason: "api"})
 	ev := e.waitEvent(events.TypeSessionDestroyed, 30*time.Second, dataIs("session_id", sid))
-	if d := decode[events.SessionDestroyed](t, ev); d.Reason != "api" || d.RequestID != rid {
-		t.Errorf("session.destroyed = %+v", d)
+	if d := decode[events.SessionDestroyed](t, ev); d.Reason != "api" || d.Cause != events.CauseDeleted || d.RequestID != rid {
+		t.Errorf("session.destroyed = %+v, want reason api, cause deleted", d)
 	}
 	if n := len(e.containers(map[string]string{domain.LabelSession: sid})); n != 0 {
 		t.Errorf("%d containers left after destroy", n)
@@ -209,8 +227,8 @@ func TestStagingPoolFillsToDesiredAndShrinksNewestFirst(t *testing.T) {
 	e.emitOn(events.TypeConfigChanged+".staging_config", events.TypeConfigChanged, events.ConfigChanged{Kind: "staging_config", Op: "updated", ID: cfg})
 	newest := rows[1].ID
 	ev := e.waitEvent(events.TypeSessionDestroyed, 30*time.Second, dataIs("session_id", newest))
-	if d := decode[events.SessionDestroyed](t, ev); d.Reason != "pool_shrink" || d.StagingConfigID != cfg {
-		t.Errorf("session.destroyed = %+v", d)
+	if d := decode[events.SessionDestroyed](t, ev); d.Reason != "pool_shrink" || d.Cause != events.CauseShrunk || d.StagingConfigID != cfg {
+		t.Errorf("session.destroyed = %+v, want reason pool_shrink, cause shrunk", d)
 	}
 	if s := e.session(rows[0].ID); s.Status != sessions.Staged {
 		t.Errorf("oldest staged session is %s, want it kept", s.Status)
@@ -234,6 +252,17 @@ func TestAssigningStagedSessionRunsAssignCommandAndRefillsThePool(t *testing.T) 
 	t.Logf("staged claim → session.ready: %s (includes the assign exec, the outbox relay and the bus)", time.Since(start).Round(time.Millisecond))
 	if ready.SessionID != claimed.ID || ready.Origin != sessions.OriginStaged || ready.User != f.user || ready.URL != claimed.URL || ready.Agent != f.agent {
 		t.Errorf("session.ready = %+v", ready)
+	}
+	// The zone search step is the assigner's claim's, handed on.
+	if ready.RequestedZone != f.zone || ready.ZoneSearchStep != 1 {
+		t.Errorf("session.ready says requested_zone %q, zone_search_step %d; want %s, 1", ready.RequestedZone, ready.ZoneSearchStep, f.zone)
+	}
+	ran := decode[events.AssignRan](t, e.waitEvent(events.TypeSessionAssignRan, 10*time.Second, dataIs("request_id", rid)))
+	if ran.SessionID != claimed.ID || ran.User != f.user || ran.Method != events.AssignMethodExec || !ran.OK {
+		t.Errorf("session.assign_ran = %+v, want the assign command of %s, ok", ran, claimed.ID)
+	}
+	if n := e.countEvents(events.TypeSessionAssignRan, dataIs("session_id", claimed.ID)); n != 1 {
+		t.Errorf("%d session.assign_ran events, want 1", n)
 	}
 	if s := e.session(claimed.ID); s.Status != sessions.Running {
 		t.Errorf("claimed session is %s, want running", s.Status)
@@ -271,10 +300,19 @@ func TestFailingAssignCommandFailsTheSessionAndRemovesItsContainer(t *testing.T)
 	if s := e.session(claimed.ID); s.Status != sessions.Failed {
 		t.Errorf("session is %s, want failed", s.Status)
 	}
-	// The failure is recorded first, then the container removed.
+	ran := decode[events.AssignRan](t, e.waitEvent(events.TypeSessionAssignRan, 10*time.Second, dataIs("request_id", rid)))
+	if ran.Method != events.AssignMethodExec || ran.OK || !strings.Contains(ran.Detail, "exited with code 2") {
+		t.Errorf("session.assign_ran = %+v, want the assign command, failed, with its exit code", ran)
+	}
+	// The failure is recorded first, then the container removed, and
+	// its removal announced.
 	e.waitFor("the failed session's container to be removed", 10*time.Second, func() bool {
 		return len(e.containers(map[string]string{domain.LabelSession: claimed.ID})) == 0
 	})
+	gone := decode[events.SessionDestroyed](t, e.waitEvent(events.TypeSessionDestroyed, 10*time.Second, dataIs("session_id", claimed.ID)))
+	if gone.Reason != events.ReasonAssignFailed || gone.Cause != events.CauseFailed {
+		t.Errorf("session.destroyed = %+v, want reason assign_failed, cause failed", gone)
+	}
 	if st := e.configStatus(cfg); st == "shortfall" {
 		t.Error("a failed assignment put the pool in shortfall; only failed creations should")
 	}
@@ -297,7 +335,10 @@ func TestExpiredStagedSessionIsDestroyedAndReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.emit(events.TypeSessionExpired, events.SessionExpired{SessionID: old, StagingConfigID: cfg, Reason: events.ExpiredStaged})
-	e.waitEvent(events.TypeSessionDestroyed, 30*time.Second, dataIs("session_id", old))
+	gone := decode[events.SessionDestroyed](t, e.waitEvent(events.TypeSessionDestroyed, 30*time.Second, dataIs("session_id", old)))
+	if gone.Reason != events.ExpiredStaged || gone.Cause != events.CauseExpired || gone.StagingConfigID != cfg {
+		t.Errorf("session.destroyed = %+v, want reason staged_expired, cause expired", gone)
+	}
 	if n := len(e.containers(map[string]string{domain.LabelSession: old})); n != 0 {
 		t.Errorf("%d containers left for the expired session", n)
 	}
@@ -323,7 +364,10 @@ func TestProvisioningTimeoutRemovesTheContainerBeingMade(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.emit(events.TypeSessionExpired, events.SessionExpired{SessionID: sid, RequestID: rid, Reason: events.ExpiredProvisioning})
-	e.waitEvent(events.TypeSessionDestroyed, 30*time.Second, dataIs("session_id", sid))
+	gone := decode[events.SessionDestroyed](t, e.waitEvent(events.TypeSessionDestroyed, 30*time.Second, dataIs("session_id", sid)))
+	if gone.Cause != events.CauseProvisioningTimeout {
+		t.Errorf("session.destroyed = %+v, want cause provisioning_timeout", gone)
+	}
 	e.waitFor("the container to be gone", 10*time.Second, func() bool {
 		return len(e.containers(map[string]string{domain.LabelSession: sid})) == 0
 	})
@@ -360,7 +404,8 @@ func TestEveryPublishedEventMatchesItsSchema(t *testing.T) {
 			t.Errorf("%s: %v", ev.Type, err)
 		}
 	}
-	for _, want := range []string{events.TypeProvisionRequested, events.TypeSessionStaged, events.TypeSessionReady} {
+	for _, want := range []string{events.TypeProvisionRequested, events.TypeContainerCreated, events.TypeSessionStaged,
+		events.TypeSessionReady, events.TypeSessionAssignRan} {
 		if !seen[want] {
 			t.Errorf("no %s published", want)
 		}

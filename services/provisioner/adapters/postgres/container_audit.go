@@ -9,6 +9,8 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/greenroom-dev/greenroom/libs/db"
+	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/outbox"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 )
@@ -158,4 +160,19 @@ func (s *Store) ListSessionStatuses(ctx context.Context, ids []string) ([]audit.
 		return nil, fmt.Errorf("error reading the sessions of containers: %w", err)
 	}
 	return out, nil
+}
+
+// AnnounceContainerRemoved emits container.removed for an orphan container
+// the collector removed. It changes no state, so it has a transaction of
+// its own; its event id is derived from the container, so that a
+// container removed twice (two replicas, before the reaping lock) is
+// announced once.
+func (s *Store) AnnounceContainerRemoved(ctx context.Context, removed events.ContainerRemoved) error {
+	ev, err := events.NewWithID("container-removed-"+removed.ContainerID, s.source, events.TypeContainerRemoved, removed)
+	if err != nil {
+		return err
+	}
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		return outbox.Enqueue(ctx, tx, events.TypeContainerRemoved, ev, "")
+	})
 }

@@ -26,10 +26,6 @@ import (
 // count the same room twice.
 const refillLockKey int64 = 0x6772_6f6f_6d72_6631 // "groomrf1"
 
-// ReasonPoolShrink is the session.destroy reason of sessions beyond their
-// pool's desired size, and of stale ones being replaced.
-const ReasonPoolShrink = "pool_shrink"
-
 // ListStagingConfigs returns the staging configs a reconcile pass visits:
 // every live one, and deleted ones that still hold staged or provisioning
 // sessions.
@@ -82,8 +78,9 @@ func (c stagingConfigRow) revision() string {
 //
 // Deletions come first: the sessions the plan destroys (stale, then
 // excess; provisioning ones too — their creation, finding them gone,
-// removes what it made) move to destroying with session.destroy (reason
-// pool_shrink). Then creating inserts sessions in provisioning with
+// removes what it made) move to destroying with session.destroy, whose
+// reason says why (domain.PoolState.DestroyReason: pool_shrink, pool_roll,
+// staging_config_deleted). Then creating inserts sessions in provisioning with
 // provision.requested each, only as many as the zone has room for, each
 // recording the pool's revision (domain.PoolRevision): a session whose
 // revision differs from the pool's later is stale, and rolled. The
@@ -146,7 +143,8 @@ func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass stag
 			if err != nil {
 				return err
 			}
-			if err := s.emit(ctx, tx, events.TypeSessionDestroy, events.SessionDestroy{SessionID: sid, Reason: ReasonPoolShrink}, ""); err != nil {
+			reason := state.DestroyReason(sid)
+			if err := s.emit(ctx, tx, events.TypeSessionDestroy, events.SessionDestroy{SessionID: sid, Reason: reason}, ""); err != nil {
 				return err
 			}
 			out.Destroyed = append(out.Destroyed, sid)

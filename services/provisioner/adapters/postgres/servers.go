@@ -46,7 +46,8 @@ func (s *Store) ServerPoolTargets(ctx context.Context, id string, zones []string
 
 // PlaceOnServer assigns session id, of a workspace with a server pool, to a
 // server of that pool, trying zones (names) in order, and moves it to
-// running with session.ready, all in one transaction. checked maps the id
+// running with session.ready (saying which step of search served it), all
+// in one transaction. checked maps the id
 // of each server a TCP connect was tried to to its failure, "" when it
 // answered; a server not in it (added since) counts as unreachable. The pool's servers in those
 // zones are locked in id order, so concurrent placements queue and each
@@ -57,7 +58,7 @@ func (s *Store) ServerPoolTargets(ctx context.Context, id string, zones []string
 // failed (session.failed emitted) in the same transaction and the returned
 // Failure says why, server by server. ErrNotProvisioning when the session
 // has moved on.
-func (s *Store) PlaceOnServer(ctx context.Context, id string, zones []string, checked map[string]string) (command.SessionContext, *command.Failure, error) {
+func (s *Store) PlaceOnServer(ctx context.Context, id string, search domain.ZoneSearch, checked map[string]string) (command.SessionContext, *command.Failure, error) {
 	var sc command.SessionContext
 	var failure *command.Failure
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
@@ -79,7 +80,7 @@ func (s *Store) PlaceOnServer(ctx context.Context, id string, zones []string, ch
 			sc.Workspace.ServerPoolID.String); err != nil {
 			return fmt.Errorf("loading server pool of workspace %s: %w", sc.Workspace.Name, err)
 		}
-		candidates, err := loadServerZones(ctx, tx, sc.Workspace.ServerPoolID.String, zones, checked)
+		candidates, err := loadServerZones(ctx, tx, sc.Workspace.ServerPoolID.String, search.Order, checked)
 		if err != nil {
 			return err
 		}
@@ -115,7 +116,7 @@ func (s *Store) PlaceOnServer(ctx context.Context, id string, zones []string, ch
 		if err := completeContext(ctx, tx, &sc); err != nil {
 			return err
 		}
-		return s.running(ctx, tx, &sc, sessions.Provisioning, sc.Session.Origin)
+		return s.running(ctx, tx, &sc, sessions.Provisioning, sc.Session.Origin, search.Served(sc.Zone))
 	})
 	return sc, failure, err
 }

@@ -442,6 +442,10 @@ func (a *ContainerAuditor) failSession(ctx context.Context, eng Engine, c Contai
 		} else {
 			res.Removed++
 			a.metrics.ContainersRemoved.Inc()
+			// The audit log ends the container it says was created.
+			if err := a.store.AnnounceFailedRemoved(ctx, &sc, events.ReasonContainerGone); err != nil {
+				log.Warn("the dead container was removed, but its removal could not be announced", zap.Error(err))
+			}
 		}
 	}
 	return nil
@@ -504,6 +508,11 @@ func (a *ContainerAuditor) reapOrphans(ctx context.Context, address string) (Aud
 			res.OrphansRemoved++
 			a.orphans.Inc()
 			a.metrics.ContainersRemoved.Inc()
+			// The session's own session.destroyed, if it has one, may
+			// be long past: the audit log says when its container went.
+			if err := a.store.AnnounceContainerRemoved(ctx, domain.OrphanRemoved(c)); err != nil {
+				errs = append(errs, fmt.Errorf("error announcing the removal of orphan container %s on %s: %w", domain.ShortID(c.ID), address, err))
+			}
 			a.log.Info("orphan container removed", zap.String("container_id", domain.ShortID(c.ID)),
 				zap.String("session_id", id), zap.String("why", verdict.Why), zap.String("endpoint", address),
 				zap.Duration("age", now.Sub(c.Created).Round(time.Second)))

@@ -29,6 +29,11 @@ type fakeSessions struct {
 	mu       sync.Mutex
 	sessions map[string]*audit.ContainerAuditCandidate
 	failed   []audit.FailContainerGoneParams
+	// removedFailed are the reasons of the session.destroyed announced
+	// for failed sessions whose container was removed; removedOrphans
+	// the container.removed announced.
+	removedFailed  []string
+	removedOrphans []events.ContainerRemoved
 }
 
 // add puts a session on agent-1 recording containerID, in status st, of
@@ -97,6 +102,20 @@ func (s *fakeSessions) ListSessionStatuses(_ context.Context, ids []string) ([]a
 	return out, nil
 }
 
+func (s *fakeSessions) AnnounceFailedRemoved(_ context.Context, _ *command.SessionContext, reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removedFailed = append(s.removedFailed, reason)
+	return nil
+}
+
+func (s *fakeSessions) AnnounceContainerRemoved(_ context.Context, r events.ContainerRemoved) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removedOrphans = append(s.removedOrphans, r)
+	return nil
+}
+
 // fakeEngines hands out the fake engine at its endpoint.
 type fakeEngines struct{ *fakeengine.Engine }
 
@@ -111,7 +130,7 @@ func (f fakeEngines) For(endpoint string) (audit.Engine, error) {
 // in state, created age ago.
 func putContainer(engine *fakeengine.Engine, id, sessionID, state string, exitCode int, age time.Duration) {
 	engine.Put(domain.Container{ID: id, State: state, ExitCode: exitCode, Created: time.Now().Add(-age),
-		Labels: map[string]string{domain.LabelManaged: "true", domain.LabelSession: sessionID}})
+		Labels: map[string]string{domain.LabelManaged: "true", domain.LabelSession: sessionID, domain.LabelAgent: "agent-1"}})
 }
 
 // newFakeAuditor is an auditor over store and engine; refilled gets the

@@ -3,9 +3,11 @@ package audit_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
@@ -13,7 +15,8 @@ import (
 )
 
 // A staged session whose container exited is failed as container_gone
-// with what was seen, its dead container removed, and its pool refilled.
+// with what was seen, its dead container removed (and the removal
+// announced), and its pool refilled.
 func TestAuditFailsAStagedSessionWhoseContainerExitedAndRefillsItsPool(t *testing.T) {
 	store, engine, refilled := &fakeSessions{}, fakeengine.New(fakeEndpoint), []string{}
 	store.add("s1", "c1", sessions.Staged, "pool-1")
@@ -32,14 +35,18 @@ func TestAuditFailsAStagedSessionWhoseContainerExitedAndRefillsItsPool(t *testin
 	if engine.Has("c1") {
 		t.Error("the dead container is still there")
 	}
+	if !slices.Equal(store.removedFailed, []string{events.ReasonContainerGone}) {
+		t.Errorf("removals announced with reasons %v, want one, container_gone", store.removedFailed)
+	}
 	if !slices.Equal(refilled, []string{"pool-1"}) {
 		t.Errorf("pools refilled %v, want pool-1", refilled)
 	}
 }
 
 // A managed container whose session ended, or never had a row, is removed
-// once older than the grace period; one of a live session, or a young one
-// whose row may not be visible yet, stays.
+// once older than the grace period, and its removal announced
+// (container.removed, cause orphan); one of a live session, or a young
+// one whose row may not be visible yet, stays.
 func TestAuditRemovesContainersWhoseSessionEnded(t *testing.T) {
 	store, engine, refilled := &fakeSessions{}, fakeengine.New(fakeEndpoint), []string{}
 	store.add("destroyed", "c-destroyed", sessions.Destroyed, "")
@@ -64,6 +71,20 @@ func TestAuditRemovesContainersWhoseSessionEnded(t *testing.T) {
 	if len(store.failed) != 0 {
 		t.Errorf("failed %+v, want none", store.failed)
 	}
+	// The fake's session ids are no UUIDs, so no session_id is said.
+	got := slices.SortedFunc(slices.Values(store.removedOrphans), func(a, b events.ContainerRemoved) int {
+		return strings.Compare(a.ContainerID, b.ContainerID)
+	})
+	want := []events.ContainerRemoved{
+		{ContainerID: "c-destroyed", Agent: "agent-1", Cause: events.CauseOrphan},
+		{ContainerID: "c-unknown", Agent: "agent-1", Cause: events.CauseOrphan},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("container.removed announced %+v, want %+v", got, want)
+	}
+	if len(store.removedFailed) != 0 {
+		t.Errorf("session.destroyed announced for %v: an orphan's session is not failed by the collector", store.removedFailed)
+	}
 }
 
 // An engine event ends only the session that records that very container:
@@ -87,5 +108,8 @@ func TestAnEngineEventFailsOnlyTheSessionThatRecordsThatContainer(t *testing.T) 
 	}
 	if len(refilled) != 0 {
 		t.Errorf("pools refilled %v: a running session belongs to no pool any more", refilled)
+	}
+	if len(store.removedFailed) != 0 {
+		t.Errorf("removals announced %v: a container already removed was not the audit's to remove", store.removedFailed)
 	}
 }

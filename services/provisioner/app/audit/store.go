@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 )
@@ -41,6 +42,12 @@ type AuditedSessions interface {
 	// ListSessionStatuses returns the status of each of ids that has a
 	// row; ids that are not session ids are ignored.
 	ListSessionStatuses(ctx context.Context, ids []string) ([]SessionStatus, error)
+	// AnnounceFailedRemoved emits session.destroyed, once, for a failed
+	// session whose dead container was removed.
+	AnnounceFailedRemoved(ctx context.Context, sc *command.SessionContext, reason string) error
+	// AnnounceContainerRemoved emits container.removed, once per
+	// container, for an orphan container removed.
+	AnnounceContainerRemoved(ctx context.Context, removed events.ContainerRemoved) error
 }
 
 // ContainerAuditCandidate is a session that should have a running

@@ -44,24 +44,25 @@ func newHookClient() *http.Client {
 }
 
 // callAssignHook POSTs the assignment to the container's assign hook with
-// the container's own secret, and returns how long it took, or why the
-// assignment failed: a transport error, a timeout or any answer but 2xx is
-// assign_failed — unless the container is gone, which is container_gone
-// as for the exec. The secret goes in the Authorization header only; it
-// is never logged, and no failure detail quotes the request.
+// the container's own secret, and returns how long it took and the first
+// bytes of its answer, or why the assignment failed: a transport error, a
+// timeout or any answer but 2xx is assign_failed — unless the container
+// is gone, which is container_gone as for the exec. The secret goes in
+// the Authorization header only; it is never logged, and no failure
+// detail quotes the request.
 func (p *Provisioner) callAssignHook(ctx context.Context, sc SessionContext, hook containerconfig.AssignHook,
-	execCfg domain.ExecConfig, t domain.Tokens) (time.Duration, *Failure) {
+	execCfg domain.ExecConfig, t domain.Tokens) (time.Duration, string, *Failure) {
 	body := containerconfig.AssignRequest{SessionID: sc.Session.ID, User: t.Username, UserID: t.UserID,
 		Permissions: sc.Session.PermissionsJSON}
 	if execCfg.Assign != nil {
 		body.Environment = execCfg.Assign.Render(t, nil).Environment
 	}
 	if !sc.Session.HostPort.Valid {
-		return 0, ptrTo(assignFailed("the staged session has no published port"))
+		return 0, "", ptrTo(assignFailed("the staged session has no published port"))
 	}
 	host, err := sc.Agent.Address()
 	if err != nil {
-		return 0, ptrTo(assignFailed(err.Error()))
+		return 0, "", ptrTo(assignFailed(err.Error()))
 	}
 	url := domain.ContainerURL(host, int(sc.Session.HostPort.Int64), hook.Path)
 
@@ -69,7 +70,7 @@ func (p *Provisioner) callAssignHook(ctx context.Context, sc SessionContext, hoo
 	defer cancel()
 	req, err := http.NewRequestWithContext(hctx, http.MethodPost, url, bytes.NewReader(body.JSON()))
 	if err != nil {
-		return 0, ptrTo(assignFailed(fmt.Sprintf("assign hook %s: %v", url, err)))
+		return 0, "", ptrTo(assignFailed(fmt.Sprintf("assign hook %s: %v", url, err)))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+sc.Session.AssignSecret.Reveal())
@@ -96,20 +97,20 @@ func (p *Provisioner) callAssignHook(ctx context.Context, sc SessionContext, hoo
 	took := p.now().Sub(start)
 	p.metrics.AssignHookSeconds.Observe(took.Seconds())
 	if err == nil && status >= 200 && status < 300 {
-		return took, nil
+		return took, string(answer), nil
 	}
 	if seen, gone := p.containerState(ctx, sc); gone {
-		return took, &Failure{Reason: events.ReasonContainerGone, Observed: seen,
+		return took, "", &Failure{Reason: events.ReasonContainerGone, Observed: seen,
 			Detail: fmt.Sprintf("container %s of the assigning session on agent %s: %s; its assign hook could not answer",
 				domain.ShortID(sc.Session.ContainerID), sc.Agent.Name, seen)}
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(hctx.Err(), context.DeadlineExceeded):
-		return took, ptrTo(assignFailed(fmt.Sprintf("assign hook POST %s did not answer within %s", url, min(hook.Timeout, p.cfg.AssignTimeout))))
+		return took, "", ptrTo(assignFailed(fmt.Sprintf("assign hook POST %s did not answer within %s", url, min(hook.Timeout, p.cfg.AssignTimeout))))
 	case err != nil:
-		return took, ptrTo(assignFailed(fmt.Sprintf("assign hook POST %s: %v", url, err)))
+		return took, "", ptrTo(assignFailed(fmt.Sprintf("assign hook POST %s: %v", url, err)))
 	}
-	return took, ptrTo(assignFailed(fmt.Sprintf("assign hook POST %s answered %d: %s", url, status, trimOutput(string(answer)))))
+	return took, "", ptrTo(assignFailed(fmt.Sprintf("assign hook POST %s answered %d: %s", url, status, trimOutput(string(answer)))))
 }
 
 // warmAssignHook opens, for a staged container whose workspace has an

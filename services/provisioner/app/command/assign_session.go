@@ -1,9 +1,11 @@
 package command
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,6 +22,9 @@ import (
 // session (assign_failed) and removes its container; a container that
 // no longer exists or no longer runs fails it as container_gone. A session
 // no longer assigning (redelivery, or destroyed meanwhile) is left alone.
+// Once the assign step has run (the hook, the exec, or nothing when the
+// workspace has neither), session.assign_ran records how it went, in the
+// transaction that moves the session to running or fails it.
 func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssigned) error {
 	// The claim took the session out of its pool: its replacement is
 	// made once the pool's claims pause (domain.ClaimBurst), never before
@@ -57,21 +62,33 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 	if len(errs) > 0 {
 		return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("workspace %s: assign_hook: %v", sc.Workspace.Name, errs)), log)
 	}
+	// From here on the assign step runs: every way out says how it went.
+	ran := events.AssignRan{SessionID: sc.Session.ID, RequestID: cmp.Or(ev.RequestID, sc.RequestID()), User: sc.Username,
+		Method: events.AssignMethodNone, OK: true}
+	failed := func(f Failure, took time.Duration) Failure {
+		r := ran
+		r.OK, r.Detail, r.DurationMS = false, domain.AssignDetail(f.Detail), int(took.Milliseconds())
+		f.AssignRan = &r
+		return f
+	}
 	// A container made before Greenroom gave containers a secret (before
 	// migration 00005) cannot check the hook's request: it gets the exec,
 	// until its pool's roll replaces it.
 	if hooked && sc.Session.AssignSecret != "" {
 		// The hook replaces the exec: one HTTP request on a kept-alive
 		// connection instead of a process spawned through the engine.
-		took, failure := p.callAssignHook(ctx, sc, hook, execCfg, tokens)
+		ran.Method = events.AssignMethodHook
+		took, answer, failure := p.callAssignHook(ctx, sc, hook, execCfg, tokens)
 		if failure != nil {
-			return p.failAssign(ctx, sc, *failure, log)
+			return p.failAssign(ctx, sc, failed(*failure, took), log)
 		}
+		ran.Detail, ran.DurationMS = domain.AssignDetail(answer), int(took.Milliseconds())
 		log = log.With(zap.Duration("assign_hook", took))
 	} else if spec, ok := domain.RenderAssign(execCfg, tokens); ok {
+		ran.Method = events.AssignMethodExec
 		eng, err := p.engines.For(sc.Agent.DockerEndpoint)
 		if err != nil {
-			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("agent %s: %v", sc.Agent.Name, err)), log)
+			return p.failAssign(ctx, sc, failed(assignFailed(fmt.Sprintf("agent %s: %v", sc.Agent.Name, err)), 0), log)
 		}
 		ectx, cancel := context.WithTimeout(ctx, p.cfg.AssignTimeout)
 		start := p.now()
@@ -80,27 +97,35 @@ func (p *Provisioner) AssignSession(ctx context.Context, ev events.SessionAssign
 		cancel()
 		p.metrics.AssignExecSeconds.Observe(took.Seconds())
 		if seen, gone := containerGone(ctx, eng, sc.Session.ContainerID, err); gone {
-			return p.failAssign(ctx, sc, Failure{Reason: events.ReasonContainerGone, Observed: seen,
+			return p.failAssign(ctx, sc, failed(Failure{Reason: events.ReasonContainerGone, Observed: seen,
 				Detail: fmt.Sprintf("container %s of the assigning session on agent %s: %s; the assign command could not run",
-					domain.ShortID(sc.Session.ContainerID), sc.Agent.Name, seen)}, log)
+					domain.ShortID(sc.Session.ContainerID), sc.Agent.Name, seen)}, took), log)
 		}
 		if err != nil {
-			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("assign command %q: %v", spec.Cmd, err)), log)
+			return p.failAssign(ctx, sc, failed(assignFailed(fmt.Sprintf("assign command %q: %v", spec.Cmd, err)), took), log)
 		}
 		if res.ExitCode != 0 {
-			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("assign command %q exited with code %d: %s", spec.Cmd, res.ExitCode, trimOutput(res.Output))), log)
+			return p.failAssign(ctx, sc, failed(assignFailed(fmt.Sprintf("assign command %q exited with code %d: %s",
+				spec.Cmd, res.ExitCode, trimOutput(res.Output))), took), log)
 		}
+		ran.Detail, ran.DurationMS = domain.AssignDetail(res.Output), int(took.Milliseconds())
 		log = log.With(zap.Duration("assign_exec", took))
 	}
+	// The assign step succeeded: a failure from here on (first_launch)
+	// is the session's, announced with the step's success.
 	if sc.Agent != nil {
 		if eng, err := p.engines.For(sc.Agent.DockerEndpoint); err != nil {
-			return p.failAssign(ctx, sc, assignFailed(fmt.Sprintf("agent %s: %v", sc.Agent.Name, err)), log)
+			f := assignFailed(fmt.Sprintf("agent %s: %v", sc.Agent.Name, err))
+			f.AssignRan = &ran
+			return p.failAssign(ctx, sc, f, log)
 		} else if failure := p.firstLaunch(ctx, eng, &sc, sessions.Assigning, log); failure != "" {
-			return p.failAssign(ctx, sc, assignFailed(failure), log)
+			f := assignFailed(failure)
+			f.AssignRan = &ran
+			return p.failAssign(ctx, sc, f, log)
 		}
 	}
 	committing := p.now()
-	err = p.store.CompleteAssign(ctx, &sc)
+	err = p.store.CompleteAssign(ctx, &sc, domain.ZoneServed{RequestedZone: ev.RequestedZone, Step: ev.ZoneSearchStep}, ran)
 	if errors.Is(err, sessions.ErrStale) {
 		log.Info("session left assigning while its assign command ran", zap.Error(err))
 		return nil
@@ -157,7 +182,7 @@ func judgeContainerOf(ctx context.Context, eng Engine, id string) (string, bool,
 
 // failAssign fails a session whose assignment failed (f.Reason is
 // assign_failed or container_gone), announcing session.failed to the
-// requester, and removes its container.
+// requester, and removes its container (session.destroyed, cause failed).
 func (p *Provisioner) failAssign(ctx context.Context, sc SessionContext, f Failure, log *zap.Logger) error {
 	err := p.store.FailSession(ctx, &sc, sessions.Assigning, f)
 	if errors.Is(err, sessions.ErrStale) {
@@ -167,7 +192,7 @@ func (p *Provisioner) failAssign(ctx context.Context, sc SessionContext, f Failu
 	if err != nil {
 		return fmt.Errorf("failing session %s (%s): %w", sc.Session.ID, f.Detail, err)
 	}
-	p.removeContainers(ctx, sc, log)
+	p.removeFailedContainers(ctx, sc, f, log)
 	p.metrics.SessionFailed(f.Reason, sessions.Assigning)
 	log.Warn("session failed", zap.String("reason", f.Reason), zap.String("detail", f.Detail))
 	return nil

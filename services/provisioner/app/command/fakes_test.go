@@ -57,6 +57,13 @@ type fakeStore struct {
 	failures []command.Failure
 	// outages is what the last PlaceSession was given.
 	outages command.EngineOutages
+	// served is what each session.ready said of the zone search; ran the
+	// assign steps announced, with the success or the failure; and
+	// removedFailed the reasons of the session.destroyed announced for a
+	// failed session's container removed.
+	served        []domain.ZoneServed
+	ran           []events.AssignRan
+	removedFailed []string
 }
 
 func (s *fakeStore) called(name string) {
@@ -94,7 +101,7 @@ func (s *fakeStore) PlaceSession(_ context.Context, _ string, _ []string, outage
 	return s.sc, nil, nil
 }
 
-func (s *fakeStore) PlaceOnServer(context.Context, string, []string, map[string]string) (command.SessionContext, *command.Failure, error) {
+func (s *fakeStore) PlaceOnServer(context.Context, string, domain.ZoneSearch, map[string]string) (command.SessionContext, *command.Failure, error) {
 	panic("no server pool here")
 }
 
@@ -129,12 +136,24 @@ func (s *fakeStore) MarkStaged(_ context.Context, sc *command.SessionContext, _ 
 	return s.transition("MarkStaged", sc, sessions.Provisioning, sessions.Staged, nil)
 }
 
-func (s *fakeStore) MarkRunning(_ context.Context, sc *command.SessionContext) error {
-	return s.transition("MarkRunning", sc, sessions.Provisioning, sessions.Running, nil)
+func (s *fakeStore) MarkRunning(_ context.Context, sc *command.SessionContext, served domain.ZoneServed) error {
+	err := s.transition("MarkRunning", sc, sessions.Provisioning, sessions.Running, nil)
+	if err == nil {
+		s.mu.Lock()
+		s.served = append(s.served, served)
+		s.mu.Unlock()
+	}
+	return err
 }
 
-func (s *fakeStore) CompleteAssign(_ context.Context, sc *command.SessionContext) error {
-	return s.transition("CompleteAssign", sc, sessions.Assigning, sessions.Running, nil)
+func (s *fakeStore) CompleteAssign(_ context.Context, sc *command.SessionContext, served domain.ZoneServed, ran events.AssignRan) error {
+	err := s.transition("CompleteAssign", sc, sessions.Assigning, sessions.Running, nil)
+	if err == nil {
+		s.mu.Lock()
+		s.served, s.ran = append(s.served, served), append(s.ran, ran)
+		s.mu.Unlock()
+	}
+	return err
 }
 
 func (s *fakeStore) MarkFirstLaunched(_ context.Context, sc *command.SessionContext, in sessions.Status, at time.Time) error {
@@ -156,6 +175,9 @@ func (s *fakeStore) fail(name string, sc *command.SessionContext, from sessions.
 	if err == nil {
 		s.mu.Lock()
 		s.failures = append(s.failures, f)
+		if f.AssignRan != nil {
+			s.ran = append(s.ran, *f.AssignRan)
+		}
 		s.mu.Unlock()
 	}
 	return err
@@ -175,10 +197,11 @@ func (s *fakeStore) FinishDestroy(_ context.Context, sc *command.SessionContext,
 	return s.transition("FinishDestroy", sc, sessions.Destroying, sessions.Destroyed, nil)
 }
 
-func (s *fakeStore) AnnounceFailedRemoved(context.Context, *command.SessionContext, string) error {
+func (s *fakeStore) AnnounceFailedRemoved(_ context.Context, _ *command.SessionContext, reason string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.called("AnnounceFailedRemoved")
+	s.removedFailed = append(s.removedFailed, reason)
 	return nil
 }
 

@@ -19,9 +19,10 @@ import (
 // timeout, outside any transaction; PlaceOnServer then picks, under
 // locks, the reachable server with the fewest sessions and moves the
 // session to running (session.ready), or fails it with the reason.
-func (p *Provisioner) provisionOnServer(ctx context.Context, req events.ProvisionRequested, targets []ServerTarget, log *zap.Logger) error {
+func (p *Provisioner) provisionOnServer(ctx context.Context, req events.ProvisionRequested, search domain.ZoneSearch,
+	targets []ServerTarget, log *zap.Logger) error {
 	checked := p.reach(ctx, targets)
-	sc, failure, err := p.store.PlaceOnServer(ctx, req.SessionID, req.Zones, checked)
+	sc, failure, err := p.store.PlaceOnServer(ctx, req.SessionID, search, checked)
 	if errors.Is(err, ErrNotProvisioning) {
 		log.Debug("session no longer provisioning; nothing to do", zap.String("status", string(sc.Session.Status)))
 		return nil

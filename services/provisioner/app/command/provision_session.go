@@ -40,13 +40,20 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 	if err != nil {
 		return fmt.Errorf("provisioning session %s: %w", req.SessionID, err)
 	}
+	search := domain.OnDemandZoneSearch(req.RequestedZone, req.Zones)
 	if onServer {
-		return p.provisionOnServer(ctx, req, targets, log)
+		return p.provisionOnServer(ctx, req, search, targets, log)
 	}
 	sc, failure, err := p.store.PlaceSession(ctx, req.SessionID, req.Zones, p.health)
 	if errors.Is(err, ErrNotProvisioning) {
 		log.Debug("session no longer provisioning; nothing to do", zap.String("status", string(sc.Session.Status)))
-		if sc.Session.Status.Terminal() {
+		switch {
+		case sc.Session.Status == sessions.Failed:
+			// Left by an attempt that failed the session and was
+			// interrupted before it removed the container.
+			reason, _ := events.ParseRecordedFailure(sc.Session.FailureReason)
+			p.removeFailedContainers(ctx, sc, Failure{Reason: reason}, log)
+		case sc.Session.Status.Terminal():
 			p.removeContainers(ctx, sc, log) // left by an attempt that was interrupted
 		}
 		return nil
@@ -140,7 +147,9 @@ func (p *Provisioner) ProvisionSession(ctx context.Context, req events.Provision
 		if failure := p.firstLaunch(ctx, eng, &sc, sessions.Provisioning, log); failure != "" {
 			return p.failProvisioning(ctx, sc, CauseFirstLaunch, failure, log)
 		}
-		err = p.store.MarkRunning(ctx, &sc)
+		// The zone placement chose says which step of the request's
+		// zone search served it.
+		err = p.store.MarkRunning(ctx, &sc, search.Served(sc.Zone))
 	}
 	if errors.Is(err, sessions.ErrStale) {
 		p.abandon(ctx, sc, err, log)
@@ -271,7 +280,7 @@ func (p *Provisioner) failProvisioning(ctx context.Context, sc SessionContext, c
 	if err != nil {
 		return fmt.Errorf("failing session %s (%s): %w", sc.Session.ID, detail, err)
 	}
-	p.removeContainers(ctx, sc, log)
+	p.removeFailedContainers(ctx, sc, Failure{Reason: events.ReasonProvisioningFailed}, log)
 	p.metrics.Failures.WithLabelValues(events.ReasonProvisioningFailed).Inc()
 	p.metrics.ProvisioningFailures.WithLabelValues(sc.Session.Origin, cause).Inc()
 	failureLog(log, sc)("session failed", zap.String("reason", events.ReasonProvisioningFailed), zap.String("detail", detail))

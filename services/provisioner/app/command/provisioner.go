@@ -128,19 +128,36 @@ func (p *Provisioner) placementFailed(sc SessionContext, f Failure, log *zap.Log
 }
 
 // removeContainers removes whatever container session sc has on its agent,
-// logging rather than failing: the orphan collector is the safety net.
-func (p *Provisioner) removeContainers(ctx context.Context, sc SessionContext, log *zap.Logger) {
+// logging rather than failing: the orphan collector is the safety net. It
+// returns how many it removed.
+func (p *Provisioner) removeContainers(ctx context.Context, sc SessionContext, log *zap.Logger) int {
 	if sc.Agent == nil {
-		return
+		return 0
 	}
 	eng, err := p.engines.For(sc.Agent.DockerEndpoint)
+	var n int
 	if err == nil {
-		var n int
 		n, err = eng.RemoveSession(ctx, sc.Session.ID, sc.Session.ContainerID)
 		p.metrics.ContainersRemoved.Add(float64(n))
 	}
 	if err != nil {
 		log.Warn("could not remove the session's container", zap.Error(err))
+	}
+	return n
+}
+
+// removeFailedContainers removes the containers of a session the
+// provisioner has just failed (f), and announces that they went
+// (session.destroyed, cause failed; reason the failure's), so that the
+// audit log ends every container it says was created. Nothing is
+// announced when there was no container: a creation that failed before
+// Docker made one.
+func (p *Provisioner) removeFailedContainers(ctx context.Context, sc SessionContext, f Failure, log *zap.Logger) {
+	if p.removeContainers(ctx, sc, log) == 0 {
+		return
+	}
+	if err := p.store.AnnounceFailedRemoved(ctx, &sc, f.Reason); err != nil {
+		log.Warn("the failed session's container was removed, but its removal could not be announced", zap.Error(err))
 	}
 }
 

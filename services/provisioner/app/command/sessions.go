@@ -9,6 +9,7 @@ import (
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
+	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
 )
 
 // SessionStore is the provisioner's state (adapters/postgres): where
@@ -34,8 +35,10 @@ type Placements interface {
 	PlaceSession(ctx context.Context, id string, zones []string, outages EngineOutages) (SessionContext, *Failure, error)
 	// PlaceOnServer gives session id to the reachable server (checked maps
 	// a server's id to why it could not be reached, "" when it could)
-	// with the fewest sessions, and moves it to running.
-	PlaceOnServer(ctx context.Context, id string, zones []string, checked map[string]string) (SessionContext, *Failure, error)
+	// with the fewest sessions, trying search's zones in order, and moves
+	// it to running (session.ready, saying which step of search served
+	// it).
+	PlaceOnServer(ctx context.Context, id string, search domain.ZoneSearch, checked map[string]string) (SessionContext, *Failure, error)
 }
 
 // Sessions loads sessions and moves them through their lifecycle, each
@@ -53,23 +56,27 @@ type Sessions interface {
 	// for a session still provisioning.
 	SetAssignSecret(ctx context.Context, sc *SessionContext, secret sessions.Secret) error
 	// RecordContainer stores the container of a session still
-	// provisioning.
+	// provisioning, announcing a container not recorded before
+	// (container.created).
 	RecordContainer(ctx context.Context, sc *SessionContext, containerID string, hostPort int, url, upstreamURL string) error
 	// MarkStaged moves a staged session whose container answers to staged
 	// (session.staged).
 	MarkStaged(ctx context.Context, sc *SessionContext, now time.Time) error
 	// MarkRunning moves an on-demand session whose container answers to
-	// running (session.ready).
-	MarkRunning(ctx context.Context, sc *SessionContext) error
+	// running (session.ready, saying which step of its request's zone
+	// search served it).
+	MarkRunning(ctx context.Context, sc *SessionContext, served domain.ZoneServed) error
 	// CompleteAssign moves a claimed staged session to running
-	// (session.ready).
-	CompleteAssign(ctx context.Context, sc *SessionContext) error
+	// (session.ready, with served as the assigner's claim said, then
+	// session.assign_ran with ran).
+	CompleteAssign(ctx context.Context, sc *SessionContext, served domain.ZoneServed, ran events.AssignRan) error
 	// MarkFirstLaunched records that the first_launch command ran for a
 	// session still in status `in`.
 	MarkFirstLaunched(ctx context.Context, sc *SessionContext, in sessions.Status, at time.Time) error
 	// FailCreation fails a session still provisioning (session.failed).
 	FailCreation(ctx context.Context, sc *SessionContext, f Failure) error
-	// FailSession fails a session in status from (session.failed).
+	// FailSession fails a session in status from (session.failed, and
+	// session.assign_ran when f carries one).
 	FailSession(ctx context.Context, sc *SessionContext, from sessions.Status, f Failure) error
 
 	// BeginDestroy moves a live session to destroying and returns it as it
@@ -77,10 +84,12 @@ type Sessions interface {
 	// unchanged.
 	BeginDestroy(ctx context.Context, id, reason string) (SessionContext, error)
 	// FinishDestroy moves a destroying session, whose container is gone,
-	// to destroyed (session.destroyed).
+	// to destroyed (session.destroyed, its cause events.DestroyCause of
+	// reason).
 	FinishDestroy(ctx context.Context, sc *SessionContext, reason string) error
 	// AnnounceFailedRemoved emits session.destroyed, once, for a failed
-	// session whose container was removed.
+	// session whose container was removed (its cause
+	// events.DestroyCauseOfFailed of reason).
 	AnnounceFailedRemoved(ctx context.Context, sc *SessionContext, reason string) error
 }
 
@@ -97,6 +106,9 @@ type Failure struct {
 	// session's failure_reason ("container_gone: exited (code 137)");
 	// without it failure_reason is Reason alone.
 	Observed string
+	// AssignRan, when set, is a claimed staged session's assign step,
+	// announced (session.assign_ran) in the transaction that fails it.
+	AssignRan *events.AssignRan
 }
 
 // Recorded is the session's failure_reason.

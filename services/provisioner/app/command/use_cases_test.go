@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
@@ -21,9 +22,12 @@ func TestProvisionFailsTheSessionWhenTheEngineCannotCreateTheContainer(t *testin
 	for _, tc := range []struct {
 		name                string
 		createErr, startErr error
+		// removed is what the removal of the failed session's
+		// containers was announced with: nothing when Docker made none.
+		removed []string
 	}{
-		{"create fails", errors.New("no space left on device"), nil},
-		{"start fails", nil, errors.New("no space left on device")},
+		{"create fails", errors.New("no space left on device"), nil, nil},
+		{"start fails", nil, errors.New("no space left on device"), []string{events.ReasonProvisioningFailed}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newFakeWorld(t, newSession("pool-1"))
@@ -45,6 +49,9 @@ func TestProvisionFailsTheSessionWhenTheEngineCannotCreateTheContainer(t *testin
 			}
 			if left := w.containers(); len(left) != 0 {
 				t.Errorf("containers %v left on the agent", left)
+			}
+			if !slices.Equal(w.store.removedFailed, tc.removed) {
+				t.Errorf("container removals announced with reasons %v, want %v", w.store.removedFailed, tc.removed)
 			}
 			if got := w.refilled(); !slices.Equal(got, []string{"pool-1"}) {
 				t.Errorf("pools refilled %v, want pool-1", got)
@@ -115,6 +122,25 @@ func TestProvisionHandsAnOnDemandSessionToItsUserOnceItsContainerAnswers(t *test
 	if c.Labels[domain.LabelUser] != "alice" {
 		t.Errorf("container labels %v, want it made for alice", c.Labels)
 	}
+	if want := []domain.ZoneServed{{RequestedZone: "zone-a", Step: 1}}; !slices.Equal(w.store.served, want) {
+		t.Errorf("session.ready says the zone search served it as %+v, want %+v", w.store.served, want)
+	}
+}
+
+// An on-demand session placed in the second zone of its request's search
+// says so on session.ready: step 2, and the zone the request named.
+func TestOnDemandSessionPlacedInTheSecondZoneOfItsSearchIsStep2(t *testing.T) {
+	sc := newSession("") // placed in zone-a
+	sc.Session.UserID = sql.NullString{String: "user-1", Valid: true}
+	w := newFakeWorld(t, sc)
+	err := w.prov.ProvisionSession(context.Background(), events.ProvisionRequested{SessionID: sc.Session.ID,
+		RequestID: sc.RequestID(), Origin: sessions.OriginOnDemand, RequestedZone: "zone-0", Zones: []string{"zone-0", "zone-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []domain.ZoneServed{{RequestedZone: "zone-0", Step: 2}}; !slices.Equal(w.store.served, want) {
+		t.Errorf("session.ready says %+v, want %+v", w.store.served, want)
+	}
 }
 
 // A session failed meanwhile (the expiry service's provisioning timeout)
@@ -184,10 +210,78 @@ func TestAssignFailsAsContainerGoneWhenTheContainerNoLongerExists(t *testing.T) 
 	if len(w.store.failures) != 1 || w.store.failures[0].Reason != events.ReasonContainerGone || w.store.failures[0].Observed != "missing" {
 		t.Errorf("failures %+v, want one container_gone: missing", w.store.failures)
 	}
+	if len(w.store.ran) != 1 || w.store.ran[0].Method != events.AssignMethodExec || w.store.ran[0].OK ||
+		!strings.Contains(w.store.ran[0].Detail, "missing") {
+		t.Errorf("assign steps announced %+v, want the exec, failed, saying the container is missing", w.store.ran)
+	}
 	if st := w.store.status(); st != sessions.Failed {
 		t.Errorf("session is %s, want failed", st)
 	}
 	if got := w.refilled(); !slices.Equal(got, []string{"pool-1"}) {
 		t.Errorf("pools refilled %v, want pool-1 (the claim took a session out of it)", got)
+	}
+}
+
+// The assign step of a claimed staged session is announced however it
+// went (session.assign_ran), with the transition that ends assigning:
+// with session.ready on success, with session.failed on failure; and
+// session.ready says the zone search step the assigner's claim said.
+func TestAssignAnnouncesItsStepWithTheTransitionThatEndsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		execConfig string
+		execErr    error
+		want       events.AssignRan
+		wantCalls  []string
+	}{
+		{"the assign command ran", `{"assign": {"cmd": "/demo-workspace assign --user {username}"}}`, nil,
+			events.AssignRan{Method: events.AssignMethodExec, OK: true},
+			[]string{"LoadSession", "CompleteAssign"}},
+		{"nothing to run", ``, nil,
+			events.AssignRan{Method: events.AssignMethodNone, OK: true},
+			[]string{"LoadSession", "CompleteAssign"}},
+		{"the assign command could not run", `{"assign": {"cmd": "/demo-workspace assign --user {username}"}}`, errors.New("exec refused"),
+			events.AssignRan{Method: events.AssignMethodExec, OK: false,
+				Detail: `assign command ["/demo-workspace" "assign" "--user" "alice"]: exec refused`},
+			[]string{"LoadSession", "FailSession", "AnnounceFailedRemoved"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := newSession("pool-1")
+			sc.Session.Status = sessions.Assigning
+			sc.Workspace.DockerExecConfig = []byte(tc.execConfig)
+			w := newFakeWorld(t, sc)
+			w.store.sc.Session.ContainerID = w.engine.Put(domain.Container{State: "running",
+				Labels: map[string]string{domain.LabelSession: "session-1"}})
+			w.engine.ExecErr = tc.execErr
+
+			err := w.prov.AssignSession(context.Background(), events.SessionAssigned{SessionID: "session-1", RequestID: "request-2",
+				User: "alice", UserID: "user-1", StagingConfigID: "pool-1", Zone: "zone-a", RequestedZone: "zone-0", ZoneSearchStep: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(w.store.calls, tc.wantCalls) {
+				t.Errorf("calls %v, want %v", w.store.calls, tc.wantCalls)
+			}
+			want := tc.want
+			want.SessionID, want.RequestID, want.User = "session-1", "request-2", "alice"
+			if len(w.store.ran) != 1 {
+				t.Fatalf("assign steps announced %+v, want one", w.store.ran)
+			}
+			got := w.store.ran[0]
+			if got.DurationMS < 0 || (got.Method == events.AssignMethodNone && got.DurationMS != 0) {
+				t.Errorf("the step took %d ms", got.DurationMS)
+			}
+			got.DurationMS = 0 // however long the fake engine took
+			if got != want {
+				t.Errorf("assign step announced %+v, want %+v", got, want)
+			}
+			if want.OK {
+				if served := []domain.ZoneServed{{RequestedZone: "zone-0", Step: 2}}; !slices.Equal(w.store.served, served) {
+					t.Errorf("session.ready says the zone search served it as %+v, want %+v", w.store.served, served)
+				}
+			} else if !slices.Equal(w.store.removedFailed, []string{events.ReasonAssignFailed}) {
+				t.Errorf("removal of the failed session's container announced with %v, want assign_failed", w.store.removedFailed)
+			}
+		})
 	}
 }
