@@ -238,11 +238,18 @@ func (e *env) start(svc startstop.Service) error {
 	return nil
 }
 
-// close stops the services (newest first), then undoes the rest in reverse.
-func (e *env) close() {
+// stopServices stops the services (newest first), leaving PostgreSQL and
+// NATS up.
+func (e *env) stopServices() {
 	for i := len(e.cancel) - 1; i >= 0; i-- {
 		e.cancel[i]()
 	}
+	e.cancel = nil
+}
+
+// close stops the services, then undoes the rest in reverse.
+func (e *env) close() {
+	e.stopServices()
 	for i := len(e.undo) - 1; i >= 0; i-- {
 		e.undo[i]()
 	}

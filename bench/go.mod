@@ -13,6 +13,7 @@ require (
 	github.com/greenroom-dev/greenroom/services/expiry v0.0.0
 	github.com/greenroom-dev/greenroom/services/provisioner v0.0.0
 	github.com/jmoiron/sqlx v1.4.0
+	github.com/lib/pq v1.12.3
 	github.com/moby/moby/api v1.57.0
 	github.com/moby/moby/client v0.6.3
 	github.com/nats-io/nats-server/v2 v2.12.15
@@ -42,7 +43,6 @@ require (
 	github.com/greenroom-dev/greenroom/schemas v0.0.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
-	github.com/lib/pq v1.12.3 // indirect
 	github.com/mattn/go-shellwords v1.0.12 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect

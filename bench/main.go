@@ -97,7 +97,7 @@ type Options struct {
 }
 
 // Scenarios are the names Options.Only accepts.
-var Scenarios = []string{"assign", "staged", "handoff", "refill", "settings", "roll", "provision", "idle", "footprint", "console"}
+var Scenarios = []string{"assign", "staged", "handoff", "refill", "settings", "roll", "provision", "idle", "footprint", "console", "audit"}
 
 // Run runs the scenarios, writes the JSON report and prints the table. It
 // returns the report's path, and an error if a scenario failed (the report
@@ -182,6 +182,12 @@ func Run(o Options) (string, error) {
 		if err := consoleScenario(quick); err != nil {
 			note("admin console scenario failed: %v", err)
 			failed = append(failed, "console")
+		}
+	}
+	if want("audit") && !interrupted() {
+		if err := auditScenario(quick); err != nil {
+			note("audit scenario failed: %v", err)
+			failed = append(failed, "audit")
 		}
 	}
 	if target != nil && want("footprint") {

@@ -51,6 +51,8 @@ var runningScenarios = map[string]string{
 	"idle":      "it compares CPU with 50 staged containers against none, which needs a quiet deployment",
 	"console": "it inserts 1,000 staged session rows without containers directly into the database, which a " +
 		"deployment's provisioner and expiry would act on",
+	"audit": "it writes a million events into the stream and copies sessions' rows into the database, " +
+		"far more than a shared deployment should get",
 }
 
 // benchServices are the services scripts/up.sh starts, by pid file name.

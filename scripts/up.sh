@@ -160,6 +160,6 @@ Request a session (served from the staged pool in milliseconds):
   bin/greenroom request --user alice --workspace demo --zone zone-a
 
 List sessions (staged ones have no user):  bin/greenroom sessions
-Replay the audit log:                      bin/greenroom audit replay --since 10m
+Audit log (what happened, and verified):   bin/greenroom audit replay --since 10m; bin/greenroom audit verify
 Stop everything:                           make down
 EOF

@@ -12,16 +12,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/greenroom-dev/greenroom/libs/bus"
+	"github.com/greenroom-dev/greenroom/libs/audit"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/settings"
 )
-
-// auditFetchBatch is how many events one fetch from the stream asks for.
-const auditFetchBatch = 256
 
 // auditDataWidth bounds the DATA column of the text output.
 const auditDataWidth = 100
@@ -31,41 +27,65 @@ type replayOptions struct {
 	Subject      string
 	RequestID    string
 	JSON         bool
+	// Events lists the events instead of the rebuild's summary.
+	Events bool
 }
 
 func newAuditCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Read the audit log (the GREENROOM JetStream stream)",
-		Long: `Every request, decision and outcome is an event in the GREENROOM stream,
-kept for 30 days by default. The audit commands read it back.`,
+		Long: `Every request, decision, container step and configuration change is an
+event in the GREENROOM stream (kept for what greenroom migrate set: 30 days
+unless GREENROOM_STREAM_MAX_AGE says otherwise). The audit commands read it
+back, through a consumer of their own: they never publish, never touch
+Docker and never write to PostgreSQL.
+
+  timeline   one request's, session's or user's events, in order
+  replay     rebuild the sessions of a time range from the log, and count
+             how requests were served (--events lists the events instead)
+  verify     compare that rebuild with PostgreSQL, and the stored events
+             with the checkpoints of the log's hash chain`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newAuditReplayCommand(g))
+	cmd.AddCommand(newAuditReplayCommand(g), newAuditTimelineCommand(g), newAuditVerifyCommand(g))
 	return cmd
 }
 
 func newAuditReplayCommand(g *globalOptions) *cobra.Command {
 	var o replayOptions
 	cmd := &cobra.Command{
-		Use:   "replay --since 10m|RFC3339 [--until ...] [--subject greenroom.>] [--request-id ID]",
-		Short: "Print the events of a time range, in stream order",
-		Long: `Print every event recorded in the GREENROOM stream from --since (a duration
-back from now, like 10m, 2h or 3d, or an RFC 3339 time) up to --until (same
-forms; default: now), in stream order: time, stream sequence, subject, event
-type, request id, and the event data (shortened; --json prints it whole, one
-JSON object per line). Stops when it has caught up with the stream.
+		Use:   "replay --since 10m|RFC3339 [--until ...] [--events [--subject greenroom.>] [--request-id ID]]",
+		Short: "Rebuild the sessions of a time range from the log, and summarise it",
+		Long: `Rebuild, in memory and from the GREENROOM stream alone, the requests and
+sessions of the events from --since (a duration back from now, like 10m, 2h
+or 3d, or an RFC 3339 time) up to --until (same forms; default: now), and
+print a summary: requests and their outcomes, staged hits in the requested
+zone and in alternate zones, on-demand sessions by reason, failures by
+reason, violations by setting, destroyed sessions by cause, configuration
+changes, and the sessions by the status the log leaves them in (--json: the
+same as one JSON object). Nothing is published, no container is touched and
+nothing is written: it reads through a consumer of its own and stops when it
+has caught up with the stream.
 
---subject narrows to a NATS subject filter (wildcards * and > work);
---request-id keeps the events about one request, following it from
-greenroom.session.requested to its outcome.`,
-		Example: `  greenroom audit replay --since 10m
-  greenroom audit replay --since 2025-11-24T06:00:00Z --until 2025-11-24T07:00:00Z
-  greenroom audit replay --since 1h --subject 'greenroom.session.*' --json
-  greenroom audit replay --since 1d --request-id ticket-42`,
+--events prints the events instead, in stream order: time, stream sequence,
+subject, event type, request id and data (shortened; with --json, one whole
+JSON object per line); --subject narrows them to a NATS subject filter
+(wildcards * and > work) and --request-id to one request's.`,
+		Example: `  greenroom audit replay --since 1d
+  greenroom audit replay --since 2025-11-24T06:00:00Z --until 2025-11-24T07:00:00Z --json
+  greenroom audit replay --since 10m --events
+  greenroom audit replay --since 1h --events --subject 'greenroom.session.*' --json
+  greenroom audit replay --since 1d --events --request-id ticket-42`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !o.Events {
+				if cmd.Flags().Changed("subject") || cmd.Flags().Changed("request-id") {
+					return usagef("--subject and --request-id narrow --events; the rebuild reads every event (use audit timeline --request for one request)")
+				}
+				return runRebuildSummary(cmd.Context(), g, o, time.Now(), cmd.OutOrStdout(), progressTo(cmd))
+			}
 			return runReplay(cmd.Context(), g, o, time.Now(), cmd.OutOrStdout())
 		},
 	}
@@ -74,7 +94,8 @@ greenroom.session.requested to its outcome.`,
 	f.StringVar(&o.Until, "until", "", "end: a duration back from now or an RFC 3339 time (default: now)")
 	f.StringVar(&o.Subject, "subject", "greenroom.>", "NATS subject filter")
 	f.StringVar(&o.RequestID, "request-id", "", "only events about this request")
-	f.BoolVar(&o.JSON, "json", false, "print one JSON object per event, with the whole data")
+	f.BoolVar(&o.JSON, "json", false, "print the summary as JSON (with --events: one JSON object per event, with the whole data)")
+	f.BoolVar(&o.Events, "events", false, "list the events instead of rebuilding")
 	return cmd
 }
 
@@ -164,93 +185,39 @@ func shortData(data json.RawMessage, width int) string {
 }
 
 func runReplay(ctx context.Context, g *globalOptions, o replayOptions, now time.Time, out io.Writer) error {
-	since, err := parseTimeFlag("since", o.Since, now)
+	r, err := timeRange(o.Since, o.Until, now)
 	if err != nil {
 		return err
-	}
-	until := now
-	if o.Until != "" {
-		if until, err = parseTimeFlag("until", o.Until, now); err != nil {
-			return err
-		}
-	}
-	if !until.After(since) {
-		return usagef("--until (%s) is not after --since (%s)", until.Format(time.RFC3339), since.Format(time.RFC3339))
 	}
 	if o.Subject == "" {
 		o.Subject = "greenroom.>"
 	}
-
-	nc, err := g.connectNATS(nats.Name("greenroom-cli-audit"), nats.Timeout(natsConnectTimeout))
+	r.Subjects = []string{o.Subject}
+	js, closeNC, err := g.openStream("greenroom-cli-audit")
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if _, err := js.Stream(ctx, bus.StreamName); err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("stream %s does not exist yet: no Greenroom service has started on %s", bus.StreamName, settings.Redact(g.NatsURL))
-		}
-		return fmt.Errorf("reading stream %s: %w", bus.StreamName, err)
-	}
-	cons, err := js.OrderedConsumer(ctx, bus.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{o.Subject},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &since,
-	})
-	if err != nil {
-		return fmt.Errorf("reading stream %s from %s: %w", bus.StreamName, since.Format(time.RFC3339), err)
-	}
-
+	defer closeNC()
 	p := newAuditPrinter(out, o.JSON)
-	err = replay(ctx, cons, o.RequestID, until, p)
-	p.flush()
-	if err == nil && p.count == 0 && !o.JSON {
-		fmt.Fprintf(out, "(no events on %s between %s and %s)\n", o.Subject, since.Format(time.RFC3339), until.Format(time.RFC3339))
-	}
-	return err
-}
-
-// replay prints the consumer's events about requestID (all when empty) up
-// to until, and returns once it has caught up with the stream.
-func replay(ctx context.Context, cons jetstream.Consumer, requestID string, until time.Time, p *auditPrinter) error {
-	for {
-		batch, err := cons.FetchNoWait(auditFetchBatch)
-		if err != nil {
-			return fmt.Errorf("fetching events: %w", err)
-		}
-		n, caughtUp := 0, false
-		for msg := range batch.Messages() {
-			n++
-			md, err := msg.Metadata()
-			if err != nil {
-				return fmt.Errorf("reading event metadata: %w", err)
-			}
-			if md.Timestamp.After(until) {
-				return nil
-			}
-			caughtUp = md.NumPending == 0
-			e := newAuditEntry(msg.Subject(), md.Sequence.Stream, md.Timestamp, msg.Headers(), msg.Data())
-			if requestID != "" && e.RequestID != requestID {
-				continue
-			}
-			if err := p.print(e); err != nil {
-				return err
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return fmt.Errorf("fetching events: %w", err)
-		}
-		if n == 0 || caughtUp {
+	_, err = audit.Read(ctx, js, r, func(rec audit.Record) error {
+		e := newAuditEntry(rec.Subject, rec.Seq, rec.Time, rec.Header, rec.Payload)
+		if o.RequestID != "" && e.RequestID != o.RequestID {
 			return nil
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+		return p.print(e)
+	})
+	p.flush()
+	if errors.Is(err, audit.ErrNoStream) {
+		return fmt.Errorf("%w (%s)", err, settings.Redact(g.NatsURL))
 	}
+	if err == nil && p.count == 0 && !o.JSON {
+		until := r.Until
+		if until.IsZero() {
+			until = now
+		}
+		fmt.Fprintf(out, "(no events on %s between %s and %s)\n", o.Subject, r.Since.Format(time.RFC3339), until.Format(time.RFC3339))
+	}
+	return err
 }
 
 // auditPrinter writes entries as a table or as JSON lines.
@@ -282,7 +249,7 @@ func (p *auditPrinter) print(e auditEntry) error {
 	fmt.Fprintf(p.tw, "%s\t%d\t%s\t%s\t%s\t%s\n",
 		e.Time.Format("2006-01-02T15:04:05.000Z07:00"), e.StreamSeq, e.Subject, e.Type, rid, shortData(e.Data, auditDataWidth))
 	// Flush regularly so that a long replay streams instead of buffering.
-	if p.count%auditFetchBatch == 0 {
+	if p.count%256 == 0 {
 		return p.tw.Flush()
 	}
 	return nil

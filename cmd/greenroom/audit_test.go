@@ -4,14 +4,19 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
+	"github.com/greenroom-dev/greenroom/libs/audit"
+	"github.com/greenroom-dev/greenroom/libs/audit/audittest"
 	"github.com/greenroom-dev/greenroom/libs/bus"
+	"github.com/greenroom-dev/greenroom/libs/dbtest"
 	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/natstest"
 	"github.com/greenroom-dev/greenroom/libs/stream"
@@ -63,7 +68,7 @@ func (a *auditStream) story() {
 func TestAuditReplayPrintsEventsInStreamOrderAndStops(t *testing.T) {
 	a := newAuditStream(t)
 	a.story()
-	out, errOut, code := runCLI(t, map[string]string{"GREENROOM_NATS_URL": a.url}, "audit", "replay", "--since", "10m")
+	out, errOut, code := runCLI(t, map[string]string{"GREENROOM_NATS_URL": a.url}, "audit", "replay", "--events", "--since", "10m")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -96,7 +101,7 @@ func TestAuditReplayFollowsOneRequestAsJSON(t *testing.T) {
 	a := newAuditStream(t)
 	a.story()
 	out, errOut, code := runCLI(t, map[string]string{"GREENROOM_NATS_URL": a.url},
-		"audit", "replay", "--since", "1h", "--request-id", "r1", "--json")
+		"audit", "replay", "--events", "--since", "1h", "--request-id", "r1", "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -133,15 +138,15 @@ func TestAuditReplayHonoursSubjectAndUntil(t *testing.T) {
 	}, "")
 
 	env := map[string]string{"GREENROOM_NATS_URL": a.url}
-	out, _, code := runCLI(t, env, "audit", "replay", "--since", "1h", "--until", cut.Format(time.RFC3339Nano), "--json")
+	out, _, code := runCLI(t, env, "audit", "replay", "--events", "--since", "1h", "--until", cut.Format(time.RFC3339Nano), "--json")
 	if code != exitOK || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"request_id":"early"`) {
 		t.Errorf("--until: exit %d\n%s", code, out)
 	}
-	out, _, code = runCLI(t, env, "audit", "replay", "--since", "1h", "--subject", "greenroom.dead.>", "--json")
+	out, _, code = runCLI(t, env, "audit", "replay", "--events", "--since", "1h", "--subject", "greenroom.dead.>", "--json")
 	if code != exitOK || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"subject":"greenroom.dead.assigner"`) {
 		t.Errorf("--subject: exit %d\n%s", code, out)
 	}
-	out, _, code = runCLI(t, env, "audit", "replay", "--since", "1h", "--subject", "greenroom.nothing")
+	out, _, code = runCLI(t, env, "audit", "replay", "--events", "--since", "1h", "--subject", "greenroom.nothing")
 	if code != exitOK || !strings.HasPrefix(out, "(no events on greenroom.nothing between") {
 		t.Errorf("empty range: exit %d\n%s", code, out)
 	}
@@ -149,8 +154,92 @@ func TestAuditReplayHonoursSubjectAndUntil(t *testing.T) {
 
 func TestAuditReplayWithoutTheStreamSaysSo(t *testing.T) {
 	srv := natstest.Start(t)
-	_, errOut, code := runCLI(t, map[string]string{"GREENROOM_NATS_URL": srv.ClientURL()}, "audit", "replay")
+	_, errOut, code := runCLI(t, map[string]string{"GREENROOM_NATS_URL": srv.ClientURL()}, "audit", "replay", "--events")
 	if code != exitFailure || !strings.Contains(errOut, "stream GREENROOM does not exist yet") {
 		t.Fatalf("exit %d, %q", code, errOut)
+	}
+}
+
+// replay without --events rebuilds the story and counts it; timeline
+// follows one request through it, as a table and as JSON.
+func TestAuditReplaySummarisesAndTimelineFollowsARequest(t *testing.T) {
+	a := newAuditStream(t)
+	a.story()
+	env := map[string]string{"GREENROOM_NATS_URL": a.url}
+	out, errOut, code := runCLI(t, env, "audit", "replay", "--since", "10m", "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var sm audit.Summary
+	if err := json.Unmarshal([]byte(out), &sm); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if sm.Events != 3 || sm.Requests != 1 || sm.Ready != 1 || sm.ConfigChanges["zone create"] != 1 || sm.SessionsByStatus["running"] != 1 {
+		t.Errorf("summary %+v", sm)
+	}
+	out, _, code = runCLI(t, env, "audit", "replay", "--since", "10m")
+	if code != exitOK || !strings.Contains(out, "requests") || !strings.Contains(out, "(ready 1, failed 0, no outcome yet 0)") {
+		t.Errorf("summary table (exit %d):\n%s", code, out)
+	}
+
+	out, _, code = runCLI(t, env, "audit", "timeline", "--request", "r1")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitOK || len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "TIME SEQ EVENT SESSION REQUEST WHAT" {
+		t.Fatalf("timeline of r1 (exit %d):\n%s", code, out)
+	}
+	if !strings.Contains(lines[1], "session.requested") || !strings.Contains(lines[1], "alice asks for demo in zone-a") ||
+		!strings.Contains(lines[2], "session.ready") || !strings.Contains(lines[2], "ready for alice on agent-zone-a in zone-a (staged)") {
+		t.Errorf("timeline of r1:\n%s", out)
+	}
+	out, _, code = runCLI(t, env, "audit", "timeline", "--session", "0192f3a4-0000-7000-8000-000000000001", "--json")
+	var entries []audit.Entry
+	if err := json.Unmarshal([]byte(out), &entries); err != nil || code != exitOK || len(entries) != 2 || entries[0].Seq != 1 || entries[1].Seq != 3 {
+		t.Errorf("timeline of the session as JSON (exit %d, %v): %s", code, err, out)
+	}
+	out, _, code = runCLI(t, env, "audit", "timeline", "--user", "nobody")
+	if code != exitOK || !strings.Contains(out, "no events about user nobody") {
+		t.Errorf("timeline of nobody (exit %d): %s", code, out)
+	}
+}
+
+// verify names an event removed from the stream and one altered after
+// they were checkpointed, and exits 1; before the tampering it agrees.
+func TestAuditVerifyNamesAnEventRemovedAndOneAltered(t *testing.T) {
+	ctx := context.Background()
+	a := newAuditStream(t)
+	conn, dbURL := dbtest.New(t)
+	for i := range 30 {
+		a.publish(events.TypeSessionRequested, events.TypeSessionRequested,
+			events.SessionRequested{RequestID: fmt.Sprint("r", i), User: "alice", Workspace: "demo", Zone: "zone-a"}, "")
+	}
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := audit.NewNotary(audit.NotaryConfig{Source: "greenroom/test"}, conn, js, zap.NewNop())
+	if cp, _, err := n.RunOnce(ctx); err != nil || cp.Events != 30 {
+		t.Fatalf("checkpoint %+v: %v", cp, err)
+	}
+	env := map[string]string{"GREENROOM_NATS_URL": a.url, "GREENROOM_DATABASE_URL": dbURL}
+	out, errOut, code := runCLI(t, env, "audit", "verify")
+	if code != exitOK || !strings.Contains(out, "agree") || !strings.Contains(out, "checkpoints: 1 covering 30 events") {
+		t.Fatalf("verify of the untouched log (exit %d): %s%s", code, out, errOut)
+	}
+
+	audittest.Rebuild(t, js, []uint64{10}, map[uint64][2]string{25: {`"alice"`, `"mallory"`}})
+	out, errOut, code = runCLI(t, env, "audit", "verify")
+	for _, want := range []string{"tampered: stream: the stream was recreated", "tampered: removed at seq 10:", "tampered: altered at seq 24:",
+		"0 difference(s) with PostgreSQL, 3 in the log's checkpoints"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify of the tampered log lacks %q", want)
+		}
+	}
+	if code != 1 {
+		t.Errorf("verify of the tampered log: exit %d, want 1:\n%s%s", code, out, errOut)
+	}
+	var res verifyResult
+	out, _, _ = runCLI(t, env, "audit", "verify", "--json")
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Agree || len(res.Chain.Findings) != 3 || res.Chain.Covered != 28 {
+		t.Errorf("verify --json of the tampered log (%v): %s", err, out)
 	}
 }

@@ -79,6 +79,10 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{"request", "--no-such-flag"},
 		{"audit", "replay", "--since", "yesterday"},
 		{"audit", "replay", "--since", "10m", "--until", "20m"},
+		{"audit", "replay", "--since", "10m", "--request-id", "r1"}, // narrows --events only
+		{"audit", "timeline"}, // whose?
+		{"audit", "timeline", "--request", "r1", "--user", "alice"},
+		{"audit", "verify", "--since", "later"},
 		{"sessions", "--status", "sleeping"},
 		{"sessions", "--api-url", "not a url"},
 		{"sessions", "--staging-config", "zone-a"},

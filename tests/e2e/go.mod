@@ -11,6 +11,7 @@ require (
 	github.com/greenroom-dev/greenroom/services/expiry v0.0.0
 	github.com/greenroom-dev/greenroom/services/gateway v0.0.0
 	github.com/greenroom-dev/greenroom/services/provisioner v0.0.0
+	github.com/jmoiron/sqlx v1.4.0
 	github.com/lib/pq v1.12.3
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
@@ -44,7 +45,6 @@ require (
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/grafana/regexp v0.0.0-20250905093917-f7b3be9d1853 // indirect
 	github.com/greenroom-dev/greenroom/schemas v0.0.0 // indirect
-	github.com/jmoiron/sqlx v1.4.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/mattn/go-shellwords v1.0.12 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect

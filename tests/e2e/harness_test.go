@@ -72,7 +72,7 @@ func startIn(t *testing.T, env *apptest.Env) *greenroom {
 
 	g.deps = g.env.Deps(t, "config")
 	g.rec = apptest.NewRecorder(t, g.deps.NC)
-	cfg, err := configsvc.New(g.deps, configsvc.Config{AdminToken: g.token})
+	cfg, err := configsvc.New(g.deps, configsvc.Config{AdminToken: g.token, AuditCheckpointEvery: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -309,4 +309,8 @@ func TestSessionRequestsEndToEnd(t *testing.T) {
 			t.Fatalf("the next good request: %v", s)
 		}
 	})
+
+	t.Run("the audit log explains, rebuilds and verifies all of it", func(t *testing.T) {
+		checkAuditLog(t, g)
+	})
 }

@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	libapp "github.com/greenroom-dev/greenroom/libs/app"
+	"github.com/greenroom-dev/greenroom/libs/audit"
 	"github.com/greenroom-dev/greenroom/libs/client"
 	"github.com/greenroom-dev/greenroom/libs/signin"
 	"github.com/greenroom-dev/greenroom/libs/startstop"
@@ -30,6 +32,9 @@ type Config struct {
 	// make those their scopes grant. It is required: the API changes what
 	// runs.
 	AdminToken string
+	// AuditCheckpointEvery is how often the notary checkpoints the audit
+	// log (GREENROOM_AUDIT_CHECKPOINT_EVERY; libs/audit).
+	AuditCheckpointEvery time.Duration
 }
 
 // Service is the config service: its HTTP handler, and a
@@ -47,6 +52,9 @@ type Service struct {
 func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 	if cfg.AdminToken == "" {
 		return nil, errors.New("an admin token is required (GREENROOM_ADMIN_TOKEN or --admin-token): the API must not be open")
+	}
+	if cfg.AuditCheckpointEvery < 0 {
+		return nil, fmt.Errorf("GREENROOM_AUDIT_CHECKPOINT_EVERY %s is negative", cfg.AuditCheckpointEvery)
 	}
 	c, err := client.New(deps.NC, client.WithSource(deps.Source()))
 	if err != nil {
@@ -70,6 +78,8 @@ func New(deps *libapp.Deps, cfg Config) (*Service, error) {
 	g := startstop.NewGroup(deps.Settings.ShutdownTimeout).
 		Add("outbox relay", deps.NewRelay()).
 		Add("event feed", feed).
+		Add("audit notary", audit.NewNotary(audit.NotaryConfig{Every: cfg.AuditCheckpointEvery, Source: deps.Source()},
+			deps.DB, deps.JS, deps.Log)).
 		Add("session waits", startstop.Func(func(ctx context.Context) error {
 			<-ctx.Done()
 			stopWaits()

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/greenroom-dev/greenroom/libs/audit"
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/events"
 )
@@ -37,6 +39,11 @@ const (
 	invNoGhost        = "no_session_without_container"
 	invNoStuck        = "no_stuck_session"
 	invGraceful       = "graceful_sigterm" // a SIGTERMed replica exits 0
+	// invLogAgrees: the audit log, rebuilt from the stream alone, has
+	// every session PostgreSQL has, as it has it (libs/audit.Compare):
+	// no event was lost between a commit and its publish, whatever was
+	// killed between the two.
+	invLogAgrees = "log_agrees_with_database"
 )
 
 // outcomeOf is what the stream says about one request.
@@ -347,10 +354,29 @@ func (r *runner) check(ctx context.Context) ([]Violation, error) {
 			add(invNoGhost, s.id, "%s session whose container %s is gone", s.status, short(s.container))
 		}
 	}
+	diffs, err := r.logDifferences(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range diffs {
+		add(invLogAgrees, d.Detail, "%s", d)
+	}
 	sort.Slice(vs, func(i, j int) bool { return vs[i].key() < vs[j].key() })
 	return vs, nil
 }
 
+// logDifferences rebuilds the sessions from the whole stream and compares
+// them with PostgreSQL (the runner checks again while it settles).
+func (r *runner) logDifferences(ctx context.Context) ([]audit.Finding, error) {
+	st := audit.NewState()
+	if _, err := audit.Read(ctx, r.load.js, audit.Range{}, func(rec audit.Record) error {
+		st.Apply(rec)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return audit.Compare(ctx, sqlx.NewDb(r.c.db, "postgres"), st)
+}
 func keys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
