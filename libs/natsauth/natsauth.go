@@ -188,7 +188,9 @@ func lookback(subjects ...string) Permissions {
 // consumers denied as for lookback.
 func wholeStream() Permissions {
 	p := lookback()
-	p.Publish = append(p.Publish, "$JS.API.CONSUMER.CREATE."+stream+".*")
+	p.Publish = append(p.Publish, "$JS.API.CONSUMER.CREATE."+stream+".*",
+		// An event a read skipped is looked up before it is called missing.
+		"$JS.API.STREAM.MSG.GET."+stream)
 	return p
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/greenroom-dev/greenroom/libs/apptest"
+	"github.com/greenroom-dev/greenroom/libs/audit"
 	"github.com/greenroom-dev/greenroom/libs/bus"
 	"github.com/greenroom-dev/greenroom/libs/client"
 	"github.com/greenroom-dev/greenroom/libs/events"
@@ -109,6 +110,21 @@ func TestEachServiceHasItsOwnNATSUser(t *testing.T) {
 		var status string
 		_ = env.DB.Get(&status, `SELECT status FROM sessions WHERE id = $1`, launched)
 		return status == "destroyed"
+	})
+
+	// The config service's audit notary, as the config user, reads the
+	// whole stream and announces its checkpoints.
+	apptest.Eventually(t, 30*time.Second, "a checkpoint of the audit log in PostgreSQL and in the stream", func() bool {
+		var n int
+		if err := env.DB.Get(&n, `SELECT count(*) FROM audit_checkpoints`); err != nil || n == 0 {
+			return false
+		}
+		s, err := g.deps.JS.Stream(t.Context(), bus.StreamName)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(t.Context(), jetstream.WithSubjectFilter(audit.TypeCheckpoint))
+		return err == nil && info.State.Subjects[audit.TypeCheckpoint] > 0
 	})
 
 	// A requesting service with its own user, on its own subjects.
