@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,5 +154,100 @@ func TestDigestCoversSubjectHeadersAndPayload(t *testing.T) {
 	}
 	if audit.DigestOf("greenroom.session.ready", nats.Header{"Greenroom-Request-Id": {"r1"}, "Nats-Msg-Id": {"a"}}, []byte(`{"x":1}`)) != base {
 		t.Errorf("the digest depends on the order of the headers")
+	}
+}
+
+// Read reads what its range says, in order, and ends at the last event
+// stored when it began; two notaries at once write one checkpoint.
+func TestReadKeepsToItsRangeAndOneNotaryWritesAtATime(t *testing.T) {
+	ctx := context.Background()
+	conn, _ := dbtest.New(t)
+	_, nc := natstest.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Read(ctx, js, audit.Range{}, func(audit.Record) error { return nil }); err != audit.ErrNoStream {
+		t.Fatalf("read without the stream: %v", err)
+	}
+	if _, err := stream.Apply(ctx, js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := audit.Read(ctx, js, audit.Range{}, func(audit.Record) error { t.Error("an event in an empty stream"); return nil }); err != nil || st.Msgs != 0 {
+		t.Fatalf("read of an empty stream: %+v %v", st, err)
+	}
+	pub := bus.NewPublisher(js, nil)
+	var cut time.Time
+	for i := range 10 {
+		subject, eventType, data := events.TypeSessionRequested, events.TypeSessionRequested, any(events.SessionRequested{
+			RequestID: fmt.Sprint("r", i), User: "alice", Workspace: "demo", Zone: "zone-a"})
+		if i%2 == 1 {
+			subject, eventType, data = events.TypeSessionKeepalive, events.TypeSessionKeepalive, events.SessionKeepalive{SessionID: s1}
+		}
+		ev, err := events.New("greenroom/test", eventType, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pub.Publish(ctx, subject, ev, ""); err != nil {
+			t.Fatal(err)
+		}
+		if i == 5 {
+			time.Sleep(20 * time.Millisecond)
+			cut = time.Now()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	seqs := func(r audit.Range) []uint64 {
+		var out []uint64
+		if _, err := audit.Read(ctx, js, r, func(rec audit.Record) error {
+			out = append(out, rec.Seq)
+			// Events stored meanwhile are past the end of this read.
+			if len(out) == 1 {
+				ev, _ := events.New("greenroom/test", events.TypeSessionKeepalive, events.SessionKeepalive{SessionID: s1})
+				if _, err := pub.Publish(ctx, events.TypeSessionKeepalive, ev, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		r    audit.Range
+		want string
+	}{
+		"from a sequence up to another": {audit.Range{FromSeq: 3, UntilSeq: 5}, "[3 4 5]"},
+		"up to a time":                  {audit.Range{Until: cut}, "[1 2 3 4 5 6]"},
+		"from a time, one subject":      {audit.Range{Since: cut, Subjects: []string{events.TypeSessionRequested}}, "[7 9]"},
+	} {
+		if got := fmt.Sprint(seqs(tc.r)); got != tc.want {
+			t.Errorf("%s: %s, want %s", name, got, tc.want)
+		}
+	}
+
+	// Two replicas' notaries at once: one writes, the other finds the lock
+	// taken and writes nothing; the chain is one.
+	a := audit.NewNotary(audit.NotaryConfig{Source: "greenroom/test"}, conn, js, zap.NewNop())
+	b := audit.NewNotary(audit.NotaryConfig{Source: "greenroom/test"}, conn, js, zap.NewNop())
+	var wrote [2]audit.Checkpoint
+	var wg sync.WaitGroup
+	for i, n := range []*audit.Notary{a, b} {
+		wg.Go(func() {
+			cp, _, err := n.RunOnce(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			wrote[i] = cp
+		})
+	}
+	wg.Wait()
+	cps, err := audit.LoadCheckpoints(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 1 || (wrote[0].ID == 0) == (wrote[1].ID == 0) {
+		t.Errorf("two notaries wrote %v and %v; PostgreSQL has %d checkpoints", wrote[0].ID, wrote[1].ID, len(cps))
 	}
 }

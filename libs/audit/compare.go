@@ -138,8 +138,14 @@ func compareViolations(ctx context.Context, conn sqlx.QueryerContext, st *State)
 		Username  string    `db:"username"`
 		CreatedAt time.Time `db:"created_at"`
 	}
-	if err := sqlx.SelectContext(ctx, conn, &rows, `SELECT request_id, setting, username, created_at FROM violations WHERE created_at >= $1`,
-		st.summary.First.Add(-time.Second)); err != nil {
+	// Those made since the log's first event, and those of the log's
+	// requests, whenever the database says they were made.
+	var requests []string
+	for _, v := range st.Violations {
+		requests = append(requests, v.RequestID)
+	}
+	if err := sqlx.SelectContext(ctx, conn, &rows, `SELECT request_id, setting, username, created_at FROM violations
+		WHERE created_at >= $1 OR request_id = ANY($2)`, st.summary.First.Add(-time.Second), pq.Array(requests)); err != nil {
 		return nil, fmt.Errorf("reading violations: %w", err)
 	}
 	type key struct{ req, setting string }
