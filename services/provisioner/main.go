@@ -58,6 +58,7 @@ func main() {
 	settings.WebURL(fs, &cfg.Provision.GatewayURL, "GREENROOM_GATEWAY_URL", command.GatewayURLDefault,
 		"the gateway users open sessions at: a container session's url is this, on its zone's allow_origin_domain, at /session/{id}/")
 	settings.Duration(fs, &cfg.ContainerAudit.Interval, "GREENROOM_CONTAINER_AUDIT_INTERVAL", audit.ContainerAuditorIntervalDefault, "period of the pass that fails sessions whose container is gone")
+	settings.Duration(fs, &cfg.EngineWatcher.Heartbeat, "GREENROOM_AGENT_HEARTBEAT", audit.EngineWatcherHeartbeatDefault, "how often each agent's engine is pinged (its last_heartbeat_at); one that does not answer gets no placements until it does")
 	cfg.Engines.TLS.Register(fs)
 	fs.Usage = settings.Usage(fs, "greenroom-provisioner", `Creates, probes, assigns and removes session containers on the Docker agents,
 keeps every staging pool at its desired size, and fails the sessions whose

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"database/sql"
 	"regexp"
 	"testing"
 	"time"
@@ -85,6 +86,20 @@ func TestPlacementSkipsAgentsWhoseEngineIsUnreachable(t *testing.T) {
 	})
 	t.Logf("engines found down after %s: hanging one %+v; refusing one %+v", time.Since(start).Round(time.Millisecond),
 		*e.svc.EngineHealth.Outage(hangs), *e.svc.EngineHealth.Outage(refuses))
+	// Each agent's heartbeat is its engine's last answer to a ping: the
+	// healthy one has one, the broken ones none.
+	e.waitFor("the healthy agent's heartbeat", 30*time.Second, func() bool {
+		var beat sql.NullTime
+		_ = e.db.GetContext(e.ctx, &beat, `SELECT last_heartbeat_at FROM agents WHERE id = $1`, f.agentID)
+		return beat.Valid && time.Since(beat.Time) < time.Minute
+	})
+	var beating []string
+	if err := e.db.SelectContext(e.ctx, &beating, `SELECT name FROM agents WHERE last_heartbeat_at IS NOT NULL ORDER BY name`); err != nil {
+		t.Fatal(err)
+	}
+	if len(beating) != 1 || beating[0] != f.agent {
+		t.Errorf("agents with a heartbeat: %v, want only %s", beating, f.agent)
+	}
 
 	// On-demand sessions go to the healthy agent.
 	requests := map[string]string{}

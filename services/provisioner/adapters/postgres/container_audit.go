@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -28,6 +29,16 @@ func (s *Store) ListWatchedAgents(ctx context.Context) ([]command.Agent, error) 
 		return nil, fmt.Errorf("error listing watched agents: %w", err)
 	}
 	return agents, nil
+}
+
+// RecordHeartbeat moves the last_heartbeat_at of the agents using the
+// engine at endpoint to at, never back.
+func (s *Store) RecordHeartbeat(ctx context.Context, endpoint string, at time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE agents SET last_heartbeat_at = $2
+		WHERE docker_endpoint = $1 AND (last_heartbeat_at IS NULL OR last_heartbeat_at < $2)`, endpoint, at); err != nil {
+		return fmt.Errorf("recording the heartbeat of %s: %w", endpoint, err)
+	}
+	return nil
 }
 
 // ListContainerAuditCandidates returns the staged, assigning and running

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -32,6 +33,11 @@ const (
 	// engine answers before its event stream is opened: an engine that
 	// hangs counts as failed, as one that refuses does.
 	EngineWatcherPingTimeoutDefault = 10 * time.Second
+	// EngineWatcherHeartbeatDefault is how often a watched engine is
+	// pinged while its event stream is open: a hung engine may keep the
+	// stream open and answer nothing else. Each answer is the agents'
+	// last_heartbeat_at.
+	EngineWatcherHeartbeatDefault = 10 * time.Second
 )
 
 // backoffJitter is the largest share of a reconnect delay added at random,
@@ -65,9 +71,14 @@ type EngineWatcherConfig struct {
 	// BackoffMax.
 	BackoffMin time.Duration
 	BackoffMax time.Duration
-	// PingTimeout bounds the ping before a stream is opened
-	// (EngineWatcherPingTimeoutDefault).
+	// PingTimeout bounds the ping before a stream is opened, and each
+	// heartbeat ping (EngineWatcherPingTimeoutDefault).
 	PingTimeout time.Duration
+	// Heartbeat is how often an engine whose stream is open is pinged
+	// (EngineWatcherHeartbeatDefault). One that does not answer in
+	// PingTimeout counts as down: its stream is closed and reopened with
+	// backoff, and placement passes its agents over meanwhile.
+	Heartbeat time.Duration
 }
 
 func (c *EngineWatcherConfig) withDefaults() {
@@ -83,6 +94,9 @@ func (c *EngineWatcherConfig) withDefaults() {
 	c.BackoffMax = max(c.BackoffMax, c.BackoffMin)
 	if c.PingTimeout <= 0 {
 		c.PingTimeout = EngineWatcherPingTimeoutDefault
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = EngineWatcherHeartbeatDefault
 	}
 }
 
@@ -129,6 +143,9 @@ type EngineWatcherTestSignals struct {
 	// EventJudged receives each die or destroy event of a container
 	// carrying a session label, once acted on.
 	EventJudged testsignal.Signal[EngineEvent]
+	// Heartbeat receives the endpoint of each engine that answered a
+	// ping, once recorded.
+	Heartbeat testsignal.Signal[string]
 }
 
 // Init enables the signals; without it they cost nothing.
@@ -138,6 +155,7 @@ func (ts *EngineWatcherTestSignals) Init() {
 	ts.Lost.Init()
 	ts.Backoff.Init()
 	ts.EventJudged.Init()
+	ts.Heartbeat.Init()
 }
 
 // EngineWatcher follows the container events of every watched agent's
@@ -270,6 +288,8 @@ func (w *EngineWatcher) watch(ctx context.Context, address string) {
 			return
 		}
 		if !opened.IsZero() {
+			// Down until a ping answers again: placement passes it over.
+			w.health.Failed(address, err)
 			w.metrics.lost.Inc()
 			w.TestSignals.Lost.Signal(address)
 			log.Warn("lost the engine's event stream; reconnecting (the periodic audit covers the meantime)", zap.Error(err))
@@ -308,13 +328,9 @@ func (w *EngineWatcher) stream(ctx context.Context, address string, since *time.
 	if err != nil {
 		return time.Time{}, err
 	}
-	pctx, cancelPing := context.WithTimeout(ctx, w.cfg.PingTimeout)
-	err = eng.Ping(pctx)
-	cancelPing()
-	if err != nil {
+	if err := w.heartbeat(ctx, eng, address); err != nil {
 		return time.Time{}, err
 	}
-	w.health.Answered(address)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opened := time.Now()
@@ -344,6 +360,8 @@ func (w *EngineWatcher) stream(ctx context.Context, address string, since *time.
 	})
 
 	oom := map[string]bool{} // containers whose "die" will be an out-of-memory one
+	beat := time.NewTicker(w.cfg.Heartbeat)
+	defer beat.Stop()
 	for {
 		select {
 		case ev := <-evs:
@@ -351,8 +369,29 @@ func (w *EngineWatcher) stream(ctx context.Context, address string, since *time.
 			w.judge(ctx, address, ev, oom, ev.Time.Before(opened))
 		case err := <-errs:
 			return opened, err
+		case <-beat.C:
+			if err := w.heartbeat(ctx, eng, address); err != nil {
+				return opened, fmt.Errorf("the engine did not answer its heartbeat ping: %w", err)
+			}
 		}
 	}
+}
+
+// heartbeat pings an engine, bounded by PingTimeout; an answer is
+// reported up and recorded as its agents' last heartbeat.
+func (w *EngineWatcher) heartbeat(ctx context.Context, eng Engine, address string) error {
+	pctx, cancel := context.WithTimeout(ctx, w.cfg.PingTimeout)
+	err := eng.Ping(pctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	w.health.Answered(address)
+	if err := w.store.RecordHeartbeat(ctx, address, time.Now()); err != nil && ctx.Err() == nil {
+		w.log.Warn("could not record the engine's heartbeat", zap.String("endpoint", address), zap.Error(err))
+	}
+	w.TestSignals.Heartbeat.Signal(address)
+	return nil
 }
 
 // judge acts on one container event; replayed says it happened before

@@ -34,6 +34,8 @@ type fakeSessions struct {
 	// the container.removed announced.
 	removedFailed  []string
 	removedOrphans []events.ContainerRemoved
+	// heartbeats are the endpoints whose heartbeat was recorded, in order.
+	heartbeats []string
 }
 
 // add puts a session on agent-1 recording containerID, in status st, of
@@ -46,6 +48,13 @@ func (s *fakeSessions) add(id, containerID string, st sessions.Status, stagingCo
 	}
 	s.sessions[id] = &audit.ContainerAuditCandidate{SessionID: id, AgentID: "agent-1", AgentName: "agent-1",
 		ContainerID: containerID, Status: st, StagingConfigID: sql.NullString{String: stagingConfig, Valid: stagingConfig != ""}}
+}
+
+func (s *fakeSessions) RecordHeartbeat(_ context.Context, endpoint string, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.heartbeats = append(s.heartbeats, endpoint)
+	return nil
 }
 
 func (s *fakeSessions) ListWatchedAgents(context.Context) ([]command.Agent, error) {

@@ -17,6 +17,10 @@ type WatchedAgents interface {
 	// ListWatchedAgents returns every enabled agent, and every disabled one
 	// that still hosts live sessions, in endpoint order.
 	ListWatchedAgents(ctx context.Context) ([]command.Agent, error)
+	// RecordHeartbeat records that the engine at endpoint answered a ping
+	// at at: the last_heartbeat_at of every agent using it (never moved
+	// back).
+	RecordHeartbeat(ctx context.Context, endpoint string, at time.Time) error
 }
 
 // AuditedSessions are the sessions the audit judges (adapters/postgres),
