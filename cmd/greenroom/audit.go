@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -242,10 +243,7 @@ func (p *auditPrinter) print(e auditEntry) error {
 	if p.json {
 		return p.enc.Encode(e)
 	}
-	rid := e.RequestID
-	if rid == "" {
-		rid = "-"
-	}
+	rid := cmp.Or(e.RequestID, "-")
 	fmt.Fprintf(p.tw, "%s\t%d\t%s\t%s\t%s\t%s\n",
 		e.Time.Format("2006-01-02T15:04:05.000Z07:00"), e.StreamSeq, e.Subject, e.Type, rid, shortData(e.Data, auditDataWidth))
 	// Flush regularly so that a long replay streams instead of buffering.

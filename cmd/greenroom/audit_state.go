@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -251,7 +252,7 @@ func runTimeline(ctx context.Context, g *globalOptions, o timelineOptions, now t
 	fmt.Fprintln(tw, "TIME\tSEQ\tEVENT\tSESSION\tREQUEST\tWHAT")
 	for _, e := range entries {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", e.Time.Format("2006-01-02T15:04:05.000Z"), e.Seq,
-			strings.TrimPrefix(e.Type, "greenroom."), short(e.SessionID, 8), orDash(e.RequestID), e.What)
+			strings.TrimPrefix(e.Type, "greenroom."), short(e.SessionID, 8), cmp.Or(e.RequestID, "-"), e.What)
 	}
 	return tw.Flush()
 }
@@ -272,13 +273,6 @@ func short(s string, n int) string {
 	}
 	if len(s) > n {
 		return s[:n]
-	}
-	return s
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
 	}
 	return s
 }

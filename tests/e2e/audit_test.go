@@ -32,12 +32,7 @@ type auditCLI struct {
 
 func newAuditCLI(t *testing.T, g *greenroom) *auditCLI {
 	t.Helper()
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "github.com/greenroom-dev/greenroom/cmd/greenroom")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t, "cmd/greenroom")
 	return &auditCLI{t: t, bin: filepath.Join(bin, "greenroom"), env: []string{
 		"GREENROOM_NATS_URL=" + g.env.NatsURL("admin"), "GREENROOM_DATABASE_URL=" + g.env.DatabaseURL, "HOME=" + t.TempDir()}}
 }

@@ -22,17 +22,12 @@ import (
 // timeout and exits 0, saying so in its log.
 func TestEveryServiceBinaryStartsServesAndStopsGracefullyOnSIGTERM(t *testing.T) {
 	env := apptest.New(t)
-	bin := t.TempDir()
 	services := []string{"assigner", "config", "provisioner", "expiry", "gateway"}
-	args := []string{"build", "-o", bin + string(filepath.Separator)}
+	var paths []string
 	for _, s := range services {
-		args = append(args, "github.com/greenroom-dev/greenroom/services/"+s)
+		paths = append(paths, "services/"+s)
 	}
-	build := exec.Command("go", args...)
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t, paths...)
 	for _, s := range services {
 		t.Run(s, func(t *testing.T) {
 			t.Parallel()

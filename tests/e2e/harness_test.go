@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,24 @@ func startIn(t *testing.T, env *apptest.Env) *greenroom {
 	}
 	apptest.Start(t, exp)
 	return g
+}
+
+// buildBinaries builds the commands of this repository at paths (import
+// paths below github.com/greenroom-dev/greenroom/, such as
+// "services/config") into a temporary directory, and returns it.
+func buildBinaries(t *testing.T, paths ...string) string {
+	t.Helper()
+	bin := t.TempDir()
+	args := []string{"build", "-o", bin + string(filepath.Separator)}
+	for _, p := range paths {
+		args = append(args, "github.com/greenroom-dev/greenroom/"+p)
+	}
+	build := exec.Command("go", args...)
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func mustURL(t *testing.T, s string) *url.URL {

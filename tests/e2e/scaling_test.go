@@ -52,13 +52,7 @@ func TestAssignerReplicasComeAndGoUnderLoadAndLoseNothing(t *testing.T) {
 	defer cancel()
 
 	t0 := time.Now()
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator),
-		"github.com/greenroom-dev/greenroom/services/assigner", "github.com/greenroom-dev/greenroom/services/config")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t, "services/assigner", "services/config")
 	t.Logf("built in %s", time.Since(t0).Round(time.Millisecond))
 
 	// One zone, workspace demo, group everyone, users, a staging config and
