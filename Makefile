@@ -42,6 +42,7 @@ help: ## Show this list
 	@echo "  ASSIGNERS, PROVISIONERS, EXPIRIES (up: replicas, default 1), SERVICE, N (scale)"
 
 up: ## Start a complete local deployment (PostgreSQL, NATS, 4 services, demo) and print the admin URL and token
+	@bash scripts/build-agent-image.sh
 	@ASSIGNERS="$(ASSIGNERS)" PROVISIONERS="$(PROVISIONERS)" EXPIRIES="$(EXPIRIES)" bash scripts/up.sh
 
 scale: ## Add or remove replicas of a running make up: make scale SERVICE=assigner N=3 (no SERVICE: list them)
@@ -53,6 +54,7 @@ down: ## Stop the services and nats-server and remove the containers of this dep
 test: ## Run every module's tests with -race (needs PostgreSQL, installed if missing, and Docker)
 	@bash scripts/ensure-postgres.sh
 	@bash scripts/build-demo-image.sh
+	@bash scripts/build-agent-image.sh
 	@$(each_module) go test $(GO_TEST_FLAGS) ./...
 
 fuzz: ## Run every Go fuzz target for FUZZTIME (default 30s) each and print the inputs each ran; crashers go to testdata/fuzz/
@@ -61,6 +63,7 @@ fuzz: ## Run every Go fuzz target for FUZZTIME (default 30s) each and print the 
 bench: ## Run the benchmarks against the raw limits; QUICK=1 for a short run, BENCH_FLAGS='--only assign' for some (results in bench/results/)
 	@bash scripts/ensure-postgres.sh
 	@bash scripts/build-demo-image.sh
+	@bash scripts/build-agent-image.sh
 	@go run ./bench/cmd/greenroom-bench $(if $(filter-out 0,$(QUICK)),--quick) $(BENCH_FLAGS)
 
 build: ## Build the four services and the greenroom CLI into bin/
