@@ -8,6 +8,7 @@ require (
 	github.com/mattn/go-shellwords v1.0.12
 	github.com/peterbourgon/ff/v3 v3.4.0
 	github.com/prometheus/client_model v0.6.3
+	github.com/robfig/cron/v3 v3.0.1
 )
 
 require (

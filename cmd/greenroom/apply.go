@@ -238,7 +238,7 @@ func planApply(ctx context.Context, api *apiClient, rs []resource, withPrune boo
 			return plan, fmt.Errorf("listing %s: %w", k.Plural, err)
 		}
 		existing[k] = map[string]map[string]any{}
-		for _, obj := range objs {
+		for _, obj := range k.configured(objs) {
 			existing[k][k.keyOf(obj)] = obj
 		}
 	}

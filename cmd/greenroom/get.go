@@ -96,7 +96,7 @@ func getResources(ctx context.Context, api *apiClient, ks []*kind, names []strin
 			shown++
 			continue
 		}
-		for _, obj := range objs {
+		for _, obj := range k.configured(objs) {
 			d, err := documentOf(k, obj)
 			if err != nil {
 				return err

@@ -32,17 +32,37 @@ type kind struct {
 	// not: a key's secret is shown once, when the key is created, so a file
 	// cannot recreate one and `get` cannot show one.
 	Applied bool
+	// Managed, when set, tells the resources of the kind Greenroom makes
+	// and removes itself (an agent an autoscale config made, or one whose
+	// machine is gone): they are not configuration, so yaml and json
+	// documents, apply and prune leave them out.
+	Managed func(obj map[string]any) bool
+}
+
+// configured drops from objs the resources k's Managed tells.
+func (k *kind) configured(objs []map[string]any) []map[string]any {
+	if k.Managed == nil {
+		return objs
+	}
+	return slices.DeleteFunc(slices.Clone(objs), k.Managed)
 }
 
 // kinds lists every kind in the order apply creates them: a resource comes
 // after those it refers to by name (servers name their assigned user,
 // users their groups, groups and workspaces a web filter policy, staging
-// configs a zone and a workspace). Pruning deletes in the reverse order.
+// configs a zone and a workspace, autoscale configs a pool, a zone and
+// providers). Pruning deletes in the reverse order.
 var kinds = []*kind{
 	{Name: "zone", Plural: "zones", Schema: "Zone", Key: []string{"name"}, Applied: true,
 		Columns: []string{"priority", "search_alternate_zones", "allow_origin_domain", "upstream_auth_address", "load_balancing"}},
 	{Name: "pool", Plural: "pools", Schema: "Pool", Key: []string{"name"}, Applied: true,
 		Columns: []string{"type", "server_assignment", "labels", "workspaces"}},
+	{Name: "vm-provider", Plural: "vm-providers", Schema: "VMProvider", Key: []string{"name"}, Applied: true,
+		Columns: []string{"type", "settings", "secrets_set"}},
+	{Name: "dns-provider", Plural: "dns-providers", Schema: "DNSProvider", Key: []string{"name"}, Applied: true,
+		Columns: []string{"type", "settings", "secrets_set"}},
+	{Name: "autoscale-config", Plural: "autoscale-configs", Schema: "AutoscaleConfig", Key: []string{"name"}, Applied: true,
+		Columns: []string{"pool", "zone", "enabled", "standby_cores", "min_agents", "max_agents", "vm_provider", "last_decision"}},
 	{Name: "web-filter-policy", Plural: "web-filter-policies", Schema: "WebFilterPolicy", Key: []string{"name"}, Applied: true,
 		Columns: []string{"default_allow", "allowed_domains", "denied_domains"}},
 	{Name: "group", Plural: "groups", Schema: "Group", Key: []string{"name"}, Applied: true,
@@ -50,7 +70,8 @@ var kinds = []*kind{
 	{Name: "user", Plural: "users", Schema: "User", Key: []string{"username"}, Applied: true,
 		Columns: []string{"groups", "has_password"}},
 	{Name: "agent", Plural: "agents", Schema: "Agent", Key: []string{"name"}, Applied: true,
-		Columns: []string{"zone", "pool", "docker_endpoint", "enabled", "sessions", "cores", "free_cores", "memory_mb", "free_memory_mb"}},
+		Columns: []string{"zone", "pool", "docker_endpoint", "enabled", "sessions", "cores", "free_cores", "memory_mb", "free_memory_mb", "lifecycle", "autoscale_config"},
+		Managed: func(obj map[string]any) bool { return obj["autoscale_config"] != nil || obj["lifecycle"] == "deleted" }},
 	{Name: "server", Plural: "servers", Schema: "Server", Key: []string{"name"}, Applied: true,
 		Columns: []string{"zone", "pool", "address", "enabled", "sessions", "max_sessions", "assigned_user"}},
 	{Name: "workspace", Plural: "workspaces", Schema: "Workspace", Key: []string{"name"}, Applied: true,

@@ -195,6 +195,32 @@ func TestClaimMatchesThePermissionsTheContainerStartedWith(t *testing.T) {
 	}
 }
 
+// TestClaimPassesOverSessionsOnADrainingAgent: a staged session on an
+// agent the autoscaler drains is not handed to a user (who would keep the
+// agent's machine until their session ends), even when it is the oldest.
+func TestClaimPassesOverSessionsOnADrainingAgent(t *testing.T) {
+	conn, _ := dbtest.New(t)
+	ctx := context.Background()
+	z, w, c := fixture(t, conn)
+	user := uuid.NewString()
+	conn.MustExec(`INSERT INTO users (id, username) VALUES ($1, 'u')`, user)
+	draining, active := uuid.NewString(), uuid.NewString()
+	conn.MustExec(`INSERT INTO agents (id, name, zone_id, docker_endpoint, cores, memory_mb, lifecycle)
+		VALUES ($1, 'draining', $3, 'tcp://10.0.0.1:2376', 2, 2048, 'draining'), ($2, 'active', $3, 'tcp://10.0.0.2:2376', 2, 2048, 'active')`,
+		draining, active, z)
+	onDraining := insertStaged(t, conn, z, w, c)
+	onActive := insertStaged(t, conn, z, w, c)
+	conn.MustExec(`UPDATE sessions SET agent_id = $2 WHERE id = $1`, onDraining, draining)
+	conn.MustExec(`UPDATE sessions SET agent_id = $2 WHERE id = $1`, onActive, active)
+	got, err := sessions.ClaimStaged(ctx, conn, c, user, "req-1", events.Permissions{})
+	if err != nil || got.ID != onActive {
+		t.Fatalf("claim: %s %v, want %s (the one on the active agent)", got.ID, err, onActive)
+	}
+	if _, err := sessions.ClaimStaged(ctx, conn, c, user, "req-2", events.Permissions{}); !errors.Is(err, sessions.ErrNoneStaged) {
+		t.Fatalf("second claim: %v, want ErrNoneStaged (the one left is on the draining agent)", err)
+	}
+}
+
 func TestAssignSecretNeverPrints(t *testing.T) {
 	s := sessions.Session{ID: "s", AssignSecret: "hunter2"}
 	b, _ := json.Marshal(s)

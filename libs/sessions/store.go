@@ -214,8 +214,11 @@ func GetByRequestID(ctx context.Context, q Queryer, requestID string) (Session, 
 // user in one statement. It matches the permissions each container was
 // started with, not the config's current ones: after an administrator
 // changes a config, containers started under the old permissions are never
-// handed to a user they do not fit. The inner SELECT reads only the partial index
-// sessions_staged_claim_idx; SKIP LOCKED lets concurrent claims (any
+// handed to a user they do not fit. Nor is a session on an agent the
+// autoscaler is draining: a user there would keep the agent (and its
+// machine) until their session ends; the pool replaces it on another agent.
+// The inner SELECT reads the partial index sessions_staged_claim_idx (and
+// an agent's row by its key); SKIP LOCKED lets concurrent claims (any
 // replica) take different rows instead of queueing on the same one.
 var ClaimStagedSQL = `UPDATE sessions s
 	SET status = 'assigning', user_id = $2, request_id = $3, assigned_at = now(), expires_at = NULL, updated_at = now(),
@@ -223,6 +226,7 @@ var ClaimStagedSQL = `UPDATE sessions s
 	FROM (
 		SELECT id FROM sessions
 		WHERE staging_config_id = $1 AND status = 'staged' AND permissions = $4::jsonb
+			AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = sessions.agent_id AND a.lifecycle <> 'active')
 		ORDER BY staged_at
 		LIMIT 1
 		FOR UPDATE SKIP LOCKED

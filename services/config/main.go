@@ -8,6 +8,10 @@ package main
 import (
 	"flag"
 	"os"
+	// Staging configs' schedules name IANA time zones (libs/schedule):
+	// the database is built in, so a host or image without tzdata reads
+	// them too.
+	_ "time/tzdata"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/audit"

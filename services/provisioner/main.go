@@ -13,21 +13,28 @@
 //	app/command         the use cases: provision_session.go, assign_session.go, destroy_session.go
 //	app/staging         the staging pool reconciler
 //	app/audit           the container auditor and engine watcher: fail sessions whose container is gone, remove orphan containers
+//	app/autoscale       the autoscaler: pools that add and remove their own agents (VM and DNS providers)
 //	domain              pure decisions: agent choice, container spec, assign command, pool plan
 //	adapters/postgres   placement with capacity reservation, lifecycle transitions + outbox, pool queries
 //	adapters/docker     every Docker Engine call
 //	adapters/probe      the readiness probe
+//	adapters/vm, dns    the VM providers (local_docker, digitalocean) and the DNS provider (rfc2136)
 //	service             wiring: New, then Start and Stop (a libs/startstop Group)
 package main
 
 import (
 	"flag"
 	"os"
+	// Staging configs' schedules name IANA time zones (libs/schedule):
+	// the database is built in, so a host or image without tzdata reads
+	// them too.
+	_ "time/tzdata"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
 	"github.com/greenroom-dev/greenroom/libs/settings"
 	"github.com/greenroom-dev/greenroom/libs/startstop"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/autoscale"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
 	"github.com/greenroom-dev/greenroom/services/provisioner/ports/bus"
@@ -59,6 +66,9 @@ func main() {
 		"the gateway users open sessions at: a container session's url is this, on its zone's allow_origin_domain, at /session/{id}/")
 	settings.Duration(fs, &cfg.ContainerAudit.Interval, "GREENROOM_CONTAINER_AUDIT_INTERVAL", audit.ContainerAuditorIntervalDefault, "period of the pass that fails sessions whose container is gone")
 	settings.Duration(fs, &cfg.EngineWatcher.Heartbeat, "GREENROOM_AGENT_HEARTBEAT", audit.EngineWatcherHeartbeatDefault, "how often each agent's engine is pinged (its last_heartbeat_at); one that does not answer gets no placements until it does")
+	settings.Duration(fs, &cfg.Autoscale.Interval, "GREENROOM_AUTOSCALE_INTERVAL", autoscale.IntervalDefault, "period of the autoscaler's decision for every autoscale config")
+	settings.Duration(fs, &cfg.Autoscale.BootTimeout, "GREENROOM_AUTOSCALE_BOOT_TIMEOUT", autoscale.BootTimeoutDefault, "how long a new agent's machine may take to answer with the images loaded before it is deleted and another tried")
+	settings.String(fs, &cfg.AutoscaleImageSource, "GREENROOM_AUTOSCALE_IMAGE_SOURCE", service.AutoscaleImageSourceDefault, "the Docker engine whose workspace images are copied into each new agent before it takes sessions")
 	cfg.Engines.TLS.Register(fs)
 	fs.Usage = settings.Usage(fs, "greenroom-provisioner", `Creates, probes, assigns and removes session containers on the Docker agents,
 keeps every staging pool at its desired size, and fails the sessions whose

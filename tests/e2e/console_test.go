@@ -332,6 +332,53 @@ func TestTheAdminConsoleWalksTheSeedsClickPaths(t *testing.T) {
 		t.Errorf("Docker Agents shows agent-a in pool %q", got)
 	}
 
+	// ---- Infrastructure → VM Providers, DNS Providers and AutoScale →
+	// Add ("All VM Provider Configs", "All DNS Provider Configs", "All
+	// AutoScale Configs"); the pool's Edit page shows its autoscale
+	// config, as Kasm recommends reaching it. Disabled: this test makes
+	// no machine.
+	c.nav("Infrastructure", "VM Providers")
+	c.do("waiting for the VM providers", chromedp.WaitVisible(shown+"//h1[normalize-space(.)='All VM Provider Configs']"))
+	c.openForm("Add")
+	c.fill("Name", "local")
+	c.choose("Type", "local_docker")
+	c.fill("Settings", `{"cores": 2, "memory_mb": 2048}`)
+	c.submit()
+	if p := g.apiGet(t, "/api/v1/vm-providers/local"); p["ca_fingerprint"] == "" || p["type"] != "local_docker" {
+		t.Fatalf("VM provider local: %v", p)
+	}
+	c.nav("Infrastructure", "DNS Providers")
+	c.openForm("Add")
+	c.fill("Name", "bind")
+	c.choose("Type", "rfc2136")
+	c.fill("Settings", `{"server": "127.0.0.1:53", "zone": "agents.example.com"}`)
+	c.fill("Secrets", `{"tsig_secret": "c2VjcmV0"}`)
+	c.submit()
+	if p := g.apiGet(t, "/api/v1/dns-providers/bind"); fmt.Sprint(p["secrets_set"]) != "[tsig_secret]" || p["secrets"] != nil {
+		t.Fatalf("DNS provider bind: %v", p)
+	}
+	c.nav("Infrastructure", "AutoScale")
+	c.do("waiting for the autoscale configs", chromedp.WaitVisible(shown+"//h1[normalize-space(.)='All AutoScale Configs']"))
+	c.openForm("Add")
+	c.fill("Name", "agents-a")
+	c.choose("Pool", "agents")
+	c.choose("Zone", "zone-a")
+	c.tick("Enabled", false)
+	c.fill("Standby Cores", "2")
+	c.fill("Max Agents", "3")
+	c.fill("Downscale Backoff", "10m")
+	c.choose("VM Provider", "local")
+	c.choose("DNS Provider", "bind")
+	c.submit()
+	if a := g.apiGet(t, "/api/v1/autoscale-configs/agents-a"); a["enabled"] != false || a["standby_cores"] != 2.0 ||
+		a["max_agents"] != 3.0 || a["downscale_backoff"] != "10m0s" || a["dns_provider"] != "bind" {
+		t.Fatalf("autoscale config after Add: %v", a)
+	}
+	c.nav("Infrastructure", "Pools")
+	c.openForm("Edit", "agents")
+	c.do("waiting for the pool's autoscale config", chromedp.WaitVisible(shown+"//div[contains(@class,'pool-autoscale')]//td[normalize-space(.)='agents-a']"))
+	screenshot(t, c.ctx, "2b-pool-edit-autoscale")
+
 	// ---- Workspaces: Add with its settings, JSON ones included; Edit.
 	c.nav("Workspaces")
 	c.openForm("Add")

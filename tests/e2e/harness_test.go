@@ -35,11 +35,14 @@ const demoImage = "greenroom/demo-workspace:latest"
 
 func TestMain(m *testing.M) {
 	// The demo image is built from this repository; no registry is used.
-	cmd := exec.Command("bash", "../../scripts/build-demo-image.sh")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n", demoImage, err)
-		os.Exit(1)
+	// So is the image of the local VM provider's machines.
+	for _, script := range []string{"build-demo-image.sh", "build-agent-image.sh"} {
+		cmd := exec.Command("bash", "../../scripts/"+script)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %s: %v\n", script, err)
+			os.Exit(1)
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -65,6 +68,13 @@ func start(t *testing.T) *greenroom {
 // startIn starts the deployment in env (one whose NATS server has users,
 // say: each service then connects as its own).
 func startIn(t *testing.T, env *apptest.Env) *greenroom {
+	t.Helper()
+	return startTuned(t, env, nil)
+}
+
+// startTuned is startIn with the provisioner's configuration changed by
+// tune (shorter periods, say).
+func startTuned(t *testing.T, env *apptest.Env, tune func(*provisioner.Config)) *greenroom {
 	t.Helper()
 	g := &greenroom{t: t, env: env, token: "e2e-" + uuid.NewString(), label: uuid.NewString()}
 	// Every container of this test carries greenroom.test=<id>; removing
@@ -95,10 +105,14 @@ func startIn(t *testing.T, env *apptest.Env) *greenroom {
 	g.gw = httptest.NewServer(gw.Handler())
 	t.Cleanup(g.gw.Close)
 
-	prov, err := provisioner.New(g.env.Deps(t, "provisioner"), provisioner.Config{
+	provCfg := provisioner.Config{
 		Provision: command.Config{ReadinessTimeout: 30 * time.Second, ExtraLabels: map[string]string{"greenroom.test": g.label},
 			GatewayURL: mustURL(t, g.gw.URL)},
-	})
+	}
+	if tune != nil {
+		tune(&provCfg)
+	}
+	prov, err := provisioner.New(g.env.Deps(t, "provisioner"), provCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,14 @@ import (
 // agentSelect reads agents with the load of their live sessions (the
 // partial index sessions_agent_live_idx serves the lateral join).
 const agentSelect = `SELECT a.id, a.name, a.zone_id, z.name AS zone, a.pool_id, p.name AS pool,
-	a.docker_endpoint, a.internal_address, a.cores, a.memory_mb, a.enabled, a.labels,
+	a.docker_endpoint, a.internal_address, a.cores, a.memory_mb, a.gpus, a.enabled, a.labels,
 	load.sessions, a.cores - load.cores AS free_cores, a.memory_mb - load.memory_mb AS free_memory_mb,
-	a.last_heartbeat_at, a.created_at, a.updated_at
+	a.last_heartbeat_at, ac.name AS autoscale_config, a.machine_id, a.lifecycle, a.lifecycle_at, a.lifecycle_error,
+	a.created_at, a.updated_at
 	FROM agents a
 	JOIN zones z ON z.id = a.zone_id
 	LEFT JOIN pools p ON p.id = a.pool_id
+	LEFT JOIN autoscale_configs ac ON ac.id = a.autoscale_config_id
 	CROSS JOIN LATERAL (
 		SELECT count(*) AS sessions, COALESCE(sum(s.cores), 0) AS cores, COALESCE(sum(s.memory_mb), 0) AS memory_mb
 		FROM sessions s
@@ -51,9 +53,9 @@ func (q Tables) ListAgentsInPools(ctx context.Context, ids []string) ([]domain.A
 // as stored.
 func (q Tables) InsertAgent(ctx context.Context, a domain.Agent) (domain.Agent, error) {
 	_, err := q.ExecContext(ctx, `INSERT INTO agents
-		(id, name, zone_id, pool_id, docker_endpoint, internal_address, cores, memory_mb, enabled, labels)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.InternalAddress, a.Cores, a.MemoryMB, a.Enabled, a.Labels)
+		(id, name, zone_id, pool_id, docker_endpoint, internal_address, cores, memory_mb, gpus, enabled, labels)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.InternalAddress, a.Cores, a.MemoryMB, a.GPUs, a.Enabled, a.Labels)
 	if err != nil {
 		return domain.Agent{}, fmt.Errorf("inserting agent %q: %w", a.Name, err)
 	}
@@ -64,9 +66,9 @@ func (q Tables) InsertAgent(ctx context.Context, a domain.Agent) (domain.Agent, 
 func (q Tables) UpdateAgent(ctx context.Context, a domain.Agent) (domain.Agent, error) {
 	err := exec(ctx, q, fmt.Sprintf("updating agent %q", a.Name), `UPDATE agents
 		SET name = $2, zone_id = $3, pool_id = $4, docker_endpoint = $5, internal_address = $6,
-			cores = $7, memory_mb = $8, enabled = $9, labels = $10, updated_at = now()
+			cores = $7, memory_mb = $8, enabled = $9, labels = $10, gpus = $11, updated_at = now()
 		WHERE id = $1`,
-		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.InternalAddress, a.Cores, a.MemoryMB, a.Enabled, a.Labels)
+		a.ID, a.Name, a.ZoneID, a.PoolID, a.DockerEndpoint, a.InternalAddress, a.Cores, a.MemoryMB, a.Enabled, a.Labels, a.GPUs)
 	if err != nil {
 		return domain.Agent{}, err
 	}

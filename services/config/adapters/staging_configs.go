@@ -10,9 +10,10 @@ import (
 
 // stagingConfigSelect reads staging configs (live ones: deleted_at IS NULL) with the
 // number of their sessions currently staged, which the partial index
-// sessions_staged_claim_idx counts.
+// sessions_staged_claim_idx counts, and the database's clock, which their
+// schedules are read at (StagingConfig.ReadSchedule).
 const stagingConfigSelect = `SELECT sc.id, sc.zone_id, z.name AS zone, sc.workspace_id, w.name AS workspace,
-	sc.desired_sessions, sc.expiration_hours,
+	sc.desired_sessions, sc.schedule, sc.expiration_hours, now() AS read_at,
 	sc.allow_audio, sc.allow_clipboard_down, sc.allow_clipboard_up, sc.allow_downloads,
 	sc.allow_microphone, sc.allow_uploads, sc.allow_gamepad,
 	(SELECT count(*) FROM sessions s WHERE s.staging_config_id = sc.id AND s.status = 'staged') AS current_sessions,
@@ -25,17 +26,22 @@ const stagingConfigSelect = `SELECT sc.id, sc.zone_id, z.name AS zone, sc.worksp
 func (q Tables) GetStagingConfig(ctx context.Context, id string, lock app.Lock) (domain.StagingConfig, error) {
 	var sc domain.StagingConfig
 	err := get(ctx, q, &sc, "staging config "+id, stagingConfigSelect+` WHERE sc.deleted_at IS NULL AND sc.id = $1`+clause(lock, "sc"), id)
+	sc.ReadSchedule(sc.ReadAt)
 	return sc, err
 }
 
 // ListStagingConfigs loads one page of the live staging configs, by zone
 // and workspace.
 func (q Tables) ListStagingConfigs(ctx context.Context, p domain.Page) (domain.Paged[domain.StagingConfig], error) {
-	return listPage(ctx, q, "staging configs", stagingConfigSelect, []string{"sc.deleted_at IS NULL"}, nil,
+	page, err := listPage(ctx, q, "staging configs", stagingConfigSelect, []string{"sc.deleted_at IS NULL"}, nil,
 		keyset[domain.StagingConfig]{
 			columns: []string{"z.name", "w.name", "sc.id"},
 			key:     func(sc domain.StagingConfig) []string { return []string{sc.Zone, sc.Workspace, sc.ID} },
 		}, p)
+	for i := range page.Items {
+		page.Items[i].ReadSchedule(page.Items[i].ReadAt)
+	}
+	return page, err
 }
 
 // CountLiveStagingConfigsInZone counts the staging configs that target the
@@ -68,11 +74,11 @@ func (q Tables) InsertStagingConfig(ctx context.Context, sc domain.StagingConfig
 	_, err := q.ExecContext(ctx, `INSERT INTO staging_configs
 		(id, zone_id, workspace_id, desired_sessions, expiration_hours,
 		 allow_audio, allow_clipboard_down, allow_clipboard_up, allow_downloads,
-		 allow_microphone, allow_uploads, allow_gamepad)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		 allow_microphone, allow_uploads, allow_gamepad, schedule)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		sc.ID, sc.ZoneID, sc.WorkspaceID, sc.DesiredSessions, sc.ExpirationHours,
 		sc.AllowAudio, sc.AllowClipboardDown, sc.AllowClipboardUp, sc.AllowDownloads,
-		sc.AllowMicrophone, sc.AllowUploads, sc.AllowGamepad)
+		sc.AllowMicrophone, sc.AllowUploads, sc.AllowGamepad, sc.Schedule)
 	if err != nil {
 		return domain.StagingConfig{}, fmt.Errorf("inserting staging config: %w", err)
 	}
@@ -80,17 +86,17 @@ func (q Tables) InsertStagingConfig(ctx context.Context, sc domain.StagingConfig
 }
 
 // UpdateStagingConfig stores the settable fields of sc (desired sessions,
-// expiration, permissions) and returns it as stored. Status, last_error and
-// the counts are the provisioner's.
+// schedule, expiration, permissions) and returns it as stored. Status,
+// last_error and the counts are the provisioner's.
 func (q Tables) UpdateStagingConfig(ctx context.Context, sc domain.StagingConfig) (domain.StagingConfig, error) {
 	err := exec(ctx, q, "updating staging config "+sc.ID, `UPDATE staging_configs
 		SET desired_sessions = $2, expiration_hours = $3,
 			allow_audio = $4, allow_clipboard_down = $5, allow_clipboard_up = $6, allow_downloads = $7,
-			allow_microphone = $8, allow_uploads = $9, allow_gamepad = $10, updated_at = now()
+			allow_microphone = $8, allow_uploads = $9, allow_gamepad = $10, schedule = $11, updated_at = now()
 		WHERE id = $1 AND deleted_at IS NULL`,
 		sc.ID, sc.DesiredSessions, sc.ExpirationHours,
 		sc.AllowAudio, sc.AllowClipboardDown, sc.AllowClipboardUp, sc.AllowDownloads,
-		sc.AllowMicrophone, sc.AllowUploads, sc.AllowGamepad)
+		sc.AllowMicrophone, sc.AllowUploads, sc.AllowGamepad, sc.Schedule)
 	if err != nil {
 		return domain.StagingConfig{}, err
 	}

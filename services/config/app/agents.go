@@ -49,6 +49,9 @@ func (a *App) UpdateAgent(ctx context.Context, name string, in domain.AgentUpdat
 		if ag, err = tx.GetAgent(ctx, name, ForUpdate); err != nil {
 			return "", "", notFoundOr(err, "no agent named %q", name)
 		}
+		if err := autoscaledAgentChange(ag, in); err != nil {
+			return "", "", err
+		}
 		in.Apply(&ag)
 		if errs := ag.CheckAddress(); len(errs) > 0 {
 			return "", "", invalid(errs)
@@ -88,7 +91,35 @@ func (a *App) DeleteAgent(ctx context.Context, name string) error {
 		if err != nil {
 			return "", "", notFoundOr(err, "no agent named %q", name)
 		}
+		if ag.AutoscaleConfig != nil {
+			return "", "", conflict("agent %q was made by autoscale config %q, which deletes it with its machine once it has drained; lower that config's min_agents or standby instead", ag.Name, *ag.AutoscaleConfig)
+		}
 		return ag.ID, ag.Name, tx.DeleteAgent(ctx, ag.ID)
 	})
 	return explain(err, fmt.Sprintf("agent %q", name))
+}
+
+// autoscaledAgentChange refuses (409) a change to what an autoscaled
+// agent's machine is: its name (its DNS record and machine carry it), zone,
+// pool and endpoint are its autoscale config's. Enabled, labels and the
+// like may change.
+func autoscaledAgentChange(ag domain.Agent, in domain.AgentUpdate) error {
+	if ag.AutoscaleConfig == nil {
+		return nil
+	}
+	for _, f := range []struct {
+		field   string
+		changed bool
+	}{
+		{"name", in.Name.Has() && in.Name.Value != ag.Name},
+		{"zone", in.Zone.Has() && in.Zone.Value != ag.Zone},
+		{"pool", in.Pool.Set && (in.Pool.Null || ag.Pool == nil || in.Pool.Value != *ag.Pool)},
+		{"docker_endpoint", in.DockerEndpoint.Has() && in.DockerEndpoint.Value != ag.DockerEndpoint},
+		{"internal_address", in.InternalAddress.Has() && in.InternalAddress.Value != ag.InternalAddress},
+	} {
+		if f.changed {
+			return fieldError(Conflict, f.field, "agent %q was made by autoscale config %q for its machine; its %s cannot change", ag.Name, *ag.AutoscaleConfig, f.field)
+		}
+	}
+	return nil
 }

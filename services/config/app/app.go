@@ -91,6 +91,9 @@ const (
 	KindStagingConfig   = "staging_config"
 	KindWebFilterPolicy = "web_filter_policy"
 	KindAPIKey          = "api_key"
+	KindVMProvider      = "vm_provider"
+	KindDNSProvider     = "dns_provider"
+	KindAutoscaleConfig = "autoscale_config"
 )
 
 // What happened to a configuration object.
@@ -184,8 +187,10 @@ func referrers(table string) string {
 		return "staging configs"
 	case "sessions":
 		return "sessions (destroyed ones too: they are kept as history)"
-	case "groups", "workspaces":
+	case "groups", "workspaces", "agents":
 		return table
+	case "autoscale_configs":
+		return "autoscale configs"
 	case "":
 		return "other objects"
 	}

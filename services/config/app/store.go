@@ -78,6 +78,44 @@ type Tables interface {
 	Violations
 	SignIns
 	APIKeys
+	VMProviders
+	DNSProviders
+	AutoscaleConfigs
+}
+
+// VMProviders are the VM providers autoscale configs make machines with.
+type VMProviders interface {
+	GetVMProvider(ctx context.Context, name string, lock Lock) (domain.Provider, error)
+	ListVMProviders(ctx context.Context, p domain.Page) (domain.Paged[domain.Provider], error)
+	InsertVMProvider(ctx context.Context, p domain.Provider) (domain.Provider, error)
+	UpdateVMProvider(ctx context.Context, p domain.Provider) (domain.Provider, error)
+	DeleteVMProvider(ctx context.Context, id string) error
+	// CountVMProviderAgents counts the agents whose machines the provider
+	// with id made and has not deleted.
+	CountVMProviderAgents(ctx context.Context, id string) (int, error)
+}
+
+// DNSProviders are the DNS providers autoscale configs register agents
+// with.
+type DNSProviders interface {
+	GetDNSProvider(ctx context.Context, name string, lock Lock) (domain.Provider, error)
+	ListDNSProviders(ctx context.Context, p domain.Page) (domain.Paged[domain.Provider], error)
+	InsertDNSProvider(ctx context.Context, p domain.Provider) (domain.Provider, error)
+	UpdateDNSProvider(ctx context.Context, p domain.Provider) (domain.Provider, error)
+	DeleteDNSProvider(ctx context.Context, id string) error
+	// CountDNSProviderAgents counts the agents, not deleted, of the
+	// autoscale configs that use the provider with id: their records are
+	// its.
+	CountDNSProviderAgents(ctx context.Context, id string) (int, error)
+}
+
+// AutoscaleConfigs are the pools' autoscale configs.
+type AutoscaleConfigs interface {
+	GetAutoscaleConfig(ctx context.Context, name string, lock Lock) (domain.AutoscaleConfig, error)
+	ListAutoscaleConfigs(ctx context.Context, p domain.Page) (domain.Paged[domain.AutoscaleConfig], error)
+	InsertAutoscaleConfig(ctx context.Context, c domain.AutoscaleConfig) (domain.AutoscaleConfig, error)
+	UpdateAutoscaleConfig(ctx context.Context, c domain.AutoscaleConfig) (domain.AutoscaleConfig, error)
+	DeleteAutoscaleConfig(ctx context.Context, id string) error
 }
 
 // Zones are the deployment zones.

@@ -41,6 +41,12 @@ func view(ctx context.Context, q Tables, kind, key string, lock Lock) (json.RawM
 		v, err = q.GetStagingConfig(ctx, key, lock)
 	case KindWebFilterPolicy:
 		v, err = q.GetWebFilterPolicy(ctx, key, lock)
+	case KindVMProvider:
+		v, err = q.GetVMProvider(ctx, key, lock)
+	case KindDNSProvider:
+		v, err = q.GetDNSProvider(ctx, key, lock)
+	case KindAutoscaleConfig:
+		v, err = q.GetAutoscaleConfig(ctx, key, lock)
 	case KindAPIKey:
 		// A key is never changed, only created and deleted: there is no
 		// change to lock out.

@@ -20,14 +20,25 @@ type Agent struct {
 	InternalAddress string     `db:"internal_address" json:"internal_address"`
 	Cores           float64    `db:"cores" json:"cores"`
 	MemoryMB        int32      `db:"memory_mb" json:"memory_mb"`
+	GPUs            int32      `db:"gpus" json:"gpus"`
 	Enabled         bool       `db:"enabled" json:"enabled"`
 	Labels          Labels     `db:"labels" json:"labels"`
 	Sessions        int        `db:"sessions" json:"sessions"`
 	FreeCores       float64    `db:"free_cores" json:"free_cores"`
 	FreeMemoryMB    int        `db:"free_memory_mb" json:"free_memory_mb"`
 	LastHeartbeatAt *time.Time `db:"last_heartbeat_at" json:"last_heartbeat_at"`
-	CreatedAt       time.Time  `db:"created_at" json:"created_at"`
-	UpdatedAt       time.Time  `db:"updated_at" json:"updated_at"`
+	// AutoscaleConfig names the autoscale config that made the agent (nil
+	// for an agent entered by hand), MachineID is its machine at the VM
+	// provider, and Lifecycle says where it is in its life (AgentActive,
+	// AgentDraining...), since LifecycleAt; LifecycleError is why the
+	// autoscaler's last step with it failed.
+	AutoscaleConfig *string   `db:"autoscale_config" json:"autoscale_config"`
+	MachineID       string    `db:"machine_id" json:"machine_id"`
+	Lifecycle       string    `db:"lifecycle" json:"lifecycle"`
+	LifecycleAt     time.Time `db:"lifecycle_at" json:"lifecycle_at"`
+	LifecycleError  string    `db:"lifecycle_error" json:"lifecycle_error"`
+	CreatedAt       time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt       time.Time `db:"updated_at" json:"updated_at"`
 }
 
 // AgentUpdate is the body of PATCH /api/v1/agents/{name}.
@@ -39,6 +50,7 @@ type AgentUpdate struct {
 	InternalAddress Optional[string]   `json:"internal_address"`
 	Cores           Optional[float64]  `json:"cores"`
 	MemoryMB        Optional[int32]    `json:"memory_mb"`
+	GPUs            Optional[int32]    `json:"gpus"`
 	Enabled         Optional[bool]     `json:"enabled"`
 	Labels          Optional[[]string] `json:"labels"`
 }
@@ -65,6 +77,7 @@ func validateAgent(in AgentUpdate, p presence) FieldErrors {
 	}
 	checkCores(&errs, "cores", in.Cores, p)
 	checkMin(&errs, "memory_mb", in.MemoryMB, p, 1)
+	checkMin(&errs, "gpus", in.GPUs, optional, 0)
 	checkPresent(&errs, "enabled", in.Enabled, optional)
 	checkPresent(&errs, "labels", in.Labels, optional)
 	return errs
@@ -73,7 +86,7 @@ func validateAgent(in AgentUpdate, p presence) FieldErrors {
 // Agent returns the agent the body describes, with defaults filled in; the
 // zone and pool are still names only.
 func (in AgentCreate) Agent() Agent {
-	a := Agent{Enabled: true}
+	a := Agent{Enabled: true, Lifecycle: AgentActive}
 	AgentUpdate(in).Apply(&a)
 	return a
 }
@@ -89,6 +102,7 @@ func (in AgentUpdate) Apply(a *Agent) {
 	setIfPresent(&a.InternalAddress, in.InternalAddress)
 	setIfPresent(&a.Cores, in.Cores)
 	setIfPresent(&a.MemoryMB, in.MemoryMB)
+	setIfPresent(&a.GPUs, in.GPUs)
 	setIfPresent(&a.Enabled, in.Enabled)
 	if in.Labels.Has() {
 		a.Labels = Labels(in.Labels.Value)

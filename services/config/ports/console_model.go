@@ -85,19 +85,25 @@ type consoleField struct {
 // consoleLabels are the labels that are not the field's words in title
 // case.
 var consoleLabels = map[string]string{
-	"expiration_hours":   "Expiration (Hours)",
-	"memory_mb":          "Memory (MiB)",
-	"ssh_public_keys":    "SSH Public Keys",
-	"internal_address":   "Internal Address",
-	"readiness_path":     "Readiness Path",
-	"max_sessions":       "Max Sessions",
-	"free_memory_mb":     "Free Memory (MiB)",
-	"last_heartbeat_at":  "Last Heartbeat",
-	"on_demand_reason":   "On Demand Reason",
-	"url":                "URL",
-	"server_pool":        "Server Pool",
-	"docker_exec_config": "Docker Exec Config",
-	"inject_ssh_keys":    "Inject SSH Keys",
+	"expiration_hours":         "Expiration (Hours)",
+	"memory_mb":                "Memory (MiB)",
+	"ssh_public_keys":          "SSH Public Keys",
+	"internal_address":         "Internal Address",
+	"readiness_path":           "Readiness Path",
+	"max_sessions":             "Max Sessions",
+	"free_memory_mb":           "Free Memory (MiB)",
+	"last_heartbeat_at":        "Last Heartbeat",
+	"on_demand_reason":         "On Demand Reason",
+	"url":                      "URL",
+	"server_pool":              "Server Pool",
+	"docker_exec_config":       "Docker Exec Config",
+	"inject_ssh_keys":          "Inject SSH Keys",
+	"vm_provider":              "VM Provider",
+	"dns_provider":             "DNS Provider",
+	"gpus":                     "GPUs",
+	"standby_memory_mb":        "Standby Memory (MiB)",
+	"standby_gpus":             "Standby GPUs",
+	"agent_memory_mb_override": "Agent Memory Override (MiB)",
 }
 
 // consoleRefs are the fields that name an item of another collection.
@@ -109,6 +115,8 @@ var consoleRefs = map[string]struct{ collection, filter string }{
 	"web_filter_policy": {"web-filter-policies", ""},
 	"groups":            {"groups", ""},
 	"assigned_user":     {"users", ""},
+	"vm_provider":       {"vm-providers", ""},
+	"dns_provider":      {"dns-providers", ""},
 }
 
 // genericRefHelp is the description of NameRef, which says no more than
@@ -118,8 +126,9 @@ const genericRefHelp = "The name of another resource."
 // consoleSchemaRefs are the references whose choices depend on the
 // resource: an agent joins a Docker agent pool, a server a server pool.
 var consoleSchemaRefs = map[string]map[string]string{
-	"Agent":  {"pool": "type=docker_agent"},
-	"Server": {"pool": "type=server"},
+	"Agent":           {"pool": "type=docker_agent"},
+	"Server":          {"pool": "type=server"},
+	"AutoscaleConfig": {"pool": "type=docker_agent"},
 }
 
 // consoleViews are the console's pages, in navigation order.
@@ -130,7 +139,8 @@ func consoleViews() []consoleView {
 		{Route: "staging", Nav: "Staging", Title: "Staging", Collection: "staging-configs", Key: "id", Item: "Config",
 			Create: "Create New Config", Edit: true, Delete: true, Schema: "StagingConfig", Events: sessionEvents,
 			Columns: []consoleColumn{{"Zone", "zone", ""}, {"Workspace", "workspace", ""},
-				{"Desired Sessions", "desired_sessions", ""}, {"Current Sessions", "current_sessions", ""},
+				{"Desired Sessions", "desired_sessions", ""}, {"Schedule", "schedule", "count"},
+				{"Effective Desired Sessions", "effective_desired_sessions", ""}, {"Current Sessions", "current_sessions", ""},
 				{"Expiration (Hours)", "expiration_hours", ""}, {"Status", "status", "status"},
 				{"Shortfall Reason", "last_error", ""}, {"Since", "last_error_at", "time"}}},
 		{Route: "zones", Nav: "Zones", Title: "Zones", Collection: "zones", Key: "name", Item: "Zone",
@@ -146,7 +156,20 @@ func consoleViews() []consoleView {
 			Create: "Add", Edit: true, Delete: true, Schema: "Agent", Events: sessionEvents,
 			Columns: []consoleColumn{{"Name", "name", ""}, {"Zone", "zone", ""}, {"Pool", "pool", ""},
 				{"Docker Endpoint", "docker_endpoint", ""}, {"Enabled", "enabled", "bool"}, {"Sessions", "sessions", ""},
-				{"Free Cores", "free_cores", ""}, {"Free Memory (MiB)", "free_memory_mb", ""}, {"Last Heartbeat", "last_heartbeat_at", "time"}}},
+				{"Free Cores", "free_cores", ""}, {"Free Memory (MiB)", "free_memory_mb", ""}, {"Last Heartbeat", "last_heartbeat_at", "time"},
+				{"Lifecycle", "lifecycle", ""}, {"AutoScale Config", "autoscale_config", ""}}},
+		{Route: "autoscale", Menu: "Infrastructure", Nav: "AutoScale", Title: "All AutoScale Configs", Collection: "autoscale-configs", Key: "name", Item: "AutoScale Config",
+			Create: "Add", Edit: true, Delete: true, Schema: "AutoscaleConfig", Events: sessionEvents,
+			Columns: []consoleColumn{{"Name", "name", ""}, {"Pool", "pool", ""}, {"Deployment Zone", "zone", ""}, {"Enabled", "enabled", "bool"},
+				{"Standby Cores", "standby_cores", ""}, {"Standby Memory (MiB)", "standby_memory_mb", ""}, {"Min Agents", "min_agents", ""},
+				{"Max Agents", "max_agents", ""}, {"Agents", "agents", "count"}, {"Last Decision", "last_decision", ""},
+				{"Last Error", "last_error", ""}}},
+		{Route: "vm-providers", Menu: "Infrastructure", Nav: "VM Providers", Title: "All VM Provider Configs", Collection: "vm-providers", Key: "name", Item: "VM Provider",
+			Create: "Add", Edit: true, Delete: true, Schema: "VMProvider", Events: configEvents,
+			Columns: []consoleColumn{{"Name", "name", ""}, {"Type", "type", ""}, {"Secrets Set", "secrets_set", "list"}, {"CA Fingerprint", "ca_fingerprint", ""}}},
+		{Route: "dns-providers", Menu: "Infrastructure", Nav: "DNS Providers", Title: "All DNS Provider Configs", Collection: "dns-providers", Key: "name", Item: "DNS Provider",
+			Create: "Add", Edit: true, Delete: true, Schema: "DNSProvider", Events: configEvents,
+			Columns: []consoleColumn{{"Name", "name", ""}, {"Type", "type", ""}, {"Secrets Set", "secrets_set", "list"}}},
 		{Route: "servers", Menu: "Infrastructure", Nav: "Servers", Title: "Servers", Collection: "servers", Key: "name", Item: "Server",
 			Create: "Add", Edit: true, Delete: true, Schema: "Server", Events: sessionEvents,
 			Columns: []consoleColumn{{"Name", "name", ""}, {"Zone", "zone", ""}, {"Pool", "pool", ""}, {"Address", "address", ""},
@@ -240,8 +263,12 @@ func formOf(create, update *openapi3.Schema, names []string) []consoleField {
 		}
 		ref, isRef := consoleRefs[name]
 		switch {
-		case s.WriteOnly:
+		case s.WriteOnly && s.Type.Is("string"):
 			f.Input = "password"
+		case s.WriteOnly:
+			// Secrets as a JSON object (a provider's): never shown, so
+			// empty on Edit, and left as they are unless given.
+			f.Input, f.Placeholder = "json", "unchanged when empty"
 		case isRef && s.Type.Is("array"):
 			f.Help = "" // the choices say it
 			f.Input, f.Ref, f.RefFilter = "refs", ref.collection, ref.filter

@@ -146,6 +146,24 @@ func adminV1(r chi.Router, rs responder, a *app.App) {
 	r.Patch("/staging-configs/{id}", update(rs, "id", a.UpdateStagingConfig))
 	r.Delete("/staging-configs/{id}", remove(rs, "id", a.DeleteStagingConfig))
 
+	r.Get("/vm-providers", list(rs, a.ListVMProviders))
+	r.Post("/vm-providers", create(rs, a.CreateVMProvider))
+	r.Get("/vm-providers/{name}", get(rs, "name", a.GetVMProvider))
+	r.Patch("/vm-providers/{name}", update(rs, "name", a.UpdateVMProvider))
+	r.Delete("/vm-providers/{name}", remove(rs, "name", a.DeleteVMProvider))
+
+	r.Get("/dns-providers", list(rs, a.ListDNSProviders))
+	r.Post("/dns-providers", create(rs, a.CreateDNSProvider))
+	r.Get("/dns-providers/{name}", get(rs, "name", a.GetDNSProvider))
+	r.Patch("/dns-providers/{name}", update(rs, "name", a.UpdateDNSProvider))
+	r.Delete("/dns-providers/{name}", remove(rs, "name", a.DeleteDNSProvider))
+
+	r.Get("/autoscale-configs", list(rs, a.ListAutoscaleConfigs))
+	r.Post("/autoscale-configs", create(rs, a.CreateAutoscaleConfig))
+	r.Get("/autoscale-configs/{name}", get(rs, "name", a.GetAutoscaleConfig))
+	r.Patch("/autoscale-configs/{name}", update(rs, "name", a.UpdateAutoscaleConfig))
+	r.Delete("/autoscale-configs/{name}", remove(rs, "name", a.DeleteAutoscaleConfig))
+
 	r.Get("/violations", sessionHandlers{rs: rs, app: a}.violations)
 
 	r.Get("/api-keys", list(rs, a.ListAPIKeys))

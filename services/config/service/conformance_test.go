@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -247,6 +248,57 @@ func TestOpenAPIConformance(t *testing.T) {
 	if len(violations.Items) != 1 || violations.Items[0].str("setting") != "web_filter_policy" {
 		t.Errorf("violations: %v", violations.Items)
 	}
+
+	// AutoScale: VM and DNS providers (secrets written, never shown) and
+	// an autoscale config of a docker_agent pool.
+	h.create("pools", obj{"name": "scaled", "type": "docker_agent"})
+	vmp := h.create("vm-providers", obj{"name": "local", "type": "local_docker", "settings": obj{"cores": 2, "memory_mb": 2048}})
+	if vmp.str("ca_fingerprint") == "" || len(vmp["secrets_set"].([]any)) != 0 {
+		t.Errorf("vm provider: %v", vmp)
+	}
+	h.problem(400, "settings.region", "POST", "/api/v1/vm-providers", obj{"name": "do", "type": "digitalocean",
+		"settings": obj{"size": "s-2vcpu-4gb", "cores": 2, "memory_mb": 4096}, "secrets": obj{"token": "t"}})
+	h.problem(400, "settings.colour", "POST", "/api/v1/vm-providers", obj{"name": "x", "type": "local_docker", "settings": obj{"colour": "red"}})
+	h.problem(409, "", "POST", "/api/v1/vm-providers", obj{"name": "local", "type": "local_docker"})
+	do := h.create("vm-providers", obj{"name": "do", "type": "digitalocean",
+		"settings": obj{"region": "ams3", "size": "s-2vcpu-4gb", "cores": 2, "memory_mb": 4096}, "secrets": obj{"token": "dop_v1_secret"}})
+	if strings.Contains(fmt.Sprint(do), "dop_v1_secret") || fmt.Sprint(do["secrets_set"]) != "[token]" {
+		t.Errorf("digitalocean provider shows its secret or hides that it has one: %v", do)
+	}
+	h.must(200, "GET", "/api/v1/vm-providers", nil, nil)
+	h.must(200, "GET", "/api/v1/vm-providers/do", nil, nil)
+	h.problem(404, "", "GET", "/api/v1/vm-providers/none", nil)
+	h.must(200, "PATCH", "/api/v1/vm-providers/do", obj{"secrets": obj{"token": "dop_v1_other"}}, nil)
+	h.problem(400, "secrets.token", "PATCH", "/api/v1/vm-providers/do", obj{"secrets": obj{"token": nil}})
+	h.create("dns-providers", obj{"name": "bind", "type": "rfc2136",
+		"settings": obj{"server": "127.0.0.1:53", "zone": "agents.example.com"}, "secrets": obj{"tsig_secret": "c2VjcmV0"}})
+	h.problem(400, "secrets.tsig_secret", "POST", "/api/v1/dns-providers", obj{"name": "b2", "type": "rfc2136",
+		"settings": obj{"server": "127.0.0.1:53", "zone": "agents.example.com"}, "secrets": obj{"tsig_secret": "not base64!"}})
+	h.must(200, "GET", "/api/v1/dns-providers", nil, nil)
+	h.must(200, "GET", "/api/v1/dns-providers/bind", nil, nil)
+	h.must(200, "PATCH", "/api/v1/dns-providers/bind", obj{"settings": obj{"server": "127.0.0.1:5353", "zone": "agents.example.com"}}, nil)
+	as := h.create("autoscale-configs", obj{"name": "scaled-eu", "pool": "scaled", "zone": "eu", "standby_cores": 2,
+		"max_agents": 3, "vm_provider": "local", "dns_provider": "bind", "downscale_backoff": "5m"})
+	if as.str("downscale_backoff") != "5m0s" || as["enabled"] != true || len(as["agents"].([]any)) != 0 {
+		t.Errorf("autoscale config: %v", as)
+	}
+	h.problem(400, "pool", "POST", "/api/v1/autoscale-configs", obj{"name": "a2", "pool": "desktops", "zone": "eu",
+		"max_agents": 1, "vm_provider": "local"})
+	h.problem(400, "min_agents", "POST", "/api/v1/autoscale-configs", obj{"name": "a2", "pool": "scaled", "zone": "us",
+		"min_agents": 4, "max_agents": 3, "vm_provider": "local"})
+	h.problem(400, "vm_provider", "POST", "/api/v1/autoscale-configs", obj{"name": "a2", "pool": "scaled", "zone": "us",
+		"max_agents": 3, "vm_provider": "none"})
+	h.problem(409, "", "POST", "/api/v1/autoscale-configs", obj{"name": "a3", "pool": "scaled", "zone": "eu",
+		"max_agents": 3, "vm_provider": "local"})
+	h.must(200, "GET", "/api/v1/autoscale-configs", nil, nil)
+	h.must(200, "GET", "/api/v1/autoscale-configs/scaled-eu", nil, nil)
+	h.must(200, "PATCH", "/api/v1/autoscale-configs/scaled-eu", obj{"aggressive_scaling": true, "dns_provider": nil}, nil)
+	h.problem(409, "", "DELETE", "/api/v1/vm-providers/local", nil)
+	h.must(204, "DELETE", "/api/v1/autoscale-configs/scaled-eu", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/autoscale-configs/scaled-eu", nil)
+	h.must(204, "DELETE", "/api/v1/vm-providers/do", nil, nil)
+	h.must(204, "DELETE", "/api/v1/dns-providers/bind", nil, nil)
+	h.problem(404, "", "DELETE", "/api/v1/dns-providers/bind", nil)
 
 	// Deletes: what is referred to stays.
 	h.problem(409, "", "DELETE", "/api/v1/zones/eu", nil)

@@ -14,6 +14,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/greenroom-dev/greenroom/libs/app"
@@ -22,7 +23,9 @@ import (
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/docker"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/postgres"
 	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/probe"
+	"github.com/greenroom-dev/greenroom/services/provisioner/adapters/vm"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/audit"
+	"github.com/greenroom-dev/greenroom/services/provisioner/app/autoscale"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/command"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/enginehealth"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/poolstate"
@@ -62,11 +65,19 @@ type Config struct {
 	// engine watcher's longest wait between two attempts, so that an
 	// engine it keeps failing to reach stays passed over).
 	EngineOutageMemory time.Duration
+	// Autoscale tunes the autoscaler; AutoscaleImageSource is the engine
+	// new agents' images are copied from (AutoscaleImageSourceDefault).
+	Autoscale            autoscale.Config
+	AutoscaleImageSource string
 	// ShutdownTimeout bounds how long the service waits, once stopping,
 	// for its parts and the events in flight; unfinished events are
 	// redelivered (GREENROOM_SHUTDOWN_TIMEOUT by default).
 	ShutdownTimeout time.Duration
 }
+
+// AutoscaleImageSourceDefault is the engine new agents' images are copied
+// from: this host's.
+const AutoscaleImageSourceDefault = "unix:///var/run/docker.sock"
 
 // DeploymentLabel names the deployment a container belongs to.
 const DeploymentLabel = "greenroom.deployment"
@@ -79,6 +90,9 @@ type Service struct {
 	Provisioner *command.Provisioner
 	// Reconciler keeps staging pools at their desired size.
 	Reconciler *staging.Reconciler
+	// Autoscaler adds and removes the agents of pools with an autoscale
+	// config.
+	Autoscaler *autoscale.Autoscaler
 	// ContainerAuditor fails the sessions whose container is gone and
 	// removes orphan containers.
 	ContainerAuditor *audit.ContainerAuditor
@@ -118,8 +132,11 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	}
 	cfg.Provision.ExtraLabels[DeploymentLabel] = deployment
 	s := &Service{EngineHealth: enginehealth.NewBoard(engineOutageMemory(cfg), deps.Log)}
-	engines := docker.NewEnginesWith(cfg.Engines)
 	store := postgres.New(deps.DB, deps.Source()).PublishOutcomesDirectly(deps.NewDirect())
+	if cfg.Engines.TLSFor == nil {
+		cfg.Engines.TLSFor = store.EngineTLS
+	}
+	engines := docker.NewEnginesWith(cfg.Engines)
 	metrics := command.NewMetrics(deps.Ops.Registry)
 	s.Reconciler = staging.NewReconciler(cfg.Reconciler, store, deps.Log, deps.Ops.Registry).UseEngineOutages(s.EngineHealth)
 	s.Provisioner = command.New(cfg.Provision, store, engines.AsCommandEngines(), probe.New(cfg.Probe),
@@ -131,6 +148,14 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	s.ContainerAuditor = audit.NewContainerAuditor(cfg.ContainerAudit, store, engines.AsAuditEngines(), metrics, deps.Ops.Registry, deps.Log, s.Reconciler.Trigger)
 	s.EngineWatcher = audit.NewEngineWatcher(cfg.EngineWatcher, store, engines.AsAuditEngines(), s.ContainerAuditor, deps.Ops.Registry, deps.Log).
 		ReportEngineHealth(s.EngineHealth)
+	cfg.Autoscale.Labels = maps.Clone(cfg.Provision.ExtraLabels)
+	cfg.Autoscale.Forget = engines.Forget
+	cfg.Autoscale.Owner = cmp.Or(cfg.Autoscale.Owner, deps.Source()+"/"+uuid.NewString())
+	s.Autoscaler = autoscale.New(cfg.Autoscale, store, vm.Providers{}, engines.MachineDialer(cmp.Or(cfg.AutoscaleImageSource, AutoscaleImageSourceDefault)),
+		s.EngineHealth, deps.Log, deps.Ops.Registry, func() {
+			s.Reconciler.ConfigChanged("")
+			s.EngineWatcher.Trigger()
+		})
 	s.Relay = deps.NewRelay()
 	// The pools' state, read from PostgreSQL at each scrape: every replica
 	// reports the same values (aggregate with max, not sum).
@@ -149,6 +174,7 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 		Add("staging reconciler", s.Reconciler).
 		Add("container auditor", s.ContainerAuditor).
 		Add("engine watcher", s.EngineWatcher).
+		Add("autoscaler", s.Autoscaler).
 		Add("outbox relay", s.Relay).
 		AfterStop(engines.Close)
 	deps.Log.Info("provisioner ready", zap.Strings("subjects", bus.Subjects))

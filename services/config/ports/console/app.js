@@ -450,6 +450,7 @@ async function showForm(section, key) {
     else el.disabled = locked;
   }
   const initial = creating ? null : snapshot(form, false);
+  if (section.id === "form-pools") await showPoolAutoscale(section, creating ? null : key);
   form.onsubmit = async (ev) => {
     ev.preventDefault();
     clearErrors(form);
@@ -593,6 +594,42 @@ async function showPool(name) {
   };
   state.refresh = render;
   await render();
+}
+
+// showPoolAutoscale shows, on a pool's Edit page, the autoscale configs
+// that add and remove the pool's agents (Kasm's recommended way to reach
+// them: the Edit option of a specific pool).
+async function showPoolAutoscale(section, pool) {
+  const box = $(".pool-autoscale", section);
+  box.hidden = pool === null;
+  if (pool === null) return;
+  let configs;
+  try {
+    configs = (await all("autoscale-configs")).filter((c) => c.pool === pool);
+  } catch (e) {
+    $(".form-error", section).textContent = e.message;
+    return;
+  }
+  $("tbody", box).replaceChildren(...configs.map((c) => {
+    const tr = document.createElement("tr");
+    tr.dataset.key = c.name;
+    const agents = (c.agents || []).map((a) => `${a.name} (${a.lifecycle})`).join(", ");
+    for (const v of [c.name, c.zone, c.enabled ? "Yes" : "No", String(c.standby_cores), String(c.standby_memory_mb),
+      String(c.min_agents), String(c.max_agents), c.vm_provider, c.dns_provider || "—", agents || "—", c.last_decision || "—"]) {
+      const td = document.createElement("td");
+      td.textContent = v;
+      tr.append(td);
+    }
+    const td = document.createElement("td");
+    td.className = "actions";
+    const a = document.createElement("a");
+    a.href = `#/autoscale/edit/${encodeURIComponent(c.name)}`;
+    a.textContent = "Edit";
+    td.append(a);
+    tr.append(td);
+    return tr;
+  }));
+  $(".empty", box).hidden = configs.length > 0;
 }
 
 // ------------------------------------------------------------------ live

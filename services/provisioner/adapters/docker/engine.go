@@ -10,9 +10,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"path"
 	"regexp"
@@ -79,6 +81,11 @@ type EnginesConfig struct {
 	// (GREENROOM_DOCKER_TLS_*): HTTPS with the client certificate,
 	// the engine's certificate verified against its CA.
 	TLS settings.DockerTLS
+	// TLSFor, when set, gives the TLS configuration of a tcp:// endpoint
+	// that has one of its own: an autoscaled agent's engine, whose
+	// certificates its VM provider made. nil (and no error) for an
+	// endpoint that has none, which TLS above then covers.
+	TLSFor func(ctx context.Context, endpoint string) (*tls.Config, error)
 }
 
 // Defaults of EnginesConfig.
@@ -204,18 +211,28 @@ func (e *Engines) For(endpoint string) (*Engine, error) {
 func (e *Engines) contact(endpoint string) (*Engine, error) {
 	// The client negotiates the API version unless given one (it never
 	// is here): down to the engine's, not below client.MinAPIVersion.
-	opts := []client.Opt{client.WithHost(endpoint)}
-	if e.cfg.TLS.Enabled() && strings.HasPrefix(endpoint, "tcp://") {
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.PingTimeout)
+	defer cancel()
+	var own *tls.Config
+	if e.cfg.TLSFor != nil && strings.HasPrefix(endpoint, "tcp://") {
+		var err error
+		if own, err = e.cfg.TLSFor(ctx, endpoint); err != nil {
+			return nil, fmt.Errorf("TLS settings of docker engine %s: %w", endpoint, err)
+		}
+	}
+	var opts []client.Opt
+	switch {
+	case own != nil:
+		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: own}}))
+	case e.cfg.TLS.Enabled() && strings.HasPrefix(endpoint, "tcp://"):
 		opts = append(opts, client.WithTLSClientConfig(e.cfg.TLS.CA, e.cfg.TLS.Cert, e.cfg.TLS.Key))
 	}
-	c, err := client.New(opts...)
+	c, err := client.New(append(opts, client.WithHost(endpoint))...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", endpoint, err)
 	}
 	// Negotiate the API version now, once, within PingTimeout: otherwise the
 	// client would on its first call, bounded only by that call's context.
-	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.PingTimeout)
-	defer cancel()
 	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		_ = c.Close()
 		if cerrdefs.IsInvalidArgument(err) {
@@ -225,6 +242,22 @@ func (e *Engines) contact(endpoint string) (*Engine, error) {
 		return nil, fmt.Errorf("docker engine %s does not answer: %w", endpoint, err)
 	}
 	return &Engine{c: c, endpoint: endpoint}, nil
+}
+
+// Forget drops what Engines knows of endpoint (its client, its failures):
+// the agent that used it is gone, and a machine that gets its address
+// next may be another provider's, with other TLS settings.
+func (e *Engines) Forget(endpoint string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.endpoints[endpoint]
+	if st == nil || st.contact != nil {
+		return
+	}
+	if st.eng != nil {
+		_ = st.eng.c.Close()
+	}
+	delete(e.endpoints, endpoint)
 }
 
 // Close closes every client and ends the contacts under way; For fails

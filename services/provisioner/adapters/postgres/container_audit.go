@@ -17,14 +17,15 @@ import (
 )
 
 // ListWatchedAgents returns, by endpoint, the Docker engines whose
-// containers are watched and audited: every enabled agent, and every
+// containers are watched and audited: every enabled agent (but one the
+// autoscaler is still making or deleting), and every
 // disabled one that still hosts live sessions (an agent being drained still
 // has sessions whose containers may die).
 func (s *Store) ListWatchedAgents(ctx context.Context) ([]command.Agent, error) {
 	var agents []command.Agent
 	if err := s.db.SelectContext(ctx, &agents, `SELECT id, name, docker_endpoint, internal_address
 		FROM agents a
-		WHERE enabled OR EXISTS (SELECT 1 FROM sessions s WHERE s.agent_id = a.id AND s.status NOT IN ('destroyed', 'failed'))
+		WHERE (enabled AND lifecycle IN ('active', 'draining')) OR EXISTS (SELECT 1 FROM sessions s WHERE s.agent_id = a.id AND s.status NOT IN ('destroyed', 'failed'))
 		ORDER BY docker_endpoint, name`); err != nil {
 		return nil, fmt.Errorf("error listing watched agents: %w", err)
 	}
@@ -35,7 +36,7 @@ func (s *Store) ListWatchedAgents(ctx context.Context) ([]command.Agent, error) 
 // engine at endpoint to at, never back.
 func (s *Store) RecordHeartbeat(ctx context.Context, endpoint string, at time.Time) error {
 	if _, err := s.db.ExecContext(ctx, `UPDATE agents SET last_heartbeat_at = $2
-		WHERE docker_endpoint = $1 AND (last_heartbeat_at IS NULL OR last_heartbeat_at < $2)`, endpoint, at); err != nil {
+		WHERE docker_endpoint = $1 AND lifecycle <> 'deleted' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < $2)`, endpoint, at); err != nil {
 		return fmt.Errorf("recording the heartbeat of %s: %w", endpoint, err)
 	}
 	return nil

@@ -17,7 +17,8 @@ import (
 
 // PlaceSession decides which agent hosts session id, trying zones (names)
 // in order, and reserves its capacity there, all in one transaction:
-// every enabled agent of the candidate zones is locked (in id order, so
+// every enabled, active agent (not one being made, drained or deleted by
+// the autoscaler) of the candidate zones is locked (in id order, so
 // concurrent placements queue instead of deadlocking), its free capacity is
 // its cores and memory less what its live sessions hold, and the chosen
 // agent is written to the session, which from then on counts against it.
@@ -179,7 +180,7 @@ func loadZones(ctx context.Context, tx *sqlx.Tx, names []string, lock bool, outa
 	query := `SELECT a.id, a.name, a.zone_id, a.docker_endpoint, a.cores, a.memory_mb, a.labels,
 			COALESCE(p.labels, '{}') AS pool_labels
 		FROM agents a LEFT JOIN pools p ON p.id = a.pool_id
-		WHERE a.zone_id = ANY($1) AND a.enabled
+		WHERE a.zone_id = ANY($1) AND a.enabled AND a.lifecycle = 'active'
 		ORDER BY a.id`
 	if lock {
 		query += ` FOR UPDATE OF a`

@@ -14,6 +14,7 @@ import (
 
 	"github.com/greenroom-dev/greenroom/libs/db"
 	"github.com/greenroom-dev/greenroom/libs/events"
+	"github.com/greenroom-dev/greenroom/libs/schedule"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/staging"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
@@ -43,21 +44,25 @@ func (s *Store) ListStagingConfigs(ctx context.Context) ([]string, error) {
 
 // stagingConfigRow is a staging config with its workspace and zone.
 type stagingConfigRow struct {
-	ID               string         `db:"id"`
-	ZoneID           string         `db:"zone_id"`
-	WorkspaceID      string         `db:"workspace_id"`
-	Desired          int            `db:"desired_sessions"`
-	Deleted          bool           `db:"deleted"`
-	Status           string         `db:"status"`
-	LastError        string         `db:"last_error"`
-	Workspace        string         `db:"workspace"`
-	WorkspaceEnabled bool           `db:"workspace_enabled"`
-	Cores            float64        `db:"cores"`
-	MemoryMB         int            `db:"memory_mb"`
-	IncludeLabels    pq.StringArray `db:"include_labels"`
-	ExcludeLabels    pq.StringArray `db:"exclude_labels"`
-	Zone             string         `db:"zone"`
-	Now              time.Time      `db:"now"`
+	ID          string `db:"id"`
+	ZoneID      string `db:"zone_id"`
+	WorkspaceID string `db:"workspace_id"`
+	// Desired is the config's desired_sessions as read, then (once
+	// ReconcileStagingConfig read the schedule) what the pool aims for
+	// now: the desired_sessions of the schedule's entry in effect, if any.
+	Desired          int               `db:"desired_sessions"`
+	Schedule         schedule.Schedule `db:"schedule"`
+	Deleted          bool              `db:"deleted"`
+	Status           string            `db:"status"`
+	LastError        string            `db:"last_error"`
+	Workspace        string            `db:"workspace"`
+	WorkspaceEnabled bool              `db:"workspace_enabled"`
+	Cores            float64           `db:"cores"`
+	MemoryMB         int               `db:"memory_mb"`
+	IncludeLabels    pq.StringArray    `db:"include_labels"`
+	ExcludeLabels    pq.StringArray    `db:"exclude_labels"`
+	Zone             string            `db:"zone"`
+	Now              time.Time         `db:"now"`
 	events.Permissions
 	// WorkspaceRevision, AllowOriginDomain and UpstreamAuthAddress, with
 	// the permissions, make the pool's revision (domain.PoolRevision).
@@ -86,11 +91,15 @@ func (c stagingConfigRow) revision() string {
 // revision differs from the pool's later is stale, and rolled. The
 // status is written when it changes; a new cause of shortfall also goes to
 // last_error and last_error_at and is announced by staging.shortfall.
+//
+// The desired size is the schedule's while a run of it is in effect at the
+// pass's time (the database's clock, or pass.ScheduleAt), and the outcome
+// says when the schedule next changes it.
 func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass staging.PoolPass) (staging.PoolOutcome, error) {
 	var out staging.PoolOutcome
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var c stagingConfigRow
-		err := tx.GetContext(ctx, &c, `SELECT c.id, c.zone_id, c.workspace_id, c.desired_sessions,
+		err := tx.GetContext(ctx, &c, `SELECT c.id, c.zone_id, c.workspace_id, c.desired_sessions, c.schedule,
 				c.deleted_at IS NOT NULL AS deleted, c.status, c.last_error,
 				c.allow_audio, c.allow_clipboard_down, c.allow_clipboard_up, c.allow_downloads,
 				c.allow_microphone, c.allow_uploads, c.allow_gamepad,
@@ -108,6 +117,9 @@ func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass stag
 		}
 		if err != nil {
 			return fmt.Errorf("locking staging config %s: %w", id, err)
+		}
+		if !c.Deleted {
+			out.ScheduleChange = readSchedule(&c, pass.ScheduleAt)
 		}
 		state, err := loadPoolState(ctx, tx, c)
 		if err != nil {
@@ -165,6 +177,20 @@ func (s *Store) ReconcileStagingConfig(ctx context.Context, id string, pass stag
 	return out, err
 }
 
+// readSchedule sets c.Desired to the size c's schedule has the pool aim
+// for at the time at (the database's clock when zero), and returns how
+// long after at the schedule next changes it (zero: never).
+func readSchedule(c *stagingConfigRow, at time.Time) time.Duration {
+	if at.IsZero() {
+		at = c.Now
+	}
+	c.Desired, _ = schedule.Effective(c.Schedule, c.Desired, at)
+	if next := schedule.NextChange(c.Schedule, at); !next.IsZero() {
+		return next.Sub(at)
+	}
+	return 0
+}
+
 // loadPoolState reads c's sessions and recent failures.
 func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain.PoolState, error) {
 	state := domain.PoolState{
@@ -187,8 +213,14 @@ func loadPoolState(ctx context.Context, tx *sqlx.Tx, c stagingConfigRow) (domain
 	// they are compared on their own because a session started with
 	// other permissions is never claimed, so it is not worth keeping
 	// through a roll.
+	//
+	// A session on an agent the autoscaler drains is stale too: the roll
+	// replaces it on an active agent (placement passes draining ones over)
+	// before it is destroyed, so the pool keeps its size while the agent
+	// empties.
 	if err := tx.SelectContext(ctx, &rows, `SELECT id, status, COALESCE(staged_at, created_at) AS since,
-			revision = $3 AS current, permissions = $2::jsonb AS claimable
+			revision = $3 AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = sessions.agent_id AND a.lifecycle <> 'active') AS current,
+			permissions = $2::jsonb AS claimable
 		FROM sessions
 		WHERE staging_config_id = $1 AND status IN ('provisioning', 'staged', 'destroying')`, c.ID, string(perms), c.revision()); err != nil {
 		return state, fmt.Errorf("loading sessions of staging config %s: %w", c.ID, err)

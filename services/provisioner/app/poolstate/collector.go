@@ -59,7 +59,7 @@ func NewCollector(reader Reader, timeout time.Duration, log *zap.Logger) *Collec
 	return &Collector{
 		reader: reader, timeout: timeout, log: log.Named("pool_state"),
 		desired: prometheus.NewDesc("greenroom_staging_config_desired_sessions",
-			"A staging config's desired_sessions.", staging, nil),
+			"A staging config's desired sessions now: its schedule's entry in effect, else desired_sessions.", staging, nil),
 		current: prometheus.NewDesc("greenroom_staging_config_current_sessions",
 			"Sessions of a staging config staged and waiting for a user (its current_sessions).", staging, nil),
 		provisioning: prometheus.NewDesc("greenroom_staging_config_provisioning_sessions",
@@ -70,7 +70,7 @@ func NewCollector(reader Reader, timeout time.Duration, log *zap.Logger) *Collec
 			"1 while a staging config is in shortfall, labelled with the cause its last_error names (no_capacity, workspace_disabled, image_missing, provisioning_failed, provisioning_timeout, other).",
 			append(staging, "reason"), nil),
 		members: prometheus.NewDesc("greenroom_pool_members",
-			"Enabled agents (docker_agent pools) or servers (server pools) of a pool in a zone; agents in no pool are pool \"\".", pool, nil),
+			"Enabled agents that take sessions (docker_agent pools: not being made, drained or deleted by the autoscaler) or enabled servers (server pools) of a pool in a zone; agents in no pool are pool \"\".", pool, nil),
 		disabled: prometheus.NewDesc("greenroom_pool_disabled_members",
 			"Disabled agents or servers of a pool in a zone.", pool, nil),
 		sessions: prometheus.NewDesc("greenroom_pool_sessions",

@@ -16,7 +16,8 @@ type Pools interface {
 	// sessions.
 	ListStagingConfigs(ctx context.Context) ([]string, error)
 	// ReconcileStagingConfig brings staging config id towards its desired
-	// size as pass.Decide plans it, and says what it did.
+	// size (its schedule's, while a run of it is in effect) as
+	// pass.Decide plans it, and says what it did.
 	ReconcileStagingConfig(ctx context.Context, id string, pass PoolPass) (PoolOutcome, error)
 }
 
@@ -36,6 +37,10 @@ type PoolPass struct {
 	// counts none on their agents, as placement puts nothing there (nil
 	// when none is known).
 	Outages EngineOutages
+	// ScheduleAt, when set, is the time the config's schedule is read at;
+	// zero means the database's clock, the pass's own time
+	// (ReconcilerConfig.ScheduleClock).
+	ScheduleAt time.Time
 }
 
 // EngineOutages tells which engines are known not to answer
@@ -64,4 +69,9 @@ type PoolOutcome struct {
 	DBNow time.Time
 	// Recovered is true when the pass took the config out of shortfall.
 	Recovered bool
+	// ScheduleChange is how long after the time the pass read the
+	// config's schedule at a run of it next starts or ends, changing the
+	// size the pool aims for (libs/schedule.NextChange); zero when none
+	// ever does, or the config is deleted.
+	ScheduleChange time.Duration
 }

@@ -6,7 +6,10 @@
 // status, once per change of cause, and retries with backoff. A pool
 // whose configuration changed (a new workspace revision, permissions or
 // zone domains) is rolled by a surge: replacements are staged before the
-// stale sessions, which keep being handed out meanwhile, go.
+// stale sessions, which keep being handed out meanwhile, go. A pool with a
+// schedule aims for the desired sessions of the entry in effect at the
+// pass's time (libs/schedule), and is passed over again at the minute a
+// run of it starts or ends.
 package staging
 
 import (
@@ -77,6 +80,12 @@ type ReconcilerConfig struct {
 	// periodic pass, but not by a change of its configuration.
 	RefillQuiet    time.Duration
 	RefillDelayMax time.Duration
+	// ScheduleClock, when set, is the time staging configs' schedules
+	// are read at, instead of the database's clock at each pass; the
+	// passes at a schedule's changes are timed on it too. Tests move a
+	// pool in and out of a schedule's run with it without waiting for
+	// the minute; nil in production.
+	ScheduleClock func() time.Time
 }
 
 func (c *ReconcilerConfig) withDefaults() {
@@ -136,6 +145,7 @@ type Reconciler struct {
 	retry    map[string]time.Time         // when held-back pools may go on
 	waits    map[string]int               // passes in a row that found no room, by config
 	claimed  map[string]domain.ClaimBurst // claimed pools waiting for their refill
+	changes  map[string]time.Time         // when each pool's schedule next changes its size
 	nextAll  time.Time                    // when the next pass over every config is due
 
 	// outages are the engines known not to answer, or nil.
@@ -157,7 +167,7 @@ func NewReconciler(cfg ReconcilerConfig, pools Pools, log *zap.Logger, reg prome
 		},
 		pools: pools, log: log.Named("reconciler"), metrics: newReconcilerMetrics(reg),
 		pending: map[string]bool{}, forced: map[string]bool{}, retry: map[string]time.Time{}, waits: map[string]int{},
-		claimed: map[string]domain.ClaimBurst{},
+		claimed: map[string]domain.ClaimBurst{}, changes: map[string]time.Time{},
 	}
 	// No ticker: a pass over every config is one of the times NextRun
 	// gives, so that it is never skipped by a triggered pass just before.
@@ -276,12 +286,18 @@ func (r *Reconciler) takePending() pendingWork {
 }
 
 // nextRun is when the next pass is due: the pass over every pool, or the
-// earliest held-back pool's retry or claimed pool's refill.
+// earliest held-back pool's retry, claimed pool's refill or change of a
+// pool's schedule.
 func (r *Reconciler) nextRun() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	next := r.nextAll
 	for _, at := range r.retry {
+		if at.Before(next) {
+			next = at
+		}
+	}
+	for _, at := range r.changes {
 		if at.Before(next) {
 			next = at
 		}
@@ -294,8 +310,8 @@ func (r *Reconciler) nextRun() time.Time {
 	return next
 }
 
-// dueRetries moves the held-back pools and the claimed pools whose time
-// has come to pending.
+// dueRetries moves the held-back pools, the claimed pools and the pools
+// whose schedule changes whose time has come to pending.
 func (r *Reconciler) dueRetries() {
 	now := time.Now()
 	r.mu.Lock()
@@ -303,6 +319,12 @@ func (r *Reconciler) dueRetries() {
 		if !at.After(now) {
 			r.pending[id] = true
 			delete(r.retry, id)
+		}
+	}
+	for id, at := range r.changes {
+		if !at.After(now) {
+			r.pending[id] = true
+			delete(r.changes, id)
 		}
 	}
 	for id, b := range r.claimed {
@@ -351,11 +373,15 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 	waits := r.waits[id]
 	r.mu.Unlock()
 	started := time.Now()
-	out, err := r.pools.ReconcileStagingConfig(ctx, id, PoolPass{
+	pass := PoolPass{
 		RefillLimit: r.cfg.RefillConcurrency, CapacityWaits: waits, Forced: forced,
 		Decide:  func(s domain.PoolState) domain.PoolPlan { return domain.PlanPool(s, r.policy) },
 		Outages: r.outages,
-	})
+	}
+	if r.cfg.ScheduleClock != nil {
+		pass.ScheduleAt = r.cfg.ScheduleClock()
+	}
+	out, err := r.pools.ReconcileStagingConfig(ctx, id, pass)
 	if err != nil {
 		return ReconcileResult{}, fmt.Errorf("reconciling staging config %s: %w", id, err)
 	}
@@ -371,6 +397,14 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 		// RetryAt is on the database's clock; the timer runs on ours.
 		r.retry[id] = time.Now().Add(plan.RetryAt.Sub(out.DBNow))
 	}
+	if out.ScheduleChange > 0 {
+		// Counted from the time the pass read the schedule at, so at
+		// worst a pass's length late, never early: a pass a moment
+		// early would find nothing changed yet.
+		r.changes[id] = time.Now().Add(out.ScheduleChange)
+	} else {
+		delete(r.changes, id)
+	}
 	if plan.HeldBack == domain.HeldForCapacity || plan.HeldBack == domain.HeldForDestroys || plan.HeldBack == domain.HeldForRoll {
 		r.waits[id]++
 	} else {
@@ -379,6 +413,7 @@ func (r *Reconciler) reconcile(ctx context.Context, id string, forced bool) (Rec
 	if out.Gone {
 		delete(r.retry, id)
 		delete(r.waits, id)
+		delete(r.changes, id)
 	}
 	r.mu.Unlock()
 	if out.Gone {

@@ -416,3 +416,18 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return b.base.RoundTrip(r)
 }
+
+// Find returns the droplet made for name, if there is one (a deletion
+// whose machine id was never recorded: the replica that made it died
+// first).
+func (p *Provider) Find(ctx context.Context, name string) (autoscale.Machine, bool, error) {
+	tag, err := MachineTag(name)
+	if err != nil {
+		return autoscale.Machine{}, false, err
+	}
+	d, err := p.find(ctx, tag)
+	if err != nil || d == nil {
+		return autoscale.Machine{}, false, err
+	}
+	return autoscale.Machine{ID: strconv.Itoa(d.ID), Address: p.address(d)}, true, nil
+}

@@ -490,3 +490,20 @@ func shortID(id string) string {
 	}
 	return id
 }
+
+// Find returns the machine made for name, if there is one (a deletion
+// whose machine id was never recorded: the replica that made it died
+// first).
+func (p *Provider) Find(ctx context.Context, name string) (autoscale.Machine, bool, error) {
+	res, err := p.c.ContainerInspect(ctx, ContainerName(name), client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return autoscale.Machine{}, false, nil
+	}
+	if err != nil {
+		return autoscale.Machine{}, false, fmt.Errorf("looking up machine %s: %w", name, err)
+	}
+	if res.Container.Config == nil || res.Container.Config.Labels[LabelMachine] != name {
+		return autoscale.Machine{}, false, nil
+	}
+	return autoscale.Machine{ID: res.Container.ID}, true, nil
+}
