@@ -144,6 +144,8 @@ func printSummary(out io.Writer, sm audit.Summary, r audit.Range, took time.Dura
 	counts("destroyed:", sm.DestroyedByCause)
 	fmt.Fprintf(tw, "configuration changes\t%d\n", sum(sm.ConfigChanges))
 	counts("", sm.ConfigChanges)
+	fmt.Fprintf(tw, "agents added\t%d\n", sm.AgentsAdded)
+	fmt.Fprintf(tw, "agents deleted\t%d\n", sm.AgentsDeleted)
 	fmt.Fprintf(tw, "sessions\t%d\n", sm.Sessions)
 	counts("now", sm.SessionsByStatus)
 	if sm.Undecodable > 0 {

@@ -95,8 +95,12 @@ type Summary struct {
 	ViolationsBySetting map[string]int `json:"violations_by_setting"`
 	DestroyedByCause    map[string]int `json:"destroyed_by_cause"`
 	ConfigChanges       map[string]int `json:"config_changes"`
-	Sessions            int            `json:"sessions"`
-	SessionsByStatus    map[string]int `json:"sessions_by_status"`
+	// AgentsAdded and AgentsDeleted count the autoscaled agents the range
+	// saw made (agent.lifecycle to provisioning) and deleted (to deleted).
+	AgentsAdded      int            `json:"agents_added"`
+	AgentsDeleted    int            `json:"agents_deleted"`
+	Sessions         int            `json:"sessions"`
+	SessionsByStatus map[string]int `json:"sessions_by_status"`
 }
 
 // State is what the log says, rebuilt event by event (Apply), in memory.
@@ -150,6 +154,7 @@ type data struct {
 	ID              string          `json:"id"`
 	Name            string          `json:"name"`
 	After           json.RawMessage `json:"after"`
+	To              string          `json:"to"`
 }
 
 // Apply adds one event of the log to the state.
@@ -276,6 +281,13 @@ func (s *State) Apply(r Record) {
 		key := d.Kind + "/" + d.ID
 		s.Config[key] = &ConfigObject{Kind: d.Kind, ID: d.ID, Name: d.Name, Deleted: d.Op == "deleted", After: d.After, Seq: r.Seq}
 		sm.ConfigChanges[d.Kind+" "+d.Op]++
+	case events.TypeAgentLifecycle:
+		switch d.To {
+		case events.AgentProvisioning:
+			sm.AgentsAdded++
+		case events.AgentDeleted:
+			sm.AgentsDeleted++
+		}
 	}
 }
 

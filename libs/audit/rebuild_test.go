@@ -92,6 +92,17 @@ func TestRebuildFollowsSessionsAndCountsHowRequestsWereServed(t *testing.T) {
 		"request_id": "r5", "user": "erin", "workspace": "demo", "zone": "zone-a"})
 	l.add(events.TypeConfigChanged+".zone", events.TypeConfigChanged, map[string]any{
 		"kind": "zone", "op": "updated", "id": sc, "name": "zone-a"})
+	// Two autoscaled agents made, one of them drained and deleted.
+	for _, step := range []struct{ agent, from, to string }{
+		{"scaled-1", "", "provisioning"}, {"scaled-2", "", "provisioning"}, {"scaled-1", "provisioning", "active"},
+		{"scaled-1", "active", "draining"}, {"scaled-1", "draining", "deleting"}, {"scaled-1", "deleting", "deleted"},
+	} {
+		d := map[string]any{"agent": step.agent, "agent_id": "0192f3a4-0000-7000-8000-0000000000a1", "to": step.to, "reason": "standby"}
+		if step.from != "" {
+			d["from"] = step.from
+		}
+		l.add(events.TypeAgentLifecycle, events.TypeAgentLifecycle, d)
+	}
 	l.recs = append(l.recs, audit.Record{Seq: uint64(len(l.recs) + 1), Subject: "greenroom.session.requested", Payload: []byte("not json")})
 
 	st := audit.NewState()
@@ -117,6 +128,9 @@ func TestRebuildFollowsSessionsAndCountsHowRequestsWereServed(t *testing.T) {
 	}
 	if sm.ConfigChanges["zone updated"] != 1 {
 		t.Errorf("config changes %v", sm.ConfigChanges)
+	}
+	if sm.AgentsAdded != 2 || sm.AgentsDeleted != 1 {
+		t.Errorf("agents added %d, deleted %d; want 2 and 1", sm.AgentsAdded, sm.AgentsDeleted)
 	}
 	for id, w := range map[string]audit.Session{
 		s1: {Status: "running", User: "alice", Agent: "a1", ContainerID: "c1", Origin: "staged", RequestID: "r1"},

@@ -79,6 +79,10 @@ func TestCauseAndMethodConstantsAreTheSchemaEnums(t *testing.T) {
 		{events.TypeSessionDestroyed, "cause", events.DestroyCauses},
 		{events.TypeSessionAssignRan, "method", events.AssignMethods},
 		{events.TypeContainerRemoved, "cause", []string{events.CauseOrphan}},
+		{events.TypeAgentLifecycle, "to", events.AgentLifecycles},
+		// A deleted agent moves no further.
+		{events.TypeAgentLifecycle, "from", slices.DeleteFunc(slices.Clone(events.AgentLifecycles),
+			func(l string) bool { return l == events.AgentDeleted })},
 	} {
 		var prop struct {
 			Enum []string `json:"enum"`

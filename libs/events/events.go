@@ -54,6 +54,11 @@ const (
 	// TypeAuditCheckpoint: the audit notary (libs/audit) checkpointed the
 	// stream: digests of the events it covers and the hash chain over them.
 	TypeAuditCheckpoint = "greenroom.audit.checkpoint"
+	// TypeAgentLifecycle: the provisioner's autoscaler moved one of its
+	// Docker agents to the next step of its life (made, active, draining,
+	// deleting, deleted), in the transaction that changed the agent's row,
+	// so that the log alone says which machines a pool had and why.
+	TypeAgentLifecycle = "greenroom.agent.lifecycle"
 )
 
 // Types lists every event type; each has a schema in schemas/events.
@@ -63,7 +68,7 @@ var Types = []string{
 	TypeSessionDestroy, TypeSessionDestroyed, TypeSessionExpired, TypeSessionKeepalive,
 	TypeStagingViolation, TypeStagingShortfall, TypeConfigChanged,
 	TypeDeadLetter, TypeContainerCreated, TypeContainerRemoved, TypeSessionAssignRan,
-	TypeAuditCheckpoint,
+	TypeAuditCheckpoint, TypeAgentLifecycle,
 }
 
 // SubjectFor is the subject of a session request, or of its outcome

@@ -21,6 +21,7 @@ const (
 	stagingConfigID = "0192f3a4-5b6c-7d8e-9f01-23456789abce"
 	userID          = "0192f3a4-5b6c-7d8e-9f01-23456789abcf"
 	objectID        = "0192f3a4-5b6c-7d8e-9f01-23456789abd0"
+	agentID         = "0192f3a4-5b6c-7d8e-9f01-23456789abd1"
 	requestID       = "req-42"
 	source          = "greenroom/test"
 )
@@ -99,6 +100,11 @@ var samples = map[string]any{
 	events.TypeSessionAssignRan: events.AssignRan{
 		SessionID: sessionID, RequestID: requestID, User: "alice", Method: events.AssignMethodExec,
 		OK: true, Detail: "assigned to alice", DurationMS: 42,
+	},
+	events.TypeAgentLifecycle: events.AgentLifecycle{
+		Agent: "desktops-eu-3f2b1c", AgentID: agentID, AutoscaleConfig: "desktops-eu",
+		From: events.AgentDraining, To: events.AgentDeleting,
+		Reason: "drained since 2025-01-02T03:04:05Z with no session left", MachineID: "9c1e4f", Address: "10.0.0.7",
 	},
 }
 
@@ -370,6 +376,14 @@ func TestOptionalFieldsMayBeOmitted(t *testing.T) {
 		"violation before the session exists": events.StagingViolation{
 			RequestID: requestID, User: "alice", Workspace: "firefox", Zone: "eu", Setting: "persistent_profile",
 		},
+		"new agent, before its machine exists": events.AgentLifecycle{
+			Agent: "desktops-eu-3f2b1c", AgentID: agentID, AutoscaleConfig: "desktops-eu", To: events.AgentProvisioning,
+			Reason: "1.5 cores, 5632 MiB free, standby is 2 cores, 0 MiB",
+		},
+		"agent deleted whose machine was never recorded": events.AgentLifecycle{
+			Agent: "desktops-eu-3f2b1c", AgentID: agentID, From: events.AgentDeleting, To: events.AgentDeleted,
+			Reason: "its machine and DNS record are deleted",
+		},
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -384,6 +398,7 @@ func TestOptionalFieldsMayBeOmitted(t *testing.T) {
 				reflect.TypeFor[events.ContainerCreated]():   events.TypeContainerCreated,
 				reflect.TypeFor[events.ContainerRemoved]():   events.TypeContainerRemoved,
 				reflect.TypeFor[events.AssignRan]():          events.TypeSessionAssignRan,
+				reflect.TypeFor[events.AgentLifecycle]():     events.TypeAgentLifecycle,
 			}[reflect.TypeOf(data)]
 			ev, err := events.New(source, typ, data)
 			if err != nil {
@@ -502,6 +517,24 @@ func TestInvalidEventsFailValidation(t *testing.T) {
 			func(_, d map[string]any) { d["duration_ms"] = -1 }, "/data/duration_ms"},
 		{"assign detail over 1000 characters", events.TypeSessionAssignRan,
 			func(_, d map[string]any) { d["detail"] = strings.Repeat("x", 1001) }, "/data/detail"},
+		{"agent lifecycle that is not one", events.TypeAgentLifecycle,
+			func(_, d map[string]any) { d["to"] = "stopped" }, "/data/to"},
+		{"agent lifecycle step without its reason", events.TypeAgentLifecycle,
+			func(_, d map[string]any) { d["reason"] = "" }, "/data/reason"},
+		{"non-uuid agent_id", events.TypeAgentLifecycle,
+			func(_, d map[string]any) { d["agent_id"] = "agent-1" }, "/data/agent_id"},
+		{"agent leaving no lifecycle for another than provisioning", events.TypeAgentLifecycle,
+			func(_, d map[string]any) { delete(d, "from") }, "/data"},
+		{"new agent that had a lifecycle", events.TypeAgentLifecycle,
+			func(_, d map[string]any) { d["to"] = events.AgentProvisioning }, "/data"},
+		{"new agent whose from is given as none", events.TypeAgentLifecycle,
+			func(_, d map[string]any) { d["from"] = "none"; d["to"] = events.AgentProvisioning }, "/data"},
+		{"agent leaving deleted", events.TypeAgentLifecycle,
+			func(_, d map[string]any) { d["from"] = events.AgentDeleted }, "/data/from"},
+		{"agent deleted without being deleting", events.TypeAgentLifecycle,
+			func(_, d map[string]any) { d["from"] = events.AgentActive; d["to"] = events.AgentDeleted }, "/data"},
+		{"agent drained from provisioning", events.TypeAgentLifecycle,
+			func(_, d map[string]any) { d["from"] = events.AgentProvisioning; d["to"] = events.AgentDraining }, "/data"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.rule, func(t *testing.T) {

@@ -280,6 +280,54 @@ type ContainerRemoved struct {
 	Cause       string `json:"cause"`
 }
 
+// An autoscaled agent's lifecycles (AgentLifecycle.From and To), as the
+// agents table's lifecycle column names them: provisioning (its row exists
+// from the decision to add it on, its machine is being made), active (it
+// takes sessions), draining (it takes no new session), deleting (its
+// machine and DNS record are being deleted), deleted (its row is kept as
+// its sessions' history).
+const (
+	AgentProvisioning = "provisioning"
+	AgentActive       = "active"
+	AgentDraining     = "draining"
+	AgentDeleting     = "deleting"
+	AgentDeleted      = "deleted"
+)
+
+// AgentLifecycles lists every Agent* lifecycle, in the order of an agent's
+// life.
+var AgentLifecycles = []string{AgentProvisioning, AgentActive, AgentDraining, AgentDeleting, AgentDeleted}
+
+// AgentLifecycle says an autoscaled Docker agent moved from one lifecycle
+// to the next: sent by the provisioner in the transaction that changes the
+// agent's row, so that replaying the log gives every agent a pool had, when
+// it was added and removed, and why. The steps are none → provisioning (a
+// scale-up decision), provisioning → active (its engine answers and holds
+// the workspaces' images), provisioning → deleting (it did not come up in
+// time), active → draining and draining → active (a decision), draining →
+// deleting (a decision) and deleting → deleted (its machine and DNS record
+// are gone).
+type AgentLifecycle struct {
+	// Agent and AgentID are the agent's name and the id of its row.
+	Agent   string `json:"agent"`
+	AgentID string `json:"agent_id"`
+	// AutoscaleConfig is the name of the autoscale config that made it.
+	AutoscaleConfig string `json:"autoscale_config,omitempty"`
+	// From is the lifecycle it left; empty (omitted) for a new agent,
+	// which had none.
+	From string `json:"from,omitempty"`
+	// To is the lifecycle it entered.
+	To string `json:"to"`
+	// Reason is why: the autoscale decision's reason with its figures, or
+	// what failed.
+	Reason string `json:"reason"`
+	// MachineID (the VM provider's id of its machine) and Address (the
+	// machine's IP address, the agent's internal_address) are set once the
+	// machine exists.
+	MachineID string `json:"machine_id,omitempty"`
+	Address   string `json:"address,omitempty"`
+}
+
 // How a claimed staged session's assign step ran (AssignRan.Method).
 const (
 	// AssignMethodHook: an HTTP POST to the workspace's assign_hook in

@@ -136,6 +136,8 @@ func For(user string) (*Permissions, error) {
 			events.TypeProvisionRequested, events.TypeSessionDestroy,
 			// The audit log's record of each container and assign step.
 			events.TypeContainerCreated, events.TypeContainerRemoved, events.TypeSessionAssignRan,
+			// Its autoscaler's record of each step of an agent's life.
+			events.TypeAgentLifecycle,
 		}, outcomes...)})
 	case "expiry":
 		add(relay)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,10 +57,12 @@ func (e *env) addVMProvider(name string, cores float64, memoryMB int) string {
 
 // agentRow is an agent as these tests read it.
 type agentRow struct {
+	ID        string `db:"id"`
 	Name      string `db:"name"`
 	Lifecycle string `db:"lifecycle"`
 	Endpoint  string `db:"docker_endpoint"`
 	MachineID string `db:"machine_id"`
+	Address   string `db:"internal_address"`
 	Sessions  int    `db:"sessions"`
 	Error     string `db:"lifecycle_error"`
 }
@@ -69,13 +72,44 @@ type agentRow struct {
 func (e *env) autoscaledAgents(poolID string) []agentRow {
 	e.t.Helper()
 	var rows []agentRow
-	if err := e.db.SelectContext(e.ctx, &rows, `SELECT a.name, a.lifecycle, a.docker_endpoint, a.machine_id, a.lifecycle_error,
+	if err := e.db.SelectContext(e.ctx, &rows, `SELECT a.id, a.name, a.lifecycle, a.docker_endpoint, a.machine_id, a.internal_address, a.lifecycle_error,
 			(SELECT count(*) FROM sessions s WHERE s.agent_id = a.id AND s.status NOT IN ('destroyed', 'failed')) AS sessions
 		FROM agents a WHERE a.pool_id = $1 OR (a.lifecycle = 'deleted' AND a.name LIKE 'scaled-%')
 		ORDER BY a.created_at, a.name`, poolID); err != nil {
 		e.t.Fatal(err)
 	}
 	return rows
+}
+
+// lifecycleOf returns the greenroom.agent.lifecycle events of agent name
+// on the bus, in the order they came, and their steps ("from→to", from
+// empty for a new agent).
+func (e *env) lifecycleOf(name string) ([]events.AgentLifecycle, []string) {
+	e.t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ls []events.AgentLifecycle
+	var steps []string
+	for _, ev := range e.events {
+		if ev.Type != events.TypeAgentLifecycle {
+			continue
+		}
+		if err := e.deps.Validator.ValidateEvent(ev); err != nil {
+			e.t.Errorf("agent.lifecycle does not match its schema: %v", err)
+		}
+		if l := decode[events.AgentLifecycle](e.t, ev); l.Agent == name {
+			ls = append(ls, l)
+			steps = append(steps, l.From+"→"+l.To)
+		}
+	}
+	return ls, steps
+}
+
+// waitLifecycle waits until agent name's step to lifecycle to is on the
+// bus.
+func (e *env) waitLifecycle(name, to string) {
+	e.t.Helper()
+	e.waitEvent(events.TypeAgentLifecycle, 30*time.Second, func(d map[string]any) bool { return d["agent"] == name && d["to"] == to })
 }
 
 // removeMachines removes the machines (containers and volumes) of this
@@ -152,6 +186,25 @@ func TestAPoolScalesItsAgentsUpAndDownWithRealMachines(t *testing.T) {
 	if got := lookup(first.Name); len(got) != 1 || "tcp://"+got[0].String()+":2376" != first.Endpoint {
 		t.Errorf("the A record of %s is %v, want the address of %s", first.Name, got, first.Endpoint)
 	}
+	// The log says so: made on the decision, with its reason; active
+	// once up, with its machine.
+	e.waitLifecycle(first.Name, events.AgentActive)
+	ls, steps := e.lifecycleOf(first.Name)
+	if want := []string{"→provisioning", "provisioning→active"}; !slices.Equal(steps, want) {
+		t.Fatalf("agent.lifecycle steps of %s: %q, want %q", first.Name, steps, want)
+	}
+	for _, l := range ls {
+		if l.AgentID != first.ID || l.AutoscaleConfig != "scaled" || l.Reason == "" {
+			t.Errorf("agent.lifecycle %+v, want agent id %s, config scaled and a reason", l, first.ID)
+		}
+	}
+	if ls[0].MachineID != "" || ls[0].Address != "" {
+		t.Errorf("agent.lifecycle to provisioning names machine %q at %q before it exists", ls[0].MachineID, ls[0].Address)
+	}
+	if ls[1].MachineID != first.MachineID || ls[1].Address != first.Address || first.Address == "" {
+		t.Errorf("agent.lifecycle to active names machine %q at %q, want the row's %q at %q",
+			ls[1].MachineID, ls[1].Address, first.MachineID, first.Address)
+	}
 
 	// A pool of two sessions of a core each fills it: a second agent.
 	sc := e.addStagingConfig(f, 2, events.Permissions{})
@@ -196,6 +249,38 @@ func TestAPoolScalesItsAgentsUpAndDownWithRealMachines(t *testing.T) {
 	}
 	if !strings.HasPrefix(decision, "delete ") {
 		t.Errorf("last decision %q, want the delete", decision)
+	}
+	// The log has the deleted agent's whole life, each step from where
+	// the one before left it: made, active, then drained (perhaps taken
+	// back and drained again), deleting on the decision that deleted it,
+	// and deleted.
+	var deleted agentRow
+	for _, a := range e.autoscaledAgents(poolID) {
+		if a.Lifecycle == "deleted" {
+			deleted = a
+		}
+	}
+	e.waitLifecycle(deleted.Name, events.AgentDeleted)
+	ls, steps = e.lifecycleOf(deleted.Name)
+	n := len(steps)
+	if n < 5 || !slices.Equal(steps[:2], []string{"→provisioning", "provisioning→active"}) ||
+		!slices.Equal(steps[n-3:], []string{"active→draining", "draining→deleting", "deleting→deleted"}) {
+		t.Fatalf("agent.lifecycle steps of the deleted agent %s: %q, want made, active, …, draining, deleting, deleted", deleted.Name, steps)
+	}
+	for i, l := range ls {
+		if l.AgentID != deleted.ID || l.AutoscaleConfig != "scaled" || l.Reason == "" {
+			t.Errorf("agent.lifecycle %+v, want agent id %s, config scaled and a reason", l, deleted.ID)
+		}
+		if i > 0 && l.From != ls[i-1].To {
+			t.Errorf("agent.lifecycle steps of %s %q: step %d leaves %q, the one before entered %q", deleted.Name, steps, i, l.From, ls[i-1].To)
+		}
+	}
+	if r, ok := strings.CutPrefix(decision, "delete "+deleted.Name+": "); ok && ls[n-2].Reason != r {
+		t.Errorf("agent.lifecycle to deleting says %q, the decision %q", ls[n-2].Reason, decision)
+	}
+	if last := ls[n-1]; last.MachineID != deleted.MachineID || last.Address != deleted.Address || deleted.MachineID == "" {
+		t.Errorf("agent.lifecycle to deleted names machine %q at %q, want the row's %q at %q",
+			last.MachineID, last.Address, deleted.MachineID, deleted.Address)
 	}
 	for _, a := range e.autoscaledAgents(poolID) {
 		want := 1
@@ -286,7 +371,88 @@ func TestReplicasDecidingAtOnceAddOneAgent(t *testing.T) {
 	if len(as) != 1 || as[0].Lifecycle != "provisioning" || actions[domain.ScaleUp] != 1 {
 		t.Fatalf("agents %+v after decisions %v (%d busy), want one being made after one scale_up", as, actions, busy)
 	}
+	// One agent, one agent.lifecycle in the outbox (no provisioner runs
+	// to publish it), written with its row.
+	if got := e.outboxEvents(events.TypeAgentLifecycle); got[""] != 1 {
+		t.Errorf("agent.lifecycle events in the outbox: %d, want 1", got[""])
+	}
 	t.Logf("40 decisions by 8 replicas at once: %v, %d skipped (busy)", actions, busy)
+}
+
+// An agent whose machine did not come up is given up (provisioning →
+// deleting, with the failure) and then deleted; each step is announced
+// with its row, the deleted one with the config the row no longer names.
+// Store level, with no machine: the steps' SQL and their events.
+func TestAnAbandonedAgentsStepsAreAnnouncedWithItsRow(t *testing.T) {
+	e := newEnv(t, envOptions{noService: true})
+	zoneID := e.addZone("zone-a", "least_load")
+	poolID := uuid.NewString()
+	e.exec(`INSERT INTO pools (id, name, type) VALUES ($1, 'scaled', 'docker_agent')`, poolID)
+	vmID := e.addVMProvider("local", 2, 1024)
+	cfgID := uuid.NewString()
+	e.exec(`INSERT INTO autoscale_configs (id, name, pool_id, zone_id, standby_cores, max_agents, vm_provider_id)
+		VALUES ($1, 'scaled', $2, $3, 1, 3, $4)`, cfgID, poolID, zoneID, vmID)
+	store := postgres.New(e.db, "greenroom/provisioner")
+	in := autoscale.DecideInput{Size: vm.Providers{}.Size, Decide: domain.DecideScale, RetryAfter: time.Minute}
+	if d, err := store.Decide(e.ctx, cfgID, in); err != nil || d.Action != domain.ScaleUp {
+		t.Fatalf("Decide = %+v, %v; want a scale up", d, err)
+	}
+	claim := func(lifecycle string) autoscale.Work {
+		t.Helper()
+		works, err := store.ClaimWork(e.ctx, "replica-1", time.Minute, 10)
+		if err != nil || len(works) != 1 || works[0].Lifecycle != lifecycle {
+			t.Fatalf("ClaimWork = %+v, %v; want the agent %s", works, err, lifecycle)
+		}
+		return works[0]
+	}
+	w := claim(domain.LifecycleProvisioning)
+	m := autoscale.Machine{ID: "machine-1", Address: netip.MustParseAddr("10.1.2.3")}
+	if err := store.MachineMade(e.ctx, w.AgentID, "replica-1", m); err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("the engine of scaled-x did not answer before the boot timeout")
+	if err := store.AgentFailed(e.ctx, w.AgentID, "replica-1", cause, true, 0); err != nil {
+		t.Fatal(err)
+	}
+	w = claim(domain.LifecycleDeleting)
+	if err := store.AgentGone(e.ctx, w.AgentID, "replica-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AgentGone(e.ctx, w.AgentID, "replica-1"); !errors.Is(err, autoscale.ErrLeaseLost) {
+		t.Errorf("AgentGone of a deleted agent = %v, want ErrLeaseLost", err)
+	}
+	var payloads [][]byte
+	if err := e.db.SelectContext(e.ctx, &payloads, `SELECT payload FROM outbox WHERE payload->>'type' = $1 ORDER BY seq`,
+		events.TypeAgentLifecycle); err != nil {
+		t.Fatal(err)
+	}
+	var got []events.AgentLifecycle
+	for _, p := range payloads {
+		if err := e.deps.Validator.Validate(p); err != nil {
+			t.Errorf("agent.lifecycle in the outbox does not match its schema: %v", err)
+		}
+		ev, err := events.Decode(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, decode[events.AgentLifecycle](t, ev))
+	}
+	made := e.autoscaledAgents(poolID)
+	if len(made) != 1 || len(got) != 3 {
+		t.Fatalf("agents %+v, agent.lifecycle events %+v; want one agent and its three steps", made, got)
+	}
+	a := made[0]
+	base := events.AgentLifecycle{Agent: a.Name, AgentID: a.ID, AutoscaleConfig: "scaled"}
+	want := []events.AgentLifecycle{base, base, base}
+	want[0].To, want[0].Reason = events.AgentProvisioning, got[0].Reason
+	want[1].From, want[1].To, want[1].Reason = events.AgentProvisioning, events.AgentDeleting, cause.Error()
+	want[2].From, want[2].To, want[2].Reason = events.AgentDeleting, events.AgentDeleted, "its machine and DNS record are deleted"
+	for _, i := range []int{1, 2} {
+		want[i].MachineID, want[i].Address = "machine-1", "10.1.2.3"
+	}
+	if !slices.Equal(got, want) || got[0].Reason == "" {
+		t.Errorf("agent.lifecycle events:\n got %+v\nwant %+v", got, want)
+	}
 }
 
 // A draining agent takes no new session; the staged sessions on it are

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -16,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/greenroom-dev/greenroom/libs/db"
+	"github.com/greenroom-dev/greenroom/libs/events"
 	"github.com/greenroom-dev/greenroom/libs/sessions"
 	"github.com/greenroom-dev/greenroom/services/provisioner/app/autoscale"
 	"github.com/greenroom-dev/greenroom/services/provisioner/domain"
@@ -166,8 +168,13 @@ func scaleAgents(ctx context.Context, tx *sqlx.Tx, c autoscaleRow, outages autos
 	return agents, nil
 }
 
-// applyDecision writes d's change of agents in tx.
+// applyDecision writes d's change of agents in tx, each agent's step
+// announced (greenroom.agent.lifecycle) in the same transaction.
 func (s *Store) applyDecision(ctx context.Context, tx *sqlx.Tx, c autoscaleRow, d domain.ScaleDecision, size domain.Resources, gpus int) error {
+	// domain.DecideScale gives every decision its reason; should another
+	// Decide give none, the action stands in, as each agent's
+	// greenroom.agent.lifecycle must say why.
+	reason := cmp.Or(d.Reason, string(d.Action))
 	switch d.Action {
 	case domain.ScaleUp:
 		for range d.Count {
@@ -178,11 +185,17 @@ func (s *Store) applyDecision(ctx context.Context, tx *sqlx.Tx, c autoscaleRow, 
 			// The agent exists from the decision on, not placeable
 			// (provisioning) and with no endpoint yet: what the next
 			// decision counts, and what a replica works on.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, name, zone_id, pool_id, docker_endpoint, cores, memory_mb, gpus,
+			var id string
+			if err := tx.GetContext(ctx, &id, `INSERT INTO agents (id, name, zone_id, pool_id, docker_endpoint, cores, memory_mb, gpus,
 					enabled, autoscale_config_id, vm_provider_id, lifecycle, lifecycle_at)
-				VALUES (gen_random_uuid(), $1, $2, $3, '', $4, $5, $6, true, $7, $8, 'provisioning', now())`,
+				VALUES (gen_random_uuid(), $1, $2, $3, '', $4, $5, $6, true, $7, $8, 'provisioning', now())
+				RETURNING id`,
 				name, c.ZoneID, c.PoolID, float64(size.MilliCores)/1000, size.MemoryMB, gpus, c.ID, c.VMProviderID); err != nil {
 				return fmt.Errorf("recording a new agent of autoscale config %s: %w", c.Name, err)
+			}
+			if err := s.emitLifecycle(ctx, tx, lifecycleRow{ID: id, Name: name, Config: sql.NullString{String: c.Name, Valid: true}},
+				"", domain.LifecycleProvisioning, reason); err != nil {
+				return err
 			}
 		}
 	case domain.ScaleDrain, domain.ScaleUndrain, domain.ScaleDelete:
@@ -193,14 +206,41 @@ func (s *Store) applyDecision(ctx context.Context, tx *sqlx.Tx, c autoscaleRow, 
 		case domain.ScaleDelete:
 			from, to = domain.LifecycleDraining, domain.LifecycleDeleting
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE agents SET lifecycle = $3, lifecycle_at = now(), lifecycle_error = '', updated_at = now()
-			WHERE name = $1 AND autoscale_config_id = $2 AND lifecycle = $4`, d.Agent, c.ID, to, from)
+		a := lifecycleRow{Config: sql.NullString{String: c.Name, Valid: true}}
+		err := tx.GetContext(ctx, &a, `UPDATE agents SET lifecycle = $3, lifecycle_at = now(), lifecycle_error = '', updated_at = now()
+			WHERE name = $1 AND autoscale_config_id = $2 AND lifecycle = $4
+			RETURNING id, name, machine_id, internal_address`, d.Agent, c.ID, to, from)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("agent %s of autoscale config %s is no longer %s", d.Agent, c.Name, from)
+		}
 		if err != nil {
 			return fmt.Errorf("moving agent %s to %s: %w", d.Agent, to, err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("agent %s of autoscale config %s is no longer %s", d.Agent, c.Name, from)
+		if err := s.emitLifecycle(ctx, tx, a, from, to, reason); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// lifecycleRow is what greenroom.agent.lifecycle says of an agent, read
+// off its row (RETURNING) as the step left it.
+type lifecycleRow struct {
+	ID        string         `db:"id"`
+	Name      string         `db:"name"`
+	MachineID string         `db:"machine_id"`
+	Address   string         `db:"internal_address"`
+	Config    sql.NullString `db:"config_name"`
+}
+
+// emitLifecycle announces, in tx, that agent a went from one lifecycle
+// to the next ("" from: a new agent) and why: the audit log's record of
+// an autoscaled agent's life, written with the row change it announces.
+func (s *Store) emitLifecycle(ctx context.Context, tx *sqlx.Tx, a lifecycleRow, from, to, reason string) error {
+	err := s.emit(ctx, tx, events.TypeAgentLifecycle, events.AgentLifecycle{Agent: a.Name, AgentID: a.ID,
+		AutoscaleConfig: a.Config.String, From: from, To: to, Reason: reason, MachineID: a.MachineID, Address: a.Address}, "")
+	if err != nil {
+		return fmt.Errorf("announcing agent %s %s: %w", a.Name, to, err)
 	}
 	return nil
 }
@@ -339,32 +379,59 @@ func (s *Store) MachineMade(ctx context.Context, id, owner string, m autoscale.M
 		WHERE id = $1 AND work_owner = $2 AND lifecycle = 'provisioning'`, m.ID, m.Endpoint(), m.Address.String())
 }
 
-// AgentReady makes agent id active and records the config's last scale.
+// AgentReady makes agent id active and records the config's last scale;
+// the step is announced with the machine MachineMade recorded.
 func (s *Store) AgentReady(ctx context.Context, id, owner string) error {
 	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		var configID sql.NullString
-		err := tx.GetContext(ctx, &configID, `UPDATE agents SET lifecycle = 'active', lifecycle_at = now(), lifecycle_error = '',
+		var row struct {
+			lifecycleRow
+			ConfigID sql.NullString `db:"autoscale_config_id"`
+		}
+		err := tx.GetContext(ctx, &row, `UPDATE agents a SET lifecycle = 'active', lifecycle_at = now(), lifecycle_error = '',
 				work_owner = '', work_lease_until = NULL, updated_at = now()
-			WHERE id = $1 AND work_owner = $2 AND lifecycle = 'provisioning' RETURNING autoscale_config_id`, id, owner)
+			WHERE a.id = $1 AND a.work_owner = $2 AND a.lifecycle = 'provisioning'
+			RETURNING a.id, a.name, a.machine_id, a.internal_address, a.autoscale_config_id,
+				(SELECT ac.name FROM autoscale_configs ac WHERE ac.id = a.autoscale_config_id) AS config_name`, id, owner)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("agent %s: %w", id, autoscale.ErrLeaseLost)
 		}
 		if err != nil {
 			return fmt.Errorf("making agent %s active: %w", id, err)
 		}
+		if err := s.emitLifecycle(ctx, tx, row.lifecycleRow, domain.LifecycleProvisioning, domain.LifecycleActive,
+			"its engine answers over TLS and holds the enabled workspaces' images"); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE autoscale_configs SET last_scale_at = now(), last_error = '', last_error_at = NULL
-			WHERE id = $1`, configID)
+			WHERE id = $1`, row.ConfigID)
 		return err
 	})
 }
 
 // AgentGone records that agent id's machine is deleted: the row stays, as
 // its sessions refer to it, but belongs to no pool, config or provider.
+// The step is announced with the config's name as it was before the row
+// let go of it (old, read and locked in the same statement).
 func (s *Store) AgentGone(ctx context.Context, id, owner string) error {
-	return s.leased(ctx, id, owner, `UPDATE agents SET lifecycle = 'deleted', lifecycle_at = now(), lifecycle_error = '',
-			enabled = false, pool_id = NULL, autoscale_config_id = NULL, vm_provider_id = NULL,
-			work_owner = '', work_lease_until = NULL, updated_at = now()
-		WHERE id = $1 AND work_owner = $2 AND lifecycle = 'deleting'`)
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var a lifecycleRow
+		err := tx.GetContext(ctx, &a, `UPDATE agents a SET lifecycle = 'deleted', lifecycle_at = now(), lifecycle_error = '',
+				enabled = false, pool_id = NULL, autoscale_config_id = NULL, vm_provider_id = NULL,
+				work_owner = '', work_lease_until = NULL, updated_at = now()
+			FROM (SELECT ag.id, ac.name AS config_name FROM agents ag
+				LEFT JOIN autoscale_configs ac ON ac.id = ag.autoscale_config_id
+				WHERE ag.id = $1 FOR UPDATE OF ag) old
+			WHERE a.id = old.id AND a.work_owner = $2 AND a.lifecycle = 'deleting'
+			RETURNING a.id, a.name, a.machine_id, a.internal_address, old.config_name`, id, owner)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("agent %s: %w", id, autoscale.ErrLeaseLost)
+		}
+		if err != nil {
+			return fmt.Errorf("agent %s: %w", id, err)
+		}
+		return s.emitLifecycle(ctx, tx, a, domain.LifecycleDeleting, events.AgentDeleted,
+			"its machine and DNS record are deleted")
+	})
 }
 
 // AgentFailed records cause on agent id, and on its config when it was
@@ -374,21 +441,35 @@ func (s *Store) AgentGone(ctx context.Context, id, owner string) error {
 func (s *Store) AgentFailed(ctx context.Context, id, owner string, cause error, abandon bool, retryAfter time.Duration) error {
 	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var row struct {
+			lifecycleRow
 			ConfigID  sql.NullString `db:"autoscale_config_id"`
 			Lifecycle string         `db:"lifecycle"`
+			// Was is its lifecycle before (old, read and locked in the
+			// same statement): an abandoned agent's step is announced.
+			Was string `db:"was"`
 		}
-		err := tx.GetContext(ctx, &row, `UPDATE agents SET lifecycle_error = $3, work_owner = '',
+		err := tx.GetContext(ctx, &row, `UPDATE agents a SET lifecycle_error = $3, work_owner = '',
 				work_lease_until = now() + $5::interval,
-				lifecycle = CASE WHEN $4 AND lifecycle = 'provisioning' THEN 'deleting' ELSE lifecycle END,
-				lifecycle_at = CASE WHEN $4 AND lifecycle = 'provisioning' THEN now() ELSE lifecycle_at END,
+				lifecycle = CASE WHEN $4 AND a.lifecycle = 'provisioning' THEN 'deleting' ELSE a.lifecycle END,
+				lifecycle_at = CASE WHEN $4 AND a.lifecycle = 'provisioning' THEN now() ELSE a.lifecycle_at END,
 				updated_at = now()
-			WHERE id = $1 AND work_owner = $2 RETURNING autoscale_config_id, lifecycle`,
+			FROM (SELECT ag.id, ag.lifecycle, ac.name AS config_name FROM agents ag
+				LEFT JOIN autoscale_configs ac ON ac.id = ag.autoscale_config_id
+				WHERE ag.id = $1 FOR UPDATE OF ag) old
+			WHERE a.id = old.id AND a.work_owner = $2
+			RETURNING a.id, a.name, a.machine_id, a.internal_address, a.autoscale_config_id, a.lifecycle,
+				old.lifecycle AS was, old.config_name`,
 			id, owner, cause.Error(), abandon, sessions.IntervalArg(retryAfter))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("agent %s: %w", id, autoscale.ErrLeaseLost)
 		}
 		if err != nil {
 			return fmt.Errorf("recording the failure of agent %s: %w", id, err)
+		}
+		if row.Was == domain.LifecycleProvisioning && row.Lifecycle == domain.LifecycleDeleting {
+			if err := s.emitLifecycle(ctx, tx, row.lifecycleRow, row.Was, row.Lifecycle, cmp.Or(cause.Error(), "failed")); err != nil {
+				return err
+			}
 		}
 		if row.Lifecycle != domain.LifecycleProvisioning && !abandon {
 			return nil
