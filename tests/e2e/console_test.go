@@ -351,7 +351,7 @@ func TestTheAdminConsoleWalksTheSeedsClickPaths(t *testing.T) {
 	c.openForm("Add")
 	c.fill("Name", "bind")
 	c.choose("Type", "rfc2136")
-	c.fill("Settings", `{"server": "127.0.0.1:53", "zone": "agents.example.com"}`)
+	c.fill("Settings", `{"server": "127.0.0.1:53", "zone": "agents.example.com", "tsig_key_name": "greenroom"}`)
 	c.fill("Secrets", `{"tsig_secret": "c2VjcmV0"}`)
 	c.submit()
 	if p := g.apiGet(t, "/api/v1/dns-providers/bind"); fmt.Sprint(p["secrets_set"]) != "[tsig_secret]" || p["secrets"] != nil {

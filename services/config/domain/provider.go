@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // VM provider types and DNS provider types.
@@ -32,6 +36,11 @@ const (
 	settingEndpoint  // a Docker endpoint: unix:// or tcp://
 	settingBase64    // base64 text (a TSIG secret)
 	settingDNSDomain // a domain name, with or without the final dot
+	settingImage     // a Docker image reference
+	settingNetwork   // a Docker network name
+	settingAPIURL    // an https URL (http to a loopback address only: a stand-in)
+	settingUUID      // a UUID
+	settingTags      // a list of DigitalOcean tags
 )
 
 // setting is one setting (or secret) of a provider type.
@@ -39,6 +48,10 @@ type setting struct {
 	key      string
 	kind     settingKind
 	required bool
+	// min, when set, is the least a number may be; oneOf, when set, the
+	// values a string may take.
+	min   float64
+	oneOf []string
 }
 
 // providerType is what a provider of one type is configured with: its
@@ -61,21 +74,21 @@ var vmProviderTypes = map[string]providerType{
 	// machine (the image scripts/build-agent-image.sh builds).
 	VMProviderLocalDocker: {settings: []setting{
 		{key: "docker_endpoint", kind: settingEndpoint},
-		{key: "image", kind: settingString},
-		{key: "network", kind: settingString},
-		{key: "cores", kind: settingNumber},
-		{key: "memory_mb", kind: settingCount},
+		{key: "image", kind: settingImage},
+		{key: "network", kind: settingNetwork},
+		{key: "cores", kind: settingNumber, min: 0.01},
+		{key: "memory_mb", kind: settingCount, min: 256},
 	}, where: []string{"docker_endpoint", "network"}},
 	// Droplets that start Debian's Docker Engine from cloud-init user data.
 	VMProviderDigitalOcean: {
 		settings: []setting{
-			{key: "api_url", kind: settingString},
+			{key: "api_url", kind: settingAPIURL},
 			{key: "region", kind: settingString, required: true},
 			{key: "size", kind: settingString, required: true},
 			{key: "image", kind: settingString},
 			{key: "ssh_keys", kind: settingStrings},
-			{key: "vpc_uuid", kind: settingString},
-			{key: "tags", kind: settingStrings},
+			{key: "vpc_uuid", kind: settingUUID},
+			{key: "tags", kind: settingTags},
 			{key: "cores", kind: settingNumber, required: true},
 			{key: "memory_mb", kind: settingCount, required: true},
 			{key: "gpus", kind: settingCount},
@@ -96,9 +109,10 @@ var dnsProviderTypes = map[string]providerType{
 		settings: []setting{
 			{key: "server", kind: settingHostPort, required: true},
 			{key: "zone", kind: settingDNSDomain, required: true},
-			{key: "ttl", kind: settingCount},
+			{key: "ttl", kind: settingCount, min: 1},
 			{key: "tsig_key_name", kind: settingDNSDomain},
-			{key: "tsig_algorithm", kind: settingString},
+			{key: "tsig_algorithm", kind: settingString,
+				oneOf: []string{"hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}},
 		},
 		secrets: []setting{{key: "tsig_secret", kind: settingBase64}},
 		where:   []string{"server", "zone"},
@@ -159,10 +173,26 @@ func (s setting) check(raw json.RawMessage) string {
 		if json.Unmarshal(raw, &f) != nil || f <= 0 {
 			return "must be a number greater than 0"
 		}
+		if f < s.min {
+			return fmt.Sprintf("must be at least %g", s.min)
+		}
 	case settingCount:
 		var n int64
 		if json.Unmarshal(raw, &n) != nil || n < 0 || n > 1<<31-1 {
 			return "must be a whole number, 0 or more"
+		}
+		if float64(n) < s.min {
+			return fmt.Sprintf("must be at least %g", s.min)
+		}
+	case settingTags:
+		var l []string
+		if json.Unmarshal(raw, &l) != nil {
+			return "must be a list of strings"
+		}
+		for _, t := range l {
+			if !doTag.MatchString(t) {
+				return fmt.Sprintf("%q may have only letters, digits, colons, dashes and underscores", t)
+			}
 		}
 	case settingBool:
 		var b bool
@@ -192,7 +222,30 @@ func (s setting) checkString(v string) string {
 		}
 		return ""
 	}
+	if len(s.oneOf) > 0 && !slices.Contains(s.oneOf, strings.ToLower(strings.TrimSuffix(v, "."))) {
+		return fmt.Sprintf("%q is not one of %s", v, strings.Join(s.oneOf, ", "))
+	}
 	switch s.kind {
+	case settingImage:
+		if !dockerImage.MatchString(v) || strings.HasSuffix(v, ":") || strings.Contains(v, "//") {
+			return fmt.Sprintf("%q is not an image reference (name[:tag])", v)
+		}
+	case settingNetwork:
+		if !dockerName.MatchString(v) {
+			return fmt.Sprintf("%q is not a Docker network name (letters, digits, '_', '.', '-')", v)
+		}
+	case settingAPIURL:
+		u, err := url.Parse(v)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			return fmt.Sprintf("%q is not an https URL", v)
+		case u.Scheme == "http" && !isLoopback(u.Hostname()):
+			return fmt.Sprintf("%q must be https (the token goes in every request; plain http only to a loopback address)", v)
+		}
+	case settingUUID:
+		if _, err := uuid.Parse(v); err != nil {
+			return fmt.Sprintf("%q is not a UUID", v)
+		}
 	case settingDuration:
 		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
 			return fmt.Sprintf("%q is not a duration greater than 0, such as 10m", v)
@@ -215,6 +268,26 @@ func (s setting) checkString(v string) string {
 		}
 	}
 	return ""
+}
+
+var (
+	// The provisioner's adapters' own rules (adapters/vm/local,
+	// adapters/vm/digitalocean), checked here too so that a mistake is a
+	// 400 naming the setting rather than a failure of the autoscaler;
+	// tests/e2e TestProviderSettingsTheAPIRefusesTheProvidersRefuseToo
+	// keeps the two in step.
+	dockerImage = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$`)
+	dockerName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	doTag       = regexp.MustCompile(`^[a-zA-Z0-9_:-]{1,255}$`)
+)
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Provider is a VM provider or a DNS provider: a type, the type's
@@ -351,6 +424,18 @@ func (p Provider) check(types map[string]providerType) FieldErrors {
 	_ = json.Unmarshal(p.Secrets, &secrets)
 	checkSettings(&errs, "settings", settings, t.settings, true)
 	checkSettings(&errs, "secrets", secrets, t.secrets, true)
+	if p.Type == DNSProviderRFC2136 {
+		// A TSIG key is a name and a secret: one without the other signs
+		// nothing.
+		_, name := settings["tsig_key_name"]
+		_, secret := secrets["tsig_secret"]
+		switch {
+		case name && !secret:
+			errs.Add("secrets.tsig_secret", "is required with settings.tsig_key_name")
+		case secret && !name:
+			errs.Add("settings.tsig_key_name", "is required with secrets.tsig_secret")
+		}
+	}
 	return errs
 }
 

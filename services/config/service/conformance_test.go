@@ -271,12 +271,13 @@ func TestOpenAPIConformance(t *testing.T) {
 	h.must(200, "PATCH", "/api/v1/vm-providers/do", obj{"secrets": obj{"token": "dop_v1_other"}}, nil)
 	h.problem(400, "secrets.token", "PATCH", "/api/v1/vm-providers/do", obj{"secrets": obj{"token": nil}})
 	h.create("dns-providers", obj{"name": "bind", "type": "rfc2136",
-		"settings": obj{"server": "127.0.0.1:53", "zone": "agents.example.com"}, "secrets": obj{"tsig_secret": "c2VjcmV0"}})
+		"settings": obj{"server": "127.0.0.1:53", "zone": "agents.example.com", "tsig_key_name": "greenroom"}, "secrets": obj{"tsig_secret": "c2VjcmV0"}})
 	h.problem(400, "secrets.tsig_secret", "POST", "/api/v1/dns-providers", obj{"name": "b2", "type": "rfc2136",
-		"settings": obj{"server": "127.0.0.1:53", "zone": "agents.example.com"}, "secrets": obj{"tsig_secret": "not base64!"}})
+		"settings": obj{"server": "127.0.0.1:53", "zone": "agents.example.com", "tsig_key_name": "greenroom"}, "secrets": obj{"tsig_secret": "not base64!"}})
 	h.must(200, "GET", "/api/v1/dns-providers", nil, nil)
 	h.must(200, "GET", "/api/v1/dns-providers/bind", nil, nil)
-	h.must(200, "PATCH", "/api/v1/dns-providers/bind", obj{"settings": obj{"server": "127.0.0.1:5353", "zone": "agents.example.com"}}, nil)
+	h.must(200, "PATCH", "/api/v1/dns-providers/bind", obj{"settings": obj{"server": "127.0.0.1:5353", "zone": "agents.example.com",
+		"tsig_key_name": "greenroom"}}, nil)
 	as := h.create("autoscale-configs", obj{"name": "scaled-eu", "pool": "scaled", "zone": "eu", "standby_cores": 2,
 		"max_agents": 3, "vm_provider": "local", "dns_provider": "bind", "downscale_backoff": "5m"})
 	if as.str("downscale_backoff") != "5m0s" || as["enabled"] != true || len(as["agents"].([]any)) != 0 {
