@@ -82,12 +82,17 @@ ALTER TABLE agents
     -- the replica working on the agent's machine (making or deleting it)
     -- and until when; another takes the work over once the lease ran out
     ADD COLUMN work_owner text NOT NULL DEFAULT '',
-    ADD COLUMN work_lease_until timestamptz;
+    ADD COLUMN work_lease_until timestamptz,
+    -- when a replica first took up the agent's current step: the boot
+    -- timeout counts from it, not from the decision, so that agents
+    -- waiting for a free worker do not use it up
+    ADD COLUMN work_started_at timestamptz;
 CREATE INDEX agents_autoscale_config_idx ON agents (autoscale_config_id) WHERE autoscale_config_id IS NOT NULL;
 
 -- +goose Down
 DROP INDEX agents_autoscale_config_idx;
 ALTER TABLE agents
+    DROP COLUMN work_started_at,
     DROP COLUMN work_lease_until,
     DROP COLUMN work_owner,
     DROP COLUMN lifecycle_error,

@@ -207,7 +207,7 @@ func (s *Store) applyDecision(ctx context.Context, tx *sqlx.Tx, c autoscaleRow, 
 			from, to = domain.LifecycleDraining, domain.LifecycleDeleting
 		}
 		a := lifecycleRow{Config: sql.NullString{String: c.Name, Valid: true}}
-		err := tx.GetContext(ctx, &a, `UPDATE agents SET lifecycle = $3, lifecycle_at = now(), lifecycle_error = '', updated_at = now()
+		err := tx.GetContext(ctx, &a, `UPDATE agents SET lifecycle = $3, lifecycle_at = now(), lifecycle_error = '', work_started_at = NULL, updated_at = now()
 			WHERE name = $1 AND autoscale_config_id = $2 AND lifecycle = $4
 			RETURNING id, name, machine_id, internal_address`, d.Agent, c.ID, to, from)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -288,6 +288,7 @@ type workRow struct {
 	Name        string          `db:"name"`
 	Lifecycle   string          `db:"lifecycle"`
 	Since       time.Time       `db:"lifecycle_at"`
+	Started     time.Time       `db:"work_started_at"`
 	MachineID   string          `db:"machine_id"`
 	Endpoint    string          `db:"docker_endpoint"`
 	Cores       float64         `db:"cores"`
@@ -316,14 +317,15 @@ type workRow struct {
 func (s *Store) ClaimWork(ctx context.Context, owner string, lease time.Duration, limit int) ([]autoscale.Work, error) {
 	var rows []workRow
 	err := s.db.SelectContext(ctx, &rows, `WITH claimed AS (
-			UPDATE agents a SET work_owner = $1, work_lease_until = now() + $2::interval
+			UPDATE agents a SET work_owner = $1, work_lease_until = now() + $2::interval,
+				work_started_at = COALESCE(a.work_started_at, now())
 			WHERE a.id IN (
 				SELECT id FROM agents
 				WHERE lifecycle IN ('provisioning', 'deleting') AND vm_provider_id IS NOT NULL
 					AND (work_lease_until IS NULL OR work_lease_until < now())
 				ORDER BY lifecycle_at LIMIT $3 FOR UPDATE SKIP LOCKED)
 			RETURNING a.*)
-		SELECT c.id, c.name, c.lifecycle, c.lifecycle_at, c.machine_id, c.docker_endpoint, c.cores::float8 AS cores, c.memory_mb, c.gpus,
+		SELECT c.id, c.name, c.lifecycle, c.lifecycle_at, c.work_started_at, c.machine_id, c.docker_endpoint, c.cores::float8 AS cores, c.memory_mb, c.gpus,
 			ac.id AS config_id, ac.name AS config_name,
 			vp.id AS vm_id, vp.name AS vm_name, vp.type AS vm_type, vp.settings AS vm_settings, vp.secrets AS vm_secrets,
 			vp.tls_ca_cert, vp.tls_ca_key, vp.tls_client_cert, vp.tls_client_key,
@@ -338,9 +340,10 @@ func (s *Store) ClaimWork(ctx context.Context, owner string, lease time.Duration
 	}
 	works := make([]autoscale.Work, len(rows))
 	for i, r := range rows {
-		w := autoscale.Work{AgentID: r.AgentID, Name: r.Name, Lifecycle: r.Lifecycle, Since: r.Since, MachineID: r.MachineID,
-			Endpoint: r.Endpoint,
-			ConfigID: r.ConfigID.String, ConfigName: r.ConfigName.String,
+		w := autoscale.Work{AgentID: r.AgentID, Name: r.Name, Lifecycle: r.Lifecycle, Since: r.Since, Started: r.Started,
+			MachineID: r.MachineID,
+			Endpoint:  r.Endpoint,
+			ConfigID:  r.ConfigID.String, ConfigName: r.ConfigName.String,
 			Size: domain.Resources{MilliCores: domain.MilliCores(r.Cores), MemoryMB: r.MemoryMB}, GPUs: r.GPUs,
 			VM: autoscale.ProviderConfig{ID: r.VMID, Name: r.VMName, Type: r.VMType, Settings: r.VMSettings, Secrets: r.VMSecrets,
 				CACert: r.CACert, CAKey: r.CAKey, ClientCert: r.ClientCert, ClientKey: r.ClientKey}}
@@ -387,7 +390,7 @@ func (s *Store) AgentReady(ctx context.Context, id, owner string) error {
 			lifecycleRow
 			ConfigID sql.NullString `db:"autoscale_config_id"`
 		}
-		err := tx.GetContext(ctx, &row, `UPDATE agents a SET lifecycle = 'active', lifecycle_at = now(), lifecycle_error = '',
+		err := tx.GetContext(ctx, &row, `UPDATE agents a SET lifecycle = 'active', lifecycle_at = now(), lifecycle_error = '', work_started_at = NULL,
 				work_owner = '', work_lease_until = NULL, updated_at = now()
 			WHERE a.id = $1 AND a.work_owner = $2 AND a.lifecycle = 'provisioning'
 			RETURNING a.id, a.name, a.machine_id, a.internal_address, a.autoscale_config_id,
@@ -415,7 +418,7 @@ func (s *Store) AgentReady(ctx context.Context, id, owner string) error {
 func (s *Store) AgentGone(ctx context.Context, id, owner string) error {
 	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var a lifecycleRow
-		err := tx.GetContext(ctx, &a, `UPDATE agents a SET lifecycle = 'deleted', lifecycle_at = now(), lifecycle_error = '',
+		err := tx.GetContext(ctx, &a, `UPDATE agents a SET lifecycle = 'deleted', lifecycle_at = now(), lifecycle_error = '', work_started_at = NULL,
 				enabled = false, pool_id = NULL, autoscale_config_id = NULL, vm_provider_id = NULL,
 				work_owner = '', work_lease_until = NULL, updated_at = now()
 			FROM (SELECT ag.id, ac.name AS config_name FROM agents ag
@@ -451,6 +454,7 @@ func (s *Store) AgentFailed(ctx context.Context, id, owner string, cause error, 
 		err := tx.GetContext(ctx, &row, `UPDATE agents a SET lifecycle_error = $3, work_owner = '',
 				work_lease_until = now() + $5::interval,
 				lifecycle = CASE WHEN $4 AND a.lifecycle = 'provisioning' THEN 'deleting' ELSE a.lifecycle END,
+				work_started_at = CASE WHEN $4 AND a.lifecycle = 'provisioning' THEN NULL ELSE a.work_started_at END,
 				lifecycle_at = CASE WHEN $4 AND a.lifecycle = 'provisioning' THEN now() ELSE a.lifecycle_at END,
 				updated_at = now()
 			FROM (SELECT ag.id, ag.lifecycle, ac.name AS config_name FROM agents ag

@@ -132,9 +132,10 @@ type Work struct {
 	MachineID, Endpoint string
 	Size                domain.Resources
 	GPUs                int
-	// Since is when it entered its lifecycle.
-	Since time.Time
-	VM    ProviderConfig
+	// Since is when it entered its lifecycle, Started when a replica first
+	// took up this step (the boot timeout counts from it).
+	Since, Started time.Time
+	VM             ProviderConfig
 	// DNS is its config's DNS provider, nil when none.
 	DNS *ProviderConfig
 }
@@ -409,7 +410,7 @@ func (a *Autoscaler) Work(ctx context.Context, w Work) {
 	a.metrics.steps.WithLabelValues(w.Lifecycle, "failed").Inc()
 	// A machine that did not come up within the boot timeout is given
 	// up: deleted, so that a new one is tried.
-	abandon := w.Lifecycle == domain.LifecycleProvisioning && time.Since(w.Since) >= a.cfg.BootTimeout
+	abandon := w.Lifecycle == domain.LifecycleProvisioning && time.Since(w.Started) >= a.cfg.BootTimeout
 	log.Warn("autoscale step failed", zap.Error(err), zap.Bool("abandoned", abandon))
 	if rerr := a.store.AgentFailed(context.WithoutCancel(ctx), w.AgentID, a.cfg.Owner, err, abandon, a.cfg.RetryAfter/2); rerr != nil {
 		log.Warn("recording an autoscale failure failed", zap.Error(rerr))
@@ -419,7 +420,7 @@ func (a *Autoscaler) Work(ctx context.Context, w Work) {
 // provision makes w's machine, waits for its engine, loads the images,
 // registers its name and makes it active.
 func (a *Autoscaler) provision(ctx context.Context, w Work) error {
-	ctx, cancel := context.WithDeadline(ctx, w.Since.Add(a.cfg.BootTimeout))
+	ctx, cancel := context.WithDeadline(ctx, w.Started.Add(a.cfg.BootTimeout))
 	defer cancel()
 	vm, err := a.providers.VM(w.VM)
 	if err != nil {
