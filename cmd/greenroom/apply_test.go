@@ -180,6 +180,29 @@ workspace: browser
 desired_sessions: 2
 expiration_hours: 0.5
 allow_gamepad: false
+schedule:
+  - {cron: "45 12 * * 1-5", duration: 2h, desired_sessions: 30}
+---
+kind: vm-provider
+name: local
+type: local_docker
+settings: {cores: 2, memory_mb: 2048}
+---
+kind: dns-provider
+name: bind
+type: rfc2136
+settings: {server: "10.0.0.2:53", zone: agents.example.com}
+---
+kind: autoscale-config
+name: big-agents-a
+pool: big-agents
+zone: zone-a
+enabled: false
+standby_cores: 2
+max_agents: 3
+downscale_backoff: 10m
+vm_provider: local
+dns_provider: bind
 `
 
 // TestGetAllYAMLAppliedToAnotherDatabaseRecreatesTheConfiguration: what
@@ -190,12 +213,21 @@ allow_gamepad: false
 func TestGetAllYAMLAppliedToAnotherDatabaseRecreatesTheConfiguration(t *testing.T) {
 	a, b := startConfigService(t), startConfigService(t)
 	out, _ := a.cli(fullConfiguration+"---\n"+fullConfigurationRest, exitOK, nil, "apply", "-f", "-")
-	if !strings.Contains(out, "apply: 14 created, 0 changed, 0 unchanged, 0 deleted") {
+	if !strings.Contains(out, "apply: 17 created, 0 changed, 0 unchanged, 0 deleted") {
 		t.Fatalf("first apply:\n%s", out)
 	}
 	// Created in dependency order, whatever the file's order.
 	order := []string{"zone/zone-a created", "pool/desktops created", "web-filter-policy/strict created", "group/staff created",
 		"user/carol created", "agent/agent-1 created", "server/desk-1 created", "workspace/browser created", "staging-config/zone-a/browser created"}
+	for _, line := range []string{"vm-provider/local created", "dns-provider/bind created", "autoscale-config/big-agents-a created"} {
+		if !strings.Contains(out, line) {
+			t.Errorf("no %q:\n%s", line, out)
+		}
+	}
+	if strings.Index(out, "pool/desktops created") > strings.Index(out, "autoscale-config/big-agents-a created") ||
+		strings.Index(out, "vm-provider/local created") > strings.Index(out, "autoscale-config/big-agents-a created") {
+		t.Errorf("the autoscale config created before what it names:\n%s", out)
+	}
 	last := -1
 	for _, line := range order {
 		i := strings.Index(out, line)
@@ -216,7 +248,7 @@ func TestGetAllYAMLAppliedToAnotherDatabaseRecreatesTheConfiguration(t *testing.
 	}
 
 	out, _ = b.cli(dumpA, exitOK, nil, "apply", "-f", "-")
-	if !strings.Contains(out, "apply: 14 created, 0 changed, 0 unchanged, 0 deleted") {
+	if !strings.Contains(out, "apply: 17 created, 0 changed, 0 unchanged, 0 deleted") {
 		t.Fatalf("apply on the other database:\n%s", out)
 	}
 	dumpB, _ := b.cli("", exitOK, nil, "get", "all", "-o", "yaml")
@@ -249,11 +281,11 @@ func TestGetAllYAMLAppliedToAnotherDatabaseRecreatesTheConfiguration(t *testing.
 
 	// Applying the same again, on either side, finds nothing to do.
 	out, _ = b.cli(dumpA, exitOK, nil, "apply", "-f", "-")
-	if !strings.Contains(out, "apply: 0 created, 0 changed, 14 unchanged, 0 deleted") {
+	if !strings.Contains(out, "apply: 0 created, 0 changed, 17 unchanged, 0 deleted") {
 		t.Errorf("second apply:\n%s", out)
 	}
 	out, _ = a.cli(fullConfiguration+"---\n"+fullConfigurationRest, exitOK, nil, "apply", "-f", "-")
-	if !strings.Contains(out, "apply: 0 created, 0 changed, 14 unchanged, 0 deleted") {
+	if !strings.Contains(out, "apply: 0 created, 0 changed, 17 unchanged, 0 deleted") {
 		t.Errorf("the original file applied again (8h against 8h0m0s, groups in another order):\n%s", out)
 	}
 }
@@ -274,7 +306,7 @@ func TestApplyChangesWhatDiffersAndDryRunChangesNothing(t *testing.T) {
 		"agent/agent-1 changed (dry run): labels",
 		"zone/zone-c created (dry run)",
 		"workspace/browser unchanged (dry run)",
-		"apply: 1 created, 2 changed, 12 unchanged, 0 deleted (dry run: nothing was changed)",
+		"apply: 1 created, 2 changed, 15 unchanged, 0 deleted (dry run: nothing was changed)",
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("dry run lacks %q:\n%s", want, out)
@@ -293,7 +325,7 @@ func TestApplyChangesWhatDiffersAndDryRunChangesNothing(t *testing.T) {
 
 	out, _ = c.cli(fullConfiguration+"---\n"+changed, exitOK, nil, "apply", "-f", "-")
 	if !strings.Contains(out, "staging-config/zone-a/browser changed: desired_sessions\n") ||
-		!strings.Contains(out, "apply: 1 created, 2 changed, 12 unchanged, 0 deleted\n") {
+		!strings.Contains(out, "apply: 1 created, 2 changed, 15 unchanged, 0 deleted\n") {
 		t.Errorf("apply:\n%s", out)
 	}
 	c.get("/api/v1/staging-configs", &sc)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -17,7 +18,7 @@ var unorderedFields = map[string]bool{
 
 // durationFields are read back in Go's canonical form (`8h` as `8h0m0s`):
 // apply compares them as durations.
-var durationFields = map[string]bool{"session_time_limit": true, "keepalive_expiration": true}
+var durationFields = map[string]bool{"session_time_limit": true, "keepalive_expiration": true, "downscale_backoff": true}
 
 // sameValue reports whether a file's value want of field equals the API's
 // value have. Null, an empty list and an empty object are the same (the
@@ -38,7 +39,39 @@ func sameValue(field string, want, have any) bool {
 	if unorderedFields[field] {
 		want, have = sortedList(want), sortedList(have)
 	}
+	if field == "schedule" {
+		want, have = scheduleAsStored(want), scheduleAsStored(have)
+	}
 	return reflect.DeepEqual(want, have)
+}
+
+// scheduleAsStored is a staging config's schedule as the API stores it:
+// an entry's timezone defaults to UTC, and its duration is compared as a
+// duration ("2h" is "2h0m0s"). Other values pass.
+func scheduleAsStored(v any) any {
+	list, ok := v.([]any)
+	if !ok {
+		return v
+	}
+	out := make([]any, len(list))
+	for i, e := range list {
+		entry, ok := e.(map[string]any)
+		if !ok {
+			out[i] = e
+			continue
+		}
+		norm := maps.Clone(entry)
+		if tz, ok := norm["timezone"]; !ok || tz == nil || tz == "" {
+			norm["timezone"] = "UTC"
+		}
+		if d, ok := norm["duration"].(string); ok {
+			if parsed, err := time.ParseDuration(d); err == nil {
+				norm["duration"] = parsed.String()
+			}
+		}
+		out[i] = norm
+	}
+	return out
 }
 
 func emptyToNil(v any) any {

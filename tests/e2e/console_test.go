@@ -328,9 +328,8 @@ func TestTheAdminConsoleWalksTheSeedsClickPaths(t *testing.T) {
 		t.Fatalf("desk-1 after Assign: pool %v", server["pool"])
 	}
 	c.nav("Infrastructure", "Docker Agents")
-	if got := c.cell("agent-a", "Pool"); got != "agents" {
-		t.Errorf("Docker Agents shows agent-a in pool %q", got)
-	}
+	// The list's earlier rows show until its new read is painted.
+	c.waitFor("Docker Agents showing agent-a in pool agents", cellJS("agent-a", "Pool")+` === "agents"`)
 
 	// ---- Infrastructure → VM Providers, DNS Providers and AutoScale →
 	// Add ("All VM Provider Configs", "All DNS Provider Configs", "All
