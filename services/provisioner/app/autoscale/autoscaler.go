@@ -240,7 +240,6 @@ type Autoscaler struct {
 	mu      sync.Mutex
 	working map[string]bool // agent ids this replica works on
 	wg      sync.WaitGroup
-	ctx     context.Context
 }
 
 // New returns an autoscaler; changed (may be nil) is called when an agent
@@ -254,7 +253,7 @@ func New(cfg Config, store Store, providers Providers, dial Dial, outages Engine
 		a.changed = func() {}
 	}
 	a.Loop = startstop.NewLoop(startstop.LoopConfig{Interval: cfg.Interval, Pass: a.pass,
-		Starting: func(ctx context.Context) { a.ctx = ctx }, Stopping: a.wg.Wait})
+		Stopping: a.wg.Wait})
 	return a
 }
 
