@@ -325,21 +325,31 @@ func TestAPoolScalesItsAgentsUpAndDownWithRealMachines(t *testing.T) {
 	e.waitFor("the session staged once the agent answers again", 3*time.Minute, func() bool { return len(e.poolStaged(sc)) == 1 })
 }
 
+// storeAutoscaleFixture is a zone, a docker_agent pool with no agent and
+// an autoscale config of it (a core of standby, at most 3 agents of 2
+// cores, local provider) for the store-level tests, with the store and
+// what its Decide needs.
+func (e *env) storeAutoscaleFixture() (poolID, cfgID string, store *postgres.Store, in autoscale.DecideInput) {
+	e.t.Helper()
+	zoneID := e.addZone("zone-a", "least_load")
+	poolID = uuid.NewString()
+	e.exec(`INSERT INTO pools (id, name, type) VALUES ($1, 'scaled', 'docker_agent')`, poolID)
+	vmID := e.addVMProvider("local", 2, 1024)
+	cfgID = uuid.NewString()
+	e.exec(`INSERT INTO autoscale_configs (id, name, pool_id, zone_id, standby_cores, max_agents, vm_provider_id)
+		VALUES ($1, 'scaled', $2, $3, 1, 3, $4)`, cfgID, poolID, zoneID, vmID)
+	store = postgres.New(e.db, "greenroom/provisioner")
+	in = autoscale.DecideInput{Size: vm.Providers{}.Size, Decide: domain.DecideScale, RetryAfter: time.Minute}
+	return poolID, cfgID, store, in
+}
+
 // Replicas decide one at a time per config (its row lock, SKIP LOCKED):
 // eight deciding at once, over and over, for a pool that lacks its
 // standby, ask for one agent, not eight — the agent being made counts at
 // its full size in every later decision.
 func TestReplicasDecidingAtOnceAddOneAgent(t *testing.T) {
 	e := newEnv(t, envOptions{noService: true})
-	zoneID := e.addZone("zone-a", "least_load")
-	poolID := uuid.NewString()
-	e.exec(`INSERT INTO pools (id, name, type) VALUES ($1, 'scaled', 'docker_agent')`, poolID)
-	vmID := e.addVMProvider("local", 2, 1024)
-	cfgID := uuid.NewString()
-	e.exec(`INSERT INTO autoscale_configs (id, name, pool_id, zone_id, standby_cores, max_agents, vm_provider_id)
-		VALUES ($1, 'scaled', $2, $3, 1, 3, $4)`, cfgID, poolID, zoneID, vmID)
-	store := postgres.New(e.db, "greenroom/provisioner")
-	in := autoscale.DecideInput{Size: vm.Providers{}.Size, Decide: domain.DecideScale, RetryAfter: time.Minute}
+	poolID, cfgID, store, in := e.storeAutoscaleFixture()
 	var mu sync.Mutex
 	actions := map[domain.ScaleAction]int{}
 	busy := 0
@@ -380,15 +390,7 @@ func TestReplicasDecidingAtOnceAddOneAgent(t *testing.T) {
 // Store level, with no machine: the steps' SQL and their events.
 func TestAnAbandonedAgentsStepsAreAnnouncedWithItsRow(t *testing.T) {
 	e := newEnv(t, envOptions{noService: true})
-	zoneID := e.addZone("zone-a", "least_load")
-	poolID := uuid.NewString()
-	e.exec(`INSERT INTO pools (id, name, type) VALUES ($1, 'scaled', 'docker_agent')`, poolID)
-	vmID := e.addVMProvider("local", 2, 1024)
-	cfgID := uuid.NewString()
-	e.exec(`INSERT INTO autoscale_configs (id, name, pool_id, zone_id, standby_cores, max_agents, vm_provider_id)
-		VALUES ($1, 'scaled', $2, $3, 1, 3, $4)`, cfgID, poolID, zoneID, vmID)
-	store := postgres.New(e.db, "greenroom/provisioner")
-	in := autoscale.DecideInput{Size: vm.Providers{}.Size, Decide: domain.DecideScale, RetryAfter: time.Minute}
+	poolID, cfgID, store, in := e.storeAutoscaleFixture()
 	if d, err := store.Decide(e.ctx, cfgID, in); err != nil || d.Action != domain.ScaleUp {
 		t.Fatalf("Decide = %+v, %v; want a scale up", d, err)
 	}
