@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/greenroom-dev/greenroom/libs/containerconfig"
+	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
 // Agent is a Docker Engine endpoint that runs session containers, with the
@@ -29,8 +30,8 @@ type Agent struct {
 	LastHeartbeatAt *time.Time `db:"last_heartbeat_at" json:"last_heartbeat_at"`
 	// AutoscaleConfig names the autoscale config that made the agent (nil
 	// for an agent entered by hand), MachineID is its machine at the VM
-	// provider, and Lifecycle says where it is in its life (AgentActive,
-	// AgentDraining...), since LifecycleAt; LifecycleError is why the
+	// provider, and Lifecycle says where it is in its life
+	// (events.AgentActive, events.AgentDraining...), since LifecycleAt; LifecycleError is why the
 	// autoscaler's last step with it failed.
 	AutoscaleConfig *string   `db:"autoscale_config" json:"autoscale_config"`
 	MachineID       string    `db:"machine_id" json:"machine_id"`
@@ -86,7 +87,7 @@ func validateAgent(in AgentUpdate, p presence) FieldErrors {
 // Agent returns the agent the body describes, with defaults filled in; the
 // zone and pool are still names only.
 func (in AgentCreate) Agent() Agent {
-	a := Agent{Enabled: true, Lifecycle: AgentActive}
+	a := Agent{Enabled: true, Lifecycle: events.AgentActive}
 	AgentUpdate(in).Apply(&a)
 	return a
 }

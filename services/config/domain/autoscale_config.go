@@ -10,20 +10,6 @@ import (
 // default, 900 seconds).
 const AutoscaleDownscaleBackoffDefault = 15 * time.Minute
 
-// Agent lifecycles: where an agent is in its life. Agents entered by hand
-// are always active; the autoscaler moves its own through the others.
-const (
-	// AgentProvisioning: its machine is being made; no placements yet.
-	AgentProvisioning = "provisioning"
-	// AgentActive: it takes placements.
-	AgentActive = "active"
-	// AgentDraining: no new placements; its staged sessions are replaced
-	// elsewhere and its running ones left to end.
-	AgentDraining = "draining"
-	// AgentDeleting: its machine is being deleted.
-	AgentDeleting = "deleting"
-)
-
 // AutoscaleConfig keeps the free capacity of a docker_agent pool's agents
 // in one zone at its standby cores, memory and GPUs, adding agents (machines
 // of VMProvider, with DNSProvider's records) up to MaxAgents and removing

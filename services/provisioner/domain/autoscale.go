@@ -6,15 +6,19 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/greenroom-dev/greenroom/libs/events"
 )
 
-// Agent lifecycles (the agents table's lifecycle): agents entered by hand
-// are always active; the autoscaler moves its own through the others.
+// Agent lifecycles (the agents table's lifecycle, libs/events' names):
+// agents entered by hand are always active; the autoscaler moves its own
+// through the others.
 const (
-	LifecycleProvisioning = "provisioning"
-	LifecycleActive       = "active"
-	LifecycleDraining     = "draining"
-	LifecycleDeleting     = "deleting"
+	LifecycleProvisioning = events.AgentProvisioning
+	LifecycleActive       = events.AgentActive
+	LifecycleDraining     = events.AgentDraining
+	LifecycleDeleting     = events.AgentDeleting
+	LifecycleDeleted      = events.AgentDeleted
 )
 
 // ScaleConfig is an autoscale config as the decision reads it.

@@ -152,10 +152,7 @@ func New(deps *app.Deps, cfg Config) (*Service, error) {
 	cfg.Autoscale.Forget = engines.Forget
 	cfg.Autoscale.Owner = cmp.Or(cfg.Autoscale.Owner, deps.Source()+"/"+uuid.NewString())
 	s.Autoscaler = autoscale.New(cfg.Autoscale, store, vm.Providers{}, engines.MachineDialer(cmp.Or(cfg.AutoscaleImageSource, AutoscaleImageSourceDefault)),
-		s.EngineHealth, deps.Log, deps.Ops.Registry, func() {
-			s.Reconciler.ConfigChanged("")
-			s.EngineWatcher.Trigger()
-		})
+		s.EngineHealth, deps.Log, deps.Ops.Registry, func() { s.configChanged("") })
 	s.Relay = deps.NewRelay()
 	// The pools' state, read from PostgreSQL at each scrape: every replica
 	// reports the same values (aggregate with max, not sum).

@@ -223,7 +223,7 @@ func (e *Engines) contact(endpoint string) (*Engine, error) {
 	var opts []client.Opt
 	switch {
 	case own != nil:
-		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: own}}))
+		opts = append(opts, withTLS(own))
 	case e.cfg.TLS.Enabled() && strings.HasPrefix(endpoint, "tcp://"):
 		opts = append(opts, client.WithTLSClientConfig(e.cfg.TLS.CA, e.cfg.TLS.Cert, e.cfg.TLS.Key))
 	}
@@ -242,6 +242,12 @@ func (e *Engines) contact(endpoint string) (*Engine, error) {
 		return nil, fmt.Errorf("docker engine %s does not answer: %w", endpoint, err)
 	}
 	return &Engine{c: c, endpoint: endpoint}, nil
+}
+
+// withTLS has a client reach its engine over HTTPS with cfg (an
+// autoscaled agent's: its VM provider's CA and client certificate).
+func withTLS(cfg *tls.Config) client.Opt {
+	return client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}})
 }
 
 // Forget drops what Engines knows of endpoint (its client, its failures):

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net/http"
 
 	"github.com/moby/moby/client"
 
@@ -17,8 +16,7 @@ import (
 // registry is assumed).
 func (e *Engines) MachineDialer(source string) autoscale.Dial {
 	return func(endpoint string, tlsConfig *tls.Config) (autoscale.Engine, error) {
-		c, err := client.New(client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}),
-			client.WithHost(endpoint))
+		c, err := client.New(withTLS(tlsConfig), client.WithHost(endpoint))
 		if err != nil {
 			return nil, fmt.Errorf("docker client for %s: %w", endpoint, err)
 		}

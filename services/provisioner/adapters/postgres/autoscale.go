@@ -432,7 +432,7 @@ func (s *Store) AgentGone(ctx context.Context, id, owner string) error {
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", id, err)
 		}
-		return s.emitLifecycle(ctx, tx, a, domain.LifecycleDeleting, events.AgentDeleted,
+		return s.emitLifecycle(ctx, tx, a, domain.LifecycleDeleting, domain.LifecycleDeleted,
 			"its machine and DNS record are deleted")
 	})
 }
